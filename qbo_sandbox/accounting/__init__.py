@@ -1,0 +1,86 @@
+"""QBO's Accounting API rules, entity by entity.
+
+``RULES`` maps the entity name ("Customer") to its :class:`EntityRules`; ``PATHS`` maps the
+lower-case path segment ("customer") to that name.  The wire layer calls :func:`create`,
+:func:`update`, :func:`delete`, :func:`void` and :func:`read`; they return the entity as QBO
+answers it and raise :class:`qbo_sandbox.faults.QboFault` for everything QBO refuses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from qbo_sandbox import faults
+from qbo_sandbox.accounting.common import EntityRules, check_sync_token, visible
+from qbo_sandbox.accounting.names import NAME_RULES
+from qbo_sandbox.accounting.transactions import TRANSACTION_RULES
+from qbo_sandbox.company import Company, Entity
+
+RULES: dict[str, EntityRules] = {**NAME_RULES, **TRANSACTION_RULES}
+PATHS: dict[str, str] = {name.lower(): name for name in RULES}
+
+
+def rules_for(entity: str) -> EntityRules:
+    try:
+        return RULES[entity]
+    except KeyError:
+        raise faults.unsupported_operation(f"Unsupported entity: {entity}") from None
+
+
+def _stored(co: Company, entity: str, body: Entity) -> Entity:
+    if not isinstance(body, dict):
+        raise faults.invalid_field(entity, "The request body must be a JSON object")
+    entity_id = body.get("Id")
+    if entity_id is None or entity_id == "":
+        raise faults.required_param("Id", entity)
+    stored = visible(co, entity, str(entity_id))
+    if stored is None:
+        raise faults.object_not_found(entity, str(entity_id), "Id")
+    return stored
+
+
+def read(co: Company, entity: str, entity_id: str) -> Entity:
+    rules = rules_for(entity)
+    stored = visible(co, entity, entity_id) if rules.readable else None
+    if stored is None:
+        raise faults.object_not_found(entity, entity_id)
+    return co.snapshot(stored)
+
+
+def create(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
+    rules = rules_for(entity)
+    if not isinstance(body, dict):
+        raise faults.invalid_field(entity, "The request body must be a JSON object")
+    if body.get("Id"):
+        return update(co, entity, body, now)
+    if rules.create is None:
+        raise faults.unsupported_operation(f"Operation create is not supported for {entity}")
+    return co.snapshot(rules.create(co, body, now))
+
+
+def update(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
+    rules = rules_for(entity)
+    if rules.update is None:
+        raise faults.unsupported_operation(f"Operation update is not supported for {entity}")
+    stored = _stored(co, entity, body)
+    check_sync_token(stored, body)
+    sparse = body.get("sparse") in (True, "true")
+    return co.snapshot(rules.update(co, stored, body, sparse, now))
+
+
+def delete(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
+    rules = rules_for(entity)
+    if rules.delete is None:
+        raise faults.unsupported_operation(f"Operation delete is not supported for {entity}")
+    stored = _stored(co, entity, body)
+    check_sync_token(stored, body)
+    return co.snapshot(rules.delete(co, stored, body, now))
+
+
+def void(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
+    rules = rules_for(entity)
+    if rules.void is None:
+        raise faults.unsupported_operation(f"Operation void is not supported for {entity}")
+    stored = _stored(co, entity, body)
+    check_sync_token(stored, body)
+    return co.snapshot(rules.void(co, stored, body, now))
