@@ -1,0 +1,1 @@
+"""The ``qbo-link`` command line."""

@@ -1,0 +1,1 @@
+"""QBO Link's library, used by every Lambda function: QBO client and OAuth, stores, sync logic."""
