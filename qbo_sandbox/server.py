@@ -101,14 +101,16 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         """Serve in a background thread (tests, the local stack)."""
         self.sandbox.webhooks.start()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="qbo-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="qbo-sandbox", daemon=True
+        )
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         self.sandbox.webhooks.start()
         try:
-            self._httpd.serve_forever()
+            self._httpd.serve_forever(poll_interval=0.2)
         finally:
             self.stop()
 
