@@ -35,7 +35,7 @@ def setup() -> None:
     if not (BIN / "python").exists():
         print(f"creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    pip = [BIN / "python", "-m", "pip", "--disable-pip-version-check", "-q"]
+    pip: list[str | Path] = [BIN / "python", "-m", "pip", "--disable-pip-version-check", "-q"]
     print("installing QBO Link and its development tools (first run only)", flush=True)
     if _run(*pip, "install", "--upgrade", "pip") != 0:
         sys.exit("could not upgrade pip in the virtual environment")

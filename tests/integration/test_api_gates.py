@@ -493,7 +493,9 @@ def test_state_persists_to_a_file_across_restarts(tmp_path: Any) -> None:
     try:
         company = second.sandbox.company(conn.realm)
         assert company is not None
-        assert company.get("Customer", created["Id"])["DisplayName"] == "Persisted Customer"
+        stored = company.get("Customer", created["Id"])
+        assert stored is not None
+        assert stored["DisplayName"] == "Persisted Customer"
         again = connect(second, realmId=conn.realm)
         reread = again.get(f"customer/{created['Id']}").json()["Customer"]
         again.close()

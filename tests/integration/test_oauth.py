@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from authlib.integrations.base_client import OAuthError  # type: ignore[import-untyped]
-from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.httpx_client import OAuth2Client
 
 from qbo_sandbox.faults import QboFault
 from qbo_sandbox.server import SandboxServer
