@@ -117,7 +117,8 @@ class Sandbox:
             return {
                 "version": 1,
                 "clock_offset": self.clock.offset,
-                "companies": [_dump_company(c) for c in self.companies.values()],
+                # Through the wire encoder so Decimal amounts become plain JSON numbers.
+                "companies": json.loads(dumps([_dump_company(c) for c in self.companies.values()])),
                 "oauth": self.oauth.dump(),
             }
 
