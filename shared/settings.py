@@ -1,0 +1,119 @@
+"""Settings of a deployed (or local) QBO Link, parsed once per process.
+
+Plain configuration comes from environment variables set by the CDK stack or ``qbo-link dev``;
+secrets (Intuit's client secret, the OAuth-state signing key) come from Secrets Manager when an ARN
+is configured, and only in the local stack from environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from shared import constants
+
+
+class IntuitEnvironment(StrEnum):
+    PRODUCTION = "production"
+    SANDBOX = "sandbox"  # Intuit's own sandbox companies
+    LOCAL = "local"  # qbo_sandbox on loopback
+
+
+class SettingsError(ValueError):
+    """The configuration is missing or wrong; the message names the setting."""
+
+
+class GovernorLimits(BaseModel):
+    """Per-realm budgets the rate governor keeps below Intuit's limits (facts §7)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests_per_minute: int = Field(default=450, ge=1)
+    concurrent: int = Field(default=8, ge=1)
+    batch_per_minute: int = Field(default=36, ge=1)
+    requests_per_second: int = Field(default=9, ge=1)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    intuit_environment: IntuitEnvironment = IntuitEnvironment.LOCAL
+    local_sandbox_url: str = "http://127.0.0.1:8800"
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    redirect_uri: str = Field(min_length=1)  # our OAuth callback, registered at Intuit
+    return_url_allowlist: tuple[str, ...] = ()  # prefixes a connect flow may send the browser back to
+    app_id: str = ""  # Intuit app id, for the reconnect URL
+    state_signing_key: SecretStr
+    state_ttl_seconds: int = Field(default=600, ge=30, le=3600)
+    minor_version: int = Field(default=75, ge=75)
+    connections_table: str = "qbo-link-connections"
+    runtime_table: str = "qbo-link-runtime"
+    kms_key_id: str = "alias/qbo-link-tokens"
+    event_bus_name: str = "qbo-link"
+    governor: GovernorLimits = GovernorLimits()
+    http_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("return_url_allowlist")
+    @classmethod
+    def _absolute(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in value:
+            if not prefix.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+                raise ValueError(f"return URL prefix must be https (or loopback http): {prefix}")
+        return value
+
+
+def _secret_json(arn: str) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(arn, max_age=300)
+    data = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(data, dict):
+        raise SettingsError(f"secret {arn} must hold a JSON object")
+    return data
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """Build settings from environment variables (``QBO_LINK_*`` and the table/queue names)."""
+    raw: dict[str, Any] = {
+        "intuit_environment": env.get("QBO_LINK_INTUIT_ENVIRONMENT", "local"),
+        "local_sandbox_url": env.get("QBO_LINK_LOCAL_SANDBOX_URL", "http://127.0.0.1:8800"),
+        "redirect_uri": env.get("QBO_LINK_REDIRECT_URI", ""),
+        "return_url_allowlist": tuple(
+            u for u in env.get("QBO_LINK_RETURN_URL_ALLOWLIST", "").split(",") if u
+        ),
+        "app_id": env.get("QBO_LINK_APP_ID", ""),
+        "connections_table": env.get(constants.CONNECTIONS_TABLE_ENV, "qbo-link-connections"),
+        "runtime_table": env.get(constants.RUNTIME_TABLE_ENV, "qbo-link-runtime"),
+        "kms_key_id": env.get(constants.KMS_KEY_ENV, "alias/qbo-link-tokens"),
+        "event_bus_name": env.get(constants.EVENT_BUS_ENV, "qbo-link"),
+    }
+    intuit_arn = env.get(constants.INTUIT_SECRET_ARN_ENV)
+    if intuit_arn:
+        secret = _secret_json(intuit_arn)
+        raw["client_id"] = secret.get("client_id", "")
+        raw["client_secret"] = secret.get("client_secret", "")
+    else:  # the local stack only
+        raw["client_id"] = env.get("QBO_LINK_CLIENT_ID", "")
+        raw["client_secret"] = env.get("QBO_LINK_CLIENT_SECRET", "")
+    state_arn = env.get(constants.STATE_SECRET_ARN_ENV)
+    if state_arn:
+        raw["state_signing_key"] = _secret_json(state_arn).get("key", "")
+    else:
+        raw["state_signing_key"] = env.get("QBO_LINK_STATE_SIGNING_KEY", "")
+    try:
+        return Settings.model_validate(raw)
+    except ValueError as exc:
+        raise SettingsError(f"invalid QBO Link configuration: {exc}") from exc
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, parsed on first use (never at import)."""
+    return settings_from_env(os.environ)
