@@ -54,6 +54,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # also when started in the background with SIGINT ignored
     try:
         server.serve_forever()
     except KeyboardInterrupt:
