@@ -98,6 +98,7 @@ class Demo:
     api: httpx2.Client | None = None
     callback_code: str = ""
     throttled: int = 0
+    oauth: OAuth2Client | None = None
     redirect_uri: str = ""
 
     def check(self, title: str, ok: bool, detail: str) -> None:
@@ -169,6 +170,7 @@ def _connect(demo: Demo) -> OAuth2Client:
 def _scenario(demo: Demo, receiver_url: str, receiver: Receiver) -> None:
     demo.control("POST", "webhooks", {"endpoint_url": receiver_url, "format": "cloudevents"})
     oauth = _connect(demo)
+    demo.oauth = oauth
     started = demo.server.sandbox.clock.now() - timedelta(seconds=1)
     demo.api = httpx2.Client(
         base_url=demo.server.url,
@@ -427,6 +429,8 @@ def run_scenario(verbose: bool = False, printer: Callable[[str], None] | None = 
         finally:
             if demo.api is not None:
                 demo.api.close()
+            if demo.oauth is not None:
+                demo.oauth.close()
         _summary(demo)
         console.print(f"[bold green]All {len(demo.checks)} checks passed.[/bold green]")
     return 0

@@ -128,13 +128,13 @@ def stale_object(object_id: str) -> QboFault:
     )
 
 
-def duplicate_name(existing_type: str, existing_id: str) -> QboFault:
+def duplicate_name() -> QboFault:
     """6240: DisplayName already used by a customer, vendor or employee (active or not)."""
     return validation(
         "6240",
         "Duplicate Name Exists Error",
         "The name supplied already exists. : Another customer, vendor or employee is already "
-        f"using this name. Please use a different name. ({existing_type} Id={existing_id})",
+        "using this name. Please use a different name.",
         "DisplayName",
     )
 

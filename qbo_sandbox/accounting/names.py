@@ -840,7 +840,7 @@ def _person(co: Company, kind: str, candidate: Entity, previous: Entity | None) 
             co, other_kind, key, self_id if other_kind == kind else None, lambda row: row.get("DisplayName")
         )
         if other is not None:
-            raise faults.duplicate_name(other_kind, other["Id"])
+            raise faults.duplicate_name()
     candidate["DisplayName"] = display
     check_name = _text(candidate, "PrintOnCheckName", max_len=110)
     candidate["PrintOnCheckName"] = check_name or (company or _joined_parts(candidate) or display)[:110]
