@@ -8,6 +8,17 @@ import pytest
 
 from qbo_sandbox.server import SandboxServer
 from qbo_sandbox.settings import SandboxSettings
+from tests.token_guard import TokenGuard, guarding
+
+
+@pytest.fixture(scope="session", autouse=True)
+def token_guard() -> Iterator[TokenGuard]:
+    """Fails the run if any OAuth token reached a log record (the issue's "captured logs of the
+    whole test run contain no token")."""
+    with guarding() as guard:
+        yield guard
+        leaks = guard.leaks()
+    assert not leaks, f"{len(leaks)} log record(s) contain an OAuth token, e.g. {leaks[0][:200]}"
 
 
 @pytest.fixture
