@@ -1,0 +1,562 @@
+"""The connections table: one item per tenant (its connection and encrypted tokens) and one per
+realm (who owns it).  Layout: docs/connections.md, "The connection item".
+
+Every invariant is a conditional write: one realm belongs to one tenant; tokens change only under
+the refresh lease and the expected ``token_version``; a refresh never resurrects a connection that
+was disconnected or declared dead meanwhile.  The token attributes (``*_ct``, expiries,
+``token_version``, lease) are written only through the methods marked "vault", which
+``shared.vault.TokenVault`` calls; everything else in QBO Link uses the other methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared import constants
+from shared.health import REFRESHABLE, Health
+
+TaxModel = Literal["us_automated", "us_manual", "per_line"]
+
+# Attributes that hold or describe tokens: written by the vault only.
+TOKEN_ATTRIBUTES: tuple[str, ...] = (
+    "access_token_ct",
+    "refresh_token_ct",
+    "access_expires_at",
+    "refresh_expires_at",
+    "hard_expires_at",
+    "lease_owner",
+    "lease_until",
+    "hard_expiry_warned_days",
+)
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class CompanyFacts(BaseModel):
+    """What QBO Link keeps of the company (from CompanyInfo and Preferences)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str | None = None
+    legal_name: str | None = None
+    country: str | None = None
+    currency: str | None = None
+    tax_model: TaxModel | None = None
+    fiscal_year_start_month: int | None = Field(default=None, ge=1, le=12)
+
+
+class Connection(BaseModel):
+    """The connection item, typed.  Instants are UTC datetimes here and epoch seconds in the table."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    tenant_id: str
+    realm_id: str
+    health: Health | None = None
+    health_reason: str | None = None
+    health_changed_at: datetime | None = None
+    company: CompanyFacts | None = None
+    access_token_ct: bytes | None = Field(default=None, repr=False)
+    refresh_token_ct: bytes | None = Field(default=None, repr=False)
+    access_expires_at: datetime | None = None
+    refresh_expires_at: datetime | None = None
+    hard_expires_at: datetime | None = None
+    token_version: int = 0
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    refresh_failures: int = 0
+    last_refresh_at: datetime | None = None
+    last_success_at: datetime | None = None
+    connected_at: datetime | None = None
+    disconnected_at: datetime | None = None
+    keep_mappings: bool | None = None
+    hard_expiry_warned_days: int | None = None  # smallest hard-expiry warning already sent
+    revoke_error: str | None = None  # why the last revoke at Intuit failed, if it did
+
+    @property
+    def has_tokens(self) -> bool:
+        return self.access_token_ct is not None and self.refresh_token_ct is not None
+
+    @property
+    def refreshable(self) -> bool:
+        return self.health in REFRESHABLE and self.has_tokens
+
+
+class RealmTakenError(Exception):
+    """The realm is connected to another tenant (one company per tenant, one tenant per company)."""
+
+    def __init__(self, realm_id: str, owner_tenant: str | None) -> None:
+        super().__init__(f"realm {realm_id} is already connected to another tenant")
+        self.realm_id = realm_id
+        self.owner_tenant = owner_tenant
+
+
+class ConnectionNotFoundError(LookupError):
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id} has no connection")
+        self.tenant_id = tenant_id
+
+
+@dataclass(frozen=True)
+class StoredTokens:
+    """Ciphertexts and lifetimes as the vault hands them to the store."""
+
+    access_token_ct: bytes
+    refresh_token_ct: bytes
+    access_expires_at: datetime
+    refresh_expires_at: datetime
+    hard_expires_at: datetime | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class HealthWrite:
+    """A health value to store with why and when (``changed`` says whether to stamp the time)."""
+
+    health: Health
+    reason: str
+    at: datetime
+    changed: bool
+
+
+def epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _instant(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(int(value), UTC)
+
+
+def _number(value: Any) -> int:
+    return int(value) if isinstance(value, (int, Decimal)) else 0
+
+
+def _binary(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    return bytes(getattr(value, "value", value))
+
+
+class _Update:
+    """Builds one UpdateExpression with placeholder names, so reserved words never bite."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        self._set: list[str] = []
+        self._remove: list[str] = []
+        self._add: list[str] = []
+        self.conditions: list[str] = []
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#{attribute}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def set(self, attribute: str, value: Any) -> _Update:
+        self._set.append(f"{self.name(attribute)} = {self.value(value)}")
+        return self
+
+    def set_expression(self, attribute: str, expression: str) -> _Update:
+        self._set.append(f"{self.name(attribute)} = {expression}")
+        return self
+
+    def remove(self, *attributes: str) -> _Update:
+        self._remove.extend(self.name(a) for a in attributes)
+        return self
+
+    def add(self, attribute: str, amount: int) -> _Update:
+        self._add.append(f"{self.name(attribute)} {self.value(amount)}")
+        return self
+
+    def when(self, condition: str) -> _Update:
+        self.conditions.append(f"({condition})")
+        return self
+
+    def health(self, write: HealthWrite) -> _Update:
+        self.set(constants.STATUS_INDEX_PK, write.health.value)
+        if write.changed:
+            self.set("health_reason", write.reason)
+            self.set("health_changed_at", epoch(write.at))
+        return self
+
+    def request(self, key: Mapping[str, str], return_values: str = "NONE") -> dict[str, Any]:
+        parts = []
+        if self._set:
+            parts.append("SET " + ", ".join(self._set))
+        if self._remove:
+            parts.append("REMOVE " + ", ".join(self._remove))
+        if self._add:
+            parts.append("ADD " + ", ".join(self._add))
+        request: dict[str, Any] = {
+            "Key": dict(key),
+            "UpdateExpression": " ".join(parts),
+            "ExpressionAttributeNames": self.names,
+            "ReturnValues": return_values,
+        }
+        if self.values:
+            request["ExpressionAttributeValues"] = self.values
+        if self.conditions:
+            request["ConditionExpression"] = " AND ".join(self.conditions)
+        return request
+
+
+def _failed_condition(error: ClientError) -> bool:
+    return str(error.response.get("Error", {}).get("Code")) == _CONDITION_FAILED
+
+
+class ConnectionStore:
+    """Data access for the connections table (a boto3 ``Table`` resource of ``tables.CONNECTIONS``)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    # --- reads ------------------------------------------------------------------------------
+
+    @staticmethod
+    def key(tenant_id: str) -> dict[str, str]:
+        return {constants.PK: constants.tenant_pk(tenant_id), constants.SK: constants.CONNECTION_SK}
+
+    def get(self, tenant_id: str) -> Connection | None:
+        answer = self._table.get_item(Key=self.key(tenant_id), ConsistentRead=True)
+        item = answer.get("Item")
+        return self._connection(item) if item else None
+
+    def require(self, tenant_id: str) -> Connection:
+        connection = self.get(tenant_id)
+        if connection is None:
+            raise ConnectionNotFoundError(tenant_id)
+        return connection
+
+    def list_by_health(self, health: Health) -> Iterator[Connection]:
+        """Connections in one health state (GSI ``by-health``; eventually consistent)."""
+        request: dict[str, Any] = {
+            "IndexName": constants.STATUS_INDEX,
+            "KeyConditionExpression": Key(constants.STATUS_INDEX_PK).eq(health.value),
+        }
+        yield from self._pages(self._table.query, request)
+
+    def all_connections(self) -> Iterator[Connection]:
+        request: dict[str, Any] = {"FilterExpression": Attr(constants.SK).eq(constants.CONNECTION_SK)}
+        yield from self._pages(self._table.scan, request)
+
+    def _pages(self, operation: Any, request: dict[str, Any]) -> Iterator[Connection]:
+        while True:
+            answer = operation(**request)
+            for item in answer.get("Items", []):
+                if item.get(constants.SK) == constants.CONNECTION_SK:
+                    yield self._connection(item)
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return
+            request = {**request, "ExclusiveStartKey": last}
+
+    @staticmethod
+    def _connection(item: Mapping[str, Any]) -> Connection:
+        company = item.get("company")
+        return Connection(
+            tenant_id=str(item["tenant_id"]),
+            realm_id=str(item["realm_id"]),
+            health=Health(item["health"]) if item.get("health") else None,
+            health_reason=item.get("health_reason"),
+            health_changed_at=_instant(item.get("health_changed_at")),
+            company=CompanyFacts.model_validate(_plain(company)) if company else None,
+            access_token_ct=_binary(item.get("access_token_ct")),
+            refresh_token_ct=_binary(item.get("refresh_token_ct")),
+            access_expires_at=_instant(item.get("access_expires_at")),
+            refresh_expires_at=_instant(item.get("refresh_expires_at")),
+            hard_expires_at=_instant(item.get("hard_expires_at")),
+            token_version=_number(item.get("token_version")),
+            lease_owner=item.get("lease_owner"),
+            lease_until=_instant(item.get("lease_until")),
+            refresh_failures=_number(item.get("refresh_failures")),
+            last_refresh_at=_instant(item.get("last_refresh_at")),
+            last_success_at=_instant(item.get("last_success_at")),
+            connected_at=_instant(item.get("connected_at")),
+            disconnected_at=_instant(item.get("disconnected_at")),
+            keep_mappings=item.get("keep_mappings"),
+            hard_expiry_warned_days=(
+                _number(item["hard_expiry_warned_days"]) if "hard_expiry_warned_days" in item else None
+            ),
+            revoke_error=item.get("revoke_error"),
+        )
+
+    # --- realm ownership --------------------------------------------------------------------
+
+    @staticmethod
+    def realm_key(realm_id: str) -> dict[str, str]:
+        return {constants.PK: constants.realm_pk(realm_id), constants.SK: constants.REALM_OWNER_SK}
+
+    def claim_realm(self, realm_id: str, tenant_id: str, *, at: datetime | None = None) -> None:
+        """Make ``tenant_id`` the realm's one owner; idempotent for the same tenant."""
+        update = _Update()
+        update.set("tenant_id", tenant_id).set("realm_id", realm_id)
+        update.set_expression(
+            "claimed_at",
+            f"if_not_exists({update.name('claimed_at')}, {update.value(epoch(at or datetime.now(UTC)))})",
+        )
+        update.when(f"attribute_not_exists({update.name(constants.PK)}) OR {update.name('tenant_id')} = :t")
+        update.values[":t"] = tenant_id
+        try:
+            self._table.update_item(**update.request(self.realm_key(realm_id)))
+        except ClientError as error:
+            if not _failed_condition(error):
+                raise
+            raise RealmTakenError(realm_id, self.owner_of(realm_id)) from None
+
+    def release_realm(self, realm_id: str, tenant_id: str) -> bool:
+        """Give the realm up if ``tenant_id`` owns it; False when it did not (nothing changes)."""
+        try:
+            self._table.delete_item(
+                Key=self.realm_key(realm_id),
+                ConditionExpression=Attr("tenant_id").eq(tenant_id),
+            )
+        except ClientError as error:
+            if _failed_condition(error):
+                return False
+            raise
+        return True
+
+    def owner_of(self, realm_id: str) -> str | None:
+        item = self._table.get_item(Key=self.realm_key(realm_id), ConsistentRead=True).get("Item")
+        return str(item["tenant_id"]) if item else None
+
+    # --- connection lifecycle (the connections flows) ---------------------------------------
+
+    def put_connection(
+        self,
+        tenant_id: str,
+        realm_id: str,
+        *,
+        connected_at: datetime,
+        company: CompanyFacts | None = None,
+    ) -> None:
+        """Create or re-open the tenant's connection item; token attributes are left alone."""
+        update = _Update()
+        update.set("tenant_id", tenant_id).set("realm_id", realm_id)
+        update.set("connected_at", epoch(connected_at))
+        if company is not None:
+            update.set("company", _company_map(company))
+        update.remove("disconnected_at", "keep_mappings")
+        self._table.update_item(**update.request(self.key(tenant_id)))
+
+    def update_company(self, tenant_id: str, company: CompanyFacts) -> None:
+        update = _Update().set("company", _company_map(company))
+        update.when(f"attribute_exists({update.name(constants.PK)})")
+        self._update_existing(tenant_id, update)
+
+    def mark_disconnected(self, tenant_id: str, keep_mappings: bool, at: datetime) -> Health | None:
+        """Mark the tenant disconnected; returns the health it had (for the health event).
+
+        Tokens are not touched here: ``TokenVault.revoke_and_delete`` revokes and removes them.
+        """
+        update = _Update()
+        update.set(constants.STATUS_INDEX_PK, Health.DISCONNECTED.value)
+        update.set("health_reason", "disconnected_by_tenant")
+        update.set("health_changed_at", epoch(at))
+        update.set("disconnected_at", epoch(at))
+        update.set("keep_mappings", keep_mappings)
+        update.remove("lease_owner", "lease_until")
+        update.when(f"attribute_exists({update.name(constants.PK)})")
+        old = self._update_existing(tenant_id, update, return_values="UPDATED_OLD")
+        previous = old.get("health") if old else None
+        return Health(previous) if previous else None
+
+    def _update_existing(
+        self, tenant_id: str, update: _Update, return_values: str = "NONE"
+    ) -> dict[str, Any] | None:
+        try:
+            answer = self._table.update_item(**update.request(self.key(tenant_id), return_values))
+        except ClientError as error:
+            if _failed_condition(error):
+                raise ConnectionNotFoundError(tenant_id) from None
+            raise
+        attributes = answer.get("Attributes")
+        return dict(attributes) if attributes else None
+
+    # --- vault: token attributes ------------------------------------------------------------
+
+    def save_tokens(
+        self,
+        tenant_id: str,
+        realm_id: str,
+        tokens: StoredTokens,
+        *,
+        expected_version: int,
+        health: HealthWrite,
+    ) -> int | None:
+        """Vault: store a new consent's tokens; the new ``token_version``, or None if it moved.
+
+        ``expected_version`` is the version read before (0 for an item without tokens ever)."""
+        update = _Update()
+        update.set("tenant_id", tenant_id).set("realm_id", realm_id)
+        self._token_fields(update, tokens)
+        update.set("last_refresh_at", epoch(health.at)).set("refresh_failures", 0)
+        update.health(health)
+        update.remove("lease_owner", "lease_until", "hard_expiry_warned_days", "revoke_error")
+        update.remove("disconnected_at", "keep_mappings")
+        version = update.name("token_version")
+        expected = f"{version} = {update.value(expected_version)}"
+        update.when(f"attribute_not_exists({version}) OR {expected}" if expected_version == 0 else expected)
+        update.set("token_version", expected_version + 1)
+        return expected_version + 1 if self._conditional(update, tenant_id) else None
+
+    def acquire_lease(
+        self, tenant_id: str, owner: str, *, expected_version: int, now: datetime, until: datetime
+    ) -> bool:
+        """Vault: take the refresh lease if it is free or expired and the tokens did not move."""
+        update = _Update()
+        update.set("lease_owner", owner).set("lease_until", epoch(until))
+        update.when(f"{update.name('token_version')} = {update.value(expected_version)}")
+        lease = update.name("lease_until")
+        update.when(f"attribute_not_exists({lease}) OR {lease} <= {update.value(epoch(now))}")
+        self._refreshable_only(update)
+        return self._conditional(update, tenant_id)
+
+    def commit_refresh(
+        self,
+        tenant_id: str,
+        owner: str,
+        tokens: StoredTokens,
+        *,
+        expected_version: int,
+        health: HealthWrite,
+    ) -> bool:
+        """Vault: store refreshed tokens under our lease; False if the lease or version was lost."""
+        update = _Update()
+        self._token_fields(update, tokens)
+        update.set("token_version", expected_version + 1)
+        update.set("last_refresh_at", epoch(health.at)).set("refresh_failures", 0)
+        update.health(health)
+        update.remove("lease_owner", "lease_until")
+        if tokens.hard_expires_at is None:
+            update.remove("hard_expires_at")
+        self._owned(update, owner, expected_version)
+        self._refreshable_only(update)
+        return self._conditional(update, tenant_id)
+
+    def record_refresh_failure(
+        self, tenant_id: str, owner: str, *, expected_version: int, health: HealthWrite
+    ) -> bool:
+        """Vault: count a failed refresh, set refresh_failing and free our lease."""
+        update = _Update().add("refresh_failures", 1).health(health)
+        update.remove("lease_owner", "lease_until")
+        self._owned(update, owner, expected_version)
+        self._refreshable_only(update)
+        return self._conditional(update, tenant_id)
+
+    def mark_grant_dead(self, tenant_id: str, *, expected_version: int, health: HealthWrite) -> bool:
+        """Vault: the grant is dead (invalid_grant) and nobody rotated it meanwhile."""
+        update = _Update().health(health).remove("lease_owner", "lease_until")
+        update.when(f"{update.name('token_version')} = {update.value(expected_version)}")
+        self._refreshable_only(update)
+        return self._conditional(update, tenant_id)
+
+    def release_lease(self, tenant_id: str, owner: str) -> bool:
+        update = _Update().remove("lease_owner", "lease_until")
+        update.when(f"{update.name('lease_owner')} = {update.value(owner)}")
+        return self._conditional(update, tenant_id)
+
+    def remove_tokens(
+        self,
+        tenant_id: str,
+        *,
+        health: HealthWrite | None = None,
+        revoke_error: str | None = None,
+    ) -> bool:
+        """Vault: drop every token attribute (version +1 so an in-flight refresh cannot commit)."""
+        update = _Update().remove(*TOKEN_ATTRIBUTES).add("token_version", 1)
+        if health is not None:
+            update.health(health)
+        if revoke_error is not None:
+            update.set("revoke_error", revoke_error)
+        else:
+            update.remove("revoke_error")
+        update.when(f"attribute_exists({update.name(constants.PK)})")
+        return self._conditional(update, tenant_id)
+
+    def set_health(self, tenant_id: str, *, expected: Health | None, health: HealthWrite) -> bool:
+        """Vault: change the health if it still is ``expected``."""
+        update = _Update().health(health)
+        current = update.name(constants.STATUS_INDEX_PK)
+        if expected is None:
+            update.when(f"attribute_exists({update.name(constants.PK)}) AND attribute_not_exists({current})")
+        else:
+            update.when(f"{current} = {update.value(expected.value)}")
+        return self._conditional(update, tenant_id)
+
+    def record_success(self, tenant_id: str, at: datetime, *, min_interval_seconds: int) -> bool:
+        """Stamp ``last_success_at`` unless it was stamped less than ``min_interval_seconds`` ago."""
+        update = _Update().set("last_success_at", epoch(at))
+        last = update.name("last_success_at")
+        update.when(f"attribute_exists({update.name(constants.PK)})")
+        update.when(
+            f"attribute_not_exists({last}) OR {last} <= {update.value(epoch(at) - min_interval_seconds)}"
+        )
+        return self._conditional(update, tenant_id)
+
+    def mark_hard_expiry_warned(self, tenant_id: str, days: int, hard_expires_at: datetime) -> bool:
+        """True the first time the ``days`` warning is recorded for this hard expiry (once only)."""
+        update = _Update().set("hard_expiry_warned_days", days)
+        warned = update.name("hard_expiry_warned_days")
+        update.when(f"attribute_not_exists({warned}) OR {warned} > {update.value(days)}")
+        update.when(f"{update.name('hard_expires_at')} = {update.value(epoch(hard_expires_at))}")
+        return self._conditional(update, tenant_id)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _token_fields(update: _Update, tokens: StoredTokens) -> None:
+        update.set("access_token_ct", tokens.access_token_ct)
+        update.set("refresh_token_ct", tokens.refresh_token_ct)
+        update.set("access_expires_at", epoch(tokens.access_expires_at))
+        update.set("refresh_expires_at", epoch(tokens.refresh_expires_at))
+        if tokens.hard_expires_at is not None:
+            update.set("hard_expires_at", epoch(tokens.hard_expires_at))
+
+    @staticmethod
+    def _owned(update: _Update, owner: str, expected_version: int) -> None:
+        update.when(f"{update.name('lease_owner')} = {update.value(owner)}")
+        update.when(f"{update.name('token_version')} = {update.value(expected_version)}")
+
+    @staticmethod
+    def _refreshable_only(update: _Update) -> None:
+        current = update.name(constants.STATUS_INDEX_PK)
+        allowed = ", ".join(update.value(h.value) for h in sorted(REFRESHABLE))
+        update.when(f"{current} IN ({allowed})")
+
+    def _conditional(self, update: _Update, tenant_id: str) -> bool:
+        try:
+            self._table.update_item(**update.request(self.key(tenant_id)))
+        except ClientError as error:
+            if _failed_condition(error):
+                return False
+            raise
+        return True
+
+
+def _company_map(company: CompanyFacts) -> dict[str, Any]:
+    return {k: v for k, v in company.model_dump().items() if v is not None}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+        return [_plain(v) for v in value]
+    return value

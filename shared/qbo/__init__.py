@@ -1,0 +1,1 @@
+"""QBO: the Accounting API client, its typed errors, and Intuit OAuth."""
