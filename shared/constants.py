@@ -51,3 +51,64 @@ STATE_SECRET_ARN_ENV: Final = "STATE_SECRET_ARN"  # noqa: S105
 EVENT_CONNECTION_CONNECTED: Final = "Connection Connected"
 EVENT_CONNECTION_DISCONNECTED: Final = "Connection Disconnected"
 EVENT_CONNECTION_HEALTH_CHANGED: Final = "Connection Health Changed"
+
+# --- links and posting log (issues 4 and 5; layouts: docs/push.md) ---------------------------
+LINKS_TABLE_ENV: Final = "LINKS_TABLE"
+POSTING_LOG_TABLE_ENV: Final = "POSTING_LOG_TABLE"
+
+# The app's own ids (documents, clients, codes, ...): never '#', which separates key parts.
+APP_ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,64}$"
+
+# Kinds of link: app entity <-> QBO entity (docs/push.md, "Kinds").
+LINK_KINDS: Final[tuple[str, ...]] = (
+    "client",  # Customer
+    "site",  # sub-customer (Customer with Job: true)
+    "employee",  # Employee
+    "work_code",  # Item
+    "expense_code",  # Item
+    "tax",  # TaxCode
+    "account",  # Account
+    "invoice",  # Invoice
+    "payment",  # Payment
+    "credit_memo",  # CreditMemo
+    "journal_day",  # JournalEntry (summarised mode)
+)
+# Kinds of document the push posts (one posting-log entry per document).
+POSTING_KINDS: Final[tuple[str, ...]] = ("client", "site", "invoice", "payment", "credit_memo", "journal_day")
+
+# links table: pk = TENANT#<t>#KIND#<kind>; sk = APP#<app id> (the link) and QBO#<qbo id> (the
+# reverse entry), written together so a link is one-to-one on both sides.
+LINK_APP_PREFIX: Final = "APP#"
+LINK_QBO_PREFIX: Final = "QBO#"
+
+
+def link_pk(tenant_id: str, kind: str) -> str:
+    return f"TENANT#{tenant_id}#KIND#{kind}"
+
+
+# posting-log table: pk = TENANT#<t>; sk = DOC#<kind>#<app id> (head), DOC#<kind>#<app id>#A#<v>#<n>
+# (attempts) and SUMMARY (counts by kind and state).
+POSTING_DOC_PREFIX: Final = "DOC#"
+POSTING_ATTEMPT_MARK: Final = "#A#"
+POSTING_SUMMARY_SK: Final = "SUMMARY"
+POSTING_BY_STATE_INDEX: Final = "by-state"  # GSI: TENANT#<t>#STATE#<state> / <txn date|->#<kind>#<id>
+POSTING_BY_STATE_PK: Final = "gsi1pk"
+POSTING_BY_STATE_SK: Final = "gsi1sk"
+POSTING_BY_TXN_DATE_INDEX: Final = "by-txn-date"  # GSI: TENANT#<t> / <txn date>#<kind>#<id> (dated only)
+POSTING_BY_TXN_DATE_PK: Final = "gsi2pk"
+POSTING_BY_TXN_DATE_SK: Final = "gsi2sk"
+POSTING_BY_POSTED_INDEX: Final = "by-posted"  # GSI: TENANT#<t> / <posted at>#<kind>#<id> (posted only)
+POSTING_BY_POSTED_PK: Final = "gsi3pk"
+POSTING_BY_POSTED_SK: Final = "gsi3sk"
+
+
+def posting_doc_sk(kind: str, app_id: str) -> str:
+    return f"{POSTING_DOC_PREFIX}{kind}#{app_id}"
+
+
+def posting_attempt_sk(kind: str, app_id: str, version: int, number: int) -> str:
+    return f"{posting_doc_sk(kind, app_id)}{POSTING_ATTEMPT_MARK}{version:08d}#{number:04d}"
+
+
+def posting_state_pk(tenant_id: str, state: str) -> str:
+    return f"TENANT#{tenant_id}#STATE#{state}"

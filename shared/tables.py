@@ -43,7 +43,32 @@ RUNTIME = TableSpec(
     ttl_attribute=constants.TTL_ATTRIBUTE,
 )
 
-TABLES: tuple[TableSpec, ...] = (CONNECTIONS, RUNTIME)
+LINKS = TableSpec(
+    logical_id="LinksTable",
+    env_var=constants.LINKS_TABLE_ENV,
+    default_name="qbo-link-links",
+)
+
+POSTINGS = TableSpec(
+    logical_id="PostingLogTable",
+    env_var=constants.POSTING_LOG_TABLE_ENV,
+    default_name="qbo-link-posting-log",
+    indexes=(
+        IndexSpec(
+            constants.POSTING_BY_STATE_INDEX, constants.POSTING_BY_STATE_PK, constants.POSTING_BY_STATE_SK
+        ),
+        IndexSpec(
+            constants.POSTING_BY_TXN_DATE_INDEX,
+            constants.POSTING_BY_TXN_DATE_PK,
+            constants.POSTING_BY_TXN_DATE_SK,
+        ),
+        IndexSpec(
+            constants.POSTING_BY_POSTED_INDEX, constants.POSTING_BY_POSTED_PK, constants.POSTING_BY_POSTED_SK
+        ),
+    ),
+)
+
+TABLES: tuple[TableSpec, ...] = (CONNECTIONS, RUNTIME, LINKS, POSTINGS)
 
 
 def create_table(client: Any, spec: TableSpec, name: str | None = None) -> str:

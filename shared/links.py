@@ -1,0 +1,588 @@
+"""The links table: which QBO entity each of a tenant's app entities is, per kind.
+
+Layout (``tables.LINKS``; docs/push.md, "Links"): one partition per tenant and kind,
+``pk = TENANT#<tenant>#KIND#<kind>``, holding two items per link:
+
+- ``sk = APP#<app id>``: ``tenant_id``, ``kind``, ``app_id``, ``qbo_id``, ``qbo_name``,
+  ``sync_token``, ``content_hash``, ``source``, ``linked_at``, ``synced_at`` — the link itself;
+- ``sk = QBO#<qbo id>``: ``app_id`` (and ``qbo_id``) — the reverse entry.
+
+Both are written in one ``TransactWriteItems`` whose conditions make the link one-to-one on both
+sides: each item may only be created or rewritten for the same partner.  Every read names the
+tenant in the partition key, so no method can reach another tenant's items, and ids never contain
+``#`` (validated), so no crafted id can forge another tenant's or kind's key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, NamedTuple
+
+from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from shared import constants
+from shared.clock import Clock, SystemClock
+
+LinkSource = Literal["auto", "manual", "export", "import", "push"]
+LINK_SOURCES: Final[frozenset[str]] = frozenset({"auto", "manual", "export", "import", "push"})
+
+_APP_ID = re.compile(constants.APP_ID_PATTERN)
+_KEY_PART = re.compile(r"^[^#\x00-\x1f]{1,128}$")  # tenant and QBO ids: never '#' (key separator)
+_MAX_TOKEN_LENGTH: Final = 4096
+_MAX_PAGE: Final = 1000
+_BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
+# Pairs deleted per transaction by ``clear``: DynamoDB allows 100 actions, moto 25.
+_CLEAR_PAIRS_PER_TRANSACTION: Final = 12
+_RETRIES: Final = 3  # re-reads after a concurrent change before giving up with LinkBusyError
+_BUSY_CODES: Final = frozenset(
+    {
+        "TransactionConflict",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    }
+)
+_Actions = list[dict[str, Any]]  # TransactItems (an alias: ``LinkStore.list`` shadows the builtin)
+_DESERIALIZER = TypeDeserializer()
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class LinkError(Exception):
+    """Base of every error the link store raises."""
+
+
+class InvalidLinkRequestError(LinkError, ValueError):
+    """A kind, id or argument that cannot be stored (nothing was read or written)."""
+
+
+class InvalidPageTokenError(LinkError, ValueError):
+    """A page token that is malformed or belongs to another tenant, kind or query."""
+
+
+class LinkNotFoundError(LinkError, LookupError):
+    def __init__(self, tenant_id: str, kind: str, app_id: str) -> None:
+        super().__init__(f"{kind} {app_id} is not linked")
+        self.tenant_id = tenant_id
+        self.kind = kind
+        self.app_id = app_id
+
+
+class LinkConflictError(LinkError):
+    """A link would break one-to-one: the app entity, the QBO entity (or both) have another partner.
+
+    ``app_partner`` is the QBO id the app entity is already linked to; ``qbo_partner`` the app id
+    the QBO entity is already linked to.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        app_id: str,
+        qbo_id: str | None,
+        *,
+        app_partner: str | None = None,
+        qbo_partner: str | None = None,
+    ) -> None:
+        problems = []
+        if app_partner is not None:
+            problems.append(f"{kind} {app_id} is already linked to QBO id {app_partner}")
+        if qbo_partner is not None:
+            problems.append(f"QBO id {qbo_id} is already linked to {kind} {qbo_partner}")
+        super().__init__("; ".join(problems) or f"{kind} {app_id} cannot be linked to QBO id {qbo_id}")
+        self.kind = kind
+        self.app_id = app_id
+        self.qbo_id = qbo_id
+        self.app_partner = app_partner
+        self.qbo_partner = qbo_partner
+
+    @property
+    def side(self) -> Literal["app", "qbo", "both"]:
+        if self.app_partner is not None and self.qbo_partner is not None:
+            return "both"
+        return "app" if self.app_partner is not None else "qbo"
+
+
+class LinkBusyError(LinkError):
+    """DynamoDB refused a write because of concurrent work (or throttling): safe to retry."""
+
+
+class LinkStoreError(LinkError):
+    """Any other DynamoDB failure (missing table, validation, ...), with the ClientError as cause."""
+
+
+class _ConditionFailed(Exception):
+    """Internal: which operations' conditions failed, with the item each one saw (None: absent)."""
+
+    def __init__(self, failed: Mapping[int, dict[str, Any] | None]) -> None:
+        super().__init__("condition failed")
+        self.failed = dict(failed)
+
+
+@contextmanager
+def _dynamodb(operation: str) -> Iterator[None]:
+    """The one place where botocore's ClientError becomes this module's errors."""
+    try:
+        yield
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code == "ConditionalCheckFailedException":
+            raise _ConditionFailed({0: _plain_item(error.response.get("Item"))}) from None
+        if code == "TransactionCanceledException":
+            reasons = error.response.get("CancellationReasons") or []
+            failed = {
+                index: _plain_item(reason.get("Item"))
+                for index, reason in enumerate(reasons)
+                if reason.get("Code") == "ConditionalCheckFailed"
+            }
+            if failed:
+                raise _ConditionFailed(failed) from None
+            if any(reason.get("Code") in _BUSY_CODES for reason in reasons):
+                raise LinkBusyError(f"{operation}: concurrent change, retry") from error
+        if code in _BUSY_CODES:
+            raise LinkBusyError(f"{operation}: {code}, retry") from error
+        raise LinkStoreError(f"{operation} failed: {code or 'unknown error'}") from error
+
+
+def _plain_item(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A low-level item (``{"S": ...}``) from an error response as plain values."""
+    if not item:
+        return None
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+
+
+# --- pagination tokens -------------------------------------------------------------------------
+
+
+def encode_page_token(last_evaluated_key: Mapping[str, Any]) -> str:
+    """An opaque page token: URL-safe base64 of DynamoDB's LastEvaluatedKey (string keys only)."""
+    raw = json.dumps(
+        {k: str(v) for k, v in last_evaluated_key.items()}, sort_keys=True, separators=(",", ":")
+    )
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, expected: Mapping[str, Callable[[str], bool]]) -> dict[str, str]:
+    """The ExclusiveStartKey in ``token``: exactly the attributes of ``expected``, each accepted by its
+    check (which pins it to the caller's tenant, kind or index).  Anything else is refused."""
+    if not token or len(token) > _MAX_TOKEN_LENGTH:
+        raise InvalidPageTokenError("page token is empty or too long")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        key = json.loads(raw.decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidPageTokenError("page token is malformed") from None
+    if not isinstance(key, dict) or set(key) != set(expected):
+        raise InvalidPageTokenError("page token does not belong to this query")
+    for name, check in expected.items():
+        value = key[name]
+        if not isinstance(value, str) or not check(value):
+            raise InvalidPageTokenError("page token does not belong to this query")
+    return key
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= _MAX_PAGE:
+        raise InvalidLinkRequestError(f"limit must be between 1 and {_MAX_PAGE}")
+    return limit
+
+
+# --- the link -----------------------------------------------------------------------------------
+
+
+class Link(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    tenant_id: str
+    kind: str
+    app_id: str
+    qbo_id: str
+    qbo_name: str | None = None
+    sync_token: str | None = None
+    content_hash: str | None = None
+    source: LinkSource = "manual"
+    linked_at: datetime
+    synced_at: datetime | None = None
+
+
+class LinkPage(NamedTuple):
+    links: list[Link]
+    next_token: str | None
+
+
+def validate_kind(kind: str) -> str:
+    if kind not in constants.LINK_KINDS:
+        raise InvalidLinkRequestError(
+            f"unknown kind {kind!r}; expected one of {', '.join(constants.LINK_KINDS)}"
+        )
+    return kind
+
+
+def _check_tenant(tenant_id: str) -> str:
+    if not _KEY_PART.match(tenant_id):
+        raise InvalidLinkRequestError("tenant id must be 1-128 characters without '#'")
+    return tenant_id
+
+
+def _check_app_id(app_id: str) -> str:
+    if not _APP_ID.match(app_id):
+        raise InvalidLinkRequestError(f"app id {app_id!r} must match {constants.APP_ID_PATTERN}")
+    return app_id
+
+
+def _check_qbo_id(qbo_id: str) -> str:
+    if not _KEY_PART.match(qbo_id):
+        raise InvalidLinkRequestError(f"QBO id {qbo_id!r} must be 1-128 characters without '#'")
+    return qbo_id
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _instant(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
+
+
+class LinkStore:
+    """Data access for the links table (a boto3 ``Table`` resource of ``tables.LINKS``)."""
+
+    def __init__(self, table: Any, clock: Clock | None = None) -> None:
+        self._table = table
+        self._clock = clock or SystemClock()
+
+    # --- keys --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _pk(tenant_id: str, kind: str) -> str:
+        return constants.link_pk(_check_tenant(tenant_id), validate_kind(kind))
+
+    @staticmethod
+    def _app_key(pk: str, app_id: str) -> dict[str, str]:
+        return {constants.PK: pk, constants.SK: constants.LINK_APP_PREFIX + _check_app_id(app_id)}
+
+    @staticmethod
+    def _qbo_key(pk: str, qbo_id: str) -> dict[str, str]:
+        return {constants.PK: pk, constants.SK: constants.LINK_QBO_PREFIX + _check_qbo_id(qbo_id)}
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def link(
+        self,
+        tenant_id: str,
+        kind: str,
+        app_id: str,
+        qbo_id: str,
+        *,
+        qbo_name: str | None = None,
+        sync_token: str | None = None,
+        content_hash: str | None = None,
+        source: LinkSource = "manual",
+    ) -> None:
+        """Link ``app_id`` to ``qbo_id`` (one TransactWriteItems of two items).
+
+        Re-linking the same pair is idempotent: it keeps ``linked_at`` and ``source`` and refreshes
+        the name, SyncToken and content hash given.  A second partner on either side raises
+        ``LinkConflictError`` naming the side(s) and the partner(s) already linked.
+        """
+        if source not in LINK_SOURCES:
+            raise InvalidLinkRequestError(f"unknown link source {source!r}")
+        pk = self._pk(tenant_id, kind)
+        app_key, qbo_key = self._app_key(pk, app_id), self._qbo_key(pk, qbo_id)
+        now = _stamp(self._clock.now())
+        app_sets = {
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "app_id": app_id,
+            "qbo_id": qbo_id,
+            "qbo_name": qbo_name,
+            "sync_token": sync_token,
+            "content_hash": content_hash,
+        }
+        app_update = _transact_update(
+            app_key,
+            sets={k: v for k, v in app_sets.items() if v is not None},
+            keep={"linked_at": now, "source": source},
+            condition=("qbo_id", qbo_id),
+        )
+        qbo_update = _transact_update(
+            qbo_key,
+            sets={"tenant_id": tenant_id, "kind": kind, "app_id": app_id, "qbo_id": qbo_id},
+            keep={"linked_at": now},
+            condition=("app_id", app_id),
+        )
+        try:
+            self._transact([app_update, qbo_update], "link")
+        except _ConditionFailed as failed:
+            app_item, qbo_item = failed.failed.get(0), failed.failed.get(1)
+            raise LinkConflictError(
+                kind,
+                app_id,
+                qbo_id,
+                app_partner=str(app_item["qbo_id"]) if app_item else None,
+                qbo_partner=str(qbo_item["app_id"]) if qbo_item else None,
+            ) from None
+
+    def unlink(self, tenant_id: str, kind: str, app_id: str) -> Link | None:
+        """Remove the link of ``app_id`` (both items); returns what was removed, None if unlinked."""
+        for _ in range(_RETRIES):
+            link = self.get_by_app(tenant_id, kind, app_id)
+            if link is None:
+                return None
+            try:
+                self._transact(self._delete_pair(link.tenant_id, kind, app_id, link.qbo_id), "unlink")
+            except _ConditionFailed:
+                continue  # relinked meanwhile: read again
+            return link
+        raise LinkBusyError(f"unlink: {kind} {app_id} keeps changing, retry")
+
+    def unlink_qbo(self, tenant_id: str, kind: str, qbo_id: str) -> Link | None:
+        """Remove the link of the QBO entity ``qbo_id`` (e.g. merged or deleted in QBO)."""
+        for _ in range(_RETRIES):
+            link = self.get_by_qbo(tenant_id, kind, qbo_id)
+            if link is None:
+                return None
+            try:
+                self._transact(self._delete_pair(tenant_id, kind, link.app_id, qbo_id), "unlink")
+            except _ConditionFailed:
+                continue
+            return link
+        raise LinkBusyError(f"unlink: QBO id {qbo_id} keeps changing, retry")
+
+    def record_sync(
+        self,
+        tenant_id: str,
+        kind: str,
+        app_id: str,
+        sync_token: str,
+        content_hash: str,
+        *,
+        qbo_id: str | None = None,
+    ) -> None:
+        """After a push or pull: store QBO's new SyncToken and the content hash now in both systems.
+
+        Conditional on the link existing (and, with ``qbo_id``, still pointing there): a write never
+        resurrects an unlinked entity or stamps another partner's token.
+        """
+        pk = self._pk(tenant_id, kind)
+        names = {"#pk": constants.PK, "#st": "sync_token", "#ch": "content_hash", "#at": "synced_at"}
+        values: dict[str, Any] = {
+            ":st": sync_token,
+            ":ch": content_hash,
+            ":at": _stamp(self._clock.now()),
+        }
+        condition = "attribute_exists(#pk)"
+        if qbo_id is not None:
+            names["#q"] = "qbo_id"
+            values[":q"] = _check_qbo_id(qbo_id)
+            condition += " AND #q = :q"
+        try:
+            with _dynamodb("record_sync"):
+                self._table.update_item(
+                    Key=self._app_key(pk, app_id),
+                    UpdateExpression="SET #st = :st, #ch = :ch, #at = :at",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except _ConditionFailed as failed:
+            current = failed.failed.get(0)
+            if current is None:
+                raise LinkNotFoundError(tenant_id, kind, app_id) from None
+            raise LinkConflictError(kind, app_id, qbo_id, app_partner=str(current["qbo_id"])) from None
+
+    def clear(self, tenant_id: str, kind: str) -> int:
+        """Remove every link of one kind; returns how many were removed.
+
+        Pairs are deleted in transactions (never one side without the other); a pair that changed
+        meanwhile is removed through ``unlink``, which reads it again.
+        """
+        pk = self._pk(tenant_id, kind)
+        removed = 0
+        request: dict[str, Any] = {
+            "KeyConditionExpression": Key(constants.PK).eq(pk)
+            & Key(constants.SK).begins_with(constants.LINK_APP_PREFIX),
+            "ProjectionExpression": "#sk, app_id, qbo_id",
+            "ExpressionAttributeNames": {"#sk": constants.SK},
+            "ConsistentRead": True,
+            "Limit": _CLEAR_PAIRS_PER_TRANSACTION,
+        }
+        while True:
+            with _dynamodb("clear"):
+                answer = self._table.query(**request)
+            pairs = [(str(item["app_id"]), str(item["qbo_id"])) for item in answer.get("Items", [])]
+            if pairs:
+                actions = [op for app, qbo in pairs for op in self._delete_pair(tenant_id, kind, app, qbo)]
+                try:
+                    self._transact(actions, "clear")
+                    removed += len(pairs)
+                except _ConditionFailed:
+                    removed += sum(self.unlink(tenant_id, kind, app) is not None for app, _ in pairs)
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return removed
+            request["ExclusiveStartKey"] = last
+
+    def clear_tenant(self, tenant_id: str) -> int:
+        """Remove every link of every kind ("remove mappings" on disconnect); how many were removed."""
+        return sum(self.clear(tenant_id, kind) for kind in constants.LINK_KINDS)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get_by_app(self, tenant_id: str, kind: str, app_id: str) -> Link | None:
+        pk = self._pk(tenant_id, kind)
+        with _dynamodb("get_by_app"):
+            item = self._table.get_item(Key=self._app_key(pk, app_id), ConsistentRead=True).get("Item")
+        return _link(item) if item else None
+
+    def get_by_qbo(self, tenant_id: str, kind: str, qbo_id: str) -> Link | None:
+        """The link of a QBO entity: the reverse entry, then the link it names (two reads)."""
+        pk = self._pk(tenant_id, kind)
+        with _dynamodb("get_by_qbo"):
+            reverse = self._table.get_item(Key=self._qbo_key(pk, qbo_id), ConsistentRead=True).get("Item")
+        if not reverse:
+            return None
+        link = self.get_by_app(tenant_id, kind, str(reverse["app_id"]))
+        # Both items change in one transaction, so a mismatch means the link moved between the reads.
+        return link if link is not None and link.qbo_id == qbo_id else None
+
+    def get_many(self, tenant_id: str, kind: str, app_ids: Iterable[str]) -> dict[str, Link]:
+        """The links of several app entities (BatchGetItem, 100 keys a call); unlinked ones are absent.
+
+        What the push needs to resolve an invoice's client and every line's code in one or two calls.
+        """
+        pk = self._pk(tenant_id, kind)
+        keys = [self._app_key(pk, app_id) for app_id in dict.fromkeys(app_ids)]
+        client = self._table.meta.client
+        found: dict[str, Link] = {}
+        for start in range(0, len(keys), _BATCH_GET_KEYS):
+            pending: dict[str, Any] = {
+                self._table.name: {
+                    "Keys": keys[start : start + _BATCH_GET_KEYS],
+                    "ConsistentRead": True,
+                }
+            }
+            while pending:
+                with _dynamodb("get_many"):
+                    answer = client.batch_get_item(RequestItems=pending)
+                for item in answer.get("Responses", {}).get(self._table.name, []):
+                    link = _link(item)
+                    found[link.app_id] = link
+                pending = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def list(self, tenant_id: str, kind: str, *, page_token: str | None = None, limit: int = 100) -> LinkPage:
+        """One page of a kind's links, by app id; ``next_token`` is None on the last page."""
+        pk = self._pk(tenant_id, kind)
+        request: dict[str, Any] = {
+            "KeyConditionExpression": Key(constants.PK).eq(pk)
+            & Key(constants.SK).begins_with(constants.LINK_APP_PREFIX),
+            "ConsistentRead": True,
+            "Limit": check_limit(limit),
+        }
+        if page_token is not None:
+            request["ExclusiveStartKey"] = decode_page_token(
+                page_token,
+                {
+                    constants.PK: pk.__eq__,
+                    constants.SK: lambda sk: sk.startswith(constants.LINK_APP_PREFIX),
+                },
+            )
+        with _dynamodb("list"):
+            answer = self._table.query(**request)
+        last = answer.get("LastEvaluatedKey")
+        return LinkPage(
+            [_link(item) for item in answer.get("Items", [])],
+            encode_page_token(last) if last else None,
+        )
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _delete_pair(self, tenant_id: str, kind: str, app_id: str, qbo_id: str) -> _Actions:
+        """Delete both items of one link, only if they still point at each other."""
+        pk = self._pk(tenant_id, kind)
+        return [
+            {
+                "Delete": {
+                    "Key": self._app_key(pk, app_id),
+                    "ConditionExpression": "#q = :q",
+                    "ExpressionAttributeNames": {"#q": "qbo_id"},
+                    "ExpressionAttributeValues": {":q": qbo_id},
+                }
+            },
+            {
+                # Tolerates a missing reverse entry, so a damaged pair can still be removed.
+                "Delete": {
+                    "Key": self._qbo_key(pk, qbo_id),
+                    "ConditionExpression": "attribute_not_exists(#pk) OR #a = :a",
+                    "ExpressionAttributeNames": {"#pk": constants.PK, "#a": "app_id"},
+                    "ExpressionAttributeValues": {":a": app_id},
+                }
+            },
+        ]
+
+    def _transact(self, actions: _Actions, operation: str) -> None:
+        for action in actions:
+            next(iter(action.values()))["TableName"] = self._table.name
+        with _dynamodb(operation):
+            self._table.meta.client.transact_write_items(TransactItems=actions)
+
+
+def _transact_update(
+    key: Mapping[str, str],
+    *,
+    sets: Mapping[str, Any],
+    keep: Mapping[str, Any],
+    condition: tuple[str, str],
+) -> dict[str, Any]:
+    """An Update action: SET ``sets``, set ``keep`` only where absent, and allow it only on a new item
+    or one whose ``condition`` attribute already has the same value (the same partner)."""
+    names: dict[str, str] = {"#pk": constants.PK}
+    values: dict[str, Any] = {}
+    clauses = []
+    for index, (name, value) in enumerate([*sets.items(), *keep.items()]):
+        names[f"#n{index}"], values[f":v{index}"] = name, value
+        if name in keep:
+            clauses.append(f"#n{index} = if_not_exists(#n{index}, :v{index})")
+        else:
+            clauses.append(f"#n{index} = :v{index}")
+    attribute, expected = condition
+    names["#c"], values[":c"] = attribute, expected
+    return {
+        "Update": {
+            "Key": key,
+            "UpdateExpression": "SET " + ", ".join(clauses),
+            "ConditionExpression": "attribute_not_exists(#pk) OR #c = :c",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def _link(item: Mapping[str, Any]) -> Link:
+    return Link(
+        tenant_id=str(item["tenant_id"]),
+        kind=str(item["kind"]),
+        app_id=str(item["app_id"]),
+        qbo_id=str(item["qbo_id"]),
+        qbo_name=item.get("qbo_name"),
+        sync_token=item.get("sync_token"),
+        content_hash=item.get("content_hash"),
+        source=item.get("source", "manual"),
+        linked_at=_instant(item.get("linked_at")) or datetime.fromtimestamp(0, UTC),
+        synced_at=_instant(item.get("synced_at")),
+    )
