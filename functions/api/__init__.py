@@ -1,0 +1,1 @@
+"""The api function: the tenant API (IAM-authorised HTTP API routes)."""

@@ -1,0 +1,1 @@
+"""The oauth function: Intuit's browser redirects (callback, disconnect and reconnect URLs)."""

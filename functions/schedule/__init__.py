@@ -1,0 +1,1 @@
+"""The schedule function: the daily token keep-alive."""

@@ -1,0 +1,208 @@
+"""The process's collaborators, built on first use from ``get_settings()`` and boto3, then cached.
+
+Nothing happens at import: a Lambda (or a test inside ``mock_aws``) pays for a client only when a
+handler first asks for it, so clients bind to whatever AWS the process sees at that moment. Endpoint
+URLs come from boto3's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` support, which is
+how the local stack points every client at moto's server.
+
+``override()`` lets the local stack and tests swap the clock, the event publisher, the settings or
+the HTTP clients before first use; ``reset()`` forgets everything.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from shared.clock import Clock
+    from shared.connection_store import ConnectionStore
+    from shared.connections import ConnectionFlows, OAuthStateStore
+    from shared.events import EventPublisher
+    from shared.governor import RateGovernor
+    from shared.qbo.client import QboClient
+    from shared.qbo.environment import IntuitEndpoints
+    from shared.qbo.oauth import IntuitOAuth
+    from shared.settings import Settings
+    from shared.vault import TokenProvider, TokenVault
+
+_T = TypeVar("_T")
+_lock = threading.RLock()
+_built: dict[str, Any] = {}
+_overrides: dict[str, Any] = {}
+
+
+def override(
+    *,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    events: EventPublisher | None = None,
+    oauth_http_factory: Callable[..., Any] | None = None,
+    qbo_http: httpx2.Client | None = None,
+) -> None:
+    """Replace collaborators before first use (the local stack, tests); ``None`` leaves one alone."""
+    given = {
+        "settings": settings,
+        "clock": clock,
+        "events": events,
+        "oauth_http_factory": oauth_http_factory,
+        "qbo_http": qbo_http,
+    }
+    with _lock:
+        _forget_built()
+        _overrides.update({name: value for name, value in given.items() if value is not None})
+
+
+def reset() -> None:
+    """Forget every built collaborator and override, and the cached settings and endpoints."""
+    from shared.qbo.environment import clear_endpoint_cache
+    from shared.settings import get_settings
+
+    with _lock:
+        _forget_built()
+        _overrides.clear()
+    get_settings.cache_clear()
+    clear_endpoint_cache()
+
+
+def _forget_built() -> None:
+    http = _built.get("qbo_http")
+    if http is not None and http is not _overrides.get("qbo_http"):
+        http.close()  # ours: the pool would otherwise leak its sockets
+    _built.clear()
+
+
+def _once(name: str, build: Callable[[], _T]) -> _T:
+    with _lock:
+        if name not in _built:
+            _built[name] = _overrides[name] if name in _overrides else build()
+        value: _T = _built[name]
+        return value
+
+
+def settings() -> Settings:
+    from shared.settings import get_settings
+
+    return _once("settings", get_settings)
+
+
+def clock() -> Clock:
+    from shared.clock import SystemClock
+
+    return _once("clock", SystemClock)
+
+
+def dynamodb() -> Any:
+    import boto3
+
+    return _once("dynamodb", lambda: boto3.resource("dynamodb"))
+
+
+def kms() -> Any:
+    import boto3
+
+    return _once("kms", lambda: boto3.client("kms"))
+
+
+def events() -> EventPublisher:
+    def build() -> EventPublisher:
+        import boto3
+
+        from shared.events import EventBridgePublisher
+
+        return EventBridgePublisher(boto3.client("events"), settings().event_bus_name)
+
+    return _once("events", build)
+
+
+def endpoints() -> IntuitEndpoints:
+    from shared.qbo.environment import endpoints_for
+
+    return _once("endpoints", lambda: endpoints_for(settings()))
+
+
+def oauth() -> IntuitOAuth:
+    def build() -> IntuitOAuth:
+        from shared.qbo.oauth import IntuitOAuth
+
+        factory = _overrides.get("oauth_http_factory")
+        return IntuitOAuth(settings(), endpoints(), clock=clock(), http_factory=factory)
+
+    return _once("oauth", build)
+
+
+def store() -> ConnectionStore:
+    from shared.connection_store import ConnectionStore
+
+    return _once("store", lambda: ConnectionStore(dynamodb().Table(settings().connections_table)))
+
+
+def states() -> OAuthStateStore:
+    from shared.connections import OAuthStateStore
+
+    return _once("states", lambda: OAuthStateStore(dynamodb().Table(settings().runtime_table)))
+
+
+def vault() -> TokenVault:
+    def build() -> TokenVault:
+        from shared.vault import TokenVault
+
+        return TokenVault(store(), kms(), settings().kms_key_id, oauth(), events(), clock())
+
+    return _once("vault", build)
+
+
+def qbo_http() -> httpx2.Client:
+    """One HTTP client (connection pool) for every realm's QBO calls in this process."""
+
+    def build() -> httpx2.Client:
+        import httpx2
+
+        return httpx2.Client(timeout=settings().http_timeout_seconds)
+
+    return _once("qbo_http", build)
+
+
+def governor() -> RateGovernor:
+    """The per-realm budgets every Lambda shares (runtime table); real time, never the test clock."""
+    from shared.governor import RateGovernor
+
+    return _once(
+        "governor", lambda: RateGovernor(dynamodb().Table(settings().runtime_table), settings().governor)
+    )
+
+
+def qbo_client(realm_id: str, tokens: TokenProvider) -> QboClient:
+    """A QBO client for one realm; tokens from the vault (or, at the callback, a fresh exchange)."""
+    from shared.qbo.client import QboClient
+
+    return QboClient(
+        realm_id,
+        endpoints().api_base_url + "/v3",  # IntuitEndpoints gives the host root, the client wants /v3
+        tokens,
+        governor=governor(),
+        http=qbo_http(),
+        minor_version=settings().minor_version,
+        clock=clock(),
+    )
+
+
+def connections() -> ConnectionFlows:
+    def build() -> ConnectionFlows:
+        from shared.connections import ConnectionFlows
+
+        return ConnectionFlows(
+            settings=settings(),
+            store=store(),
+            vault=vault(),
+            oauth=oauth(),
+            states=states(),
+            events=events(),
+            clock=clock(),
+            qbo_client=qbo_client,
+        )
+
+    return _once("connections", build)
