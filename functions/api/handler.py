@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.metrics import MetricUnit
 
-from functions.api import connection_routes
+from functions.api import connection_routes, mapping_routes, push_routes
 from functions.api.common import refusal
 from shared.connections import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
 from shared.observability import logger, metrics, tracer
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(connection_routes.router)
+app.include_router(push_routes.router)
+app.include_router(mapping_routes.router)
 
 
 def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
