@@ -51,6 +51,7 @@ STATE_SECRET_ARN_ENV: Final = "STATE_SECRET_ARN"  # noqa: S105
 EVENT_CONNECTION_CONNECTED: Final = "Connection Connected"
 EVENT_CONNECTION_DISCONNECTED: Final = "Connection Disconnected"
 EVENT_CONNECTION_HEALTH_CHANGED: Final = "Connection Health Changed"
+EVENT_CONNECTION_HARD_EXPIRY: Final = "Connection Hard Expiry Approaching"
 
 # --- links and posting log (issues 4 and 5; layouts: docs/push.md) ---------------------------
 LINKS_TABLE_ENV: Final = "LINKS_TABLE"

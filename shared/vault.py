@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol
 
 from botocore.exceptions import ClientError
 
+from shared import constants
 from shared.clock import Clock
 from shared.connection_store import (
     Connection,
@@ -53,7 +54,7 @@ from shared.qbo.oauth import (
 )
 
 TOKEN_PURPOSE: Final = "qbo-oauth-token"  # noqa: S105 - the encryption-context purpose, not a secret
-EVENT_HARD_EXPIRY_WARNING: Final = "Connection Hard Expiry Approaching"
+EVENT_HARD_EXPIRY_WARNING: Final = constants.EVENT_CONNECTION_HARD_EXPIRY
 HARD_EXPIRY_WARNING_DAYS: Final = (30, 7)  # Intuit's sample: in-product at T-30, e-mail at T-7
 KEEP_ALIVE_AFTER: Final = timedelta(hours=20)  # refresh anything older: every connection daily
 SUCCESS_WRITE_INTERVAL_SECONDS: Final = 60

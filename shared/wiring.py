@@ -150,7 +150,12 @@ def vault() -> TokenVault:
     def build() -> TokenVault:
         from shared.vault import TokenVault
 
-        return TokenVault(store(), kms(), settings().kms_key_id, oauth(), events(), clock())
+        # The lease must outlive one call to Intuit's token endpoint, or a slow answer lets a second
+        # worker refresh too (harmless thanks to the conditional commit, but a wasted rotation).
+        lease = int(settings().http_timeout_seconds) + 15
+        return TokenVault(
+            store(), kms(), settings().kms_key_id, oauth(), events(), clock(), lease_seconds=lease
+        )
 
     return _once("vault", build)
 
