@@ -721,17 +721,21 @@ def _latest_by_id(
     canonical = {name.lower(): name for name in names}
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for key, row in found:
-        name = canonical.get(key.lower(), key)
-        ident = (name, str(row.get("Id")))
+        ident = (canonical.get(key.lower(), key), str(row.get("Id")))
         kept = latest.get(ident)
-        if kept is None or (_updated(row) or datetime.min.replace(tzinfo=UTC)) >= (
-            _updated(kept) or datetime.min.replace(tzinfo=UTC)
-        ):
+        # A later answer wins a tie: it was read after the earlier one.
+        if kept is None or _updated_or_floor(row) >= _updated_or_floor(kept):
             latest[ident] = row
     result: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for (name, _), row in latest.items():
         result.setdefault(name, []).append(row)
-    floor = datetime.min.replace(tzinfo=UTC)
     for rows in result.values():
-        rows.sort(key=lambda row: _updated(row) or floor)
+        rows.sort(key=_updated_or_floor)
     return result
+
+
+_FLOOR = datetime.min.replace(tzinfo=UTC)
+
+
+def _updated_or_floor(row: Mapping[str, Any]) -> datetime:
+    return _updated(row) or _FLOOR
