@@ -1,7 +1,315 @@
-"""Tenant API: the mapping routes."""
+"""Tenant API: the mapping routes (the match tabs; docs/mappings.md)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.api.common import TenantId, error_response, refusal
+from shared import constants
+from shared.mapping.catalog import AppEntity
+from shared.mapping.service import MappingError
+from shared.observability import metrics
+from shared.qbo.errors import QboError
+from shared.vault import ConnectionDeadError
+
+if TYPE_CHECKING:
+    from shared.links import Link
+    from shared.mapping.service import LinkView, MappingService, QboWriter
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped
+
+Kind = Annotated[
+    Literal["client", "site", "employee", "work_code", "expense_code", "tax", "account"],
+    Path(description="What is mapped: client, site, employee, work_code, expense_code, tax, account."),
+]
+AppId = Annotated[str, Path(pattern=constants.APP_ID_PATTERN, description="The app's id of the entity.")]
+QboId = Annotated[str, Path(pattern=r"^[A-Za-z0-9]{1,64}$", description="QBO's id of the entity.")]
+_MAX_IDS = 100
+
+
+class CatalogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, description="Only grows; an older or equal version is ignored.")
+    name: str = Field(min_length=1, max_length=500)
+    email: str | None = Field(default=None, max_length=320)
+    type: str | None = Field(default=None, max_length=100, description="Accounts: revenue or deposit.")
+    parent_id: str | None = Field(
+        default=None, pattern=constants.APP_ID_PATTERN, description="A site's client."
+    )
+    active: bool = True
+
+
+class LinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    qbo_id: str = Field(pattern=r"^[A-Za-z0-9]{1,64}$")
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    app_ids: list[Annotated[str, Field(pattern=constants.APP_ID_PATTERN)]] = Field(
+        min_length=1, max_length=_MAX_IDS
+    )
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    qbo_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")]] = Field(
+        min_length=1, max_length=_MAX_IDS
+    )
+
+
+# --- collaborators -------------------------------------------------------------------------------
+
+
+def _service() -> MappingService:
+    import os
+
+    from shared import tables, wiring
+    from shared.links import LinkStore
+    from shared.mapping.catalog import AppCatalog, QboCache
+    from shared.mapping.service import MappingService
+
+    # Settings carry no links table name yet (docs/mappings.md, "Wiring"): the environment, else the default.
+    name = os.environ.get(constants.LINKS_TABLE_ENV) or tables.LINKS.default_name
+    table = wiring.dynamodb().Table(name)
+    clock = wiring.clock()
+    return MappingService(
+        AppCatalog(table, clock),
+        QboCache(table, clock),
+        LinkStore(table, clock),
+        _qbo_client,
+        wiring.events(),
+        clock,
+    )
+
+
+def _qbo_client(tenant_id: str) -> QboWriter:
+    from shared import wiring
+    from shared.connections import NotConnectedError
+
+    connection = wiring.store().get(tenant_id)
+    if connection is None:
+        raise NotConnectedError(f"tenant {tenant_id} has never connected a QBO company")
+    return wiring.qbo_client(connection.realm_id, wiring.vault().provider(tenant_id))
+
+
+def _count(name: str, value: int = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def _link_json(link: Link) -> dict[str, Any]:
+    return link.model_dump(mode="json")
+
+
+def _view_json(view: LinkView) -> dict[str, Any]:
+    return {
+        "link": _link_json(view.link),
+        "app": view.app.model_dump(mode="json") if view.app else None,
+        "qbo": view.qbo.model_dump(mode="json") if view.qbo else None,
+    }
+
+
+# --- refusals ------------------------------------------------------------------------------------
+
+
+def mapping_refused(error: MappingError) -> Response[dict[str, Any]]:
+    return refusal(error.status, error.field, error.code, str(error))
+
+
+def connection_dead(error: ConnectionDeadError) -> Response[dict[str, Any]]:
+    return refusal(409, ("path", "tenant_id"), "connection_unusable", str(error))
+
+
+def qbo_failed(error: QboError) -> Response[dict[str, Any]]:
+    return refusal(502, ("qbo",), error.code or "qbo_error", str(error))
+
+
+router.exception_handler(MappingError)(mapping_refused)
+router.exception_handler(ConnectionDeadError)(connection_dead)
+router.exception_handler(QboError)(qbo_failed)
+
+
+# --- routes --------------------------------------------------------------------------------------
+
+
+@router.put(
+    "/tenants/<tenant_id>/catalog/<kind>/<app_id>",
+    summary="Tell QBO Link about one app entity (upsert; the version only grows)",
+    responses={422: error_response("Invalid entity")},
+)
+def upsert_catalog_entry(
+    tenant_id: TenantId, kind: Kind, app_id: AppId, entry: CatalogEntry
+) -> dict[str, Any]:
+    entity = AppEntity(id=app_id, **entry.model_dump())
+    outcome = _service().upsert_app_entity(tenant_id, kind, entity)
+    _count("CatalogUpserts")
+    return {"entity": outcome.entity.model_dump(mode="json"), "stored": outcome.stored}
+
+
+@router.get(
+    "/tenants/<tenant_id>/mappings/<kind>",
+    summary="Both sides of a kind with their link state",
+)
+def list_mappings(
+    tenant_id: TenantId,
+    kind: Kind,
+    hide_linked: Annotated[bool, Query(description="Leave out what is already linked.")] = False,
+) -> dict[str, Any]:
+    overview = _service().overview(tenant_id, kind, hide_linked=hide_linked)
+    _count("MappingReads")
+    return {
+        "kind": overview.kind,
+        "qbo_refreshed_at": overview.refreshed_at.isoformat() if overview.refreshed_at else None,
+        "app": [
+            {
+                **row.entity.model_dump(mode="json"),
+                "linked_qbo_id": row.qbo_id,
+                "linked_qbo_name": row.qbo_name,
+            }
+            for row in overview.app
+        ],
+        "qbo": [{**row.entity.model_dump(mode="json"), "linked_app_id": row.app_id} for row in overview.qbo],
+    }
+
+
+@router.get(
+    "/tenants/<tenant_id>/mappings/<kind>/app/<app_id>",
+    summary="What an app entity is linked to",
+    responses={404: error_response("Not linked")},
+)
+def linked_to_app(tenant_id: TenantId, kind: Kind, app_id: AppId) -> dict[str, Any]:
+    view = _service().linked_to_app(tenant_id, kind, app_id)
+    _count("MappingReads")
+    return _view_json(view)
+
+
+@router.get(
+    "/tenants/<tenant_id>/mappings/<kind>/qbo/<qbo_id>",
+    summary="What a QBO entity is linked to",
+    responses={404: error_response("Not linked")},
+)
+def linked_to_qbo(tenant_id: TenantId, kind: Kind, qbo_id: QboId) -> dict[str, Any]:
+    view = _service().linked_to_qbo(tenant_id, kind, qbo_id)
+    _count("MappingReads")
+    return _view_json(view)
+
+
+@router.put(
+    "/tenants/<tenant_id>/mappings/<kind>/app/<app_id>",
+    summary="Link an app entity to a QBO entity (one to one)",
+    responses={
+        404: error_response("Unknown app or QBO entity"),
+        409: error_response("Either side is already linked (the message names the partner)"),
+        422: error_response("The QBO entity cannot play this role"),
+    },
+)
+def link(tenant_id: TenantId, kind: Kind, app_id: AppId, request: LinkRequest) -> dict[str, Any]:
+    created = _service().link(tenant_id, kind, app_id, request.qbo_id)
+    _count("MappingsLinked")
+    return _link_json(created)
+
+
+@router.delete(
+    "/tenants/<tenant_id>/mappings/<kind>/app/<app_id>",
+    summary="Unlink an app entity",
+    responses={404: error_response("Not linked")},
+)
+def unlink(tenant_id: TenantId, kind: Kind, app_id: AppId) -> dict[str, Any]:
+    removed = _service().unlink(tenant_id, kind, app_id)
+    _count("MappingsUnlinked")
+    return {"unlinked": _link_json(removed)}
+
+
+@router.delete("/tenants/<tenant_id>/mappings/<kind>", summary="Remove every link of a kind")
+def clear(tenant_id: TenantId, kind: Kind) -> dict[str, Any]:
+    removed = _service().clear(tenant_id, kind)
+    _count("MappingClears")
+    _count("MappingsUnlinked", removed)
+    return {"kind": kind, "removed": removed}
+
+
+@router.post(
+    "/tenants/<tenant_id>/mappings/<kind>/automatch",
+    summary="Propose matches between unlinked entities; apply=true links the unambiguous ones",
+)
+def run_automatch(
+    tenant_id: TenantId,
+    kind: Kind,
+    apply: Annotated[bool, Query(description="Link the unambiguous one-to-one matches.")] = False,
+) -> dict[str, Any]:
+    outcome = _service().automatch(tenant_id, kind, apply=apply)
+    proposal = outcome.proposal
+    _count("AutomatchRuns")
+    if apply:
+        _count("MappingsAutoLinked", len(outcome.linked))
+    return {
+        "kind": kind,
+        "applied": apply,
+        "matches": [asdict(m) for m in proposal.applied],
+        "linked": [asdict(m) for m in outcome.linked],
+        "skipped": outcome.skipped,
+        "suggestions": {app: [asdict(s) for s in found] for app, found in proposal.suggestions.items()},
+        "held_back": dict(proposal.held_back),
+        "unmatched": list(proposal.unmatched),
+        "unmatched_qbo": list(proposal.unmatched_qbo),
+    }
+
+
+@router.get(
+    "/tenants/<tenant_id>/mappings/<kind>/name-conflicts",
+    summary="6240 pre-check: app names held by an inactive customer, a vendor or an employee",
+)
+def name_conflicts(tenant_id: TenantId, kind: Kind) -> dict[str, Any]:
+    risks = _service().name_conflicts(tenant_id, kind)
+    _count("NameConflictChecks")
+    return {"kind": kind, "conflicts": [asdict(r) for r in risks]}
+
+
+@router.post(
+    "/tenants/<tenant_id>/mappings/<kind>/export",
+    summary="Create app entities in QBO and link them (sites become sub-customers)",
+)
+def export(tenant_id: TenantId, kind: Kind, request: ExportRequest) -> dict[str, Any]:
+    outcomes = _service().export(tenant_id, kind, request.app_ids)
+    _count("MappingExports")
+    _count("MappingsExported", sum(o.status == "created" for o in outcomes))
+    return {"kind": kind, "results": [asdict(o) for o in outcomes]}
+
+
+@router.post(
+    "/tenants/<tenant_id>/mappings/<kind>/import",
+    summary="Link QBO entities to new app ids and emit an event carrying each one's data",
+)
+def import_(tenant_id: TenantId, kind: Kind, request: ImportRequest) -> dict[str, Any]:
+    outcomes = _service().import_(tenant_id, kind, request.qbo_ids)
+    _count("MappingImports")
+    _count("MappingsImported", sum(o.status == "imported" for o in outcomes))
+    return {"kind": kind, "results": [asdict(o) for o in outcomes]}
+
+
+@router.post("/tenants/<tenant_id>/mappings/refresh", summary="Re-read the QBO lists of every kind")
+def refresh(tenant_id: TenantId) -> dict[str, Any]:
+    counts = _service().refresh(tenant_id)
+    _count("QboListRefreshes")
+    return {"refreshed": counts}
+
+
+@router.post(
+    "/tenants/<tenant_id>/mappings/onboard",
+    summary="Read the QBO lists and link every unambiguous match (right after connecting)",
+)
+def onboard(tenant_id: TenantId) -> dict[str, Any]:
+    outcome = _service().onboard(tenant_id)
+    _count("MappingOnboardings")
+    return asdict(outcome)

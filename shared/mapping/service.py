@@ -1,0 +1,575 @@
+"""The match tabs: list, link, unlink, clear, automatch, the 6240 pre-check, export, import, onboard.
+
+Collaborators are injected (docs/mappings.md): the app side (``AppCatalog``), the QBO side
+(``QboCache``), the links (``LinkStore``), a factory giving the tenant's QBO client (called only by
+operations that talk to QBO), the event publisher and the clock.  Every refusal is a
+``MappingError`` subclass whose ``field`` names the input at fault, so the API can answer a
+precise 4xx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal, Protocol, cast
+
+from shared.clock import Clock
+from shared.events import EventPublisher, make_event
+from shared.links import Link, LinkConflictError, LinkStore
+from shared.mapping import automatch as matching
+from shared.mapping.catalog import (
+    ACCOUNT_TYPES_FOR_USE,
+    ACCOUNT_USES,
+    MAPPING_KINDS,
+    QBO_ENTITY,
+    AppCatalog,
+    AppEntity,
+    QboCache,
+    QboEntity,
+    UpsertOutcome,
+    qbo_entity,
+)
+from shared.qbo.errors import DuplicateNameError, QboError
+
+PARTY_KINDS: Final = frozenset({"client", "site", "employee"})
+EXPORTABLE_KINDS: Final = frozenset({"client", "site", "employee"})
+# QBO entities whose DisplayName must be unique across all three (6240).
+_NAME_CACHE_KINDS: Final[tuple[tuple[str, matching.QboNameEntity], ...]] = (
+    ("client", "Customer"),
+    ("site", "Customer"),
+    ("vendor", "Vendor"),
+    ("employee", "Employee"),
+)
+# The detail-type of the event an import emits, per kind ("Client Imported", ...).
+IMPORT_EVENTS: Final[Mapping[str, str]] = {
+    "client": "Client Imported",
+    "site": "Site Imported",
+    "employee": "Employee Imported",
+    "work_code": "Work Code Imported",
+    "expense_code": "Expense Code Imported",
+    "tax": "Tax Imported",
+    "account": "Account Imported",
+}
+IMPORTED_ID_PREFIX: Final = "qbo."  # the app id an imported entity is linked under until the app relinks
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class MappingError(Exception):
+    """A request the mapping service refuses; ``field`` names the input at fault (API ``loc``)."""
+
+    status = 422
+    code = "invalid"
+
+    def __init__(self, message: str, field: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownKindError(MappingError):
+    code = "unknown_kind"
+
+
+class AppEntityNotFoundError(MappingError):
+    status = 404
+    code = "app_entity_not_found"
+
+
+class QboEntityNotFoundError(MappingError):
+    status = 404
+    code = "qbo_entity_not_found"
+
+
+class NotLinkedError(MappingError):
+    status = 404
+    code = "not_linked"
+
+
+class AlreadyLinkedError(MappingError):
+    """One-to-one: the app entity or the QBO entity already has a partner (named in the message)."""
+
+    status = 409
+    code = "already_linked"
+
+    def __init__(
+        self, message: str, field: tuple[str, ...], *, app_partner: str | None, qbo_partner: str | None
+    ):
+        super().__init__(message, field)
+        self.app_partner = app_partner
+        self.qbo_partner = qbo_partner
+
+
+class IncompatibleEntityError(MappingError):
+    """The QBO entity cannot play the app entity's role (an A/R account on a line, ...)."""
+
+    code = "incompatible_entity"
+
+
+class UnsupportedOperationError(MappingError):
+    code = "unsupported_for_kind"
+
+
+def check_kind(kind: str) -> str:
+    if kind not in MAPPING_KINDS:
+        raise UnknownKindError(
+            f"unknown kind {kind!r}; expected one of {', '.join(MAPPING_KINDS)}", ("path", "kind")
+        )
+    return kind
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppRow:
+    entity: AppEntity
+    qbo_id: str | None
+    qbo_name: str | None
+
+
+@dataclass(frozen=True)
+class QboRow:
+    entity: QboEntity
+    app_id: str | None
+
+
+@dataclass(frozen=True)
+class Overview:
+    kind: str
+    app: list[AppRow]
+    qbo: list[QboRow]
+    refreshed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LinkView:
+    link: Link
+    app: AppEntity | None
+    qbo: QboEntity | None
+
+
+@dataclass(frozen=True)
+class AutomatchOutcome:
+    kind: str
+    applied: bool
+    proposal: matching.MatchProposal
+    linked: list[matching.AppliedMatch] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # app id → why an applied pair was not linked
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What an export or import did with one entity."""
+
+    id: str
+    status: Literal["created", "imported", "already_linked", "refused"]
+    app_id: str | None = None
+    qbo_id: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class OnboardOutcome:
+    refreshed: dict[str, int]
+    applied: dict[str, int]
+    unmatched: dict[str, int]
+
+
+class QboWriter(Protocol):
+    """What the service needs of a QBO client (``shared.qbo.client.QboClient``)."""
+
+    def query_all(self, select_without_paging: str, page_size: int = ...) -> Iterator[dict[str, Any]]: ...
+
+    def create(self, entity: str, body: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]: ...
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+
+class MappingService:
+    def __init__(  # noqa: PLR0917 - the collaborators, positionally, as docs/mappings.md lists them
+        self,
+        catalog: AppCatalog,
+        cache: QboCache,
+        links: LinkStore,
+        qbo_client_factory: Callable[[str], QboWriter],
+        events: EventPublisher,
+        clock: Clock,
+    ) -> None:
+        self._catalog = catalog
+        self._cache = cache
+        self._links = links
+        self._qbo = qbo_client_factory
+        self._events = events
+        self._clock = clock
+
+    # --- app side ------------------------------------------------------------------------------
+
+    def upsert_app_entity(self, tenant_id: str, kind: str, entity: AppEntity) -> UpsertOutcome:
+        check_kind(kind)
+        if kind == "account" and entity.type not in ACCOUNT_USES:
+            raise MappingError(
+                f"an account's type must be one of {', '.join(ACCOUNT_USES)}", ("body", "type")
+            )
+        if kind == "site" and entity.parent_id is None:
+            raise MappingError("a site needs parent_id: the id of its client", ("body", "parent_id"))
+        return self._catalog.upsert(tenant_id, kind, entity)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _all_links(self, tenant_id: str, kind: str) -> list[Link]:
+        found: list[Link] = []
+        token: str | None = None
+        while True:
+            page = self._links.list(tenant_id, kind, page_token=token, limit=1000)
+            found += page.links
+            token = page.next_token
+            if token is None:
+                return found
+
+    def overview(self, tenant_id: str, kind: str, *, hide_linked: bool = False) -> Overview:
+        """Both sides with their link state; ``hide_linked`` leaves out what is already linked."""
+        check_kind(kind)
+        links = self._all_links(tenant_id, kind)
+        by_app = {link.app_id: link for link in links}
+        by_qbo = {link.qbo_id: link.app_id for link in links}
+        app_rows = [
+            AppRow(
+                e,
+                by_app[e.id].qbo_id if e.id in by_app else None,
+                by_app[e.id].qbo_name if e.id in by_app else None,
+            )
+            for e in self._catalog.list(tenant_id, kind)
+        ]
+        qbo_rows = [QboRow(e, by_qbo.get(e.id)) for e in self._cache.list(tenant_id, kind)]
+        if hide_linked:
+            app_rows = [row for row in app_rows if row.qbo_id is None]
+            qbo_rows = [row for row in qbo_rows if row.app_id is None]
+        return Overview(kind, app_rows, qbo_rows, self._cache.stamp(tenant_id, kind).refreshed_at)
+
+    def linked_to_app(self, tenant_id: str, kind: str, app_id: str) -> LinkView:
+        check_kind(kind)
+        link = self._links.get_by_app(tenant_id, kind, app_id)
+        if link is None:
+            raise NotLinkedError(f"{kind} {app_id} is not linked", ("path", "app_id"))
+        return LinkView(
+            link, self._catalog.get(tenant_id, kind, app_id), self._cache.get(tenant_id, kind, link.qbo_id)
+        )
+
+    def linked_to_qbo(self, tenant_id: str, kind: str, qbo_id: str) -> LinkView:
+        check_kind(kind)
+        link = self._links.get_by_qbo(tenant_id, kind, qbo_id)
+        if link is None:
+            raise NotLinkedError(f"QBO id {qbo_id} ({kind}) is not linked", ("path", "qbo_id"))
+        return LinkView(
+            link, self._catalog.get(tenant_id, kind, link.app_id), self._cache.get(tenant_id, kind, qbo_id)
+        )
+
+    # --- linking -------------------------------------------------------------------------------
+
+    def link(self, tenant_id: str, kind: str, app_id: str, qbo_id: str) -> Link:
+        """Link one app entity to one QBO entity (both must be known, and fit each other)."""
+        check_kind(kind)
+        app = self._catalog.get(tenant_id, kind, app_id)
+        if app is None:
+            raise AppEntityNotFoundError(f"no {kind} {app_id} in the app catalog", ("path", "app_id"))
+        qbo = self._cache.get(tenant_id, kind, qbo_id)
+        if qbo is None:
+            raise QboEntityNotFoundError(
+                f"no QBO {kind} with id {qbo_id} (refresh the QBO lists if it is new)", ("body", "qbo_id")
+            )
+        check_fit(kind, app, qbo)
+        return self._link(tenant_id, kind, app, qbo, "manual")
+
+    def _link(self, tenant_id: str, kind: str, app: AppEntity, qbo: QboEntity, source: Any) -> Link:
+        try:
+            self._links.link(
+                tenant_id, kind, app.id, qbo.id, qbo_name=qbo.name, sync_token=qbo.sync_token, source=source
+            )
+        except LinkConflictError as conflict:
+            where = ("path", "app_id") if conflict.app_partner is not None else ("body", "qbo_id")
+            raise AlreadyLinkedError(
+                str(conflict), where, app_partner=conflict.app_partner, qbo_partner=conflict.qbo_partner
+            ) from None
+        link = self._links.get_by_app(tenant_id, kind, app.id)
+        if link is None:  # unlinked again in the instant since
+            raise NotLinkedError(f"{kind} {app.id} was unlinked meanwhile", ("path", "app_id"))
+        return link
+
+    def unlink(self, tenant_id: str, kind: str, app_id: str) -> Link:
+        check_kind(kind)
+        removed = self._links.unlink(tenant_id, kind, app_id)
+        if removed is None:
+            raise NotLinkedError(f"{kind} {app_id} is not linked", ("path", "app_id"))
+        return removed
+
+    def clear(self, tenant_id: str, kind: str) -> int:
+        check_kind(kind)
+        return self._links.clear(tenant_id, kind)
+
+    # --- automatch -----------------------------------------------------------------------------
+
+    def automatch(self, tenant_id: str, kind: str, *, apply: bool) -> AutomatchOutcome:
+        """Propose links between unlinked entities; with ``apply``, link the unambiguous pairs only."""
+        check_kind(kind)
+        overview = self.overview(tenant_id, kind, hide_linked=True)
+        apps = [row.entity for row in overview.app if row.entity.active]
+        qbos = [row.entity for row in overview.qbo if row.entity.active]
+        proposal = _propose(kind, apps, qbos)
+        if not apply:
+            return AutomatchOutcome(kind, False, proposal)
+        app_by_id = {e.id: e for e in apps}
+        qbo_by_id = {e.id: e for e in qbos}
+        linked: list[matching.AppliedMatch] = []
+        skipped: dict[str, str] = {}
+        for match in proposal.applied:
+            try:
+                self._link(tenant_id, kind, app_by_id[match.app_id], qbo_by_id[match.qbo_id], "auto")
+            except AlreadyLinkedError as error:  # linked by someone else since we read
+                skipped[match.app_id] = str(error)
+                continue
+            linked.append(match)
+        return AutomatchOutcome(kind, True, proposal, linked, skipped)
+
+    # --- the 6240 pre-check --------------------------------------------------------------------
+
+    def name_conflicts(self, tenant_id: str, kind: str) -> list[matching.NameRisk]:
+        """Unlinked app entities whose export QBO would refuse with 6240 (their name is held by an
+        inactive customer, a vendor or an employee)."""
+        check_kind(kind)
+        if kind not in PARTY_KINDS:
+            raise UnsupportedOperationError(
+                f"{kind} is not a customer, vendor or employee name: QBO's 6240 does not apply",
+                ("path", "kind"),
+            )
+        linked = {link.app_id for link in self._all_links(tenant_id, kind)}
+        names = {e.id: e.name for e in self._catalog.list(tenant_id, kind) if e.id not in linked}
+        return matching.duplicate_name_risks(names, self._qbo_names(tenant_id))
+
+    def _qbo_names(self, tenant_id: str) -> list[matching.QboName]:
+        return [
+            matching.QboName(e.id, e.name, entity, e.active)
+            for cache_kind, entity in _NAME_CACHE_KINDS
+            for e in self._cache.list(tenant_id, cache_kind)
+        ]
+
+    # --- QBO lists -----------------------------------------------------------------------------
+
+    def refresh(self, tenant_id: str, kinds: Iterable[str] | None = None) -> dict[str, int]:
+        """Re-read QBO's lists (all kinds, and vendors for the pre-check, unless ``kinds`` narrows)."""
+        wanted = [check_kind(k) for k in kinds] if kinds is not None else [*MAPPING_KINDS, "vendor"]
+        if "vendor" not in wanted and any(k in PARTY_KINDS for k in wanted):
+            wanted.append("vendor")
+        return self._cache.refresh(tenant_id, wanted, self._qbo(tenant_id))
+
+    def onboard(self, tenant_id: str) -> OnboardOutcome:
+        """Right after a connection: read QBO's lists, then link every unambiguous match."""
+        refreshed = self.refresh(tenant_id)
+        applied: dict[str, int] = {}
+        unmatched: dict[str, int] = {}
+        for kind in MAPPING_KINDS:
+            outcome = self.automatch(tenant_id, kind, apply=True)
+            applied[kind] = len(outcome.linked)
+            unmatched[kind] = len(outcome.proposal.unmatched)
+        return OnboardOutcome(refreshed, applied, unmatched)
+
+    # --- export --------------------------------------------------------------------------------
+
+    def export(self, tenant_id: str, kind: str, app_ids: Sequence[str]) -> list[ItemOutcome]:
+        """Create each app entity in QBO and link it; one outcome per id, in order.  Sites become
+        sub-customers of their client's linked customer (so clients go first in one request)."""
+        check_kind(kind)
+        if kind not in EXPORTABLE_KINDS:
+            raise UnsupportedOperationError(
+                f"exporting {kind} entities to QBO is not supported", ("path", "kind")
+            )
+        names = self._qbo_names(tenant_id)
+        client: QboWriter | None = None
+        outcomes: list[ItemOutcome] = []
+        for app_id in dict.fromkeys(app_ids):
+            app = self._catalog.get(tenant_id, kind, app_id)
+            if app is None:
+                outcomes.append(ItemOutcome(app_id, "refused", reason="app_entity_not_found"))
+                continue
+            existing = self._links.get_by_app(tenant_id, kind, app_id)
+            if existing is not None:
+                outcomes.append(ItemOutcome(app_id, "already_linked", app_id=app_id, qbo_id=existing.qbo_id))
+                continue
+            risks = matching.duplicate_name_risks({app_id: app.name}, names, include_active_customers=True)
+            if risks:
+                held = ", ".join(
+                    f"{c.entity} {c.id}{'' if c.active else ' (inactive)'}" for c in risks[0].conflicts
+                )
+                outcomes.append(
+                    ItemOutcome(
+                        app_id, "refused", reason="duplicate_name", message=f"{app.name!r} is used by {held}"
+                    )
+                )
+                continue
+            body: dict[str, Any] = {"DisplayName": app.name}
+            if kind in ("client", "site") and app.email:
+                body["PrimaryEmailAddr"] = {"Address": app.email}
+            if kind == "site":
+                parent = self._links.get_by_app(tenant_id, "client", app.parent_id or "")
+                if parent is None:
+                    outcomes.append(
+                        ItemOutcome(
+                            app_id,
+                            "refused",
+                            reason="parent_not_linked",
+                            message=f"client {app.parent_id} is not linked",
+                        )
+                    )
+                    continue
+                body |= {"Job": True, "BillWithParent": True, "ParentRef": {"value": parent.qbo_id}}
+            client = client or self._qbo(tenant_id)
+            try:
+                row = client.create(
+                    QBO_ENTITY[kind], body, idempotency_key=f"mapping-export:{kind}:{app_id}:v{app.version}"
+                )
+            except DuplicateNameError as error:
+                outcomes.append(
+                    ItemOutcome(app_id, "refused", reason="duplicate_name", message=error.message)
+                )
+                continue
+            except QboError as error:
+                if error.retryable or error.outcome_uncertain:
+                    raise  # the caller retries: the same idempotency key replays QBO's answer
+                outcomes.append(ItemOutcome(app_id, "refused", reason="qbo_refused", message=str(error)))
+                continue
+            created = qbo_entity(kind, row)
+            # Link before caching: a retry after a failed link must not meet its own name in the
+            # pre-check; the same idempotency key replays QBO's answer instead.
+            self._link(tenant_id, kind, app, created, "export")
+            self._cache.put(tenant_id, kind, created)
+            names.append(
+                matching.QboName(created.id, created.name, "Employee" if kind == "employee" else "Customer")
+            )
+            outcomes.append(ItemOutcome(app_id, "created", app_id=app_id, qbo_id=created.id))
+        return outcomes
+
+    # --- import --------------------------------------------------------------------------------
+
+    def import_(self, tenant_id: str, kind: str, qbo_ids: Sequence[str]) -> list[ItemOutcome]:
+        """Link each QBO entity to a new app id (``qbo.<id>``) and emit "<Kind> Imported" carrying
+        its data, so the app creates its side.  Inactive entities are not imported."""
+        check_kind(kind)
+        outcomes: list[ItemOutcome] = []
+        for qbo_id in dict.fromkeys(qbo_ids):
+            qbo = self._cache.get(tenant_id, kind, qbo_id)
+            if qbo is None:
+                outcomes.append(ItemOutcome(qbo_id, "refused", reason="qbo_entity_not_found"))
+                continue
+            if not qbo.active:
+                outcomes.append(ItemOutcome(qbo_id, "refused", qbo_id=qbo_id, reason="inactive"))
+                continue
+            existing = self._links.get_by_qbo(tenant_id, kind, qbo_id)
+            if existing is not None:
+                outcomes.append(ItemOutcome(qbo_id, "already_linked", app_id=existing.app_id, qbo_id=qbo_id))
+                continue
+            parent_app_id: str | None = None
+            if kind == "site":
+                parent = (
+                    self._links.get_by_qbo(tenant_id, "client", qbo.parent_id or "")
+                    if qbo.parent_id
+                    else None
+                )
+                if parent is None:
+                    outcomes.append(
+                        ItemOutcome(
+                            qbo_id,
+                            "refused",
+                            qbo_id=qbo_id,
+                            reason="parent_not_linked",
+                            message=f"its parent customer {qbo.parent_id} is not linked to a client",
+                        )
+                    )
+                    continue
+                parent_app_id = parent.app_id
+            app = AppEntity(
+                id=IMPORTED_ID_PREFIX + qbo_id,
+                version=0,  # the app's first upsert (version 1 or more) replaces it
+                name=qbo.name,
+                email=qbo.email,
+                type=_account_use(qbo.type) if kind == "account" else None,
+                parent_id=parent_app_id,
+            )
+            self._catalog.upsert(tenant_id, kind, app)
+            self._link(tenant_id, kind, app, qbo, "import")
+            detail = {
+                "kind": kind,
+                "appId": app.id,
+                "qboId": qbo.id,
+                "parentAppId": parent_app_id,
+                "entity": qbo.model_dump(mode="json"),
+            }
+            self._events.publish(make_event(IMPORT_EVENTS[kind], tenant_id, detail, kind, qbo.id))
+            outcomes.append(ItemOutcome(qbo_id, "imported", app_id=app.id, qbo_id=qbo_id))
+        return outcomes
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+
+def check_fit(kind: str, app: AppEntity, qbo: QboEntity) -> None:
+    """QBO's rules on which entity may play which role."""
+    if not qbo.active:
+        raise IncompatibleEntityError(f"QBO {kind} {qbo.id} ({qbo.name}) is inactive", ("body", "qbo_id"))
+    if kind == "account":
+        allowed = ACCOUNT_TYPES_FOR_USE.get(app.type or "", frozenset())
+        if qbo.type not in allowed:
+            raise IncompatibleEntityError(
+                f"account {app.id} is used for {app.type}: QBO account {qbo.id} ({qbo.name}) is of type "
+                f"{qbo.type}, expected {' or '.join(sorted(allowed))}",
+                ("body", "qbo_id"),
+            )
+
+
+def _account_use(account_type: str | None) -> str | None:
+    for use, types in ACCOUNT_TYPES_FOR_USE.items():
+        if account_type in types:
+            return use
+    return None
+
+
+def _candidate(entity: AppEntity | QboEntity) -> matching.Candidate:
+    extras = entity.extra_names if isinstance(entity, QboEntity) else ()
+    return matching.Candidate(entity.id, entity.name, entity.email, tuple(extras))
+
+
+def _propose(kind: str, apps: list[AppEntity], qbos: list[QboEntity]) -> matching.MatchProposal:
+    """Automatch for a kind; accounts are matched within each use, against the QBO accounts whose
+    type fits it (an A/R account is never proposed for a revenue line)."""
+    if kind != "account":
+        return matching.propose(
+            [_candidate(a) for a in apps],
+            [_candidate(q) for q in qbos],
+            kind=cast("matching.MatchKind", kind),
+        )
+    parts = [
+        matching.propose(
+            [_candidate(a) for a in apps if a.type == use],
+            [_candidate(q) for q in qbos if q.type in types],
+            kind="account",
+        )
+        for use, types in ACCOUNT_TYPES_FOR_USE.items()
+    ]
+    suggestions: dict[str, tuple[matching.Suggestion, ...]] = {}
+    held: dict[str, matching.HoldReason] = {}
+    for part in parts:
+        suggestions.update(part.suggestions)
+        held.update(part.held_back)
+    applied = tuple(m for part in parts for m in part.applied)
+    taken = {m.qbo_id for m in applied}
+    return matching.MatchProposal(
+        kind="account",
+        applied=applied,
+        suggestions=suggestions,
+        unmatched=tuple(a for part in parts for a in part.unmatched),
+        unmatched_qbo=tuple(q.id for q in qbos if q.id not in taken),
+        held_back=held,
+        pairs_scored=sum(part.pairs_scored for part in parts),
+    )

@@ -1,0 +1,417 @@
+"""The match tabs through the tenant API: moto in process for DynamoDB and EventBridge, the QBO sandbox
+over real sockets (seeded US company, docs/sandbox.md), every route driven through
+``functions.api.handler.lambda_handler`` with API Gateway v2 events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.connections_fixtures import HttpAnswer, World
+from tests.integration.test_connections import aws, world
+
+__all__ = ["aws", "world"]  # the fixtures, re-exported for pytest
+
+TENANT = "firm-maps"
+
+
+class Tab:
+    """One connected tenant's mapping API."""
+
+    def __init__(self, world: World, tenant: str = TENANT) -> None:
+        self.world = world
+        self.tenant = tenant
+        self.realm = world.connect(tenant)
+
+    def call(self, method: str, path: str, body: Any = None, **query: str) -> HttpAnswer:
+        return self.world.api(method, f"/tenants/{self.tenant}{path}", body=body, query=query or None)
+
+    def ok(self, method: str, path: str, body: Any = None, **query: str) -> Any:
+        answer = self.call(method, path, body, **query)
+        assert answer.status == 200, answer.body
+        return answer.json()
+
+    def upsert(self, kind: str, app_id: str, name: str, version: int = 1, **fields: Any) -> Any:
+        return self.ok("PUT", f"/catalog/{kind}/{app_id}", {"version": version, "name": name, **fields})
+
+    def refresh(self) -> dict[str, int]:
+        result: dict[str, int] = self.ok("POST", "/mappings/refresh")["refreshed"]
+        return result
+
+    def tab(self, kind: str, *, hide_linked: bool = False) -> Any:
+        return self.ok("GET", f"/mappings/{kind}", **({"hide_linked": "true"} if hide_linked else {}))
+
+    def link(self, kind: str, app_id: str, qbo_id: str) -> HttpAnswer:
+        return self.call("PUT", f"/mappings/{kind}/app/{app_id}", {"qbo_id": qbo_id})
+
+    def qbo_row(self, entity: str, qbo_id: str) -> dict[str, Any]:
+        found = self.world.sandbox("GET", f"/companies/{self.realm}/entities/{entity}/{qbo_id}")
+        row: dict[str, Any] = found[entity]
+        return row
+
+    def qbo_create(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        created = self.world.sandbox("POST", f"/companies/{self.realm}/entities/{entity}", body)
+        row: dict[str, Any] = created.get(entity, created)
+        return row
+
+
+def detail(answer: HttpAnswer) -> dict[str, Any]:
+    found: dict[str, Any] = answer.json()["detail"][0]
+    return found
+
+
+@pytest.fixture
+def tab(world: World) -> Tab:
+    return Tab(world)
+
+
+# --- clients ------------------------------------------------------------------------------------
+
+
+def test_clients_list_link_show_refuse_hide_unlink_and_clear(tab: Tab) -> None:
+    # Given two app clients and the company's customers read from QBO
+    tab.upsert("client", "c-amy", "Amy's Bird Sanctuary", email="birds@intuit.com")
+    tab.upsert("client", "c-cool", "Cool Cars")
+    counts = tab.refresh()
+    assert counts["client"] == 26  # 29 customers, three of them jobs
+    assert counts["site"] == 3
+    assert counts["vendor"] > 0
+
+    # When c-amy is linked to customer 1
+    linked = tab.ok("PUT", "/mappings/client/app/c-amy", {"qbo_id": "1"})
+    assert (linked["app_id"], linked["qbo_id"], linked["source"]) == ("c-amy", "1", "manual")
+
+    # Then both sides show it, and each entity says what it is linked to
+    listing = tab.tab("client")
+    app = {row["id"]: row for row in listing["app"]}
+    qbo = {row["id"]: row for row in listing["qbo"]}
+    assert app["c-amy"]["linked_qbo_id"] == "1"
+    assert app["c-cool"]["linked_qbo_id"] is None
+    assert qbo["1"]["linked_app_id"] == "c-amy"
+    assert "8" not in qbo  # a sub-customer is a site, not a client
+    assert listing["qbo_refreshed_at"] is not None
+    assert tab.ok("GET", "/mappings/client/app/c-amy")["qbo"]["name"] == "Amy's Bird Sanctuary"
+    assert tab.ok("GET", "/mappings/client/qbo/1")["app"]["id"] == "c-amy"
+
+    # A second link on either side is refused, naming the partner already linked
+    refused = tab.link("client", "c-amy", "3")
+    assert refused.status == 409
+    assert detail(refused)["type"] == "already_linked"
+    assert "already linked to QBO id 1" in detail(refused)["msg"]
+    refused = tab.link("client", "c-cool", "1")
+    assert refused.status == 409
+    assert detail(refused)["loc"] == ["body", "qbo_id"]
+    assert "QBO id 1 is already linked to client c-amy" in detail(refused)["msg"]
+
+    # The hide-linked filter leaves out both partners
+    hidden = tab.tab("client", hide_linked=True)
+    assert [row["id"] for row in hidden["app"]] == ["c-cool"]
+    assert "1" not in {row["id"] for row in hidden["qbo"]}
+    assert len(hidden["qbo"]) == 25
+
+    # Unlink, then clear the kind
+    assert tab.ok("DELETE", "/mappings/client/app/c-amy")["unlinked"]["qbo_id"] == "1"
+    assert tab.call("GET", "/mappings/client/app/c-amy").status == 404
+    assert tab.call("DELETE", "/mappings/client/app/c-amy").status == 404
+    assert tab.link("client", "c-amy", "1").status == 200
+    assert tab.link("client", "c-cool", "3").status == 200
+    assert tab.ok("DELETE", "/mappings/client") == {"kind": "client", "removed": 2}
+    assert all(row["linked_qbo_id"] is None for row in tab.tab("client")["app"])
+
+
+def test_catalog_versions_only_grow_and_bad_input_is_refused_precisely(tab: Tab) -> None:
+    assert tab.upsert("client", "c-1", "First Name", version=2)["stored"] is True
+    stale = tab.upsert("client", "c-1", "Older Name", version=1)
+    assert stale == {"entity": stale["entity"], "stored": False}
+    assert stale["entity"]["name"] == "First Name"
+    assert tab.upsert("client", "c-1", "Newer Name", version=3)["entity"]["name"] == "Newer Name"
+
+    answer = tab.call("PUT", "/catalog/matter/c-1", {"version": 1, "name": "x"})
+    assert answer.status == 422
+    assert detail(answer)["loc"] == ["path", "kind"]
+    answer = tab.call("PUT", "/catalog/client/c-1", {"version": 0, "name": "x"})
+    assert answer.status == 422
+    assert detail(answer)["loc"][-1] == "version"
+    answer = tab.call("PUT", "/catalog/account/a-1", {"version": 1, "name": "Fees"})
+    assert (answer.status, detail(answer)["loc"]) == (422, ["body", "type"])
+    answer = tab.call("PUT", "/catalog/site/s-1", {"version": 1, "name": "Job"})
+    assert (answer.status, detail(answer)["loc"]) == (422, ["body", "parent_id"])
+    # Linking needs both sides known
+    tab.refresh()
+    answer = tab.link("client", "nobody", "1")
+    assert (answer.status, detail(answer)["type"]) == (404, "app_entity_not_found")
+    answer = tab.link("client", "c-1", "999")
+    assert (answer.status, detail(answer)["type"]) == (404, "qbo_entity_not_found")
+    answer = tab.link("client", "c-1", "8")  # a sub-customer is not a client
+    assert answer.status == 404
+
+
+def test_automatch_proposes_without_writing_then_applies_only_unambiguous_pairs(tab: Tab) -> None:
+    tab.upsert("client", "c-bill", "Bill's Windsurf Shop, Inc.")
+    tab.upsert("client", "c-cars", "COOL CARS LLC")
+    tab.upsert("client", "c-typo", "Amys Bird Sanctuery")
+    tab.refresh()
+
+    proposal = tab.ok("POST", "/mappings/client/automatch", apply="false")
+    assert {(m["app_id"], m["qbo_id"]) for m in proposal["matches"]} == {("c-bill", "2"), ("c-cars", "3")}
+    assert proposal["linked"] == []
+    assert proposal["suggestions"]["c-typo"][0]["qbo_id"] == "1"
+    assert all(row["linked_qbo_id"] is None for row in tab.tab("client")["app"])
+
+    applied = tab.ok("POST", "/mappings/client/automatch", apply="true")
+    assert {(m["app_id"], m["qbo_id"]) for m in applied["linked"]} == {("c-bill", "2"), ("c-cars", "3")}
+    rows = {row["id"]: row["linked_qbo_id"] for row in tab.tab("client")["app"]}
+    assert rows == {"c-bill": "2", "c-cars": "3", "c-typo": None}  # a typo is only suggested
+    assert tab.ok("GET", "/mappings/client/app/c-bill")["link"]["source"] == "auto"
+
+
+# --- sites (sub-customers) ------------------------------------------------------------------------
+
+
+def test_sites_link_export_as_sub_customer_and_import_with_parent(tab: Tab, world: World) -> None:
+    tab.upsert("client", "c-free", "Freeman Sporting Goods")
+    tab.upsert("client", "c-shara", "Shara Barnett")
+    tab.upsert("site", "s-new", "Freeman Dome Project", parent_id="c-free")
+    tab.upsert("site", "s-orphan", "Orphan Works", parent_id="c-nobody")
+    tab.upsert("site", "s-8", "Job Eight", parent_id="c-free")
+    tab.refresh()
+    sites = {row["id"]: row for row in tab.tab("site")["qbo"]}
+    assert set(sites) == {"8", "9", "23"}
+    assert sites["8"]["parent_id"] == "7"
+    assert tab.link("site", "s-8", "8").status == 200
+    assert tab.link("site", "s-new", "1").status == 404  # a top-level customer is not a site
+
+    # Export: refused until the parent client is linked, then a sub-customer under its customer
+    first = tab.ok("POST", "/mappings/site/export", {"app_ids": ["s-new"]})["results"][0]
+    assert (first["status"], first["reason"]) == ("refused", "parent_not_linked")
+    assert tab.link("client", "c-free", "7").status == 200
+    done = tab.ok("POST", "/mappings/site/export", {"app_ids": ["s-new", "s-orphan", "s-8"]})["results"]
+    assert [r["status"] for r in done] == ["created", "refused", "already_linked"]
+    created = tab.qbo_row("Customer", done[0]["qbo_id"])
+    assert created["Job"] is True
+    assert created["ParentRef"]["value"] == "7"
+    assert created["DisplayName"] == "Freeman Dome Project"
+    assert tab.ok("GET", f"/mappings/site/qbo/{done[0]['qbo_id']}")["link"]["source"] == "export"
+
+    # Import of job 23: its parent (22) must be linked to a client first
+    refused = tab.ok("POST", "/mappings/site/import", {"qbo_ids": ["23"]})["results"][0]
+    assert refused["reason"] == "parent_not_linked"
+    assert tab.link("client", "c-shara", "22").status == 200
+    imported = tab.ok("POST", "/mappings/site/import", {"qbo_ids": ["23"]})["results"][0]
+    assert imported == {
+        "id": "23",
+        "status": "imported",
+        "app_id": "qbo.23",
+        "qbo_id": "23",
+        "reason": None,
+        "message": None,
+    }
+    (event,) = world.published("Site Imported")
+    assert event.detail["parentAppId"] == "c-shara"
+    assert event.detail["entity"]["parent_id"] == "22"
+
+
+# --- 6240, export and import of clients -----------------------------------------------------------
+
+
+def test_name_conflicts_and_export_of_clients(tab: Tab) -> None:
+    vendor = tab.qbo_row("Vendor", "30")["DisplayName"]
+    tab.qbo_create("Customer", {"DisplayName": "Dormant Dairy", "Active": False})
+    tab.upsert("client", "c-dormant", "dormant dairy ")
+    tab.upsert("client", "c-vendor", vendor)
+    tab.upsert("client", "c-fresh", "Fresh Fields Farm", email="hello@freshfields.example")
+    tab.upsert("client", "c-amy", "Amy's Bird Sanctuary")  # an active customer: matched, not a 6240 risk
+    tab.refresh()
+
+    conflicts = tab.ok("GET", "/mappings/client/name-conflicts")["conflicts"]
+    by_app = {c["app_id"]: c["conflicts"] for c in conflicts}
+    assert set(by_app) == {"c-dormant", "c-vendor"}
+    assert by_app["c-dormant"][0]["entity"] == "Customer"
+    assert by_app["c-dormant"][0]["active"] is False
+    assert by_app["c-vendor"][0] == {"id": "30", "display_name": vendor, "entity": "Vendor", "active": True}
+
+    results = tab.ok("POST", "/mappings/client/export", {"app_ids": ["c-dormant", "c-vendor", "c-fresh"]})
+    dormant, with_vendor, fresh = results["results"]
+    assert (dormant["status"], dormant["reason"]) == ("refused", "duplicate_name")
+    assert "inactive" in dormant["message"]
+    assert (with_vendor["status"], with_vendor["reason"]) == ("refused", "duplicate_name")
+    assert fresh["status"] == "created"
+    customer = tab.qbo_row("Customer", fresh["qbo_id"])
+    assert customer["DisplayName"] == "Fresh Fields Farm"
+    assert customer["PrimaryEmailAddr"]["Address"] == "hello@freshfields.example"
+    assert tab.ok("GET", "/mappings/client/app/c-fresh")["qbo"]["id"] == fresh["qbo_id"]
+    # Exporting again is a no-op; the created customer is in the QBO side already
+    again = tab.ok("POST", "/mappings/client/export", {"app_ids": ["c-fresh"]})["results"][0]
+    assert (again["status"], again["qbo_id"]) == ("already_linked", fresh["qbo_id"])
+    assert fresh["qbo_id"] in {row["id"] for row in tab.tab("client")["qbo"]}
+    # Taxes cannot be created through the API; 6240 does not apply to codes
+    answer = tab.call("POST", "/mappings/tax/export", {"app_ids": ["t-1"]})
+    assert (answer.status, detail(answer)["type"]) == (422, "unsupported_for_kind")
+    assert tab.call("GET", "/mappings/work_code/name-conflicts").status == 422
+
+
+def test_import_links_active_customers_and_emits_client_imported(tab: Tab, world: World) -> None:
+    tab.qbo_create("Customer", {"DisplayName": "Gone Gardens", "Active": False})
+    tab.refresh()
+    inactive = next(row["id"] for row in tab.tab("client")["qbo"] if row["name"] == "Gone Gardens")
+
+    results = tab.ok("POST", "/mappings/client/import", {"qbo_ids": ["1", inactive, "999", "1"]})["results"]
+    assert [(r["id"], r["status"], r["reason"]) for r in results] == [
+        ("1", "imported", None),
+        (inactive, "refused", "inactive"),
+        ("999", "refused", "qbo_entity_not_found"),
+    ]
+    (event,) = world.published("Client Imported")
+    assert event.tenant_id == TENANT
+    assert event.detail["appId"] == "qbo.1"
+    assert event.detail["entity"]["name"] == "Amy's Bird Sanctuary"
+    assert event.detail["entity"]["email"] == "Birds@Intuit.com"
+    assert tab.ok("GET", "/mappings/client/qbo/1")["link"]["source"] == "import"
+    # A second import is acknowledged, not repeated
+    again = tab.ok("POST", "/mappings/client/import", {"qbo_ids": ["1"]})["results"][0]
+    assert (again["status"], again["app_id"]) == ("already_linked", "qbo.1")
+    assert len(world.published("Client Imported")) == 1
+    # The app then tells us about its new client under the id we gave it
+    assert tab.upsert("client", "qbo.1", "Amy's Bird Sanctuary", version=1)["stored"] is True
+
+
+# --- codes, taxes, accounts, employees ------------------------------------------------------------
+
+
+def test_work_and_expense_codes_map_to_items(tab: Tab) -> None:
+    tab.upsert("work_code", "w-hours", "HOURS")
+    tab.upsert("work_code", "w-design", "Design work")
+    tab.upsert("expense_code", "e-sod", "Sod")
+    tab.refresh()
+    assert len(tab.tab("work_code")["qbo"]) == 18
+
+    applied = tab.ok("POST", "/mappings/work_code/automatch", apply="true")
+    assert [(m["app_id"], m["qbo_id"]) for m in applied["linked"]] == [("w-hours", "2")]
+    assert applied["suggestions"]["w-design"][0]["qbo_id"] == "4"
+    assert tab.link("work_code", "w-design", "4").status == 200
+    # Work and expense codes are separate kinds: the same item may serve both
+    assert tab.link("expense_code", "e-sod", "14").status == 200
+    assert tab.link("expense_code", "e-sod", "2").status == 409
+    hidden = tab.tab("work_code", hide_linked=True)
+    assert hidden["app"] == []
+    assert {"2", "4"}.isdisjoint(row["id"] for row in hidden["qbo"])
+    assert tab.ok("DELETE", "/mappings/work_code")["removed"] == 2
+
+
+def test_taxes_map_to_tax_codes(tab: Tab) -> None:
+    tab.upsert("tax", "t-ca", "California")
+    tab.upsert("tax", "t-tucson", "Tucson city")
+    tab.refresh()
+    codes = {row["id"]: row["name"] for row in tab.tab("tax")["qbo"]}
+    assert {"TAX", "NON", "2", "3"} <= set(codes)
+    proposal = tab.ok("POST", "/mappings/tax/automatch", apply="true")
+    assert [(m["app_id"], m["qbo_id"]) for m in proposal["linked"]] == [("t-ca", "2")]
+    assert tab.link("tax", "t-tucson", "3").status == 200
+    assert tab.link("tax", "t-tucson", "NON").status == 409
+    assert tab.ok("GET", "/mappings/tax/qbo/3")["app"]["id"] == "t-tucson"
+    assert tab.ok("DELETE", "/mappings/tax/app/t-ca")["unlinked"]["qbo_id"] == "2"
+
+
+def test_accounts_follow_qbos_account_type_rules(tab: Tab) -> None:
+    tab.upsert("account", "a-fees", "Fees Billed", type="revenue")
+    tab.upsert("account", "a-bank", "Checking", type="deposit")
+    tab.upsert("account", "a-undeposited", "Undeposited Funds", type="deposit")
+    tab.upsert("account", "a-ar", "Accounts Receivable (A/R)", type="revenue")
+    tab.refresh()
+
+    # Never A/R on a line, never a revenue account as a deposit account
+    refused = tab.link("account", "a-ar", "84")
+    assert (refused.status, detail(refused)["type"]) == (422, "incompatible_entity")
+    assert "Accounts Receivable" in detail(refused)["msg"]
+    assert tab.link("account", "a-fees", "35").status == 422
+    assert tab.link("account", "a-bank", "1").status == 422
+
+    # Automatch proposes within the types that fit: the A/R account is never proposed for a line
+    applied = tab.ok("POST", "/mappings/account/automatch", apply="true")
+    assert sorted((m["app_id"], m["qbo_id"]) for m in applied["linked"]) == [
+        ("a-bank", "35"),
+        ("a-fees", "5"),
+        ("a-undeposited", "4"),
+    ]
+    assert "84" not in {s["qbo_id"] for s in applied["suggestions"].get("a-ar", [])}
+    assert tab.link("account", "a-ar", "1").status == 200  # Services: an Income account
+
+
+def test_employees_match_link_and_name_conflicts(tab: Tab) -> None:
+    tab.upsert("employee", "e-emily", "Emily Platt")
+    tab.upsert("employee", "e-john", "Johnson, John")
+    tab.upsert("employee", "e-cool", "Cool Cars")  # a customer already holds the name
+    tab.refresh()
+    assert {row["id"] for row in tab.tab("employee")["qbo"]} == {"54", "55"}
+
+    proposal = tab.ok("POST", "/mappings/employee/automatch", apply="false")
+    assert [(m["app_id"], m["qbo_id"]) for m in proposal["matches"]] == [("e-emily", "54")]
+    # Reordered words are a strong suggestion, never applied on their own
+    assert proposal["suggestions"]["e-john"][0]["qbo_id"] == "55"
+    applied = tab.ok("POST", "/mappings/employee/automatch", apply="true")
+    assert [(m["app_id"], m["qbo_id"]) for m in applied["linked"]] == [("e-emily", "54")]
+    assert tab.ok("GET", "/mappings/employee/qbo/54")["app"]["id"] == "e-emily"
+    assert tab.call("GET", "/mappings/employee/app/e-john").status == 404
+    assert tab.link("employee", "e-john", "54").status == 409
+    assert tab.link("employee", "e-john", "55").status == 200
+
+    tab.upsert("employee", "e-new", "Nora Newhire")
+    cool, new = tab.ok("POST", "/mappings/employee/export", {"app_ids": ["e-cool", "e-new"]})["results"]
+    assert (cool["status"], cool["reason"]) == ("refused", "duplicate_name")
+    assert "Customer 3" in cool["message"]
+    assert new["status"] == "created"
+    assert tab.qbo_row("Employee", new["qbo_id"])["DisplayName"] == "Nora Newhire"
+    assert tab.ok("GET", f"/mappings/employee/qbo/{new['qbo_id']}")["app"]["id"] == "e-new"
+
+
+# --- onboarding and the connection ----------------------------------------------------------------
+
+
+def test_onboard_reads_qbo_lists_and_applies_unambiguous_matches(tab: Tab) -> None:
+    tab.upsert("client", "c-cars", "Cool Cars")
+    tab.upsert("client", "c-new", "Nobody In QBO")
+    tab.upsert("work_code", "w-hours", "Hours")
+    tab.upsert("account", "a-bank", "Checking", type="deposit")
+
+    outcome = tab.ok("POST", "/mappings/onboard")
+    assert outcome["refreshed"]["client"] == 26
+    assert outcome["applied"] == {
+        "client": 1,
+        "site": 0,
+        "employee": 0,
+        "work_code": 1,
+        "expense_code": 0,
+        "tax": 0,
+        "account": 1,
+    }
+    assert outcome["unmatched"]["client"] == 1
+    assert tab.ok("GET", "/mappings/client/qbo/3")["app"]["id"] == "c-cars"
+
+
+def test_a_tenant_without_a_connection_is_refused(world: World) -> None:
+    answer = world.api("POST", "/tenants/never-connected/mappings/refresh")
+    assert answer.status == 404
+    assert detail(answer)["type"] == "not_connected"
+    answer = world.api("GET", "/tenants/never-connected/mappings/invoice")
+    assert (answer.status, detail(answer)["loc"]) == (422, ["path", "kind"])
+
+
+def test_removing_a_tenants_mappings_forgets_both_sides_and_nothing_of_another_tenant(
+    tab: Tab, world: World
+) -> None:
+    from shared import tables
+    from shared.mapping.catalog import AppCatalog, QboCache
+
+    other = Tab(world, "firm-other")
+    for each in (tab, other):
+        each.upsert("client", "c-cars", "Cool Cars")
+        each.refresh()
+    table = world.dynamodb.Table(tables.LINKS.default_name)
+    catalog, cache = AppCatalog(table), QboCache(table)
+
+    assert catalog.clear_tenant(TENANT) == 1
+    assert cache.clear_tenant(TENANT) > 26  # every cached kind, with its stamp
+    assert tab.tab("client") == {"kind": "client", "qbo_refreshed_at": None, "app": [], "qbo": []}
+    assert [row["id"] for row in other.tab("client")["app"]] == ["c-cars"]
+    assert len(other.tab("client")["qbo"]) == 26
