@@ -523,6 +523,7 @@ class ConnectionFlows:
         events: EventPublisher,
         clock: Clock,
         qbo_client: QboClientFactory,
+        forget_mappings: Callable[[str], int] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         replay_wait_seconds: float = 5.0,
     ) -> None:
@@ -534,6 +535,7 @@ class ConnectionFlows:
         self._events = events
         self._clock = clock
         self._qbo_client = qbo_client
+        self._forget_mappings = forget_mappings
         self._sleep = sleep
         self._replay_wait = replay_wait_seconds
         self._codec = StateCodec(settings.state_signing_key.get_secret_value())
@@ -762,6 +764,9 @@ class ConnectionFlows:
         self._vault.revoke_and_delete(tenant_id)
         if not keep_mappings:
             self._store.release_realm(current.realm_id, tenant_id)
+            if self._forget_mappings is not None:
+                # Idempotent: a repeated "remove" (or a retry after a crash) clears what is left.
+                self._forget_mappings(tenant_id)
         if repeat and current.disconnected_at is not None:
             at = current.disconnected_at
         else:

@@ -55,6 +55,8 @@ class Settings(BaseModel):
     minor_version: int = Field(default=75, ge=75)
     connections_table: str = "qbo-link-connections"
     runtime_table: str = "qbo-link-runtime"
+    links_table: str = "qbo-link-links"
+    posting_log_table: str = "qbo-link-posting-log"
     kms_key_id: str = "alias/qbo-link-tokens"
     event_bus_name: str = "qbo-link"
     governor: GovernorLimits = GovernorLimits()
@@ -91,6 +93,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         "app_id": env.get("QBO_LINK_APP_ID", ""),
         "connections_table": env.get(constants.CONNECTIONS_TABLE_ENV, "qbo-link-connections"),
         "runtime_table": env.get(constants.RUNTIME_TABLE_ENV, "qbo-link-runtime"),
+        "links_table": env.get(constants.LINKS_TABLE_ENV, "qbo-link-links"),
+        "posting_log_table": env.get(constants.POSTING_LOG_TABLE_ENV, "qbo-link-posting-log"),
         "kms_key_id": env.get(constants.KMS_KEY_ENV, "alias/qbo-link-tokens"),
         "event_bus_name": env.get(constants.EVENT_BUS_ENV, "qbo-link"),
     }

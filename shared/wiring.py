@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from shared.connections import ConnectionFlows, OAuthStateStore
     from shared.events import EventPublisher
     from shared.governor import RateGovernor
+    from shared.mapping.service import MappingService
     from shared.qbo.client import QboClient
     from shared.qbo.environment import IntuitEndpoints
     from shared.qbo.oauth import IntuitOAuth
@@ -208,6 +209,48 @@ def connections() -> ConnectionFlows:
             events=events(),
             clock=clock(),
             qbo_client=qbo_client,
+            forget_mappings=forget_mappings,
         )
 
     return _once("connections", build)
+
+
+def mappings() -> MappingService:
+    def build() -> MappingService:
+        from shared.links import LinkStore
+        from shared.mapping.catalog import AppCatalog, QboCache
+        from shared.mapping.service import MappingService
+
+        table = dynamodb().Table(settings().links_table)
+        return MappingService(
+            AppCatalog(table, clock()),
+            QboCache(table, clock()),
+            LinkStore(table, clock()),
+            tenant_qbo_client,
+            events(),
+            clock(),
+        )
+
+    return _once("mappings", build)
+
+
+def tenant_qbo_client(tenant_id: str) -> QboClient:
+    """A QBO client for a tenant's connected company; NotConnectedError if it never connected."""
+    from shared.connections import NotConnectedError
+
+    connection = store().get(tenant_id)
+    if connection is None:
+        raise NotConnectedError(f"tenant {tenant_id} has never connected a QBO company")
+    return qbo_client(connection.realm_id, vault().provider(tenant_id))
+
+
+def forget_mappings(tenant_id: str) -> int:
+    """Disconnect with "remove mappings": links, the app catalog and the QBO cache of the tenant."""
+    from shared.links import LinkStore
+    from shared.mapping.catalog import AppCatalog, QboCache
+
+    table = dynamodb().Table(settings().links_table)
+    removed = LinkStore(table, clock()).clear_tenant(tenant_id)
+    removed += AppCatalog(table, clock()).clear_tenant(tenant_id)
+    removed += QboCache(table, clock()).clear_tenant(tenant_id)
+    return removed

@@ -21,7 +21,7 @@ from shared.vault import ConnectionDeadError
 
 if TYPE_CHECKING:
     from shared.links import Link
-    from shared.mapping.service import LinkView, MappingService, QboWriter
+    from shared.mapping.service import LinkView, MappingService
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped
 
@@ -73,35 +73,9 @@ class ImportRequest(BaseModel):
 
 
 def _service() -> MappingService:
-    import os
-
-    from shared import tables, wiring
-    from shared.links import LinkStore
-    from shared.mapping.catalog import AppCatalog, QboCache
-    from shared.mapping.service import MappingService
-
-    # Settings carry no links table name yet (docs/mappings.md, "Wiring"): the environment, else the default.
-    name = os.environ.get(constants.LINKS_TABLE_ENV) or tables.LINKS.default_name
-    table = wiring.dynamodb().Table(name)
-    clock = wiring.clock()
-    return MappingService(
-        AppCatalog(table, clock),
-        QboCache(table, clock),
-        LinkStore(table, clock),
-        _qbo_client,
-        wiring.events(),
-        clock,
-    )
-
-
-def _qbo_client(tenant_id: str) -> QboWriter:
     from shared import wiring
-    from shared.connections import NotConnectedError
 
-    connection = wiring.store().get(tenant_id)
-    if connection is None:
-        raise NotConnectedError(f"tenant {tenant_id} has never connected a QBO company")
-    return wiring.qbo_client(connection.realm_id, wiring.vault().provider(tenant_id))
+    return wiring.mappings()
 
 
 def _count(name: str, value: int = 1) -> None:

@@ -415,3 +415,22 @@ def test_removing_a_tenants_mappings_forgets_both_sides_and_nothing_of_another_t
     assert tab.tab("client") == {"kind": "client", "qbo_refreshed_at": None, "app": [], "qbo": []}
     assert [row["id"] for row in other.tab("client")["app"]] == ["c-cars"]
     assert len(other.tab("client")["qbo"]) == 26
+
+
+def test_disconnect_keeps_or_removes_the_tenants_mappings(tab: Tab, world: World) -> None:
+    # Given a linked client and a cached QBO list
+    tab.upsert("client", "c-cool", "Cool Cars")
+    tab.refresh()
+    assert tab.link("client", "c-cool", "3").status == 200
+
+    # When the tenant disconnects keeping its mappings, the link survives
+    kept = world.api("DELETE", f"/tenants/{tab.tenant}/connection", query={"mappings": "keep"})
+    assert kept.status == 200
+    linked = [row for row in tab.tab("client")["app"] if row["id"] == "c-cool"]
+    assert linked
+    assert linked[0]["linked_qbo_id"] == "3"
+
+    # When it later disconnects removing them, both sides of the match tab are empty
+    removed = world.api("DELETE", f"/tenants/{tab.tenant}/connection", query={"mappings": "remove"})
+    assert removed.status == 200
+    assert tab.tab("client") == {"kind": "client", "qbo_refreshed_at": None, "app": [], "qbo": []}
