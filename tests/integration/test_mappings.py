@@ -434,3 +434,24 @@ def test_disconnect_keeps_or_removes_the_tenants_mappings(tab: Tab, world: World
     removed = world.api("DELETE", f"/tenants/{tab.tenant}/connection", query={"mappings": "remove"})
     assert removed.status == 200
     assert tab.tab("client") == {"kind": "client", "qbo_refreshed_at": None, "app": [], "qbo": []}
+
+
+def test_connection_connected_event_onboards_the_tenant(tab: Tab) -> None:
+    from functions.onboard import handler
+    from tests.integration.connections_fixtures import LambdaContext
+
+    tab.upsert("client", "c-cars", "Cool Cars")
+    event = {
+        "version": "0",
+        "id": "e-1",
+        "source": "qbo-link",
+        "detail-type": "Connection Connected",
+        "detail": {"tenantId": tab.tenant, "realmId": tab.realm},
+    }
+    result = handler.lambda_handler(event, LambdaContext())
+    assert result["applied"]["client"] == 1
+    assert tab.ok("GET", "/mappings/client/qbo/3")["app"]["id"] == "c-cars"
+
+    foreign = {**event, "source": "someone-else"}
+    with pytest.raises(ValueError, match="unexpected event"):
+        handler.lambda_handler(foreign, LambdaContext())

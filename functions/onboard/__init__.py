@@ -1,0 +1,1 @@
+"""Onboarding after a connection: read the QBO lists and apply unambiguous matches."""

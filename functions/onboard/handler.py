@@ -1,0 +1,52 @@
+"""EventBridge target of ``Connection Connected``: onboard the tenant's mappings.
+
+Right after a connection, QBO Link reads the company's lists and links every unambiguous match,
+so the first match tab a firm sees is mostly mapped. It runs here, off the OAuth callback, so the
+browser's redirect never waits for QBO's lists.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared import constants
+from shared.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+class ConnectedDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    tenant_id: str = Field(alias="tenantId", min_length=1)
+
+
+class ConnectedEvent(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    detail_type: str = Field(alias="detail-type")
+    source: str
+    detail: ConnectedDetail
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from shared import wiring
+
+    del context  # the decorators use it
+    parsed = ConnectedEvent.model_validate(event)
+    if parsed.source != constants.EVENT_SOURCE or parsed.detail_type != constants.EVENT_CONNECTION_CONNECTED:
+        metrics.add_metric(name="OnboardingEventsRejected", unit=MetricUnit.Count, value=1)
+        raise ValueError(f"unexpected event {parsed.source}/{parsed.detail_type}")
+    tenant_id = parsed.detail.tenant_id
+    outcome = wiring.mappings().onboard(tenant_id)
+    applied = sum(outcome.applied.values())
+    metrics.add_metric(name="OnboardingLinks", unit=MetricUnit.Count, value=applied)
+    logger.info("tenant onboarded", tenant_id=tenant_id, applied=applied)
+    return {"tenant_id": tenant_id, "applied": outcome.applied, "unmatched": outcome.unmatched}
