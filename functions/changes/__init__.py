@@ -1,0 +1,1 @@
+"""The change worker: the SQS FIFO consumer that applies QBO change notices (docs/pull.md)."""

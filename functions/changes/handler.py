@@ -1,0 +1,78 @@
+"""The change worker: consumer of the SQS FIFO changes queue (message group = tenant).
+
+Glue only.  Every body is parsed and validated first; the valid notices are grouped per tenant and
+each tenant's group is applied at once (one CDC read per tenant and delivery, ``shared.pull.changes``).
+Powertools' FIFO processor then reports as batch item failures the malformed bodies (they reach the
+DLQ after the queue's maxReceiveCount, never dropped) and every message of a tenant whose apply
+failed, plus — to keep a tenant's order — the later messages of the same group.  Re-applying a
+notice that was already applied is harmless: event ids are stable per object version.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+
+from shared.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from shared.pull.changes import Notice, PullService
+
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+processor.raise_on_entire_batch_failure = False  # a failing tenant is an ordinary outcome
+
+
+class RedeliverError(Exception):
+    """This message must be delivered again (or, once out of receives, land in the DLQ)."""
+
+
+def process_records(service: PullService, records: list[dict[str, Any]]) -> dict[str, str]:
+    """Apply a delivery; returns the message ids that failed, each with why."""
+    from shared.pull.changes import NoticeError, parse_notice
+
+    failed: dict[str, str] = {}
+    groups: dict[str, list[tuple[str, Notice]]] = {}
+    for record in records:
+        message_id = str(record.get("messageId", ""))
+        try:
+            notice = parse_notice(str(record.get("body", "")))
+        except NoticeError as error:
+            failed[message_id] = str(error)
+            continue
+        groups.setdefault(notice.tenant_id, []).append((message_id, notice))
+    for tenant_id, members in groups.items():
+        try:
+            service.webhook_batch(tenant_id, [notice for _, notice in members])
+        except Exception as error:  # the tenant's messages come back; other tenants go on
+            logger.exception("change notices failed", extra={"tenant_id": tenant_id})
+            for message_id, _ in members:
+                failed[message_id] = type(error).__name__
+    return failed
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from shared.pull.changes import build_pull_service
+
+    records = list(event.get("Records") or [])
+    failed = process_records(build_pull_service(), records)
+    metrics.add_metric(name="ChangeNotices", unit=MetricUnit.Count, value=len(records))
+    metrics.add_metric(name="ChangeNoticesFailed", unit=MetricUnit.Count, value=len(failed))
+    logger.info("change delivery processed", extra={"records": len(records), "failed": len(failed)})
+
+    def record_handler(record: SQSRecord) -> None:
+        if record.message_id in failed:
+            raise RedeliverError(failed[record.message_id])
+
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )
