@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.events import EventPublisher
     from shared.governor import RateGovernor
     from shared.mapping.service import MappingService
+    from shared.pull.notifications import NotificationIntake
     from shared.qbo.client import QboClient
     from shared.qbo.environment import IntuitEndpoints
     from shared.qbo.oauth import IntuitOAuth
@@ -254,3 +255,20 @@ def forget_mappings(tenant_id: str) -> int:
     removed += AppCatalog(table, clock()).clear_tenant(tenant_id)
     removed += QboCache(table, clock()).clear_tenant(tenant_id)
     return removed
+
+
+def notification_intake() -> NotificationIntake:
+    """The webhook intake: verifier token, realm lookup, de-duplication ledger and changes queue."""
+
+    def build() -> NotificationIntake:
+        import os
+
+        import boto3
+
+        from shared.pull.notifications import build_intake, webhook_settings_from_env
+
+        return build_intake(
+            webhook_settings_from_env(os.environ), dynamodb(), boto3.client("sqs"), clock().now
+        )
+
+    return _once("notification_intake", build)

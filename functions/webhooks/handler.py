@@ -27,21 +27,9 @@ _JSON = "application/json"
 
 
 def intake() -> NotificationIntake:
-    """Built on first use and cached with the other collaborators (``wiring.reset`` forgets it)."""
-    import os
-
     from shared import wiring
 
-    def build() -> NotificationIntake:
-        import boto3
-
-        from shared.pull.notifications import build_intake, webhook_settings_from_env
-
-        return build_intake(
-            webhook_settings_from_env(os.environ), wiring.dynamodb(), boto3.client("sqs"), wiring.clock().now
-        )
-
-    return wiring._once("notification_intake", build)
+    return wiring.notification_intake()
 
 
 def _raw_body() -> bytes:
