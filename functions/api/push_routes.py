@@ -1,7 +1,346 @@
-"""Tenant API: the push routes."""
+"""Tenant API: the push routes (settings, document upserts, the posting log).
+
+Upserts (``PUT .../clients|invoices|payments|credit-memos/{id}``) answer 202 with the document's
+posting state, 200 ``ignored`` for an older or equal version, 422 naming every offending field,
+404 for a tenant that never connected and 409 for a disconnected one.  Bodies are parsed with JSON
+numbers as ``Decimal``: money never passes through a float.
+
+Tenant isolation: the host app's backend calls with IAM; a caller that came through a JWT authorizer
+(``requestContext.authorizer.jwt.claims``) must carry a ``tenant_id`` claim equal to the path's
+tenant, or gets 403 and nothing is read or changed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
+
+from functions.api.common import TenantId, error_response, refusal
+from shared.observability import metrics
+from shared.posting_log import (
+    Attempt,
+    InvalidPageTokenError,
+    InvalidPostingRequestError,
+    PostingEntry,
+    PostingPage,
+    PostingState,
+)
+from shared.push.models import APP_ID_PATTERN, TenantSettings, validation_problems
+from shared.push.service import (
+    CompanyFactsMissingError,
+    DocumentInvalidError,
+    NotRetryableError,
+    PostingNotFoundError,
+    PushError,
+    PushService,
+    SubmitOutcome,
+    TenantDisconnectedError,
+    UnknownTenantError,
+    reason_dict,
+)
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped
+
+AppDocumentId = Annotated[str, Path(pattern=APP_ID_PATTERN, description="The app's own id of the document.")]
+TENANT_CLAIM = "tenant_id"
+PATH_KINDS = {
+    "clients": "client",
+    "invoices": "invoice",
+    "payments": "payment",
+    "credit-memos": "credit_memo",
+    "client": "client",
+    "invoice": "invoice",
+    "payment": "payment",
+    "credit_memo": "credit_memo",
+}
+
+
+class TenantMismatchError(Exception):
+    """The JWT's tenant claim names another tenant than the path."""
+
+
+class BadBodyError(Exception):
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("invalid body")
+        self.problems = problems
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _service() -> PushService:
+    from shared.push.service import build_service
+
+    return build_service()
+
+
+def _authorize(tenant_id: str) -> None:
+    """A JWT caller may only reach its own tenant (IAM callers are the app's backend: trusted)."""
+    metrics.add_metric(name="PushApiRequests", unit=MetricUnit.Count, value=1)
+    context = router.current_event.raw_event.get("requestContext") or {}
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
+    if claims is None:
+        return
+    if str(claims.get(TENANT_CLAIM, "")) != tenant_id:
+        raise TenantMismatchError(tenant_id)
+
+
+def _body() -> dict[str, Any]:
+    raw = router.current_event.decoded_body or ""
+    try:
+        body = json.loads(raw, parse_float=Decimal)
+    except ValueError as error:
+        raise BadBodyError([{"field": "(body)", "message": f"not JSON: {error}"}]) from None
+    if not isinstance(body, dict):
+        raise BadBodyError([{"field": "(body)", "message": "must be a JSON object"}])
+    return body
+
+
+def _outcome(outcome: SubmitOutcome) -> Response[dict[str, Any]]:
+    body = {
+        "status": outcome.status,
+        "kind": outcome.kind,
+        "id": outcome.app_id,
+        "version": outcome.version,
+        "state": outcome.state.value if outcome.state else None,
+        "reasons": [reason_dict(r) for r in outcome.reasons],
+    }
+    metrics.add_metric(name=f"Upserts_{outcome.status}", unit=MetricUnit.Count, value=1)
+    return Response(202 if outcome.status == "accepted" else 200, content_types.APPLICATION_JSON, body)
+
+
+def _upsert(tenant_id: str, kind: str, app_id: str) -> Response[dict[str, Any]]:
+    _authorize(tenant_id)
+    body = _body()
+    given = body.setdefault("id", app_id)
+    if given != app_id:
+        raise BadBodyError([{"field": "id", "message": f"must equal the path's id {app_id!r}"}])
+    return _outcome(_service().submit(tenant_id, kind, body))
+
+
+def _entry(entry: PostingEntry, attempts: list[Attempt] | None = None) -> dict[str, Any]:
+    out = entry.model_dump(mode="json", exclude={"reasons", "document"})
+    out["reasons"] = [reason_dict(r) for r in entry.reasons]
+    if attempts is not None:
+        out["attempt_log"] = [a.model_dump(mode="json", exclude_none=True) for a in attempts]
+    return out
+
+
+def _page(page: PostingPage) -> dict[str, Any]:
+    return {"entries": [_entry(e) for e in page.entries], "next_page_token": page.next_token}
+
+
+def _kind(kind: str) -> str:
+    found = PATH_KINDS.get(kind)
+    if found is None:
+        raise BadBodyError([{"field": "kind", "message": f"unknown document kind {kind!r}"}])
+    return found
+
+
+# --- refusals ----------------------------------------------------------------------------------
+
+
+def _tenant_mismatch(_error: TenantMismatchError) -> Response[dict[str, Any]]:
+    return refusal(
+        403, ("path", "tenant_id"), "tenant_mismatch", "the caller is not authorized for this tenant"
+    )
+
+
+def _invalid_document(error: DocumentInvalidError) -> Response[dict[str, Any]]:
+    return _problems(error.problems)
+
+
+def _bad_body(error: BadBodyError) -> Response[dict[str, Any]]:
+    return _problems(error.problems)
+
+
+def _problems(problems: list[dict[str, str]]) -> Response[dict[str, Any]]:
+    metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
+    detail = [
+        {"loc": ["body", *p["field"].split(".")], "msg": p["message"], "type": "invalid_document"}
+        for p in problems
+    ]
+    return Response(422, content_types.APPLICATION_JSON, {"statusCode": 422, "detail": detail})
+
+
+def _unknown_tenant(error: UnknownTenantError) -> Response[dict[str, Any]]:
+    return refusal(404, ("path", "tenant_id"), "not_connected", str(error))
+
+
+def _disconnected(error: Exception) -> Response[dict[str, Any]]:
+    return refusal(409, ("path", "tenant_id"), "disconnected", str(error))
+
+
+def _no_posting(error: PostingNotFoundError) -> Response[dict[str, Any]]:
+    return refusal(404, ("path", "id"), "not_found", str(error))
+
+
+def _not_retryable(error: NotRetryableError) -> Response[dict[str, Any]]:
+    return refusal(409, ("path", "id"), "not_retryable", str(error))
+
+
+def _bad_query(error: Exception) -> Response[dict[str, Any]]:
+    return refusal(422, ("query",), "invalid_query", str(error))
+
+
+# Registered by call: Powertools' exception_handler decorator is untyped.
+router.exception_handler(TenantMismatchError)(_tenant_mismatch)
+router.exception_handler(DocumentInvalidError)(_invalid_document)
+router.exception_handler(BadBodyError)(_bad_body)
+router.exception_handler(UnknownTenantError)(_unknown_tenant)
+router.exception_handler([TenantDisconnectedError, CompanyFactsMissingError])(_disconnected)
+router.exception_handler(PostingNotFoundError)(_no_posting)
+router.exception_handler(NotRetryableError)(_not_retryable)
+router.exception_handler([InvalidPageTokenError, InvalidPostingRequestError])(_bad_query)
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@router.get("/tenants/<tenant_id>/settings", summary="The tenant's push settings (defaults if never set)")
+def get_settings(tenant_id: TenantId) -> dict[str, Any]:
+    _authorize(tenant_id)
+    return _service().settings_store.get(tenant_id).model_dump(mode="json")
+
+
+@router.put(
+    "/tenants/<tenant_id>/settings",
+    summary="Replace the tenant's push settings",
+    responses={422: error_response("A setting is invalid")},
+)
+def put_settings(tenant_id: TenantId) -> dict[str, Any]:
+    _authorize(tenant_id)
+    try:
+        settings = TenantSettings.model_validate(_body())
+    except ValidationError as error:
+        raise BadBodyError(validation_problems(error)) from None
+    service = _service()
+    service.settings_store.put(tenant_id, settings)
+    # Documents waiting on a setting go by themselves; settings of an unconnected tenant just wait.
+    with contextlib.suppress(PushError):
+        service.recheck(tenant_id)
+    return settings.model_dump(mode="json")
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+
+_UPSERT_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {"description": "An older or equal version: acknowledged and ignored"},
+    202: {"description": "Accepted: the document's posting state"},
+    403: error_response("The caller is not authorized for this tenant"),
+    404: error_response("The tenant never connected"),
+    409: error_response("The tenant is disconnected"),
+    422: error_response("Every offending field"),
+}
+
+
+@router.put("/tenants/<tenant_id>/clients/<app_id>", summary="Upsert a client", responses=_UPSERT_RESPONSES)
+def put_client(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict[str, Any]]:
+    return _upsert(tenant_id, "client", app_id)
+
+
+@router.put(
+    "/tenants/<tenant_id>/invoices/<app_id>", summary="Upsert an invoice", responses=_UPSERT_RESPONSES
+)
+def put_invoice(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict[str, Any]]:
+    return _upsert(tenant_id, "invoice", app_id)
+
+
+@router.put("/tenants/<tenant_id>/payments/<app_id>", summary="Upsert a payment", responses=_UPSERT_RESPONSES)
+def put_payment(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict[str, Any]]:
+    return _upsert(tenant_id, "payment", app_id)
+
+
+@router.put(
+    "/tenants/<tenant_id>/credit-memos/<app_id>", summary="Upsert a credit memo", responses=_UPSERT_RESPONSES
+)
+def put_credit_memo(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict[str, Any]]:
+    return _upsert(tenant_id, "credit_memo", app_id)
+
+
+# --- the posting log ---------------------------------------------------------------------------
+
+
+@router.get("/tenants/<tenant_id>/postings/summary", summary="Documents per kind and state")
+def postings_summary(tenant_id: TenantId) -> dict[str, Any]:
+    _authorize(tenant_id)
+    summary = _service().posting_log.summary(tenant_id)
+    return {
+        "tenant_id": tenant_id,
+        "by_kind": {
+            kind: {s.value: n for s, n in states.items()} for kind, states in summary.by_kind.items()
+        },
+        "by_state": {s.value: n for s, n in summary.by_state.items()},
+        "total": summary.total,
+    }
+
+
+@router.get(
+    "/tenants/<tenant_id>/postings", summary="The posting log: by state, transaction or posting dates"
+)
+def list_postings(  # noqa: PLR0917 - the query parameters
+    tenant_id: TenantId,
+    state: Annotated[PostingState | None, Query(description="Only documents in this state.")] = None,
+    txn_from: Annotated[
+        date | None, Query(alias="from", description="Transaction date from (inclusive).")
+    ] = None,
+    txn_to: Annotated[date | None, Query(alias="to", description="Transaction date to (inclusive).")] = None,
+    posted_from: Annotated[date | None, Query(description="Posted on or after (UTC date).")] = None,
+    posted_to: Annotated[date | None, Query(description="Posted on or before (UTC date).")] = None,
+    page_token: Annotated[str | None, Query(max_length=4096)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    _authorize(tenant_id)
+    log = _service().posting_log
+    if posted_from is not None or posted_to is not None:
+        page = log.query_by_posted_date(tenant_id, posted_from, posted_to, page_token=page_token, limit=limit)
+    elif state is not None:
+        page = log.query_by_state(
+            tenant_id, state, txn_from=txn_from, txn_to=txn_to, page_token=page_token, limit=limit
+        )
+    else:
+        page = log.query_by_txn_date(tenant_id, txn_from, txn_to, page_token=page_token, limit=limit)
+    return _page(page)
+
+
+@router.get(
+    "/tenants/<tenant_id>/postings/<kind>/<app_id>", summary="One document's posting, with its attempts"
+)
+def get_posting(tenant_id: TenantId, kind: str, app_id: AppDocumentId) -> dict[str, Any]:
+    _authorize(tenant_id)
+    document_kind = _kind(kind)
+    log = _service().posting_log
+    entry = log.get(tenant_id, document_kind, app_id)
+    if entry is None:
+        raise PostingNotFoundError(tenant_id, document_kind, app_id)
+    return _entry(entry, log.attempts(tenant_id, document_kind, app_id))
+
+
+@router.post(
+    "/tenants/<tenant_id>/postings/<kind>/<app_id>/retry",
+    summary="Retry a failed document",
+    responses={409: error_response("The document is not failed")},
+)
+def retry_posting(tenant_id: TenantId, kind: str, app_id: AppDocumentId) -> Response[dict[str, Any]]:
+    _authorize(tenant_id)
+    return _outcome(_service().retry(tenant_id, _kind(kind), app_id))
+
+
+@router.post(
+    "/tenants/<tenant_id>/postings/recheck",
+    summary="Judge every needs_attention document again (after a mapping or setting was fixed)",
+)
+def recheck_postings(tenant_id: TenantId) -> dict[str, Any]:
+    _authorize(tenant_id)
+    return {"moved": _service().recheck(tenant_id)}

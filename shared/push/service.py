@@ -1,0 +1,530 @@
+"""Accepting the app's documents: validate, log, judge readiness, queue (docs/push.md, "Push").
+
+``PushService`` is what the tenant API calls.  A document goes through the posting log (the outbox:
+its state is the truth, the queue only says "look at this one") and, when ready, a message
+``{tenant, kind, app_id, version}`` goes on the push queue (SQS FIFO, message group = tenant, so one
+worker at a time posts a tenant's documents, in order).
+
+Kinds of document: ``client``, ``invoice``, ``payment``, ``credit_memo``.  Every client, sites
+included, is one posting-log document of kind ``client``; its link is of kind ``site`` when it has a
+parent (a QBO sub-customer), ``client`` otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final, Literal, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from shared import constants, tables
+from shared.clock import Clock
+from shared.connection_store import Connection, ConnectionStore
+from shared.health import Health
+from shared.links import Link, LinkStore
+from shared.posting_log import (
+    PostingEntry,
+    PostingLog,
+    PostingState,
+    Reason,
+    StaleVersionError,
+)
+from shared.push.models import (
+    AppClient,
+    AppCreditMemo,
+    AppInvoice,
+    AppPayment,
+    LineKind,
+    TenantSettings,
+    validation_problems,
+)
+from shared.push.payloads import CompanyFacts
+from shared.push.readiness import (
+    NotReady,
+    Readiness,
+    Ready,
+    Skipped,
+    evaluate_client,
+    evaluate_credit_memo,
+    evaluate_invoice,
+    evaluate_payment,
+)
+from shared.push.readiness import Reason as ReadinessReason
+from shared.push.settings_store import TenantSettingsStore
+
+DocumentKind = Literal["client", "invoice", "payment", "credit_memo"]
+DOCUMENT_KINDS: Final[tuple[DocumentKind, ...]] = ("client", "invoice", "payment", "credit_memo")
+AppDocument = AppClient | AppInvoice | AppPayment | AppCreditMemo
+MODELS: Final[Mapping[str, type[BaseModel]]] = {
+    "client": AppClient,
+    "invoice": AppInvoice,
+    "payment": AppPayment,
+    "credit_memo": AppCreditMemo,
+}
+ITEM_LINK_KINDS: Final[Mapping[str, str]] = {"work": "work_code", "expense": "expense_code"}
+
+PUSH_QUEUE_URL_ENV: Final = "PUSH_QUEUE_URL"
+SUMMARISED_NOT_AVAILABLE = "summarised_posting_unavailable"
+NOT_CONNECTED = "not_connected"
+DEDUPLICATION_ID_MAX = 128  # SQS's limit
+
+# Outbound events (EventBridge detail-type).
+EVENT_DOCUMENT_POSTED: Final = "Document Posted"
+EVENT_DOCUMENT_FAILED: Final = "Document Failed"
+EVENT_DOCUMENT_VOIDED: Final = "Document Voided"
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class PushError(Exception):
+    """A push request cannot be done."""
+
+
+class UnknownTenantError(PushError, LookupError):
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r} has never connected a QBO company")
+        self.tenant_id = tenant_id
+
+
+class TenantDisconnectedError(PushError):
+    def __init__(self, tenant_id: str, health: str | None) -> None:
+        super().__init__(
+            f"tenant {tenant_id!r} is not connected to QBO ({health or 'no tokens'}); reconnect first"
+        )
+        self.tenant_id = tenant_id
+
+
+class CompanyFactsMissingError(PushError):
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r}: the connected company's country and tax model are unknown")
+
+
+class DocumentInvalidError(PushError, ValueError):
+    """The document does not validate; ``problems`` name every offending field."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in problems))
+        self.problems = problems
+
+
+class PostingNotFoundError(PushError, LookupError):
+    def __init__(self, tenant_id: str, kind: str, app_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r} has no {kind} {app_id!r}")
+
+
+class NotRetryableError(PushError):
+    def __init__(self, kind: str, app_id: str, state: str) -> None:
+        super().__init__(f"{kind} {app_id!r} is {state}; only a failed document can be retried")
+        self.state = state
+
+
+# --- the queue ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    """``{tenant, kind, app_id, version}``: "post this version of this document"."""
+
+    tenant: str
+    kind: str
+    app_id: str
+    version: int
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.tenant, self.kind, self.app_id)
+
+    def body(self) -> str:
+        return json.dumps(
+            {"tenant": self.tenant, "kind": self.kind, "app_id": self.app_id, "version": self.version},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+    @classmethod
+    def parse(cls, body: str) -> PushMessage:
+        data = json.loads(body)
+        return cls(str(data["tenant"]), str(data["kind"]), str(data["app_id"]), int(data["version"]))
+
+    def deduplication_id(self, suffix: str = "") -> str:
+        text = f"{self.tenant}:{self.kind}:{self.app_id}:{self.version}{suffix}"
+        if len(text) <= DEDUPLICATION_ID_MAX:
+            return text
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+class PushQueue(Protocol):
+    def send(self, message: PushMessage, deduplication_id: str) -> None: ...
+
+
+class SqsPushQueue:
+    """The FIFO push queue: group = tenant (one tenant's documents in order), explicit dedup id."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def send(self, message: PushMessage, deduplication_id: str) -> None:
+        self._client.send_message(
+            QueueUrl=self._url,
+            MessageBody=message.body(),
+            MessageGroupId=message.tenant,
+            MessageDeduplicationId=deduplication_id,
+        )
+
+
+@dataclass
+class InMemoryPushQueue:
+    """A FIFO queue in a list, de-duplicating like SQS (for unit tests and the local stack)."""
+
+    messages: list[PushMessage] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def send(self, message: PushMessage, deduplication_id: str) -> None:
+        if deduplication_id in self.seen:
+            return
+        self.seen.add(deduplication_id)
+        self.messages.append(message)
+
+    def drain(self) -> list[PushMessage]:
+        taken, self.messages = self.messages, []
+        return taken
+
+
+# --- outcomes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What became of an upsert: ``accepted`` (with its state now) or ``ignored`` (older/equal)."""
+
+    status: Literal["accepted", "ignored"]
+    kind: str
+    app_id: str
+    version: int
+    state: PostingState | None
+    reasons: tuple[Reason, ...] = ()
+
+
+# --- mappings, from the links table and the posting log ---------------------------------------
+
+
+class StoreLookup:
+    """``readiness.MappingLookup`` over the links table (QBO ids) and the posting log (the app's
+    clients).  Found links are cached for the lookup's life (one request, or one worker batch);
+    misses are read again, since a mapping may be fixed meanwhile."""
+
+    def __init__(self, tenant_id: str, links: LinkStore, posting_log: PostingLog) -> None:
+        self._tenant = tenant_id
+        self._links = links
+        self._log = posting_log
+        self._found: dict[tuple[str, str], Link] = {}
+        self._clients: dict[str, AppClient | None] = {}
+
+    def link(self, kind: str, app_id: str) -> Link | None:
+        cached = self._found.get((kind, app_id))
+        if cached is not None:
+            return cached
+        link = self._links.get_by_app(self._tenant, kind, app_id)
+        if link is not None:
+            self._found[(kind, app_id)] = link
+        return link
+
+    def remember(self, link: Link) -> None:
+        self._found[(link.kind, link.app_id)] = link
+
+    def forget(self, kind: str, app_id: str) -> None:
+        self._found.pop((kind, app_id), None)
+
+    def customer_link(self, client_id: str) -> Link | None:
+        client = self.client(client_id)
+        first, second = ("site", "client") if client is not None and client.parent_id else ("client", "site")
+        return self.link(first, client_id) or self.link(second, client_id)
+
+    def customer_for(self, client_id: str) -> str | None:
+        link = self.customer_link(client_id)
+        return link.qbo_id if link else None
+
+    def item_for(self, kind: LineKind, code: str) -> str | None:
+        link = self.link(ITEM_LINK_KINDS[kind], code)
+        return link.qbo_id if link else None
+
+    def tax_code_for(self, tax_id: str) -> str | None:
+        link = self.link("tax", tax_id)
+        return link.qbo_id if link else None
+
+    def invoice_qbo_id(self, invoice_id: str) -> str | None:
+        link = self.link("invoice", invoice_id)
+        return link.qbo_id if link else None
+
+    def client(self, client_id: str) -> AppClient | None:
+        if client_id not in self._clients:
+            entry = self._log.get(self._tenant, "client", client_id)
+            self._clients[client_id] = AppClient.model_validate(entry.document) if entry else None
+        return self._clients[client_id]
+
+    def client_changed(self, client_id: str) -> None:
+        self._clients.pop(client_id, None)
+
+
+# --- helpers shared with the worker ------------------------------------------------------------
+
+
+def company_facts(tenant_id: str, connection: Connection) -> CompanyFacts:
+    company = connection.company
+    if company is None or not company.country or not company.tax_model:
+        raise CompanyFactsMissingError(tenant_id)
+    return CompanyFacts(
+        country=company.country, currency=company.currency or "USD", tax_model=company.tax_model
+    )
+
+
+def require_connection(store: ConnectionStore, tenant_id: str) -> Connection:
+    connection = store.get(tenant_id)
+    if connection is None:
+        raise UnknownTenantError(tenant_id)
+    if connection.health in (Health.DISCONNECTED, Health.REVOKED) or not connection.has_tokens:
+        raise TenantDisconnectedError(tenant_id, connection.health.value if connection.health else None)
+    return connection
+
+
+def parse_document(kind: str, payload: Mapping[str, Any]) -> AppDocument:
+    """The app's document as its model; ``DocumentInvalidError`` names every offending field."""
+    model = MODELS.get(kind)
+    if model is None:
+        raise DocumentInvalidError([{"field": "kind", "message": f"unknown document kind {kind!r}"}])
+    try:
+        document = model.model_validate(dict(payload))
+    except ValidationError as error:
+        raise DocumentInvalidError(validation_problems(error)) from None
+    assert isinstance(document, AppClient | AppInvoice | AppPayment | AppCreditMemo)
+    return document
+
+
+def evaluate(
+    document: AppDocument,
+    settings: TenantSettings,
+    facts: CompanyFacts,
+    lookup: StoreLookup,
+    today: date,
+) -> Readiness:
+    if isinstance(document, AppClient):
+        return evaluate_client(document, settings, lookup)
+    if isinstance(document, AppInvoice):
+        return evaluate_invoice(document, settings, facts, lookup, today=today)
+    if isinstance(document, AppCreditMemo):
+        return evaluate_credit_memo(document, settings, facts, lookup, today=today)
+    return evaluate_payment(document, settings, facts, lookup, today=today)
+
+
+def reason_of(code: str, details: Mapping[str, str]) -> Reason:
+    """A readiness reason as the posting log keeps it: ``detail`` is the details as JSON."""
+    return Reason(code=code, detail=json.dumps(dict(details), sort_keys=True) if details else None)
+
+
+def reason_dict(reason: Reason) -> dict[str, Any]:
+    """A stored reason as the API shows it: ``{"code", "details"}``."""
+    details: Any = {}
+    if reason.detail:
+        try:
+            details = json.loads(reason.detail)
+        except ValueError:
+            details = {"text": reason.detail}
+    return {"code": reason.code, "details": details}
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+class PushService:
+    """Upserts, recheck and retry; everything a tenant API route needs (docs/push.md)."""
+
+    def __init__(  # noqa: PLR0917 - the collaborators, as the brief names them
+        self,
+        posting_log: PostingLog,
+        links: LinkStore,
+        settings_store: TenantSettingsStore,
+        connection_store: ConnectionStore,
+        queue: PushQueue,
+        clock: Clock,
+    ) -> None:
+        self.posting_log = posting_log
+        self.links = links
+        self.settings_store = settings_store
+        self.connection_store = connection_store
+        self.queue = queue
+        self.clock = clock
+
+    def submit(self, tenant_id: str, kind: str, payload: Mapping[str, Any]) -> SubmitOutcome:
+        """Validate, log and (when ready) queue one version of a document."""
+        document = parse_document(kind, payload)
+        connection = require_connection(self.connection_store, tenant_id)
+        facts = company_facts(tenant_id, connection)
+        txn_date = None if isinstance(document, AppClient) else document.date
+        accepted = self.posting_log.accept(
+            tenant_id, kind, document.id, document.version, document.model_dump(mode="json"), txn_date
+        )
+        if not accepted.accepted:
+            return SubmitOutcome("ignored", kind, document.id, accepted.version, accepted.previous_state)
+        settings = self.settings_store.get(tenant_id)
+        lookup = StoreLookup(tenant_id, self.links, self.posting_log)
+        entry = self._judge(tenant_id, kind, document, settings, facts, lookup, suffix="")
+        if entry is None:  # a newer version came in meanwhile: it speaks for the document
+            return SubmitOutcome("accepted", kind, document.id, document.version, None)
+        return SubmitOutcome("accepted", kind, document.id, entry.version, entry.state, entry.reasons)
+
+    def recheck(self, tenant_id: str) -> dict[str, int]:
+        """Judge every ``needs_attention`` document again (after a mapping or a setting changed, or a
+        document they wait for was posted); returns how many went to each state."""
+        connection = require_connection(self.connection_store, tenant_id)
+        facts = company_facts(tenant_id, connection)
+        settings = self.settings_store.get(tenant_id)
+        lookup = StoreLookup(tenant_id, self.links, self.posting_log)
+        moved: dict[str, int] = {}
+        waiting = list(self._entries(tenant_id, PostingState.NEEDS_ATTENTION))
+        # Clients first: an invoice may wait for a client that is about to be queued.
+        waiting.sort(key=lambda e: (e.kind != "client", e.kind != "invoice"))
+        for entry in waiting:
+            document = parse_document(entry.kind, entry.document)
+            after = self._judge(
+                tenant_id, entry.kind, document, settings, facts, lookup, suffix=f":r{entry.attempts}"
+            )
+            if after is not None:
+                moved[after.state.value] = moved.get(after.state.value, 0) + 1
+        return moved
+
+    def retry(self, tenant_id: str, kind: str, app_id: str) -> SubmitOutcome:
+        """Put a failed document back: judged again, queued when ready."""
+        entry = self.posting_log.get(tenant_id, kind, app_id)
+        if entry is None:
+            raise PostingNotFoundError(tenant_id, kind, app_id)
+        if entry.state is not PostingState.FAILED:
+            raise NotRetryableError(kind, app_id, entry.state.value)
+        connection = require_connection(self.connection_store, tenant_id)
+        facts = company_facts(tenant_id, connection)
+        settings = self.settings_store.get(tenant_id)
+        lookup = StoreLookup(tenant_id, self.links, self.posting_log)
+        document = parse_document(kind, entry.document)
+        after = self._judge(tenant_id, kind, document, settings, facts, lookup, suffix=f":r{entry.attempts}")
+        state = after.state if after else None
+        return SubmitOutcome("accepted", kind, app_id, entry.version, state, after.reasons if after else ())
+
+    def enqueue(self, tenant_id: str, kind: str, app_id: str, version: int, suffix: str = "") -> None:
+        message = PushMessage(tenant_id, kind, app_id, version)
+        self.queue.send(message, message.deduplication_id(suffix))
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _entries(self, tenant_id: str, state: PostingState) -> Iterator[PostingEntry]:
+        token: str | None = None
+        while True:
+            page = self.posting_log.query_by_state(tenant_id, state, page_token=token, limit=500)
+            yield from page.entries
+            token = page.next_token
+            if not token:
+                return
+
+    def _judge(  # noqa: PLR0917 - one decision needs all of it
+        self,
+        tenant_id: str,
+        kind: str,
+        document: AppDocument,
+        settings: TenantSettings,
+        facts: CompanyFacts,
+        lookup: StoreLookup,
+        *,
+        suffix: str,
+    ) -> PostingEntry | None:
+        readiness = evaluate(document, settings, facts, lookup, self.clock.now().date())
+        if isinstance(readiness, Ready) and settings.posting_mode == "summarised" and kind != "client":
+            readiness = NotReady((ReadinessReason(SUMMARISED_NOT_AVAILABLE, {"posting_mode": "summarised"}),))
+        try:
+            if isinstance(readiness, Skipped):
+                reason = reason_of(readiness.reason.code, readiness.reason.details)
+                return self.posting_log.transition(
+                    tenant_id,
+                    kind,
+                    document.id,
+                    expected_version=document.version,
+                    to_state=PostingState.SKIPPED,
+                    reasons=[reason],
+                )
+            if isinstance(readiness, NotReady):
+                reasons = [reason_of(r.code, r.details) for r in readiness.reasons]
+                return self.posting_log.transition(
+                    tenant_id,
+                    kind,
+                    document.id,
+                    expected_version=document.version,
+                    to_state=PostingState.NEEDS_ATTENTION,
+                    reasons=reasons,
+                )
+            entry = self.posting_log.transition(
+                tenant_id, kind, document.id, expected_version=document.version, to_state=PostingState.QUEUED
+            )
+        except StaleVersionError:
+            return None
+        self.enqueue(tenant_id, kind, document.id, document.version, suffix)
+        return entry
+
+
+# --- production wiring (recommended to move into shared.wiring) --------------------------------
+
+_qbo_client_factory: Callable[[Connection], Any] | None = None
+_queue_override: PushQueue | None = None
+
+
+def configure(
+    *, qbo_client_factory: Callable[[Connection], Any] | None = None, queue: PushQueue | None = None
+) -> None:
+    """Swap the QBO client factory or the queue (tests, the local stack); ``None`` restores."""
+    global _qbo_client_factory, _queue_override  # noqa: PLW0603 - the process's wiring, like shared.wiring
+    _qbo_client_factory = qbo_client_factory
+    _queue_override = queue
+
+
+def links_table_name() -> str:
+    return os.environ.get(constants.LINKS_TABLE_ENV, tables.LINKS.default_name)
+
+
+def postings_table_name() -> str:
+    return os.environ.get(constants.POSTING_LOG_TABLE_ENV, tables.POSTINGS.default_name)
+
+
+def build_queue() -> PushQueue:
+    if _queue_override is not None:
+        return _queue_override
+    import boto3
+
+    return SqsPushQueue(boto3.client("sqs"), os.environ[PUSH_QUEUE_URL_ENV])
+
+
+def build_service() -> PushService:
+    """The service over the process's tables and queue (built per call: tables are cheap handles)."""
+    from shared import wiring
+
+    clock = wiring.clock()
+    dynamodb = wiring.dynamodb()
+    return PushService(
+        PostingLog(dynamodb.Table(postings_table_name()), clock),
+        LinkStore(dynamodb.Table(links_table_name()), clock),
+        TenantSettingsStore(dynamodb.Table(wiring.settings().connections_table), clock),
+        wiring.store(),
+        build_queue(),
+        clock,
+    )
+
+
+def qbo_client_for(connection: Connection) -> Any:
+    """The tenant's QBO client: the test factory when configured, else wiring's (vault tokens)."""
+    if _qbo_client_factory is not None:
+        return _qbo_client_factory(connection)
+    from shared import wiring
+
+    return wiring.qbo_client(connection.realm_id, wiring.vault().provider(connection.tenant_id))

@@ -1,0 +1,826 @@
+"""Posting queued documents to QBO, exactly once (docs/push.md, "The push worker").
+
+One message says "look at version v of this document"; the posting log's head says what to do:
+
+* a stale version, or a document no longer ``queued``/``uncertain``/``in_flight``: nothing (ack);
+* ``in_flight`` on arrival: a worker died mid-call, so the outcome is uncertain: look it up first;
+* readiness is judged again (a mapping may have been removed); the customers a document needs are
+  created first when the tenant allows it;
+* a document QBO already has (``qbo_id``) is a sparse update of that entity with its SyncToken (on
+  5010 the entity is read once and the update sent again);
+* an uncertain outcome (a lost answer or a 5xx after a write, a crash, ``needs_lookup``) is settled
+  by looking the document up in QBO (DocNumber, or customer and date, then the ``qbo-link:`` marker)
+  before anything is created again;
+* every create and update carries ``requestid`` derived from ``tenant:kind:app_id:v<version>``.
+
+Batching.  The posting log is the outbox: a worker that has creates to send also takes the tenant's
+other ``queued`` documents (up to 30 in all) and sends the creates in one QBO batch request; their own
+messages find them posted later and cost no QBO call.  One real-time document costs one call.
+
+Outcomes: success → linked and ``posted`` (an event is published); QBO refused it → ``failed`` with
+QBO's text; throttled or transient → back to ``queued`` (or ``uncertain``) and the message is
+redelivered (partial batch failure).  Every QBO call is an attempt in the log, with ``intuit_tid``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.clock import Clock
+from shared.connection_store import Connection, ConnectionStore
+from shared.events import EventPublisher, make_event
+from shared.links import LinkConflictError, LinkStore
+from shared.posting_log import (
+    AttemptOutcome,
+    InvalidTransitionError,
+    PostingEntry,
+    PostingFault,
+    PostingLog,
+    PostingState,
+    StaleVersionError,
+)
+from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment, TenantSettings
+from shared.push.payloads import (
+    CompanyFacts,
+    Marker,
+    MarkerKind,
+    PayloadError,
+    ResolvedMappings,
+    credit_memo_payload,
+    customer_payload,
+    display_name,
+    invoice_payload,
+    parse_marker,
+    payment_payload,
+)
+from shared.push.readiness import CREATE_CUSTOMER_FIRST, NotReady, Skipped
+from shared.push.service import (
+    EVENT_DOCUMENT_FAILED,
+    EVENT_DOCUMENT_POSTED,
+    EVENT_DOCUMENT_VOIDED,
+    AppDocument,
+    PushError,
+    PushMessage,
+    PushService,
+    StoreLookup,
+    company_facts,
+    evaluate,
+    parse_document,
+    reason_of,
+    require_connection,
+)
+from shared.push.settings_store import TenantSettingsStore
+from shared.qbo.client import BATCH_MAX_ITEMS, BatchOperation, QboClient
+from shared.qbo.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    DuplicateDocumentNumberError,
+    QboError,
+    StaleObjectError,
+    ThrottledError,
+)
+from shared.vault import VaultError
+
+Body = dict[str, Any]
+ENTITIES = {"client": "Customer", "invoice": "Invoice", "payment": "Payment", "credit_memo": "CreditMemo"}
+MAPPING_MISSING = "mapping_missing"
+MAX_DELIVERIES = 5  # the DLQ's maxReceiveCount should be higher, so the log says "failed" first
+_WORK = {PostingState.QUEUED, PostingState.UNCERTAIN, PostingState.IN_FLIGHT}
+
+
+@dataclass
+class _Job:
+    entry: PostingEntry
+    document: AppDocument
+    entity: str
+    link_kind: str
+    build: Callable[[tuple[str, str] | None], Body]
+    existing_id: str | None
+    sync_token: str | None
+    lookup: bool
+    done: bool = False
+    retry: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.entry.kind, self.entry.app_id)
+
+    @property
+    def idempotency_key(self) -> str:
+        e = self.entry
+        return f"{e.tenant_id}:{e.kind}:{e.app_id}:v{e.version}"
+
+    @property
+    def voids(self) -> bool:
+        return not isinstance(self.document, AppClient) and self.document.voided
+
+    @property
+    def creates(self) -> bool:
+        return self.existing_id is None and not self.lookup and not self.voids
+
+
+@dataclass
+class _Tenant:
+    tenant_id: str
+    connection: Connection
+    facts: CompanyFacts
+    settings: TenantSettings
+    client: QboClient
+    lookup: StoreLookup
+    posted: int = 0
+
+
+@dataclass
+class BatchReport:
+    """Which messages must come back (by index) and what happened to the documents."""
+
+    failed: set[int] = field(default_factory=set)
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+class RetryLaterError(Exception):
+    """The message must be delivered again (throttled, transient, or an outcome to settle)."""
+
+
+class PushWorker:
+    """Processes push messages against the tenant's QBO company."""
+
+    def __init__(  # noqa: PLR0917 - the collaborators
+        self,
+        posting_log: PostingLog,
+        links: LinkStore,
+        settings_store: TenantSettingsStore,
+        connection_store: ConnectionStore,
+        qbo_client_for: Callable[[Connection], QboClient],
+        events: EventPublisher,
+        clock: Clock,
+        service: PushService | None = None,
+        batch_size: int = BATCH_MAX_ITEMS,
+    ) -> None:
+        self.posting_log = posting_log
+        self.links = links
+        self.settings_store = settings_store
+        self.connection_store = connection_store
+        self.qbo_client_for = qbo_client_for
+        self.events = events
+        self.clock = clock
+        self.service = service
+        self.batch_size = batch_size
+        self._last_delivery: set[int] = set()
+
+    # --- entry points ------------------------------------------------------------------------
+
+    def process(self, message: PushMessage) -> None:
+        """One message; raises ``RetryLaterError`` when it must be delivered again."""
+        if self.process_batch([message]).failed:
+            raise RetryLaterError(f"{message.kind} {message.app_id} v{message.version}: retry later")
+
+    def process_batch(
+        self, messages: Sequence[PushMessage], *, last_delivery: set[int] | None = None
+    ) -> BatchReport:
+        """Every message of one delivery, tenant by tenant, creates batched; see the module doc.
+
+        ``last_delivery`` (indexes) are messages delivered ``MAX_DELIVERIES`` times: instead of
+        coming back once more they leave their document ``failed`` (with the last error), so a
+        document that never gets through is visible in the log, never stuck in ``queued``.
+        """
+        report = BatchReport()
+        self._last_delivery = last_delivery or set()
+        by_tenant: dict[str, list[int]] = {}
+        for index, message in enumerate(messages):
+            by_tenant.setdefault(message.tenant, []).append(index)
+        for tenant_id, indexes in by_tenant.items():
+            self._tenant_batch(tenant_id, [(i, messages[i]) for i in indexes], report)
+        return report
+
+    # --- one tenant ----------------------------------------------------------------------------
+
+    def _tenant_batch(
+        self, tenant_id: str, messages: list[tuple[int, PushMessage]], report: BatchReport
+    ) -> None:
+        entries: dict[tuple[str, str], PostingEntry] = {}
+        wanted: dict[tuple[str, str], list[int]] = {}
+        for index, message in messages:
+            entry = self.posting_log.get(tenant_id, message.kind, message.app_id)
+            if entry is None or entry.version != message.version or entry.state not in _WORK:
+                report.count("ignored")
+                continue
+            entries[(entry.kind, entry.app_id)] = entry
+            wanted.setdefault((entry.kind, entry.app_id), []).append(index)
+        if not entries:
+            return
+        try:
+            ctx = self._context(tenant_id)
+        except PushError as error:
+            for entry in entries.values():
+                self._give_up(entry, str(error), report)
+            return
+        try:
+            jobs = self._jobs(ctx, list(entries.values()), report)
+            if any(job.creates for job in jobs) and len(jobs) < self.batch_size:
+                jobs += self._sweep(ctx, {job.key for job in jobs} | set(entries), report)
+            self._run(ctx, jobs, report)
+        finally:
+            ctx.client.close()
+        for key, indexes in wanted.items():
+            job = next((j for j in jobs if j.key == key), None)
+            if job is None or not job.retry:
+                continue
+            if self._last_delivery.issuperset(indexes):
+                job.retry = False
+                last = job.entry.last_error
+                reason = last.message if last and last.message else "no answer"
+                fault = PostingFault(
+                    code="gave_up", message=f"not posted after {MAX_DELIVERIES} deliveries: {reason}"
+                )
+                self._fail(job, fault, report)
+            else:
+                report.failed.update(indexes)
+        if ctx.posted and self.service is not None:
+            with contextlib.suppress(PushError):  # the tenant went away meanwhile; the documents wait
+                self.service.recheck(tenant_id)
+
+    def _context(self, tenant_id: str) -> _Tenant:
+        connection = require_connection(self.connection_store, tenant_id)
+        return _Tenant(
+            tenant_id,
+            connection,
+            company_facts(tenant_id, connection),
+            self.settings_store.get(tenant_id),
+            self.qbo_client_for(connection),
+            StoreLookup(tenant_id, self.links, self.posting_log),
+        )
+
+    def _sweep(self, ctx: _Tenant, have: set[tuple[str, str]], report: BatchReport) -> list[_Job]:
+        """Other queued documents of the tenant, to fill the batch request."""
+        room = self.batch_size - len(have)
+        page = self.posting_log.query_by_state(
+            ctx.tenant_id, PostingState.QUEUED, limit=max(room, 1) + len(have)
+        )
+        fresh = [e for e in page.entries if (e.kind, e.app_id) not in have][:room]
+        return self._jobs(ctx, fresh, report)
+
+    def _jobs(self, ctx: _Tenant, entries: list[PostingEntry], report: BatchReport) -> list[_Job]:
+        jobs: list[_Job] = []
+        for entry in entries:
+            job = self._prepare(ctx, entry, report)
+            if job is not None:
+                jobs.append(job)
+        return jobs
+
+    def _run(self, ctx: _Tenant, jobs: list[_Job], report: BatchReport) -> None:
+        order = ("client", "invoice", "credit_memo", "payment")
+        for kind in order:
+            of_kind = [j for j in jobs if j.entry.kind == kind and not j.done]
+            creates = [j for j in of_kind if j.creates] if kind != "client" else []
+            for job in of_kind:
+                if job not in creates:
+                    self._single(ctx, job, report)
+            for start in range(0, len(creates), self.batch_size):
+                chunk = creates[start : start + self.batch_size]
+                if len(chunk) == 1:
+                    self._single(ctx, chunk[0], report)
+                else:
+                    self._batch(ctx, chunk, report)
+
+    # --- preparing a document --------------------------------------------------------------------
+
+    def _prepare(self, ctx: _Tenant, entry: PostingEntry, report: BatchReport) -> _Job | None:
+        try:
+            if entry.state is PostingState.IN_FLIGHT:  # a worker died mid-call: settle it first
+                entry = self._move(entry, PostingState.UNCERTAIN)
+            document = parse_document(entry.kind, entry.document)
+            if entry.state is PostingState.QUEUED:
+                readiness = evaluate(document, ctx.settings, ctx.facts, ctx.lookup, self.clock.now().date())
+                if isinstance(readiness, Skipped):
+                    self._move(
+                        entry,
+                        PostingState.SKIPPED,
+                        reasons=[reason_of(readiness.reason.code, readiness.reason.details)],
+                    )
+                    report.count("skipped")
+                    return None
+                if isinstance(readiness, NotReady):
+                    reasons = [reason_of(r.code, r.details) for r in readiness.reasons]
+                    self._move(entry, PostingState.NEEDS_ATTENTION, reasons=reasons)
+                    report.count("needs_attention")
+                    return None
+                for step in readiness.steps:
+                    if step.code == CREATE_CUSTOMER_FIRST and not self._ensure_customer(
+                        ctx, step.details["client_id"], report
+                    ):
+                        return _retry_marker(entry, document)
+            return self._job(ctx, entry, document)
+        except (StaleVersionError, InvalidTransitionError):
+            report.count("ignored")
+            return None
+        except PayloadError as error:
+            target = (
+                PostingState.NEEDS_ATTENTION if entry.state is PostingState.QUEUED else PostingState.FAILED
+            )
+            self._move(
+                entry,
+                target,
+                reasons=[reason_of(MAPPING_MISSING, {"message": str(error)})],
+                error=PostingFault(code=MAPPING_MISSING, message=str(error))
+                if target is PostingState.FAILED
+                else None,
+            )
+            report.count(target.value)
+            return None
+
+    def _job(self, ctx: _Tenant, entry: PostingEntry, document: AppDocument) -> _Job:
+        lookup = ctx.lookup
+        existing_id, token = entry.qbo_id, entry.sync_token
+        if isinstance(document, AppClient):
+            link_kind = "site" if document.parent_id else "client"
+            link = lookup.customer_link(document.id)
+            if existing_id is None and link is not None:
+                existing_id, token = link.qbo_id, link.sync_token
+            parent = lookup.customer_for(document.parent_id) if document.parent_id else None
+            client = document
+
+            def build_customer(existing: tuple[str, str] | None) -> Body:
+                return customer_payload(client, parent, existing)
+
+            return _Job(
+                entry,
+                document,
+                "Customer",
+                link_kind,
+                build_customer,
+                existing_id,
+                token,
+                _needs_lookup(entry),
+            )
+        mappings = _mappings(document, ctx.settings, ctx.facts, lookup)
+        facts = ctx.facts
+        if isinstance(document, AppInvoice):
+            invoice = document
+
+            def build(existing: tuple[str, str] | None) -> Body:
+                return invoice_payload(invoice, mappings, facts, existing)
+
+            kind = "invoice"
+        elif isinstance(document, AppCreditMemo):
+            memo = document
+
+            def build(existing: tuple[str, str] | None) -> Body:
+                return credit_memo_payload(memo, mappings, facts, existing)
+
+            kind = "credit_memo"
+        else:
+            payment = document
+
+            def build(existing: tuple[str, str] | None) -> Body:
+                return payment_payload(payment, mappings, facts, existing)
+
+            kind = "payment"
+        build(None)  # a payload that cannot be built is a readiness gap: found now, not mid-batch
+        if existing_id is None:
+            link = lookup.link(kind, document.id)
+            if link is not None:
+                existing_id, token = link.qbo_id, link.sync_token
+        return _Job(entry, document, ENTITIES[kind], kind, build, existing_id, token, _needs_lookup(entry))
+
+    def _ensure_customer(self, ctx: _Tenant, client_id: str, report: BatchReport) -> bool:
+        """Create (auto-create) the customer of ``client_id`` now; True once it is linked."""
+        if ctx.lookup.customer_for(client_id) is not None:
+            return True
+        entry = self.posting_log.get(ctx.tenant_id, "client", client_id)
+        if entry is None:
+            return False
+        try:
+            if entry.state in (PostingState.NEEDS_ATTENTION, PostingState.FAILED, PostingState.SKIPPED):
+                entry = self._move(entry, PostingState.QUEUED)
+        except (StaleVersionError, InvalidTransitionError):
+            return False
+        if entry.state not in _WORK:
+            return False
+        job = self._prepare(ctx, entry, report)
+        if job is None or job.retry:
+            return False
+        self._single(ctx, job, report)
+        return ctx.lookup.customer_for(client_id) is not None
+
+    # --- calling QBO ---------------------------------------------------------------------------
+
+    def _single(self, ctx: _Tenant, job: _Job, report: BatchReport) -> None:
+        if job.done or job.retry:
+            return
+        if not self._start(job, report):
+            return
+        started = self.clock.now()
+        if job.voids:
+            self._void(ctx, job, started, report)
+            return
+        try:
+            if job.lookup:
+                found = self._find(ctx, job)
+                if found is not None:
+                    job.existing_id, job.sync_token = str(found["Id"]), str(found["SyncToken"])
+                    self._attempt(ctx, job, AttemptOutcome.FOUND, started)
+                    started = self.clock.now()
+            if job.existing_id is not None:
+                answer = self._update(ctx, job)
+            else:
+                try:
+                    answer = ctx.client.create(
+                        job.entity, job.build(None), idempotency_key=job.idempotency_key
+                    )
+                except DuplicateDocumentNumberError:
+                    # Ours, created by a request whose answer was lost (and whose requestid QBO forgot)?
+                    found = self._find(ctx, job)
+                    if found is None:
+                        raise
+                    job.existing_id, job.sync_token = str(found["Id"]), str(found["SyncToken"])
+                    self._attempt(ctx, job, AttemptOutcome.FOUND, started)
+                    started = self.clock.now()
+                    answer = self._update(ctx, job)
+        except (QboError, VaultError) as error:
+            self._call_failed(ctx, job, error, started, report)
+            return
+        self._posted(ctx, job, answer, started, report)
+
+    def _batch(self, ctx: _Tenant, jobs: list[_Job], report: BatchReport) -> None:
+        started_jobs = [job for job in jobs if self._start(job, report)]
+        if not started_jobs:
+            return
+        keys = "\n".join(sorted(job.idempotency_key for job in started_jobs))
+        batch_key = f"{ctx.tenant_id}:batch:{hashlib.sha256(keys.encode()).hexdigest()[:32]}"
+        started = self.clock.now()
+        operations = [BatchOperation.create(job.entity, job.build(None)) for job in started_jobs]
+        try:
+            results = ctx.client.batch(operations, idempotency_key=batch_key)
+        except (QboError, VaultError) as error:
+            for job in started_jobs:
+                self._call_failed(ctx, job, error, started, report)
+            return
+        for job, result in zip(started_jobs, results, strict=True):
+            if result.entity is not None:
+                self._posted(ctx, job, result.entity, started, report)
+            elif isinstance(result.error, DuplicateDocumentNumberError):
+                self._call_failed(ctx, job, result.error, started, report, settle=True)
+            else:
+                failure = result.error or QboError("the batch answer lacks this operation")
+                self._call_failed(ctx, job, failure, started, report)
+
+    def _void(self, ctx: _Tenant, job: _Job, started: Any, report: BatchReport) -> None:
+        """A voided document (the tenant propagates voids): void it in QBO, or skip it if QBO never had it."""
+        try:
+            if job.existing_id is None and job.lookup:
+                found = self._find(ctx, job)
+                if found is not None:
+                    job.existing_id, job.sync_token = str(found["Id"]), str(found["SyncToken"])
+            if job.existing_id is None:
+                job.done = True
+                reason = reason_of("voided_before_posting", {"document": job.entry.kind})
+                self._move(job.entry, PostingState.SKIPPED, reasons=[reason])
+                report.count("skipped")
+                return
+            token = job.sync_token or str(ctx.client.read(job.entity, job.existing_id)["SyncToken"])
+            try:
+                answer = ctx.client.void(
+                    job.entity, job.existing_id, token, idempotency_key=f"{job.idempotency_key}:void:t{token}"
+                )
+            except StaleObjectError:
+                token = str(ctx.client.read(job.entity, job.existing_id)["SyncToken"])
+                answer = ctx.client.void(
+                    job.entity, job.existing_id, token, idempotency_key=f"{job.idempotency_key}:void:t{token}"
+                )
+        except (QboError, VaultError) as error:
+            self._call_failed(ctx, job, error, started, report)
+            return
+        except (StaleVersionError, InvalidTransitionError):
+            report.count("ignored")
+            return
+        self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
+        job.done = True
+        entry = job.entry
+        try:
+            self._move(
+                entry,
+                PostingState.VOIDED,
+                qbo_id=job.existing_id,
+                sync_token=str(answer.get("SyncToken", token)),
+            )
+        except (StaleVersionError, InvalidTransitionError):
+            report.count("superseded")
+            return
+        report.count("voided")
+        detail = {
+            "kind": entry.kind,
+            "appId": entry.app_id,
+            "version": entry.version,
+            "qboId": job.existing_id,
+        }
+        self.events.publish(
+            make_event(
+                EVENT_DOCUMENT_VOIDED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version)
+            )
+        )
+
+    def _update(self, ctx: _Tenant, job: _Job) -> Body:
+        assert job.existing_id is not None
+        token = job.sync_token
+        if token is None:
+            token = str(ctx.client.read(job.entity, job.existing_id)["SyncToken"])
+        try:
+            return ctx.client.update(
+                job.entity,
+                job.build((job.existing_id, token)),
+                idempotency_key=f"{job.idempotency_key}:t{token}",
+            )
+        except StaleObjectError:
+            fresh = str(ctx.client.read(job.entity, job.existing_id)["SyncToken"])
+            return ctx.client.update(
+                job.entity,
+                job.build((job.existing_id, fresh)),
+                idempotency_key=f"{job.idempotency_key}:t{fresh}",
+            )
+
+    def _find(self, ctx: _Tenant, job: _Job) -> Body | None:
+        """The document in QBO, if an earlier attempt created it: candidates, then the marker."""
+        document = job.document
+        if isinstance(document, AppClient):
+            statement = _select("Customer", DisplayName=display_name(document))
+            marker_kind: MarkerKind = "site" if document.parent_id else "client"
+        elif isinstance(document, AppPayment):
+            customer = ctx.lookup.customer_for(document.client_id) or "0"
+            statement = _select("Payment", CustomerRef=customer, TxnDate=document.date.isoformat())
+            marker_kind = "payment"
+        else:
+            statement = _select(job.entity, DocNumber=document.number)
+            marker_kind = "invoice" if isinstance(document, AppInvoice) else "credit_memo"
+        wanted = Marker(marker_kind, document.id)
+        for row in ctx.client.query(statement):
+            note = row.get("Notes") if isinstance(document, AppClient) else row.get("PrivateNote")
+            if parse_marker(note if isinstance(note, str) else None) == wanted:
+                return row
+        return None
+
+    # --- outcomes --------------------------------------------------------------------------------
+
+    def _start(self, job: _Job, report: BatchReport) -> bool:
+        try:
+            job.entry = self._move(job.entry, PostingState.IN_FLIGHT, request_id=job.idempotency_key)
+        except (StaleVersionError, InvalidTransitionError):
+            job.done = True
+            report.count("ignored")
+            return False
+        return True
+
+    def _posted(self, ctx: _Tenant, job: _Job, answer: Body, started: Any, report: BatchReport) -> None:
+        qbo_id, token = str(answer["Id"]), str(answer.get("SyncToken", "0"))
+        self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
+        entry = job.entry
+        name = answer.get("DisplayName") if job.entity == "Customer" else answer.get("DocNumber")
+        try:
+            self.links.link(
+                entry.tenant_id,
+                job.link_kind,
+                entry.app_id,
+                qbo_id,
+                qbo_name=str(name) if name else None,
+                sync_token=token,
+                source="push",
+            )
+        except LinkConflictError as error:
+            self._fail(job, PostingFault(code="link_conflict", message=str(error)), report)
+            return
+        ctx.lookup.forget(job.link_kind, entry.app_id)
+        if isinstance(job.document, AppClient):
+            ctx.lookup.client_changed(entry.app_id)
+        job.done = True
+        try:
+            self._move(entry, PostingState.POSTED, qbo_id=qbo_id, sync_token=token)
+        except (StaleVersionError, InvalidTransitionError):
+            report.count("superseded")  # a newer version arrived: the log hands it our QBO id
+            return
+        ctx.posted += 1
+        report.count("posted")
+        detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, "qboId": qbo_id}
+        self.events.publish(
+            make_event(
+                EVENT_DOCUMENT_POSTED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version)
+            )
+        )
+
+    def _call_failed(
+        self,
+        ctx: _Tenant,
+        job: _Job,
+        error: QboError | VaultError,
+        started: Any,
+        report: BatchReport,
+        *,
+        settle: bool = False,
+    ) -> None:
+        fault = _fault(error)
+        if isinstance(error, ThrottledError):
+            outcome, target = AttemptOutcome.THROTTLED, PostingState.QUEUED
+        elif settle or (isinstance(error, QboError) and error.outcome_uncertain):
+            outcome, target = AttemptOutcome.UNCERTAIN, PostingState.UNCERTAIN
+        elif isinstance(error, VaultError | AuthenticationError | AuthorizationError) or error.retryable:
+            outcome, target = AttemptOutcome.TRANSIENT, PostingState.QUEUED
+        else:
+            outcome, target = AttemptOutcome.REJECTED, PostingState.FAILED
+        self._attempt(ctx, job, outcome, started, fault=fault, error=error)
+        if target is PostingState.FAILED:
+            self._fail(job, fault, report)
+            return
+        job.retry = True
+        report.count(outcome.value)
+        try:
+            self._move(job.entry, target, error=fault)
+        except (StaleVersionError, InvalidTransitionError):
+            job.retry = False  # a newer version took over; its own message comes
+
+    def _fail(self, job: _Job, fault: PostingFault, report: BatchReport) -> None:
+        job.done = True
+        entry = job.entry
+        try:
+            self._move(entry, PostingState.FAILED, error=fault)
+        except (StaleVersionError, InvalidTransitionError):
+            return
+        report.count("failed")
+        detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, "error": fault.message}
+        self.events.publish(
+            make_event(
+                EVENT_DOCUMENT_FAILED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version)
+            )
+        )
+
+    def _give_up(self, entry: PostingEntry, message: str, report: BatchReport) -> None:
+        try:
+            self._move(entry, PostingState.FAILED, error=PostingFault(code="not_connected", message=message))
+        except (StaleVersionError, InvalidTransitionError):
+            return
+        report.count("failed")
+
+    def _attempt(
+        self,
+        ctx: _Tenant,
+        job: _Job,
+        outcome: AttemptOutcome,
+        started: Any,
+        *,
+        fault: PostingFault | None = None,
+        error: QboError | VaultError | None = None,
+    ) -> None:
+        tid = error.intuit_tid if isinstance(error, QboError) else ctx.client.last_intuit_tid
+        status = error.status if isinstance(error, QboError) else None
+        entry = job.entry
+        with contextlib.suppress(StaleVersionError):  # a newer version: the attempt is moot
+            self.posting_log.record_attempt(
+                entry.tenant_id,
+                entry.kind,
+                entry.app_id,
+                version=entry.version,
+                outcome=outcome,
+                started_at=started,
+                finished_at=self.clock.now(),
+                http_status=status,
+                fault=fault,
+                intuit_tid=tid,
+                request_id=job.idempotency_key,
+            )
+
+    def _move(self, entry: PostingEntry, state: PostingState, **changes: Any) -> PostingEntry:
+        return self.posting_log.transition(
+            entry.tenant_id,
+            entry.kind,
+            entry.app_id,
+            expected_version=entry.version,
+            to_state=state,
+            **changes,
+        )
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _retry_marker(entry: PostingEntry, document: AppDocument) -> _Job:
+    def never(_existing: tuple[str, str] | None) -> Body:
+        raise AssertionError("a job waiting for its customer is never sent")
+
+    return _Job(entry, document, ENTITIES[entry.kind], entry.kind, never, None, None, False, retry=True)
+
+
+def _needs_lookup(entry: PostingEntry) -> bool:
+    return entry.qbo_id is None and (entry.needs_lookup or entry.state is PostingState.UNCERTAIN)
+
+
+def _select(entity: str, **equal: str) -> str:
+    """A QBO query with equality conditions, every value quoted and escaped."""
+    where = " AND ".join(f"{name} = '{_quote(value)}'" for name, value in equal.items())
+    return f"SELECT * FROM {entity} WHERE {where}"  # noqa: S608 - QBO's query language, values escaped
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _fault(error: QboError | VaultError) -> PostingFault:
+    if isinstance(error, QboError):
+        return PostingFault(
+            code=error.code or (str(error.status) if error.status else type(error).__name__),
+            message=error.message[:1000],
+            detail=error.detail[:2000] or None,
+            element=error.element or None,
+            intuit_tid=error.intuit_tid,
+        )
+    return PostingFault(code=type(error).__name__, message=str(error)[:1000])
+
+
+def _mappings(
+    document: AppInvoice | AppCreditMemo | AppPayment,
+    settings: TenantSettings,
+    facts: CompanyFacts,
+    lookup: StoreLookup,
+) -> ResolvedMappings:
+    """Everything the payload refers to; what is missing stays out (the builder names it)."""
+    customer = lookup.customer_link(document.client_id)
+    customer_id = customer.qbo_id if customer else ""
+    if not customer_id:
+        raise PayloadError(f"client {document.client_id!r} is not linked to a QBO customer")
+    if isinstance(document, AppPayment):
+        invoices = {
+            a.invoice_id: qbo for a in document.applications if (qbo := lookup.invoice_qbo_id(a.invoice_id))
+        }
+        return ResolvedMappings(
+            customer_id=customer_id, invoices=invoices, deposit_account_id=settings.deposit_account_id
+        )
+    items: dict[tuple[str, str], str] = {}
+    taxes: dict[str, str] = {}
+    for line in document.lines:
+        item = lookup.item_for(line.kind, line.code)
+        if item is not None:
+            items[(line.kind, line.code)] = item
+        if not facts.us and line.tax_id is not None and (tax := lookup.tax_code_for(line.tax_id)):
+            taxes[line.tax_id] = tax
+    return ResolvedMappings(
+        customer_id=customer_id,
+        items=items,
+        tax_codes=taxes,
+        revenue_account_id=settings.revenue_account_id,
+    )
+
+
+def parse_messages(bodies: Sequence[str]) -> tuple[list[PushMessage], list[int], set[int]]:
+    """The push messages among SQS bodies: the messages, their positions, and the poison ones."""
+    messages: list[PushMessage] = []
+    positions: list[int] = []
+    poison: set[int] = set()
+    for index, body in enumerate(bodies):
+        try:
+            messages.append(PushMessage.parse(body))
+        except (ValueError, KeyError, TypeError):
+            poison.add(index)  # redelivered until the DLQ takes it: never dropped silently
+            continue
+        positions.append(index)
+    return messages, positions, poison
+
+
+def process_bodies(
+    worker: PushWorker, bodies: Sequence[str], receive_counts: Sequence[int] | None = None
+) -> BatchReport:
+    """One SQS delivery: which bodies (by position) must come back, and the outcomes."""
+    messages, positions, poison = parse_messages(bodies)
+    counts = list(receive_counts or [1] * len(bodies))
+    last = {i for i, position in enumerate(positions) if counts[position] >= MAX_DELIVERIES}
+    report = worker.process_batch(messages, last_delivery=last)
+    failed = {positions[i] for i in report.failed} | poison
+    if poison:
+        report.outcomes["poison"] = len(poison)
+    return BatchReport(failed=failed, outcomes=report.outcomes)
+
+
+def build_worker() -> PushWorker:
+    """The worker over the process's tables, QBO clients and event bus."""
+    from shared import wiring
+    from shared.push import service as push
+
+    clock = wiring.clock()
+    dynamodb = wiring.dynamodb()
+    postings = PostingLog(dynamodb.Table(push.postings_table_name()), clock)
+    links = LinkStore(dynamodb.Table(push.links_table_name()), clock)
+    settings = TenantSettingsStore(dynamodb.Table(wiring.settings().connections_table), clock)
+    service = PushService(postings, links, settings, wiring.store(), push.build_queue(), clock)
+    return PushWorker(
+        postings,
+        links,
+        settings,
+        wiring.store(),
+        push.qbo_client_for,
+        wiring.events(),
+        clock,
+        service=service,
+    )

@@ -1,0 +1,249 @@
+"""Helpers for the push tests: a connected tenant, the SQS FIFO push queue in moto, the push handler
+driven with real SQS-shaped events, and quick access to what the sandbox holds.
+
+Builds on ``connections_fixtures.World`` (API Gateway v2 events, the OAuth dance against the sandbox).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from qbo_sandbox.server import SandboxServer
+from shared import tables, wiring
+from shared.connection_store import Connection
+from shared.events import RecordingPublisher
+from shared.links import LinkStore
+from shared.posting_log import PostingLog
+from shared.push import service as push
+from shared.qbo.client import QboClient
+from shared.settings import IntuitEnvironment, Settings
+from tests.integration.connections_fixtures import (
+    ALLOWED_PREFIXES,
+    REDIRECT_URI,
+    REGION,
+    HttpAnswer,
+    LambdaContext,
+    World,
+    http_event,
+)
+
+QUEUE_NAME = "qbo-link-push.fifo"
+SIGNING_KEY = "push-test-state-signing-key"
+
+
+def fast_client(connection: Connection) -> QboClient:
+    """wiring's QBO client without the minute-long waits Intuit asks for after a 429."""
+    return QboClient(
+        connection.realm_id,
+        wiring.endpoints().api_base_url + "/v3",
+        wiring.vault().provider(connection.tenant_id),
+        http=wiring.qbo_http(),
+        minor_version=wiring.settings().minor_version,
+        clock=wiring.clock(),
+        throttle_wait=0.005,
+        backoff_base=0.002,
+        max_backoff=0.02,
+    )
+
+
+@dataclass
+class PushWorld:
+    world: World
+    sqs: Any
+    queue_url: str
+
+    # --- the API ---
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        claims: dict[str, str] | None = None,
+    ) -> HttpAnswer:
+        from functions.api import handler
+
+        event = http_event(method, path, query=query)
+        if body is not None:
+            event["body"] = json.dumps(body, default=str)
+        if claims is not None:
+            event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": []}}
+        return HttpAnswer.of(handler.lambda_handler(event, LambdaContext()))
+
+    def put(self, tenant: str, kind_path: str, document: dict[str, Any]) -> HttpAnswer:
+        return self.api("PUT", f"/tenants/{tenant}/{kind_path}/{document['id']}", body=document)
+
+    # --- the queue and the push handler ---
+
+    def drain(self, *, rounds: int = 200, before_delivery: Callable[[], None] | None = None) -> int:
+        """Deliver everything on the queue to the push handler, as Lambda's event source would:
+        up to 10 records a delivery, successes deleted, partial failures made visible again."""
+        from functions.push import handler
+
+        for deliveries in range(rounds):
+            answer = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=60,
+                MessageSystemAttributeNames=["All"],
+            )
+            messages = answer.get("Messages", [])
+            if not messages:
+                return deliveries
+            if before_delivery is not None:
+                before_delivery()
+            event = {"Records": [sqs_record(m, self.queue_url) for m in messages]}
+            result = handler.lambda_handler(event, LambdaContext())
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            for message in messages:
+                if message["MessageId"] in failed:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    )
+                else:
+                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        raise AssertionError("the push queue did not drain")
+
+    # --- our tables ---
+
+    @property
+    def links(self) -> LinkStore:
+        return LinkStore(self.world.dynamodb.Table(tables.LINKS.default_name), self.world.clock)
+
+    @property
+    def log(self) -> PostingLog:
+        return PostingLog(self.world.dynamodb.Table(tables.POSTINGS.default_name), self.world.clock)
+
+    # --- the sandbox ---
+
+    def sandbox(self, method: str, path: str, body: Any = None) -> Any:
+        return self.world.sandbox(method, path, body)
+
+    def entities(self, realm: str, entity: str) -> list[dict[str, Any]]:
+        answer = self.world.http.get(f"{self.world.server.url}/_sandbox/companies/{realm}/entities/{entity}")
+        assert answer.status_code == 200, answer.text
+        data = json.loads(answer.text, parse_float=Decimal)
+        rows = next((v for k, v in data.items() if isinstance(v, list) and k != "deleted"), [])
+        return [row for row in rows if isinstance(row, dict)]
+
+    def fault(self, **rule: Any) -> None:
+        self.sandbox("POST", "/faults", rule)
+
+    def counters(self, realm: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.sandbox("GET", f"/counters?realm={realm}")
+        return data
+
+
+def sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
+    """An SQS record as Lambda delivers it from a FIFO queue."""
+    attributes = message.get("Attributes", {})
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": attributes.get("SentTimestamp", "0"),
+            "SenderId": "123456789012",
+            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
+            "MessageGroupId": attributes.get("MessageGroupId", ""),
+            "MessageDeduplicationId": attributes.get("MessageDeduplicationId", ""),
+            "SequenceNumber": attributes.get("SequenceNumber", "1"),
+        },
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{QUEUE_NAME}",
+        "awsRegion": REGION,
+    }
+
+
+def push_settings(server: SandboxServer, key_id: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "client_id": server.sandbox.settings.client_id,
+            "client_secret": server.sandbox.settings.client_secret,
+            "redirect_uri": REDIRECT_URI,
+            "return_url_allowlist": ALLOWED_PREFIXES,
+            "app_id": "qbo-link-test-app",
+            "state_signing_key": SIGNING_KEY,
+            "intuit_environment": IntuitEnvironment.LOCAL,
+            "local_sandbox_url": server.url,
+            "http_timeout_seconds": 10,
+            "kms_key_id": key_id,
+        }
+    )
+
+
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+@contextmanager
+def push_environment(server: SandboxServer) -> Iterator[PushWorld]:
+    """moto (DynamoDB, KMS, SQS FIFO), the sandbox with limits off, and the push wiring; the
+    environment variables it sets are restored afterwards (also used by scripts/bench_push.py)."""
+    saved = {
+        name: os.environ.get(name) for name in (*AWS_TEST_ENV, "AWS_ENDPOINT_URL", push.PUSH_QUEUE_URL_ENV)
+    }
+    os.environ.update(AWS_TEST_ENV)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws():
+            dynamodb = boto3.resource("dynamodb", region_name=REGION)
+            for spec in tables.TABLES:
+                tables.create_table(dynamodb.meta.client, spec)
+            kms = boto3.client("kms", region_name=REGION)
+            key_id = kms.create_key(Description="qbo-link tokens")["KeyMetadata"]["KeyId"]
+            sqs = boto3.client("sqs", region_name=REGION)
+            queue_url = sqs.create_queue(
+                QueueName=QUEUE_NAME, Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"}
+            )["QueueUrl"]
+            os.environ[push.PUSH_QUEUE_URL_ENV] = queue_url
+            events = RecordingPublisher()
+            wiring.reset()
+            wiring.override(settings=push_settings(server, key_id), clock=server.sandbox.clock, events=events)
+            push.configure(qbo_client_factory=fast_client)
+            world = World(server, wiring.settings(), events, key_id, dynamodb, kms)
+            limits_off = {
+                "requests_per_minute": 0,
+                "requests_per_second": 0,
+                "concurrent": 0,
+                "batch_per_minute": 0,
+            }
+            world.sandbox("POST", "/limits", limits_off)
+            try:
+                yield PushWorld(world, sqs, queue_url)
+            finally:
+                push.configure()
+                wiring.reset()
+                world.http.close()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def push_world(sandbox_server: SandboxServer) -> Iterator[PushWorld]:
+    with push_environment(sandbox_server) as world:
+        yield world

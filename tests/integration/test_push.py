@@ -1,0 +1,544 @@
+"""The push, end to end through the real handlers: the tenant API (API Gateway v2 events) accepts the
+app's documents, the SQS FIFO queue (moto) carries them, the push handler (SQS events) posts them to
+the QBO sandbox over real sockets."""
+
+from __future__ import annotations
+
+import os
+import random
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import pytest
+
+from tests.integration.push_fixtures import PushWorld, push_world
+
+__all__ = ["push_world"]
+
+TENANT = "firm-1"
+
+
+def client(app_id: str = "c1", version: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"id": app_id, "version": version, "type": "client", "company_name": f"Client {app_id}", **extra}
+
+
+def invoice(
+    app_id: str = "i1",
+    version: int = 1,
+    *,
+    client_id: str = "c1",
+    number: str | None = None,
+    amount: str = "100.00",
+    tax: str = "0.00",
+    code: str = "W1",
+    when: str = "2026-11-20",
+) -> dict[str, Any]:
+    total = Decimal(amount) + Decimal(tax)
+    return {
+        "id": app_id,
+        "version": version,
+        "number": number or f"A-{app_id}",
+        "date": when,
+        "client_id": client_id,
+        "lines": [
+            {
+                "line_id": "1",
+                "kind": "work",
+                "code": code,
+                "description": "Advice",
+                "quantity": "1",
+                "rate": amount,
+                "amount": amount,
+                "taxable": Decimal(tax) > 0,
+            }
+        ],
+        "tax_total": tax,
+        "total": str(total),
+    }
+
+
+def connected(push: PushWorld, tenant: str = TENANT) -> str:
+    realm = push.world.connect(tenant)
+    push.links.link(tenant, "work_code", "W1", "1")
+    return realm
+
+
+def test_smoke_invoice_posts(push_world: PushWorld) -> None:
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    answer = push_world.put(TENANT, "clients", client())
+    assert answer.status == 202, answer.body
+    answer = push_world.put(TENANT, "invoices", invoice())
+    assert answer.status == 202, answer.body
+    assert answer.json()["state"] == "queued", answer.body
+    push_world.drain()
+    entry = push_world.log.get(TENANT, "invoice", "i1")
+    assert entry is not None
+    assert entry.state == "posted", entry
+    ours = [i for i in push_world.entities(realm, "Invoice") if i.get("DocNumber") == "A-i1"]
+    assert len(ours) == 1
+    assert ours[0]["TotalAmt"] == Decimal("100.00")
+
+
+def state_of(push: PushWorld, kind: str, app_id: str, tenant: str = TENANT) -> str:
+    entry = push.log.get(tenant, kind, app_id)
+    assert entry is not None
+    return entry.state.value
+
+
+def invoices_numbered(push: PushWorld, realm: str, number: str) -> list[dict[str, Any]]:
+    return [i for i in push.entities(realm, "Invoice") if i.get("DocNumber") == number]
+
+
+def test_not_ready_waits_with_exact_reasons_then_goes_once_the_mapping_is_fixed(
+    push_world: PushWorld,
+) -> None:
+    # Given a linked client and an invoice whose second work code has no QBO item
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.put(TENANT, "clients", client())
+    document = invoice()
+    document["lines"].append(
+        {"line_id": "2", "kind": "work", "code": "W9", "amount": "50.00", "taxable": False}
+    )
+    document["total"] = "150.00"
+    # When it is pushed
+    answer = push_world.put(TENANT, "invoices", document)
+    # Then it waits, saying exactly why
+    assert answer.status == 202, answer.body
+    assert answer.json()["state"] == "needs_attention"
+    assert answer.json()["reasons"] == [
+        {"code": "item_not_mapped", "details": {"code": "W9", "kind": "work", "line_id": "2"}}
+    ]
+    push_world.drain()
+    assert invoices_numbered(push_world, realm, "A-i1") == []
+    # When the mapping is fixed and the tenant's documents are judged again
+    push_world.links.link(TENANT, "work_code", "W9", "2")
+    recheck = push_world.api("POST", f"/tenants/{TENANT}/postings/recheck")
+    assert recheck.status == 200, recheck.body
+    assert recheck.json()["moved"] == {"queued": 1}
+    push_world.drain()
+    # Then it went by itself, once, to the cent
+    assert state_of(push_world, "invoice", "i1") == "posted"
+    [posted] = invoices_numbered(push_world, realm, "A-i1")
+    assert posted["TotalAmt"] == Decimal("150.00")
+
+
+def test_documents_before_go_live_are_skipped_and_never_posted(push_world: PushWorld) -> None:
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    settings = push_world.api("PUT", f"/tenants/{TENANT}/settings", body={"go_live_date": "2026-11-01"})
+    assert settings.status == 200, settings.body
+    old = push_world.put(TENANT, "invoices", invoice("old", when="2026-10-31"))
+    new = push_world.put(TENANT, "invoices", invoice("new", when="2026-11-01"))
+    assert old.json()["state"] == "skipped"
+    assert old.json()["reasons"][0]["code"] == "before_go_live"
+    assert new.json()["state"] == "queued"
+    push_world.drain()
+    assert invoices_numbered(push_world, realm, "A-old") == []
+    assert len(invoices_numbered(push_world, realm, "A-new")) == 1
+
+
+def test_client_types_that_do_not_sync_keep_their_invoices_back(push_world: PushWorld) -> None:
+    connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.api("PUT", f"/tenants/{TENANT}/settings", body={"client_types": ["client"]})
+    push_world.put(TENANT, "clients", client(type="prospect"))
+    answer = push_world.put(TENANT, "invoices", invoice())
+    assert answer.json()["state"] == "needs_attention"
+    assert answer.json()["reasons"] == [
+        {"code": "client_type_excluded", "details": {"client_id": "c1", "type": "prospect"}}
+    ]
+    # The app changes the client's type: the invoice goes once judged again
+    push_world.put(TENANT, "clients", client(version=2))
+    push_world.drain()
+    assert state_of(push_world, "invoice", "i1") == "posted"
+
+
+def test_auto_created_customer_and_site_then_invoice(push_world: PushWorld) -> None:
+    realm = connected(push_world)
+    push_world.api("PUT", f"/tenants/{TENANT}/settings", body={"auto_create_customers": True})
+    assert (
+        push_world.put(TENANT, "clients", client("p1", company_name="Parent Co")).json()["state"] == "queued"
+    )
+    site = client("s1", company_name="Parent Co Site", parent_id="p1")
+    assert push_world.put(TENANT, "clients", site).status == 202
+    assert push_world.put(TENANT, "invoices", invoice(client_id="s1")).status == 202
+    push_world.drain()
+    customers = {c["DisplayName"]: c for c in push_world.entities(realm, "Customer")}
+    assert customers["Parent Co Site"]["ParentRef"]["value"] == customers["Parent Co"]["Id"]
+    [posted] = invoices_numbered(push_world, realm, "A-i1")
+    assert posted["CustomerRef"]["value"] == customers["Parent Co Site"]["Id"]
+    site_link = push_world.links.get_by_app(TENANT, "site", "s1")
+    assert site_link is not None
+    assert site_link.qbo_id == customers["Parent Co Site"]["Id"]
+
+
+def test_a_new_version_updates_the_same_invoice_in_place(push_world: PushWorld) -> None:
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.put(TENANT, "invoices", invoice())
+    push_world.drain()
+    [first] = invoices_numbered(push_world, realm, "A-i1")
+    # When the app changes the invoice
+    answer = push_world.put(TENANT, "invoices", invoice(version=2, amount="120.00"))
+    assert answer.status == 202
+    push_world.drain()
+    # Then the same QBO invoice changed, with a newer SyncToken, and no second one exists
+    [second] = invoices_numbered(push_world, realm, "A-i1")
+    assert second["Id"] == first["Id"]
+    assert int(second["SyncToken"]) > int(first["SyncToken"])
+    assert second["TotalAmt"] == Decimal("120.00")
+    entry = push_world.log.get(TENANT, "invoice", "i1")
+    assert entry is not None
+    assert entry.version == 2
+    assert entry.qbo_id == first["Id"]
+
+
+def test_older_or_equal_version_is_acknowledged_and_ignored(push_world: PushWorld) -> None:
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.put(TENANT, "invoices", invoice(version=3))
+    push_world.drain()
+    stale = push_world.put(TENANT, "invoices", invoice(version=2, amount="999.00"))
+    assert stale.status == 200, stale.body
+    assert stale.json()["status"] == "ignored"
+    assert stale.json()["version"] == 3
+    push_world.drain()
+    [posted] = invoices_numbered(push_world, realm, "A-i1")
+    assert posted["TotalAmt"] == Decimal("100.00")
+
+
+def test_payment_is_applied_to_the_invoice_it_pays_and_changes_in_place(push_world: PushWorld) -> None:
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.put(TENANT, "invoices", invoice())
+    payment = {
+        "id": "p1",
+        "version": 1,
+        "client_id": "c1",
+        "date": "2026-11-21",
+        "amount": "60.00",
+        "applications": [{"invoice_id": "i1", "amount": "60.00"}],
+    }
+    early = push_world.put(TENANT, "payments", payment)
+    assert early.json()["reasons"] == [{"code": "invoice_not_posted", "details": {"invoice_id": "i1"}}]
+    push_world.drain()  # the invoice posts; the payment waiting on it goes by itself
+    assert state_of(push_world, "payment", "p1") == "posted"
+    [invoice_row] = invoices_numbered(push_world, realm, "A-i1")
+    assert invoice_row["Balance"] == Decimal("40.00")
+    link = push_world.links.get_by_app(TENANT, "payment", "p1")
+    assert link is not None
+    [paid] = [p for p in push_world.entities(realm, "Payment") if p["Id"] == link.qbo_id]
+    assert paid["Line"][0]["LinkedTxn"] == [{"TxnId": invoice_row["Id"], "TxnType": "Invoice"}]
+    # A changed payment updates the same QBO payment
+    push_world.put(
+        TENANT,
+        "payments",
+        {
+            **payment,
+            "version": 2,
+            "amount": "100.00",
+            "applications": [{"invoice_id": "i1", "amount": "100.00"}],
+        },
+    )
+    push_world.drain()
+    ours = [
+        p
+        for p in push_world.entities(realm, "Payment")
+        if "qbo-link:payment:p1" in (p.get("PrivateNote") or "")
+    ]
+    assert len(ours) == 1
+    assert ours[0]["Id"] == link.qbo_id
+    assert ours[0]["TotalAmt"] == Decimal("100.00")
+    [invoice_row] = invoices_numbered(push_world, realm, "A-i1")
+    assert invoice_row["Balance"] == Decimal("0.00")
+
+
+def test_exactly_once_when_qbo_commits_then_fails_and_when_the_connection_drops(
+    push_world: PushWorld,
+) -> None:
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    # QBO does the work and then answers 500; then the next create's connection drops unanswered
+    push_world.fault(kind="commit_then_fail", status=500, count=1, entity="invoice", operation="create")
+    push_world.put(TENANT, "invoices", invoice("i1"))
+    push_world.drain()
+    push_world.fault(kind="commit_then_fail", status=0, count=1, entity="invoice", operation="create")
+    push_world.put(TENANT, "invoices", invoice("i2"))
+    push_world.drain()
+    push_world.fault(kind="drop", count=2, entity="invoice", operation="create")
+    push_world.put(TENANT, "invoices", invoice("i3"))
+    push_world.drain()
+    for app_id in ("i1", "i2", "i3"):
+        assert len(invoices_numbered(push_world, realm, f"A-{app_id}")) == 1, app_id
+        assert state_of(push_world, "invoice", app_id) == "posted"
+
+
+def test_exactly_once_without_qbo_requestid_help_the_lookup_finds_the_invoice(push_world: PushWorld) -> None:
+    # Given QBO ignoring requestid (as developers report), so a repeated create would duplicate
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.sandbox("POST", "/settings", {"requestid_mode": "ignore"})
+    # and every retry inside the client failing, so the worker is left with an uncertain outcome
+    push_world.fault(kind="commit_then_fail", status=500, count=1, entity="invoice", operation="create")
+    push_world.fault(kind="status", status=500, count=4, entity="invoice", operation="create")
+    push_world.put(TENANT, "invoices", invoice("i1"))
+    push_world.drain()
+    # Then the redelivered message looked the invoice up (DocNumber + marker) instead of creating it again
+    assert len(invoices_numbered(push_world, realm, "A-i1")) == 1
+    assert state_of(push_world, "invoice", "i1") == "posted"
+    outcomes = [a.outcome.value for a in push_world.log.attempts(TENANT, "invoice", "i1")]
+    assert "uncertain" in outcomes, outcomes
+    assert "found" in outcomes, outcomes
+
+
+def test_a_rejected_invoice_fails_with_qbos_text_and_can_be_retried(push_world: PushWorld) -> None:
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.fault(kind="status", status=400, code="6000", count=1, entity="invoice", operation="create")
+    push_world.put(TENANT, "invoices", invoice())
+    push_world.drain()
+    detail = push_world.api("GET", f"/tenants/{TENANT}/postings/invoice/i1")
+    assert detail.status == 200, detail.body
+    body = detail.json()
+    assert body["state"] == "failed"
+    assert body["last_error"]["code"] == "6000"
+    [attempt] = body["attempt_log"]
+    assert attempt["outcome"] == "rejected"
+    assert attempt["intuit_tid"]
+    retry = push_world.api("POST", f"/tenants/{TENANT}/postings/invoices/i1/retry")
+    assert retry.status == 202, retry.body
+    push_world.drain()
+    assert state_of(push_world, "invoice", "i1") == "posted"
+    assert len(invoices_numbered(push_world, realm, "A-i1")) == 1
+    again = push_world.api("POST", f"/tenants/{TENANT}/postings/invoice/i1/retry")
+    assert again.status == 409
+
+
+def test_posting_log_queries_and_summary(push_world: PushWorld) -> None:
+    connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.put(TENANT, "invoices", invoice("i1", when="2026-11-10"))
+    push_world.put(TENANT, "invoices", invoice("i2", when="2026-11-20"))
+    push_world.put(TENANT, "invoices", invoice("i3", code="W9", when="2026-11-15"))
+    push_world.drain()
+    base = f"/tenants/{TENANT}/postings"
+    waiting = push_world.api("GET", base, query={"state": "needs_attention"}).json()
+    assert [e["app_id"] for e in waiting["entries"]] == ["i3"]
+    ranged = push_world.api("GET", base, query={"from": "2026-11-12", "to": "2026-11-30"}).json()
+    assert [e["app_id"] for e in ranged["entries"]] == ["i3", "i2"]
+    today = push_world.world.clock.now().date().isoformat()
+    posted = push_world.api("GET", base, query={"posted_from": today, "posted_to": today}).json()
+    assert sorted(e["app_id"] for e in posted["entries"]) == ["i1", "i2"]
+    summary = push_world.api("GET", f"{base}/summary").json()
+    assert summary["by_kind"]["invoice"]["posted"] == 2
+    assert summary["by_kind"]["invoice"]["needs_attention"] == 1
+    assert push_world.api("GET", base, query={"state": "nonsense"}).status == 422
+
+
+def test_bad_documents_name_every_field_and_change_nothing(push_world: PushWorld) -> None:
+    connected(push_world)
+    document = invoice()
+    document["total"] = "1.00"
+    document["lines"][0]["amount"] = "99.999"
+    answer = push_world.put(TENANT, "invoices", document)
+    assert answer.status == 422, answer.body
+    fields = {tuple(d["loc"]) for d in answer.json()["detail"]}
+    assert ("body", "lines[0]", "amount") in fields, fields
+    assert push_world.log.get(TENANT, "invoice", "i1") is None
+    unknown = push_world.put("firm-unknown", "invoices", invoice())
+    assert unknown.status == 404
+    assert unknown.json()["detail"][0]["type"] == "not_connected"
+
+
+def test_a_jwt_caller_cannot_reach_another_tenant(push_world: PushWorld) -> None:
+    connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    own = push_world.api(
+        "PUT", f"/tenants/{TENANT}/invoices/i1", body=invoice(), claims={"tenant_id": TENANT}
+    )
+    assert own.status == 202, own.body
+    for method, path, body in (
+        ("PUT", f"/tenants/{TENANT}/invoices/i2", invoice("i2")),
+        ("GET", f"/tenants/{TENANT}/postings/invoice/i1", None),
+        ("GET", f"/tenants/{TENANT}/settings", None),
+        ("PUT", f"/tenants/{TENANT}/settings", {"push_invoices": False}),
+        ("GET", f"/tenants/{TENANT}/postings", None),
+    ):
+        refused = push_world.api(method, path, body=body, claims={"tenant_id": "firm-2"})
+        assert refused.status == 403, (method, path, refused.body)
+    assert push_world.log.get(TENANT, "invoice", "i2") is None
+    assert push_world.api("GET", f"/tenants/{TENANT}/settings").json()["push_invoices"] is True
+
+
+def test_bulk_invoices_share_batch_requests_and_one_real_time_invoice_costs_one_call(
+    push_world: PushWorld,
+) -> None:
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    for n in range(31):
+        push_world.put(TENANT, "invoices", invoice(f"b{n}"))
+    push_world.sandbox("DELETE", "/counters")
+    push_world.drain()
+    bulk = push_world.counters(realm)
+    ours = [i for i in push_world.entities(realm, "Invoice") if str(i.get("DocNumber", "")).startswith("A-b")]
+    assert len(ours) == 31
+    assert bulk["requests"] == 2, bulk
+    assert bulk["batch_operations"] == 30, bulk  # one batch of 30, then the 31st alone
+    push_world.sandbox("DELETE", "/counters")
+    push_world.put(TENANT, "invoices", invoice("rt"))
+    push_world.drain()
+    single = push_world.counters(realm)
+    assert single["requests"] == 1, single
+    assert single["metered_reads"] == 0, single
+
+
+# The issue's figure is 1,000; moto deep-copies a table on every transaction, so the default run
+# keeps to 30 (about 15 s).  QBO_LINK_E2E_INVOICES=1000 runs the full size (slow: see the report).
+E2E_INVOICES = int(os.environ.get("QBO_LINK_E2E_INVOICES", "30"))
+FAULTS = (
+    {"kind": "status", "status": 429},
+    {"kind": "status", "status": 500},
+    {"kind": "drop"},
+    {"kind": "commit_then_fail", "status": 500},
+    {"kind": "commit_then_fail", "status": 0},
+)
+
+
+def e2e_invoice(n: int, rng: random.Random, clients: int) -> dict[str, Any]:
+    lines: list[dict[str, Any]] = []
+    for line_no in (1, 2):
+        quantity = Decimal(rng.randint(1, 40)) / 4
+        rate = Decimal(rng.randint(1000, 30000)) / 100
+        amount = (quantity * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        lines.append(
+            {
+                "line_id": str(line_no),
+                "kind": "work",
+                "code": "W1",
+                "quantity": str(quantity),
+                "rate": str(rate),
+                "amount": str(amount),
+                "taxable": line_no == 1,
+            }
+        )
+    tax = (Decimal(lines[0]["amount"]) * Decimal("0.0825")).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    subtotal = sum(Decimal(line["amount"]) for line in lines)
+    return {
+        "id": f"e{n}",
+        "version": 1,
+        "number": f"E-{n:05d}",
+        "date": "2026-11-20",
+        "client_id": f"k{n % clients}",
+        "lines": lines,
+        "tax_total": str(tax),
+        "total": str(subtotal + tax),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_end_to_end_bulk_push_with_faults_is_exactly_once_and_to_the_cent(push_world: PushWorld) -> None:
+    # Given 100 clients linked to QBO customers and invoices spread over them
+    realm = connected(push_world)
+    rng = random.Random(4)
+    clients = 100
+    for k in range(clients):
+        path = f"/companies/{realm}/entities/Customer"
+        customer = push_world.sandbox("POST", path, {"DisplayName": f"E2E Client {k}"})["Customer"]
+        push_world.links.link(TENANT, "client", f"k{k}", str(customer["Id"]))
+    invoices = [e2e_invoice(n, rng, clients) for n in range(E2E_INVOICES)]
+    paid = {doc["id"]: Decimal(doc["total"]) - Decimal(rng.randint(0, 2000)) / 100 for doc in invoices[::2]}
+
+    def faults() -> None:
+        if rng.random() < 0.5:
+            # five in a row outlast the client's own retries: the worker must settle it on redelivery
+            push_world.fault(**rng.choice(FAULTS), count=rng.choice((1, 2, 5)))
+
+    # When they are pushed in waves (as the app saves them) with faults injected into QBO's answers
+    push_world.sandbox("DELETE", "/counters")
+    wave = 3
+    for start in range(0, len(invoices), wave):
+        for doc in invoices[start : start + wave]:
+            assert push_world.put(TENANT, "invoices", doc).status == 202
+        push_world.drain(before_delivery=faults, rounds=500)
+    payments = [
+        {
+            "id": f"pay{n}",
+            "version": 1,
+            "client_id": invoices[int(invoice_id[1:])]["client_id"],
+            "date": "2026-11-21",
+            "amount": str(amount),
+            "applications": [{"invoice_id": invoice_id, "amount": str(amount)}],
+        }
+        for n, (invoice_id, amount) in enumerate(paid.items())
+    ]
+    for start in range(0, len(payments), wave):
+        for payment in payments[start : start + wave]:
+            assert push_world.put(TENANT, "payments", payment).status == 202
+        push_world.drain(before_delivery=faults, rounds=500)
+    push_world.sandbox("DELETE", "/faults")
+    counters = push_world.counters(realm)
+
+    # Then QBO holds each invoice once, with the app's total and the balance the payments leave
+    ours = [i for i in push_world.entities(realm, "Invoice") if str(i.get("DocNumber", "")).startswith("E-")]
+    assert len(ours) == E2E_INVOICES
+    assert len({i["DocNumber"] for i in ours}) == E2E_INVOICES
+    by_number = {i["DocNumber"]: i for i in ours}
+    for doc in invoices:
+        row = by_number[doc["number"]]
+        assert row["TotalAmt"] == Decimal(doc["total"]), doc["id"]
+        assert row["Balance"] == Decimal(doc["total"]) - paid.get(doc["id"], Decimal("0.00")), doc["id"]
+    payments = [
+        p
+        for p in push_world.entities(realm, "Payment")
+        if "qbo-link:payment:" in (p.get("PrivateNote") or "")
+    ]
+    assert len(payments) == len(paid)
+    summary = push_world.api("GET", f"/tenants/{TENANT}/postings/summary").json()
+    assert summary["by_kind"]["invoice"]["posted"] == E2E_INVOICES
+    assert summary["by_kind"]["payment"]["posted"] == len(paid)
+    assert counters["faults_injected"] >= 5, counters
+    print(
+        f"e2e: {E2E_INVOICES} invoices, {len(paid)} payments, {counters['requests']} QBO requests, "
+        f"{counters['faults_injected']} faults injected"
+    )
+
+
+def test_a_document_that_never_gets_through_ends_failed_not_stuck(push_world: PushWorld) -> None:
+    connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.fault(kind="status", status=429, count=1000, entity="invoice", operation="create")
+    push_world.put(TENANT, "invoices", invoice())
+    deliveries = push_world.drain()
+    push_world.sandbox("DELETE", "/faults")
+    assert deliveries == 5
+    entry = push_world.log.get(TENANT, "invoice", "i1")
+    assert entry is not None
+    assert entry.state == "failed"
+    assert entry.last_error is not None
+    assert entry.last_error.code == "gave_up"
+    assert "3001" in str(entry.last_error.message) or "Throttle" in str(entry.last_error.message)
+
+
+def test_void_propagates_only_when_the_tenant_enables_it(push_world: PushWorld) -> None:
+    realm = connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.put(TENANT, "invoices", invoice("i1"))
+    push_world.put(TENANT, "invoices", invoice("i2"))
+    push_world.drain()
+    # Without propagation a void in the app stays in the app
+    kept = push_world.put(TENANT, "invoices", {**invoice("i1", version=2), "voided": True})
+    assert kept.json()["state"] == "skipped"
+    assert kept.json()["reasons"][0]["code"] == "void_not_propagated"
+    # With it, the same QBO invoice is voided
+    push_world.api("PUT", f"/tenants/{TENANT}/settings", body={"propagate_deletes": True})
+    voided = push_world.put(TENANT, "invoices", {**invoice("i2", version=2), "voided": True})
+    assert voided.json()["state"] == "queued"
+    push_world.drain()
+    assert state_of(push_world, "invoice", "i2") == "voided"
+    [i2] = invoices_numbered(push_world, realm, "A-i2")
+    assert i2["TotalAmt"] == Decimal("0")
+    [i1] = invoices_numbered(push_world, realm, "A-i1")
+    assert i1["TotalAmt"] == Decimal("100.00")
