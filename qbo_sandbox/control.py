@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from qbo_sandbox import accounting
 from qbo_sandbox.faults import QboFault
+from qbo_sandbox.merge import control_merge
 from qbo_sandbox.traffic import FAULT_KINDS, FaultRule
 from qbo_sandbox.wire import Request, Response, Router
 
@@ -380,6 +381,7 @@ def register_routes(router: Router) -> None:
     add("GET", f"{PREFIX}/companies/{{realm}}/entities/{{entity}}", _list_entities)
     add("POST", f"{PREFIX}/companies/{{realm}}/entities/{{entity}}", _change_entity)
     add("GET", f"{PREFIX}/companies/{{realm}}/entities/{{entity}}/{{id}}", _get_entity)
+    add("POST", f"{PREFIX}/companies/{{realm}}/merge", control_merge)
     add("GET", f"{PREFIX}/clock", _clock)
     add("POST", f"{PREFIX}/clock/advance", _advance)
     add("GET", f"{PREFIX}/limits", _get_limits)

@@ -1,0 +1,258 @@
+"""Pull-side metered reads, counted by the QBO sandbox (``metered_reads``), not estimated.
+
+Runs the real handlers (``functions.sweep``, ``functions.changes``) against the sandbox over real
+sockets, with DynamoDB and KMS in moto, for one tenant connected through the real OAuth flow:
+
+- an idle tenant for one day at the default sweep schedule, ``rate(6 hours)`` (docs/pull.md);
+- 1,000 changes applied by one sweep (one window, so the client splits it at the 1,000 cap);
+- 1,000 changes applied through webhook notices, in FIFO deliveries of 10 (bursts) and of 1
+  (a trickle), each delivery arriving a minute after the previous one;
+
+then prints what that means against Intuit's Builder tier (500,000 metered reads a month).
+
+    .venv/bin/python scripts/bench_pull.py [--changes 1000] [--sweep-hours 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from qbo_sandbox.server import SandboxServer  # noqa: E402
+from qbo_sandbox.settings import SandboxSettings  # noqa: E402
+from shared import tables, wiring  # noqa: E402
+from shared.events import RecordingPublisher  # noqa: E402
+from shared.observability import logger  # noqa: E402
+from shared.pull import changes  # noqa: E402
+from shared.settings import IntuitEnvironment, Settings  # noqa: E402
+from tests.integration.connections_fixtures import (  # noqa: E402
+    ALLOWED_PREFIXES,
+    REDIRECT_URI,
+    REGION,
+    LambdaContext,
+    World,
+)
+
+TENANT = "bench-firm"
+BUILDER_READS_PER_MONTH = 500_000
+DAYS_PER_MONTH = 30
+LIMITS_OFF = {"requests_per_minute": 0, "requests_per_second": 0, "concurrent": 0, "batch_per_minute": 0}
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+class Bench:
+    def __init__(self, world: World, realm: str) -> None:
+        self.world = world
+        self.realm = realm
+
+    def reads(self) -> int:
+        return int(self.world.sandbox("GET", f"/counters?realm={self.realm}").get("metered_reads", 0))
+
+    def advance(self, **span: float) -> None:
+        self.world.sandbox("POST", "/clock/advance", span)
+
+    def customer(self, name: str) -> str:
+        path = f"/companies/{self.realm}/entities/customer"
+        return str(self.world.sandbox("POST", path, {"DisplayName": name})["Customer"]["Id"])
+
+    def sweep(self) -> None:
+        from functions.sweep import handler
+
+        summary = handler.lambda_handler({"source": "aws.scheduler"}, LambdaContext())
+        assert summary["succeeded"] == 1, summary
+
+    def deliver(self, ids: list[str]) -> None:
+        """One FIFO delivery of webhook notices (the receiver's message bodies) to the worker."""
+        from functions.changes import handler
+
+        now = self.world.clock.now().isoformat()
+        records = []
+        for number, entity_id in enumerate(ids):
+            body = {
+                "tenant_id": TENANT,
+                "realm_id": self.realm,
+                "entity": "Customer",
+                "entity_id": entity_id,
+                "operation": "Create",
+                "occurred_at": now,
+                "deleted_id": None,
+                "event_id": uuid.uuid4().hex,
+                "source": "webhook",
+            }
+            records.append(
+                {
+                    "messageId": f"m-{number}",
+                    "receiptHandle": f"r-{number}",
+                    "body": json.dumps(body),
+                    "attributes": {
+                        "ApproximateReceiveCount": "1",
+                        "SentTimestamp": "0",
+                        "SenderId": "123456789012",
+                        "ApproximateFirstReceiveTimestamp": "0",
+                        "MessageGroupId": TENANT,
+                        "MessageDeduplicationId": f"d-{number}",
+                        "SequenceNumber": str(number + 1),
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:qbo-link-changes.fifo",
+                    "awsRegion": REGION,
+                }
+            )
+        result = handler.lambda_handler({"Records": records}, LambdaContext())
+        assert result == {"batchItemFailures": []}, result
+
+
+@contextlib.contextmanager
+def environment(server: SandboxServer) -> Iterator[tuple[Bench, RecordingPublisher]]:
+    saved = {name: os.environ.get(name) for name in AWS_ENV}
+    os.environ.update(AWS_ENV)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws():
+            dynamodb = boto3.resource("dynamodb", region_name=REGION)
+            for spec in tables.TABLES:
+                tables.create_table(dynamodb.meta.client, spec)
+            kms = boto3.client("kms", region_name=REGION)
+            key_id = kms.create_key(Description="qbo-link tokens")["KeyMetadata"]["KeyId"]
+            settings = Settings.model_validate(
+                {
+                    "client_id": server.sandbox.settings.client_id,
+                    "client_secret": server.sandbox.settings.client_secret,
+                    "redirect_uri": REDIRECT_URI,
+                    "return_url_allowlist": ALLOWED_PREFIXES,
+                    "app_id": "qbo-link-bench-app",
+                    "state_signing_key": "pull-bench-state-signing-key",
+                    "intuit_environment": IntuitEnvironment.LOCAL,
+                    "local_sandbox_url": server.url,
+                    "http_timeout_seconds": 30,
+                    "kms_key_id": key_id,
+                }
+            )
+            events = RecordingPublisher()
+            wiring.reset()
+            wiring.override(settings=settings, clock=server.sandbox.clock, events=events)
+            world = World(server, settings, events, key_id, dynamodb, kms)
+            try:
+                world.sandbox("POST", "/limits", LIMITS_OFF)
+                yield Bench(world, world.connect(TENANT)), events
+            finally:
+                wiring.reset()
+                world.http.close()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def imported(events: RecordingPublisher) -> int:
+    return len({e.event_id for e in events.of_type(changes.CLIENT_IMPORTED)})
+
+
+def idle_day(bench: Bench, sweep_hours: float) -> int:
+    bench.sweep()  # the first sweep sets the cursors
+    before = bench.reads()
+    sweeps = round(24 / sweep_hours)
+    for _ in range(sweeps):
+        bench.advance(hours=sweep_hours)
+        bench.sweep()
+    return bench.reads() - before
+
+
+def sweep_burst(bench: Bench, events: RecordingPublisher, count: int) -> tuple[int, int]:
+    bench.advance(minutes=10)
+    start = imported(events)
+    for number in range(count):
+        if number % 100 == 0:
+            bench.advance(seconds=2)
+        bench.customer(f"Swept {uuid.uuid4().hex[:12]}")
+    bench.advance(minutes=10)
+    before = bench.reads()
+    bench.sweep()
+    return bench.reads() - before, imported(events) - start
+
+
+def webhook_flow(bench: Bench, events: RecordingPublisher, count: int, per_delivery: int) -> tuple[int, int]:
+    bench.advance(hours=1)
+    start = imported(events)
+    before = bench.reads()
+    for first in range(0, count, per_delivery):
+        ids = [
+            bench.customer(f"Hooked {uuid.uuid4().hex[:12]}") for _ in range(min(per_delivery, count - first))
+        ]
+        bench.deliver(ids)
+        bench.advance(minutes=1)
+    return bench.reads() - before, imported(events) - start
+
+
+def month_share(reads_per_month: float, tenants: int) -> str:
+    return f"{100 * reads_per_month * tenants / BUILDER_READS_PER_MONTH:.1f} %"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=1000)
+    parser.add_argument("--sweep-hours", type=float, default=6.0)
+    args = parser.parse_args()
+    n = args.changes
+
+    handler = logger.registered_handler  # the handlers' JSON log lines go to a buffer, not the terminal
+    previous = handler.setStream(io.StringIO()) if isinstance(handler, logging.StreamHandler) else None
+    quiet = contextlib.redirect_stdout(io.StringIO())  # and their metric lines
+    try:
+        with quiet, SandboxServer(SandboxSettings(port=0)) as server, environment(server) as (bench, events):
+            idle = idle_day(bench, args.sweep_hours)
+            swept, swept_applied = sweep_burst(bench, events, n)
+            burst, burst_applied = webhook_flow(bench, events, n, 10)
+            trickle, trickle_applied = webhook_flow(bench, events, n, 1)
+    finally:
+        if previous is not None and isinstance(handler, logging.StreamHandler):
+            handler.setStream(previous)
+
+    assert swept_applied == n, swept_applied
+    assert burst_applied == n, burst_applied
+    assert trickle_applied == n, trickle_applied
+    per_month = idle * DAYS_PER_MONTH
+    idle_tenants = BUILDER_READS_PER_MONTH // max(per_month, 1)
+    print(f"Pull metered reads (QBO sandbox counters), sweep every {args.sweep_hours:g} h")
+    print(f"  idle tenant:                          {idle} reads/day, {per_month} reads/month")
+    print(f"    Builder tier (500,000/month) fits   {idle_tenants:,} idle tenants on sweeps alone")
+    print(f"    1,000 idle tenants use              {month_share(per_month, 1000)} of the tier")
+    scale = 1000 / n
+    print(f"  per 1,000 changes applied ({n} measured each):")
+    print(f"    one sweep window (cap split)        {swept * scale:g} reads")
+    print(f"    webhooks, deliveries of 10          {burst * scale:g} reads")
+    print(f"    webhooks, one notice per delivery   {trickle * scale:g} reads")
+    print("  Builder-tier reading: 500,000 reads/month buys")
+    for label, reads in (("sweep", swept), ("webhook bursts", burst), ("webhook trickle", trickle)):
+        per_thousand = reads * scale
+        print(
+            f"    {label:<18} {BUILDER_READS_PER_MONTH / max(per_thousand, 1e-9) * 1000:,.0f} changes/month"
+        )
+
+
+if __name__ == "__main__":
+    main()
