@@ -15,22 +15,24 @@ tenant in the partition key, so no method can reach another tenant's items, and 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, NamedTuple
 
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from shared import constants
 from shared.clock import Clock, SystemClock
+from shared.dynamo import (
+    ConditionFailedError,
+    client_errors,
+    decode_page_token,
+    encode_page_token,
+)
 
 LinkSource = Literal["auto", "manual", "export", "import", "push"]
 LINK_SOURCES: Final[frozenset[str]] = frozenset({"auto", "manual", "export", "import", "push"})
@@ -43,16 +45,6 @@ _BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
 # Pairs deleted per transaction by ``clear``: DynamoDB allows 100 actions, moto 25.
 _CLEAR_PAIRS_PER_TRANSACTION: Final = 12
 _RETRIES: Final = 3  # re-reads after a concurrent change before giving up with LinkBusyError
-_BUSY_CODES: Final = frozenset(
-    {
-        "TransactionConflict",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-    }
-)
 _Actions = list[dict[str, Any]]  # TransactItems (an alias: ``LinkStore.list`` shadows the builtin)
 _DESERIALIZER = TypeDeserializer()
 
@@ -66,10 +58,6 @@ class LinkError(Exception):
 
 class InvalidLinkRequestError(LinkError, ValueError):
     """A kind, id or argument that cannot be stored (nothing was read or written)."""
-
-
-class InvalidPageTokenError(LinkError, ValueError):
-    """A page token that is malformed or belongs to another tenant, kind or query."""
 
 
 class LinkNotFoundError(LinkError, LookupError):
@@ -123,74 +111,8 @@ class LinkStoreError(LinkError):
     """Any other DynamoDB failure (missing table, validation, ...), with the ClientError as cause."""
 
 
-class _ConditionFailed(Exception):
-    """Internal: which operations' conditions failed, with the item each one saw (None: absent)."""
-
-    def __init__(self, failed: Mapping[int, dict[str, Any] | None]) -> None:
-        super().__init__("condition failed")
-        self.failed = dict(failed)
-
-
-@contextmanager
-def _dynamodb(operation: str) -> Iterator[None]:
-    """The one place where botocore's ClientError becomes this module's errors."""
-    try:
-        yield
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        if code == "ConditionalCheckFailedException":
-            raise _ConditionFailed({0: _plain_item(error.response.get("Item"))}) from None
-        if code == "TransactionCanceledException":
-            reasons = error.response.get("CancellationReasons") or []
-            failed = {
-                index: _plain_item(reason.get("Item"))
-                for index, reason in enumerate(reasons)
-                if reason.get("Code") == "ConditionalCheckFailed"
-            }
-            if failed:
-                raise _ConditionFailed(failed) from None
-            if any(reason.get("Code") in _BUSY_CODES for reason in reasons):
-                raise LinkBusyError(f"{operation}: concurrent change, retry") from error
-        if code in _BUSY_CODES:
-            raise LinkBusyError(f"{operation}: {code}, retry") from error
-        raise LinkStoreError(f"{operation} failed: {code or 'unknown error'}") from error
-
-
-def _plain_item(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A low-level item (``{"S": ...}``) from an error response as plain values."""
-    if not item:
-        return None
-    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
-
-
-# --- pagination tokens -------------------------------------------------------------------------
-
-
-def encode_page_token(last_evaluated_key: Mapping[str, Any]) -> str:
-    """An opaque page token: URL-safe base64 of DynamoDB's LastEvaluatedKey (string keys only)."""
-    raw = json.dumps(
-        {k: str(v) for k, v in last_evaluated_key.items()}, sort_keys=True, separators=(",", ":")
-    )
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_page_token(token: str, expected: Mapping[str, Callable[[str], bool]]) -> dict[str, str]:
-    """The ExclusiveStartKey in ``token``: exactly the attributes of ``expected``, each accepted by its
-    check (which pins it to the caller's tenant, kind or index).  Anything else is refused."""
-    if not token or len(token) > _MAX_TOKEN_LENGTH:
-        raise InvalidPageTokenError("page token is empty or too long")
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        key = json.loads(raw.decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidPageTokenError("page token is malformed") from None
-    if not isinstance(key, dict) or set(key) != set(expected):
-        raise InvalidPageTokenError("page token does not belong to this query")
-    for name, check in expected.items():
-        value = key[name]
-        if not isinstance(value, str) or not check(value):
-            raise InvalidPageTokenError("page token does not belong to this query")
-    return key
+def _dynamodb(operation: str) -> AbstractContextManager[None]:
+    return client_errors(operation, busy=LinkBusyError, failure=LinkStoreError)
 
 
 def check_limit(limit: int) -> int:
@@ -325,7 +247,7 @@ class LinkStore:
         )
         try:
             self._transact([app_update, qbo_update], "link")
-        except _ConditionFailed as failed:
+        except ConditionFailedError as failed:
             app_item, qbo_item = failed.failed.get(0), failed.failed.get(1)
             raise LinkConflictError(
                 kind,
@@ -343,7 +265,7 @@ class LinkStore:
                 return None
             try:
                 self._transact(self._delete_pair(link.tenant_id, kind, app_id, link.qbo_id), "unlink")
-            except _ConditionFailed:
+            except ConditionFailedError:
                 continue  # relinked meanwhile: read again
             return link
         raise LinkBusyError(f"unlink: {kind} {app_id} keeps changing, retry")
@@ -356,7 +278,7 @@ class LinkStore:
                 return None
             try:
                 self._transact(self._delete_pair(tenant_id, kind, link.app_id, qbo_id), "unlink")
-            except _ConditionFailed:
+            except ConditionFailedError:
                 continue
             return link
         raise LinkBusyError(f"unlink: QBO id {qbo_id} keeps changing, retry")
@@ -398,7 +320,7 @@ class LinkStore:
                     ExpressionAttributeValues=values,
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-        except _ConditionFailed as failed:
+        except ConditionFailedError as failed:
             current = failed.failed.get(0)
             if current is None:
                 raise LinkNotFoundError(tenant_id, kind, app_id) from None
@@ -429,7 +351,7 @@ class LinkStore:
                 try:
                     self._transact(actions, "clear")
                     removed += len(pairs)
-                except _ConditionFailed:
+                except ConditionFailedError:
                     removed += sum(self.unlink(tenant_id, kind, app) is not None for app, _ in pairs)
             last = answer.get("LastEvaluatedKey")
             if not last:

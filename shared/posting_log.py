@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -36,13 +36,17 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
-from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import constants
 from shared.clock import Clock
-from shared.links import InvalidPageTokenError, decode_page_token, encode_page_token
+from shared.dynamo import (
+    ConditionFailedError,
+    InvalidPageTokenError,
+    client_errors,
+    decode_page_token,
+    encode_page_token,
+)
 
 __all__ = [
     "TRANSITIONS",
@@ -116,17 +120,6 @@ _STATES: Final = frozenset(state.value for state in PostingState)
 _UNDATED: Final = "-"  # by-state sort key of documents without a transaction date; sorts first
 _APP_ID = re.compile(constants.APP_ID_PATTERN)
 _KEY_PART = re.compile(r"^[^#\x00-\x1f]{1,128}$")
-_BUSY_CODES: Final = frozenset(
-    {
-        "TransactionConflict",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-    }
-)
-_DESERIALIZER = TypeDeserializer()
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -183,47 +176,14 @@ class PostingLogStoreError(PostingLogError):
     """Any other DynamoDB failure, with the ClientError as cause."""
 
 
-class _ConditionFailed(Exception):
-    """Internal: the operations whose condition failed, with the item each saw (None: absent)."""
-
-    def __init__(self, failed: Mapping[int, dict[str, Any] | None]) -> None:
-        super().__init__("condition failed")
-        self.failed = dict(failed)
-
-
 class _Conflict(Exception):
     """Internal: a transaction lost a race with another one (retried with backoff)."""
 
 
-@contextmanager
-def _dynamodb(operation: str) -> Iterator[None]:
-    """The one place where botocore's ClientError becomes this module's errors."""
-    try:
-        yield
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        if code == "ConditionalCheckFailedException":
-            raise _ConditionFailed({0: _plain_item(error.response.get("Item"))}) from None
-        if code == "TransactionCanceledException":
-            reasons = error.response.get("CancellationReasons") or []
-            failed = {
-                index: _plain_item(reason.get("Item"))
-                for index, reason in enumerate(reasons)
-                if reason.get("Code") == "ConditionalCheckFailed"
-            }
-            if failed:
-                raise _ConditionFailed(failed) from None
-            if any(reason.get("Code") in _BUSY_CODES for reason in reasons):
-                raise _Conflict(operation) from error
-        if code in _BUSY_CODES:
-            raise PostingLogBusyError(f"{operation}: {code}, retry") from error
-        raise PostingLogStoreError(f"{operation} failed: {code or 'unknown error'}") from error
-
-
-def _plain_item(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not item:
-        return None
-    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+def _dynamodb(operation: str) -> AbstractContextManager[None]:
+    return client_errors(
+        operation, busy=PostingLogBusyError, failure=PostingLogStoreError, conflict=_Conflict
+    )
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -614,7 +574,7 @@ class PostingLog:
                 self._commit(
                     key, write, tenant_id, kind, move=(previous, PostingState.RECEIVED), operation="accept"
                 )
-            except _ConditionFailed:
+            except ConditionFailedError:
                 continue  # another writer got there first: decide again on what it wrote
             return AcceptOutcome(
                 status="accepted",
@@ -695,7 +655,7 @@ class PostingLog:
             write.when(f"{write.name('state')} = {write.value(source.value)}")
             try:
                 self._commit(key, write, tenant_id, kind, move=(source, target), operation="transition")
-            except _ConditionFailed:
+            except ConditionFailedError:
                 continue
             return _entry(write.apply(current))
         raise PostingLogBusyError(f"transition: {kind} {app_id} keeps changing, retry")
@@ -744,7 +704,7 @@ class PostingLog:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             number = _number(answer["Attributes"]["attempts"])
-        except _ConditionFailed as failed:
+        except ConditionFailedError as failed:
             head = failed.failed.get(0)
             if head is None:
                 raise DocumentNotFoundError(tenant_id, kind, app_id) from None
@@ -770,7 +730,7 @@ class PostingLog:
                 attempt = attempt.model_copy(update={"number": previous[-1].number + 1 if previous else 1})
             try:
                 self._put_attempt(key, attempt)
-            except _ConditionFailed:
+            except ConditionFailedError:
                 number = None  # the number is taken: count again
                 continue
             return attempt
@@ -929,7 +889,7 @@ class PostingLog:
         operation: str,
     ) -> None:
         """Apply ``write`` to the head; when the state changes, move the summary counters in the
-        same transaction.  Raises ``_ConditionFailed`` when the head's condition failed."""
+        same transaction.  Raises ``ConditionFailedError`` when the head's condition failed."""
         source, target = move
         if source is target:
             with _dynamodb(operation):
@@ -977,7 +937,7 @@ class PostingLog:
         try:
             with _dynamodb("transition"):
                 self._table.update_item(**write.arguments(key))
-        except _ConditionFailed:
+        except ConditionFailedError:
             return False
         return True
 

@@ -20,7 +20,8 @@ from boto3.dynamodb.conditions import Key
 
 from shared import constants
 from shared.clock import Clock, SystemClock
-from shared.links import check_limit, decode_page_token, encode_page_token
+from shared.dynamo import decode_page_token, encode_page_token
+from shared.links import check_limit
 
 EXCHANGE_PREFIX: Final = "EXCHANGE#"
 RETENTION: Final = timedelta(days=90)

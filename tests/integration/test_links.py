@@ -18,9 +18,9 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from shared import constants, tables
+from shared.dynamo import InvalidPageTokenError
 from shared.links import (
     InvalidLinkRequestError,
-    InvalidPageTokenError,
     Link,
     LinkBusyError,
     LinkConflictError,
