@@ -76,10 +76,13 @@ class Bench:
         return str(self.world.sandbox("POST", path, {"DisplayName": name})["Customer"]["Id"])
 
     def sweep(self) -> None:
-        from functions.sweep import handler
-
-        summary = handler.lambda_handler({"source": "aws.scheduler"}, LambdaContext())
-        assert summary["succeeded"] == 1, summary
+        """One tenant's sweep as the change worker runs it from the schedule's fan-out message
+        (the fan-out itself enqueues only and reads nothing from QBO)."""
+        request = changes.SweepRequest(
+            tenant_id=TENANT, realm_id=self.realm, source="sweep", requested_at=self.world.clock.now()
+        )
+        exchange = changes.build_pull_service().sweep_request(request)
+        assert exchange is not None, "the tenant is not connected"
 
     def deliver(self, ids: list[str]) -> None:
         """One FIFO delivery of webhook notices (the receiver's message bodies) to the worker."""

@@ -1,7 +1,10 @@
 """The change worker: consumer of the SQS FIFO changes queue (message group = tenant).
 
-Glue only.  Every body is parsed and validated first; the valid notices are grouped per tenant and
-each tenant's group is applied at once (one CDC read per tenant and delivery, ``shared.pull.changes``).
+Glue only.  Every body is parsed and validated first: a webhook notice, or a sweep request
+(``source: "sweep"``, enqueued by the sweep schedule's fan-out).  The valid notices are grouped per
+tenant and each tenant's group is applied at once (one CDC read per tenant and delivery,
+``shared.pull.changes``); then a tenant's sweep request, if any, runs ``PullService.sweep`` once
+(several requests of one tenant in a delivery share that run).
 Powertools' FIFO processor then reports as batch item failures the malformed bodies (they reach the
 DLQ after the queue's maxReceiveCount, never dropped) and every message of a tenant whose apply
 failed, plus — to keep a tenant's order — the later messages of the same group.  Re-applying a
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from shared.pull.changes import Notice, PullService
+    from shared.pull.changes import Notice, PullService, SweepRequest
 
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 processor.raise_on_entire_batch_failure = False  # a failing tenant is an ordinary outcome
@@ -33,24 +36,35 @@ class RedeliverError(Exception):
 
 def process_records(service: PullService, records: list[dict[str, Any]]) -> dict[str, str]:
     """Apply a delivery; returns the message ids that failed, each with why."""
-    from shared.pull.changes import NoticeError, parse_notice
+    from shared.pull.changes import NoticeError, SweepRequest, parse_message
 
     failed: dict[str, str] = {}
     groups: dict[str, list[tuple[str, Notice]]] = {}
+    sweeps: dict[str, list[tuple[str, SweepRequest]]] = {}
     for record in records:
         message_id = str(record.get("messageId", ""))
         try:
-            notice = parse_notice(str(record.get("body", "")))
+            message = parse_message(str(record.get("body", "")))
         except NoticeError as error:
             failed[message_id] = str(error)
             continue
-        groups.setdefault(notice.tenant_id, []).append((message_id, notice))
+        if isinstance(message, SweepRequest):
+            sweeps.setdefault(message.tenant_id, []).append((message_id, message))
+        else:
+            groups.setdefault(message.tenant_id, []).append((message_id, message))
     for tenant_id, members in groups.items():
         try:
             service.webhook_batch(tenant_id, [notice for _, notice in members])
         except Exception as error:  # the tenant's messages come back; other tenants go on
             logger.exception("change notices failed", extra={"tenant_id": tenant_id})
-            for message_id, _ in members:
+            for message_id in [m for m, _ in members] + [m for m, _ in sweeps.pop(tenant_id, [])]:
+                failed[message_id] = type(error).__name__
+    for tenant_id, requests in sweeps.items():
+        try:
+            service.sweep_request(requests[-1][1])
+        except Exception as error:  # recorded in the tenant's history by the service
+            logger.exception("sweep failed", extra={"tenant_id": tenant_id})
+            for message_id, _ in requests:
                 failed[message_id] = type(error).__name__
     return failed
 

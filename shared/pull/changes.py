@@ -21,9 +21,10 @@ after every change read was applied.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -74,6 +75,10 @@ _READ_WITH: Final[Mapping[str, tuple[str, ...]]] = {"Invoice": ("Payment",)}
 NOTICE_MARGIN: Final = timedelta(minutes=5)
 # The sweep re-reads this much before its cursor: harmless (idempotent) and covers clock skew.
 SWEEP_OVERLAP: Final = timedelta(minutes=5)
+# TaxCode is not served by CDC: the sweep re-reads the whole list (one query) this often, and keeps
+# when it last did on the tenant's cursor items (sk = TAX_REFRESH_CURSOR).
+TAX_REFRESH_EVERY: Final = timedelta(days=1)
+TAX_REFRESH_CURSOR: Final = "TaxCode"
 # A tenant without a cursor yet (just connected; its lists were imported by the match tabs).
 FIRST_SWEEP_LOOKBACK: Final = timedelta(days=1)
 
@@ -98,33 +103,69 @@ class Notice(BaseModel):
     occurred_at: AwareDatetime
     deleted_id: str | None = Field(default=None, pattern=_ID.pattern)
     event_id: str = Field(min_length=1, max_length=256)
-    source: Literal["webhook", "sweep"] = "webhook"
+    source: Literal["webhook"] = "webhook"
+
+
+class SweepRequest(BaseModel):
+    """The sweep schedule's fan-out message: sweep this tenant (same queue, group = tenant, so it
+    is serialised with the tenant's webhook notices)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tenant_id: str = Field(pattern=_ID.pattern)
+    realm_id: str = Field(pattern=r"^[0-9A-Za-z]{1,64}$")
+    source: Literal["sweep"]
+    requested_at: AwareDatetime
 
 
 class NoticeError(ValueError):
     """A message body that is not a notice (it goes to the DLQ, never silently dropped)."""
 
 
+def _fields(error: ValidationError) -> str:
+    return ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in error.errors())
+
+
 def parse_notice(body: str) -> Notice:
     try:
         notice = Notice.model_validate_json(body)
     except ValidationError as error:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in error.errors())
-        raise NoticeError(f"not a change notice: {fields}") from None
+        raise NoticeError(f"not a change notice: {_fields(error)}") from None
     if notice.operation == "Merge" and not notice.deleted_id:
         raise NoticeError("a Merge notice needs deleted_id")
     return notice
+
+
+def parse_message(body: str) -> Notice | SweepRequest:
+    """A changes-queue body: a sweep request (``source: "sweep"``) or a webhook notice."""
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise NoticeError("not a change notice: body") from None
+    if isinstance(raw, dict) and raw.get("source") == "sweep":
+        try:
+            return SweepRequest.model_validate_json(body)
+        except ValidationError as error:
+            raise NoticeError(f"not a sweep request: {_fields(error)}") from None
+    return parse_notice(body)
+
+
+def sweep_request_body(tenant_id: str, realm_id: str, requested_at: datetime) -> str:
+    request = SweepRequest(tenant_id=tenant_id, realm_id=realm_id, source="sweep", requested_at=requested_at)
+    return request.model_dump_json()
 
 
 # --- ports ----------------------------------------------------------------------------------------
 
 
 class ChangeReader(Protocol):
-    """What the applier needs of a QBO client (``QboClient.cdc``)."""
+    """What the applier and the sweep need of a QBO client (``QboClient.cdc``, ``query_all``)."""
 
     def cdc(
         self, entities: Sequence[str], changed_since: datetime, *, now: datetime | None = None
     ) -> dict[str, list[dict[str, Any]]]: ...
+
+    def query_all(self, select_without_paging: str, page_size: int = ...) -> Iterator[dict[str, Any]]: ...
 
 
 @dataclass
@@ -506,6 +547,19 @@ class PullService:
     clock: Clock
     client_for: Callable[[str], ChangeReader]  # tenant id -> QBO client of its connected company
     realm_of: Callable[[str], str | None]  # tenant id -> connected realm (None: not connected)
+    cache: QboCache | None = None  # the mapping caches (the daily TaxCode refresh); None: no refresh
+    connected_at_of: Callable[[str], datetime | None] = lambda _tenant_id: None
+
+    def sweep_request(self, request: SweepRequest) -> Exchange | None:
+        """Run a fanned-out sweep; a request for a tenant no longer connected to that realm is
+        ignored (logged, not an error: redelivering it could never succeed)."""
+        realm = self.realm_of(request.tenant_id)
+        if realm is None or realm != request.realm_id:
+            logger.info(
+                "sweep request for a tenant not connected to it", extra={"tenant_id": request.tenant_id}
+            )
+            return None
+        return self.sweep(request.tenant_id, realm, connected_at=self.connected_at_of(request.tenant_id))
 
     def webhook_batch(self, tenant_id: str, notices: Sequence[Notice]) -> Exchange:
         """Apply one tenant's notices; notices for a realm the tenant is not (or no longer)
@@ -550,10 +604,26 @@ class PullService:
             report.reads += 1
             self.applier.apply_rows(tenant_id, changes, report)
             self.cursors.advance(tenant_id, names, started, exchange_id=exchange.exchange_id)
+            self._refresh_tax_codes(tenant_id, started, exchange, report)
         except Exception as error:
             self._fail(exchange, error)
             raise
         return self._finish(exchange, report)
+
+    def _refresh_tax_codes(
+        self, tenant_id: str, started: datetime, exchange: Exchange, report: ApplyReport
+    ) -> None:
+        """CDC does not serve TaxCode: once per ``TAX_REFRESH_EVERY`` the sweep replaces the tax
+        cache with one ``SELECT * FROM TaxCode`` (one metered read), then stamps the marker."""
+        if self.cache is None:
+            return
+        last = self.cursors.get(tenant_id, TAX_REFRESH_CURSOR)
+        if last is not None and started - last < TAX_REFRESH_EVERY:
+            return
+        counts = self.cache.refresh(tenant_id, ["tax"], self.client_for(tenant_id))
+        report.reads += 1
+        report.cache_refreshed += counts.get("tax", 0)
+        self.cursors.advance(tenant_id, [TAX_REFRESH_CURSOR], started, exchange_id=exchange.exchange_id)
 
     def _finish(self, exchange: Exchange, report: ApplyReport) -> Exchange:
         exchange.notices = report.notices or exchange.notices
@@ -593,14 +663,19 @@ def build_pull_service() -> PullService:
         connection = wiring.store().get(tenant_id)
         return connection.realm_id if connection is not None and connection.disconnected_at is None else None
 
+    def connected_at_of(tenant_id: str) -> datetime | None:
+        connection = wiring.store().get(tenant_id)
+        return connection.connected_at if connection is not None else None
+
+    cache = QboCache(links_table, clock)
     return PullService(
-        applier=ChangeApplier(
-            LinkStore(links_table, clock), QboCache(links_table, clock), wiring.events(), clock
-        ),
+        applier=ChangeApplier(LinkStore(links_table, clock), cache, wiring.events(), clock),
         cursors=CursorStore(links_table, clock),
         exchanges=ExchangeLog(runtime_table, clock),
         events=wiring.events(),
         clock=clock,
         client_for=wiring.tenant_qbo_client,
         realm_of=realm_of,
+        cache=cache,
+        connected_at_of=connected_at_of,
     )

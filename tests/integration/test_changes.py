@@ -19,7 +19,7 @@ from shared import tables, wiring
 from shared.events import OutboundEvent, RecordingPublisher
 from shared.links import LinkStore
 from shared.mapping.catalog import QboCache
-from shared.pull import changes
+from shared.pull import changes, notifications
 from shared.pull.cursors import CursorStore
 from shared.pull.exchanges import ExchangeLog
 from shared.settings import IntuitEnvironment, Settings
@@ -119,11 +119,57 @@ class Pull:
         result: dict[str, Any] = handler.lambda_handler({"Records": records}, LambdaContext())
         return result
 
-    def sweep(self) -> dict[str, Any]:
+    def schedule(self) -> dict[str, Any]:
+        """The sweep schedule firing now: it only enqueues (one sweep request per tenant)."""
         from functions.sweep import handler
 
-        result: dict[str, Any] = handler.lambda_handler({"source": "aws.scheduler"}, LambdaContext())
+        event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": self.now().isoformat()}
+        result: dict[str, Any] = handler.lambda_handler(event, LambdaContext())
         return result
+
+    def queued(self) -> list[dict[str, Any]]:
+        """Receive everything on the changes queue (as SQS records); leaves it in flight."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = os.environ[notifications.CHANGES_QUEUE_URL_ENV]
+        records: list[dict[str, Any]] = []
+        while True:
+            answer = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+            )
+            messages = answer.get("Messages", [])
+            if not messages:
+                return records
+            records += [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:qbo-link-changes.fifo",
+                    "awsRegion": REGION,
+                }
+                for m in messages
+            ]
+
+    def sweep(self) -> dict[str, Any]:
+        """A whole scheduled sweep: the schedule fans out, the change worker runs each request.
+        Every message is then deleted (a failed one would come back; the tests look at the run)."""
+        from functions.changes import handler
+
+        fanned = self.schedule()
+        records = self.queued()
+        failed: set[str] = set()
+        if records:
+            result = handler.lambda_handler({"Records": records}, LambdaContext())
+            failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = os.environ[notifications.CHANGES_QUEUE_URL_ENV]
+        for record in records:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
+        return {**fanned, "succeeded": len(records) - len(failed), "failed": len(failed)}
 
 
 def _record(body: str, number: int) -> dict[str, Any]:
@@ -157,6 +203,10 @@ def pull(sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Iter
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
         for spec in tables.TABLES:
             tables.create_table(dynamodb.meta.client, spec)
+        queue_url = boto3.client("sqs", region_name=REGION).create_queue(
+            QueueName="qbo-link-pull-test.fifo", Attributes={"FifoQueue": "true"}
+        )["QueueUrl"]
+        monkeypatch.setenv(notifications.CHANGES_QUEUE_URL_ENV, queue_url)
         kms = boto3.client("kms", region_name=REGION)
         key_id = kms.create_key(Description="qbo-link tokens")["KeyMetadata"]["KeyId"]
         settings = Settings.model_validate(
@@ -443,6 +493,7 @@ def test_sweep_advances_the_cursor_only_after_apply_and_a_rerun_is_harmless(pull
     assert pull.sweep()["failed"] == 1
     assert pull.cursors.get(TENANT, "Customer") == start
     pull.events.broken = False
+    pull.world.sandbox("POST", "/clock/advance", {"minutes": 5})  # the next schedule's bucket
 
     # Then the next sweep brings the customer and moves every cursor
     before = pull.metered_reads()
@@ -454,6 +505,7 @@ def test_sweep_advances_the_cursor_only_after_apply_and_a_rerun_is_harmless(pull
     assert all(position is not None and position > start for position in moved.values())
 
     # And a rerun inside the overlap publishes nothing new (same ids at most), for one read
+    pull.world.sandbox("POST", "/clock/advance", {"minutes": 5})
     before = pull.metered_reads()
     pull.sweep()
     assert pull.metered_reads() - before == 1
@@ -504,9 +556,163 @@ def test_a_cursor_older_than_30_days_falls_back_to_queries(pull: Pull) -> None:
     # When the sweep runs
     assert pull.sweep()["succeeded"] == 1
 
-    # Then CDC (refused beyond 30 days) is replaced by one query per entity, and the change arrives
-    assert pull.metered_reads() - before == len(changes.SWEEP_ENTITIES)
+    # Then CDC (refused beyond 30 days) is replaced by one query per entity (+1: the daily TaxCode
+    # refresh, never done yet for this tenant), and the change arrives
+    assert pull.metered_reads() - before == len(changes.SWEEP_ENTITIES) + 1
     assert created["Id"] in {e.detail["qbo_id"] for e in pull.published(changes.CLIENT_IMPORTED)}
     position = pull.cursors.get(TENANT, "Customer")
     assert position is not None
     assert position > old
+
+
+# --- the sweep's fan-out and the daily TaxCode refresh ------------------------------------------------
+
+
+def _second_tenant(pull: Pull, tenant: str) -> str:
+    realm: str = pull.world.connect(tenant)
+    return realm
+
+
+def test_the_schedule_enqueues_one_request_per_connected_tenant_deduplicated(pull: Pull) -> None:
+    # Given two connected tenants and a third that disconnected
+    other_realm = _second_tenant(pull, "firm-2")
+    _second_tenant(pull, "firm-3")
+    wiring.connections().disconnect("firm-3", keep_mappings=False)
+    before = pull.metered_reads()
+
+    # When the schedule fires, and is retried within the same bucket
+    first = pull.schedule()
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 30})
+    retried = pull.schedule()
+
+    # Then one message per connected tenant, grouped by tenant, and the retry added none; no read
+    assert first["tenants"] == 2
+    assert retried["tenants"] == 2
+    records = pull.queued()
+    assert pull.metered_reads() == before
+    bodies = {r["attributes"]["MessageGroupId"]: json.loads(r["body"]) for r in records}
+    assert len(records) == 2
+    assert set(bodies) == {TENANT, "firm-2"}
+    assert bodies[TENANT]["realm_id"] == pull.realm
+    assert bodies["firm-2"] == {
+        "tenant_id": "firm-2",
+        "realm_id": other_realm,
+        "source": "sweep",
+        "requested_at": bodies["firm-2"]["requested_at"],
+    }
+    assert datetime.fromisoformat(bodies["firm-2"]["requested_at"]).tzinfo is not None
+    for record in records:
+        group = record["attributes"]["MessageGroupId"]
+        assert record["attributes"]["MessageDeduplicationId"].startswith(f"sweep#{group}#")
+
+    # And the change worker runs each tenant's sweep from its message and advances its cursors
+    from functions.changes import handler
+
+    result = handler.lambda_handler({"Records": records}, LambdaContext())
+    assert result == {"batchItemFailures": []}
+    for tenant in (TENANT, "firm-2"):
+        latest = pull.history.latest(tenant)
+        assert latest is not None
+        assert (latest.source, latest.outcome) == ("sweep", "succeeded")
+        positions = pull.cursors.get_many(tenant, changes.SWEEP_ENTITIES)
+        assert all(p is not None for p in positions.values())
+    assert pull.history.latest("firm-3") is None
+
+
+def test_a_sweep_request_brings_changes_made_in_qbo(pull: Pull) -> None:
+    pull.sweep()
+    start = pull.cursors.get(TENANT, "Customer")
+    pull.world.sandbox("POST", "/clock/advance", {"minutes": 30})
+    created = pull.ui("Customer", {"DisplayName": "Fanned Out Farms"})
+    pull.world.sandbox("POST", "/clock/advance", {"minutes": 30})
+    before = pull.metered_reads()
+
+    request = {
+        "tenant_id": TENANT,
+        "realm_id": pull.realm,
+        "source": "sweep",
+        "requested_at": pull.now().isoformat(),
+    }
+    result = pull.deliver(request)
+
+    assert result == {"batchItemFailures": []}
+    assert pull.metered_reads() - before == 1
+    (event,) = pull.published(changes.CLIENT_IMPORTED)
+    assert event.detail["qbo_id"] == created["Id"]
+    moved = pull.cursors.get(TENANT, "Customer")
+    assert start is not None
+    assert moved is not None
+    assert moved > start
+
+
+def test_a_malformed_sweep_request_is_a_batch_item_failure(pull: Pull) -> None:
+    good = {
+        "tenant_id": TENANT,
+        "realm_id": pull.realm,
+        "source": "sweep",
+        "requested_at": pull.now().isoformat(),
+    }
+    no_realm = {k: v for k, v in good.items() if k != "realm_id"}
+    naive = {**good, "requested_at": "2026-11-22T10:00:00"}
+    extra = {**good, "entity": "Customer"}
+    bad_tenant = {**good, "tenant_id": "a#b"}
+
+    result = pull.deliver(good, no_realm, naive, extra, bad_tenant)
+
+    assert {f["itemIdentifier"] for f in result["batchItemFailures"]} == {"m-1", "m-2", "m-3", "m-4"}
+    latest = pull.history.latest(TENANT)
+    assert latest is not None
+    assert latest.source == "sweep"
+
+
+def test_a_sweep_request_for_another_realm_is_ignored(pull: Pull) -> None:
+    before = pull.metered_reads()
+    request = {
+        "tenant_id": TENANT,
+        "realm_id": "999999",
+        "source": "sweep",
+        "requested_at": pull.now().isoformat(),
+    }
+
+    assert pull.deliver(request) == {"batchItemFailures": []}
+    assert pull.metered_reads() == before
+    assert pull.history.latest(TENANT) is None
+
+
+def test_the_tax_code_cache_is_refreshed_once_a_day(pull: Pull) -> None:
+    # Given a tenant whose tax cache is empty
+    assert pull.cache.list(TENANT, "tax") == []
+
+    # When the first sweep runs: CDC + one TaxCode query
+    before = pull.metered_reads()
+    assert pull.sweep()["succeeded"] == 1
+    assert pull.metered_reads() - before == 2
+    cached = pull.cache.list(TENANT, "tax")
+    assert cached
+    marker = pull.cursors.get(TENANT, changes.TAX_REFRESH_CURSOR)
+    assert marker is not None
+
+    # Then the day's other sweeps (every 6 hours) cost one read each
+    for _ in range(3):
+        pull.world.sandbox("POST", "/clock/advance", {"hours": 6})
+        before = pull.metered_reads()
+        assert pull.sweep()["succeeded"] == 1
+        assert pull.metered_reads() - before == 1
+    assert pull.cursors.get(TENANT, changes.TAX_REFRESH_CURSOR) == marker
+
+    # And a day after the last refresh the tax codes are read again (the cache's stamp moves)
+    stamped = pull.cache.stamp(TENANT, "tax").refreshed_at
+    pull.world.sandbox("POST", "/clock/advance", {"hours": 6})
+    before = pull.metered_reads()
+    assert pull.sweep()["succeeded"] == 1
+    assert pull.metered_reads() - before == 2
+    refreshed = pull.cursors.get(TENANT, changes.TAX_REFRESH_CURSOR)
+    assert refreshed is not None
+    assert refreshed > marker
+    again = pull.cache.stamp(TENANT, "tax").refreshed_at
+    assert stamped is not None
+    assert again is not None
+    assert again > stamped
+    latest = pull.history.latest(TENANT)
+    assert latest is not None
+    assert latest.reads == 2
