@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.api.common import TenantId, error_response, refusal
 from shared import constants
 from shared.mapping.catalog import AppEntity
-from shared.mapping.service import MappingError
+from shared.mapping.service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MappingError
 from shared.observability import metrics
 from shared.qbo.errors import QboError
 from shared.vault import ConnectionDeadError
@@ -40,11 +40,25 @@ class CatalogEntry(BaseModel):
     version: int = Field(ge=1, description="Only grows; an older or equal version is ignored.")
     name: str = Field(min_length=1, max_length=500)
     email: str | None = Field(default=None, max_length=320)
-    type: str | None = Field(default=None, max_length=100, description="Accounts: revenue or deposit.")
+    type: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Clients: their client/contact type. Accounts: revenue, deposit or expense.",
+    )
     parent_id: str | None = Field(
         default=None, pattern=constants.APP_ID_PATTERN, description="A site's client."
     )
     active: bool = True
+    account_id: str | None = Field(
+        default=None,
+        pattern=constants.APP_ID_PATTERN,
+        description="Work and expense codes: the app account (revenue) giving the item's income account.",
+    )
+    expense_account_id: str | None = Field(
+        default=None,
+        pattern=constants.APP_ID_PATTERN,
+        description="Expense codes: the app account (expense) giving the item's expense account.",
+    )
 
 
 class LinkRequest(BaseModel):
@@ -133,14 +147,24 @@ def upsert_catalog_entry(
 
 @router.get(
     "/tenants/<tenant_id>/mappings/<kind>",
-    summary="Both sides of a kind with their link state",
+    summary="Both sides of a kind with their link state, a page at a time",
+    responses={422: error_response("Invalid limit or page token")},
 )
 def list_mappings(
     tenant_id: TenantId,
     kind: Kind,
     hide_linked: Annotated[bool, Query(description="Leave out what is already linked.")] = False,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description="At most this many rows of each side.")
+    ] = DEFAULT_PAGE_SIZE,
+    page_token: Annotated[
+        str | None, Query(max_length=2048, description="next_page_token of the previous page.")
+    ] = None,
 ) -> dict[str, Any]:
-    overview = _service().overview(tenant_id, kind, hide_linked=hide_linked)
+    page = _service().overview_page(
+        tenant_id, kind, hide_linked=hide_linked, limit=limit, page_token=page_token
+    )
+    overview = page.overview
     _count("MappingReads")
     return {
         "kind": overview.kind,
@@ -154,6 +178,9 @@ def list_mappings(
             for row in overview.app
         ],
         "qbo": [{**row.entity.model_dump(mode="json"), "linked_app_id": row.app_id} for row in overview.qbo],
+        "app_total": page.app_total,
+        "qbo_total": page.qbo_total,
+        "next_page_token": page.next_page_token,
     }
 
 
@@ -252,7 +279,8 @@ def name_conflicts(tenant_id: TenantId, kind: Kind) -> dict[str, Any]:
 
 @router.post(
     "/tenants/<tenant_id>/mappings/<kind>/export",
-    summary="Create app entities in QBO and link them (sites become sub-customers)",
+    summary="Create app entities in QBO and link them (sites become sub-customers, codes Service items)",
+    responses={422: error_response("Taxes cannot be created in QBO; a code has no revenue account")},
 )
 def export(tenant_id: TenantId, kind: Kind, request: ExportRequest) -> dict[str, Any]:
     outcomes = _service().export(tenant_id, kind, request.app_ids)

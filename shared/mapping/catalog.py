@@ -60,13 +60,22 @@ _WITH_INACTIVE: Final = frozenset({"Customer", "Vendor", "Employee"})
 LINE_ITEM_TYPES: Final = frozenset({"Service", "NonInventory", "Inventory", "Group", "Bundle"})
 
 # Accounts: the app says what it uses an account for; QBO's account type must fit that use.
-AccountUse = Literal["revenue", "deposit"]
-ACCOUNT_USES: Final[tuple[str, ...]] = ("revenue", "deposit")
+AccountUse = Literal["revenue", "deposit", "expense"]
+ACCOUNT_USES: Final[tuple[str, ...]] = ("revenue", "deposit", "expense")
 ACCOUNT_TYPES_FOR_USE: Final[Mapping[str, frozenset[str]]] = {
     # An invoice line credits revenue; Accounts Receivable is never a line account.
     "revenue": frozenset({"Income", "Other Income"}),
     # A payment is deposited to a bank account or held in Undeposited Funds (Other Current Asset).
     "deposit": frozenset({"Bank", "Other Current Asset"}),
+    # What an expense code's item costs to (its ExpenseAccountRef).
+    "expense": frozenset({"Expense", "Other Expense", "Cost of Goods Sold"}),
+}
+# The AccountType an exported app account is created with, per use.  Accounts Receivable is never
+# created: no use maps to it.
+ACCOUNT_TYPE_TO_CREATE: Final[Mapping[str, str]] = {
+    "revenue": "Income",
+    "deposit": "Bank",
+    "expense": "Expense",
 }
 
 APP_ENTITY_PREFIX: Final = "ENT#"
@@ -97,8 +106,12 @@ def _stamp(at: datetime) -> str:
 class AppEntity(BaseModel):
     """One app entity of a kind, as the app describes it (``PUT .../catalog/{kind}/{app_id}``).
 
-    ``type``: the client/contact type for clients (only configured types sync), the use of an
-    account (``revenue`` or ``deposit``), free text elsewhere.  ``parent_id``: a site's client.
+    ``type``: the client/contact type for clients (only the tenant's ``client_types`` sync), the
+    use of an account (``revenue``, ``deposit`` or ``expense``), free text elsewhere.
+    ``parent_id``: a site's client.  ``account_id`` (work and expense codes): the app account
+    (use ``revenue``) whose linked QBO account is the item's income account on export.
+    ``expense_account_id`` (expense codes): the app account (use ``expense``) whose linked QBO
+    account is the item's expense account on export.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -110,6 +123,8 @@ class AppEntity(BaseModel):
     type: str | None = Field(default=None, max_length=100)
     parent_id: str | None = Field(default=None, pattern=constants.APP_ID_PATTERN)
     active: bool = True
+    account_id: str | None = Field(default=None, pattern=constants.APP_ID_PATTERN)
+    expense_account_id: str | None = Field(default=None, pattern=constants.APP_ID_PATTERN)
 
     @field_validator("name")
     @classmethod

@@ -9,16 +9,20 @@ precise 4xx.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, cast
 
 from shared.clock import Clock
 from shared.events import EventPublisher, make_event
 from shared.links import Link, LinkConflictError, LinkStore
 from shared.mapping import automatch as matching
 from shared.mapping.catalog import (
+    ACCOUNT_TYPE_TO_CREATE,
     ACCOUNT_TYPES_FOR_USE,
     ACCOUNT_USES,
     MAPPING_KINDS,
@@ -28,12 +32,26 @@ from shared.mapping.catalog import (
     QboCache,
     QboEntity,
     UpsertOutcome,
+    belongs_to,
     qbo_entity,
 )
 from shared.qbo.errors import DuplicateNameError, QboError
 
+if TYPE_CHECKING:
+    from shared.push.models import TenantSettings
+
 PARTY_KINDS: Final = frozenset({"client", "site", "employee"})
-EXPORTABLE_KINDS: Final = frozenset({"client", "site", "employee"})
+CODE_KINDS: Final = frozenset({"work_code", "expense_code"})
+EXPORTABLE_KINDS: Final = frozenset({"client", "site", "employee", "work_code", "expense_code", "account"})
+# Kinds the tenant's client_types setting narrows (M3): clients by their type, sites by their client's.
+CLIENT_TYPE_KINDS: Final = frozenset({"client", "site"})
+TAX_EXPORT_REFUSAL: Final = (
+    "QBO's API cannot create tax codes (a tax rate and its agency are set up in QBO itself): "
+    "create the tax in QBO, then refresh and link or import it"
+)
+DEFAULT_PAGE_SIZE: Final = 200
+MAX_PAGE_SIZE: Final = 1000
+_PAGE_END: Final = ""  # a side's cursor once it has no more rows (ids are never empty)
 # QBO entities whose DisplayName must be unique across all three (6240).
 _NAME_CACHE_KINDS: Final[tuple[tuple[str, matching.QboNameEntity], ...]] = (
     ("client", "Customer"),
@@ -111,6 +129,16 @@ class UnsupportedOperationError(MappingError):
     code = "unsupported_for_kind"
 
 
+class RevenueAccountMissingError(MappingError):
+    """A code's item needs an income account and neither its own account nor the tenant's has one."""
+
+    code = "revenue_account_missing"
+
+
+class InvalidPageTokenError(MappingError):
+    code = "invalid_page_token"
+
+
 def check_kind(kind: str) -> str:
     if kind not in MAPPING_KINDS:
         raise UnknownKindError(
@@ -135,12 +163,25 @@ class QboRow:
     app_id: str | None
 
 
+_Row = TypeVar("_Row", AppRow, QboRow)
+
+
 @dataclass(frozen=True)
 class Overview:
     kind: str
     app: list[AppRow]
     qbo: list[QboRow]
     refreshed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OverviewPage:
+    """One page of a kind's tab: up to ``limit`` rows of each side, ordered by id."""
+
+    overview: Overview
+    next_page_token: str | None
+    app_total: int
+    qbo_total: int
 
 
 @dataclass(frozen=True)
@@ -198,6 +239,8 @@ class MappingService:
         qbo_client_factory: Callable[[str], QboWriter],
         events: EventPublisher,
         clock: Clock,
+        *,
+        tenant_settings: Callable[[str], TenantSettings] | None = None,
     ) -> None:
         self._catalog = catalog
         self._cache = cache
@@ -205,6 +248,46 @@ class MappingService:
         self._qbo = qbo_client_factory
         self._events = events
         self._clock = clock
+        # The tenant's push settings (client_types, revenue_account_id); by default read from the
+        # connections table through shared.wiring, as the push service does.
+        self._tenant_settings = tenant_settings or wired_tenant_settings
+
+    def _settings(self, tenant_id: str) -> TenantSettings:
+        return self._tenant_settings(tenant_id)
+
+    # --- client types (M3) ---------------------------------------------------------------------
+
+    def _synced(self, tenant_id: str, kind: str, entities: list[AppEntity]) -> list[AppEntity]:
+        """The app entities of ``kind`` the tenant syncs: clients whose type is in ``client_types``
+        and sites whose client is (a site whose client is not in the catalog is kept); every
+        entity of the other kinds, and of every kind when ``client_types`` is empty."""
+        if kind not in CLIENT_TYPE_KINDS:
+            return entities
+        types = self._settings(tenant_id).client_types
+        if not types:
+            return entities
+        if kind == "client":
+            return [e for e in entities if e.type in types]
+        left_out = {c.id for c in self._catalog.list(tenant_id, "client") if c.type not in types}
+        return [e for e in entities if e.parent_id not in left_out]
+
+    def _type_refusal(self, tenant_id: str, kind: str, app: AppEntity) -> str | None:
+        """Why an app client or site is not synced under the tenant's client types, or None."""
+        if kind not in CLIENT_TYPE_KINDS:
+            return None
+        types = self._settings(tenant_id).client_types
+        if not types:
+            return None
+        if kind == "client":
+            client: AppEntity | None = app
+        else:
+            client = self._catalog.get(tenant_id, "client", app.parent_id or "")
+        if client is None or client.type in types:
+            return None
+        return (
+            f"client {client.id} is of type {client.type!r}; the tenant syncs only "
+            f"{', '.join(sorted(types))} (client_types setting)"
+        )
 
     # --- app side ------------------------------------------------------------------------------
 
@@ -216,6 +299,16 @@ class MappingService:
             )
         if kind == "site" and entity.parent_id is None:
             raise MappingError("a site needs parent_id: the id of its client", ("body", "parent_id"))
+        if entity.account_id is not None and kind not in CODE_KINDS:
+            raise MappingError(
+                "account_id is for work and expense codes (their item's income account)",
+                ("body", "account_id"),
+            )
+        if entity.expense_account_id is not None and kind != "expense_code":
+            raise MappingError(
+                "expense_account_id is for expense codes (their item's expense account)",
+                ("body", "expense_account_id"),
+            )
         return self._catalog.upsert(tenant_id, kind, entity)
 
     # --- reading -------------------------------------------------------------------------------
@@ -231,7 +324,8 @@ class MappingService:
                 return found
 
     def overview(self, tenant_id: str, kind: str, *, hide_linked: bool = False) -> Overview:
-        """Both sides with their link state; ``hide_linked`` leaves out what is already linked."""
+        """Both sides with their link state; ``hide_linked`` leaves out what is already linked.
+        Clients and sites are those the tenant syncs (its ``client_types``)."""
         check_kind(kind)
         links = self._all_links(tenant_id, kind)
         by_app = {link.app_id: link for link in links}
@@ -242,13 +336,37 @@ class MappingService:
                 by_app[e.id].qbo_id if e.id in by_app else None,
                 by_app[e.id].qbo_name if e.id in by_app else None,
             )
-            for e in self._catalog.list(tenant_id, kind)
+            for e in self._synced(tenant_id, kind, self._catalog.list(tenant_id, kind))
         ]
         qbo_rows = [QboRow(e, by_qbo.get(e.id)) for e in self._cache.list(tenant_id, kind)]
         if hide_linked:
             app_rows = [row for row in app_rows if row.qbo_id is None]
             qbo_rows = [row for row in qbo_rows if row.app_id is None]
         return Overview(kind, app_rows, qbo_rows, self._cache.stamp(tenant_id, kind).refreshed_at)
+
+    def overview_page(
+        self,
+        tenant_id: str,
+        kind: str,
+        *,
+        hide_linked: bool = False,
+        limit: int = DEFAULT_PAGE_SIZE,
+        page_token: str | None = None,
+    ) -> OverviewPage:
+        """One page of ``overview``: up to ``limit`` rows of each side, ordered by id, from where
+        ``page_token`` (opaque, from the previous page) left off.  The cursor holds the last id
+        of each side, so entities added or removed between pages neither repeat nor shift rows."""
+        check_kind(kind)
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise MappingError(f"limit must be between 1 and {MAX_PAGE_SIZE}", ("query", "limit"))
+        app_after, qbo_after = _read_page_token(page_token, kind, hide_linked)
+        whole = self.overview(tenant_id, kind, hide_linked=hide_linked)
+        app_rows, app_next = _page(sorted(whole.app, key=lambda r: r.entity.id), app_after, limit)
+        qbo_rows, qbo_next = _page(sorted(whole.qbo, key=lambda r: r.entity.id), qbo_after, limit)
+        token = None
+        if (app_next, qbo_next) != (_PAGE_END, _PAGE_END):
+            token = _write_page_token(kind, hide_linked, app_next, qbo_next)
+        return OverviewPage(replace(whole, app=app_rows, qbo=qbo_rows), token, len(whole.app), len(whole.qbo))
 
     def linked_to_app(self, tenant_id: str, kind: str, app_id: str) -> LinkView:
         check_kind(kind)
@@ -318,7 +436,11 @@ class MappingService:
         overview = self.overview(tenant_id, kind, hide_linked=True)
         apps = [row.entity for row in overview.app if row.entity.active]
         qbos = [row.entity for row in overview.qbo if row.entity.active]
-        proposal = _propose(kind, apps, qbos)
+        if kind == "site":
+            parents = {link.app_id: link.qbo_id for link in self._all_links(tenant_id, "client")}
+            proposal = _propose_sites(apps, qbos, parents)
+        else:
+            proposal = _propose(kind, apps, qbos)
         if not apply:
             return AutomatchOutcome(kind, False, proposal)
         app_by_id = {e.id: e for e in apps}
@@ -346,7 +468,8 @@ class MappingService:
                 ("path", "kind"),
             )
         linked = {link.app_id for link in self._all_links(tenant_id, kind)}
-        names = {e.id: e.name for e in self._catalog.list(tenant_id, kind) if e.id not in linked}
+        synced = self._synced(tenant_id, kind, self._catalog.list(tenant_id, kind))
+        names = {e.id: e.name for e in synced if e.id not in linked}
         return matching.duplicate_name_risks(names, self._qbo_names(tenant_id))
 
     def _qbo_names(self, tenant_id: str) -> list[matching.QboName]:
@@ -380,17 +503,29 @@ class MappingService:
 
     def export(self, tenant_id: str, kind: str, app_ids: Sequence[str]) -> list[ItemOutcome]:
         """Create each app entity in QBO and link it; one outcome per id, in order.  Sites become
-        sub-customers of their client's linked customer (so clients go first in one request)."""
+        sub-customers of their client's linked customer (so clients go first in one request);
+        work and expense codes become Service items, accounts accounts of their use's type.
+
+        A code whose item would have no income account refuses the whole request (422
+        ``revenue_account_missing``) before anything is created."""
         check_kind(kind)
+        if kind == "tax":
+            raise UnsupportedOperationError(TAX_EXPORT_REFUSAL, ("path", "kind"))
         if kind not in EXPORTABLE_KINDS:
             raise UnsupportedOperationError(
                 f"exporting {kind} entities to QBO is not supported", ("path", "kind")
             )
-        names = self._qbo_names(tenant_id)
+        ids = list(dict.fromkeys(app_ids))
+        apps = {app_id: self._catalog.get(tenant_id, kind, app_id) for app_id in ids}
+        item_accounts = (
+            self._item_accounts(tenant_id, kind, ids, apps, list(app_ids)) if kind in CODE_KINDS else {}
+        )
+        names = self._qbo_names(tenant_id) if kind in PARTY_KINDS else []
+        held = self._held_names(tenant_id, kind)
         client: QboWriter | None = None
         outcomes: list[ItemOutcome] = []
-        for app_id in dict.fromkeys(app_ids):
-            app = self._catalog.get(tenant_id, kind, app_id)
+        for app_id in ids:
+            app = apps[app_id]
             if app is None:
                 outcomes.append(ItemOutcome(app_id, "refused", reason="app_entity_not_found"))
                 continue
@@ -398,33 +533,20 @@ class MappingService:
             if existing is not None:
                 outcomes.append(ItemOutcome(app_id, "already_linked", app_id=app_id, qbo_id=existing.qbo_id))
                 continue
-            risks = matching.duplicate_name_risks({app_id: app.name}, names, include_active_customers=True)
-            if risks:
-                held = ", ".join(
-                    f"{c.entity} {c.id}{'' if c.active else ' (inactive)'}" for c in risks[0].conflicts
-                )
+            not_synced = self._type_refusal(tenant_id, kind, app)
+            if not_synced is not None:
                 outcomes.append(
-                    ItemOutcome(
-                        app_id, "refused", reason="duplicate_name", message=f"{app.name!r} is used by {held}"
-                    )
+                    ItemOutcome(app_id, "refused", reason="client_type_not_synced", message=not_synced)
                 )
                 continue
-            body: dict[str, Any] = {"DisplayName": app.name}
-            if kind in ("client", "site") and app.email:
-                body["PrimaryEmailAddr"] = {"Address": app.email}
-            if kind == "site":
-                parent = self._links.get_by_app(tenant_id, "client", app.parent_id or "")
-                if parent is None:
-                    outcomes.append(
-                        ItemOutcome(
-                            app_id,
-                            "refused",
-                            reason="parent_not_linked",
-                            message=f"client {app.parent_id} is not linked",
-                        )
-                    )
-                    continue
-                body |= {"Job": True, "BillWithParent": True, "ParentRef": {"value": parent.qbo_id}}
+            clash = _name_clash(kind, app, names, held)
+            if clash is not None:
+                outcomes.append(ItemOutcome(app_id, "refused", reason="duplicate_name", message=clash))
+                continue
+            body = self._export_body(tenant_id, kind, app, item_accounts.get(app_id))
+            if isinstance(body, ItemOutcome):
+                outcomes.append(body)
+                continue
             client = client or self._qbo(tenant_id)
             try:
                 row = client.create(
@@ -444,12 +566,122 @@ class MappingService:
             # Link before caching: a retry after a failed link must not meet its own name in the
             # pre-check; the same idempotency key replays QBO's answer instead.
             self._link(tenant_id, kind, app, created, "export")
-            self._cache.put(tenant_id, kind, created)
-            names.append(
-                matching.QboName(created.id, created.name, "Employee" if kind == "employee" else "Customer")
-            )
+            for cache_kind in sorted(CODE_KINDS) if kind in CODE_KINDS else [kind]:
+                if belongs_to(cache_kind, row):  # a new item serves work and expense codes alike
+                    self._cache.put(tenant_id, cache_kind, qbo_entity(cache_kind, row))
+            if kind in PARTY_KINDS:
+                names.append(
+                    matching.QboName(
+                        created.id, created.name, "Employee" if kind == "employee" else "Customer"
+                    )
+                )
+            else:
+                held[_name_key(created.name)] = created.id
             outcomes.append(ItemOutcome(app_id, "created", app_id=app_id, qbo_id=created.id))
         return outcomes
+
+    def _held_names(self, tenant_id: str, kind: str) -> dict[str, str]:
+        """Items' or accounts' names QBO already holds (cached, active), for the duplicate-name
+        check of codes and accounts; customers, vendors and employees go through ``_qbo_names``."""
+        if kind in PARTY_KINDS:
+            return {}
+        cache_kinds = sorted(CODE_KINDS) if kind in CODE_KINDS else [kind]
+        return {
+            _name_key(e.name): e.id
+            for cache_kind in cache_kinds
+            for e in self._cache.list(tenant_id, cache_kind)
+        }
+
+    def _item_accounts(
+        self,
+        tenant_id: str,
+        kind: str,
+        ids: Sequence[str],
+        apps: Mapping[str, AppEntity | None],
+        positions: list[str],
+    ) -> dict[str, tuple[str, str | None]]:
+        """The (income, expense) QBO account ids of each code to create; refuses the request when a
+        code has no income account: neither its own linked revenue account nor the tenant's."""
+        settings = self._settings(tenant_id)
+        found: dict[str, tuple[str, str | None]] = {}
+        for app_id in ids:
+            app = apps[app_id]
+            if app is None or self._links.get_by_app(tenant_id, kind, app_id) is not None:
+                continue  # nothing to create
+            income = self._linked_account(tenant_id, app.account_id, "revenue")
+            income = income or settings.revenue_account_id
+            if income is None:
+                own = (
+                    f"its account {app.account_id} is not a linked revenue account"
+                    if app.account_id
+                    else "it names no account_id"
+                )
+                raise RevenueAccountMissingError(
+                    f"set a revenue account first: {kind} {app_id} needs an income account for its "
+                    f"QBO item, and {own} and the tenant has no revenue_account_id setting",
+                    ("body", "app_ids", str(positions.index(app_id))),
+                )
+            expense = (
+                self._linked_account(tenant_id, app.expense_account_id, "expense")
+                if kind == "expense_code"
+                else None
+            )
+            found[app_id] = (income, expense)
+        return found
+
+    def _linked_account(self, tenant_id: str, account_id: str | None, use: str) -> str | None:
+        """The QBO account linked to app account ``account_id`` if that account has ``use``."""
+        if account_id is None:
+            return None
+        account = self._catalog.get(tenant_id, "account", account_id)
+        if account is None or account.type != use:
+            return None
+        link = self._links.get_by_app(tenant_id, "account", account_id)
+        return link.qbo_id if link is not None else None
+
+    def _export_body(
+        self, tenant_id: str, kind: str, app: AppEntity, accounts: tuple[str, str | None] | None
+    ) -> dict[str, Any] | ItemOutcome:
+        """The QBO create body of an app entity, or the refusal that stops it."""
+        if kind in CODE_KINDS:
+            if accounts is None:  # cannot happen: _item_accounts covered every code to create
+                raise RevenueAccountMissingError(
+                    f"set a revenue account first ({kind} {app.id})", ("body", "app_ids")
+                )
+            income, expense = accounts
+            item: dict[str, Any] = {
+                "Name": app.name,
+                "Type": "Service",
+                "IncomeAccountRef": {"value": income},
+            }
+            if expense is not None:
+                item["ExpenseAccountRef"] = {"value": expense}
+            return item
+        if kind == "account":
+            account_type = ACCOUNT_TYPE_TO_CREATE.get(app.type or "")
+            if account_type is None:
+                return ItemOutcome(
+                    app.id,
+                    "refused",
+                    reason="incompatible_entity",
+                    message=f"account {app.id} has no use QBO Link creates accounts for "
+                    f"({', '.join(ACCOUNT_TYPE_TO_CREATE)}); an Accounts Receivable account is never created",
+                )
+            return {"Name": app.name, "AccountType": account_type}
+        body: dict[str, Any] = {"DisplayName": app.name}
+        if kind in ("client", "site") and app.email:
+            body["PrimaryEmailAddr"] = {"Address": app.email}
+        if kind == "site":
+            parent = self._links.get_by_app(tenant_id, "client", app.parent_id or "")
+            if parent is None:
+                return ItemOutcome(
+                    app.id,
+                    "refused",
+                    reason="parent_not_linked",
+                    message=f"client {app.parent_id} is not linked",
+                )
+            body |= {"Job": True, "BillWithParent": True, "ParentRef": {"value": parent.qbo_id}}
+        return body
 
     # --- import --------------------------------------------------------------------------------
 
@@ -557,19 +789,132 @@ def _propose(kind: str, apps: list[AppEntity], qbos: list[QboEntity]) -> matchin
         )
         for use, types in ACCOUNT_TYPES_FOR_USE.items()
     ]
+    return _merge("account", parts, qbos)
+
+
+def _propose_sites(
+    apps: list[AppEntity], qbos: list[QboEntity], parents: Mapping[str, str]
+) -> matching.MatchProposal:
+    """Automatch for sites: a site whose client is linked is compared only with the sub-customers
+    of that client's QBO customer; a site whose client is not linked, with every sub-customer.
+    ``parents``: app client id → linked QBO customer id."""
+    groups: dict[str | None, list[AppEntity]] = {}
+    for app in apps:
+        groups.setdefault(parents.get(app.parent_id or ""), []).append(app)
+    # Sites under a linked client first: on a clash their narrower match wins (see _merge).
+    order = sorted(groups, key=lambda parent: (parent is None, parent or ""))
+    parts = [
+        matching.propose(
+            [_candidate(a) for a in groups[parent]],
+            [_candidate(q) for q in qbos if parent is None or q.parent_id == parent],
+            kind="site",
+        )
+        for parent in order
+    ]
+    return _merge("site", parts, qbos)
+
+
+def _merge(kind: str, parts: list[matching.MatchProposal], qbos: list[QboEntity]) -> matching.MatchProposal:
+    """One proposal out of proposals over disjoint app groups.  A QBO entity applied in two parts
+    stays with the first; the later app entity is held back (``ambiguous_app``) with it as a
+    suggestion, so the applied set stays one to one."""
+    applied: list[matching.AppliedMatch] = []
     suggestions: dict[str, tuple[matching.Suggestion, ...]] = {}
     held: dict[str, matching.HoldReason] = {}
+    unmatched: list[str] = []
+    taken: set[str] = set()
     for part in parts:
         suggestions.update(part.suggestions)
         held.update(part.held_back)
-    applied = tuple(m for part in parts for m in part.applied)
-    taken = {m.qbo_id for m in applied}
+        unmatched += part.unmatched
+        for match in part.applied:
+            if match.qbo_id in taken:
+                held[match.app_id] = "ambiguous_app"
+                suggestions[match.app_id] = (matching.Suggestion(match.qbo_id, match.score, (match.reason,)),)
+                unmatched.append(match.app_id)
+                continue
+            applied.append(match)
+            taken.add(match.qbo_id)
     return matching.MatchProposal(
-        kind="account",
-        applied=applied,
+        kind=kind,
+        applied=tuple(applied),
         suggestions=suggestions,
-        unmatched=tuple(a for part in parts for a in part.unmatched),
+        unmatched=tuple(unmatched),
         unmatched_qbo=tuple(q.id for q in qbos if q.id not in taken),
         held_back=held,
         pairs_scored=sum(part.pairs_scored for part in parts),
     )
+
+
+# --- export names ---------------------------------------------------------------------------------
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _name_clash(
+    kind: str, app: AppEntity, names: list[matching.QboName], held: Mapping[str, str]
+) -> str | None:
+    """Why QBO would refuse the app entity's name (6240), or None.  Customers, vendors and
+    employees share one name space (inactive ones included); items share theirs, accounts theirs."""
+    if kind in PARTY_KINDS:
+        risks = matching.duplicate_name_risks({app.id: app.name}, names, include_active_customers=True)
+        if not risks:
+            return None
+        users = ", ".join(f"{c.entity} {c.id}{'' if c.active else ' (inactive)'}" for c in risks[0].conflicts)
+        return f"{app.name!r} is used by {users}"
+    qbo_id = held.get(_name_key(app.name))
+    if qbo_id is None:
+        return None
+    return f"{app.name!r} is used by QBO {QBO_ENTITY[kind]} {qbo_id}"
+
+
+# --- paging ----------------------------------------------------------------------------------------
+
+
+def _page(rows: list[_Row], after: str | None, limit: int) -> tuple[list[_Row], str]:
+    """Up to ``limit`` rows after id ``after`` (None: from the start; ``_PAGE_END``: none), and the
+    side's next cursor (the last id returned, or ``_PAGE_END`` when nothing is left)."""
+    if after == _PAGE_END:
+        return [], _PAGE_END
+    rest = rows if after is None else [row for row in rows if row.entity.id > after]
+    page = rest[:limit]
+    return page, page[-1].entity.id if len(rest) > limit else _PAGE_END
+
+
+def _write_page_token(kind: str, hide_linked: bool, app_after: str, qbo_after: str) -> str:
+    cursor = {"k": kind, "h": hide_linked, "a": app_after, "q": qbo_after}
+    raw = json.dumps(cursor, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_page_token(token: str | None, kind: str, hide_linked: bool) -> tuple[str | None, str | None]:
+    """The (app, QBO) cursors of a page token; (None, None) for the first page."""
+    if token is None:
+        return None, None
+    where = ("query", "page_token")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        cursor = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise InvalidPageTokenError("page_token is not a token this API gave", where) from None
+    if not isinstance(cursor, dict) or not all(isinstance(cursor.get(k), str) for k in ("k", "a", "q")):
+        raise InvalidPageTokenError("page_token is not a token this API gave", where)
+    if cursor["k"] != kind or cursor.get("h") is not hide_linked:
+        raise InvalidPageTokenError(
+            "page_token belongs to another listing (kind or hide_linked differ)", where
+        )
+    return str(cursor["a"]), str(cursor["q"])
+
+
+# --- the tenant's settings ------------------------------------------------------------------------
+
+
+def wired_tenant_settings(tenant_id: str) -> TenantSettings:
+    """The tenant's push settings from the connections table (``shared.wiring``'s collaborators)."""
+    from shared import wiring
+    from shared.push.settings_store import TenantSettingsStore
+
+    table = wiring.dynamodb().Table(wiring.settings().connections_table)
+    return TenantSettingsStore(table, wiring.clock()).get(tenant_id)

@@ -39,8 +39,20 @@ class Tab:
         result: dict[str, int] = self.ok("POST", "/mappings/refresh")["refreshed"]
         return result
 
-    def tab(self, kind: str, *, hide_linked: bool = False) -> Any:
-        return self.ok("GET", f"/mappings/{kind}", **({"hide_linked": "true"} if hide_linked else {}))
+    def tab(self, kind: str, *, hide_linked: bool = False, **query: str) -> Any:
+        return self.ok(
+            "GET", f"/mappings/{kind}", **({"hide_linked": "true"} if hide_linked else {}), **query
+        )
+
+    def settings(self, **settings: Any) -> None:
+        """Save the tenant's push settings where the push API keeps them (the connections table)."""
+        from shared import tables
+        from shared.clock import SystemClock
+        from shared.push.models import TenantSettings
+        from shared.push.settings_store import TenantSettingsStore
+
+        table = self.world.dynamodb.Table(tables.CONNECTIONS.default_name)
+        TenantSettingsStore(table, SystemClock()).put(self.tenant, TenantSettings.model_validate(settings))
 
     def link(self, kind: str, app_id: str, qbo_id: str) -> HttpAnswer:
         return self.call("PUT", f"/mappings/{kind}/app/{app_id}", {"qbo_id": qbo_id})
@@ -54,6 +66,18 @@ class Tab:
         created = self.world.sandbox("POST", f"/companies/{self.realm}/entities/{entity}", body)
         row: dict[str, Any] = created.get(entity, created)
         return row
+
+
+def assert_empty_tab(listing: dict[str, Any]) -> None:
+    assert listing == {
+        "kind": "client",
+        "qbo_refreshed_at": None,
+        "app": [],
+        "qbo": [],
+        "app_total": 0,
+        "qbo_total": 0,
+        "next_page_token": None,
+    }
 
 
 def detail(answer: HttpAnswer) -> dict[str, Any]:
@@ -412,7 +436,7 @@ def test_removing_a_tenants_mappings_forgets_both_sides_and_nothing_of_another_t
 
     assert catalog.clear_tenant(TENANT) == 1
     assert cache.clear_tenant(TENANT) > 26  # every cached kind, with its stamp
-    assert tab.tab("client") == {"kind": "client", "qbo_refreshed_at": None, "app": [], "qbo": []}
+    assert_empty_tab(tab.tab("client"))
     assert [row["id"] for row in other.tab("client")["app"]] == ["c-cars"]
     assert len(other.tab("client")["qbo"]) == 26
 
@@ -433,7 +457,7 @@ def test_disconnect_keeps_or_removes_the_tenants_mappings(tab: Tab, world: World
     # When it later disconnects removing them, both sides of the match tab are empty
     removed = world.api("DELETE", f"/tenants/{tab.tenant}/connection", query={"mappings": "remove"})
     assert removed.status == 200
-    assert tab.tab("client") == {"kind": "client", "qbo_refreshed_at": None, "app": [], "qbo": []}
+    assert_empty_tab(tab.tab("client"))
 
 
 def test_connection_connected_event_onboards_the_tenant(tab: Tab) -> None:
@@ -455,3 +479,173 @@ def test_connection_connected_event_onboards_the_tenant(tab: Tab) -> None:
     foreign = {**event, "source": "someone-else"}
     with pytest.raises(ValueError, match="unexpected event"):
         handler.lambda_handler(foreign, LambdaContext())
+
+
+# --- export of codes, accounts and taxes -----------------------------------------------------------
+
+
+def test_codes_export_as_service_items_with_their_income_account(tab: Tab) -> None:
+    tab.upsert("account", "a-fees", "Fees Billed", type="revenue")
+    tab.upsert("account", "a-costs", "Costs", type="expense")
+    tab.upsert("work_code", "w-book", "Bookkeeping Hours")
+    tab.upsert("work_code", "w-audit", "Audit Work", account_id="a-fees")
+    tab.upsert("work_code", "w-hours", "hours")  # item 2 holds the name
+    tab.upsert("expense_code", "e-court", "Court Fees", account_id="a-fees", expense_account_id="a-costs")
+    tab.refresh()
+    expense_account = next(row["id"] for row in tab.tab("account")["qbo"] if row["type"] == "Expense")
+
+    # No revenue account anywhere: the whole request is refused before anything is created
+    refused = tab.call("POST", "/mappings/work_code/export", {"app_ids": ["w-audit", "w-book"]})
+    assert (refused.status, detail(refused)["type"]) == (422, "revenue_account_missing")
+    assert detail(refused)["loc"] == ["body", "app_ids", "0"]
+    assert "set a revenue account first" in detail(refused)["msg"]
+    assert tab.tab("work_code", hide_linked=True)["app_total"] == 3
+
+    # The code's own linked revenue account wins; the tenant's setting is the fallback
+    assert tab.link("account", "a-fees", "5").status == 200
+    assert tab.link("account", "a-costs", expense_account).status == 200
+    tab.settings(revenue_account_id="1")
+    results = tab.ok("POST", "/mappings/work_code/export", {"app_ids": ["w-audit", "w-book", "w-hours"]})
+    audit, book, hours = results["results"]
+    assert (audit["status"], book["status"]) == ("created", "created")
+    assert (hours["status"], hours["reason"]) == ("refused", "duplicate_name")
+    assert "Item 2" in hours["message"]
+    audit_item = tab.qbo_row("Item", audit["qbo_id"])
+    assert (audit_item["Name"], audit_item["Type"]) == ("Audit Work", "Service")
+    assert audit_item["IncomeAccountRef"]["value"] == "5"
+    assert "ExpenseAccountRef" not in audit_item
+    assert tab.qbo_row("Item", book["qbo_id"])["IncomeAccountRef"]["value"] == "1"
+    assert tab.ok("GET", f"/mappings/work_code/qbo/{book['qbo_id']}")["link"]["source"] == "export"
+    # The new items are on both code tabs at once, without a refresh
+    assert book["qbo_id"] in {row["id"] for row in tab.tab("expense_code")["qbo"]}
+
+    # An expense code also carries its linked expense account
+    court = tab.ok("POST", "/mappings/expense_code/export", {"app_ids": ["e-court"]})["results"][0]
+    assert court["status"] == "created"
+    court_item = tab.qbo_row("Item", court["qbo_id"])
+    assert court_item["IncomeAccountRef"]["value"] == "5"
+    assert court_item["ExpenseAccountRef"]["value"] == expense_account
+    again = tab.ok("POST", "/mappings/expense_code/export", {"app_ids": ["e-court"]})["results"][0]
+    assert (again["status"], again["qbo_id"]) == ("already_linked", court["qbo_id"])
+    # account_id belongs to codes only
+    answer = tab.call("PUT", "/catalog/client/c-1", {"version": 1, "name": "X", "account_id": "a-fees"})
+    assert (answer.status, detail(answer)["loc"]) == (422, ["body", "account_id"])
+
+
+def test_accounts_export_with_the_type_of_their_use_and_taxes_are_refused(tab: Tab) -> None:
+    tab.upsert("account", "a-rev", "Consulting Revenue", type="revenue")
+    tab.upsert("account", "a-dep", "Trust Account", type="deposit")
+    tab.upsert("account", "a-exp", "Filing Costs", type="expense")
+    tab.upsert("account", "a-check", "checking", type="deposit")  # QBO account 35 holds the name
+    tab.refresh()
+
+    results = tab.ok("POST", "/mappings/account/export", {"app_ids": ["a-rev", "a-dep", "a-exp", "a-check"]})[
+        "results"
+    ]
+    assert [r["status"] for r in results] == ["created", "created", "created", "refused"]
+    assert results[3]["reason"] == "duplicate_name"
+    types = [tab.qbo_row("Account", r["qbo_id"])["AccountType"] for r in results[:3]]
+    assert types == ["Income", "Bank", "Expense"]
+    linked = {row["id"]: row["linked_qbo_id"] for row in tab.tab("account")["app"]}
+    assert linked["a-rev"] == results[0]["qbo_id"]
+    assert linked["a-check"] is None
+
+    answer = tab.call("POST", "/mappings/tax/export", {"app_ids": ["t-1"]})
+    assert (answer.status, detail(answer)["type"]) == (422, "unsupported_for_kind")
+    assert "cannot create tax codes" in detail(answer)["msg"]
+
+
+# --- client types (M3) -------------------------------------------------------------------------------
+
+
+def test_only_the_tenants_client_types_sync(tab: Tab) -> None:
+    tab.upsert("client", "c-cars", "Cool Cars", type="client")
+    tab.upsert("client", "c-bill", "Bill's Windsurf Shop", type="prospect")
+    tab.upsert("client", "c-new", "Prospective Partners", type="prospect")
+    tab.upsert("site", "s-cars", "Cars Depot", parent_id="c-cars")
+    tab.upsert("site", "s-bill", "Bill's Beach Hut", parent_id="c-bill")
+    tab.refresh()
+    tab.settings(client_types=["client"])
+
+    clients = tab.tab("client")
+    assert [row["id"] for row in clients["app"]] == ["c-cars"]
+    assert clients["app_total"] == 1
+    assert [row["id"] for row in tab.tab("site")["app"]] == ["s-cars"]
+    proposal = tab.ok("POST", "/mappings/client/automatch", apply="true")
+    assert [(m["app_id"], m["qbo_id"]) for m in proposal["linked"]] == [("c-cars", "3")]
+    assert "c-bill" not in proposal["suggestions"]
+    results = tab.ok("POST", "/mappings/client/export", {"app_ids": ["c-new"]})["results"]
+    assert (results[0]["status"], results[0]["reason"]) == ("refused", "client_type_not_synced")
+    assert "prospect" in results[0]["message"]
+    site = tab.ok("POST", "/mappings/site/export", {"app_ids": ["s-bill"]})["results"][0]
+    assert (site["status"], site["reason"]) == ("refused", "client_type_not_synced")
+
+    # Empty means every type
+    tab.settings(client_types=[])
+    assert {row["id"] for row in tab.tab("client")["app"]} == {"c-cars", "c-bill", "c-new"}
+    applied = tab.ok("POST", "/mappings/client/automatch", apply="true")
+    assert [(m["app_id"], m["qbo_id"]) for m in applied["linked"]] == [("c-bill", "2")]
+
+
+# --- site automatch under the linked parent -----------------------------------------------------------
+
+
+def test_site_automatch_looks_under_the_parent_customer_when_the_client_is_linked(tab: Tab) -> None:
+    kitchen = tab.qbo_create("Customer", {"DisplayName": "Kitchen Remodel", "ParentRef": {"value": "22"}})
+    dome = tab.qbo_create("Customer", {"DisplayName": "Dome Build", "ParentRef": {"value": "7"}})
+    tab.upsert("client", "c-free", "Freeman Sporting Goods")
+    tab.upsert("client", "c-other", "Other Owner")
+    tab.upsert("site", "s-free-kitchen", "Kitchen Remodel", parent_id="c-free")
+    tab.upsert("site", "s-free-dome", "Dome Build", parent_id="c-free")
+    tab.upsert("site", "s-other-kitchen", "Kitchen Remodel", parent_id="c-other")
+    tab.refresh()
+    assert tab.link("client", "c-free", "7").status == 200
+
+    proposal = tab.ok("POST", "/mappings/site/automatch", apply="true")
+    # c-free is linked to 7: its sites see 7's sub-customers only, so the kitchen under 22 is
+    # neither applied nor suggested for s-free-kitchen; c-other is not linked: every sub-customer
+    assert sorted((m["app_id"], m["qbo_id"]) for m in proposal["linked"]) == [
+        ("s-free-dome", dome["Id"]),
+        ("s-other-kitchen", kitchen["Id"]),
+    ]
+    suggested = {s["qbo_id"] for s in proposal["suggestions"].get("s-free-kitchen", [])}
+    assert kitchen["Id"] not in suggested
+    assert suggested <= {"8", "9"}
+
+
+# --- paging ---------------------------------------------------------------------------------------------
+
+
+def test_the_tab_pages_both_sides_with_an_opaque_token(tab: Tab) -> None:
+    for n in range(5):
+        tab.upsert("client", f"c-{n}", f"Client Number {n}")
+    tab.refresh()
+    whole = tab.tab("client")
+    assert (len(whole["app"]), len(whole["qbo"]), whole["next_page_token"]) == (5, 26, None)  # default 200
+
+    app_ids: list[str] = []
+    qbo_ids: list[str] = []
+    pages = 0
+    token: str | None = None
+    while True:
+        page = tab.ok("GET", "/mappings/client", limit="4", **({"page_token": token} if token else {}))
+        assert len(page["app"]) <= 4
+        assert len(page["qbo"]) <= 4
+        assert (page["app_total"], page["qbo_total"]) == (5, 26)
+        app_ids += [row["id"] for row in page["app"]]
+        qbo_ids += [row["id"] for row in page["qbo"]]
+        pages += 1
+        token = page["next_page_token"]
+        if token is None:
+            break
+    assert pages == 7  # 26 QBO customers, four a page
+    assert app_ids == sorted(f"c-{n}" for n in range(5))
+    assert sorted(qbo_ids) == sorted(row["id"] for row in whole["qbo"])
+    assert len(set(qbo_ids)) == 26
+
+    first = tab.tab("client", limit="4")
+    answer = tab.call("GET", "/mappings/site", limit="4", page_token=first["next_page_token"])
+    assert (answer.status, detail(answer)["type"]) == (422, "invalid_page_token")
+    answer = tab.call("GET", "/mappings/client", page_token="not-a-token")
+    assert (answer.status, detail(answer)["loc"]) == (422, ["query", "page_token"])
+    assert tab.call("GET", "/mappings/client", limit="0").status == 422
