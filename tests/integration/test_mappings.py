@@ -649,3 +649,26 @@ def test_the_tab_pages_both_sides_with_an_opaque_token(tab: Tab) -> None:
     answer = tab.call("GET", "/mappings/client", page_token="not-a-token")
     assert (answer.status, detail(answer)["loc"]) == (422, ["query", "page_token"])
     assert tab.call("GET", "/mappings/client", limit="0").status == 422
+
+
+@pytest.mark.parametrize(
+    ("kind", "qbo_id", "event"),
+    [
+        ("work_code", "2", "Work Code Imported"),
+        ("expense_code", "13", "Expense Code Imported"),
+        ("tax", "2", "Tax Imported"),
+        ("account", "1", "Account Imported"),
+        ("employee", "54", "Employee Imported"),
+    ],
+)
+def test_import_links_a_qbo_entity_of_every_kind_and_emits_its_event(
+    tab: Tab, world: World, kind: str, qbo_id: str, event: str
+) -> None:
+    tab.refresh()
+    result = tab.ok("POST", f"/mappings/{kind}/import", {"qbo_ids": [qbo_id]})["results"][0]
+    assert result["status"] == "imported", result
+    shown = tab.ok("GET", f"/mappings/{kind}/qbo/{qbo_id}")
+    assert shown["app"]["id"] == result["app_id"]
+    published = [e for e in world.events.events if e.detail_type == event]
+    assert published, [e.detail_type for e in world.events.events]
+    assert published[-1].detail["qboId"] == qbo_id
