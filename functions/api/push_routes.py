@@ -35,10 +35,13 @@ from shared.posting_log import (
     PostingPage,
     PostingState,
 )
+from shared.pull.exchanges import ExchangeLog
 from shared.push.models import APP_ID_PATTERN, TenantSettings, validation_problems
 from shared.push.service import (
+    REPORT_PAGE_MAX,
     CompanyFactsMissingError,
     DocumentInvalidError,
+    InvalidReportRequestError,
     NotRetryableError,
     PostingNotFoundError,
     PushError,
@@ -201,7 +204,9 @@ router.exception_handler(UnknownTenantError)(_unknown_tenant)
 router.exception_handler([TenantDisconnectedError, CompanyFactsMissingError])(_disconnected)
 router.exception_handler(PostingNotFoundError)(_no_posting)
 router.exception_handler(NotRetryableError)(_not_retryable)
-router.exception_handler([InvalidPageTokenError, InvalidPostingRequestError])(_bad_query)
+router.exception_handler([InvalidPageTokenError, InvalidPostingRequestError, InvalidReportRequestError])(
+    _bad_query
+)
 
 
 # --- settings ----------------------------------------------------------------------------------
@@ -344,3 +349,69 @@ def retry_posting(tenant_id: TenantId, kind: str, app_id: AppDocumentId) -> Resp
 def recheck_postings(tenant_id: TenantId) -> dict[str, Any]:
     _authorize(tenant_id)
     return {"moved": _service().recheck(tenant_id)}
+
+
+# --- the transactions report -------------------------------------------------------------------
+
+
+@router.get(
+    "/tenants/<tenant_id>/reports/transactions",
+    summary="Invoices, payments and credit memos by transaction date and/or posting date, with totals",
+    responses={422: error_response("No date range, or a bad one")},
+)
+def transactions_report(  # noqa: PLR0917 - the query parameters
+    tenant_id: TenantId,
+    txn_from: Annotated[date | None, Query(description="Transaction date from (inclusive).")] = None,
+    txn_to: Annotated[date | None, Query(description="Transaction date to (inclusive).")] = None,
+    posted_from: Annotated[date | None, Query(description="Posted on or after (UTC date).")] = None,
+    posted_to: Annotated[date | None, Query(description="Posted on or before (UTC date).")] = None,
+    include_unposted: Annotated[
+        bool, Query(description="Also the documents in the range that are not posted.")
+    ] = False,
+    page_token: Annotated[str | None, Query(max_length=4096)] = None,
+    limit: Annotated[int, Query(ge=1, le=REPORT_PAGE_MAX)] = 100,
+) -> dict[str, Any]:
+    _authorize(tenant_id)
+    report = _service().transactions_report(
+        tenant_id,
+        txn_from,
+        txn_to,
+        posted_from,
+        posted_to,
+        include_unposted=include_unposted,
+        page_token=page_token,
+        limit=limit,
+    )
+    return {
+        "tenant_id": tenant_id,
+        "documents": [row.as_dict() for row in report.rows],
+        "totals": {k: t.as_dict() for k, t in report.totals.items()} if report.totals is not None else None,
+        "next_page_token": report.next_token,
+    }
+
+
+# --- the exchange history (pull and push) ------------------------------------------------------
+
+
+def _exchanges() -> ExchangeLog:
+    from shared import wiring
+
+    return ExchangeLog(wiring.dynamodb().Table(wiring.settings().runtime_table), wiring.clock())
+
+
+@router.get("/tenants/<tenant_id>/exchanges/latest", summary="The latest exchange (pull or push), or null")
+def latest_exchange(tenant_id: TenantId) -> dict[str, Any]:
+    _authorize(tenant_id)
+    latest = _exchanges().latest(tenant_id)
+    return {"exchange": latest.as_dict() if latest else None}
+
+
+@router.get("/tenants/<tenant_id>/exchanges", summary="The exchange history (pull and push), newest first")
+def list_exchanges(
+    tenant_id: TenantId,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    page_token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> dict[str, Any]:
+    _authorize(tenant_id)
+    page = _exchanges().history(tenant_id, limit=limit, page_token=page_token)
+    return {"exchanges": [e.as_dict() for e in page.exchanges], "next_page_token": page.next_token}

@@ -27,7 +27,7 @@ EXCHANGE_PREFIX: Final = "EXCHANGE#"
 RETENTION: Final = timedelta(days=90)
 _TENANT = re.compile(r"^[^#\x00-\x1f]{1,128}$")
 
-ExchangeSource = Literal["webhook", "sweep"]
+ExchangeSource = Literal["webhook", "sweep", "push"]
 Outcome = Literal["running", "succeeded", "failed"]
 
 

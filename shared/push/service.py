@@ -17,7 +17,8 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -30,6 +31,7 @@ from shared.links import Link, LinkStore
 from shared.posting_log import (
     PostingEntry,
     PostingLog,
+    PostingPage,
     PostingState,
     Reason,
     StaleVersionError,
@@ -67,6 +69,8 @@ MODELS: Final[Mapping[str, type[BaseModel]]] = {
     "credit_memo": AppCreditMemo,
 }
 ITEM_LINK_KINDS: Final[Mapping[str, str]] = {"work": "work_code", "expense": "expense_code"}
+REPORT_KINDS: Final[tuple[str, ...]] = ("invoice", "payment", "credit_memo")
+REPORT_PAGE_MAX: Final = 1000
 
 PUSH_QUEUE_URL_ENV: Final = "PUSH_QUEUE_URL"
 SUMMARISED_NOT_AVAILABLE = "summarised_posting_unavailable"
@@ -122,6 +126,10 @@ class NotRetryableError(PushError):
     def __init__(self, kind: str, app_id: str, state: str) -> None:
         super().__init__(f"{kind} {app_id!r} is {state}; only a failed document can be retried")
         self.state = state
+
+
+class InvalidReportRequestError(PushError, ValueError):
+    """A transactions report without a date range (or with a bad one)."""
 
 
 # --- the queue ---------------------------------------------------------------------------------
@@ -419,6 +427,80 @@ class PushService:
         message = PushMessage(tenant_id, kind, app_id, version)
         self.queue.send(message, message.deduplication_id(suffix))
 
+    def transactions_report(
+        self,
+        tenant_id: str,
+        txn_from: date | None = None,
+        txn_to: date | None = None,
+        posted_from: date | None = None,
+        posted_to: date | None = None,
+        *,
+        include_unposted: bool = False,
+        page_token: str | None = None,
+        limit: int = 100,
+    ) -> TransactionsReport:
+        """Invoices, payments and credit memos by transaction date and/or posting date (docs/push.md,
+        "The transactions report"), from the posting log's indexes (never a Scan).
+
+        A transaction-date range reads the by-txn-date index (and keeps, of the posted documents,
+        those posted in the posting-date range when one is given too); a posting-date range alone
+        reads the by-posted index.  Only ``posted`` documents unless ``include_unposted``.  The first
+        page (no ``page_token``) carries ``totals`` per kind over the whole range; later pages don't.
+        """
+        has_txn = txn_from is not None or txn_to is not None
+        has_posted = posted_from is not None or posted_to is not None
+        if not has_txn and not has_posted:
+            raise InvalidReportRequestError(
+                "give a transaction-date range (txn_from/txn_to) and/or a posting-date range "
+                "(posted_from/posted_to)"
+            )
+        if not 1 <= limit <= REPORT_PAGE_MAX:
+            raise InvalidReportRequestError(f"limit must be between 1 and {REPORT_PAGE_MAX}")
+
+        def keep(entry: PostingEntry) -> bool:
+            posted = entry.state is PostingState.POSTED
+            if not posted:
+                return include_unposted
+            if has_txn and has_posted:  # the index gave the transaction dates: check the posting date
+                day = entry.posted_at.astimezone(UTC).date() if entry.posted_at else None
+                return (
+                    day is not None
+                    and (posted_from is None or day >= posted_from)
+                    and (posted_to is None or day <= posted_to)
+                )
+            return True
+
+        def fetch(token: str | None, size: int) -> tuple[list[ReportRow], str | None]:
+            page: PostingPage
+            if has_txn:
+                page = self.posting_log.query_by_txn_date(
+                    tenant_id,
+                    txn_from,
+                    txn_to,
+                    kinds=REPORT_KINDS,
+                    states=None if include_unposted else (PostingState.POSTED,),
+                    page_token=token,
+                    limit=size,
+                )
+            else:
+                page = self.posting_log.query_by_posted_date(
+                    tenant_id, posted_from, posted_to, kinds=REPORT_KINDS, page_token=token, limit=size
+                )
+            return [report_row(e) for e in page.entries if keep(e)], page.next_token
+
+        rows, next_token = fetch(page_token, limit)
+        totals: dict[str, ReportTotal] | None = None
+        if page_token is None:
+            totals = {kind: ReportTotal() for kind in REPORT_KINDS}
+            more, token = rows, next_token
+            while True:
+                for row in more:
+                    totals[row.kind].add(row)
+                if not token:
+                    break
+                more, token = fetch(token, REPORT_PAGE_MAX)
+        return TransactionsReport(rows, next_token, totals)
+
     # --- helpers -----------------------------------------------------------------------------
 
     def _entries(self, tenant_id: str, state: PostingState) -> Iterator[PostingEntry]:
@@ -472,6 +554,102 @@ class PushService:
             return None
         self.enqueue(tenant_id, kind, document.id, document.version, suffix)
         return entry
+
+
+# --- the transactions report ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One document of the transactions report (``total`` is the app's own total)."""
+
+    kind: str
+    app_id: str
+    version: int
+    number: str | None
+    txn_date: date | None
+    client_id: str | None
+    total: Decimal | None
+    state: PostingState
+    qbo_id: str | None
+    posted_at: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "id": self.app_id,
+            "version": self.version,
+            "number": self.number,
+            "date": self.txn_date.isoformat() if self.txn_date else None,
+            "client_id": self.client_id,
+            "total": str(self.total) if self.total is not None else None,
+            "state": self.state.value,
+            "qbo_id": self.qbo_id,
+            "posted_at": self.posted_at,
+        }
+
+
+@dataclass
+class ReportTotal:
+    """Per kind: how many documents, the sum of the app's totals, and of the posted ones."""
+
+    count: int = 0
+    total: Decimal = Decimal("0.00")
+    posted_count: int = 0
+    posted_total: Decimal = Decimal("0.00")
+
+    def add(self, row: ReportRow) -> None:
+        amount = row.total if row.total is not None else Decimal("0.00")
+        self.count += 1
+        self.total += amount
+        if row.state is PostingState.POSTED:
+            self.posted_count += 1
+            self.posted_total += amount
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "total": str(self.total),
+            "posted_count": self.posted_count,
+            "posted_total": str(self.posted_total),
+        }
+
+
+@dataclass(frozen=True)
+class TransactionsReport:
+    rows: list[ReportRow]
+    next_token: str | None
+    totals: dict[str, ReportTotal] | None
+
+
+def _money(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def report_row(entry: PostingEntry) -> ReportRow:
+    """The report's view of a posting-log head (invoices and credit memos: ``total``; payments:
+    ``amount``; payments have no number, their ``reference`` stands in)."""
+    document = entry.document
+    amount = document.get("amount") if entry.kind == "payment" else document.get("total")
+    number = document.get("reference") if entry.kind == "payment" else document.get("number")
+    client_id = document.get("client_id")
+    return ReportRow(
+        kind=entry.kind,
+        app_id=entry.app_id,
+        version=entry.version,
+        number=str(number) if number is not None else None,
+        txn_date=entry.txn_date,
+        client_id=str(client_id) if client_id is not None else None,
+        total=_money(amount),
+        state=entry.state,
+        qbo_id=entry.qbo_id,
+        posted_at=entry.posted_at.astimezone(UTC).isoformat() if entry.posted_at else None,
+    )
 
 
 # --- production wiring (recommended to move into shared.wiring) --------------------------------

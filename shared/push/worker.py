@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Final
 
 from shared.clock import Clock
 from shared.connection_store import Connection, ConnectionStore
 from shared.events import EventPublisher, make_event
 from shared.links import LinkConflictError, LinkStore
+from shared.observability import logger
 from shared.posting_log import (
     AttemptOutcome,
     InvalidTransitionError,
@@ -43,6 +46,7 @@ from shared.posting_log import (
     PostingState,
     StaleVersionError,
 )
+from shared.pull.exchanges import Exchange, ExchangeLog, ExchangeSource
 from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment, TenantSettings
 from shared.push.payloads import (
     CompanyFacts,
@@ -90,6 +94,9 @@ ENTITIES = {"client": "Customer", "invoice": "Invoice", "payment": "Payment", "c
 MAPPING_MISSING = "mapping_missing"
 MAX_DELIVERIES = 5  # the DLQ's maxReceiveCount should be higher, so the log says "failed" first
 _WORK = {PostingState.QUEUED, PostingState.UNCERTAIN, PostingState.IN_FLIGHT}
+# The exchange history's sources are typed for the pull side; "push" is stored and read back alike.
+PUSH_SOURCE: Final[ExchangeSource] = "push"
+EXCHANGE_OUTCOMES: Final = frozenset({"posted", "voided", "failed"})  # what makes a run an exchange
 
 
 @dataclass
@@ -163,6 +170,7 @@ class PushWorker:
         clock: Clock,
         service: PushService | None = None,
         batch_size: int = BATCH_MAX_ITEMS,
+        exchanges: ExchangeLog | None = None,
     ) -> None:
         self.posting_log = posting_log
         self.links = links
@@ -173,6 +181,7 @@ class PushWorker:
         self.clock = clock
         self.service = service
         self.batch_size = batch_size
+        self.exchanges = exchanges
         self._last_delivery: set[int] = set()
 
     # --- entry points ------------------------------------------------------------------------
@@ -197,8 +206,62 @@ class PushWorker:
         for index, message in enumerate(messages):
             by_tenant.setdefault(message.tenant, []).append(index)
         for tenant_id, indexes in by_tenant.items():
-            self._tenant_batch(tenant_id, [(i, messages[i]) for i in indexes], report)
+            self._recorded(tenant_id, [(i, messages[i]) for i in indexes], report)
         return report
+
+    def _recorded(self, tenant_id: str, messages: list[tuple[int, PushMessage]], report: BatchReport) -> None:
+        """One tenant's part of the delivery; when it posted, voided or failed something (or crashed)
+        it is recorded as a ``push`` exchange: messages, documents by outcome, outcome."""
+        if self.exchanges is None:
+            self._tenant_batch(tenant_id, messages, report)
+            return
+        started = self.clock.now()
+        before = dict(report.outcomes)
+        error: BaseException | None = None
+        try:
+            self._tenant_batch(tenant_id, messages, report)
+        except BaseException as crash:
+            error = crash
+            raise
+        finally:
+            counts = {
+                outcome: count - before.get(outcome, 0)
+                for outcome, count in report.outcomes.items()
+                if count > before.get(outcome, 0)
+            }
+            if error is not None or EXCHANGE_OUTCOMES.intersection(counts):
+                self._record_exchange(tenant_id, started, len(messages), counts, error)
+
+    def _record_exchange(
+        self,
+        tenant_id: str,
+        started: datetime,
+        messages: int,
+        counts: dict[str, int],
+        error: BaseException | None,
+    ) -> None:
+        if self.exchanges is None:
+            return
+        failed = counts.get("failed", 0)
+        exchange = Exchange(
+            exchange_id=uuid.uuid4().hex,
+            tenant_id=tenant_id,
+            source=PUSH_SOURCE,
+            started_at=started,
+            notices=messages,
+            changes=sum(counts.get(outcome, 0) for outcome in EXCHANGE_OUTCOMES),
+            events=dict(sorted(counts.items())),
+        )
+        if error is not None:
+            message = f"{type(error).__name__}: {error}"
+        elif failed:
+            message = f"{failed} document(s) failed"
+        else:
+            message = None
+        try:
+            self.exchanges.finish(exchange, "failed" if message else "succeeded", error=message)
+        except Exception:  # the history is a report: it never fails a delivery, but it is not silent
+            logger.exception("push exchange not recorded", extra={"tenant_id": tenant_id})
 
     # --- one tenant ----------------------------------------------------------------------------
 
@@ -814,6 +877,7 @@ def build_worker() -> PushWorker:
     links = LinkStore(dynamodb.Table(push.links_table_name()), clock)
     settings = TenantSettingsStore(dynamodb.Table(wiring.settings().connections_table), clock)
     service = PushService(postings, links, settings, wiring.store(), push.build_queue(), clock)
+    exchanges = ExchangeLog(dynamodb.Table(wiring.settings().runtime_table), clock)
     return PushWorker(
         postings,
         links,
@@ -823,4 +887,5 @@ def build_worker() -> PushWorker:
         wiring.events(),
         clock,
         service=service,
+        exchanges=exchanges,
     )

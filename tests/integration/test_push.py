@@ -542,3 +542,148 @@ def test_void_propagates_only_when_the_tenant_enables_it(push_world: PushWorld) 
     assert i2["TotalAmt"] == Decimal("0")
     [i1] = invoices_numbered(push_world, realm, "A-i1")
     assert i1["TotalAmt"] == Decimal("100.00")
+
+
+def report(push: PushWorld, tenant: str = TENANT, **query: str) -> Any:
+    answer = push.api("GET", f"/tenants/{tenant}/reports/transactions", query=query)
+    assert answer.status == 200, answer.body
+    return answer.json()
+
+
+def test_transactions_report_by_transaction_and_posting_dates_with_totals(push_world: PushWorld) -> None:
+    # Given, on day 1, two posted invoices, one waiting for a mapping and a posted payment
+    connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    push_world.put(TENANT, "invoices", invoice("i1", when="2026-11-10"))
+    push_world.put(TENANT, "invoices", invoice("i2", amount="50.25", when="2026-11-20"))
+    push_world.put(TENANT, "invoices", invoice("i3", code="W9", when="2026-11-15"))
+    payment = {"id": "p1", "version": 1, "client_id": "c1", "date": "2026-11-21", "amount": "60.10"}
+    push_world.put(TENANT, "payments", {**payment, "reference": "R-1"})
+    push_world.drain()
+    day1 = push_world.world.clock.now().date()
+    # and, on day 2, one more invoice posted
+    push_world.world.clock.advance(86_400)
+    day2 = push_world.world.clock.now().date()
+    push_world.put(TENANT, "invoices", invoice("i4", amount="30.00", when="2026-11-12"))
+    push_world.drain()
+    assert state_of(push_world, "invoice", "i4") == "posted"
+
+    # By transaction date: the posted documents, in date order, with the app's totals per kind
+    body = report(push_world, txn_from="2026-11-01", txn_to="2026-11-30")
+    assert [(d["kind"], d["id"]) for d in body["documents"]] == [
+        ("invoice", "i1"),
+        ("invoice", "i4"),
+        ("invoice", "i2"),
+        ("payment", "p1"),
+    ]
+    [p1] = [d for d in body["documents"] if d["id"] == "p1"]
+    assert p1["number"] == "R-1"
+    assert p1["client_id"] == "c1"
+    assert p1["total"] == "60.10"
+    assert p1["state"] == "posted"
+    assert p1["qbo_id"]
+    assert p1["posted_at"].startswith(day1.isoformat())
+    [i2] = [d for d in body["documents"] if d["id"] == "i2"]
+    assert (i2["number"], i2["date"], i2["total"]) == ("A-i2", "2026-11-20", "50.25")
+    assert body["totals"]["invoice"] == {
+        "count": 3,
+        "total": "180.25",
+        "posted_count": 3,
+        "posted_total": "180.25",
+    }
+    assert body["totals"]["payment"]["total"] == "60.10"
+    assert body["totals"]["credit_memo"] == {
+        "count": 0,
+        "total": "0.00",
+        "posted_count": 0,
+        "posted_total": "0.00",
+    }
+    # With the unposted ones: the waiting invoice too, with its state
+    body = report(push_world, txn_from="2026-11-01", txn_to="2026-11-30", include_unposted="true")
+    [i3] = [d for d in body["documents"] if d["id"] == "i3"]
+    assert i3["state"] == "needs_attention"
+    assert i3["qbo_id"] is None
+    assert i3["posted_at"] is None
+    assert body["totals"]["invoice"]["count"] == 4
+    assert body["totals"]["invoice"]["total"] == "280.25"
+    assert body["totals"]["invoice"]["posted_total"] == "180.25"
+    # By posting date only
+    body = report(push_world, posted_from=day2.isoformat(), posted_to=day2.isoformat())
+    assert [d["id"] for d in body["documents"]] == ["i4"]
+    assert body["totals"]["invoice"]["total"] == "30.00"
+    # Both ranges: dated in November and posted on day 1 (i4, posted on day 2, is left out)
+    day1_only = {"posted_from": day1.isoformat(), "posted_to": day1.isoformat()}
+    body = report(push_world, txn_from="2026-11-01", txn_to="2026-11-30", **day1_only)
+    assert [d["id"] for d in body["documents"]] == ["i1", "i2", "p1"]
+    assert body["totals"]["invoice"]["total"] == "150.25"
+    # Pages: the first carries the totals of the whole range, the next continues it
+    first = report(push_world, txn_from="2026-11-01", limit="2")
+    assert [d["id"] for d in first["documents"]] == ["i1", "i4"]
+    assert first["totals"]["invoice"]["count"] == 3
+    assert first["next_page_token"]
+    seen, token = [d["id"] for d in first["documents"]], first["next_page_token"]
+    while token:  # a page may hold fewer than the limit (the unposted are filtered out)
+        rest = report(push_world, txn_from="2026-11-01", limit="2", page_token=token)
+        assert rest["totals"] is None
+        seen += [d["id"] for d in rest["documents"]]
+        token = rest["next_page_token"]
+    assert seen == ["i1", "i4", "i2", "p1"]
+    # At least one range, and a sane one
+    path = f"/tenants/{TENANT}/reports/transactions"
+    assert push_world.api("GET", path).status == 422
+    assert push_world.api("GET", path, query={"include_unposted": "true"}).status == 422
+    backwards = {"txn_from": "2026-11-30", "txn_to": "2026-11-01"}
+    assert push_world.api("GET", path, query=backwards).status == 422
+    # Another tenant's caller sees nothing of it
+    other = push_world.api("GET", path, query={"txn_from": "2026-11-01"}, claims={"tenant_id": "firm-2"})
+    assert other.status == 403
+
+
+def test_push_runs_are_recorded_as_exchanges_next_to_the_pull_ones(push_world: PushWorld) -> None:
+    from shared.pull.exchanges import ExchangeLog
+
+    connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    base = f"/tenants/{TENANT}/exchanges"
+    assert push_world.api("GET", f"{base}/latest").json() == {"exchange": None}
+    history = ExchangeLog(
+        push_world.world.dynamodb.Table(push_world.world.settings.runtime_table), push_world.world.clock
+    )
+    history.finish(history.start(TENANT, "sweep"), "succeeded")
+    # A run that posts
+    push_world.put(TENANT, "invoices", invoice("i1"))
+    push_world.drain()
+    # A run that only finds nothing to do records nothing
+    push_world.put(TENANT, "invoices", invoice("i1"))  # the same version: ignored, nothing queued
+    push_world.drain()
+    # A run where QBO refuses the document
+    push_world.fault(kind="status", status=400, code="6000", count=1, entity="invoice", operation="create")
+    push_world.put(TENANT, "invoices", invoice("i2"))
+    push_world.drain()
+
+    latest = push_world.api("GET", f"{base}/latest")
+    assert latest.status == 200, latest.body
+    failed = latest.json()["exchange"]
+    assert failed["source"] == "push"
+    assert failed["outcome"] == "failed"
+    assert failed["events"] == {"failed": 1}
+    assert failed["changes"] == 1
+    assert failed["notices"] == 1
+    assert failed["error"] == "1 document(s) failed"
+    assert failed["finished_at"] >= failed["started_at"]
+    answer = push_world.api("GET", base)
+    assert answer.status == 200, answer.body
+    exchanges = answer.json()["exchanges"]
+    assert [(e["source"], e["outcome"]) for e in exchanges] == [
+        ("push", "failed"),
+        ("push", "succeeded"),
+        ("sweep", "succeeded"),
+    ]
+    assert exchanges[1]["events"] == {"posted": 1}
+    # Paged, newest first
+    first = push_world.api("GET", base, query={"limit": "2"}).json()
+    assert [e["exchange_id"] for e in first["exchanges"]] == [e["exchange_id"] for e in exchanges[:2]]
+    rest = push_world.api("GET", base, query={"limit": "2", "page_token": first["next_page_token"]}).json()
+    assert [e["exchange_id"] for e in rest["exchanges"]] == [exchanges[2]["exchange_id"]]
+    assert push_world.api("GET", base, query={"page_token": "nonsense"}).status == 422
+    assert push_world.api("GET", base, claims={"tenant_id": "firm-2"}).status == 403
