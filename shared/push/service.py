@@ -49,14 +49,12 @@ from shared.push.payloads import CompanyFacts
 from shared.push.readiness import (
     NotReady,
     Readiness,
-    Ready,
     Skipped,
     evaluate_client,
     evaluate_credit_memo,
     evaluate_invoice,
     evaluate_payment,
 )
-from shared.push.readiness import Reason as ReadinessReason
 from shared.push.settings_store import TenantSettingsStore
 
 DocumentKind = Literal["client", "invoice", "payment", "credit_memo"]
@@ -73,7 +71,6 @@ REPORT_KINDS: Final[tuple[str, ...]] = ("invoice", "payment", "credit_memo")
 REPORT_PAGE_MAX: Final = 1000
 
 PUSH_QUEUE_URL_ENV: Final = "PUSH_QUEUE_URL"
-SUMMARISED_NOT_AVAILABLE = "summarised_posting_unavailable"
 NOT_CONNECTED = "not_connected"
 DEDUPLICATION_ID_MAX = 128  # SQS's limit
 
@@ -524,8 +521,6 @@ class PushService:
         suffix: str,
     ) -> PostingEntry | None:
         readiness = evaluate(document, settings, facts, lookup, self.clock.now().date())
-        if isinstance(readiness, Ready) and settings.posting_mode == "summarised" and kind != "client":
-            readiness = NotReady((ReadinessReason(SUMMARISED_NOT_AVAILABLE, {"posting_mode": "summarised"}),))
         try:
             if isinstance(readiness, Skipped):
                 reason = reason_of(readiness.reason.code, readiness.reason.details)

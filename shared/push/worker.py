@@ -29,7 +29,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 from shared.clock import Clock
@@ -50,6 +50,7 @@ from shared.pull.exchanges import Exchange, ExchangeLog, ExchangeSource
 from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment, TenantSettings
 from shared.push.payloads import (
     CompanyFacts,
+    JournalAccounts,
     Marker,
     MarkerKind,
     PayloadError,
@@ -58,10 +59,12 @@ from shared.push.payloads import (
     customer_payload,
     display_name,
     invoice_payload,
+    journal_doc_number,
+    journal_entry_for_day,
     parse_marker,
     payment_payload,
 )
-from shared.push.readiness import CREATE_CUSTOMER_FIRST, NotReady, Skipped
+from shared.push.readiness import CREATE_CUSTOMER_FIRST, NotReady, Ready, Skipped
 from shared.push.service import (
     EVENT_DOCUMENT_FAILED,
     EVENT_DOCUMENT_POSTED,
@@ -285,11 +288,15 @@ class PushWorker:
             for entry in entries.values():
                 self._give_up(entry, str(error), report)
             return
+        summarised = ctx.settings.posting_mode == "summarised"
+        daily = [e for e in entries.values() if summarised and e.kind == "invoice"]
         try:
-            jobs = self._jobs(ctx, list(entries.values()), report)
-            if any(job.creates for job in jobs) and len(jobs) < self.batch_size:
+            jobs = self._jobs(ctx, [e for e in entries.values() if e not in daily], report)
+            if not summarised and any(job.creates for job in jobs) and len(jobs) < self.batch_size:
                 jobs += self._sweep(ctx, {job.key for job in jobs} | set(entries), report)
             self._run(ctx, jobs, report)
+            for day in sorted({e.txn_date for e in daily if e.txn_date is not None}):
+                jobs += self._journal_day(ctx, day, report)
         finally:
             ctx.client.close()
         for key, indexes in wanted.items():
@@ -472,6 +479,237 @@ class PushWorker:
             return False
         self._single(ctx, job, report)
         return ctx.lookup.customer_for(client_id) is not None
+
+    # --- summarised mode: one JournalEntry per day ---------------------------------------------
+
+    def _journal_day(self, ctx: _Tenant, day: date, report: BatchReport) -> list[_Job]:
+        """Post (or update in place) the day's JournalEntry with every summarised invoice of ``day``.
+
+        The day's queued, uncertain and in-flight invoices are judged again; the ready ones and the
+        already posted ones make the entry.  One QBO write for the day, with a requestid derived from
+        the day and the ids and versions it holds; the ``journal_day`` link (app id = the date) makes
+        a later change an update of the same entry.
+        """
+        work: list[_Job] = []
+        included: list[AppInvoice] = []
+        for entry in self._day_entries(ctx.tenant_id, day):
+            document = parse_document("invoice", entry.document)
+            if not isinstance(document, AppInvoice):
+                continue
+            if entry.state is PostingState.POSTED:
+                included.append(document)
+                continue
+            job = self._journal_job(ctx, entry, document, report)
+            if job is not None:
+                work.append(job)
+                included.append(document)
+        if not work:
+            return []
+        mappings = {inv.id: self._journal_mappings(ctx, inv) for inv in included}
+        digest = hashlib.sha256(
+            "\n".join(sorted(f"{inv.id}:v{inv.version}" for inv in included)).encode()
+        ).hexdigest()[:32]
+        key = f"{ctx.tenant_id}:journal_day:{day.isoformat()}:{digest}"
+        try:
+            accounts = self._journal_accounts(ctx, included)
+
+            def build(existing: tuple[str, str] | None) -> Body:
+                return journal_entry_for_day(day, included, mappings, ctx.facts, accounts, existing=existing)
+
+            build(None)
+        except PayloadError as error:
+            for job in work:
+                self._fail(job, PostingFault(code=MAPPING_MISSING, message=str(error)), report)
+            return work
+        except (QboError, VaultError) as error:
+            started = self.clock.now()
+            for job in work:
+                if self._start(job, report):
+                    self._call_failed(ctx, job, error, started, report)
+            return work
+        started_jobs = [job for job in work if self._start(job, report)]
+        if not started_jobs:
+            return work
+        started = self.clock.now()
+        link = ctx.lookup.link("journal_day", day.isoformat())
+        existing = (link.qbo_id, link.sync_token) if link is not None else None
+        try:
+            if existing is None and any(_needs_lookup(job.entry) for job in started_jobs):
+                existing = self._find_journal(ctx, day)
+            if existing is None:
+                answer = ctx.client.create("JournalEntry", build(None), idempotency_key=key)
+            else:
+                answer = self._update_journal(ctx, existing, build, key)
+        except (QboError, VaultError) as error:
+            for job in started_jobs:
+                self._call_failed(ctx, job, error, started, report)
+            return work
+        qbo_id, token = str(answer["Id"]), str(answer.get("SyncToken", "0"))
+        try:
+            self.links.link(
+                ctx.tenant_id,
+                "journal_day",
+                day.isoformat(),
+                qbo_id,
+                qbo_name=journal_doc_number(day),
+                sync_token=token,
+                source="push",
+            )
+        except LinkConflictError as error:
+            for job in started_jobs:
+                self._fail(job, PostingFault(code="link_conflict", message=str(error)), report)
+            return work
+        ctx.lookup.forget("journal_day", day.isoformat())
+        for job in started_jobs:
+            self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
+            job.done = True
+            entry = job.entry
+            try:
+                self._move(entry, PostingState.POSTED, qbo_id=qbo_id, sync_token=token)
+            except (StaleVersionError, InvalidTransitionError):
+                report.count("superseded")
+                continue
+            ctx.posted += 1
+            report.count("posted")
+            detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, "qboId": qbo_id}
+            self.events.publish(
+                make_event(
+                    EVENT_DOCUMENT_POSTED,
+                    entry.tenant_id,
+                    detail,
+                    entry.kind,
+                    entry.app_id,
+                    str(entry.version),
+                )
+            )
+        return work
+
+    def _day_entries(self, tenant_id: str, day: date) -> list[PostingEntry]:
+        states = (PostingState.QUEUED, PostingState.UNCERTAIN, PostingState.IN_FLIGHT, PostingState.POSTED)
+        found: list[PostingEntry] = []
+        token: str | None = None
+        while True:
+            page = self.posting_log.query_by_txn_date(
+                tenant_id, day, day, kinds=("invoice",), states=states, page_token=token, limit=500
+            )
+            found.extend(page.entries)
+            token = page.next_token
+            if not token:
+                return found
+
+    def _journal_job(
+        self, ctx: _Tenant, entry: PostingEntry, document: AppInvoice, report: BatchReport
+    ) -> _Job | None:
+        """A summarised invoice that goes into its day's entry now, or None (moved aside)."""
+        try:
+            if entry.state is PostingState.IN_FLIGHT:
+                entry = self._move(entry, PostingState.UNCERTAIN)
+            if entry.state is PostingState.QUEUED:
+                readiness = evaluate(document, ctx.settings, ctx.facts, ctx.lookup, self.clock.now().date())
+                if isinstance(readiness, Skipped):
+                    reason = reason_of(readiness.reason.code, readiness.reason.details)
+                    self._move(entry, PostingState.SKIPPED, reasons=[reason])
+                    report.count("skipped")
+                    return None
+                if not isinstance(readiness, Ready):
+                    reasons = [reason_of(r.code, r.details) for r in readiness.reasons]
+                    self._move(entry, PostingState.NEEDS_ATTENTION, reasons=reasons)
+                    report.count("needs_attention")
+                    return None
+        except (StaleVersionError, InvalidTransitionError):
+            report.count("ignored")
+            return None
+
+        def never(_existing: tuple[str, str] | None) -> Body:
+            raise AssertionError("a summarised invoice is sent as part of its day's journal entry")
+
+        return _Job(entry, document, "JournalEntry", "journal_day", never, None, None, _needs_lookup(entry))
+
+    def _journal_mappings(self, ctx: _Tenant, invoice: AppInvoice) -> ResolvedMappings:
+        items: dict[tuple[str, str], str] = {
+            (line.kind, line.code): item
+            for line in invoice.lines
+            if (item := ctx.lookup.item_for(line.kind, line.code)) is not None
+        }
+        return ResolvedMappings(
+            customer_id=ctx.settings.master_customer_id or "",
+            items=items,
+            revenue_account_id=ctx.settings.revenue_account_id,
+        )
+
+    def _journal_accounts(self, ctx: _Tenant, invoices: Sequence[AppInvoice]) -> JournalAccounts:
+        """A/R, tax payable (only when there is tax) and the income account of every item used."""
+        master = ctx.settings.master_customer_id
+        if not master:
+            raise PayloadError("summarised mode needs a master customer")
+        receivable = next(
+            (
+                str(row["Id"])
+                for row in ctx.client.query(_select("Account", AccountType="Accounts Receivable"))
+            ),
+            None,
+        )
+        if receivable is None:
+            raise PayloadError("the company has no Accounts Receivable account")
+        tax_payable = ""
+        if any(inv.tax_total != 0 for inv in invoices if not inv.voided):
+            rows = ctx.client.query(_select("Account", AccountType="Other Current Liability"))
+            tax_payable = next(
+                (
+                    str(r["Id"])
+                    for r in rows
+                    if r.get("AccountSubType") in {"GlobalTaxPayable", "SalesTaxPayable"}
+                ),
+                "",
+            )
+            if not tax_payable:
+                raise PayloadError("the company has no sales tax payable account")
+        income: dict[str, str] = {}
+        if ctx.settings.revenue_account_id is None:
+            for inv in invoices:
+                for line in inv.lines:
+                    item = ctx.lookup.item_for(line.kind, line.code)
+                    if item is None or item in income:
+                        continue
+                    ref = ctx.client.read("Item", item).get("IncomeAccountRef") or {}
+                    if ref.get("value"):
+                        income[item] = str(ref["value"])
+        return JournalAccounts(
+            master_customer_id=master,
+            receivable_account_id=receivable,
+            tax_payable_account_id=tax_payable,
+            revenue_account_id=ctx.settings.revenue_account_id,
+            item_income_accounts=income,
+        )
+
+    def _find_journal(self, ctx: _Tenant, day: date) -> tuple[str, str] | None:
+        """The day's JournalEntry, if an earlier attempt created it (DocNumber, then the marker)."""
+        wanted = Marker("journal_day", day.isoformat())
+        for row in ctx.client.query(_select("JournalEntry", DocNumber=journal_doc_number(day))):
+            note = row.get("PrivateNote")
+            if parse_marker(note if isinstance(note, str) else None) == wanted:
+                return str(row["Id"]), str(row["SyncToken"])
+        return None
+
+    def _update_journal(
+        self,
+        ctx: _Tenant,
+        existing: tuple[str, str | None],
+        build: Callable[[tuple[str, str] | None], Body],
+        key: str,
+    ) -> Body:
+        qbo_id, token = existing
+        if token is None:
+            token = str(ctx.client.read("JournalEntry", qbo_id)["SyncToken"])
+        try:
+            return ctx.client.update(
+                "JournalEntry", build((qbo_id, token)), idempotency_key=f"{key}:t{token}"
+            )
+        except StaleObjectError:
+            fresh = str(ctx.client.read("JournalEntry", qbo_id)["SyncToken"])
+            return ctx.client.update(
+                "JournalEntry", build((qbo_id, fresh)), idempotency_key=f"{key}:t{fresh}"
+            )
 
     # --- calling QBO ---------------------------------------------------------------------------
 

@@ -687,3 +687,61 @@ def test_push_runs_are_recorded_as_exchanges_next_to_the_pull_ones(push_world: P
     assert [e["exchange_id"] for e in rest["exchanges"]] == [exchanges[2]["exchange_id"]]
     assert push_world.api("GET", base, query={"page_token": "nonsense"}).status == 422
     assert push_world.api("GET", base, claims={"tenant_id": "firm-2"}).status == 403
+
+
+def journal_entries(push: PushWorld, realm: str) -> list[dict[str, Any]]:
+    return [j for j in push.entities(realm, "JournalEntry") if str(j.get("DocNumber", "")).startswith("QL-")]
+
+
+def sides(entry: dict[str, Any]) -> tuple[Decimal, Decimal]:
+    def total(side: str) -> Decimal:
+        return sum(
+            (
+                Decimal(str(line["Amount"]))
+                for line in entry["Line"]
+                if line["JournalEntryLineDetail"]["PostingType"] == side
+            ),
+            Decimal("0.00"),
+        )
+
+    return total("Debit"), total("Credit")
+
+
+def test_summarised_mode_posts_one_journal_entry_per_day_updated_in_place(push_world: PushWorld) -> None:
+    # Given a tenant in summarised mode against master customer 1
+    realm = connected(push_world)
+    settings = push_world.api(
+        "PUT", f"/tenants/{TENANT}/settings", body={"posting_mode": "summarised", "master_customer_id": "1"}
+    )
+    assert settings.status == 200, settings.body
+    # When two invoices of one day are pushed
+    for app_id, amount in (("s1", "100.00"), ("s2", "25.50")):
+        answer = push_world.put(TENANT, "invoices", invoice(app_id, amount=amount, when="2026-11-20"))
+        assert answer.json()["state"] == "queued", answer.body
+    push_world.drain()
+    # Then one JournalEntry holds both, debits = credits = the app totals, and no Invoice exists
+    [first] = journal_entries(push_world, realm)
+    assert first["DocNumber"] == "QL-20261120"
+    assert sides(first) == (Decimal("125.50"), Decimal("125.50"))
+    assert invoices_numbered(push_world, realm, "A-s1") == []
+    for app_id in ("s1", "s2"):
+        entry = push_world.log.get(TENANT, "invoice", app_id)
+        assert entry is not None
+        assert (entry.state.value, entry.qbo_id) == ("posted", first["Id"])
+    # When a third invoice of the same day arrives
+    push_world.put(TENANT, "invoices", invoice("s3", amount="10.00", when="2026-11-20"))
+    push_world.drain()
+    # Then the same JournalEntry is updated in place
+    [second] = journal_entries(push_world, realm)
+    assert second["Id"] == first["Id"]
+    assert second["SyncToken"] != first["SyncToken"]
+    assert sides(second) == (Decimal("135.50"), Decimal("135.50"))
+    assert state_of(push_world, "invoice", "s3") == "posted"
+    # When an invoice of another day arrives
+    push_world.put(TENANT, "invoices", invoice("s4", amount="7.25", when="2026-11-21"))
+    push_world.drain()
+    # Then a second JournalEntry holds it, and the first day's is unchanged
+    by_number = {j["DocNumber"]: j for j in journal_entries(push_world, realm)}
+    assert set(by_number) == {"QL-20261120", "QL-20261121"}
+    assert sides(by_number["QL-20261121"]) == (Decimal("7.25"), Decimal("7.25"))
+    assert sides(by_number["QL-20261120"]) == (Decimal("135.50"), Decimal("135.50"))
