@@ -46,8 +46,10 @@ from tests.integration.connections_fixtures import (  # noqa: E402
     LambdaContext,
     World,
 )
+from tests.sqs_records import made_up_record  # noqa: E402
 
 TENANT = "bench-firm"
+CHANGES_QUEUE = "qbo-link-changes.fifo"
 BUILDER_READS_PER_MONTH = 500_000
 DAYS_PER_MONTH = 30
 LIMITS_OFF = {"requests_per_minute": 0, "requests_per_second": 0, "concurrent": 0, "batch_per_minute": 0}
@@ -102,27 +104,7 @@ class Bench:
                 "event_id": uuid.uuid4().hex,
                 "source": "webhook",
             }
-            records.append(
-                {
-                    "messageId": f"m-{number}",
-                    "receiptHandle": f"r-{number}",
-                    "body": json.dumps(body),
-                    "attributes": {
-                        "ApproximateReceiveCount": "1",
-                        "SentTimestamp": "0",
-                        "SenderId": "123456789012",
-                        "ApproximateFirstReceiveTimestamp": "0",
-                        "MessageGroupId": TENANT,
-                        "MessageDeduplicationId": f"d-{number}",
-                        "SequenceNumber": str(number + 1),
-                    },
-                    "messageAttributes": {},
-                    "md5OfBody": "",
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:qbo-link-changes.fifo",
-                    "awsRegion": REGION,
-                }
-            )
+            records.append(made_up_record(json.dumps(body), number, TENANT, CHANGES_QUEUE))
         result = handler.lambda_handler({"Records": records}, LambdaContext())
         assert result == {"batchItemFailures": []}, result
 

@@ -36,6 +36,7 @@ from tests.integration.connections_fixtures import (
     World,
     http_event,
 )
+from tests.sqs_records import lambda_record
 
 QUEUE_NAME = "qbo-link-push.fifo"
 SIGNING_KEY = "push-test-state-signing-key"
@@ -104,7 +105,7 @@ class PushWorld:
                 return deliveries
             if before_delivery is not None:
                 before_delivery()
-            event = {"Records": [sqs_record(m, self.queue_url) for m in messages]}
+            event = {"Records": [lambda_record(m, QUEUE_NAME) for m in messages]}
             result = handler.lambda_handler(event, LambdaContext())
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
             for message in messages:
@@ -144,30 +145,6 @@ class PushWorld:
     def counters(self, realm: str) -> dict[str, Any]:
         data: dict[str, Any] = self.sandbox("GET", f"/counters?realm={realm}")
         return data
-
-
-def sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
-    """An SQS record as Lambda delivers it from a FIFO queue."""
-    attributes = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-            "SentTimestamp": attributes.get("SentTimestamp", "0"),
-            "SenderId": "123456789012",
-            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
-            "MessageGroupId": attributes.get("MessageGroupId", ""),
-            "MessageDeduplicationId": attributes.get("MessageDeduplicationId", ""),
-            "SequenceNumber": attributes.get("SequenceNumber", "1"),
-        },
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{QUEUE_NAME}",
-        "awsRegion": REGION,
-    }
 
 
 def push_settings(server: SandboxServer, key_id: str) -> Settings:

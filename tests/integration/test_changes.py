@@ -30,7 +30,9 @@ from tests.integration.connections_fixtures import (
     LambdaContext,
     World,
 )
+from tests.sqs_records import lambda_record, made_up_record
 
+CHANGES_QUEUE = "qbo-link-changes.fifo"
 TENANT = "firm-1"
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -139,20 +141,7 @@ class Pull:
             messages = answer.get("Messages", [])
             if not messages:
                 return records
-            records += [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": m["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:qbo-link-changes.fifo",
-                    "awsRegion": REGION,
-                }
-                for m in messages
-            ]
+            records += [lambda_record(m, CHANGES_QUEUE) for m in messages]
 
     def sweep(self) -> dict[str, Any]:
         """A whole scheduled sweep: the schedule fans out, the change worker runs each request.
@@ -173,25 +162,7 @@ class Pull:
 
 
 def _record(body: str, number: int) -> dict[str, Any]:
-    return {
-        "messageId": f"m-{number}",
-        "receiptHandle": f"r-{number}",
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "0",
-            "SenderId": "123456789012",
-            "ApproximateFirstReceiveTimestamp": "0",
-            "MessageGroupId": TENANT,
-            "MessageDeduplicationId": f"d-{number}",
-            "SequenceNumber": str(number + 1),
-        },
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:qbo-link-changes.fifo",
-        "awsRegion": REGION,
-    }
+    return made_up_record(body, number, TENANT, CHANGES_QUEUE)
 
 
 @pytest.fixture

@@ -23,9 +23,10 @@ from shared import constants
 from shared.events import OutboundEvent
 from shared.pull import changes, notifications
 from tests.integration.connections_fixtures import REGION, LambdaContext
-from tests.integration.test_changes import TENANT, Pull, _qbo_invoice
+from tests.integration.test_changes import CHANGES_QUEUE, TENANT, Pull, _qbo_invoice
 from tests.integration.test_changes import pull as pull_fixture  # noqa: F401 - a fixture
 from tests.integration.test_webhook_receiver import TOKEN, Receiver
+from tests.sqs_records import lambda_record
 
 
 class WorkerCrash(BaseException):
@@ -82,20 +83,7 @@ class Stage:
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        return [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:qbo-link-changes.fifo",
-                "awsRegion": REGION,
-            }
-            for m in answer.get("Messages", [])
-        ]
+        return [lambda_record(m, CHANGES_QUEUE) for m in answer.get("Messages", [])]
 
     def deliver(self, records: list[dict[str, Any]]) -> set[str]:
         """What the Lambda event source mapping does with one poll: invoke the changes handler,
