@@ -43,9 +43,14 @@ GOVERNOR_PREFIX: Final = "GOVERNOR#"
 KMS_KEY_ENV: Final = "TOKENS_KMS_KEY_ID"
 EVENT_BUS_ENV: Final = "EVENT_BUS_NAME"
 # Secrets Manager ARNs (names of environment variables, not secrets): the Intuit app secret holds
-# {"client_id", "client_secret", "verifier_token"}; the state secret {"key"} signs OAuth states.
+# {"client_id", "client_secret"}; the webhook secret {"verifier_token"} (older deployments kept it in
+# the Intuit app secret, still read as a fallback); the state secret {"key"} signs OAuth states.
 INTUIT_SECRET_ARN_ENV: Final = "INTUIT_SECRET_ARN"  # noqa: S105
+WEBHOOK_SECRET_ARN_ENV: Final = "WEBHOOK_SECRET_ARN"  # noqa: S105
 STATE_SECRET_ARN_ENV: Final = "STATE_SECRET_ARN"  # noqa: S105
+# SQS FIFO queue URLs (producers only)
+PUSH_QUEUE_URL_ENV: Final = "PUSH_QUEUE_URL"
+CHANGES_QUEUE_URL_ENV: Final = "CHANGES_QUEUE_URL"
 
 # --- outbound events (EventBridge detail-type) -------------------------------------------------
 EVENT_CONNECTION_CONNECTED: Final = "Connection Connected"

@@ -50,7 +50,8 @@ class Settings(BaseModel):
     redirect_uri: str = Field(min_length=1)  # our OAuth callback, registered at Intuit
     return_url_allowlist: tuple[str, ...] = ()  # prefixes a connect flow may send the browser back to
     app_id: str = ""  # Intuit app id, for the reconnect URL
-    state_signing_key: SecretStr
+    # Only the functions that sign OAuth states have it (api, oauth); StateCodec refuses an empty key.
+    state_signing_key: SecretStr = SecretStr("")
     state_ttl_seconds: int = Field(default=600, ge=30, le=3600)
     minor_version: int = Field(default=75, ge=75)
     connections_table: str = "qbo-link-connections"

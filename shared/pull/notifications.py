@@ -554,7 +554,7 @@ class SqsChangeQueue:
 
 # --- settings -----------------------------------------------------------------------------------
 
-CHANGES_QUEUE_URL_ENV: Final = "CHANGES_QUEUE_URL"
+CHANGES_QUEUE_URL_ENV: Final = constants.CHANGES_QUEUE_URL_ENV
 VERIFIER_TOKEN_ENV: Final = "QBO_LINK_WEBHOOK_VERIFIER_TOKEN"  # noqa: S105 - a variable's name; local stack only
 
 
@@ -570,11 +570,11 @@ class WebhookSettings(BaseModel):
 
 
 def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
-    """The verifier token from the Intuit app secret (``verifier_token``) when its ARN is set, else
+    """The verifier token from the webhook secret (``verifier_token``) when its ARN is set, else
     (the local stack) from ``QBO_LINK_WEBHOOK_VERIFIER_TOKEN``; an empty token is an error."""
     from shared.settings import SettingsError
 
-    arn = env.get(constants.INTUIT_SECRET_ARN_ENV)
+    arn = env.get(constants.WEBHOOK_SECRET_ARN_ENV) or env.get(constants.INTUIT_SECRET_ARN_ENV)
     if arn:
         from aws_lambda_powertools.utilities import parameters
 

@@ -70,7 +70,7 @@ ITEM_LINK_KINDS: Final[Mapping[str, str]] = {"work": "work_code", "expense": "ex
 REPORT_KINDS: Final[tuple[str, ...]] = ("invoice", "payment", "credit_memo")
 REPORT_PAGE_MAX: Final = 1000
 
-PUSH_QUEUE_URL_ENV: Final = "PUSH_QUEUE_URL"
+PUSH_QUEUE_URL_ENV: Final = constants.PUSH_QUEUE_URL_ENV
 NOT_CONNECTED = "not_connected"
 DEDUPLICATION_ID_MAX = 128  # SQS's limit
 
