@@ -1,0 +1,77 @@
+"""The local gateway's reading of API Gateway: route choice, the 2.0 event, the answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from qbo_link_local.gateway import Request, http_api_event, lambda_response, match_route
+from shared import stack
+
+
+def test_exact_public_routes_win_and_tenant_paths_go_to_the_api() -> None:
+    callback = match_route(stack.FUNCTIONS, "GET", "/oauth/callback")
+    assert callback is not None
+    assert callback.function is stack.OAUTH
+    tenant = match_route(stack.FUNCTIONS, "PUT", "/tenants/t1/invoices/i9")
+    assert tenant is not None
+    assert tenant.function is stack.API
+    assert tenant.path_parameters == {"proxy": "t1/invoices/i9"}
+    assert tenant.route_key == "ANY /tenants/{proxy+}"
+
+
+def test_unknown_paths_and_wrong_methods_have_no_route() -> None:
+    assert match_route(stack.FUNCTIONS, "GET", "/webhooks/qbo") is None
+    assert match_route(stack.FUNCTIONS, "GET", "/tenants") is None
+    assert match_route(stack.FUNCTIONS, "GET", "/nowhere") is None
+
+
+def test_event_carries_query_headers_cookies_and_body() -> None:
+    match = match_route(stack.FUNCTIONS, "POST", "/webhooks/qbo")
+    assert match is not None
+    request = Request(
+        "POST",
+        "/webhooks/qbo",
+        "a=1&a=2&b=",
+        [("Content-Type", "application/json"), ("X-Many", "1"), ("x-many", "2"), ("Cookie", "s=1; t=2")],
+        b'{"x": 1}',
+    )
+    event = http_api_event(request, match)
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "POST /webhooks/qbo"
+    assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
+    assert event["headers"]["x-many"] == "1,2"
+    assert "cookie" not in event["headers"]
+    assert event["cookies"] == ["s=1", "t=2"]
+    assert event["body"] == '{"x": 1}'
+    assert event["isBase64Encoded"] is False
+    assert event["requestContext"]["http"]["method"] == "POST"
+
+
+def test_binary_bodies_are_base64() -> None:
+    match = match_route(stack.FUNCTIONS, "PUT", "/tenants/t/x")
+    assert match is not None
+    event = http_api_event(
+        Request(
+            "PUT", "/tenants/t/x", headers=[("content-type", "application/octet-stream")], body=b"\x00\xff"
+        ),
+        match,
+    )
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\x00\xff"
+
+
+def test_answers_full_and_shortcut() -> None:
+    full = lambda_response(
+        {"statusCode": 302, "headers": {"Location": "https://x"}, "cookies": ["a=b"], "body": ""}
+    )
+    assert full.status == 302
+    assert ("location", "https://x") in full.headers
+    assert ("set-cookie", "a=b") in full.headers
+    short = lambda_response({"ok": True})
+    assert short.status == 200
+    assert json.loads(short.body) == {"ok": True}
+    encoded = lambda_response(
+        {"statusCode": 200, "body": base64.b64encode(b"hi").decode(), "isBase64Encoded": True}
+    )
+    assert encoded.body == b"hi"
