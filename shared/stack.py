@@ -182,7 +182,7 @@ API = FunctionSpec(
     tokens=True,
     puts_events=True,
     sends_to=(PUSH_QUEUE,),
-    routes=(Route("ANY", "/tenants/{proxy+}", Auth.IAM),),
+    routes=(Route("GET", "/tenants", Auth.IAM), Route("ANY", "/tenants/{proxy+}", Auth.IAM)),
 )
 
 OAUTH = FunctionSpec(

@@ -22,7 +22,7 @@ def test_exact_public_routes_win_and_tenant_paths_go_to_the_api() -> None:
 
 def test_unknown_paths_and_wrong_methods_have_no_route() -> None:
     assert match_route(stack.FUNCTIONS, "GET", "/webhooks/qbo") is None
-    assert match_route(stack.FUNCTIONS, "GET", "/tenants") is None
+    assert match_route(stack.FUNCTIONS, "POST", "/tenants") is None
     assert match_route(stack.FUNCTIONS, "GET", "/nowhere") is None
 
 
