@@ -83,7 +83,9 @@ def answer_seconds(runs: int, events: int) -> list[float]:
         url = sqs.create_queue(QueueName="bench.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
         os.environ[notifications.CHANGES_QUEUE_URL_ENV] = url
         wiring.reset()
-        ConnectionStore(dynamodb.Table(tables.CONNECTIONS.default_name)).claim_realm("4620816365", "bench")
+        ConnectionStore(
+            dynamodb.Table(tables.CONNECTIONS.default_name), dynamodb.Table(tables.RUNTIME.default_name)
+        ).claim_realm("4620816365", "bench")
         for _ in range(runs + 1):  # the first run builds the clients: reported apart
             body = delivery("4620816365", events)
             event: dict[str, Any] = http_event("POST", "/webhooks/qbo")

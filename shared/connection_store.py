@@ -215,14 +215,44 @@ class _Update:
 
 
 def _failed_condition(error: ClientError) -> bool:
-    return str(error.response.get("Error", {}).get("Code")) == _CONDITION_FAILED
+    code = str(error.response.get("Error", {}).get("Code"))
+    if code == "TransactionCanceledException":  # a transaction refused by one of its conditions
+        reasons = error.response.get("CancellationReasons") or []
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or (
+            "ConditionalCheckFailed" in str(error)
+        )
+    return code == _CONDITION_FAILED
+
+
+def _directory_item(realm_id: str, tenant_id: str) -> dict[str, str]:
+    return {**RealmDirectory.key(realm_id), "tenant_id": tenant_id, "realm_id": realm_id}
+
+
+class RealmDirectory:
+    """Realm -> tenant, mirrored in the runtime table by ``ConnectionStore.claim_realm`` (same
+    transaction): what the webhook receiver reads, so it needs no access to the tokens' table.
+    Its items have no TTL attribute: they live as long as the claim."""
+
+    def __init__(self, runtime_table: Any) -> None:
+        self._table = runtime_table
+
+    @staticmethod
+    def key(realm_id: str) -> dict[str, str]:
+        return {constants.PK: constants.realm_pk(realm_id), constants.SK: constants.REALM_DIRECTORY_SK}
+
+    def owner_of(self, realm_id: str) -> str | None:
+        item = self._table.get_item(Key=self.key(realm_id), ConsistentRead=True).get("Item")
+        return str(item["tenant_id"]) if item else None
 
 
 class ConnectionStore:
     """Data access for the connections table (a boto3 ``Table`` resource of ``tables.CONNECTIONS``)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, directory: Any = None) -> None:
+        """``directory``: the runtime table, where realm ownership is mirrored (``RealmDirectory``)
+        for the webhook receiver, which has no access to this table."""
         self._table = table
+        self._directory = directory
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -310,8 +340,23 @@ class ConnectionStore:
         )
         update.when(f"attribute_not_exists({update.name(constants.PK)}) OR {update.name('tenant_id')} = :t")
         update.values[":t"] = tenant_id
+        request = update.request(self.realm_key(realm_id))
         try:
-            self._table.update_item(**update.request(self.realm_key(realm_id)))
+            if self._directory is None:
+                self._table.update_item(**request)
+            else:  # the claim and its mirror together, or neither
+                request.pop("ReturnValues")
+                self._table.meta.client.transact_write_items(
+                    TransactItems=[
+                        {"Update": {"TableName": self._table.name, **request}},
+                        {
+                            "Put": {
+                                "TableName": self._directory.name,
+                                "Item": _directory_item(realm_id, tenant_id),
+                            }
+                        },
+                    ]
+                )
         except ClientError as error:
             if not _failed_condition(error):
                 raise
@@ -320,10 +365,27 @@ class ConnectionStore:
     def release_realm(self, realm_id: str, tenant_id: str) -> bool:
         """Give the realm up if ``tenant_id`` owns it; False when it did not (nothing changes)."""
         try:
-            self._table.delete_item(
-                Key=self.realm_key(realm_id),
-                ConditionExpression=Attr("tenant_id").eq(tenant_id),
-            )
+            if self._directory is None:
+                self._table.delete_item(
+                    Key=self.realm_key(realm_id),
+                    ConditionExpression=Attr("tenant_id").eq(tenant_id),
+                )
+            else:
+                key = RealmDirectory.key(realm_id)
+                self._table.meta.client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Delete": {
+                                "TableName": self._table.name,
+                                "Key": self.realm_key(realm_id),
+                                "ConditionExpression": "#t = :t",
+                                "ExpressionAttributeNames": {"#t": "tenant_id"},
+                                "ExpressionAttributeValues": {":t": tenant_id},
+                            }
+                        },
+                        {"Delete": {"TableName": self._directory.name, "Key": key}},
+                    ]
+                )
         except ClientError as error:
             if _failed_condition(error):
                 return False

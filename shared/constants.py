@@ -22,6 +22,7 @@ TTL_ATTRIBUTE: Final = "expires_at"  # epoch seconds; DynamoDB TTL deletes expir
 # realm (ownership, which makes "one realm, one tenant" a conditional write).
 CONNECTION_SK: Final = "CONNECTION"
 REALM_OWNER_SK: Final = "OWNER"
+REALM_DIRECTORY_SK: Final = "DIRECTORY"  # runtime table: the owner mirrored for the webhook receiver
 STATUS_INDEX: Final = "by-health"  # GSI: health -> tenants (keep-alive sweep, alarms)
 STATUS_INDEX_PK: Final = "health"
 

@@ -139,7 +139,12 @@ def oauth() -> IntuitOAuth:
 def store() -> ConnectionStore:
     from shared.connection_store import ConnectionStore
 
-    return _once("store", lambda: ConnectionStore(dynamodb().Table(settings().connections_table)))
+    return _once(
+        "store",
+        lambda: ConnectionStore(
+            dynamodb().Table(settings().connections_table), dynamodb().Table(settings().runtime_table)
+        ),
+    )
 
 
 def states() -> OAuthStateStore:

@@ -565,7 +565,6 @@ class WebhookSettings(BaseModel):
 
     verifier_token: SecretStr
     changes_queue_url: str = Field(min_length=1)
-    connections_table: str = "qbo-link-connections"
     runtime_table: str = "qbo-link-runtime"
 
 
@@ -588,7 +587,6 @@ def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
         return WebhookSettings(
             verifier_token=SecretStr(token),
             changes_queue_url=env.get(CHANGES_QUEUE_URL_ENV, ""),
-            connections_table=env.get(constants.CONNECTIONS_TABLE_ENV, "qbo-link-connections"),
             runtime_table=env.get(constants.RUNTIME_TABLE_ENV, "qbo-link-runtime"),
         )
     except ValueError as exc:
@@ -598,13 +596,14 @@ def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
 def build_intake(
     settings: WebhookSettings, dynamodb: Any, sqs: Any, now: Callable[[], datetime]
 ) -> NotificationIntake:
-    """The intake over the runtime and connections tables and the changes queue."""
-    from shared.connection_store import ConnectionStore
+    """The intake over the runtime table (realm directory, ledger) and the changes queue: no access
+    to the connections table, which holds the tokens."""
+    from shared.connection_store import RealmDirectory
 
     runtime = dynamodb.Table(settings.runtime_table)
     return NotificationIntake(
         verifier_token=settings.verifier_token.get_secret_value(),
-        realms=ConnectionStore(dynamodb.Table(settings.connections_table)),
+        realms=RealmDirectory(runtime),
         queue=SqsChangeQueue(sqs, settings.changes_queue_url),
         ledger=RuntimeEventLedger(runtime),
         unparseable=RuntimeUnparseableStore(runtime),

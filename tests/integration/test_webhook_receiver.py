@@ -183,7 +183,10 @@ def log() -> Iterator[io.StringIO]:
 def connect(stage: Stage, tenant: str) -> str:
     """A company in the sandbox whose realm the tenant owns (as the OAuth callback leaves it)."""
     realm: str = stage.sandbox("POST", "/companies", {"country": "US"})["realmId"]
-    ConnectionStore(stage.dynamodb.Table(tables.CONNECTIONS.default_name)).claim_realm(realm, tenant)
+    ConnectionStore(
+        stage.dynamodb.Table(tables.CONNECTIONS.default_name),
+        stage.dynamodb.Table(tables.RUNTIME.default_name),
+    ).claim_realm(realm, tenant)
     return realm
 
 
