@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start a sandbox and run the scripted scenario against it")
     demo.add_argument("-v", "--verbose", action="store_true", help="also print each HTTP exchange")
     demo.set_defaults(func=_demo)
+
+    from qbo_link_cli import operator
+
+    operator.register(parser, commands)
     return parser
 
 

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import constants
+from shared.dynamo import decode_page_token, encode_page_token
 from shared.health import REFRESHABLE, Health
 
 TaxModel = Literal["us_automated", "us_manual", "per_line"]
@@ -282,6 +283,32 @@ class ConnectionStore:
     def all_connections(self) -> Iterator[Connection]:
         request: dict[str, Any] = {"FilterExpression": Attr(constants.SK).eq(constants.CONNECTION_SK)}
         yield from self._pages(self._table.scan, request)
+
+    def page(self, limit: int, page_token: str | None = None) -> tuple[list[Connection], str | None]:
+        """Every tenant's connection, at most ``limit`` (a Scan: for operators, not per request);
+        the token of the previous page continues it (``InvalidPageTokenError`` for a foreign one)."""
+        request: dict[str, Any] = {
+            "FilterExpression": Attr(constants.SK).eq(constants.CONNECTION_SK),
+            "ConsistentRead": True,
+        }
+        if page_token:
+            request["ExclusiveStartKey"] = decode_page_token(
+                page_token,
+                {
+                    constants.PK: lambda v: v.startswith((constants.tenant_pk(""), constants.realm_pk(""))),
+                    constants.SK: bool,
+                },
+            )
+        found: list[Connection] = []
+        while True:  # a Limit counts items read, not kept: read no further than the page needs
+            answer = self._table.scan(**request, Limit=limit - len(found))
+            found += [self._connection(item) for item in answer.get("Items", [])]
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return found, None
+            if len(found) >= limit:
+                return found, encode_page_token(last)
+            request["ExclusiveStartKey"] = last
 
     def _pages(self, operation: Any, request: dict[str, Any]) -> Iterator[Connection]:
         while True:

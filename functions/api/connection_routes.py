@@ -1,9 +1,9 @@
-"""Tenant API: the connection routes (start, status, disconnect)."""
+"""Tenant API: the connection routes (the operator's tenant list; start, status, disconnect)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -11,9 +11,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.api.common import TenantId, error_response
+from functions.api.common import TenantId, error_response, refusal
 from shared.connections import MAX_RETURN_URL_LENGTH
+from shared.dynamo import InvalidPageTokenError
 from shared.observability import metrics
+
+if TYPE_CHECKING:
+    from shared.connection_store import Connection
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped
 
@@ -33,12 +37,74 @@ class StartConnectionResponse(BaseModel):
     state_expires_at: datetime = Field(description="The consent must complete before this instant.")
 
 
+class TenantRow(BaseModel):
+    tenant_id: str
+    realm_id: str
+    company_name: str | None
+    country: str | None
+    health: str | None = Field(
+        description="healthy, refresh_failing, needs_reconnect, revoked, disconnected."
+    )
+    health_reason: str | None
+    connected: bool = Field(description="Tokens held and usable (healthy or refresh_failing).")
+    connected_at: datetime | None
+    disconnected_at: datetime | None
+
+
+class TenantsPage(BaseModel):
+    tenants: list[TenantRow]
+    next_page_token: str | None = Field(description="Pass as page_token for the next page; null at the end.")
+
+
 class DisconnectResponse(BaseModel):
     tenant_id: str
     realm_id: str
     keep_mappings: bool
     disconnected_at: datetime
     already_disconnected: bool = Field(description="True when this repeated an earlier disconnect.")
+
+
+def _tenant_row(connection: Connection) -> TenantRow:
+    company = connection.company
+    return TenantRow(
+        tenant_id=connection.tenant_id,
+        realm_id=connection.realm_id,
+        company_name=company.name if company else None,
+        country=company.country if company else None,
+        health=connection.health.value if connection.health else None,
+        health_reason=connection.health_reason,
+        connected=connection.refreshable,
+        connected_at=connection.connected_at,
+        disconnected_at=connection.disconnected_at,
+    )
+
+
+@router.get(
+    "/tenants",
+    summary="Every tenant's connection (operators: the host app's backend, never a tenant's token)",
+    responses={
+        403: error_response("A tenant-scoped caller (JWT) may not list other tenants"),
+        422: error_response("Invalid limit or page token"),
+    },
+)
+def list_tenants(
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many tenants.")] = 100,
+    page_token: Annotated[
+        str | None, Query(max_length=4096, description="next_page_token of the previous page.")
+    ] = None,
+) -> Response[Any]:
+    from shared import wiring
+
+    context = router.current_event.raw_event.get("requestContext") or {}
+    if (context.get("authorizer") or {}).get("jwt") is not None:
+        return refusal(403, ("path",), "tenant_scoped_caller", "a tenant-scoped caller cannot list tenants")
+    try:
+        connections, next_token = wiring.store().page(limit, page_token)
+    except InvalidPageTokenError as error:
+        return refusal(422, ("query", "page_token"), "invalid_page_token", str(error))
+    metrics.add_metric(name="TenantListReads", unit=MetricUnit.Count, value=1)
+    body = TenantsPage(tenants=[_tenant_row(c) for c in connections], next_page_token=next_token)
+    return Response(200, content_types.APPLICATION_JSON, body)
 
 
 @router.post(

@@ -1,0 +1,482 @@
+"""The operator commands of ``qbo-link``: tenants, status, postings, report, push and retry.
+
+They call the tenant API (``qbo_link_cli.client``) of a deployed stack (API URL + AWS credentials)
+or of the local stack (``qbo-link dev``), print human tables with rich, or with ``--json`` the API's
+JSON answers for scripts.  Failures are one line on stderr: exit 1 when the API (or a file's
+validation) refused, 2 for a wrong command line.
+
+Only argparse is imported here at start-up; rich, httpx2 and the models load when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    import httpx2
+    from rich.console import Console
+    from rich.table import Table
+
+    from qbo_link_cli.client import ApiClient
+
+DEFAULT_API_URL: Final = "http://127.0.0.1:8700"  # `qbo-link dev`'s gateway
+API_URL_ENV: Final = "QBO_LINK_API_URL"
+EXIT_REFUSED: Final = 1
+EXIT_USAGE: Final = 2
+POSTING_STATES: Final = (
+    "received",
+    "needs_attention",
+    "queued",
+    "in_flight",
+    "uncertain",
+    "posted",
+    "failed",
+    "skipped",
+    "voided",
+)
+POSTING_KINDS: Final = ("client", "invoice", "payment", "credit_memo")
+
+
+class UsageError(Exception):
+    """A command line that cannot work (exit 2)."""
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def _date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (yyyy-mm-dd)") from None
+
+
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """``--api-url``, ``--region``, ``--json``: before or after the subcommand.  On subcommands
+    they default to SUPPRESS so that a value given before the subcommand is kept."""
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--api-url",
+        default=default(os.environ.get(API_URL_ENV) or DEFAULT_API_URL),
+        help=f"the tenant API (env {API_URL_ENV}; default {DEFAULT_API_URL}, `qbo-link dev`)",
+    )
+    parser.add_argument(
+        "--region", default=default(None), help="AWS region to sign for (default: AWS_REGION or the URL's)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print the API's JSON instead of tables"
+    )
+
+
+def register(
+    parser: argparse.ArgumentParser, commands: argparse._SubParsersAction[argparse.ArgumentParser]
+) -> None:
+    """Add the global options to ``parser`` and the operator subcommands to ``commands``."""
+    _global_options(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, defaults=False)
+    paging = argparse.ArgumentParser(add_help=False)
+    paging.add_argument("--limit", type=int, help="at most this many rows (the API's page size)")
+    paging.add_argument("--page-token", help="continue from the previous answer's next page")
+
+    def add(name: str, help_text: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text, parents=[common, *parents])
+        command.set_defaults(func=run)
+        return command
+
+    add("tenants", "every tenant's connection (operators)", paging)
+    status = add("status", "a tenant's connection, posting counts and latest exchange")
+    status.add_argument("tenant")
+
+    postings = add("postings", "a tenant's posting log, by state or date range", paging)
+    postings.add_argument("tenant")
+    postings.add_argument("--state", choices=POSTING_STATES, help="only documents in this state")
+    postings.add_argument("--from", dest="date_from", type=_date, help="transaction date from (yyyy-mm-dd)")
+    postings.add_argument("--to", dest="date_to", type=_date, help="transaction date to (yyyy-mm-dd)")
+    postings.add_argument("--posted-from", type=_date, help="posted on or after (UTC date)")
+    postings.add_argument("--posted-to", type=_date, help="posted on or before (UTC date)")
+
+    report = add("report", "the transactions report of a date range, with totals", paging)
+    report.add_argument("tenant")
+    report.add_argument("--from", dest="date_from", type=_date, required=True, help="from (yyyy-mm-dd)")
+    report.add_argument("--to", dest="date_to", type=_date, required=True, help="to (yyyy-mm-dd)")
+    report.add_argument(
+        "--by",
+        choices=("transaction", "posting"),
+        default="transaction",
+        help="which date the range applies to (default: transaction)",
+    )
+    report.add_argument("--unposted", action="store_true", help="also documents that are not posted")
+
+    push = add("push", "validate a CSV or JSON file of documents, then send it (docs/local.md)")
+    push.add_argument("tenant")
+    push.add_argument("file", type=Path)
+
+    retry = add("retry", "retry a failed document (POSTING is kind/id, e.g. invoice/INV-7)")
+    retry.add_argument("tenant")
+    retry.add_argument("posting")
+
+
+def run(args: argparse.Namespace, *, transport: httpx2.BaseTransport | None = None) -> int:
+    """Run the operator command in ``args``; ``transport`` replaces the network (tests)."""
+    from rich.console import Console
+
+    from qbo_link_cli.client import ApiClient, ApiError
+    from qbo_link_cli.documents import DocumentFileError
+
+    out = Console(soft_wrap=False)
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    command: Callable[[ApiClient, argparse.Namespace, Console], int] = _COMMANDS[args.command]
+    try:
+        if args.command == "push":  # validate the whole file before anything else
+            args.documents = _read_push_file(args.file)
+        with ApiClient(args.api_url, region=args.region, transport=transport) as client:
+            return command(client, args, out)
+    except DocumentFileError as error:
+        for problem in error.problems:
+            err.print(f"{error.path}: {problem}", markup=False)
+        err.print(
+            f"qbo-link: {len(error.problems)} problem(s) in {error.path}: nothing was sent", markup=False
+        )
+        return EXIT_REFUSED
+    except UsageError as error:
+        err.print(f"qbo-link {args.command}: {error}", markup=False)
+        return EXIT_USAGE
+    except ApiError as error:
+        err.print(f"qbo-link: {error}", markup=False)
+        return EXIT_REFUSED
+
+
+def _read_push_file(path: Path) -> Any:
+    from qbo_link_cli.documents import read_documents
+
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    return read_documents(path)
+
+
+# --- output helpers ------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)  # it came as a JSON number; the API writes money as strings
+    raise TypeError(type(value).__name__)
+
+
+def print_json(value: Any) -> None:
+    """The API's JSON as it came (numbers with a fraction were read as Decimal: written back as numbers)."""
+    sys.stdout.write(json.dumps(value, indent=2, default=_plain) + "\n")
+    sys.stdout.flush()
+
+
+def _table(title: str | None, *columns: str) -> Table:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _when(value: Any) -> str:
+    """An instant as ``YYYY-MM-DD HH:MM`` (UTC), a date as is, nothing as an empty cell."""
+    if not value:
+        return ""
+    text = str(value)
+    return text[:16].replace("T", " ") if "T" in text else text
+
+
+def _reasons(entry: Mapping[str, Any]) -> str:
+    parts = []
+    for reason in entry.get("reasons") or ():
+        details = reason.get("details") or {}
+        shown = ", ".join(f"{k}={v}" for k, v in details.items() if v not in (None, "", [], {}))
+        parts.append(f"{reason.get('code')}" + (f" ({shown})" if shown else ""))
+    error = entry.get("last_error")
+    if error and entry.get("state") == "failed":
+        parts.append(f"QBO {error.get('code') or ''}: {error.get('message') or ''}".strip())
+    return "; ".join(parts)
+
+
+def _more(console: Console, answer: Mapping[str, Any], command: str) -> None:
+    token = answer.get("next_page_token")
+    if token:
+        console.print(f"more: {command} --page-token {token}", markup=False, highlight=False)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def _tenants(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
+    answer = client.get("/tenants", limit=args.limit, page_token=args.page_token)
+    if args.json:
+        print_json(answer)
+        return 0
+    table = _table(None, "Tenant", "Realm", "Company", "Country", "Health", "Connected since", "Disconnected")
+    for row in answer["tenants"]:
+        health = row.get("health") or ""
+        style = "green" if health == "healthy" else "yellow" if health == "refresh_failing" else "red"
+        table.add_row(
+            row["tenant_id"],
+            row["realm_id"],
+            row.get("company_name") or "",
+            row.get("country") or "",
+            f"[{style}]{health}[/]",
+            _when(row.get("connected_at")),
+            _when(row.get("disconnected_at")),
+        )
+    out.print(table)
+    out.print(f"{len(answer['tenants'])} tenant(s)", highlight=False)
+    _more(out, answer, "qbo-link tenants")
+    return 0
+
+
+def _status(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
+    tenant = args.tenant
+    connection = client.get(f"/tenants/{tenant}/connection")
+    summary = client.get(f"/tenants/{tenant}/postings/summary")
+    latest = client.get(f"/tenants/{tenant}/exchanges/latest")
+    if args.json:
+        print_json({"connection": connection, "postings_summary": summary, "latest_exchange": latest})
+        return 0
+    facts = _table(f"Tenant {tenant}", "", "")
+    if connection.get("realm_id") is None:
+        facts.add_row("Connection", "[red]never connected[/]")
+    else:
+        state = "[green]connected[/]" if connection.get("connected") else "[red]not connected[/]"
+        reason = f" ({connection['reason']})" if connection.get("reason") else ""
+        facts.add_row("Connection", f"{state} — health {connection.get('health')}{reason}")
+        facts.add_row("Company", f"{connection.get('company_name') or ''} (realm {connection['realm_id']})")
+        facts.add_row("Connected at", _when(connection.get("connected_at")))
+        if connection.get("disconnected_at"):
+            facts.add_row("Disconnected at", _when(connection.get("disconnected_at")))
+        facts.add_row("Last successful call", _when(connection.get("last_success_at")))
+        facts.add_row("Refresh token expires", _when(connection.get("refresh_expires_at")))
+        if connection.get("hard_expires_in_days") is not None:
+            facts.add_row("Grant hard expiry", f"in {connection['hard_expires_in_days']} days")
+        if connection.get("reconnect_url"):
+            facts.add_row("Reconnect", str(connection["reconnect_url"]))
+    out.print(facts)
+    out.print(postings_summary_table(summary))
+    out.print(exchange_line(latest.get("exchange")), highlight=False)
+    return 0
+
+
+def postings_summary_table(summary: Mapping[str, Any]) -> Table:
+    """Documents per kind and state (``GET .../postings/summary``)."""
+    by_state: Mapping[str, int] = summary.get("by_state") or {}
+    states = [s for s in POSTING_STATES if by_state.get(s)]
+    table = _table("Posting log", "Kind", *states, "Total")
+    for kind, counts in sorted((summary.get("by_kind") or {}).items()):
+        table.add_row(kind, *(str(counts.get(s, 0) or "") for s in states), str(sum(counts.values())))
+    table.add_row(
+        "all", *(str(by_state.get(s, 0)) for s in states), str(summary.get("total", 0)), style="bold"
+    )
+    return table
+
+
+def exchange_line(exchange: Mapping[str, Any] | None) -> str:
+    """The latest exchange in one line (``GET .../exchanges/latest``)."""
+    if not exchange:
+        return "Latest exchange: none yet"
+    events = ", ".join(f"{k} {v}" for k, v in sorted((exchange.get("events") or {}).items()))
+    error = f" — {exchange['error']}" if exchange.get("error") else ""
+    return (
+        f"Latest exchange: {exchange.get('source')} {exchange.get('outcome')} at "
+        f"{_when(exchange.get('finished_at') or exchange.get('started_at'))}: "
+        f"{exchange.get('changes', 0)} change(s), {exchange.get('reads', 0)} read(s)"
+        f"{' (' + events + ')' if events else ''}{error}"
+    )
+
+
+def _postings(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
+    params = {
+        "state": args.state,
+        "from": args.date_from,
+        "to": args.date_to,
+        "posted_from": args.posted_from,
+        "posted_to": args.posted_to,
+        "limit": args.limit,
+        "page_token": args.page_token,
+    }
+    answer = client.get(f"/tenants/{args.tenant}/postings", **params)
+    if args.json:
+        print_json(answer)
+        return 0
+    table = _table(None, "Kind", "Id", "Ver", "State", "Date", "QBO id", "Tries", "Posted at", "Why")
+    for entry in answer["entries"]:
+        table.add_row(
+            entry["kind"],
+            entry["app_id"],
+            str(entry["version"]),
+            _state(entry["state"]),
+            entry.get("txn_date") or "",
+            entry.get("qbo_id") or "",
+            str(entry.get("attempts", 0)),
+            _when(entry.get("posted_at")),
+            _reasons(entry),
+        )
+    out.print(table)
+    out.print(f"{len(answer['entries'])} document(s)", highlight=False)
+    _more(out, answer, f"qbo-link postings {args.tenant}")
+    return 0
+
+
+def _state(state: str) -> str:
+    style = {"posted": "green", "needs_attention": "yellow", "failed": "red", "uncertain": "red"}.get(state)
+    return f"[{style}]{state}[/]" if style else state
+
+
+def _report(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
+    prefix = "txn" if args.by == "transaction" else "posted"
+    params = {
+        f"{prefix}_from": args.date_from,
+        f"{prefix}_to": args.date_to,
+        "include_unposted": True if args.unposted else None,
+        "limit": args.limit,
+        "page_token": args.page_token,
+    }
+    answer = client.get(f"/tenants/{args.tenant}/reports/transactions", **params)
+    if args.json:
+        print_json(answer)
+        return 0
+    table = _table(
+        f"Transactions of {args.tenant}, {args.by} dates {args.date_from} to {args.date_to}",
+        "Kind",
+        "Id",
+        "Number",
+        "Date",
+        "Client",
+        "Total",
+        "State",
+        "QBO id",
+        "Posted at",
+    )
+    for row in answer["documents"]:
+        table.add_row(
+            row["kind"],
+            row["id"],
+            row.get("number") or "",
+            row.get("date") or "",
+            row.get("client_id") or "",
+            row.get("total") or "",
+            _state(row["state"]),
+            row.get("qbo_id") or "",
+            _when(row.get("posted_at")),
+        )
+    out.print(table)
+    totals = answer.get("totals")
+    if totals is not None:
+        summary = _table("Totals", "Kind", "Documents", "Total", "Posted", "Posted total")
+        for kind, total in totals.items():
+            summary.add_row(
+                kind, str(total["count"]), total["total"], str(total["posted_count"]), total["posted_total"]
+            )
+        out.print(summary)
+    _more(
+        out,
+        answer,
+        f"qbo-link report {args.tenant} --from {args.date_from} --to {args.date_to} --by {args.by}",
+    )
+    return 0
+
+
+def send_documents(
+    client: ApiClient, tenant: str, documents: Sequence[Any], console: Console, *, label: str = "sending"
+) -> list[dict[str, Any]]:
+    """Upsert ``documents`` (``qbo_link_cli.documents.Document``) in order with a progress bar;
+    the API's answers.  An ApiError stops the run and says how far it got."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from qbo_link_cli.client import ApiError
+
+    answers: list[dict[str, Any]] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(label, total=len(documents))
+        for document in documents:
+            try:
+                answers.append(client.put(f"/tenants/{tenant}/{document.path}", document.body))
+            except ApiError as error:
+                raise ApiError(
+                    f"sent {len(answers)} of {len(documents)}; {document.kind} {document.app_id} "
+                    f"({document.where}) was refused: {error}",
+                    status=error.status,
+                    body=error.body,
+                ) from None
+            progress.advance(task)
+    return answers
+
+
+def _push(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
+    from rich.console import Console
+
+    documents = args.documents
+    progress_console = Console(stderr=True) if args.json else out
+    answers = send_documents(
+        client, args.tenant, documents, progress_console, label=f"pushing {args.file.name}"
+    )
+    if args.json:
+        print_json(answers)
+        return 0
+    counts: dict[tuple[str, str], int] = {}
+    for answer in answers:
+        key = (answer["kind"], answer["state"] or answer["status"])
+        counts[key] = counts.get(key, 0) + 1
+    table = _table(f"Pushed {len(answers)} document(s) to {args.tenant}", "Kind", "State", "Documents")
+    for (kind, state), number in sorted(
+        counts.items(), key=lambda kv: (POSTING_KINDS.index(kv[0][0]), kv[0][1])
+    ):
+        table.add_row(kind, _state(state), str(number))
+    out.print(table)
+    waiting = [a for a in answers if a.get("reasons")]
+    if waiting:
+        attention = _table(
+            "Waiting (they go by themselves once the cause is fixed)", "Kind", "Id", "State", "Why"
+        )
+        for answer in waiting:
+            attention.add_row(answer["kind"], answer["id"], _state(answer["state"] or ""), _reasons(answer))
+        out.print(attention)
+    return 0
+
+
+def _retry(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
+    kind, _, app_id = args.posting.partition("/")
+    if not app_id or kind.replace("-", "_") not in POSTING_KINDS:
+        raise UsageError(
+            f"POSTING must be kind/id with kind one of {', '.join(POSTING_KINDS)}: {args.posting!r}"
+        )
+    answer = client.post(f"/tenants/{args.tenant}/postings/{kind.replace('-', '_')}/{app_id}/retry")
+    if args.json:
+        print_json(answer)
+        return 0
+    reasons = _reasons(answer)
+    out.print(
+        f"{answer['kind']} {answer['id']} v{answer['version']}: {_state(answer['state'] or answer['status'])}"
+        + (f" — {reasons}" if reasons else ""),
+        highlight=False,
+    )
+    return 0
+
+
+_COMMANDS: Final[Mapping[str, Callable[[ApiClient, argparse.Namespace, Console], int]]] = {
+    "tenants": _tenants,
+    "status": _status,
+    "postings": _postings,
+    "report": _report,
+    "push": _push,
+    "retry": _retry,
+}
