@@ -253,12 +253,13 @@ def _status(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
         print_json({"connection": connection, "postings_summary": summary, "latest_exchange": latest})
         return 0
     facts = _table(f"Tenant {tenant}", "", "")
+    facts.show_header = False
     if connection.get("realm_id") is None:
         facts.add_row("Connection", "[red]never connected[/]")
     else:
         state = "[green]connected[/]" if connection.get("connected") else "[red]not connected[/]"
         reason = f" ({connection['reason']})" if connection.get("reason") else ""
-        facts.add_row("Connection", f"{state} — health {connection.get('health')}{reason}")
+        facts.add_row("Connection", f"{state}, {connection.get('health')}{reason}")
         facts.add_row("Company", f"{connection.get('company_name') or ''} (realm {connection['realm_id']})")
         facts.add_row("Connected at", _when(connection.get("connected_at")))
         if connection.get("disconnected_at"):

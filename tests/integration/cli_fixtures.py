@@ -11,6 +11,10 @@ CLI sent (signatures included).
 from __future__ import annotations
 
 import importlib
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +23,21 @@ import pytest
 
 from qbo_link_local.gateway import LocalContext, Request, http_api_event, lambda_response, match_route
 from shared.stack import FUNCTIONS
+
+
+@contextmanager
+def _quiet_handlers() -> Iterator[None]:
+    from shared.observability import logger
+
+    stream = logger.registered_handler
+    assert isinstance(stream, logging.StreamHandler)
+    sink = io.StringIO()
+    previous = stream.setStream(sink)
+    try:
+        with redirect_stdout(sink):
+            yield
+    finally:
+        stream.setStream(previous)
 
 
 @dataclass
@@ -48,7 +67,9 @@ class Gateway:
             match,
         )
         handler = importlib.import_module(f"functions.{match.function.name}.handler")
-        answer = lambda_response(handler.lambda_handler(event, LocalContext(match.function)))
+        with _quiet_handlers():  # their JSON logs and metrics would mix with the CLI's output
+            result = handler.lambda_handler(event, LocalContext(match.function))
+        answer = lambda_response(result)
         return httpx2.Response(answer.status, headers=answer.headers, content=answer.body)
 
     @property
