@@ -2,7 +2,7 @@
 
 Every document is validated with the models the API uses (``shared.push.models`` through
 ``shared.push.service.parse_document``), so a file with a bad row is refused whole, with every
-problem named, before anything is sent.  The formats (docs/local.md, "Pushing a file"):
+problem named, before anything is sent.  The formats (docs/cli.md, "Pushing a file"):
 
 JSON: one object whose keys are ``clients``, ``invoices``, ``credit_memos`` and ``payments``, each a
 list of documents exactly as the tenant API takes them (docs/push.md).  Numbers with a fraction are

@@ -119,7 +119,7 @@ def register(
     )
     report.add_argument("--unposted", action="store_true", help="also documents that are not posted")
 
-    push = add("push", "validate a CSV or JSON file of documents, then send it (docs/local.md)")
+    push = add("push", "validate a CSV or JSON file of documents, then send it (docs/cli.md)")
     push.add_argument("tenant")
     push.add_argument("file", type=Path)
 

@@ -286,3 +286,29 @@ def test_postings_report_and_retry_of_a_document_qbo_refused(
     )
     usage = cli(gateway, capsys, "retry", TENANT, "i2")
     assert usage.code == 2
+
+
+def test_the_documented_examples_are_valid_files(tmp_path: Path) -> None:
+    from qbo_link_cli.documents import read_documents
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    examples = {}
+    for language in ("json", "csv"):
+        block = text.split(f"```{language}\n", 1)[1].split("```", 1)[0]
+        examples[language] = tmp_path / f"example.{language}"
+        examples[language].write_text(block)
+    from_json = read_documents(examples["json"])
+    assert [(d.kind, d.app_id) for d in from_json] == [
+        ("client", "c1"),
+        ("client", "c1-site"),
+        ("invoice", "i1"),
+        ("payment", "p1"),
+    ]
+    from_csv = read_documents(examples["csv"])
+    assert [(d.kind, d.app_id, d.where) for d in from_csv] == [
+        ("client", "c1", "row 2"),
+        ("invoice", "i1", "rows 3-4"),
+        ("payment", "p1", "row 5"),
+    ]
+    assert [line["amount"] for line in from_csv[1].body["lines"]] == ["100.00", "50.00"]
+    assert from_csv[2].body["applications"] == [{"invoice_id": "i1", "amount": "158.00"}]
