@@ -52,8 +52,9 @@ PRECOMPILE = True
 ROOT: Final = Path(__file__).resolve().parent.parent
 BUILD_DIR: Final = ROOT / ".build"
 CODE_PACKAGES: Final = ("functions", "shared")
-# Lambda's quota for a function's code plus all its layers, unzipped (250 MB, in bytes).
-LAMBDA_UNZIPPED_LIMIT_BYTES: Final = 262_144_000
+# Lambda's quota for a function's code plus all its layers, unzipped: "250 MB" = 250 MiB.
+LAMBDA_UNZIPPED_LIMIT_BYTES: Final = 250 * 1024 * 1024
+_MIB: Final = 1024 * 1024
 # Bumped when the way a layer is built changes, so every cached layer is rebuilt once.
 _LAYER_FORMAT: Final = 1
 _STALE_CODE_SECONDS: Final = 3600
@@ -350,8 +351,7 @@ def dependency_layer_dir(
     requirements = runtime_requirements(pyproject)
     pins = pinned_versions(requirements)
     compiler = find_python(chosen.python_version) if (PRECOMPILE if bytecode is None else bytecode) else None
-    key = layer_key(chosen, requirements, pins, compiler is not None)
-    final = build_dir / f"layer-{chosen.architecture}-{chosen.abi}-{key}"
+    final = _layer_path(build_dir, chosen, requirements, pins, compiler)
     if not final.is_dir():
         build_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(build_dir / f".{final.name}.lock"):
@@ -359,6 +359,32 @@ def dependency_layer_dir(
                 _build_layer(final, chosen, requirements, pins, compiler)
     check_unzipped_size(final, code_dir(root=pyproject.parent, build_dir=build_dir))
     return final
+
+
+def layer_location(
+    *,
+    runtime: str | None = None,
+    architecture: str | None = None,
+    bytecode: bool | None = None,
+    build_dir: Path = BUILD_DIR,
+    pyproject: Path = ROOT / "pyproject.toml",
+) -> Path:
+    """Where ``dependency_layer_dir`` with the same arguments keeps its layer (built or not)."""
+    chosen = target(runtime, architecture)
+    requirements = runtime_requirements(pyproject)
+    compiler = find_python(chosen.python_version) if (PRECOMPILE if bytecode is None else bytecode) else None
+    return _layer_path(build_dir, chosen, requirements, pinned_versions(requirements), compiler)
+
+
+def _layer_path(
+    build_dir: Path,
+    chosen: Target,
+    requirements: Sequence[str],
+    pins: Mapping[str, str],
+    compiler: Path | None,
+) -> Path:
+    key = layer_key(chosen, requirements, pins, compiler is not None)
+    return build_dir / f"layer-{chosen.architecture}-{chosen.abi}-{key}"
 
 
 def layer_manifest(layer: Path) -> dict[str, object]:
@@ -534,10 +560,10 @@ def check_unzipped_size(*folders: Path, limit: int = LAMBDA_UNZIPPED_LIMIT_BYTES
     """The unzipped size of a function's code plus its layers; raises above Lambda's limit."""
     total = sum(tree_size(folder) for folder in folders)
     if total > limit:
-        parts = ", ".join(f"{folder.name} {tree_size(folder) / 1e6:.1f} MB" for folder in folders)
+        parts = ", ".join(f"{folder.name} {tree_size(folder) / _MIB:.1f} MiB" for folder in folders)
         raise BundleError(
-            f"the function code and its layers unzip to {total / 1e6:.1f} MB ({parts}), above "
-            f"Lambda's limit of {limit / 1e6:.1f} MB: drop a dependency or move it out of the layer"
+            f"the function code and its layers unzip to {total / _MIB:.1f} MiB ({parts}), above "
+            f"Lambda's limit of {limit / _MIB:.1f} MiB: drop a dependency or move it out of the layer"
         )
     return total
 
@@ -555,7 +581,7 @@ def zipped_size(folder: Path) -> int:
 
 def distribution_sizes(packages: Path) -> list[tuple[str, int]]:
     """(distribution, unzipped bytes) for each distribution of a layer, largest first, from the
-    file lists (RECORD) pip wrote."""
+    file lists (RECORD) pip wrote plus the byte code compiled for them."""
     sizes: list[tuple[str, int]] = []
     for info in packages.glob("*.dist-info"):
         record = info / "RECORD"
@@ -565,6 +591,8 @@ def distribution_sizes(packages: Path) -> list[tuple[str, int]]:
                 path = packages / line.split(",", 1)[0]
                 if path.is_file():
                     total += path.stat().st_size
+                if path.suffix == ".py":  # its byte code, when the layer was precompiled
+                    total += sum(c.stat().st_size for c in path.parent.glob(f"__pycache__/{path.stem}.*.pyc"))
         name = info.name.removesuffix(".dist-info")
         sizes.append((name, total))
     return sorted(sizes, key=lambda item: (-item[1], item[0]))
@@ -667,9 +695,15 @@ def lambda_environment(
 
 
 def _run_probe(
-    python: Path, roots: Sequence[Path], request: Sequence[tuple[str, str]], env: Mapping[str, str], what: str
+    python: Path,
+    roots: Sequence[Path],
+    request: Sequence[tuple[str, str]],
+    env: Mapping[str, str],
+    what: str,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="qbo-link-import-") as scratch:
+        # -I: no environment variables, no user site, no current directory; -S: no site-packages;
+        # -B: leaves the asset as it is.
         result = subprocess.run(  # noqa: S603 (our probe, our paths)
             [
                 str(python),
@@ -697,21 +731,31 @@ def _run_probe(
     return report
 
 
-def check_handler_imports(code: Path, packages: Path, python: Path, chosen: Target) -> list[HandlerImport]:
+def check_handler_imports(
+    code: Path, packages: Path, python: Path, chosen: Target, *, bytecode: bool = True
+) -> list[HandlerImport]:
     """Import each handler of the manifest, and check its ``lambda_handler``, in a fresh isolated
-    interpreter whose only non-standard paths are ``code`` and ``packages`` (a layer's python/)."""
+    interpreter whose only non-standard paths are ``code`` and ``packages`` (a layer's python/).
+    ``bytecode=False`` ignores the layer's compiled files, as a layer built without them would."""
     from shared import stack
 
     results: list[HandlerImport] = []
-    for spec in stack.FUNCTIONS:
-        module, _, attribute = spec.handler.rpartition(".")
-        env = lambda_environment(spec.name, code, chosen)
-        report = _run_probe(python, (code, packages), [(module, attribute)], env, spec.handler)
-        imports = report["imports"]
-        assert isinstance(imports, list)
-        _, seconds, loaded = imports[0]
-        results.append(HandlerImport(spec.name, module, float(seconds), int(loaded)))
+    with tempfile.TemporaryDirectory(prefix="qbo-link-source-") as scratch:
+        if not bytecode:
+            packages = Path(shutil.copytree(packages, Path(scratch, "python"), ignore=_no_bytecode))
+        for spec in stack.FUNCTIONS:
+            module, _, attribute = spec.handler.rpartition(".")
+            env = lambda_environment(spec.name, code, chosen)
+            report = _run_probe(python, (code, packages), [(module, attribute)], env, spec.handler)
+            imports = report["imports"]
+            assert isinstance(imports, list)
+            _, seconds, loaded = imports[0]
+            results.append(HandlerImport(spec.name, module, float(seconds), int(loaded)))
     return results
+
+
+def _no_bytecode(_directory: str, names: list[str]) -> list[str]:
+    return [name for name in names if name == "__pycache__"]
 
 
 def asset_imports(code: Path) -> list[str]:
