@@ -238,6 +238,11 @@ def _parse_requirement(line: str) -> tuple[str, frozenset[str], frozenset[str]]:
     return _canonical(match.group(1)), asked, gates
 
 
+def requirement_name(line: str) -> str:
+    """The canonical distribution name of a requirement line (``Foo_Bar[x]>=1`` -> ``foo-bar``)."""
+    return _parse_requirement(line)[0]
+
+
 def pinned_versions(requirements: Iterable[str]) -> dict[str, str]:
     """Installed version of each requirement and of everything it pulls in (extras included).
 
