@@ -185,3 +185,86 @@ class LocalContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+# --- authorizers -----------------------------------------------------------------------------
+
+LOCAL_ACCOUNT_ID = "000000000000"
+
+
+class UnauthorizedError(Exception):
+    """A bearer token API Gateway's JWT authorizer would refuse before any Lambda runs (401)."""
+
+
+def _b64url_json(part: str) -> Any:
+    padded = part + "=" * (-len(part) % 4)
+    try:
+        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError) as error:
+        raise UnauthorizedError("the bearer token is not a JWT") from error
+
+
+def _claim_text(value: Any) -> str:
+    # API Gateway hands claims to the integration as strings; a list becomes "[a b]".
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + " ".join(_claim_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def jwt_claims(token: str) -> dict[str, str]:
+    """The claims of a JWT, decoded but NOT verified (the local gateway trusts the caller)."""
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1]:
+        raise UnauthorizedError("the bearer token is not a JWT")
+    _b64url_json(parts[0])
+    claims = _b64url_json(parts[1])
+    if not isinstance(claims, dict):
+        raise UnauthorizedError("the bearer token's claims are not a JSON object")
+    return {str(k): _claim_text(v) for k, v in claims.items()}
+
+
+def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def authorizer_for(route: Route, headers: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
+    """The ``requestContext.authorizer`` API Gateway would add for ``route``, without checking it.
+
+    Public routes get none.  IAM routes get a ``jwt`` context with the claims when the caller sends
+    ``Authorization: Bearer <jwt>`` (a deployment with a JWT authorizer), else an ``iam`` context
+    naming the access key of a SigV4 ``Authorization`` header (or ``local``).  Nothing is verified:
+    locally every caller is trusted.  A bearer token that is not a JWT raises UnauthorizedError.
+    """
+    from shared.stack import Auth
+
+    if route.auth is not Auth.IAM:
+        return None
+    authorization = (_header(headers, "authorization") or "").strip()
+    if authorization.lower().startswith("bearer "):
+        claims = jwt_claims(authorization[7:].strip())
+        scope = claims.get("scope") or claims.get("scp") or ""
+        scopes = [s for s in scope.strip("[]").split(" ") if s] or None
+        return {"jwt": {"claims": claims, "scopes": scopes}}
+    access_key = "local"
+    if authorization.startswith("AWS4-HMAC-SHA256") and "Credential=" in authorization:
+        access_key = authorization.split("Credential=", 1)[1].split("/", 1)[0].strip() or "local"
+    return {
+        "iam": {
+            "accessKey": access_key,
+            "accountId": LOCAL_ACCOUNT_ID,
+            "callerId": "local-developer",
+            "cognitoIdentity": None,
+            "principalOrgId": None,
+            "userArn": f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/local-developer",
+            "userId": "local-developer",
+        }
+    }
