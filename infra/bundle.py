@@ -11,22 +11,26 @@ Two folders feed every function of the stack:
 What goes into the layer is the ``[project] dependencies`` of ``pyproject.toml`` (one list), at the
 versions installed in the environment that builds it, which is the one the tests run in: a package
 the tests imported at 1.44.5 ships at 1.44.5.  boto3 and botocore ship in the layer too, rather than
-coming from the runtime (whose copy AWS upgrades on its own schedule and which sits behind our layer
-on ``sys.path`` anyway); they cost about 32 MB of the 250 MB unzipped limit.
+coming from the runtime (whose copy AWS upgrades on its own schedule, and which sits behind the
+layer on ``sys.path`` anyway); with their dependencies they are a third of the layer, about 25 MiB
+of the 250 MiB unzipped limit.  When a CPython of the runtime's version is on the machine, the layer
+ships compiled to byte code, since Lambda cannot write a cache into a read-only /opt.
 
 Builds are cached under ``.build/`` keyed on what decides their content (requirements, pins,
-platforms, Python version), are published by an atomic rename (a folder that exists is complete), and
-are serialised by a file lock so parallel synths and test workers build once and share the result.
+platforms, Python version, byte code), are published by an atomic rename (a folder that exists is
+complete), and are serialised by a file lock so parallel synths and test workers build once.
 
 Nothing can run arm64 code here, so ``check_binaries`` proves the layer is built for the target
-(ELF machine and extension tags), and ``check_handler_imports`` imports every handler of the manifest
-from the same requirement set built for the host in an isolated CPython of the runtime's version.
+(ELF machine and extension tags), and ``check_handler_imports`` imports every handler of the
+manifest from the same requirement set built for the host, in an isolated CPython of the runtime's
+version.  ``scripts/build_asset.py`` runs all of it and prints the sizes; docs/packaging.md explains.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -614,6 +618,7 @@ class HandlerImport:
     modules: int  # modules the import loaded
 
 
+@functools.cache
 def find_python(version: str) -> Path | None:
     """A CPython ``version`` (``3.13``) interpreter on this machine: PATH, then pyenv."""
     candidates: list[Path] = []

@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(chosen: bundle.Target, args: argparse.Namespace) -> int:
-    print(f"== Lambda {chosen.runtime} on {chosen.architecture} ({chosen.machine}, glibc <= {chosen.glibc})")
+    glibc = ".".join(map(str, chosen.glibc))
+    print(f"== Lambda {chosen.runtime} on {chosen.architecture} ({chosen.machine}, glibc <= {glibc})")
     started = time.perf_counter()
     code = bundle.code_dir()
     print(
