@@ -48,7 +48,7 @@ def build(app: App, asset: CodeAsset | None = None) -> QboLinkStack:
         settings=settings,
         description="QBO Link: serverless QuickBooks Online connector",
     )
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
     return stack
 
 
