@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
+import time
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -78,7 +80,9 @@ def test_code_dir_of_the_repository_ships_every_handler_and_nothing_else(tmp_pat
 
     assert {p.name for p in code.iterdir()} == {"functions", "shared"}
     shipped = _files(code)
-    assert not [f for f in shipped if "__pycache__" in f or f.endswith(".pyc") or "/test" in f]
+    left_out = {"__pycache__", "tests", "test", "conftest.py"}
+    assert not [f for f in shipped if left_out & set(f.split("/")) or f.endswith(".pyc")]
+    assert not [f for f in shipped if f.rpartition("/")[2].startswith(("test_", "."))]
     for spec in stack.FUNCTIONS:
         assert f"functions/{spec.name}/handler.py" in shipped
     for relative in shipped:
@@ -100,6 +104,25 @@ def test_code_dir_is_rebuilt_when_a_shipped_file_changes_and_reused_otherwise(tm
     assert changed != first
     assert (changed / "shared" / "rules.py").read_text() == "LIMIT = 2\n"
     assert (first / "shared" / "rules.py").read_text() == "LIMIT = 1\n"  # a snapshot never changes
+
+
+def test_code_snapshots_unused_for_an_hour_are_removed_when_a_new_one_is_made(tmp_path):
+    root = _project(tmp_path / "project")
+    build = tmp_path / "build"
+    stale = bundle.code_dir(root=root, build_dir=build)
+    _write(root / "shared" / "rules.py", "LIMIT = 2\n")
+    recent = bundle.code_dir(root=root, build_dir=build)
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    os.utime(recent, (two_hours_ago, two_hours_ago))
+
+    bundle.code_dir(root=root, build_dir=build)  # reuses "recent": marks it in use
+    _write(root / "shared" / "rules.py", "LIMIT = 3\n")
+    newest = bundle.code_dir(root=root, build_dir=build)
+
+    assert not stale.exists()
+    assert recent.is_dir()
+    assert newest.is_dir()
 
 
 def test_code_dir_removes_caches_written_into_a_snapshot(tmp_path):
