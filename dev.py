@@ -4,15 +4,18 @@
     python3 dev.py demo    # create .venv, install everything, run the demo of the main job
     python3 dev.py test    # create .venv, install everything, lint, type-check and run all tests
     python3 dev.py setup   # only create/refresh .venv
+    python3 dev.py cdk ... # the project's pinned AWS CDK CLI, e.g. `python3 dev.py cdk deploy`
     python3 dev.py <any qbo-link subcommand...>   # e.g. `python3 dev.py sandbox --port 8800`
 
-The virtual environment is rebuilt only when pyproject.toml changes (a hash stamp in .venv).
+The virtual environment is rebuilt only when pyproject.toml changes (a hash stamp in .venv), and the
+CDK CLI (node_modules, `npm ci`) only when package-lock.json changes (a hash stamp in node_modules).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,6 +25,14 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("QBO_LINK_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".qbo-link-installed"
+NODE_MODULES = ROOT / "node_modules"
+CDK = NODE_MODULES / ".bin" / "cdk"
+NPM_STAMP = NODE_MODULES / ".qbo-link-installed"
+# The template `cdk synth` writes (cdk.json's output folder, the app's default stack name).
+TEMPLATE = ROOT / "cdk.out" / "QboLink.template.json"
+# cfn-lint findings accepted on purpose (docs/deploy.md): W3005, CDK's explicit DependsOn on a role
+# that the function also references by GetAtt.
+CFN_LINT_IGNORED = ("W3005",)
 
 
 def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:
@@ -44,16 +55,44 @@ def setup() -> None:
     STAMP.write_text(wanted)
 
 
+def setup_cdk_cli() -> None:
+    """Install the CDK CLI pinned by package-lock.json into node_modules (again only when it changes)."""
+    wanted = hashlib.sha256((ROOT / "package-lock.json").read_bytes()).hexdigest()
+    if NPM_STAMP.exists() and NPM_STAMP.read_text().strip() == wanted and CDK.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("npm not found: the CDK CLI needs Node.js (20 or newer) with npm on PATH")
+    print("installing the pinned AWS CDK CLI (npm ci)", flush=True)
+    if _run(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error") != 0:
+        sys.exit("could not install the CDK CLI: see npm's message above")
+    NPM_STAMP.write_text(wanted)
+
+
+def cdk_env() -> dict[str, str]:
+    """The CDK CLI's environment: the venv's python3 runs the app (cdk.json), no telemetry, and no
+    end-of-life banner from jsii on Node 20."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    env.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
+    return env
+
+
 def test(extra: list[str]) -> int:
-    steps: list[tuple[str, list[str | Path]]] = [
-        ("ruff check", [BIN / "ruff", "check", "."]),
-        ("ruff format --check", [BIN / "ruff", "format", "--check", "."]),
-        ("mypy", [BIN / "mypy", "."]),
-        ("pytest", [BIN / "pytest", "-n", "auto", "--dist", "loadfile", *extra]),
+    setup_cdk_cli()
+    steps: list[tuple[str, list[str | Path], dict[str, str] | None]] = [
+        ("ruff check", [BIN / "ruff", "check", "."], None),
+        ("ruff format --check", [BIN / "ruff", "format", "--check", "."], None),
+        ("mypy", [BIN / "mypy", "."], None),
+        # The pinned CLI over the app, with cdk-nag (an unacknowledged finding fails the synth).
+        ("cdk synth", [CDK, "synth", "--quiet", "--no-notices"], cdk_env()),
+        ("cfn-lint", [BIN / "cfn-lint", "--ignore-checks", *CFN_LINT_IGNORED, "--", TEMPLATE], None),
+        ("pytest", [BIN / "pytest", "-n", "auto", "--dist", "loadfile", *extra], None),
     ]
-    for name, cmd in steps:
+    for name, cmd, env in steps:
         print(f"== {name}", flush=True)
-        code = _run(*cmd)
+        code = _run(*cmd, env=env)
         if code != 0:
             print(f"== {name} failed (exit {code})", flush=True)
             return code
@@ -70,6 +109,9 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "test":
         return test(rest)
+    if command == "cdk":
+        setup_cdk_cli()
+        return _run(CDK, *rest, env=cdk_env())
     return _run(BIN / "qbo-link", command, *rest)
 
 
