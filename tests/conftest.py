@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -25,14 +26,89 @@ _DYNAMODB_OPERATIONS = (
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def atomic_moto_dynamodb() -> Iterator[None]:
-    """Make moto's DynamoDB as atomic as the real one.
+def _rollback_by_item(original: Any) -> Any:
+    """moto's ``transact_write_items`` with the same all-or-nothing outcome, rolled back item by item.
+
+    moto deep-copies every table a transaction touches before it starts, so that it can put the
+    copies back if one action fails: each transaction costs a copy of the whole table, and a bulk
+    push into a table of a few thousand items spends most of its time copying.  Under the lock
+    below nothing else changes the tables while a transaction runs, so restoring the items the
+    transaction names (and the table's stream records) gives back exactly the state it started
+    from; moto's own table copy is skipped by handing it the table itself for the duration.
+    """
+    import copy
+    import types
+
+    from moto.dynamodb import models
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.models.table import Table
+
+    def copy_unless_table(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    no_table_copies = types.SimpleNamespace(**{**vars(copy), "deepcopy": copy_unless_table})
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Any:
+        saved: list[tuple[Any, Any, Any, Any]] = []  # (table, hash, range, item before or None)
+        streams: dict[int, tuple[Any, int]] = {}
+        for action in transact_items:
+            for operation, request in action.items():
+                table = self.tables.get(request.get("TableName"))
+                if table is None:
+                    continue
+                source = request["Item"] if operation == "Put" else request.get("Key")
+                if not isinstance(source, dict):
+                    continue
+                try:
+                    hash_key, range_key = self.get_keys_value(table, source)
+                    before = table.get_item(hash_key, range_key)
+                except (MockValidationException, TypeError):
+                    continue  # a malformed key: moto refuses the action itself
+                saved.append((table, hash_key, range_key, copy.deepcopy(before)))
+                if table.stream_shard is not None:
+                    streams.setdefault(id(table), (table.stream_shard, len(table.stream_shard.items)))
+        models.copy = no_table_copies  # type: ignore[assignment,attr-defined]
+        try:
+            return original(self, transact_items)
+        except BaseException:
+            for table, hash_key, range_key, before in reversed(saved):
+                _restore(table, hash_key, range_key, before)
+            for shard, length in streams.values():
+                del shard.items[length:]
+            raise
+        finally:
+            models.copy = copy  # type: ignore[attr-defined]
+
+    return transact_write_items
+
+
+def _restore(table: Any, hash_key: Any, range_key: Any, before: Any) -> None:
+    if range_key is None:
+        if before is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = before
+        return
+    ranges = table.items.get(hash_key)
+    if before is not None:
+        table.items[hash_key][range_key] = before
+    elif ranges is not None:
+        ranges.pop(range_key, None)
+        if not ranges:
+            del table.items[hash_key]
+
+
+@contextmanager
+def atomic_dynamodb() -> Iterator[None]:
+    """Make moto's DynamoDB as atomic as the real one (every test runs inside this; so do the push
+    benchmark and the full-size end-to-end script).
 
     Real DynamoDB evaluates a condition and applies the write as one step per item (and a
     transaction as one step); moto checks and writes in Python without a lock, so two threads can
     both pass the same condition. The single-flight refresh and the rate governor rely on exactly
     that guarantee, so their concurrency tests would otherwise measure moto, not our code.
+    Transactions also roll back item by item instead of from a copy of every table they touch
+    (``_rollback_by_item``): same outcome, without a whole-table copy per transaction.
     """
     import functools
     import threading
@@ -51,12 +127,21 @@ def atomic_moto_dynamodb() -> Iterator[None]:
         return wrapper
 
     for name, method in originals.items():
-        setattr(DynamoDBBackend, name, atomic(method))
+        if name == "transact_write_items":
+            setattr(DynamoDBBackend, name, atomic(functools.wraps(method)(_rollback_by_item(method))))
+        else:
+            setattr(DynamoDBBackend, name, atomic(method))
     try:
         yield
     finally:
         for name, method in originals.items():
             setattr(DynamoDBBackend, name, method)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def atomic_moto_dynamodb() -> Iterator[None]:
+    with atomic_dynamodb():
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,118 @@
+"""The test harness's DynamoDB (tests/conftest.py): transactions stay all-or-nothing while rolling back
+item by item instead of from a copy of every table they touch (the bulk push relies on that speed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        created = dynamodb.create_table(
+            TableName="harness",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield created
+
+
+def _items(table: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(i["pk"], i["sk"]): i for i in table.scan()["Items"]}
+
+
+def _transaction(table: Any, *, condition_holds: bool) -> list[dict[str, Any]]:
+    name = table.name
+    return [
+        {
+            "Update": {
+                "TableName": name,
+                "Key": {"pk": "t", "sk": "updated"},
+                "UpdateExpression": "SET #v = :v ADD #n :one",
+                "ExpressionAttributeNames": {"#v": "value", "#n": "count"},
+                "ExpressionAttributeValues": {":v": "after", ":one": 1},
+            }
+        },
+        {"Put": {"TableName": name, "Item": {"pk": "t", "sk": "new", "value": "after"}}},
+        {"Put": {"TableName": name, "Item": {"pk": "other", "sk": "new", "value": "after"}}},
+        {"Delete": {"TableName": name, "Key": {"pk": "t", "sk": "deleted"}}},
+        {
+            "ConditionCheck": {
+                "TableName": name,
+                "Key": {"pk": "t", "sk": "guard"},
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": "value"},
+                "ExpressionAttributeValues": {":v": "open" if condition_holds else "closed"},
+            }
+        },
+    ]
+
+
+def _seed(table: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    table.put_item(Item={"pk": "t", "sk": "updated", "value": "before", "count": 5, "nested": {"a": [1]}})
+    table.put_item(Item={"pk": "t", "sk": "deleted", "value": "before"})
+    table.put_item(Item={"pk": "t", "sk": "guard", "value": "open"})
+    for n in range(20):
+        table.put_item(Item={"pk": "bystander", "sk": f"{n:03d}", "value": "untouched"})
+    return _items(table)
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.models.table import Table
+
+    # Given items, and a spy on any copy of a whole table
+    before = _seed(table)
+    copied: list[str] = []
+
+    def spy(self: Any, memo: Any) -> Any:
+        copied.append(self.name)
+        raise AssertionError("a whole table was copied")
+
+    monkeypatch.setattr(Table, "__deepcopy__", spy, raising=False)
+    # When a transaction updates, creates (also a new partition) and deletes, then fails its last check
+    with pytest.raises(ClientError) as refused:
+        table.meta.client.transact_write_items(TransactItems=_transaction(table, condition_holds=False))
+    # Then it is refused as DynamoDB does, and nothing it did remains
+    assert refused.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert _items(table) == before
+    other = table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "other"})
+    assert other["Count"] == 0
+    assert copied == []
+
+
+def test_a_transaction_whose_conditions_hold_applies_every_action(table: Any) -> None:
+    before = _seed(table)
+    table.meta.client.transact_write_items(TransactItems=_transaction(table, condition_holds=True))
+    after = _items(table)
+    assert after[("t", "updated")]["value"] == "after"
+    assert after[("t", "updated")]["count"] == 6
+    assert after[("t", "new")]["value"] == "after"
+    assert after[("other", "new")]["value"] == "after"
+    assert ("t", "deleted") not in after
+    assert {k: v for k, v in after.items() if k[0] == "bystander"} == {
+        k: v for k, v in before.items() if k[0] == "bystander"
+    }
