@@ -63,9 +63,9 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from qbo_link_cli.scenario import run_scenario
+    from qbo_link_cli.demo import run_demo
 
-    return run_scenario(verbose=args.verbose)
+    return run_demo(verbose=args.verbose)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--companies", type=int, default=1, help="seeded US companies to create at start")
     sandbox.set_defaults(func=_sandbox)
 
-    demo = commands.add_parser("demo", help="start a sandbox and run the scripted scenario against it")
-    demo.add_argument("-v", "--verbose", action="store_true", help="also print each HTTP exchange")
+    demo = commands.add_parser("demo", help="boot the local stack and run the main job through it, checked")
+    demo.add_argument("-v", "--verbose", action="store_true", help="also print the local stack's log")
     demo.set_defaults(func=_demo)
 
     from qbo_link_local.cli import register_dev

@@ -294,12 +294,13 @@ def exchange_line(exchange: Mapping[str, Any] | None) -> str:
     if not exchange:
         return "Latest exchange: none yet"
     events = ", ".join(f"{k} {v}" for k, v in sorted((exchange.get("events") or {}).items()))
+    ignored = ", ".join(f"{k} {v}" for k, v in sorted((exchange.get("ignored") or {}).items()))
     error = f" — {exchange['error']}" if exchange.get("error") else ""
     return (
         f"Latest exchange: {exchange.get('source')} {exchange.get('outcome')} at "
         f"{_when(exchange.get('finished_at') or exchange.get('started_at'))}: "
         f"{exchange.get('changes', 0)} change(s), {exchange.get('reads', 0)} read(s)"
-        f"{' (' + events + ')' if events else ''}{error}"
+        f"{' (' + events + ')' if events else ''}{'; ignored: ' + ignored if ignored else ''}{error}"
     )
 
 

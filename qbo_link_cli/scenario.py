@@ -1,436 +1,408 @@
-"""The demo's scripted scenario: a client's life against the local QBO sandbox, over real HTTP.
+"""The demo's firm and what it bills, and the checks QuickBooks' state must pass afterwards.
 
-Every step is a check: the scenario prints what happened and exits non-zero if anything QBO
-should have done did not happen.  It uses the same libraries the connector uses (authlib's OAuth
-2.0 client on httpx2) and verifies webhook signatures the way the webhook function will.
+The firm is a landscaping business (the sandbox's seeded US company is "Craig's Design and
+Landscaping Services") whose field-service app keeps its clients, work codes and invoices.  Some of
+its clients and work codes already exist in QuickBooks (onboarding's automatch links them), some are
+new (QBO Link creates them), one work code has no QuickBooks item at all (its invoices wait in
+``needs_attention`` until the demo exports it).  Everything is deterministic: the same documents,
+amounts and dates relative to the day the demo runs.
+
+``check_qbo`` compares what the app sent with what the sandbox holds, to the cent: one QBO document
+per app document, totals, balances after payments, sites under their parents.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
 
-import httpx2
-from authlib.integrations.httpx_client import OAuth2Client
-from rich.console import Console
-from rich.table import Table
+from shared.push.models import round_half_up
 
-from qbo_sandbox.server import SandboxServer
-from qbo_sandbox.settings import SandboxSettings
-
-REDIRECT_PATH = "/qbo/callback"
-SCOPE = "com.intuit.quickbooks.accounting"
+TENANT: Final = "demo-landscaping"
+TAX_RATE: Final = Decimal("0.08")  # the app's own sales tax (the sandbox's California rate is 8 % too)
+UNMAPPED_CODE: Final = "wc-irrigation"
+ZERO: Final = Decimal("0.00")
 
 
-class ScenarioError(Exception):
-    """A check of the scenario did not hold."""
+@dataclass(frozen=True)
+class WorkCode:
+    app_id: str
+    name: str
+    rate: Decimal
+    taxable: bool = False
 
 
-@dataclass
-class Receiver:
-    """A stand-in for the webhook function: records signed deliveries and verifies them."""
-
-    verifier_token: str
-    deliveries: list[tuple[bytes, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def verified_events(self) -> tuple[int, int, list[dict[str, Any]]]:
-        good = bad = 0
-        events: list[dict[str, Any]] = []
-        with self.lock:
-            deliveries = list(self.deliveries)
-        for body, signature in deliveries:
-            digest = hmac.new(self.verifier_token.encode(), body, hashlib.sha256).digest()
-            if hmac.compare_digest(base64.b64encode(digest).decode(), signature):
-                good += 1
-                events.extend(json.loads(body))
-            else:
-                bad += 1
-        return good, bad, events
-
-
-@contextmanager
-def _receiver(verifier_token: str) -> Iterator[tuple[str, Receiver]]:
-    receiver = Receiver(verifier_token)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with receiver.lock:
-                receiver.deliveries.append((body, self.headers.get("intuit-signature", "")))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            del format, args
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/webhooks/qbo", receiver
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+@dataclass(frozen=True)
+class Check:
+    title: str
+    ok: bool
+    detail: str
 
 
 @dataclass
-class Demo:
-    console: Console
-    server: SandboxServer
-    verbose: bool
-    checks: list[tuple[str, str]] = field(default_factory=list)
-    created: list[tuple[str, str, str, str]] = field(default_factory=list)
-    realm: str = ""
-    api: httpx2.Client | None = None
-    callback_code: str = ""
-    throttled: int = 0
-    oauth: OAuth2Client | None = None
-    redirect_uri: str = ""
+class Scenario:
+    """The app's side: catalog entries and the documents to push, as the tenant API takes them."""
 
-    def check(self, title: str, ok: bool, detail: str) -> None:
-        if not ok:
-            self.console.print(f"[red]✘ {title}[/red] — {detail}")
-            raise ScenarioError(f"{title}: {detail}")
-        self.checks.append((title, detail))
-        self.console.print(f"[green]✔[/green] {title} — {detail}")
+    tenant: str
+    accounts: list[dict[str, Any]]  # catalog entries (kind account), each with its "id"
+    work_codes: list[dict[str, Any]]  # catalog entries (kind work_code)
+    clients: list[dict[str, Any]]  # client documents (sites have parent_id)
+    invoices: list[dict[str, Any]]
+    payments: list[dict[str, Any]]
+    credit_memos: list[dict[str, Any]]
+    expected_links: dict[str, str] = field(default_factory=dict)  # client app id -> seeded QBO customer
 
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        answer = httpx2.request(method, f"{self.server.url}/_sandbox/{path}", json=body)
-        if answer.status_code >= 400:
-            raise ScenarioError(f"control {method} {path} failed: {answer.status_code} {answer.text}")
-        return answer.json()
+    @property
+    def documents(self) -> int:
+        return len(self.clients) + len(self.invoices) + len(self.payments) + len(self.credit_memos)
 
-    def call(self, method: str, path: str, body: Any = None, **params: str) -> httpx2.Response:
-        assert self.api is not None
-        for _attempt in range(5):
-            answer = self.api.request(
-                method, f"/v3/company/{self.realm}/{path}", json=body, params={"minorversion": "75", **params}
-            )
-            if answer.status_code != 429:
-                break
-            # QBO allows 10 requests per second per realm: a well-behaved client waits it out.
-            self.throttled += 1
-            time.sleep(1.0)
-        if self.verbose:
-            self.console.print(f"  [dim]{method} {path} {params or ''} → {answer.status_code}[/dim]")
-        return answer
+    def applied(self) -> dict[str, Decimal]:
+        """Per invoice id: the sum of the payments applied to it."""
+        applied: dict[str, Decimal] = {}
+        for payment in self.payments:
+            for application in payment["applications"]:
+                invoice = application["invoice_id"]
+                applied[invoice] = applied.get(invoice, ZERO) + Decimal(application["amount"])
+        return applied
+
+    def waiting_invoices(self) -> list[str]:
+        """The invoices with a line of the work code QuickBooks has no item for."""
+        return [
+            invoice["id"]
+            for invoice in self.invoices
+            if any(line["code"] == UNMAPPED_CODE for line in invoice["lines"])
+        ]
+
+    def waiting_payments(self) -> list[str]:
+        waiting = set(self.waiting_invoices())
+        return [p["id"] for p in self.payments if any(a["invoice_id"] in waiting for a in p["applications"])]
+
+
+# --- the firm ------------------------------------------------------------------------------------
+
+# (app id, display name, e-mail, seeded QBO customer id or None for a new client, parent app id)
+_CLIENTS: Final = (
+    ("c-amy", "Amy's Bird Sanctuary", "Birds@Intuit.com", "1", None),
+    ("c-bill", "Bill's Windsurf Shop", "Surf@Intuit.com", "2", None),
+    ("c-cool", "Cool Cars", "Cool_Cars@intuit.com", "3", None),
+    ("c-dukes", "Dukes Basketball Camp", "Dukes_bball@intuit.com", "5", None),
+    ("c-freeman", "Freeman Sporting Goods", "Sporting_goods@intuit.com", "7", None),
+    ("s-twin-lane", "55 Twin Lane", None, "9", "c-freeman"),
+    ("c-geeta", "Geeta Kalapatapu", "Geeta@Kalapatapu.com", "10", None),
+    ("c-pye", "Pye's Cakes", None, "15", None),
+    ("c-harbor", "Harbor & Pine Legal LLP", "billing@harborpine.example", None, None),
+    ("c-okafor", "Okafor Family Trust", "trustee@okafor.example", None, None),
+    ("c-lindqvist", "Lindqvist Dental", "office@lindqvist-dental.example", None, None),
+    ("s-lindqvist-north", "Lindqvist Dental - North Clinic", None, None, "c-lindqvist"),
+)
+
+_WORK_CODES: Final = (
+    WorkCode("wc-design", "Design", Decimal("75.00")),
+    WorkCode("wc-installation", "Installation", Decimal("50.00")),
+    WorkCode("wc-gardening", "Gardening", Decimal("42.50")),
+    WorkCode("wc-trimming", "Trimming", Decimal("35.00")),
+    WorkCode("wc-maintenance", "Maintenance & Repair", Decimal("62.75")),
+    WorkCode("wc-lighting", "Lighting", Decimal("18.40"), taxable=True),
+    WorkCode("wc-rocks", "Rocks", Decimal("12.95"), taxable=True),
+    WorkCode(UNMAPPED_CODE, "Irrigation Audit", Decimal("95.00")),
+)
+_REVENUE_ACCOUNT: Final = {"id": "acct-services", "name": "Services", "type": "revenue"}
+_INVOICES: Final = 40
+_WAITING_EVERY: Final = 13  # every 13th invoice bills an irrigation audit: 3 of 40
+_QUANTITIES: Final = (Decimal("1"), Decimal("2.5"), Decimal("4"), Decimal("1.25"), Decimal("6"), Decimal("3"))
+
+
+def _invoice(index: int, client_id: str, day: date) -> dict[str, Any]:
+    lines: list[dict[str, Any]] = []
+    codes = [_WORK_CODES[(index + k * 3) % 7] for k in range(1 + index % 3)]
+    if index % _WAITING_EVERY == 5:
+        codes.append(_WORK_CODES[-1])
+    for number, code in enumerate(codes, 1):
+        quantity = _QUANTITIES[(index + number) % len(_QUANTITIES)]
+        amount = round_half_up(quantity * code.rate)
+        lines.append(
+            {
+                "line_id": str(number),
+                "kind": "work",
+                "code": code.app_id,
+                "description": f"{code.name} — visit {index + 1}",
+                "quantity": str(quantity),
+                "rate": str(code.rate),
+                "amount": str(amount),
+                "taxable": code.taxable,
+            }
+        )
+    subtotal = sum((Decimal(line["amount"]) for line in lines), ZERO)
+    taxable = sum((Decimal(line["amount"]) for line in lines if line["taxable"]), ZERO)
+    tax = round_half_up(taxable * TAX_RATE)
+    return {
+        "id": f"inv-{5001 + index}",
+        "version": 1,
+        "number": f"L-{5001 + index}",
+        "date": day.isoformat(),
+        "due_date": (day + timedelta(days=30)).isoformat(),
+        "client_id": client_id,
+        "lines": lines,
+        "tax_total": str(tax),
+        "total": str(subtotal + tax),
+        "memo": "Thank you for your business.",
+    }
+
+
+def build_scenario(today: date, tenant: str = TENANT) -> Scenario:
+    """The firm's catalog and documents, dated in the 40 days before ``today``."""
+    billable = [c[0] for c in _CLIENTS]
+    clients = []
+    for app_id, name, email, _qbo, parent in _CLIENTS:
+        client: dict[str, Any] = {"id": app_id, "version": 1, "type": "client", "display_name": name}
+        if parent is None:
+            client["company_name"] = name
+        else:
+            client["parent_id"] = parent
+        if email:
+            client["email"] = email
+        clients.append(client)
+    start = today - timedelta(days=_INVOICES)
+    invoices = [
+        _invoice(i, billable[(i * 5) % len(billable)], start + timedelta(days=i)) for i in range(_INVOICES)
+    ]
+    by_id = {invoice["id"]: invoice for invoice in invoices}
+    payments = []
+    for n in range(20):
+        invoice = invoices[n * 2]
+        total = Decimal(invoice["total"])
+        if n % 4 == 1:  # a partial payment: half, to the cent
+            amount = round_half_up(total / 2)
+        elif n % 7 == 3:  # a round partial amount
+            amount = min(total, Decimal("100.00"))
+        else:
+            amount = total
+        applications = [{"invoice_id": invoice["id"], "amount": str(amount)}]
+        paid_date = date.fromisoformat(invoice["date"]) + timedelta(days=3)
+        payments.append(
+            {
+                "id": f"pay-{7001 + n}",
+                "version": 1,
+                "client_id": invoice["client_id"],
+                "date": min(paid_date, today).isoformat(),
+                "amount": str(amount),
+                "method": "Check" if n % 2 else "Visa",
+                "reference": f"R{7001 + n}",
+                "applications": applications,
+            }
+        )
+    # One payment settles two invoices of the same client at once.
+    first, second = invoices[3], next(i for i in invoices[4:] if i["client_id"] == invoices[3]["client_id"])
+    both = Decimal(first["total"]) + Decimal(second["total"])
+    payments[-1] = {
+        **payments[-1],
+        "client_id": first["client_id"],
+        "amount": str(both),
+        "applications": [
+            {"invoice_id": first["id"], "amount": first["total"]},
+            {"invoice_id": second["id"], "amount": second["total"]},
+        ],
+    }
+    assert set(by_id) >= {a["invoice_id"] for p in payments for a in p["applications"]}
+    credit = {
+        "id": "cm-9001",
+        "version": 1,
+        "number": "CM-9001",
+        "date": (today - timedelta(days=2)).isoformat(),
+        "client_id": "c-amy",
+        "lines": [
+            {
+                "line_id": "1",
+                "kind": "work",
+                "code": "wc-design",
+                "description": "Design revision not delivered",
+                "quantity": "1",
+                "rate": "75.00",
+                "amount": "75.00",
+                "taxable": False,
+            }
+        ],
+        "tax_total": "0.00",
+        "total": "75.00",
+        "memo": "Goodwill credit",
+    }
+    work_codes = [
+        {"id": code.app_id, "version": 1, "name": code.name, "account_id": _REVENUE_ACCOUNT["id"]}
+        for code in _WORK_CODES
+    ]
+    return Scenario(
+        tenant=tenant,
+        accounts=[{**_REVENUE_ACCOUNT, "version": 1}],
+        work_codes=work_codes,
+        clients=clients,
+        invoices=invoices,
+        payments=payments,
+        credit_memos=[credit],
+        expected_links={c[0]: c[3] for c in _CLIENTS if c[3] is not None},
+    )
+
+
+# --- the checks ----------------------------------------------------------------------------------
 
 
 def _money(value: Any) -> Decimal:
-    return Decimal(str(value))
+    return round_half_up(Decimal(str(value)))
 
 
-def _connect(demo: Demo) -> OAuth2Client:
-    settings = demo.server.sandbox.settings
-    discovery = httpx2.get(f"{demo.server.url}/.well-known/openid_configuration").json()
-    redirect_uri = f"http://127.0.0.1:8080{REDIRECT_PATH}"
-    oauth = OAuth2Client(
-        settings.client_id,
-        settings.client_secret,
-        scope=SCOPE,
-        redirect_uri=redirect_uri,
-        token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method name
-    )
-    url, state = oauth.create_authorization_url(discovery["authorization_endpoint"])
-    consent = httpx2.get(url, follow_redirects=False)
-    callback = consent.headers.get("location", "")
-    demo.check(
-        "consent",
-        consent.status_code == 302 and callback.startswith(redirect_uri),
-        f"authorize redirected to the app with code, state and realmId ({consent.status_code})",
-    )
-    token = oauth.fetch_token(discovery["token_endpoint"], authorization_response=callback, state=state)
-    params = dict(httpx2.URL(callback).params)
-    demo.realm = params["realmId"]
-    demo.check(
-        "token exchange",
-        token.get("expires_in") == 3600 and bool(token.get("refresh_token")),
-        f"realm {demo.realm}: access token for {token['expires_in']} s, refresh token for "
-        f"{int(token['x_refresh_token_expires_in']) // 86400} days (authlib, client_secret_basic)",
-    )
-    demo.callback_code = params["code"]
-    demo.redirect_uri = redirect_uri
-    return oauth
+def _ours(rows: Sequence[Mapping[str, Any]], marker_kind: str, app_id: str) -> list[Mapping[str, Any]]:
+    marker = f"qbo-link:{marker_kind}:{app_id}"
+    return [row for row in rows if marker in str(row.get("PrivateNote", ""))]
 
 
-def _scenario(demo: Demo, receiver_url: str, receiver: Receiver) -> None:
-    demo.control("POST", "webhooks", {"endpoint_url": receiver_url, "format": "cloudevents"})
-    oauth = _connect(demo)
-    demo.oauth = oauth
-    started = demo.server.sandbox.clock.now() - timedelta(seconds=1)
-    demo.api = httpx2.Client(
-        base_url=demo.server.url,
-        timeout=10,
-        headers={"Authorization": f"Bearer {oauth.token['access_token']}", "Accept": "application/json"},
-    )
+def check_qbo(
+    scenario: Scenario,
+    qbo: Mapping[str, Sequence[Mapping[str, Any]]],
+    qbo_ids: Mapping[tuple[str, str], str],
+) -> list[Check]:
+    """What the sandbox holds (``qbo``: entity name -> rows) against what the app sent.
 
-    info = demo.call("GET", f"companyinfo/{demo.realm}").json()["CompanyInfo"]
-    prefs = demo.call("GET", "preferences").json()["Preferences"]
-    ast = prefs.get("TaxPrefs", {}).get("PartnerTaxEnabled")
-    demo.check(
-        "company facts",
-        info.get("Country") == "US",
-        f"{info['CompanyName']}, country {info['Country']}, "
-        f"home currency {prefs['CurrencyPrefs']['HomeCurrency']['value']}, automated sales tax {ast}",
-    )
+    ``qbo_ids``: (kind, app id) -> the QBO id the posting log recorded."""
+    checks: list[Check] = []
+    customers = {row["Id"]: row for row in qbo.get("Customer", ())}
+    by_name: dict[str, list[Mapping[str, Any]]] = {}
+    for row in customers.values():
+        by_name.setdefault(str(row.get("DisplayName", "")).casefold(), []).append(row)
 
-    count = demo.call("GET", "query", query="SELECT COUNT(*) FROM Customer").json()
-    demo.check(
-        "query",
-        count["QueryResponse"].get("totalCount", 0) > 0,
-        f"{count['QueryResponse']['totalCount']} active customers in the seeded company",
-    )
-
-    body = {
-        "DisplayName": "Harbor & Pine Legal LLP",
-        "CompanyName": "Harbor & Pine Legal LLP",
-        "PrimaryEmailAddr": {"Address": "billing@harborpine.example"},
-        "BillAddr": {
-            "Line1": "12 Wharf St",
-            "City": "Sausalito",
-            "CountrySubDivisionCode": "CA",
-            "PostalCode": "94965",
-        },
+    # Clients: one customer each (the seeded ones reused, not copied); sites under their parent.
+    missing = [c["id"] for c in scenario.clients if qbo_ids.get(("client", c["id"])) not in customers]
+    doubled = [
+        c["display_name"] for c in scenario.clients if len(by_name.get(c["display_name"].casefold(), [])) > 1
+    ]
+    relinked = {
+        app: qbo_ids.get(("client", app))
+        for app, seeded in scenario.expected_links.items()
+        if qbo_ids.get(("client", app)) != seeded
     }
-    first = demo.call("POST", "customer", body, requestid="demo-client-42-v1")
-    again = demo.call("POST", "customer", body, requestid="demo-client-42-v1")
-    customer = first.json()["Customer"]
-    demo.created.append(("Customer", customer["Id"], customer["DisplayName"], ""))
-    demo.check(
-        "idempotent create",
-        first.content == again.content,
-        f"customer {customer['Id']} created; the retry with the same requestid replayed it, no duplicate",
+    checks.append(
+        Check(
+            "clients",
+            not missing and not doubled and not relinked,
+            f"{len(scenario.clients)} clients in QBO once each: {len(scenario.expected_links)} matched to "
+            f"existing customers, {len(scenario.clients) - len(scenario.expected_links)} created"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; duplicated {doubled}" if doubled else "")
+            + (f"; linked elsewhere {relinked}" if relinked else ""),
+        )
     )
-    dupe = demo.call("POST", "customer", body, requestid="demo-client-42-v2")
-    code = dupe.json()["Fault"]["Error"][0]["code"] if dupe.status_code == 400 else "none"
-    demo.check(
-        "duplicate name",
-        code == "6240",
-        "the same DisplayName under a new requestid is refused by QBO with 6240",
-    )
-
-    invoice_body = {
-        "CustomerRef": {"value": customer["Id"]},
-        "Line": [
-            {
-                "DetailType": "SalesItemLineDetail",
-                "Amount": 1125.00,
-                "Description": "Contract review",
-                "SalesItemLineDetail": {
-                    "ItemRef": {"value": "2"},
-                    "Qty": 7.5,
-                    "UnitPrice": 150,
-                    "TaxCodeRef": {"value": "NON"},
-                },
-            },
-            {
-                "DetailType": "SalesItemLineDetail",
-                "Amount": 480.25,
-                "Description": "Filing package",
-                "SalesItemLineDetail": {
-                    "ItemRef": {"value": "4"},
-                    "Qty": 1,
-                    "UnitPrice": 480.25,
-                    "TaxCodeRef": {"value": "TAX"},
-                },
-            },
-        ],
-    }
-    answer = demo.call("POST", "invoice", invoice_body, requestid="demo-invoice-1001-v1")
-    invoice = answer.json()["Invoice"]
-    tax = _money(invoice["TxnTaxDetail"]["TotalTax"])
-    total = _money(invoice["TotalAmt"])
-    expected_tax = (Decimal("480.25") * Decimal("0.08")).quantize(Decimal("0.01"))
-    demo.created.append(("Invoice", invoice["Id"], f"#{invoice['DocNumber']}", f"{total:.2f}"))
-    demo.check(
-        "invoice with sales tax",
-        tax == expected_tax and total == Decimal("1605.25") + tax,
-        f"invoice #{invoice['DocNumber']}: lines 1,605.25 + tax {tax} (8% on the taxable line) "
-        f"= {total}, due {invoice['DueDate']}",
+    wrong_parent = []
+    for site in (c for c in scenario.clients if c.get("parent_id")):
+        row = customers.get(qbo_ids.get(("client", site["id"]), ""), {})
+        parent = qbo_ids.get(("client", site["parent_id"]))
+        if (row.get("ParentRef") or {}).get("value") != parent or not row.get("Job"):
+            wrong_parent.append(site["id"])
+    sites = sum(1 for c in scenario.clients if c.get("parent_id"))
+    checks.append(
+        Check(
+            "sites",
+            not wrong_parent,
+            f"{sites} sites are sub-customers of their client's customer"
+            + (f"; wrong: {wrong_parent}" if wrong_parent else ""),
+        )
     )
 
-    payment_body = {
-        "CustomerRef": {"value": customer["Id"]},
-        "TotalAmt": 600,
-        "Line": [{"Amount": 600, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
-    }
-    payment = demo.call("POST", "payment", payment_body, requestid="demo-payment-77-v1").json()["Payment"]
-    demo.created.append(
-        ("Payment", payment["Id"], "applied to the invoice", f"{_money(payment['TotalAmt']):.2f}")
-    )
-    after = demo.call("GET", f"invoice/{invoice['Id']}").json()["Invoice"]
-    demo.check(
-        "payment applied",
-        _money(after["Balance"]) == total - 600 and after["SyncToken"] != "0",
-        f"invoice balance {total} → {_money(after['Balance'])}; the payment moved its SyncToken to "
-        f"{after['SyncToken']}",
-    )
-    stale = demo.call(
-        "POST",
-        "invoice",
-        {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"], "sparse": True, "PrivateNote": "late edit"},
-    )
-    stale_code = stale.json()["Fault"]["Error"][0]["code"] if stale.status_code == 400 else "none"
-    demo.check(
-        "optimistic locking",
-        stale_code == "5010",
-        "an update with the old SyncToken is refused with 5010 Stale Object Error",
-    )
-
-    batch = {
-        "BatchItemRequest": [
-            {"bId": str(i), "operation": "create", "Customer": {"DisplayName": name}}
-            for i, name in enumerate(["Okafor Family Trust", "Lindqvist Dental", "Nguyen & Sons Plumbing"], 1)
-        ]
-    }
-    items = demo.call("POST", "batch", batch, requestid="demo-batch-1").json()["BatchItemResponse"]
-    ids = [item["Customer"]["Id"] for item in items if "Customer" in item]
-    for item in items:
-        if "Customer" in item:
-            demo.created.append(
-                ("Customer", item["Customer"]["Id"], item["Customer"]["DisplayName"], "batch")
+    # Invoices: exactly one each, to the cent, balance = total - payments applied.
+    invoices = list(qbo.get("Invoice", ()))
+    applied = scenario.applied()
+    counts: dict[str, int] = {}
+    totals_off: list[str] = []
+    balances_off: list[str] = []
+    app_sum = qbo_sum = ZERO
+    for invoice in scenario.invoices:
+        found = _ours(invoices, "invoice", invoice["id"])
+        counts[invoice["id"]] = len(found)
+        if len(found) != 1:
+            continue
+        row = found[0]
+        total = Decimal(invoice["total"])
+        app_sum += total
+        qbo_sum += _money(row["TotalAmt"])
+        if _money(row["TotalAmt"]) != total or row.get("DocNumber") != invoice["number"]:
+            totals_off.append(f"{invoice['number']} app {total} QBO {_money(row['TotalAmt'])}")
+        expected_balance = total - applied.get(invoice["id"], ZERO)
+        if _money(row.get("Balance", 0)) != expected_balance:
+            balances_off.append(
+                f"{invoice['number']} expected {expected_balance} QBO {_money(row.get('Balance', 0))}"
             )
-    demo.check("batch", len(ids) == 3, f"3 customers created in one request (ids {', '.join(ids)})")
-
-    demo.control(
-        "POST",
-        "faults",
-        {"kind": "commit_then_fail", "status": 503, "entity": "payment", "operation": "create"},
+    not_once = {k: v for k, v in counts.items() if v != 1}
+    checks.append(
+        Check(
+            "exactly once",
+            not not_once,
+            f"{len(scenario.invoices)} invoices, each in QBO exactly once"
+            + (f"; not once: {not_once}" if not_once else ""),
+        )
     )
-    lost_body = {
-        "CustomerRef": {"value": customer["Id"]},
-        "TotalAmt": 250,
-        "Line": [{"Amount": 250, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
-    }
-    lost = demo.call("POST", "payment", lost_body, requestid="demo-payment-78-v1")
-    retried = demo.call("POST", "payment", lost_body, requestid="demo-payment-78-v1")
-    payments = demo.call(
-        "GET",
-        "query",
-        query=f"SELECT * FROM Payment WHERE CustomerRef = '{customer['Id']}'",  # noqa: S608
-    ).json()
-    rows = payments["QueryResponse"].get("Payment", [])
-    second = retried.json().get("Payment", {})
-    demo.created.append(("Payment", second.get("Id", "?"), "after a lost response", "250.00"))
-    demo.check(
-        "lost response",
-        lost.status_code == 503 and retried.status_code == 200 and len(rows) == 2,
-        "QBO committed then answered 503; the retry with the same requestid returned the "
-        f"committed payment {second.get('Id')} — 2 payments in QBO, not 3",
+    checks.append(
+        Check(
+            "totals to the cent",
+            not totals_off and app_sum == qbo_sum,
+            f"invoices total {app_sum} in the app and {qbo_sum} in QBO, each invoice equal (tax included)"
+            + (f"; off: {totals_off[:3]}" if totals_off else ""),
+        )
     )
-
-    cdc = demo.call(
-        "GET", "cdc", entities="Customer,Invoice,Payment", changedSince=started.isoformat()
-    ).json()
-    counts = {
-        name: len(block[name])
-        for block in cdc["CDCResponse"][0]["QueryResponse"]
-        for name in block
-        if isinstance(block[name], list)
-    }
-    demo.check(
-        "change data capture",
-        counts.get("Customer") == 4 and counts.get("Payment") == 2,
-        f"changes since the start: {counts}",
+    partial = sum(
+        1
+        for k, v in applied.items()
+        if v < Decimal(next(i["total"] for i in scenario.invoices if i["id"] == k))
+    )
+    checks.append(
+        Check(
+            "balances after payments",
+            not balances_off,
+            f"{len(applied)} paid invoices ({partial} partly) show the right open balance"
+            + (f"; off: {balances_off[:3]}" if balances_off else ""),
+        )
     )
 
-    flushed = demo.control("POST", "webhooks/flush")
-    good, bad, events = receiver.verified_events()
-    types = sorted({e["type"] for e in events})
-    demo.check(
-        "signed webhooks",
-        good > 0 and bad == 0 and len(events) > 0,
-        f"{len(flushed)} POST(s), {len(events)} CloudEvents, all signatures valid: {', '.join(types)}",
+    # Payments and the credit memo: one each, the right amount, applied to the right invoices.
+    payments = list(qbo.get("Payment", ()))
+    invoice_ids = {i["id"]: qbo_ids.get(("invoice", i["id"])) for i in scenario.invoices}
+    payments_off = []
+    for payment in scenario.payments:
+        wanted_id = qbo_ids.get(("payment", payment["id"]))
+        row = next((r for r in payments if r["Id"] == wanted_id), {})
+        if not row or _money(row["TotalAmt"]) != Decimal(payment["amount"]):
+            payments_off.append(payment["id"])
+            continue
+        linked = sorted(
+            (t["TxnId"], _money(line["Amount"]))
+            for line in row.get("Line", ())
+            for t in line.get("LinkedTxn", ())
+            if t.get("TxnType") == "Invoice"
+        )
+        wanted = sorted((invoice_ids[a["invoice_id"]], Decimal(a["amount"])) for a in payment["applications"])
+        if linked != wanted:
+            payments_off.append(payment["id"])
+    ids = [qbo_ids.get(("payment", p["id"])) for p in scenario.payments]
+    checks.append(
+        Check(
+            "payments applied",
+            not payments_off and len(set(ids)) == len(ids),
+            f"{len(scenario.payments)} payments, one QBO payment each, applied to the invoices they pay"
+            + (f"; wrong: {payments_off}" if payments_off else ""),
+        )
     )
-
-    old_refresh = oauth.token["refresh_token"]
-    discovery = httpx2.get(f"{demo.server.url}/.well-known/openid_configuration").json()
-    demo.control("POST", "clock/advance", {"hours": 1, "minutes": 1})
-    expired = demo.call("GET", "customer/1")
-    refreshed = oauth.refresh_token(discovery["token_endpoint"], refresh_token=old_refresh)
-    assert demo.api is not None
-    demo.api.headers["Authorization"] = f"Bearer {refreshed['access_token']}"
-    works = demo.call("GET", "customer/1")
-    demo.check(
-        "token refresh",
-        expired.status_code == 401 and works.status_code == 200 and refreshed["refresh_token"] != old_refresh,
-        "after an hour the access token gets 401; refresh rotated the refresh token and the API "
-        "answers again",
+    memos = list(qbo.get("CreditMemo", ()))
+    memos_off = [
+        m["id"]
+        for m in scenario.credit_memos
+        if [_money(r["TotalAmt"]) for r in _ours(memos, "credit_memo", m["id"])] != [Decimal(m["total"])]
+    ]
+    checks.append(
+        Check(
+            "credit memo",
+            not memos_off,
+            f"{len(scenario.credit_memos)} credit memo in QBO once, for "
+            f"{sum(Decimal(m['total']) for m in scenario.credit_memos)}"
+            + (f"; wrong: {memos_off}" if memos_off else ""),
+        )
     )
-
-    counters = demo.control("GET", f"counters?realm={demo.realm}")
-    demo.check(
-        "metering",
-        counters["metered_reads"] > 0 and counters["writes"] > 0,
-        f"{counters['requests']} API requests: {counters['metered_reads']} metered reads, "
-        f"{counters['writes']} writes, {counters['batch_requests']} batch; "
-        f"{counters['faults_injected']} injected fault, {demo.throttled} throttled (429) and retried "
-        "after a second",
-    )
-
-    settings = demo.server.sandbox.settings
-    replay = httpx2.post(
-        discovery["token_endpoint"],
-        auth=(settings.client_id, settings.client_secret),
-        data={
-            "grant_type": "authorization_code",
-            "code": demo.callback_code,
-            "redirect_uri": demo.redirect_uri,
-        },
-    )
-    revoked = demo.call("GET", "customer/1")
-    demo.check(
-        "code is single-use",
-        replay.status_code == 400
-        and replay.json()["error"] == "invalid_grant"
-        and revoked.status_code == 401,
-        "replaying the authorization code (a double callback) is refused with invalid_grant and "
-        "revokes the tokens it issued: why the callback must be idempotent",
-    )
-
-
-def _summary(demo: Demo) -> None:
-    table = Table(title=f"What the demo put into QBO (realm {demo.realm})")
-    table.add_column("Entity")
-    table.add_column("QBO Id", justify="right")
-    table.add_column("What")
-    table.add_column("Amount", justify="right")
-    for row in demo.created:
-        table.add_row(*row)
-    demo.console.print(table)
-
-
-def run_scenario(verbose: bool = False, printer: Callable[[str], None] | None = None) -> int:
-    console = Console(highlight=False)
-    del printer
-    settings = SandboxSettings(port=0)
-    with SandboxServer(settings) as server, _receiver(settings.verifier_token) as (url, receiver):
-        console.print(f"[bold]QBO Link demo[/bold] — local QuickBooks Online sandbox at {server.url}")
-        demo = Demo(console, server, verbose)
-        try:
-            _scenario(demo, url, receiver)
-        except (ScenarioError, httpx2.HTTPError, KeyError) as exc:
-            console.print(f"[red]demo failed:[/red] {exc}")
-            return 1
-        finally:
-            if demo.api is not None:
-                demo.api.close()
-            if demo.oauth is not None:
-                demo.oauth.close()
-        _summary(demo)
-        console.print(f"[bold green]All {len(demo.checks)} checks passed.[/bold green]")
-    return 0
+    return checks
