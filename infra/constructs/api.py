@@ -149,6 +149,10 @@ class Api(Construct):
             integration = integrations.HttpLambdaIntegration(
                 f"{spec.logical_id}Integration", functions[spec.name]
             )
+            # An integration belongs to one API: the JWT API gets its own, to the same function.
+            jwt_integration = integrations.HttpLambdaIntegration(
+                f"{spec.logical_id}JwtIntegration", functions[spec.name]
+            )
             for route in spec.routes:
                 if route.auth is Auth.IAM:
                     self.http_api.add_routes(
@@ -156,7 +160,10 @@ class Api(Construct):
                     )
                     if self.jwt_api is not None and jwt is not None:
                         self.jwt_api.add_routes(
-                            path=route.path, methods=_methods(route), integration=integration, authorizer=jwt
+                            path=route.path,
+                            methods=_methods(route),
+                            integration=jwt_integration,
+                            authorizer=jwt,
                         )
                 else:
                     routes = self.http_api.add_routes(

@@ -1,0 +1,54 @@
+"""Deployment settings from CDK context: what is accepted, and what is refused with the key named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra import synth  # noqa: F401  (silences jsii's Node banner before aws_cdk loads)
+
+
+def _settings(context: dict[str, Any]) -> Any:
+    from infra.stack import DeploymentSettings
+
+    return DeploymentSettings.from_context(context.get)
+
+
+def test_defaults_deploy_against_intuits_sandbox_without_jwt() -> None:
+    settings = _settings({})
+    assert settings.intuit_environment == "sandbox"
+    assert settings.jwt_issuer is None
+    assert settings.return_url_allowlist == ()
+    assert settings.log_retention_days == 30
+
+
+def test_lists_come_as_commas_or_json_lists() -> None:
+    settings = _settings(
+        {
+            "qbo-link:returnUrlAllowlist": ["https://a.example/", " https://b.example/ "],
+            "qbo-link:jwtIssuer": "https://issuer.example/",
+            "qbo-link:jwtAudience": "one, two",
+            "qbo-link:apiRateLimit": 7,
+        }
+    )
+    assert settings.return_url_allowlist == ("https://a.example/", "https://b.example/")
+    assert settings.jwt_audience == ("one", "two")
+    assert settings.api_rate_limit == 7
+
+
+@pytest.mark.parametrize(
+    ("context", "named"),
+    [
+        ({"qbo-link:intuitEnvironment": "local"}, "intuitEnvironment"),
+        ({"qbo-link:returnUrlAllowlist": "http://app.example.com/"}, "returnUrlAllowlist"),
+        ({"qbo-link:jwtIssuer": "https://issuer.example/"}, "jwtAudience"),
+        ({"qbo-link:logRetentionDays": "10"}, "logRetentionDays"),
+        ({"qbo-link:apiBurstLimit": "many"}, "apiBurstLimit"),
+    ],
+)
+def test_wrong_context_is_refused_naming_the_key(context: dict[str, Any], named: str) -> None:
+    from infra.stack import DeploymentSettingsError
+
+    with pytest.raises(DeploymentSettingsError, match=named):
+        _settings(context)
