@@ -86,6 +86,10 @@ _DYNAMODB_OPERATIONS: Final = (
 )
 
 
+_running: list[LocalStack] = []  # at most one: the environment and Powertools' state are per process
+_running_lock = threading.Lock()
+
+
 class LocalStackError(RuntimeError):
     """The stack cannot start as configured; the message is one line saying what to change."""
 
@@ -158,6 +162,7 @@ class LocalStack:
         self._intuit: _Intuit | None = None
         self._saved_env: dict[str, str | None] = {}
         self._saved_session: Any = None
+        self._session_swapped = False
         self._dynamodb_originals: dict[str, Any] = {}
         self._log_routing: HandlerLogRouting | None = None
         self._events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS_KEPT)
@@ -215,6 +220,12 @@ class LocalStack:
         """Start everything; returns when the gateway, the pollers and the scheduler are running."""
         if self._started:
             return self
+        with _running_lock:
+            if _running:
+                raise LocalStackError(
+                    "another local stack runs in this process (they would share one environment)"
+                )
+            _running.append(self)
         self._started = True
         self._outer_env = dict(os.environ)
         try:
@@ -276,8 +287,9 @@ class LocalStack:
         if self._log_routing is not None:
             self._log_routing.uninstall()
         self._invoker.sink.uninstall()
-        self._reset_process_caches()
-        self._restore_environment()
+        if self._saved_env:
+            self._reset_process_caches()
+            self._restore_environment()
         self._restore_dynamodb()
         for client in self._clients.values():
             with contextlib.suppress(Exception):
@@ -287,9 +299,14 @@ class LocalStack:
             self._moto.stop()
             self._moto = None
             logging.getLogger("werkzeug").setLevel(self._saved_werkzeug_level)
-        import boto3
+        if self._session_swapped:
+            import boto3
 
-        boto3.DEFAULT_SESSION = self._saved_session
+            boto3.DEFAULT_SESSION = self._saved_session
+            self._session_swapped = False
+        with _running_lock:
+            if self in _running:
+                _running.remove(self)
 
     # --- the QBO side ------------------------------------------------------------------------
 
@@ -521,7 +538,7 @@ class LocalStack:
         its first clients) here, before any handler runs."""
         import boto3
 
-        self._saved_session = boto3.DEFAULT_SESSION
+        self._saved_session, self._session_swapped = boto3.DEFAULT_SESSION, True
         boto3.DEFAULT_SESSION = None
         for service in ("sqs", "events", "kms", "secretsmanager"):
             boto3.client(service)
@@ -628,7 +645,8 @@ class LocalStack:
                     {
                         "id": r["messageId"],
                         "group": r["attributes"].get("MessageGroupId"),
-                        "sequence": r["attributes"].get("SequenceNumber"),
+                        "sequence": r["attributes"].get("SequenceNumber"),  # random in moto
+                        "sent": int(r["attributes"].get("SentTimestamp", "0")),
                         "receive_count": int(r["attributes"].get("ApproximateReceiveCount", "1")),
                     }
                     for r in records
