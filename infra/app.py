@@ -53,7 +53,13 @@ def build(app: App, asset: CodeAsset | None = None) -> QboLinkStack:
 
 
 def main() -> None:
-    from aws_cdk import App
+    try:
+        from aws_cdk import App
+    except ModuleNotFoundError:
+        raise SystemExit(
+            "aws-cdk-lib is not installed for this python3: run the CDK through `python3 dev.py cdk ...`, "
+            "or activate the project's environment first (`. .venv/bin/activate`)"
+        ) from None
 
     app = App()
     build(app)

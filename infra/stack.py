@@ -235,7 +235,15 @@ class QboLinkStack(Stack):
             http_api=self.api.http_api,
             alarm_email=settings.alarm_email,
         )
-        Outputs(self, "Outputs", api=self.api, secrets=self.secrets, queues=self.queues, events=self.events)
+        Outputs(
+            self,
+            "Outputs",
+            api=self.api,
+            secrets=self.secrets,
+            queues=self.queues,
+            events=self.events,
+            functions=self.functions.functions,
+        )
         self._acknowledge_nag_findings()
 
     def _acknowledge_nag_findings(self) -> None:

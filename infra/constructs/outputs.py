@@ -1,11 +1,13 @@
 """Stack outputs: every URL the operator enters in Intuit's developer portal, and the names they use
-to fill secrets and redrive queues (docs/deploy.md)."""
+to fill secrets, redrive queues and read or invoke functions (docs/deploy.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 from aws_cdk import CfnOutput
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constructs.api import Api
@@ -34,6 +36,7 @@ class Outputs(Construct):
         secrets: Secrets,
         queues: Queues,
         events: Events,
+        functions: Mapping[str, lambda_.IFunction],
     ) -> None:
         super().__init__(scope, construct_id)
         missing = {CALLBACK_PATH, DISCONNECT_PATH, RECONNECT_PATH, WEBHOOK_PATH} - public_paths()
@@ -70,3 +73,5 @@ class Outputs(Construct):
             "AsyncFailureQueueUrl", queues.async_failures.queue_url, "Failed scheduled and event-driven runs"
         )
         output("EventBusName", events.bus.event_bus_name, "Subscribe to QBO Link's events on this bus")
+        for function in manifest.FUNCTIONS:
+            output(f"{function.logical_id}Name", functions[function.name].function_name, function.description)

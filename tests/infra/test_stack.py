@@ -563,6 +563,8 @@ def test_outputs_give_every_url_for_intuits_portal_and_the_operators_names(synth
         assert secret.logical_id in _references(outputs[f"{secret.logical_id}Name"]["Value"])
     for queue in manifest.QUEUES:
         assert outputs[f"{queue.dlq_logical_id}Url"]["Value"] == {"Ref": queue.dlq_logical_id}
+    for function in manifest.FUNCTIONS:
+        assert outputs[f"{function.logical_id}Name"]["Value"] == {"Ref": _function_id(synthesized, function)}
     assert "JwtApiUrl" not in outputs  # the JWT API is off unless its context is given
 
 
