@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from qbo_link_cli import operator
 from qbo_link_cli.client import ApiClient, ApiError
@@ -386,7 +387,7 @@ def run_demo(*, verbose: bool = False, console: Console | None = None) -> int:
 
     def log(line: str) -> None:
         if verbose:
-            out.print(f"[dim]{line}[/dim]", markup=True, highlight=False)
+            out.print(Text(line, style="dim"), highlight=False)
         log_lines.append(line)
 
     out.print("[bold]QBO Link demo[/bold] — the local stack: real handlers, moto, the QuickBooks sandbox")

@@ -23,6 +23,7 @@ and the line's columns prefixed ``line.`` (``line.line_id``, ``line.kind``, ``li
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ class _Building:
 
 
 def _from_csv(text: str, problems: list[Problem]) -> list[Document]:
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # a quoted cell may hold a newline
     if not reader.fieldnames or "kind" not in reader.fieldnames:
         problems.append(Problem("row 1", "", "kind", "the header must have a kind column"))
         return []
