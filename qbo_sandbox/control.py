@@ -69,7 +69,7 @@ class LimitsIn(_Strict):
 
 class FaultIn(_Strict):
     kind: Literal["status", "latency", "drop", "commit_then_fail", "slow_response"]
-    count: int = Field(default=1, ge=1)
+    count: int | None = Field(default=None, ge=1)  # None: 1, or unlimited for a rate (probability)
     method: str | None = None
     path: str | None = None
     realm: str | None = None
@@ -80,6 +80,8 @@ class FaultIn(_Strict):
     body: Any = None
     content_type: str | None = None
     latency_ms: int = Field(default=0, ge=0, le=120_000)
+    probability: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
 
 
 class SettingsIn(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from collections import Counter, deque
@@ -85,10 +86,16 @@ FAULT_KINDS = frozenset({"status", "latency", "drop", "commit_then_fail", "slow_
 
 @dataclass
 class FaultRule:
-    """Applies to the next ``count`` requests that match; see docs/sandbox.md for every field."""
+    """Applies to the next ``count`` requests that match; see docs/sandbox.md for every field.
+
+    With a ``probability`` the rule is a rate: each matching request draws from the rule's own
+    random generator (seeded with ``seed``, so a run can be repeated) and the fault happens only
+    when the draw falls below it; ``count`` then caps how many times it happens (None: until the
+    rule is cleared).  ``seen`` counts the matching requests, ``hits`` the faults injected.
+    """
 
     kind: str
-    count: int = 1
+    count: int | None = None  # None: 1, or no cap for a rate
     method: str | None = None
     path: str | None = None  # regular expression searched in the path
     realm: str | None = None
@@ -99,16 +106,34 @@ class FaultRule:
     body: Any = None  # an exact body to send instead of QBO's
     content_type: str | None = None
     latency_ms: int = 0
+    probability: float | None = None  # a rate: the share of matching requests that get the fault
+    seed: int | None = None  # the rate's random generator (None: a fresh, unrepeatable one)
     rule_id: int = 0
     hits: int = 0
+    seen: int = 0
+    _draw: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {sorted(FAULT_KINDS)}")
-        if self.count < 1:
+        if self.probability is not None and not 0 < self.probability <= 1:
+            raise ValueError("probability must be above 0 and at most 1")
+        if self.count is None and self.probability is None:
+            self.count = 1  # an unlimited rule would fail every request: only rates may omit count
+        if self.count is not None and self.count < 1:
             raise ValueError("count must be at least 1")
         if self.path is not None:
             re.compile(self.path)
+        self._draw = random.Random(self.seed)  # noqa: S311 - fault injection, not cryptography
+
+    def fires(self) -> bool:
+        """Called for a matching request: does the fault happen to it?"""
+        self.seen += 1
+        return self.probability is None or self._draw.random() < self.probability
+
+    @property
+    def spent(self) -> bool:
+        return self.count is not None and self.hits >= self.count
 
     def matches(
         self, method: str, path: str, realm: str | None, entity: str | None, operation: str | None
@@ -122,7 +147,7 @@ class FaultRule:
         )
 
     def public(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return {k: v for k, v in self.__dict__.items() if v is not None and not k.startswith("_")}
 
 
 class FaultInjector:
@@ -146,12 +171,14 @@ class FaultInjector:
         entity: str | None = None,
         operation: str | None = None,
     ) -> FaultRule | None:
-        """The first armed rule matching this request, consuming one of its uses."""
+        """The first armed rule that matches this request and fires, consuming one of its uses.
+
+        A rate rule that matches but does not fire lets the next rules have their turn."""
         with self._lock:
             for rule in self._rules:
-                if rule.matches(method, path, realm, entity, operation):
+                if rule.matches(method, path, realm, entity, operation) and rule.fires():
                     rule.hits += 1
-                    if rule.hits >= rule.count:
+                    if rule.spent:
                         self._rules.remove(rule)
                     return rule
         return None

@@ -32,6 +32,7 @@ import boto3  # noqa: E402
 
 from qbo_sandbox.server import SandboxServer  # noqa: E402
 from qbo_sandbox.settings import SandboxSettings  # noqa: E402
+from tests.conftest import atomic_dynamodb  # noqa: E402
 from tests.integration.push_fixtures import PushWorld, push_environment  # noqa: E402
 
 TENANT = "bench-firm"
@@ -79,7 +80,12 @@ def main() -> None:
 
     counter = DynamoCounter()
     quiet = contextlib.redirect_stdout(io.StringIO())  # the handlers' metric and log lines
-    with SandboxServer(SandboxSettings(port=0)) as server, push_environment(server) as push, quiet:
+    with (
+        atomic_dynamodb(),
+        SandboxServer(SandboxSettings(port=0)) as server,
+        push_environment(server) as push,
+        quiet,
+    ):
         # moto starts a fresh default session; wiring builds its DynamoDB resource from it lazily.
         session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
         assert session is not None

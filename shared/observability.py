@@ -7,10 +7,37 @@ used on every traced method that handles them.
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from typing import TYPE_CHECKING, Final
+
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.constants import SERVICE
 
+if TYPE_CHECKING:
+    from shared.qbo.client import QboCall
+
+NAMESPACE: Final = "QBOLink"
+
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
-metrics = Metrics(namespace="QBOLink", service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def record_qbo_call(call: QboCall) -> None:
+    """The QBO client's observer (installed by ``shared.wiring``): every HTTP exchange with QBO.
+
+    ``QboLatency`` (milliseconds) carries the operation as a dimension (read, create, update,
+    delete, void, query, batch, cdc: few values), so it is emitted as its own metric line; a 429
+    also counts one ``QboThrottled`` in the function's metrics, flushed with the invocation's.
+    """
+    with single_metric(
+        name="QboLatency",
+        unit=MetricUnit.Milliseconds,
+        value=round(call.seconds * 1000, 3),
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_dimension(name="operation", value=call.operation)
+    if call.throttled:
+        metrics.add_metric(name="QboThrottled", unit=MetricUnit.Count, value=1)

@@ -58,6 +58,7 @@ class Settings(BaseModel):
     runtime_table: str = "qbo-link-runtime"
     links_table: str = "qbo-link-links"
     posting_log_table: str = "qbo-link-posting-log"
+    push_queue_url: str = ""  # the push FIFO queue; only the functions that enqueue pushes have it
     kms_key_id: str = "alias/qbo-link-tokens"
     event_bus_name: str = "qbo-link"
     governor: GovernorLimits = GovernorLimits()
@@ -96,6 +97,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         "runtime_table": env.get(constants.RUNTIME_TABLE_ENV, "qbo-link-runtime"),
         "links_table": env.get(constants.LINKS_TABLE_ENV, "qbo-link-links"),
         "posting_log_table": env.get(constants.POSTING_LOG_TABLE_ENV, "qbo-link-posting-log"),
+        "push_queue_url": env.get(constants.PUSH_QUEUE_URL_ENV, ""),
         "kms_key_id": env.get(constants.KMS_KEY_ENV, "alias/qbo-link-tokens"),
         "event_bus_name": env.get(constants.EVENT_BUS_ENV, "qbo-link"),
     }

@@ -5,8 +5,9 @@ handler first asks for it, so clients bind to whatever AWS the process sees at t
 URLs come from boto3's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` support, which is
 how the local stack points every client at moto's server.
 
-``override()`` lets the local stack and tests swap the clock, the event publisher, the settings or
-the HTTP clients before first use; ``reset()`` forgets everything.
+``override()`` lets the local stack and tests swap the clock, the event publisher, the settings,
+the HTTP clients, the push queue or the push worker's QBO clients before first use; ``reset()``
+forgets everything.
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ if TYPE_CHECKING:
     import httpx2
 
     from shared.clock import Clock
-    from shared.connection_store import ConnectionStore
+    from shared.connection_store import Connection, ConnectionStore
     from shared.connections import ConnectionFlows, OAuthStateStore
     from shared.events import EventPublisher
     from shared.governor import RateGovernor
+    from shared.links import LinkStore
     from shared.mapping.service import MappingService
+    from shared.posting_log import PostingLog
     from shared.pull.notifications import NotificationIntake
-    from shared.qbo.client import QboClient
+    from shared.push.service import PushQueue, PushService
+    from shared.push.settings_store import TenantSettingsStore
+    from shared.push.worker import PushWorker
+    from shared.qbo.client import QboCall, QboClient
     from shared.qbo.environment import IntuitEndpoints
     from shared.qbo.oauth import IntuitOAuth
     from shared.settings import Settings
@@ -44,14 +50,22 @@ def override(
     events: EventPublisher | None = None,
     oauth_http_factory: Callable[..., Any] | None = None,
     qbo_http: httpx2.Client | None = None,
+    push_queue: PushQueue | None = None,
+    push_qbo_client: Callable[[Connection], QboClient] | None = None,
 ) -> None:
-    """Replace collaborators before first use (the local stack, tests); ``None`` leaves one alone."""
+    """Replace collaborators before first use (the local stack, tests); ``None`` leaves one alone.
+
+    ``push_queue`` stands in for the SQS push queue; ``push_qbo_client`` builds the push worker's
+    QBO client for a connection (tests use it for a client without Intuit's minute-long waits).
+    """
     given = {
         "settings": settings,
         "clock": clock,
         "events": events,
         "oauth_http_factory": oauth_http_factory,
         "qbo_http": qbo_http,
+        "push_queue": push_queue,
+        "push_qbo_client": push_qbo_client,
     }
     with _lock:
         _forget_built()
@@ -187,6 +201,13 @@ def governor() -> RateGovernor:
     )
 
 
+def qbo_call_observer() -> Callable[[QboCall], None]:
+    """What every QBO client reports each call to: the function's metrics (latency, throttling)."""
+    from shared.observability import record_qbo_call
+
+    return record_qbo_call
+
+
 def qbo_client(realm_id: str, tokens: TokenProvider) -> QboClient:
     """A QBO client for one realm; tokens from the vault (or, at the callback, a fresh exchange)."""
     from shared.qbo.client import QboClient
@@ -199,6 +220,7 @@ def qbo_client(realm_id: str, tokens: TokenProvider) -> QboClient:
         http=qbo_http(),
         minor_version=settings().minor_version,
         clock=clock(),
+        observer=qbo_call_observer(),
     )
 
 
@@ -235,9 +257,95 @@ def mappings() -> MappingService:
             tenant_qbo_client,
             events(),
             clock(),
+            tenant_settings=push_settings_store().get,
         )
 
     return _once("mappings", build)
+
+
+# --- push (docs/push.md) ---------------------------------------------------------------------------
+
+
+def posting_log() -> PostingLog:
+    from shared.posting_log import PostingLog
+
+    return _once("posting_log", lambda: PostingLog(dynamodb().Table(settings().posting_log_table), clock()))
+
+
+def link_store() -> LinkStore:
+    from shared.links import LinkStore
+
+    return _once("link_store", lambda: LinkStore(dynamodb().Table(settings().links_table), clock()))
+
+
+def push_settings_store() -> TenantSettingsStore:
+    """The tenants' push settings (beside their connection, in the connections table)."""
+    from shared.push.settings_store import TenantSettingsStore
+
+    return _once(
+        "push_settings_store",
+        lambda: TenantSettingsStore(dynamodb().Table(settings().connections_table), clock()),
+    )
+
+
+def push_queue() -> PushQueue:
+    """The SQS FIFO push queue (``settings().push_queue_url``; only the functions that enqueue have it)."""
+
+    def build() -> PushQueue:
+        import boto3
+
+        from shared import constants
+        from shared.push.service import SqsPushQueue
+        from shared.settings import SettingsError
+
+        url = settings().push_queue_url
+        if not url:
+            raise SettingsError(f"{constants.PUSH_QUEUE_URL_ENV} is not set: this function cannot push")
+        return SqsPushQueue(boto3.client("sqs"), url)
+
+    return _once("push_queue", build)
+
+
+def push_qbo_client(connection: Connection) -> QboClient:
+    """The push worker's QBO client for a tenant's connection (tokens from the vault)."""
+    factory = _overrides.get("push_qbo_client")
+    if factory is not None:
+        client: QboClient = factory(connection)
+        return client
+    return qbo_client(connection.realm_id, vault().provider(connection.tenant_id))
+
+
+def push_service() -> PushService:
+    """Upserts, recheck, retry and reports: what the tenant API's push routes call."""
+
+    def build() -> PushService:
+        from shared.push.service import PushService
+
+        return PushService(posting_log(), link_store(), push_settings_store(), store(), push_queue(), clock())
+
+    return _once("push_service", build)
+
+
+def push_worker() -> PushWorker:
+    """The push queue's consumer: posts to each tenant's QBO company, records exchanges."""
+
+    def build() -> PushWorker:
+        from shared.pull.exchanges import ExchangeLog
+        from shared.push.worker import PushWorker
+
+        return PushWorker(
+            posting_log(),
+            link_store(),
+            push_settings_store(),
+            store(),
+            push_qbo_client,
+            events(),
+            clock(),
+            service=push_service(),
+            exchanges=ExchangeLog(dynamodb().Table(settings().runtime_table), clock()),
+        )
+
+    return _once("push_worker", build)
 
 
 def tenant_qbo_client(tenant_id: str) -> QboClient:

@@ -33,12 +33,13 @@ class RedeliverError(Exception):
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from shared.push.worker import build_worker, process_bodies
+    from shared import wiring
+    from shared.push.worker import process_bodies
 
     records = event.get("Records") or []
     bodies = [str(record.get("body", "")) for record in records]
     counts = [int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1)) for record in records]
-    report = process_bodies(build_worker(), bodies, counts)
+    report = process_bodies(wiring.push_worker(), bodies, counts)
     failed = {str(records[i].get("messageId")) for i in report.failed}
     metrics.add_metric(name="PushDeliveries", unit=MetricUnit.Count, value=1)
     for outcome, count in report.outcomes.items():

@@ -240,7 +240,7 @@ class MappingService:
         events: EventPublisher,
         clock: Clock,
         *,
-        tenant_settings: Callable[[str], TenantSettings] | None = None,
+        tenant_settings: Callable[[str], TenantSettings],
     ) -> None:
         self._catalog = catalog
         self._cache = cache
@@ -248,9 +248,8 @@ class MappingService:
         self._qbo = qbo_client_factory
         self._events = events
         self._clock = clock
-        # The tenant's push settings (client_types, revenue_account_id); by default read from the
-        # connections table through shared.wiring, as the push service does.
-        self._tenant_settings = tenant_settings or wired_tenant_settings
+        # The tenant's push settings (client_types, revenue_account_id), as the push service reads them.
+        self._tenant_settings = tenant_settings
 
     def _settings(self, tenant_id: str) -> TenantSettings:
         return self._tenant_settings(tenant_id)
@@ -906,15 +905,3 @@ def _read_page_token(token: str | None, kind: str, hide_linked: bool) -> tuple[s
             "page_token belongs to another listing (kind or hide_linked differ)", where
         )
     return str(cursor["a"]), str(cursor["q"])
-
-
-# --- the tenant's settings ------------------------------------------------------------------------
-
-
-def wired_tenant_settings(tenant_id: str) -> TenantSettings:
-    """The tenant's push settings from the connections table (``shared.wiring``'s collaborators)."""
-    from shared import wiring
-    from shared.push.settings_store import TenantSettingsStore
-
-    table = wiring.dynamodb().Table(wiring.settings().connections_table)
-    return TenantSettingsStore(table, wiring.clock()).get(tenant_id)

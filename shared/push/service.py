@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date
 from decimal import Decimal, InvalidOperation
@@ -23,7 +22,6 @@ from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from shared import constants, tables
 from shared.clock import Clock
 from shared.connection_store import Connection, ConnectionStore
 from shared.health import Health
@@ -70,7 +68,6 @@ ITEM_LINK_KINDS: Final[Mapping[str, str]] = {"work": "work_code", "expense": "ex
 REPORT_KINDS: Final[tuple[str, ...]] = ("invoice", "payment", "credit_memo")
 REPORT_PAGE_MAX: Final = 1000
 
-PUSH_QUEUE_URL_ENV: Final = constants.PUSH_QUEUE_URL_ENV
 NOT_CONNECTED = "not_connected"
 DEDUPLICATION_ID_MAX = 128  # SQS's limit
 
@@ -647,57 +644,12 @@ def report_row(entry: PostingEntry) -> ReportRow:
     )
 
 
-# --- production wiring (recommended to move into shared.wiring) --------------------------------
-
-_qbo_client_factory: Callable[[Connection], Any] | None = None
-_queue_override: PushQueue | None = None
-
-
-def configure(
-    *, qbo_client_factory: Callable[[Connection], Any] | None = None, queue: PushQueue | None = None
-) -> None:
-    """Swap the QBO client factory or the queue (tests, the local stack); ``None`` restores."""
-    global _qbo_client_factory, _queue_override  # noqa: PLW0603 - the process's wiring, like shared.wiring
-    _qbo_client_factory = qbo_client_factory
-    _queue_override = queue
-
-
-def links_table_name() -> str:
-    return os.environ.get(constants.LINKS_TABLE_ENV, tables.LINKS.default_name)
-
-
-def postings_table_name() -> str:
-    return os.environ.get(constants.POSTING_LOG_TABLE_ENV, tables.POSTINGS.default_name)
-
-
-def build_queue() -> PushQueue:
-    if _queue_override is not None:
-        return _queue_override
-    import boto3
-
-    return SqsPushQueue(boto3.client("sqs"), os.environ[PUSH_QUEUE_URL_ENV])
+# --- the process's service ----------------------------------------------------------------------
 
 
 def build_service() -> PushService:
-    """The service over the process's tables and queue (built per call: tables are cheap handles)."""
+    """The process's push service, as ``shared.wiring.push_service`` builds it (the tenant API's
+    routes ask for it here)."""
     from shared import wiring
 
-    clock = wiring.clock()
-    dynamodb = wiring.dynamodb()
-    return PushService(
-        PostingLog(dynamodb.Table(postings_table_name()), clock),
-        LinkStore(dynamodb.Table(links_table_name()), clock),
-        TenantSettingsStore(dynamodb.Table(wiring.settings().connections_table), clock),
-        wiring.store(),
-        build_queue(),
-        clock,
-    )
-
-
-def qbo_client_for(connection: Connection) -> Any:
-    """The tenant's QBO client: the test factory when configured, else wiring's (vault tokens)."""
-    if _qbo_client_factory is not None:
-        return _qbo_client_factory(connection)
-    from shared import wiring
-
-    return wiring.qbo_client(connection.realm_id, wiring.vault().provider(connection.tenant_id))
+    return wiring.push_service()

@@ -1102,28 +1102,3 @@ def process_bodies(
     if poison:
         report.outcomes["poison"] = len(poison)
     return BatchReport(failed=failed, outcomes=report.outcomes)
-
-
-def build_worker() -> PushWorker:
-    """The worker over the process's tables, QBO clients and event bus."""
-    from shared import wiring
-    from shared.push import service as push
-
-    clock = wiring.clock()
-    dynamodb = wiring.dynamodb()
-    postings = PostingLog(dynamodb.Table(push.postings_table_name()), clock)
-    links = LinkStore(dynamodb.Table(push.links_table_name()), clock)
-    settings = TenantSettingsStore(dynamodb.Table(wiring.settings().connections_table), clock)
-    service = PushService(postings, links, settings, wiring.store(), push.build_queue(), clock)
-    exchanges = ExchangeLog(dynamodb.Table(wiring.settings().runtime_table), clock)
-    return PushWorker(
-        postings,
-        links,
-        settings,
-        wiring.store(),
-        push.qbo_client_for,
-        wiring.events(),
-        clock,
-        service=service,
-        exchanges=exchanges,
-    )

@@ -15,7 +15,9 @@ What it absorbs (qbo-api-facts.md §2, §4–§7; field notes P3, P7, P10):
   splitting at its 1,000-object cap and the query fallback beyond its 30-day look-back.
 
 Logs name the method, the path template, status, fault code, ``intuit_tid`` and attempt; never a
-body or a token.
+body or a token.  Every HTTP exchange is also reported to an optional ``observer`` (a
+:class:`QboCall`: operation, status, latency, throttled or not), which the wiring points at the
+function's metrics; the client itself knows nothing of metrics.
 """
 
 from __future__ import annotations
@@ -80,6 +82,24 @@ class TokenProvider(Protocol):
 
     def token_rejected(self, token: str) -> None:
         """QBO answered 401 to ``token``: refresh (single-flight) so the next call gets a new one."""
+
+
+@dataclass(frozen=True)
+class QboCall:
+    """One HTTP exchange with QBO (each retry is one), as the client's observer sees it."""
+
+    realm_id: str
+    operation: str  # one of OPERATIONS
+    status: int | None  # None: no answer (the connection failed or dropped)
+    seconds: float  # from sending the request to having the whole answer
+    throttled: bool  # QBO answered 429
+    fault_code: str = ""  # QBO's fault code when it answered with one
+
+
+OPERATIONS: frozenset[str] = frozenset(
+    {"read", "create", "update", "delete", "void", "query", "batch", "cdc"}
+)
+"""The operations a call is reported as: few, so a metric may use them as a dimension."""
 
 
 class Governor(Protocol):
@@ -242,6 +262,7 @@ class QboClient:
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
         clock: Clock | None = None,
+        observer: Callable[[QboCall], None] | None = None,
     ) -> None:
         if not realm_id or not realm_id.isalnum():
             raise ValueError("realm_id must be QBO's company id")
@@ -262,6 +283,7 @@ class QboClient:
         self._sleep = sleep
         self._random = random
         self._clock: Clock = clock or SystemClock()
+        self._observer = observer
 
     def close(self) -> None:
         if self._owns_http:
@@ -532,7 +554,9 @@ class QboClient:
             attempt += 1
             sent += 1
             token = self._tokens.access_token()
-            status, tid, data, error = self._attempt(method, url, query, content, token, batch=batch)
+            status, tid, data, error = self._attempt(
+                method, url, query, content, token, batch=batch, operation=_operation(method, path, query)
+            )
             if error is None:
                 self._log(
                     "qbo call answered",
@@ -573,25 +597,32 @@ class QboClient:
         token: str,
         *,
         batch: bool,
+        operation: str,
     ) -> tuple[int | None, str | None, dict[str, Any], QboError | None]:
         """One HTTP exchange: (status, intuit_tid, decoded answer, None), or the error it amounts to
-        in place of the answer."""
+        in place of the answer.  The observer hears of every exchange that was sent."""
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if content is not None:
             headers["Content-Type"] = "application/json"
         gate = self._governor.acquire(self.realm_id, batch=batch) if self._governor else nullcontext()
-        try:
-            with gate:
+        with gate:  # the governor's wait is not QBO's latency: the clock starts inside the gate
+            started = time.perf_counter()
+            try:
                 response = self._http.request(method, url, params=query, content=content, headers=headers)
-        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
-            reason = f"QBO could not be reached: {type(exc).__name__}"
-            return None, None, {}, QboTransportError(reason, sent=False)
-        except httpx2.TransportError as exc:
-            return None, None, {}, QboTransportError(f"QBO did not answer: {type(exc).__name__}", sent=True)
+            except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+                self._observe(operation, None, started, None)
+                reason = f"QBO could not be reached: {type(exc).__name__}"
+                return None, None, {}, QboTransportError(reason, sent=False)
+            except httpx2.TransportError as exc:
+                self._observe(operation, None, started, None)
+                lost = QboTransportError(f"QBO did not answer: {type(exc).__name__}", sent=True)
+                return None, None, {}, lost
+            elapsed = time.perf_counter() - started
         status = response.status_code
         tid = response.headers.get("intuit_tid")
         self.last_intuit_tid = tid
         error = parse_fault(status, response.headers, response.content)
+        self._observe(operation, status, started, error, elapsed=elapsed)
         if error is not None:
             return status, tid, {}, error
         try:
@@ -603,6 +634,29 @@ class QboClient:
             unreadable = ServerError("QBO's answer is not a JSON object", status=status, intuit_tid=tid)
             return status, tid, {}, unreadable
         return status, tid, data, None
+
+    def _observe(
+        self,
+        operation: str,
+        status: int | None,
+        started: float,
+        error: QboError | None,
+        *,
+        elapsed: float | None = None,
+    ) -> None:
+        if self._observer is None:
+            return
+        seconds = elapsed if elapsed is not None else time.perf_counter() - started
+        self._observer(
+            QboCall(
+                realm_id=self.realm_id,
+                operation=operation,
+                status=status,
+                seconds=seconds,
+                throttled=isinstance(error, ThrottledError),
+                fault_code=error.code if error is not None and error.code else "",
+            )
+        )
 
     def _delay(self, error: QboError, attempt: int) -> float:
         if isinstance(error, ThrottledError):
@@ -664,6 +718,18 @@ def _batch_results(
         else:
             results.append(BatchResult(op, entity=_entity_of(item, op.entity)))
     return results
+
+
+def _operation(method: str, path: str, query: Mapping[str, str]) -> str:
+    """The call as one of OPERATIONS (``path`` is relative to the company: ``invoice``, ``query``)."""
+    head = path.split("/", 1)[0]
+    if head in ("query", "batch", "cdc"):
+        return head
+    if method == "GET":
+        return "read"
+    if query.get("include") == "void":
+        return "void"
+    return query.get("operation", "create")
 
 
 def _check_entity(entity: str) -> str:

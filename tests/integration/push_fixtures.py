@@ -24,7 +24,6 @@ from shared.connection_store import Connection
 from shared.events import RecordingPublisher
 from shared.links import LinkStore
 from shared.posting_log import PostingLog
-from shared.push import service as push
 from shared.qbo.client import QboClient
 from shared.settings import IntuitEnvironment, Settings
 from tests.integration.connections_fixtures import (
@@ -54,6 +53,7 @@ def fast_client(connection: Connection) -> QboClient:
         throttle_wait=0.005,
         backoff_base=0.002,
         max_backoff=0.02,
+        observer=wiring.qbo_call_observer(),
     )
 
 
@@ -147,7 +147,7 @@ class PushWorld:
         return data
 
 
-def push_settings(server: SandboxServer, key_id: str) -> Settings:
+def push_settings(server: SandboxServer, key_id: str, queue_url: str) -> Settings:
     return Settings.model_validate(
         {
             "client_id": server.sandbox.settings.client_id,
@@ -160,6 +160,7 @@ def push_settings(server: SandboxServer, key_id: str) -> Settings:
             "local_sandbox_url": server.url,
             "http_timeout_seconds": 10,
             "kms_key_id": key_id,
+            "push_queue_url": queue_url,
         }
     )
 
@@ -177,9 +178,7 @@ AWS_TEST_ENV = {
 def push_environment(server: SandboxServer) -> Iterator[PushWorld]:
     """moto (DynamoDB, KMS, SQS FIFO), the sandbox with limits off, and the push wiring; the
     environment variables it sets are restored afterwards (also used by scripts/bench_push.py)."""
-    saved = {
-        name: os.environ.get(name) for name in (*AWS_TEST_ENV, "AWS_ENDPOINT_URL", push.PUSH_QUEUE_URL_ENV)
-    }
+    saved = {name: os.environ.get(name) for name in (*AWS_TEST_ENV, "AWS_ENDPOINT_URL")}
     os.environ.update(AWS_TEST_ENV)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
@@ -193,11 +192,14 @@ def push_environment(server: SandboxServer) -> Iterator[PushWorld]:
             queue_url = sqs.create_queue(
                 QueueName=QUEUE_NAME, Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"}
             )["QueueUrl"]
-            os.environ[push.PUSH_QUEUE_URL_ENV] = queue_url
             events = RecordingPublisher()
             wiring.reset()
-            wiring.override(settings=push_settings(server, key_id), clock=server.sandbox.clock, events=events)
-            push.configure(qbo_client_factory=fast_client)
+            wiring.override(
+                settings=push_settings(server, key_id, queue_url),
+                clock=server.sandbox.clock,
+                events=events,
+                push_qbo_client=fast_client,
+            )
             world = World(server, wiring.settings(), events, key_id, dynamodb, kms)
             limits_off = {
                 "requests_per_minute": 0,
@@ -209,7 +211,6 @@ def push_environment(server: SandboxServer) -> Iterator[PushWorld]:
             try:
                 yield PushWorld(world, sqs, queue_url)
             finally:
-                push.configure()
                 wiring.reset()
                 world.http.close()
     finally:
