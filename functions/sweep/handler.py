@@ -109,11 +109,15 @@ def queue_url_from_env() -> str:
 
 
 def fan_out(event: dict[str, Any], sqs: Any, queue_url: str) -> dict[str, Any]:
-    from shared import wiring
+    from shared import constants, tables, wiring
+    from shared.connection_store import ConnectionStore
     from shared.health import Health
 
     now = wiring.clock().now()
-    connections = list(wiring.store().list_by_health(Health.HEALTHY))
+    # Not wiring.store(): it parses the whole settings, which need the Intuit app keys, and the sweep
+    # has no access to them (shared/stack.py); it only reads the connections table's health index.
+    table = os.environ.get(constants.CONNECTIONS_TABLE_ENV, tables.CONNECTIONS.default_name)
+    connections = list(ConnectionStore(wiring.dynamodb().Table(table)).list_by_health(Health.HEALTHY))
     messages = sweep_messages(connections, scheduled_time(event, now), now)
     refused = enqueue(sqs, queue_url, messages)
     return {"tenants": len(messages), "enqueued": len(messages) - len(refused), "refused": len(refused)}

@@ -593,3 +593,48 @@ def test_cfn_lint_passes_with_only_the_documented_exceptions(synthesized: Synthe
 
     matches = lint_file(synthesized.template_file, ManualArgs(ignore_checks=list(CFN_LINT_IGNORED)))
     assert [str(m) for m in matches] == []
+
+
+# --- the deployed environment is enough ----------------------------------------------------------
+
+
+def test_the_sweep_runs_on_the_environment_the_stack_gives_it(
+    synthesized: Synthesized, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Intuit app keys reach the sweep (least privilege); it must still fan out."""
+    import os
+
+    import boto3
+    from moto import mock_aws
+
+    from functions.sweep import handler
+    from shared import wiring
+
+    variables = synthesized.resources[_function_id(synthesized, manifest.SWEEP)]["Properties"]["Environment"]
+    for name in [n for n in os.environ if n.startswith(("QBO_LINK_", "AWS_"))]:
+        monkeypatch.delenv(name)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        queue_url = boto3.client("sqs").create_queue(
+            QueueName=manifest.CHANGES_QUEUE.default_name, Attributes={"FifoQueue": "true"}
+        )["QueueUrl"]
+        physical = {manifest.CHANGES_QUEUE.logical_id: queue_url}
+        for spec in tables.TABLES:
+            physical[spec.logical_id] = tables.create_table(dynamodb, spec, f"deployed-{spec.default_name}")
+        for name, value in variables["Variables"].items():
+            resolved = physical[value["Ref"]] if isinstance(value, dict) and "Ref" in value else value
+            if isinstance(resolved, str):  # the API's URL stays unresolved: the sweep does not read it
+                monkeypatch.setenv(name, resolved)
+        wiring.reset()
+        try:
+            summary = handler.fan_out({}, boto3.client("sqs"), handler.queue_url_from_env())
+        finally:
+            wiring.reset()
+    assert summary == {"tenants": 0, "enqueued": 0, "refused": 0}
