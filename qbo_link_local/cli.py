@@ -54,7 +54,10 @@ def register_dev(commands: Any) -> None:
         default=[],
         help="allow connect flows to return to this URL prefix, e.g. http://localhost:3000/ (repeatable)",
     )
-    dev.add_argument("--state-dir", help="keep the sandbox's companies in this directory across restarts")
+    dev.add_argument(
+        "--state-dir",
+        help="keep connections, mappings, postings and the sandbox's companies here across restarts",
+    )
     dev.add_argument(
         "--time-scale",
         type=float,

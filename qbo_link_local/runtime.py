@@ -74,20 +74,40 @@ class _MetricsSink:
         self._lock = threading.Lock()
         self.values: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._provider: Any = None
+        self._observer: Callable[[Any], None] | None = None
 
     def install(self) -> None:
-        from shared.observability import metrics
+        from shared import observability
 
-        provider: Any = metrics.provider
+        provider: Any = observability.metrics.provider
         provider.add_metric = self.add_metric
         provider.flush_metrics = self.flush_metrics
         self._provider = provider
+        # The QBO client's observer prints one EMF line per QBO call (``single_metric``): counted
+        # here instead, per function (wiring looks the observer up when it builds a client).
+        self._observer = getattr(observability, "record_qbo_call", None)
+        if self._observer is not None:
+            observability.record_qbo_call = self.record_qbo_call
 
     def uninstall(self) -> None:
+        from shared import observability
+
         provider, self._provider = self._provider, None
         if provider is not None:
             for name in ("add_metric", "flush_metrics"):
                 provider.__dict__.pop(name, None)
+        if self._observer is not None:
+            observability.record_qbo_call = self._observer  # type: ignore[assignment]
+            self._observer = None
+
+    def record_qbo_call(self, call: Any) -> None:
+        function = self._current() or "(outside a handler)"
+        with self._lock:
+            values = self.values[function]
+            values["QboCalls"] += 1
+            values["QboLatencyMs"] += round(float(call.seconds) * 1000, 3)
+            if call.throttled:
+                values["QboThrottled"] += 1
 
     def add_metric(self, name: str, unit: Any = None, value: float = 0.0, resolution: Any = 60) -> None:
         from aws_lambda_powertools.metrics.exceptions import MetricValueError

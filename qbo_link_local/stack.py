@@ -109,7 +109,7 @@ class LocalStackConfig:
     sandbox: bool = True  # run the QBO sandbox in this process
     moto_port: int = 0
     sandbox_port: int = 0
-    state_dir: str | os.PathLike[str] | None = None  # keeps the sandbox's companies across restarts
+    state_dir: str | os.PathLike[str] | None = None  # keeps tables, queues, key and sandbox across restarts
     time_scale: float | None = None  # sandbox rate windows, webhook retries and the schedules
     log: LogSink | None = None  # one readable line at a time
     env: dict[str, str] = field(default_factory=dict)  # overrides of the handlers' environment
@@ -251,6 +251,7 @@ class LocalStack:
         _ensure_free("moto", host, config.moto_port)
         self._start_moto(host, public)
         self._resources = local_resources.create_resources(self._clients, self._secret_values(self._intuit))
+        self._restore_state()
         self._set_environment(self._intuit)
         self._log_routing = HandlerLogRouting(config.log, self._setting("POWERTOOLS_LOG_LEVEL"))
         self._log_routing.install()
@@ -282,6 +283,7 @@ class LocalStack:
         self._wait_for_handlers(10.0)
         if self._gateway is not None:
             self._gateway.stop()
+        self._save_state()
         if self._sandbox is not None:
             self._sandbox.stop()
         if self._log_routing is not None:
@@ -296,6 +298,8 @@ class LocalStack:
                 client.close()
         self._clients = {}
         if self._moto is not None:
+            with contextlib.suppress(Exception):
+                self._reset_moto()  # frees what this run created
             self._moto.stop()
             self._moto = None
             logging.getLogger("werkzeug").setLevel(self._saved_werkzeug_level)
@@ -307,6 +311,41 @@ class LocalStack:
         with _running_lock:
             if self in _running:
                 _running.remove(self)
+
+    # --- state across restarts ---------------------------------------------------------------
+
+    def _restore_state(self) -> None:
+        if self.config.state_dir is None or self._resources is None:
+            return
+        from qbo_link_local import state
+
+        directory = Path(self.config.state_dir)
+        try:
+            saved = state.load(directory)
+            if saved is None:
+                return
+            counts = state.restore(self._clients, self._resources, saved)
+        except (OSError, ValueError, KeyError) as error:
+            raise LocalStackError(f"cannot restore {directory / state.STATE_FILE}: {error}") from error
+        self._log(
+            note_line(
+                datetime.now(UTC),
+                "state",
+                f"restored {counts['items']} item(s) and {counts['messages']} message(s) from {directory}",
+            )
+        )
+
+    def _save_state(self) -> None:
+        if self.config.state_dir is None or self._resources is None or self._moto is None:
+            return
+        from qbo_link_local import state
+
+        try:
+            path = state.save(Path(self.config.state_dir), state.snapshot(self._clients, self._resources))
+        except Exception as error:  # stopping goes on: the state of this run is lost, and said so
+            self._log(note_line(datetime.now(UTC), "state", f"not saved: {type(error).__name__}: {error}"))
+            return
+        self._log(note_line(datetime.now(UTC), "state", f"saved to {path}"))
 
     # --- the QBO side ------------------------------------------------------------------------
 
@@ -425,6 +464,7 @@ class LocalStack:
         self._moto = ThreadedMotoServer(ip_address=host, port=self.config.moto_port, verbose=False)
         self._moto.start()
         self.moto_url = f"http://{public}:{self._moto.get_host_and_port()[1]}"
+        self._reset_moto()  # moto's backends live in the process: start from nothing
         self._make_dynamodb_atomic()
         self._boto = boto3.session.Session(
             aws_access_key_id="local",
@@ -434,6 +474,11 @@ class LocalStack:
         config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
         for service in ("dynamodb", "sqs", "events", "kms", "secretsmanager"):
             self._clients[service] = self._boto.client(service, endpoint_url=self.moto_url, config=config)
+
+    def _reset_moto(self) -> None:
+        import httpx2
+
+        httpx2.post(f"{self.moto_url}/moto-api/reset", timeout=30).raise_for_status()
 
     def _make_dynamodb_atomic(self) -> None:
         """One lock around moto's DynamoDB operations, so a condition and its write are one step as

@@ -411,6 +411,62 @@ def test_qbo_link_dev_names_a_taken_port_in_one_line(flag: str, index: int) -> N
     assert "Traceback" not in done.stdout
 
 
+_RESTART_SCRIPT = """
+import json, sys
+import httpx2
+from qbo_link_local.stack import LocalStack, LocalStackConfig
+
+state_dir, out = sys.argv[1], {}
+document = {"id": "c-kept", "version": 1, "type": "client", "company_name": "Kept Across Restarts"}
+with LocalStack(LocalStackConfig(state_dir=state_dir)) as stack, httpx2.Client(timeout=30) as http:
+    api = stack.api_url + "/tenants/firm-r"
+    consent = http.get(http.post(api + "/connection", json={"return_url": stack.landing_url}).json()[
+        "authorization_url"])
+    http.get(consent.headers["location"])
+    stack.wait_idle(60)
+    http.put(api + "/settings", json={"auto_create_customers": True})
+    out["realm"] = http.get(api + "/connection").json()["realm_id"]
+    with stack.hold("PushQueue"):  # stopped with the client's message still queued
+        out["queued"] = http.put(api + "/clients/c-kept", json=document).json()["state"]
+        stack.stop()
+with LocalStack(LocalStackConfig(state_dir=state_dir)) as stack, httpx2.Client(timeout=30) as http:
+    api = stack.api_url + "/tenants/firm-r"
+    stack.wait_idle(60)
+    out["connection"] = http.get(api + "/connection").json()
+    out["posting"] = http.get(api + "/postings/client/c-kept").json()
+    out["refresh"] = http.post(api + "/mappings/refresh").status_code
+    rows = http.get(f"{stack.sandbox_url}/_sandbox/companies/{out['realm']}/entities/Customer").json()
+    names = [c["DisplayName"] for c in rows["Customer"]]
+    out["customers"] = [n for n in names if n == document["company_name"]]
+print(json.dumps(out))
+"""
+
+
+def test_a_state_directory_keeps_connections_queues_and_the_sandbox_across_restarts(tmp_path: Path) -> None:
+    # A process of its own: only one local stack may run in a process, and the module's runs here
+    done = subprocess.run(
+        [sys.executable, "-c", _RESTART_SCRIPT, str(tmp_path)],
+        cwd=REPO,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["queued"] == "queued"
+    # The tenant is still connected to the same company, its tokens still decrypt (the KMS key came
+    # back) and still work (the sandbox kept its grant): a call to QuickBooks succeeds
+    assert out["connection"]["connected"] is True
+    assert out["connection"]["realm_id"] == out["realm"]
+    assert out["refresh"] == 200
+    # and the message left on the queue was delivered after the restart: the customer exists once
+    assert out["posting"]["state"] == "posted"
+    assert out["customers"] == ["Kept Across Restarts"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aws.json", "sandbox.json"]
+
+
 def test_only_one_local_stack_runs_in_a_process(local_stack: LocalStack) -> None:
     with pytest.raises(LocalStackError, match="another local stack"):
         LocalStack(LocalStackConfig()).start()
