@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from aws_cdk import Stack, Validations
+from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -173,34 +173,32 @@ class QboLinkStack(Stack):
                 jwt_audience=settings.jwt_audience,
             ),
         )
+        # The one place for Lambda defaults: every function and the layer take them from here.
+        defaults = LambdaDefaults(
+            runtime_name=asset.runtime_name,
+            architecture_name=asset.architecture_name,
+            log_retention=settings.log_retention,
+            powertools={
+                "POWERTOOLS_SERVICE_NAME": constants.SERVICE,
+                "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace(),
+                # Tokens and QBO data must not reach traces, whatever a decorator says.
+                "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+                "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
+                "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+            },
+        )
         dependencies = lambda_.LayerVersion(
             self,
             "Dependencies",
             code=lambda_.Code.from_asset(str(asset.layer_dir)),
-            compatible_runtimes=[lambda_.Runtime(asset.runtime_name, lambda_.RuntimeFamily.PYTHON)],
-            compatible_architectures=[
-                lambda_.Architecture.ARM_64
-                if asset.architecture_name == "arm64"
-                else lambda_.Architecture.X86_64
-            ],
+            compatible_runtimes=[defaults.runtime],
+            compatible_architectures=[defaults.architecture],
             description="QBO Link's third-party Python packages",
         )
         self.functions = Functions(
             self,
             "Functions",
-            defaults=LambdaDefaults(
-                runtime_name=asset.runtime_name,
-                architecture_name=asset.architecture_name,
-                log_retention=settings.log_retention,
-                powertools={
-                    "POWERTOOLS_SERVICE_NAME": constants.SERVICE,
-                    "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace(),
-                    # Tokens and QBO data must not reach traces, whatever a decorator says.
-                    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-                    "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
-                    "POWERTOOLS_LOGGER_LOG_EVENT": "false",
-                },
-            ),
+            defaults=defaults,
             code=lambda_.Code.from_asset(str(asset.code_dir)),
             dependencies=dependencies,
             data=self.data,
@@ -244,8 +242,3 @@ class QboLinkStack(Stack):
             events=self.events,
             functions=self.functions.functions,
         )
-        self._acknowledge_nag_findings()
-
-    def _acknowledge_nag_findings(self) -> None:
-        """Filled in from the first cdk-nag run: each finding named, each with its reason."""
-        Validations.of(self)
