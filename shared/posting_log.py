@@ -58,6 +58,7 @@ __all__ = [
     "InvalidPageTokenError",
     "InvalidPostingRequestError",
     "InvalidTransitionError",
+    "Judgement",
     "PostingEntry",
     "PostingFault",
     "PostingLog",
@@ -254,7 +255,7 @@ class Attempt(BaseModel):
 
 
 class AcceptOutcome(BaseModel):
-    """What ``accept`` did: ``accepted`` (state ``received``) or ``ignored`` (not newer).
+    """What ``accept`` did: ``accepted`` (in ``state``) or ``ignored`` (not newer).
 
     ``version`` is the version stored now; ``qbo_id`` is set when the document is already in QBO,
     so the accepted version will update it in place.
@@ -267,6 +268,8 @@ class AcceptOutcome(BaseModel):
     previous_version: int | None = None
     previous_state: PostingState | None = None
     qbo_id: str | None = None
+    state: PostingState | None = None  # where the accepted version landed (None when ignored)
+    reasons: tuple[Reason, ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -297,6 +300,10 @@ class PostingSummary(BaseModel):
     @property
     def total(self) -> int:
         return sum(self.by_state.values())
+
+
+Judgement = tuple[PostingState, Sequence[Reason]]
+"""What a new version's readiness decides: the state it lands in, and why (``accept``'s ``judge``)."""
 
 
 # --- expressions ------------------------------------------------------------------------------
@@ -424,6 +431,10 @@ def _decode_document(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
+def _reason_maps(reasons: Sequence[Reason]) -> list[dict[str, str]]:
+    return [{k: v for k, v in r.model_dump().items() if v is not None} for r in reasons]
+
+
 def _fault_map(fault: PostingFault) -> dict[str, str]:
     return {k: v for k, v in fault.model_dump().items() if v is not None}
 
@@ -521,17 +532,25 @@ class PostingLog:
         version: int,
         document: Mapping[str, Any],
         txn_date: date | None,
+        *,
+        judge: Callable[[], Judgement] | None = None,
     ) -> AcceptOutcome:
-        """Store a version of a document if it is newer than the stored one (state ``received``).
+        """Store a version of a document if it is newer than the stored one.
 
-        An older or equal version is ``ignored`` (nothing written).  A newer version of a posted
-        document keeps its ``qbo_id`` and ``sync_token``: it updates the QBO document in place.
-        ``txn_date`` is None only for documents without one (clients, sites).
+        An older or equal version is ``ignored`` (nothing written, ``judge`` not called).  A newer
+        version of a posted document keeps its ``qbo_id`` and ``sync_token``: it updates the QBO
+        document in place.  ``txn_date`` is None only for documents without one (clients, sites).
+
+        The version lands in ``received``, or, with ``judge``, directly in the state it decides
+        (``queued``, ``needs_attention`` with reasons, ``skipped``, ...: one of
+        ``TRANSITIONS[received]``), in the same write: one transaction per upsert instead of an
+        accept and a transition.  ``judge`` is called once the version is known to be newer.
         """
         key = self._key(tenant_id, kind, app_id)
         _check_version(version)
         _check_date(txn_date, "txn_date")
         body = _encode_document(document)
+        judged: Judgement | None = None
         for _ in range(_RETRIES):
             current = self._read(key)
             if current is not None and _number(current["version"]) >= version:
@@ -542,11 +561,18 @@ class PostingLog:
                     previous_state=PostingState(current["state"]),
                     qbo_id=current.get("qbo_id"),
                 )
+            if judged is None:
+                judged = judge() if judge is not None else (PostingState.RECEIVED, ())
+                if judged[0] is not PostingState.RECEIVED and judged[0] not in TRANSITIONS[_S.RECEIVED]:
+                    raise InvalidTransitionError(PostingState.RECEIVED, judged[0])
+            state, reasons = judged
             now = _stamp(self._clock.now())
             write = _Write()
             write.set("tenant_id", tenant_id).set("kind", kind).set("app_id", app_id)
             write.set("version", version).set("document", body).set("attempts", 0).set("updated_at", now)
-            self._set_state(write, tenant_id, PostingState.RECEIVED)
+            self._set_state(write, tenant_id, state)
+            if reasons:
+                write.set("reasons", _reason_maps(reasons))
             write.set(constants.POSTING_BY_STATE_SK, self._date_key(txn_date, kind, app_id))
             if txn_date is not None:
                 write.set("txn_date", txn_date.isoformat())
@@ -554,14 +580,18 @@ class PostingLog:
                 write.set(constants.POSTING_BY_TXN_DATE_SK, self._date_key(txn_date, kind, app_id))
             else:
                 write.remove("txn_date", constants.POSTING_BY_TXN_DATE_PK, constants.POSTING_BY_TXN_DATE_SK)
-            write.remove("reasons", "last_error", "request_id")
+            write.remove("last_error", "request_id")
+            if not reasons:
+                write.remove("reasons")
             previous: PostingState | None = None
             if current is None:
                 write.set("created_at", now)
                 write.when(f"attribute_not_exists({write.name(constants.PK)})")
             else:
                 previous = PostingState(current["state"])
+                # The state too: the summary moves one count out of the state read here.
                 write.when(f"{write.name('version')} = {write.value(current['version'])}")
+                write.when(f"{write.name('state')} = {write.value(previous.value)}")
                 # The previous version may be in QBO without our knowing its id.
                 if not current.get("qbo_id") and (
                     current.get("needs_lookup")
@@ -571,9 +601,7 @@ class PostingLog:
                 else:
                     write.remove("needs_lookup")
             try:
-                self._commit(
-                    key, write, tenant_id, kind, move=(previous, PostingState.RECEIVED), operation="accept"
-                )
+                self._commit(key, write, tenant_id, kind, move=(previous, state), operation="accept")
             except ConditionFailedError:
                 continue  # another writer got there first: decide again on what it wrote
             return AcceptOutcome(
@@ -582,6 +610,8 @@ class PostingLog:
                 previous_version=_number(current["version"]) if current else None,
                 previous_state=previous,
                 qbo_id=current.get("qbo_id") if current else None,
+                state=state,
+                reasons=tuple(reasons),
             )
         raise PostingLogBusyError(f"accept: {kind} {app_id} keeps changing, retry")
 
@@ -628,9 +658,7 @@ class PostingLog:
             write = _Write().set("updated_at", _stamp(now))
             self._set_state(write, tenant_id, target)
             if reasons:
-                write.set(
-                    "reasons", [{k: v for k, v in r.model_dump().items() if v is not None} for r in reasons]
-                )
+                write.set("reasons", _reason_maps(reasons))
             else:
                 write.remove("reasons")
             for attribute, given in (

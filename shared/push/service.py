@@ -27,6 +27,7 @@ from shared.connection_store import Connection, ConnectionStore
 from shared.health import Health
 from shared.links import Link, LinkStore
 from shared.posting_log import (
+    Judgement,
     PostingEntry,
     PostingLog,
     PostingPage,
@@ -325,6 +326,15 @@ def evaluate(
     return evaluate_payment(document, settings, facts, lookup, today=today)
 
 
+def judgement(readiness: Readiness) -> Judgement:
+    """Where a judged document goes: ``queued``, ``needs_attention`` or ``skipped``, with reasons."""
+    if isinstance(readiness, Skipped):
+        return PostingState.SKIPPED, (reason_of(readiness.reason.code, readiness.reason.details),)
+    if isinstance(readiness, NotReady):
+        return PostingState.NEEDS_ATTENTION, tuple(reason_of(r.code, r.details) for r in readiness.reasons)
+    return PostingState.QUEUED, ()
+
+
 def reason_of(code: str, details: Mapping[str, str]) -> Reason:
     """A readiness reason as the posting log keeps it: ``detail`` is the details as JSON."""
     return Reason(code=code, detail=json.dumps(dict(details), sort_keys=True) if details else None)
@@ -369,17 +379,28 @@ class PushService:
         connection = require_connection(self.connection_store, tenant_id)
         facts = company_facts(tenant_id, connection)
         txn_date = None if isinstance(document, AppClient) else document.date
+
+        def judge() -> Judgement:  # only for a newer version: an ignored one costs no more reads
+            settings = self.settings_store.get(tenant_id)
+            lookup = StoreLookup(tenant_id, self.links, self.posting_log)
+            return judgement(evaluate(document, settings, facts, lookup, self.clock.now().date()))
+
         accepted = self.posting_log.accept(
-            tenant_id, kind, document.id, document.version, document.model_dump(mode="json"), txn_date
+            tenant_id,
+            kind,
+            document.id,
+            document.version,
+            document.model_dump(mode="json"),
+            txn_date,
+            judge=judge,
         )
         if not accepted.accepted:
             return SubmitOutcome("ignored", kind, document.id, accepted.version, accepted.previous_state)
-        settings = self.settings_store.get(tenant_id)
-        lookup = StoreLookup(tenant_id, self.links, self.posting_log)
-        entry = self._judge(tenant_id, kind, document, settings, facts, lookup, suffix="")
-        if entry is None:  # a newer version came in meanwhile: it speaks for the document
-            return SubmitOutcome("accepted", kind, document.id, document.version, None)
-        return SubmitOutcome("accepted", kind, document.id, entry.version, entry.state, entry.reasons)
+        if accepted.state is PostingState.QUEUED:
+            self.enqueue(tenant_id, kind, document.id, document.version)
+        return SubmitOutcome(
+            "accepted", kind, document.id, document.version, accepted.state, accepted.reasons
+        )
 
     def recheck(self, tenant_id: str) -> dict[str, int]:
         """Judge every ``needs_attention`` document again (after a mapping or a setting changed, or a
@@ -517,34 +538,20 @@ class PushService:
         *,
         suffix: str,
     ) -> PostingEntry | None:
-        readiness = evaluate(document, settings, facts, lookup, self.clock.now().date())
+        state, reasons = judgement(evaluate(document, settings, facts, lookup, self.clock.now().date()))
         try:
-            if isinstance(readiness, Skipped):
-                reason = reason_of(readiness.reason.code, readiness.reason.details)
-                return self.posting_log.transition(
-                    tenant_id,
-                    kind,
-                    document.id,
-                    expected_version=document.version,
-                    to_state=PostingState.SKIPPED,
-                    reasons=[reason],
-                )
-            if isinstance(readiness, NotReady):
-                reasons = [reason_of(r.code, r.details) for r in readiness.reasons]
-                return self.posting_log.transition(
-                    tenant_id,
-                    kind,
-                    document.id,
-                    expected_version=document.version,
-                    to_state=PostingState.NEEDS_ATTENTION,
-                    reasons=reasons,
-                )
             entry = self.posting_log.transition(
-                tenant_id, kind, document.id, expected_version=document.version, to_state=PostingState.QUEUED
+                tenant_id,
+                kind,
+                document.id,
+                expected_version=document.version,
+                to_state=state,
+                reasons=reasons,
             )
         except StaleVersionError:
             return None
-        self.enqueue(tenant_id, kind, document.id, document.version, suffix)
+        if state is PostingState.QUEUED:
+            self.enqueue(tenant_id, kind, document.id, document.version, suffix)
         return entry
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
+from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.integration.push_fixtures import PushWorld, push_world
@@ -392,6 +395,40 @@ def test_bulk_invoices_share_batch_requests_and_one_real_time_invoice_costs_one_
     single = push_world.counters(realm)
     assert single["requests"] == 1, single
     assert single["metered_reads"] == 0, single
+
+
+@pytest.fixture
+def dynamodb_calls(push_world: PushWorld) -> Iterator[Counter[str]]:
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("before-call.dynamodb", count)
+    try:
+        yield calls
+    finally:
+        session.events.unregister("before-call.dynamodb", count)
+
+
+def test_an_upsert_is_judged_and_stored_in_one_transaction(
+    push_world: PushWorld, dynamodb_calls: Counter[str]
+) -> None:
+    connected(push_world)
+    push_world.links.link(TENANT, "client", "c1", "1")
+    dynamodb_calls.clear()
+    answer = push_world.put(TENANT, "invoices", invoice())
+    assert answer.status == 202, answer.body
+    assert answer.json()["state"] == "queued"
+    assert dynamodb_calls["TransactWriteItems"] == 1, dynamodb_calls
+    # the connection, the head, the settings, the client (its document and link), the item's link
+    assert dynamodb_calls == Counter({"GetItem": 6, "TransactWriteItems": 1}), dynamodb_calls
+    dynamodb_calls.clear()
+    waiting = push_world.put(TENANT, "invoices", invoice("i2", code="W9"))
+    assert waiting.json()["state"] == "needs_attention"
+    assert dynamodb_calls["TransactWriteItems"] == 1, dynamodb_calls
 
 
 # The figure is 1,000; moto deep-copies a table on every transaction, so the default run
