@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.api.common import TenantId, error_response, refusal
+from functions.api.common import TenantId, error_response, jwt_claims, refusal
 from shared.connections import MAX_RETURN_URL_LENGTH
 from shared.dynamo import InvalidPageTokenError
 from shared.observability import metrics
@@ -95,8 +95,7 @@ def list_tenants(
 ) -> Response[Any]:
     from shared import wiring
 
-    context = router.current_event.raw_event.get("requestContext") or {}
-    if (context.get("authorizer") or {}).get("jwt") is not None:
+    if jwt_claims(router.current_event.raw_event) is not None:  # also refused by common.tenant_refusal
         return refusal(403, ("path",), "tenant_scoped_caller", "a tenant-scoped caller cannot list tenants")
     try:
         connections, next_token = wiring.store().page(limit, page_token)

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.api import connection_routes, mapping_routes, push_routes
-from functions.api.common import refusal
+from functions.api.common import refusal, tenant_refusal
 from shared.connections import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
 from shared.observability import logger, metrics, tracer
 
@@ -64,4 +64,7 @@ def not_found(_error: Exception) -> Response[dict[str, Any]]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    refused = tenant_refusal(event)  # every route: a JWT caller reaches only its own tenant
+    if refused is not None:
+        return refused
     return app.resolve(event, context)
