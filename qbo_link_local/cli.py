@@ -93,7 +93,8 @@ def _banner(stack: Any) -> list[str]:
         f"  webhooks         {stack.webhook_url}",
         f"  QuickBooks       {qbo}",
         f"  moto (AWS)       {stack.moto_url}   (aws --endpoint-url {stack.moto_url} ...; any credentials)",
-        f"  try              curl -s -X POST {api}/tenants/firm-1/connection -d '{connect}'",
+        f"  try              curl -s -X POST {api}/tenants/firm-1/connection "
+        f"-H 'content-type: application/json' -d '{connect}'",
         "Ready. Press Ctrl-C to stop.",
     ]
 
