@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -337,38 +337,64 @@ class _Lines:
         raise AssertionError(f"no line with {needles!r}; output so far:\n" + "\n".join(self.seen[-40:]))
 
 
+class _DevProcess:
+    """``qbo-link dev`` on three free ports, its output read line by line."""
+
+    def __init__(self, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.ports = _free_ports(3)
+        ports = ["--port", str(self.ports[0]), "--sandbox-port", str(self.ports[1])]
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "qbo_link_cli.main",
+                "dev",
+                *ports,
+                "--moto-port",
+                str(self.ports[2]),
+                *extra,
+            ],
+            cwd=REPO,
+            env={**_clean_env(), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines = _Lines(self.process)
+        self.api = f"http://127.0.0.1:{self.ports[0]}"
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        self.lines.thread.join(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
 @pytest.fixture
-def dev_process() -> Iterator[tuple[subprocess.Popen[str], _Lines, list[int]]]:
-    ports = _free_ports(3)
-    args = ["--port", str(ports[0]), "--sandbox-port", str(ports[1]), "--moto-port", str(ports[2])]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qbo_link_cli.main", "dev", *args, "--time-scale", "21600"],
-        cwd=REPO,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines = _Lines(process)
+def dev() -> Iterator[Callable[..., _DevProcess]]:
+    started: list[_DevProcess] = []
+
+    def start(*extra: str, env: dict[str, str] | None = None) -> _DevProcess:
+        started.append(_DevProcess(*extra, env=env))
+        return started[-1]
+
     try:
-        yield process, lines, ports
+        yield start
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        lines.thread.join(10)
-        assert process.stdout is not None
-        process.stdout.close()
+        for process in started:
+            process.close()
 
 
 def test_qbo_link_dev_serves_logs_runs_schedules_and_stops_cleanly_on_ctrl_c(
-    dev_process: tuple[subprocess.Popen[str], _Lines, list[int]],
+    dev: Callable[..., _DevProcess],
 ) -> None:
-    process, lines, ports = dev_process
+    running = dev("--time-scale", "21600")
+    process, lines, ports, api = running.process, running.lines, running.ports, running.api
     # It prints where everything is
     lines.until("Ready.")
     banner = "\n".join(lines.seen)
-    api = f"http://127.0.0.1:{ports[0]}"
     assert f"{api}/tenants" in banner
     assert f"POST {api}/tenants/<tenant_id>/connection" in banner
     assert f"http://127.0.0.1:{ports[1]}" in banner
@@ -387,21 +413,26 @@ def test_qbo_link_dev_serves_logs_runs_schedules_and_stops_cleanly_on_ctrl_c(
     assert all(_is_free(port) for port in ports), ports
 
 
-@pytest.mark.parametrize(("flag", "index"), [("--port", 0), ("--sandbox-port", 1)])
+def _dev_error(*extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qbo_link_cli.main", "dev", *extra],
+        cwd=REPO,
+        env={**_clean_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("flag", "index"), [("--port", 0), ("--sandbox-port", 1), ("--moto-port", 2)])
 def test_qbo_link_dev_names_a_taken_port_in_one_line(flag: str, index: int) -> None:
     ports = _free_ports(3)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports[index]))
         taken.listen()
-        args = ["--port", str(ports[0]), "--sandbox-port", str(ports[1]), "--moto-port", str(ports[2])]
-        done = subprocess.run(
-            [sys.executable, "-m", "qbo_link_cli.main", "dev", *args],
-            cwd=REPO,
-            env=_clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        done = _dev_error(
+            "--port", str(ports[0]), "--sandbox-port", str(ports[1]), "--moto-port", str(ports[2])
         )
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
@@ -409,6 +440,39 @@ def test_qbo_link_dev_names_a_taken_port_in_one_line(flag: str, index: int) -> N
     assert str(ports[index]) in line
     assert flag in line
     assert "Traceback" not in done.stdout
+    assert all(_is_free(port) for i, port in enumerate(ports) if i != index)  # nothing left behind
+
+
+def test_qbo_link_dev_against_intuits_sandbox_needs_the_apps_keys(dev: Callable[..., _DevProcess]) -> None:
+    # Without the app's development keys: one line naming them
+    done = _dev_error("--intuit-sandbox", "--port", "0", "--moto-port", "0")
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "QBO_LINK_CLIENT_ID" in line
+    assert "QBO_LINK_WEBHOOK_VERIFIER_TOKEN" in line
+    # With them (settings only): consent goes to Intuit, with the app's client id and redirect URI,
+    # which the handlers read from Secrets Manager; no local sandbox runs
+    keys = {
+        "QBO_LINK_CLIENT_ID": "ABdevelopmentclient",
+        "QBO_LINK_CLIENT_SECRET": "development-secret",
+        "QBO_LINK_WEBHOOK_VERIFIER_TOKEN": "development-verifier",
+    }
+    running = dev(
+        "--intuit-sandbox", env={**keys, "QBO_LINK_REDIRECT_URI": "http://localhost:8700/oauth/callback"}
+    )
+    running.lines.until("Ready.")
+    assert "QuickBooks in Intuit's sandbox" in running.lines.seen[0]
+    started = httpx2.post(
+        f"{running.api}/tenants/firm-i/connection", json={"return_url": f"{running.api}/_local/connected"}
+    )
+    assert started.status_code == 201, started.text
+    consent = httpx2.URL(started.json()["authorization_url"])
+    assert str(consent).startswith("https://appcenter.intuit.com/connect/oauth2?")
+    assert consent.params["client_id"] == "ABdevelopmentclient"
+    assert consent.params["redirect_uri"] == "http://localhost:8700/oauth/callback"
+    assert _is_free(running.ports[1])
+    running.process.send_signal(signal.SIGINT)
+    assert running.process.wait(30) == 0
 
 
 _RESTART_SCRIPT = """
