@@ -267,50 +267,84 @@ class LocalStack:
             self._point_sandbox_webhooks()
 
     def stop(self) -> None:
-        """Stop every thread and server this stack started and restore the process environment."""
+        """Stop every thread and server this stack started and restore the process environment.
+
+        Every step runs even when an earlier one fails (each failure is logged), so a broken part
+        never leaves the others running."""
         if not self._started:
             return
         self._started = False
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("scheduler", self._stop_scheduler),
+            ("pollers", self._stop_pollers),
+            ("sandbox webhooks", self._stop_sandbox_webhooks),
+            ("handlers", lambda: self._wait_for_handlers(10.0)),
+            ("gateway", self._stop_gateway),
+            ("state", self._save_state),
+            ("sandbox", self._stop_sandbox),
+            ("log routing", self._uninstall_log_routing),
+            ("metrics", self._invoker.sink.uninstall),
+            ("environment", self._restore_process),
+            ("moto", self._stop_moto),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception as error:  # the remaining steps must still run
+                self._log(note_line(datetime.now(UTC), "stop", f"{name}: {type(error).__name__}: {error}"))
+        with _running_lock:
+            if self in _running:
+                _running.remove(self)
+
+    def _stop_scheduler(self) -> None:
         if self._scheduler is not None:
             self._scheduler.stop()
-        for poller in self._pollers.values():
+
+    def _stop_pollers(self) -> None:
+        pollers, self._pollers = self._pollers, {}
+        for poller in pollers.values():
             poller.request_stop()
-        for poller in self._pollers.values():
+        for poller in pollers.values():
             poller.stop()
-        self._pollers = {}
+
+    def _stop_sandbox_webhooks(self) -> None:
         if self._sandbox is not None:
             self._sandbox.sandbox.webhooks.stop()
-        self._wait_for_handlers(10.0)
+
+    def _stop_gateway(self) -> None:
         if self._gateway is not None:
             self._gateway.stop()
-        self._save_state()
+
+    def _stop_sandbox(self) -> None:
         if self._sandbox is not None:
             self._sandbox.stop()
+
+    def _uninstall_log_routing(self) -> None:
         if self._log_routing is not None:
             self._log_routing.uninstall()
-        self._invoker.sink.uninstall()
+
+    def _restore_process(self) -> None:
         if self._saved_env:
             self._reset_process_caches()
             self._restore_environment()
         self._restore_dynamodb()
-        for client in self._clients.values():
+        if self._session_swapped:
+            import boto3
+
+            boto3.DEFAULT_SESSION = self._saved_session
+            self._session_swapped = False
+
+    def _stop_moto(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
             with contextlib.suppress(Exception):
                 client.close()
-        self._clients = {}
         if self._moto is not None:
             with contextlib.suppress(Exception):
                 self._reset_moto()  # frees what this run created
             self._moto.stop()
             self._moto = None
             logging.getLogger("werkzeug").setLevel(self._saved_werkzeug_level)
-        if self._session_swapped:
-            import boto3
-
-            boto3.DEFAULT_SESSION = self._saved_session
-            self._session_swapped = False
-        with _running_lock:
-            if self in _running:
-                _running.remove(self)
 
     # --- state across restarts ---------------------------------------------------------------
 
@@ -891,7 +925,8 @@ class LocalStack:
     def _log(self, line: str) -> None:
         sink = self.config.log
         if sink is not None:
-            with self._log_lock:
+            # a failing log sink must not take a poller or the gateway down with it
+            with self._log_lock, contextlib.suppress(Exception):
                 sink(line)
 
     def _logged_invocation(self, invocation: Invocation) -> None:
