@@ -203,6 +203,39 @@ def test_a_poison_message_ends_in_the_dead_letter_queue(host: Host) -> None:
     assert queues[stack.CHANGES_QUEUE.dlq_logical_id] >= 1
 
 
+def test_event_rules_deliver_only_matching_events_and_keep_failing_ones_aside(host: Host) -> None:
+    stack_ = host.stack
+    stack_.wait_idle(60)
+    session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
+    events = session.client("events", endpoint_url=stack_.moto_url)
+
+    def put(detail_type: str, tenant: str) -> str:
+        entry = {
+            "Source": constants.EVENT_SOURCE,
+            "DetailType": detail_type,
+            "Detail": json.dumps({"tenantId": tenant, "eventId": uuid.uuid4().hex}),
+            "EventBusName": stack_.names.event_bus,
+        }
+        answer = events.put_events(Entries=[entry])
+        assert answer["FailedEntryCount"] == 0
+        event_id: str = answer["Entries"][0]["EventId"]
+        return event_id
+
+    # An event the rule does not match reaches the bus (the host app would see it), not the function
+    other = put("Document Posted", "firm-ghost")
+    # A matching event whose function fails (no such tenant) is tried 4 times, then kept aside
+    failing = put(constants.EVENT_CONNECTION_CONNECTED, "firm-ghost")
+    stack_.wait_idle(60)
+    runs = [i for i in stack_.invocations("onboard") if i.detail.get("id") in (other, failing)]
+    assert [i.detail["id"] for i in runs] == [failing] * 4
+    assert not any(i.ok for i in runs)
+    assert runs[0].traceback, "a failed invocation is logged with its traceback"
+    [kept] = [json.loads(body) for body in stack_.dead_letters("OnboardRuleDeadLetter")]
+    assert kept["id"] == failing
+    assert kept["detail"]["tenantId"] == "firm-ghost"
+    assert {e["id"] for e in stack_.events()} >= {other, failing}
+
+
 def test_the_schedules_run_the_sweep_and_the_keep_alive(host: Host) -> None:
     stack_ = host.stack
     stack_.wait_idle(60)
