@@ -642,6 +642,8 @@ class LocalStack:
         event = http_api_event(
             dataclasses.replace(request, authorizer=authorizer), match, domain=host.split(":")[0]
         )
+        if "request_id" in request.extra:  # the same id as the answer's apigw-requestid header
+            event["requestContext"]["requestId"] = request.extra["request_id"]
         call = self._invoker.call(match.function, event)
         answer: Response
         if call.failed:
