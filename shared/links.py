@@ -219,6 +219,36 @@ class LinkStore:
         the name, SyncToken and content hash given.  A second partner on either side raises
         ``LinkConflictError`` naming the side(s) and the partner(s) already linked.
         """
+        actions = self.link_actions(
+            tenant_id,
+            kind,
+            app_id,
+            qbo_id,
+            qbo_name=qbo_name,
+            sync_token=sync_token,
+            content_hash=content_hash,
+            source=source,
+        )
+        try:
+            self._transact(actions, "link")
+        except ConditionFailedError as failed:
+            raise self.conflict(kind, app_id, qbo_id, failed.failed) from None
+
+    def link_actions(
+        self,
+        tenant_id: str,
+        kind: str,
+        app_id: str,
+        qbo_id: str,
+        *,
+        qbo_name: str | None = None,
+        sync_token: str | None = None,
+        content_hash: str | None = None,
+        source: LinkSource = "manual",
+    ) -> list[dict[str, Any]]:
+        """``link``'s two TransactWriteItems actions, for a caller that must write the link in its
+        own transaction (the push worker: the link and the posted state together, or neither).
+        A refusal of either decodes with ``conflict``."""
         if source not in LINK_SOURCES:
             raise InvalidLinkRequestError(f"unknown link source {source!r}")
         pk = self._pk(tenant_id, kind)
@@ -245,17 +275,24 @@ class LinkStore:
             keep={"linked_at": now},
             condition=("app_id", app_id),
         )
-        try:
-            self._transact([app_update, qbo_update], "link")
-        except ConditionFailedError as failed:
-            app_item, qbo_item = failed.failed.get(0), failed.failed.get(1)
-            raise LinkConflictError(
-                kind,
-                app_id,
-                qbo_id,
-                app_partner=str(app_item["qbo_id"]) if app_item else None,
-                qbo_partner=str(qbo_item["app_id"]) if qbo_item else None,
-            ) from None
+        for action in (app_update, qbo_update):
+            next(iter(action.values()))["TableName"] = self._table.name
+        return [app_update, qbo_update]
+
+    @staticmethod
+    def conflict(
+        kind: str, app_id: str, qbo_id: str, failed: Mapping[int, Mapping[str, Any] | None]
+    ) -> LinkConflictError:
+        """The error for ``link_actions`` refused: ``failed`` maps their positions (0: the app side,
+        1: the QBO side) to the item each found."""
+        app_item, qbo_item = failed.get(0), failed.get(1)
+        return LinkConflictError(
+            kind,
+            app_id,
+            qbo_id,
+            app_partner=str(app_item["qbo_id"]) if app_item else None,
+            qbo_partner=str(qbo_item["app_id"]) if qbo_item else None,
+        )
 
     def unlink(self, tenant_id: str, kind: str, app_id: str) -> Link | None:
         """Remove the link of ``app_id`` (both items); returns what was removed, None if unlinked."""
@@ -386,10 +423,16 @@ class LinkStore:
 
         What the push needs to resolve an invoice's client and every line's code in one or two calls.
         """
-        pk = self._pk(tenant_id, kind)
-        keys = [self._app_key(pk, app_id) for app_id in dict.fromkeys(app_ids)]
+        found = self.get_kinds(tenant_id, ((kind, app_id) for app_id in app_ids))
+        return {app_id: link for (_, app_id), link in found.items()}
+
+    def get_kinds(self, tenant_id: str, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Link]:
+        """The links of several (kind, app id) pairs of one tenant, kinds mixed, in as few calls as
+        BatchGetItem allows (100 keys each); unlinked pairs are absent.  What the push worker reads
+        for a whole batch of documents at once: clients, sites, codes, taxes and invoices."""
+        keys = [self._app_key(self._pk(tenant_id, kind), app_id) for kind, app_id in dict.fromkeys(wanted)]
         client = self._table.meta.client
-        found: dict[str, Link] = {}
+        found: dict[tuple[str, str], Link] = {}
         for start in range(0, len(keys), _BATCH_GET_KEYS):
             pending: dict[str, Any] = {
                 self._table.name: {
@@ -402,7 +445,7 @@ class LinkStore:
                     answer = client.batch_get_item(RequestItems=pending)
                 for item in answer.get("Responses", {}).get(self._table.name, []):
                     link = _link(item)
-                    found[link.app_id] = link
+                    found[(link.kind, link.app_id)] = link
                 pending = answer.get("UnprocessedKeys") or {}
         return found
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -53,6 +53,8 @@ __all__ = [
     "AcceptOutcome",
     "Attempt",
     "AttemptOutcome",
+    "CompanionRefusedError",
+    "ConcurrentChangeError",
     "DocumentNotFoundError",
     "DocumentTooLargeError",
     "InvalidPageTokenError",
@@ -115,6 +117,8 @@ class AttemptOutcome(StrEnum):
 
 _DOCUMENT_MAX_BYTES: Final = 350_000  # DynamoDB items are at most 400 KB
 _MAX_PAGE: Final = 1000
+_BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
+_TRANSACTION_HEADS: Final = 99  # TransactWriteItems takes 100 actions: the heads and the summary
 _RETRIES: Final = 3  # re-reads after a concurrent change
 _CONFLICT_RETRIES: Final = 6  # transactions that lost a race on the summary counter
 _STATES: Final = frozenset(state.value for state in PostingState)
@@ -171,6 +175,19 @@ class InvalidTransitionError(PostingLogError):
 
 class PostingLogBusyError(PostingLogError):
     """Concurrent writes kept winning (or DynamoDB throttled): safe to retry."""
+
+
+class CompanionRefusedError(PostingLogError):
+    """A write that had to happen together with a transition (``along``) was refused by its own
+    condition, so nothing was written; ``failed`` maps its position in ``along`` to the item it saw."""
+
+    def __init__(self, failed: Mapping[int, dict[str, Any] | None]) -> None:
+        super().__init__("a companion write's condition failed")
+        self.failed = dict(failed)
+
+
+class ConcurrentChangeError(PostingLogError):
+    """``transition_many``: a document changed since the caller read it; nothing was written."""
 
 
 class PostingLogStoreError(PostingLogError):
@@ -379,6 +396,17 @@ class _Write:
         if self._conditions:
             arguments["ConditionExpression"] = " AND ".join(self._conditions)
         return arguments
+
+    def put_action(self, table_name: str, key: Mapping[str, str]) -> dict[str, Any]:
+        """The write as a Put of a new item (what it sets, under its conditions): for an item that
+        does not exist yet, the same outcome as the update, said whole."""
+        put: dict[str, Any] = {"TableName": table_name, "Item": {**key, **self._sets}}
+        if self._conditions:
+            put["ConditionExpression"] = " AND ".join(self._conditions)
+            put["ExpressionAttributeNames"] = dict(self.names)
+            if self.values:
+                put["ExpressionAttributeValues"] = dict(self.values)
+        return {"Put": put}
 
     def action(self, table_name: str, key: Mapping[str, str]) -> dict[str, Any]:
         # Plain values: the client of a boto3 Table resource serialises them like the resource does.
@@ -601,7 +629,15 @@ class PostingLog:
                 else:
                     write.remove("needs_lookup")
             try:
-                self._commit(key, write, tenant_id, kind, move=(previous, state), operation="accept")
+                self._commit(
+                    key,
+                    write,
+                    tenant_id,
+                    kind,
+                    move=(previous, state),
+                    operation="accept",
+                    new=current is None,
+                )
             except ConditionFailedError:
                 continue  # another writer got there first: decide again on what it wrote
             return AcceptOutcome(
@@ -628,6 +664,9 @@ class PostingLog:
         sync_token: str | None = None,
         request_id: str | None = None,
         error: PostingFault | None = None,
+        seen: PostingEntry | None = None,
+        attempt: Attempt | None = None,
+        along: Sequence[Mapping[str, Any]] = (),
     ) -> PostingEntry:
         """Move the document's ``expected_version`` to ``to_state``; returns the entry as stored.
 
@@ -635,22 +674,42 @@ class PostingLog:
         if ``TRANSITIONS`` forbids the move.  ``reasons`` replace the stored ones (none given: cleared);
         ``qbo_id``, ``sync_token``, ``request_id`` and ``error`` (``last_error``) are set when given;
         ``posted`` stamps ``posted_at`` and clears ``last_error`` unless an error is given.
+
+        ``seen`` is the entry as the caller last had it (from this log): the write is then decided on
+        it and conditioned on it still being the stored one (version, state, attempts, QBO id), so no
+        read is needed; if it changed meanwhile, the head is read and the move decided again.
+        ``attempt`` (of ``expected_version``) is recorded in the same transaction, numbered after
+        the head's attempts.  ``along`` are further TransactWriteItems actions (e.g. the link this
+        posting makes) that must happen with the move or not at all: if one of their conditions
+        fails, ``CompanionRefusedError`` names it and nothing is written.
         """
         key = self._key(tenant_id, kind, app_id)
         _check_version(expected_version)
         target = _check_state(to_state)
-        for _ in range(_RETRIES):
-            current = self._read(key)
+        if attempt is not None and attempt.version != expected_version:
+            raise InvalidPostingRequestError("the attempt must be of the version that moves")
+        current = _item_of(seen) if seen is not None and _same(seen, tenant_id, kind, app_id) else None
+        from_seen = current is not None
+        for _ in range(_RETRIES + from_seen):  # what was seen may be out of date: one more round
+            if current is None:
+                current = self._read(key)
+                from_seen = False
             if current is None:
                 raise DocumentNotFoundError(tenant_id, kind, app_id)
             stored = _number(current["version"])
             if stored != expected_version:
+                if from_seen:  # what the caller saw is out of date: decide on the stored head
+                    current = None
+                    continue
                 carried = stored > expected_version and self._carry_over(
                     key, expected_version, target, qbo_id, sync_token
                 )
                 raise StaleVersionError(expected_version, stored, carried_over=carried)
             source = PostingState(current["state"])
             if target not in TRANSITIONS[source]:
+                if from_seen:
+                    current = None
+                    continue
                 raise InvalidTransitionError(source, target)
             if target is PostingState.POSTED and not (qbo_id or current.get("qbo_id")):
                 raise InvalidPostingRequestError("a posted document needs its QBO id")
@@ -664,7 +723,7 @@ class PostingLog:
             for attribute, given in (
                 ("qbo_id", qbo_id),
                 ("sync_token", sync_token),
-                ("request_id", request_id),
+                ("request_id", request_id or (attempt.request_id if attempt else None)),
             ):
                 if given is not None:
                     write.set(attribute, given)
@@ -677,16 +736,95 @@ class PostingLog:
                 write.set("posted_at", posted_at).remove("last_error")
                 write.set(constants.POSTING_BY_POSTED_PK, constants.tenant_pk(tenant_id))
                 write.set(constants.POSTING_BY_POSTED_SK, f"{posted_at}#{kind}#{app_id}")
-            if error is not None:
-                write.set("last_error", _fault_map(error))
+            fault = error or (attempt.fault if attempt is not None else None)
+            if fault is not None:
+                write.set("last_error", _fault_map(fault))
             write.when(f"{write.name('version')} = {write.value(current['version'])}")
             write.when(f"{write.name('state')} = {write.value(source.value)}")
+            extra: list[Mapping[str, Any]] = []
+            if attempt is not None or from_seen:
+                attempts = _number(current.get("attempts"))
+                write.when(f"{write.name('attempts')} = {write.value(attempts)}")
+                if attempt is not None:
+                    write.set("attempts", attempts + 1)
+                    extra.append(self._attempt_put(key, _numbered(attempt, attempts + 1)))
+            if from_seen:
+                known = current.get("qbo_id")
+                if known:
+                    write.when(f"{write.name('qbo_id')} = {write.value(known)}")
+                else:
+                    write.when(f"attribute_not_exists({write.name('qbo_id')})")
+            ours = 1 + (source is not target) + len(extra)  # head, summary, attempt: then ``along``
+            extra.extend(along)
             try:
-                self._commit(key, write, tenant_id, kind, move=(source, target), operation="transition")
-            except ConditionFailedError:
+                self._commit(
+                    key, write, tenant_id, kind, move=(source, target), operation="transition", extra=extra
+                )
+            except ConditionFailedError as failed:
+                theirs = {i - ours: item for i, item in failed.failed.items() if i >= ours}
+                if theirs and all(i >= ours for i in failed.failed):
+                    raise CompanionRefusedError(theirs) from None
+                current = None  # the head (or the attempt's number) changed: read and decide again
                 continue
             return _entry(write.apply(current))
         raise PostingLogBusyError(f"transition: {kind} {app_id} keeps changing, retry")
+
+    def transition_many(
+        self,
+        seen: Sequence[PostingEntry],
+        *,
+        to_state: PostingState | str,
+        request_ids: Mapping[tuple[str, str], str] | None = None,
+    ) -> list[PostingEntry]:
+        """Move several documents of one tenant, each from the entry the caller has, in one
+        transaction (the push worker starting a QBO batch request): all of them or none.
+
+        Raises ``ConcurrentChangeError`` (nothing written) when one of them is no longer what the
+        caller saw, ``InvalidTransitionError`` when ``TRANSITIONS`` forbids a move; the caller then
+        moves them one by one.
+        """
+        target = _check_state(to_state)
+        if not seen:
+            return []
+        tenants = {entry.tenant_id for entry in seen}
+        if len(tenants) != 1 or len(seen) > _TRANSACTION_HEADS:
+            raise InvalidPostingRequestError(f"one tenant and at most {_TRANSACTION_HEADS} documents at once")
+        [tenant_id] = tenants
+        now = self._clock.now()
+        counters = _Write().set("tenant_id", tenant_id).set("updated_at", _stamp(now))
+        actions: list[Mapping[str, Any]] = []
+        after: list[PostingEntry] = []
+        for entry in seen:
+            if target not in TRANSITIONS[entry.state]:
+                raise InvalidTransitionError(entry.state, target)
+            current = _item_of(entry)
+            write = _Write().set("updated_at", _stamp(now)).remove("reasons")
+            self._set_state(write, tenant_id, target)
+            request_id = (request_ids or {}).get((entry.kind, entry.app_id))
+            if request_id is not None:
+                write.set("request_id", request_id)
+            if entry.qbo_id:
+                write.remove("needs_lookup")
+                write.when(f"{write.name('qbo_id')} = {write.value(entry.qbo_id)}")
+            else:
+                if target is PostingState.UNCERTAIN:
+                    write.set("needs_lookup", True)
+                write.when(f"attribute_not_exists({write.name('qbo_id')})")
+            write.when(f"{write.name('version')} = {write.value(entry.version)}")
+            write.when(f"{write.name('state')} = {write.value(entry.state.value)}")
+            write.when(f"{write.name('attempts')} = {write.value(entry.attempts)}")
+            key = self._key(tenant_id, entry.kind, entry.app_id)
+            actions.append(write.action(self._table.name, key))
+            after.append(_entry(write.apply(current)))
+            if entry.state is not target:
+                counters.add(f"{entry.kind}#{target.value}", 1)
+                counters.add(f"{entry.kind}#{entry.state.value}", -1)
+        actions.append(counters.action(self._table.name, self._summary_key(tenant_id)))
+        try:
+            self._transact(actions, "transition_many")
+        except ConditionFailedError:
+            raise ConcurrentChangeError("a document changed since it was read; nothing was moved") from None
+        return after
 
     def record_attempt(
         self,
@@ -769,6 +907,28 @@ class PostingLog:
     def get(self, tenant_id: str, kind: str, app_id: str) -> PostingEntry | None:
         item = self._read(self._key(tenant_id, kind, app_id))
         return _entry(item) if item else None
+
+    def get_many(
+        self, tenant_id: str, wanted: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], PostingEntry]:
+        """The heads of several (kind, app id) documents of one tenant (consistent BatchGetItem, 100
+        keys a call); unknown documents are absent.  A push delivery reads its messages' documents,
+        and a batch its documents' clients, this way."""
+        keys = [self._key(tenant_id, kind, app_id) for kind, app_id in dict.fromkeys(wanted)]
+        client = self._table.meta.client
+        found: dict[tuple[str, str], PostingEntry] = {}
+        for start in range(0, len(keys), _BATCH_GET_KEYS):
+            pending: dict[str, Any] = {
+                self._table.name: {"Keys": keys[start : start + _BATCH_GET_KEYS], "ConsistentRead": True}
+            }
+            while pending:
+                with _dynamodb("get_many"):
+                    answer = client.batch_get_item(RequestItems=pending)
+                for item in answer.get("Responses", {}).get(self._table.name, []):
+                    entry = _entry(item)
+                    found[(entry.kind, entry.app_id)] = entry
+                pending = answer.get("UnprocessedKeys") or {}
+        return found
 
     def attempts(
         self, tenant_id: str, kind: str, app_id: str, *, version: int | None = None
@@ -915,26 +1075,35 @@ class PostingLog:
         *,
         move: tuple[PostingState | None, PostingState],
         operation: str,
+        extra: Sequence[Mapping[str, Any]] = (),
+        new: bool = False,
     ) -> None:
-        """Apply ``write`` to the head; when the state changes, move the summary counters in the
-        same transaction.  Raises ``ConditionFailedError`` when the head's condition failed."""
+        """Apply ``write`` to the head (``new``: a head that does not exist yet, written whole);
+        when the state changes, move the summary counters in the same transaction, and ``extra``
+        actions with them.  Raises ``ConditionFailedError`` when a condition failed: index 0 is the
+        head, then the summary (when the state moves), then ``extra`` in order."""
         source, target = move
-        if source is target:
+        if source is target and not extra:
             with _dynamodb(operation):
                 self._table.update_item(**write.arguments(key))
             return
-        counters = _Write().set("tenant_id", tenant_id).set("updated_at", _stamp(self._clock.now()))
-        counters.add(f"{kind}#{target.value}", 1)
-        if source is not None:
-            counters.add(f"{kind}#{source.value}", -1)
-        actions = [
-            write.action(self._table.name, key),
-            counters.action(self._table.name, self._summary_key(tenant_id)),
-        ]
+        head = write.put_action(self._table.name, key) if new else write.action(self._table.name, key)
+        actions: list[Mapping[str, Any]] = [head]
+        if source is not target:
+            counters = _Write().set("tenant_id", tenant_id).set("updated_at", _stamp(self._clock.now()))
+            counters.add(f"{kind}#{target.value}", 1)
+            if source is not None:
+                counters.add(f"{kind}#{source.value}", -1)
+            actions.append(counters.action(self._table.name, self._summary_key(tenant_id)))
+        actions.extend(extra)
+        self._transact(actions, operation)
+
+    def _transact(self, actions: Sequence[Mapping[str, Any]], operation: str) -> None:
+        """One TransactWriteItems, retried with backoff while it loses races on the summary item."""
         for attempt in range(_CONFLICT_RETRIES):
             try:
                 with _dynamodb(operation):
-                    self._table.meta.client.transact_write_items(TransactItems=actions)
+                    self._table.meta.client.transact_write_items(TransactItems=list(actions))
             except _Conflict:
                 # Every state change of the tenant touches the summary item: back off and retry.
                 time.sleep(min(0.02 * 2**attempt, 0.5))
@@ -970,6 +1139,11 @@ class PostingLog:
         return True
 
     def _put_attempt(self, key: Mapping[str, str], attempt: Attempt) -> None:
+        with _dynamodb("record_attempt"):
+            self._table.put_item(**self._attempt_put(key, attempt)["Put"])
+
+    def _attempt_put(self, key: Mapping[str, str], attempt: Attempt) -> dict[str, Any]:
+        """The attempt's item as a Put action that never overwrites another attempt."""
         item: dict[str, Any] = {
             constants.PK: key[constants.PK],
             constants.SK: constants.posting_attempt_sk(
@@ -991,12 +1165,14 @@ class PostingLog:
             "request_id": attempt.request_id,
         }
         item.update({k: v for k, v in optional.items() if v is not None})
-        with _dynamodb("record_attempt"):
-            self._table.put_item(
-                Item=item,
-                ConditionExpression="attribute_not_exists(#sk)",
-                ExpressionAttributeNames={"#sk": constants.SK},
-            )
+        return {
+            "Put": {
+                "TableName": self._table.name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(#sk)",
+                "ExpressionAttributeNames": {"#sk": constants.SK},
+            }
+        }
 
     def _page(
         self,
@@ -1053,6 +1229,46 @@ def _filters(
 
 def _fault(value: Any) -> PostingFault | None:
     return PostingFault.model_validate(dict(value)) if isinstance(value, Mapping) else None
+
+
+def _numbered(attempt: Attempt, number: int) -> Attempt:
+    """The attempt with its number, its fault carrying the call's ``intuit_tid`` (as
+    ``record_attempt`` stores it)."""
+    fault = attempt.fault
+    if fault is not None and fault.intuit_tid is None and attempt.intuit_tid is not None:
+        fault = fault.model_copy(update={"intuit_tid": attempt.intuit_tid})
+    return attempt.model_copy(update={"number": number, "fault": fault})
+
+
+def _same(entry: PostingEntry, tenant_id: str, kind: str, app_id: str) -> bool:
+    return (entry.tenant_id, entry.kind, entry.app_id) == (tenant_id, kind, app_id)
+
+
+def _item_of(entry: PostingEntry) -> dict[str, Any]:
+    """The head's stored attributes that ``_entry`` reads, from an entry (``_entry`` inverted)."""
+    item: dict[str, Any] = {
+        "tenant_id": entry.tenant_id,
+        "kind": entry.kind,
+        "app_id": entry.app_id,
+        "version": entry.version,
+        "document": entry.document,
+        "state": entry.state.value,
+        "attempts": entry.attempts,
+        "created_at": _stamp(entry.created_at),
+        "updated_at": _stamp(entry.updated_at),
+    }
+    optional: dict[str, Any] = {
+        "reasons": _reason_maps(entry.reasons) or None,
+        "txn_date": entry.txn_date.isoformat() if entry.txn_date else None,
+        "qbo_id": entry.qbo_id,
+        "sync_token": entry.sync_token,
+        "request_id": entry.request_id,
+        "last_error": _fault_map(entry.last_error) if entry.last_error else None,
+        "needs_lookup": True if entry.needs_lookup else None,
+        "posted_at": _stamp(entry.posted_at) if entry.posted_at else None,
+    }
+    item.update({name: value for name, value in optional.items() if value is not None})
+    return item
 
 
 def _entry(item: Mapping[str, Any]) -> PostingEntry:

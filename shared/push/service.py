@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date
 from decimal import Decimal, InvalidOperation
@@ -220,30 +220,67 @@ class SubmitOutcome:
 
 class StoreLookup:
     """``readiness.MappingLookup`` over the links table (QBO ids) and the posting log (the app's
-    clients).  Found links are cached for the lookup's life (one request, or one worker batch);
-    misses are read again, since a mapping may be fixed meanwhile."""
+    clients).  Found links are cached for the lookup's life (one request, or one worker batch), and
+    so are the misses of a ``prefetch``; other misses are read again.  ``forget`` after a change."""
 
     def __init__(self, tenant_id: str, links: LinkStore, posting_log: PostingLog) -> None:
         self._tenant = tenant_id
         self._links = links
         self._log = posting_log
         self._found: dict[tuple[str, str], Link] = {}
+        self._absent: set[tuple[str, str]] = set()  # unlinked when prefetched: not read again
         self._clients: dict[str, AppClient | None] = {}
 
     def link(self, kind: str, app_id: str) -> Link | None:
         cached = self._found.get((kind, app_id))
         if cached is not None:
             return cached
+        if (kind, app_id) in self._absent:
+            return None
         link = self._links.get_by_app(self._tenant, kind, app_id)
         if link is not None:
             self._found[(kind, app_id)] = link
         return link
+
+    def prefetch(self, documents: Iterable[AppDocument]) -> None:
+        """Read at once what judging and building ``documents`` will ask for: their clients (and
+        sites' parents) from the posting log, and every link they name (client or site, line codes,
+        taxes, paid invoices) from the links table: two BatchGetItem calls instead of a read each."""
+        client_ids: set[str] = set()
+        wanted: set[tuple[str, str]] = set()
+        for document in documents:
+            if isinstance(document, AppClient):
+                client_ids.update(i for i in (document.id, document.parent_id) if i)
+                continue
+            client_ids.add(document.client_id)
+            own = "payment" if isinstance(document, AppPayment) else "invoice"
+            wanted.add((own if isinstance(document, AppPayment | AppInvoice) else "credit_memo", document.id))
+            if isinstance(document, AppPayment):
+                wanted.update(("invoice", a.invoice_id) for a in document.applications)
+                continue
+            for line in document.lines:
+                wanted.add((ITEM_LINK_KINDS[line.kind], line.code))
+                if line.tax_id is not None:
+                    wanted.add(("tax", line.tax_id))
+        wanted.update((kind, c) for c in client_ids for kind in ("client", "site"))
+        unread = sorted(c for c in client_ids if c not in self._clients)
+        if unread:
+            heads = self._log.get_many(self._tenant, (("client", c) for c in unread))
+            for client_id in unread:
+                head = heads.get(("client", client_id))
+                self._clients[client_id] = AppClient.model_validate(head.document) if head else None
+        missing = sorted(wanted - set(self._found))
+        if missing:
+            found = self._links.get_kinds(self._tenant, missing)
+            self._found.update(found)
+            self._absent.update(pair for pair in missing if pair not in found)
 
     def remember(self, link: Link) -> None:
         self._found[(link.kind, link.app_id)] = link
 
     def forget(self, kind: str, app_id: str) -> None:
         self._found.pop((kind, app_id), None)
+        self._absent.discard((kind, app_id))
 
     def customer_link(self, client_id: str) -> Link | None:
         client = self.client(client_id)
@@ -383,6 +420,7 @@ class PushService:
         def judge() -> Judgement:  # only for a newer version: an ignored one costs no more reads
             settings = self.settings_store.get(tenant_id)
             lookup = StoreLookup(tenant_id, self.links, self.posting_log)
+            lookup.prefetch([document])
             return judgement(evaluate(document, settings, facts, lookup, self.clock.now().date()))
 
         accepted = self.posting_log.accept(
@@ -404,7 +442,11 @@ class PushService:
 
     def recheck(self, tenant_id: str) -> dict[str, int]:
         """Judge every ``needs_attention`` document again (after a mapping or a setting changed, or a
-        document they wait for was posted); returns how many went to each state."""
+        document they wait for was posted); returns how many went to each state.  The summary says
+        first whether anything waits at all (one read, after every posting delivery)."""
+        if not self.posting_log.summary(tenant_id).by_state[PostingState.NEEDS_ATTENTION]:
+            require_connection(self.connection_store, tenant_id)  # an unknown tenant is still an error
+            return {}
         connection = require_connection(self.connection_store, tenant_id)
         facts = company_facts(tenant_id, connection)
         settings = self.settings_store.get(tenant_id)

@@ -38,7 +38,10 @@ from shared.events import EventPublisher, make_event
 from shared.links import LinkConflictError, LinkStore
 from shared.observability import logger
 from shared.posting_log import (
+    Attempt,
     AttemptOutcome,
+    CompanionRefusedError,
+    ConcurrentChangeError,
     InvalidTransitionError,
     PostingEntry,
     PostingFault,
@@ -131,6 +134,13 @@ class _Job:
     @property
     def creates(self) -> bool:
         return self.existing_id is None and not self.lookup and not self.voids
+
+    @property
+    def batchable(self) -> bool:
+        """A create, or an update whose SyncToken is known: either can go in a batch request."""
+        if self.retry or self.lookup or self.voids:
+            return False
+        return self.existing_id is None or self.sync_token is not None
 
 
 @dataclass
@@ -273,8 +283,9 @@ class PushWorker:
     ) -> None:
         entries: dict[tuple[str, str], PostingEntry] = {}
         wanted: dict[tuple[str, str], list[int]] = {}
+        heads = self.posting_log.get_many(tenant_id, ((m.kind, m.app_id) for _, m in messages))
         for index, message in messages:
-            entry = self.posting_log.get(tenant_id, message.kind, message.app_id)
+            entry = heads.get((message.kind, message.app_id))
             if entry is None or entry.version != message.version or entry.state not in _WORK:
                 report.count("ignored")
                 continue
@@ -339,6 +350,11 @@ class PushWorker:
 
     def _jobs(self, ctx: _Tenant, entries: list[PostingEntry], report: BatchReport) -> list[_Job]:
         jobs: list[_Job] = []
+        documents = []
+        for entry in entries:
+            with contextlib.suppress(PushError):  # an unreadable one is dealt with in _prepare
+                documents.append(parse_document(entry.kind, entry.document))
+        ctx.lookup.prefetch(documents)
         for entry in entries:
             job = self._prepare(ctx, entry, report)
             if job is not None:
@@ -346,19 +362,48 @@ class PushWorker:
         return jobs
 
     def _run(self, ctx: _Tenant, jobs: list[_Job], report: BatchReport) -> None:
+        """Clients one by one (a customer must exist before its documents); then per kind, the
+        documents' lookups in one batch request, then their creates and updates in batch requests
+        of up to 30, and what cannot be batched (voids, a lone document) one call each."""
         order = ("client", "invoice", "credit_memo", "payment")
         for kind in order:
             of_kind = [j for j in jobs if j.entry.kind == kind and not j.done]
-            creates = [j for j in of_kind if j.creates] if kind != "client" else []
+            if kind != "client":
+                self._look_up(ctx, [j for j in of_kind if j.lookup and not j.retry and not j.voids])
+            batched = [j for j in of_kind if j.batchable] if kind != "client" else []
             for job in of_kind:
-                if job not in creates:
+                if job not in batched:
                     self._single(ctx, job, report)
-            for start in range(0, len(creates), self.batch_size):
-                chunk = creates[start : start + self.batch_size]
+            for start in range(0, len(batched), self.batch_size):
+                chunk = batched[start : start + self.batch_size]
                 if len(chunk) == 1:
                     self._single(ctx, chunk[0], report)
                 else:
                     self._batch(ctx, chunk, report)
+
+    def _look_up(self, ctx: _Tenant, jobs: list[_Job]) -> None:
+        """Settle several uncertain documents with one batch request of queries (instead of a query
+        each): the ones QBO has become updates of what it has, the others creates again.  A lookup
+        that fails stays for the document's own call to repeat."""
+        if len(jobs) < 2:
+            return
+        started = self.clock.now()
+        keys = "\n".join(sorted(job.idempotency_key for job in jobs))
+        try:
+            results = ctx.client.batch(
+                [BatchOperation.query(self._find_query(ctx, job)[0]) for job in jobs],
+                idempotency_key=f"{ctx.tenant_id}:lookup:{hashlib.sha256(keys.encode()).hexdigest()[:32]}",
+            )
+        except (QboError, VaultError):
+            return  # each document looks itself up
+        for job, result in zip(jobs, results, strict=True):
+            if result.rows is None:
+                continue
+            found = _marked(result.rows, job, self._find_query(ctx, job)[1])
+            job.lookup = False
+            if found is not None:
+                job.existing_id, job.sync_token = str(found["Id"]), str(found["SyncToken"])
+                self._attempt(ctx, job, AttemptOutcome.FOUND, started)
 
     # --- preparing a document --------------------------------------------------------------------
 
@@ -751,13 +796,18 @@ class PushWorker:
         self._posted(ctx, job, answer, started, report)
 
     def _batch(self, ctx: _Tenant, jobs: list[_Job], report: BatchReport) -> None:
-        started_jobs = [job for job in jobs if self._start(job, report)]
+        started_jobs = self._start_all(jobs, report)
         if not started_jobs:
             return
         keys = "\n".join(sorted(job.idempotency_key for job in started_jobs))
         batch_key = f"{ctx.tenant_id}:batch:{hashlib.sha256(keys.encode()).hexdigest()[:32]}"
         started = self.clock.now()
-        operations = [BatchOperation.create(job.entity, job.build(None)) for job in started_jobs]
+        operations = [
+            BatchOperation.create(job.entity, job.build(None))
+            if job.existing_id is None
+            else BatchOperation.update(job.entity, job.build((job.existing_id, str(job.sync_token))))
+            for job in started_jobs
+        ]
         try:
             results = ctx.client.batch(operations, idempotency_key=batch_key)
         except (QboError, VaultError) as error:
@@ -767,11 +817,24 @@ class PushWorker:
         for job, result in zip(started_jobs, results, strict=True):
             if result.entity is not None:
                 self._posted(ctx, job, result.entity, started, report)
+            elif isinstance(result.error, StaleObjectError) and job.existing_id is not None:
+                job.sync_token = None  # changed in QBO meanwhile: re-read it and update on its own
+                self._retry_single(ctx, job, report)
             elif isinstance(result.error, DuplicateDocumentNumberError):
                 self._call_failed(ctx, job, result.error, started, report, settle=True)
             else:
                 failure = result.error or QboError("the batch answer lacks this operation")
                 self._call_failed(ctx, job, failure, started, report)
+
+    def _retry_single(self, ctx: _Tenant, job: _Job, report: BatchReport) -> None:
+        """A document already ``in_flight`` sent again on its own (after a 5010 in a batch)."""
+        started = self.clock.now()
+        try:
+            answer = self._update(ctx, job)
+        except (QboError, VaultError) as error:
+            self._call_failed(ctx, job, error, started, report)
+            return
+        self._posted(ctx, job, answer, started, report)
 
     def _void(self, ctx: _Tenant, job: _Job, started: Any, report: BatchReport) -> None:
         """A voided document (the tenant propagates voids): void it in QBO, or skip it if QBO never had it."""
@@ -849,6 +912,11 @@ class PushWorker:
 
     def _find(self, ctx: _Tenant, job: _Job) -> Body | None:
         """The document in QBO, if an earlier attempt created it: candidates, then the marker."""
+        statement, wanted = self._find_query(ctx, job)
+        return _marked(ctx.client.query(statement), job, wanted)
+
+    def _find_query(self, ctx: _Tenant, job: _Job) -> tuple[str, Marker]:
+        """The query for a document's candidates in QBO, and the marker that tells ours."""
         document = job.document
         if isinstance(document, AppClient):
             statement = _select("Customer", DisplayName=display_name(document))
@@ -860,12 +928,7 @@ class PushWorker:
         else:
             statement = _select(job.entity, DocNumber=document.number)
             marker_kind = "invoice" if isinstance(document, AppInvoice) else "credit_memo"
-        wanted = Marker(marker_kind, document.id)
-        for row in ctx.client.query(statement):
-            note = row.get("Notes") if isinstance(document, AppClient) else row.get("PrivateNote")
-            if parse_marker(note if isinstance(note, str) else None) == wanted:
-                return row
-        return None
+        return statement, Marker(marker_kind, document.id)
 
     # --- outcomes --------------------------------------------------------------------------------
 
@@ -878,33 +941,72 @@ class PushWorker:
             return False
         return True
 
+    def _start_all(self, jobs: list[_Job], report: BatchReport) -> list[_Job]:
+        """``_start`` for a batch request's documents: one transaction for all of them, or, when one
+        changed since it was read, one by one."""
+        try:
+            moved = self.posting_log.transition_many(
+                [job.entry for job in jobs],
+                to_state=PostingState.IN_FLIGHT,
+                request_ids={job.key: job.idempotency_key for job in jobs},
+            )
+        except (ConcurrentChangeError, InvalidTransitionError):
+            return [job for job in jobs if self._start(job, report)]
+        for job, entry in zip(jobs, moved, strict=True):
+            job.entry = entry
+        return list(jobs)
+
     def _posted(self, ctx: _Tenant, job: _Job, answer: Body, started: Any, report: BatchReport) -> None:
+        """QBO has the document: the attempt, the link and ``posted`` in one transaction (so a crash
+        never leaves a link without its posting, or the reverse)."""
         qbo_id, token = str(answer["Id"]), str(answer.get("SyncToken", "0"))
-        self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
         entry = job.entry
         name = answer.get("DisplayName") if job.entity == "Customer" else answer.get("DocNumber")
+        link = {"qbo_name": str(name) if name else None, "sync_token": token}
+        attempt = Attempt(
+            tenant_id=entry.tenant_id,
+            kind=entry.kind,
+            app_id=entry.app_id,
+            version=entry.version,
+            number=0,  # the posting log numbers it
+            outcome=AttemptOutcome.SUCCEEDED,
+            intuit_tid=ctx.client.last_intuit_tid,
+            request_id=job.idempotency_key,
+            started_at=started,
+            finished_at=self.clock.now(),
+        )
         try:
-            self.links.link(
+            job.entry = self.posting_log.transition(
                 entry.tenant_id,
-                job.link_kind,
+                entry.kind,
                 entry.app_id,
-                qbo_id,
-                qbo_name=str(name) if name else None,
+                expected_version=entry.version,
+                to_state=PostingState.POSTED,
+                qbo_id=qbo_id,
                 sync_token=token,
-                source="push",
+                seen=entry,
+                attempt=attempt,
+                along=self.links.link_actions(
+                    entry.tenant_id, job.link_kind, entry.app_id, qbo_id, source="push", **link
+                ),
             )
-        except LinkConflictError as error:
-            self._fail(job, PostingFault(code="link_conflict", message=str(error)), report)
+        except CompanionRefusedError as refused:
+            self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
+            conflict = self.links.conflict(job.link_kind, entry.app_id, qbo_id, refused.failed)
+            self._fail(job, PostingFault(code="link_conflict", message=str(conflict)), report)
             return
-        ctx.lookup.forget(job.link_kind, entry.app_id)
-        if isinstance(job.document, AppClient):
-            ctx.lookup.client_changed(entry.app_id)
-        job.done = True
-        try:
-            self._move(entry, PostingState.POSTED, qbo_id=qbo_id, sync_token=token)
         except (StaleVersionError, InvalidTransitionError):
-            report.count("superseded")  # a newer version arrived: the log hands it our QBO id
+            # A newer version arrived (the log handed it our QBO id): the call and the link stand.
+            self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
+            try:
+                self.links.link(entry.tenant_id, job.link_kind, entry.app_id, qbo_id, source="push", **link)
+            except LinkConflictError as error:
+                self._fail(job, PostingFault(code="link_conflict", message=str(error)), report)
+                return
+            self._linked(ctx, job)
+            report.count("superseded")
             return
+        self._linked(ctx, job)
         ctx.posted += 1
         report.count("posted")
         detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, "qboId": qbo_id}
@@ -913,6 +1015,13 @@ class PushWorker:
                 EVENT_DOCUMENT_POSTED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version)
             )
         )
+
+    @staticmethod
+    def _linked(ctx: _Tenant, job: _Job) -> None:
+        ctx.lookup.forget(job.link_kind, job.entry.app_id)
+        if isinstance(job.document, AppClient):
+            ctx.lookup.client_changed(job.entry.app_id)
+        job.done = True
 
     def _call_failed(
         self,
@@ -980,7 +1089,7 @@ class PushWorker:
         status = error.status if isinstance(error, QboError) else None
         entry = job.entry
         with contextlib.suppress(StaleVersionError):  # a newer version: the attempt is moot
-            self.posting_log.record_attempt(
+            recorded = self.posting_log.record_attempt(
                 entry.tenant_id,
                 entry.kind,
                 entry.app_id,
@@ -993,14 +1102,22 @@ class PushWorker:
                 intuit_tid=tid,
                 request_id=job.idempotency_key,
             )
+            # The head counted it: keep the entry in hand in step, so the next move needs no read.
+            if job.entry is entry:
+                changes: dict[str, Any] = {"attempts": recorded.number, "request_id": job.idempotency_key}
+                if recorded.fault is not None:
+                    changes["last_error"] = recorded.fault
+                job.entry = entry.model_copy(update=changes)
 
     def _move(self, entry: PostingEntry, state: PostingState, **changes: Any) -> PostingEntry:
+        """Move ``entry`` (as this worker last had it: no read unless it changed meanwhile)."""
         return self.posting_log.transition(
             entry.tenant_id,
             entry.kind,
             entry.app_id,
             expected_version=entry.version,
             to_state=state,
+            seen=entry,
             **changes,
         )
 
@@ -1013,6 +1130,15 @@ def _retry_marker(entry: PostingEntry, document: AppDocument) -> _Job:
         raise AssertionError("a job waiting for its customer is never sent")
 
     return _Job(entry, document, ENTITIES[entry.kind], entry.kind, never, None, None, False, retry=True)
+
+
+def _marked(rows: Sequence[Body], job: _Job, wanted: Marker) -> Body | None:
+    """The row carrying our marker (a customer keeps it in ``Notes``, a transaction in ``PrivateNote``)."""
+    for row in rows:
+        note = row.get("Notes") if isinstance(job.document, AppClient) else row.get("PrivateNote")
+        if parse_marker(note if isinstance(note, str) else None) == wanted:
+            return row
+    return None
 
 
 def _needs_lookup(entry: PostingEntry) -> bool:

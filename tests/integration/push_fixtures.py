@@ -62,6 +62,8 @@ class PushWorld:
     world: World
     sqs: Any
     queue_url: str
+    deliveries: int = 0  # push handler invocations, over every drain
+    redelivered: int = 0  # messages the handler asked back (partial batch failures)
 
     # --- the API ---
 
@@ -108,6 +110,8 @@ class PushWorld:
             event = {"Records": [lambda_record(m, QUEUE_NAME) for m in messages]}
             result = handler.lambda_handler(event, LambdaContext())
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            self.deliveries += 1
+            self.redelivered += len(failed)
             for message in messages:
                 if message["MessageId"] in failed:
                     self.sqs.change_message_visibility(

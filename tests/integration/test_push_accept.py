@@ -5,11 +5,22 @@ document meanwhile (the upsert's cost through the tenant API: tests/integration/
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
-from shared.posting_log import InvalidTransitionError, PostingLog, PostingState, Reason
+from shared.posting_log import (
+    Attempt,
+    AttemptOutcome,
+    CompanionRefusedError,
+    ConcurrentChangeError,
+    InvalidTransitionError,
+    PostingEntry,
+    PostingLog,
+    PostingState,
+    Reason,
+    StaleVersionError,
+)
 from tests.integration.test_posting_log import World, dynamodb, world
 
 __all__ = ["dynamodb", "world"]
@@ -93,3 +104,150 @@ def test_a_worker_moving_the_document_meanwhile_keeps_the_summary_exact(world: W
     summary = world.log.summary("firm-a").by_state
     assert summary == heads_by_state(world.log)
     assert (summary[S.QUEUED], summary[S.IN_FLIGHT]) == (1, 0)
+
+
+# --- moving what the worker has in hand -------------------------------------------------------------
+
+
+def attempt_of(entry: PostingEntry, outcome: AttemptOutcome = AttemptOutcome.SUCCEEDED) -> Attempt:
+    at = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+    return Attempt(
+        tenant_id=entry.tenant_id,
+        kind=entry.kind,
+        app_id=entry.app_id,
+        version=entry.version,
+        number=0,
+        outcome=outcome,
+        intuit_tid="tid-1",
+        request_id="req-1",
+        started_at=at,
+        finished_at=at,
+    )
+
+
+def queued(world: World, app_id: str) -> PostingEntry:
+    world.log.accept("firm-a", "invoice", app_id, 1, {"id": app_id}, DAY, judge=lambda: (S.QUEUED, ()))
+    entry = world.log.get("firm-a", "invoice", app_id)
+    assert entry is not None
+    return entry
+
+
+def test_a_move_from_the_entry_in_hand_needs_no_read_and_matches_a_read_one(world: World) -> None:
+    entry = queued(world, "i1")
+    world.count()
+    moved = world.log.transition(
+        "firm-a", "invoice", "i1", expected_version=1, to_state=S.IN_FLIGHT, seen=entry
+    )
+    assert world.count() == Counter({"TransactWriteItems": 1})
+    assert moved == world.log.get("firm-a", "invoice", "i1")
+
+
+def test_a_move_from_an_out_of_date_entry_reads_and_decides_again(world: World) -> None:
+    # Given an entry in hand, then an attempt recorded and a newer version accepted behind its back
+    entry = queued(world, "i1")
+    world.log.record_attempt(
+        "firm-a",
+        "invoice",
+        "i1",
+        version=1,
+        outcome="throttled",
+        started_at=world.clock.at,
+        finished_at=world.clock.at,
+    )
+    stale = world.log.transition(
+        "firm-a", "invoice", "i1", expected_version=1, to_state=S.IN_FLIGHT, seen=entry
+    )
+    assert stale.attempts == 1  # decided on what is stored, not on what was seen
+    world.log.accept("firm-a", "invoice", "i1", 2, {"id": "i1"}, DAY, judge=lambda: (S.QUEUED, ()))
+    # When the worker moves what it had, Then it learns that its version is stale
+    with pytest.raises(StaleVersionError):
+        world.log.transition(
+            "firm-a", "invoice", "i1", expected_version=1, to_state=S.POSTED, qbo_id="9", seen=stale
+        )
+    assert world.log.summary("firm-a").by_state == heads_by_state(world.log)
+
+
+def test_posted_with_its_attempt_and_a_companion_write_is_one_transaction(world: World) -> None:
+    entry = world.log.transition(
+        "firm-a", "invoice", "i1", expected_version=1, to_state=S.IN_FLIGHT, seen=queued(world, "i1")
+    )
+    companion = {
+        "Put": {
+            "TableName": world.table.name,
+            "Item": {"pk": "OTHER", "sk": "link-i1", "qbo_id": "77"},
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+    world.count()
+    posted = world.log.transition(
+        "firm-a",
+        "invoice",
+        "i1",
+        expected_version=1,
+        to_state=S.POSTED,
+        qbo_id="77",
+        seen=entry,
+        attempt=attempt_of(entry),
+        along=[companion],
+    )
+    assert world.count() == Counter({"TransactWriteItems": 1})
+    assert (posted.state, posted.qbo_id, posted.attempts) == (S.POSTED, "77", 1)
+    [attempt] = world.log.attempts("firm-a", "invoice", "i1")
+    assert (attempt.number, attempt.outcome, attempt.intuit_tid) == (1, AttemptOutcome.SUCCEEDED, "tid-1")
+    assert world.table.get_item(Key={"pk": "OTHER", "sk": "link-i1"})["Item"]["qbo_id"] == "77"
+
+
+def test_a_refused_companion_write_leaves_everything_as_it_was(world: World) -> None:
+    entry = world.log.transition(
+        "firm-a", "invoice", "i1", expected_version=1, to_state=S.IN_FLIGHT, seen=queued(world, "i1")
+    )
+    world.table.put_item(Item={"pk": "OTHER", "sk": "link-i1", "qbo_id": "55"})
+    companion = {
+        "Put": {
+            "TableName": world.table.name,
+            "Item": {"pk": "OTHER", "sk": "link-i1", "qbo_id": "77"},
+            "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+    with pytest.raises(CompanionRefusedError) as refused:
+        world.log.transition(
+            "firm-a",
+            "invoice",
+            "i1",
+            expected_version=1,
+            to_state=S.POSTED,
+            qbo_id="77",
+            seen=entry,
+            attempt=attempt_of(entry),
+            along=[companion],
+        )
+    assert refused.value.failed[0] is not None
+    assert refused.value.failed[0]["qbo_id"] == "55"
+    assert world.log.get("firm-a", "invoice", "i1") == entry
+    assert world.log.attempts("firm-a", "invoice", "i1") == []
+
+
+def test_many_documents_start_in_one_transaction_or_not_at_all(world: World) -> None:
+    entries = [queued(world, f"i{n}") for n in range(5)]
+    world.count()
+    moved = world.log.transition_many(
+        entries, to_state=S.IN_FLIGHT, request_ids={("invoice", "i0"): "tenant:invoice:i0:v1"}
+    )
+    assert world.count() == Counter({"TransactWriteItems": 1})
+    assert [e.state for e in moved] == [S.IN_FLIGHT] * 5
+    assert moved == [world.log.get("firm-a", "invoice", f"i{n}") for n in range(5)]
+    assert moved[0].request_id == "tenant:invoice:i0:v1"
+    summary = world.log.summary("firm-a").by_state
+    assert (summary[S.QUEUED], summary[S.IN_FLIGHT]) == (0, 5)
+    # one of them moved meanwhile: nothing moves
+    again = [queued(world, f"j{n}") for n in range(3)]
+    world.log.transition("firm-a", "invoice", "j1", expected_version=1, to_state=S.NEEDS_ATTENTION)
+    with pytest.raises(ConcurrentChangeError):
+        world.log.transition_many(again, to_state=S.IN_FLIGHT)
+    assert [world.log.get("firm-a", "invoice", f"j{n}").state for n in range(3)] == [  # type: ignore[union-attr]
+        S.QUEUED,
+        S.NEEDS_ATTENTION,
+        S.QUEUED,
+    ]
+    assert world.log.summary("firm-a").by_state == heads_by_state(world.log)
