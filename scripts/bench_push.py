@@ -1,8 +1,8 @@
 """Benchmark: what one pushed invoice costs (not a test; prints figures).
 
-Everything runs in this process as the integration tests run it: moto for DynamoDB and SQS FIFO,
-the QBO sandbox on a loopback port, the real API and push handlers driven with API Gateway and SQS
-events.  Printed:
+Everything runs in this process as the integration tests run it: moto for DynamoDB and SQS FIFO
+(with the tests' harness, ``tests.conftest.atomic_dynamodb``), the QBO sandbox on a loopback port,
+the real API and push handlers driven with API Gateway and SQS events.  Printed:
 
 * QBO calls per invoice for a bulk push of ``--invoices`` invoices (sandbox counters; goal 1/30);
 * QBO calls (and metered reads) for one real-time invoice (goal 1, no read);

@@ -245,10 +245,17 @@ class LinkStore:
         sync_token: str | None = None,
         content_hash: str | None = None,
         source: LinkSource = "manual",
+        new: bool = False,
     ) -> list[dict[str, Any]]:
         """``link``'s two TransactWriteItems actions, for a caller that must write the link in its
         own transaction (the push worker: the link and the posted state together, or neither).
-        A refusal of either decodes with ``conflict``."""
+        A refusal of either decodes with ``conflict``.
+
+        ``new``: the caller knows the app entity is not linked yet (a document QBO just created):
+        both items are written whole, on the condition that neither exists.  The same items as the
+        updates would make; a refusal then also covers relinking the same pair, which the caller
+        retries without ``new``.
+        """
         if source not in LINK_SOURCES:
             raise InvalidLinkRequestError(f"unknown link source {source!r}")
         pk = self._pk(tenant_id, kind)
@@ -263,6 +270,12 @@ class LinkStore:
             "sync_token": sync_token,
             "content_hash": content_hash,
         }
+        if new:
+            app_item = {**app_key, **{k: v for k, v in app_sets.items() if v is not None}}
+            app_item.update(linked_at=now, source=source)
+            qbo_item = {**qbo_key, "tenant_id": tenant_id, "kind": kind, "app_id": app_id, "qbo_id": qbo_id}
+            qbo_item["linked_at"] = now
+            return [_transact_put(self._table.name, app_item), _transact_put(self._table.name, qbo_item)]
         app_update = _transact_update(
             app_key,
             sets={k: v for k, v in app_sets.items() if v is not None},
@@ -504,6 +517,19 @@ class LinkStore:
             next(iter(action.values()))["TableName"] = self._table.name
         with _dynamodb(operation):
             self._table.meta.client.transact_write_items(TransactItems=actions)
+
+
+def _transact_put(table_name: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """A Put action for an item that must not exist yet (the item found is returned if it does)."""
+    return {
+        "Put": {
+            "TableName": table_name,
+            "Item": dict(item),
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": constants.PK},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
 
 
 def _transact_update(

@@ -29,6 +29,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -61,6 +62,7 @@ __all__ = [
     "InvalidPostingRequestError",
     "InvalidTransitionError",
     "Judgement",
+    "Posting",
     "PostingEntry",
     "PostingFault",
     "PostingLog",
@@ -118,7 +120,8 @@ class AttemptOutcome(StrEnum):
 _DOCUMENT_MAX_BYTES: Final = 350_000  # DynamoDB items are at most 400 KB
 _MAX_PAGE: Final = 1000
 _BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
-_TRANSACTION_HEADS: Final = 99  # TransactWriteItems takes 100 actions: the heads and the summary
+_TRANSACTION_ACTIONS: Final = 100  # TransactWriteItems' limit
+_TRANSACTION_HEADS: Final = _TRANSACTION_ACTIONS - 1  # the heads, and the summary
 _RETRIES: Final = 3  # re-reads after a concurrent change
 _CONFLICT_RETRIES: Final = 6  # transactions that lost a race on the summary counter
 _STATES: Final = frozenset(state.value for state in PostingState)
@@ -317,6 +320,22 @@ class PostingSummary(BaseModel):
     @property
     def total(self) -> int:
         return sum(self.by_state.values())
+
+
+@dataclass(frozen=True)
+class Posting:
+    """A document QBO now has, as ``post_many`` records it: the entry in hand (``in_flight``), QBO's
+    id and SyncToken, the successful attempt and the writes that go with it (its link)."""
+
+    entry: PostingEntry
+    qbo_id: str
+    sync_token: str | None
+    attempt: Attempt
+    along: Sequence[Mapping[str, Any]] = ()
+
+    @property
+    def actions(self) -> int:
+        return 2 + len(self.along)  # the head, the attempt, the companions
 
 
 Judgement = tuple[PostingState, Sequence[Reason]]
@@ -713,47 +732,18 @@ class PostingLog:
                 raise InvalidTransitionError(source, target)
             if target is PostingState.POSTED and not (qbo_id or current.get("qbo_id")):
                 raise InvalidPostingRequestError("a posted document needs its QBO id")
-            now = self._clock.now()
-            write = _Write().set("updated_at", _stamp(now))
-            self._set_state(write, tenant_id, target)
-            if reasons:
-                write.set("reasons", _reason_maps(reasons))
-            else:
-                write.remove("reasons")
-            for attribute, given in (
-                ("qbo_id", qbo_id),
-                ("sync_token", sync_token),
-                ("request_id", request_id or (attempt.request_id if attempt else None)),
-            ):
-                if given is not None:
-                    write.set(attribute, given)
-            if qbo_id or current.get("qbo_id"):
-                write.remove("needs_lookup")
-            elif target is PostingState.UNCERTAIN:
-                write.set("needs_lookup", True)
-            if target is PostingState.POSTED:
-                posted_at = _stamp(now)
-                write.set("posted_at", posted_at).remove("last_error")
-                write.set(constants.POSTING_BY_POSTED_PK, constants.tenant_pk(tenant_id))
-                write.set(constants.POSTING_BY_POSTED_SK, f"{posted_at}#{kind}#{app_id}")
-            fault = error or (attempt.fault if attempt is not None else None)
-            if fault is not None:
-                write.set("last_error", _fault_map(fault))
-            write.when(f"{write.name('version')} = {write.value(current['version'])}")
-            write.when(f"{write.name('state')} = {write.value(source.value)}")
-            extra: list[Mapping[str, Any]] = []
-            if attempt is not None or from_seen:
-                attempts = _number(current.get("attempts"))
-                write.when(f"{write.name('attempts')} = {write.value(attempts)}")
-                if attempt is not None:
-                    write.set("attempts", attempts + 1)
-                    extra.append(self._attempt_put(key, _numbered(attempt, attempts + 1)))
-            if from_seen:
-                known = current.get("qbo_id")
-                if known:
-                    write.when(f"{write.name('qbo_id')} = {write.value(known)}")
-                else:
-                    write.when(f"attribute_not_exists({write.name('qbo_id')})")
+            write, extra = self._move_write(
+                key,
+                current,
+                target,
+                reasons=reasons,
+                qbo_id=qbo_id,
+                sync_token=sync_token,
+                request_id=request_id,
+                error=error,
+                attempt=attempt,
+                from_seen=from_seen,
+            )
             ours = 1 + (source is not target) + len(extra)  # head, summary, attempt: then ``along``
             extra.extend(along)
             try:
@@ -768,6 +758,116 @@ class PostingLog:
                 continue
             return _entry(write.apply(current))
         raise PostingLogBusyError(f"transition: {kind} {app_id} keeps changing, retry")
+
+    def _move_write(
+        self,
+        key: Mapping[str, str],
+        current: Mapping[str, Any],
+        target: PostingState,
+        *,
+        reasons: Sequence[Reason] | None,
+        qbo_id: str | None,
+        sync_token: str | None,
+        request_id: str | None,
+        error: PostingFault | None,
+        attempt: Attempt | None,
+        from_seen: bool,
+    ) -> tuple[_Write, list[Mapping[str, Any]]]:
+        """The head's write for a move decided on ``current`` (and the attempt's Put, if any)."""
+        tenant_id, kind, app_id = str(current["tenant_id"]), str(current["kind"]), str(current["app_id"])
+        now = self._clock.now()
+        write = _Write().set("updated_at", _stamp(now))
+        self._set_state(write, tenant_id, target)
+        if reasons:
+            write.set("reasons", _reason_maps(reasons))
+        else:
+            write.remove("reasons")
+        for attribute, given in (
+            ("qbo_id", qbo_id),
+            ("sync_token", sync_token),
+            ("request_id", request_id or (attempt.request_id if attempt else None)),
+        ):
+            if given is not None:
+                write.set(attribute, given)
+        if qbo_id or current.get("qbo_id"):
+            write.remove("needs_lookup")
+        elif target is PostingState.UNCERTAIN:
+            write.set("needs_lookup", True)
+        if target is PostingState.POSTED:
+            posted_at = _stamp(now)
+            write.set("posted_at", posted_at).remove("last_error")
+            write.set(constants.POSTING_BY_POSTED_PK, constants.tenant_pk(tenant_id))
+            write.set(constants.POSTING_BY_POSTED_SK, f"{posted_at}#{kind}#{app_id}")
+        fault = error or (attempt.fault if attempt is not None else None)
+        if fault is not None:
+            write.set("last_error", _fault_map(fault))
+        write.when(f"{write.name('version')} = {write.value(current['version'])}")
+        write.when(f"{write.name('state')} = {write.value(current['state'])}")
+        extra: list[Mapping[str, Any]] = []
+        if attempt is not None or from_seen:
+            attempts = _number(current.get("attempts"))
+            write.when(f"{write.name('attempts')} = {write.value(attempts)}")
+            if attempt is not None:
+                write.set("attempts", attempts + 1)
+                extra.append(self._attempt_put(key, _numbered(attempt, attempts + 1)))
+        if from_seen:
+            known = current.get("qbo_id")
+            if known:
+                write.when(f"{write.name('qbo_id')} = {write.value(known)}")
+            else:
+                write.when(f"attribute_not_exists({write.name('qbo_id')})")
+        return write, extra
+
+    def post_many(self, postings: Sequence[Posting]) -> list[PostingEntry]:
+        """Several documents of one tenant that one QBO batch request created or updated, ``posted``
+        in one transaction: each head (from the entry in hand) with its attempt and companion writes
+        (its link), and one summary update for all.  All of them or none: ``ConcurrentChangeError``
+        (nothing written) when any condition fails; the caller then posts them one by one, which
+        sorts out what changed.  At most 100 actions (``Posting.actions`` each, plus the summary).
+        """
+        if not postings:
+            return []
+        tenants = {posting.entry.tenant_id for posting in postings}
+        if len(tenants) != 1 or sum(p.actions for p in postings) + 1 > _TRANSACTION_ACTIONS:
+            raise InvalidPostingRequestError(f"one tenant and at most {_TRANSACTION_ACTIONS} actions at once")
+        [tenant_id] = tenants
+        counters = _Write().set("tenant_id", tenant_id).set("updated_at", _stamp(self._clock.now()))
+        actions: list[Mapping[str, Any]] = []
+        after: list[PostingEntry] = []
+        for posting in postings:
+            entry = posting.entry
+            if PostingState.POSTED not in TRANSITIONS[entry.state]:
+                raise InvalidTransitionError(entry.state, PostingState.POSTED)
+            if posting.attempt.version != entry.version:
+                raise InvalidPostingRequestError("the attempt must be of the version that moves")
+            key = self._key(tenant_id, entry.kind, entry.app_id)
+            current = _item_of(entry)
+            write, extra = self._move_write(
+                key,
+                current,
+                PostingState.POSTED,
+                reasons=None,
+                qbo_id=posting.qbo_id,
+                sync_token=posting.sync_token,
+                request_id=None,
+                error=None,
+                attempt=posting.attempt,
+                from_seen=True,
+            )
+            actions.append(write.action(self._table.name, key))
+            actions.extend(extra)
+            actions.extend(posting.along)
+            after.append(_entry(write.apply(current)))
+            counters.add(f"{entry.kind}#{PostingState.POSTED.value}", 1)
+            counters.add(f"{entry.kind}#{entry.state.value}", -1)
+        actions.append(counters.action(self._table.name, self._summary_key(tenant_id)))
+        try:
+            self._transact(actions, "post_many")
+        except ConditionFailedError:
+            raise ConcurrentChangeError(
+                "a document or a companion write changed; nothing was posted"
+            ) from None
+        return after
 
     def transition_many(
         self,

@@ -116,6 +116,54 @@ def _parsed_once(make: Any) -> Any:
     return parse
 
 
+def _validated_once(validator: Any) -> tuple[Any, Any]:
+    """moto's update-expression validator, running its checks of the expression alone once per
+    expression (``__init__`` and ``validate`` to install).
+
+    Of the validator's ten passes over the tree, the first three (at most one SET/ADD/REMOVE
+    clause each, no overlapping paths, no key attribute changed) depend only on the expression, its
+    attribute names and the table's keys; the others depend on the values and the item.  Once an
+    expression (one parsed tree: ``_parsed_once``) passed them with the same names and keys, it
+    passes them again: only the item- and value-dependent passes run.
+    """
+    static_passes = 3
+    passed: dict[tuple[int, tuple[tuple[str, str], ...], tuple[str, ...]], Any] = {}
+    original_init, original_validate = validator.__init__, validator.validate
+
+    def init(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, expression, *args, **kwargs)
+        names = tuple(sorted((self.expression_attribute_names or {}).items()))
+        key = (id(expression), names, tuple(self.table.table_key_attrs))
+        if key in passed:
+            self.processors = self.processors[static_passes:]
+        else:
+            self._static_key = (key, expression)  # the tree is kept alive, so its id stays its own
+
+    def validate(self: Any) -> Any:
+        result = original_validate(self)
+        static = getattr(self, "_static_key", None)
+        if static is not None:
+            passed[static[0]] = static[1]
+        return result
+
+    return init, validate
+
+
+def _sorted_natively(table: Any) -> list[Any]:
+    """moto's ``Table.all_items`` (the candidates of every Query and Scan, in key order), sorted on
+    the keys' plain values instead of through DynamoType's Python comparisons: a table's key
+    attributes have one type each, so the order is the same."""
+    items: list[Any] = []
+    for hash_set in table.items.values():
+        if table.range_key_attr:
+            items.extend(hash_set.values())
+        else:
+            items.append(hash_set)
+    if table.range_key_attr:
+        return sorted(items, key=lambda x: (x.hash_key.cast_value, x.range_key.cast_value))
+    return sorted(items, key=lambda x: x.hash_key.cast_value)
+
+
 @contextmanager
 def atomic_dynamodb() -> Iterator[None]:
     """Make moto's DynamoDB as atomic as the real one (every test runs inside this; so do the push
@@ -126,8 +174,9 @@ def atomic_dynamodb() -> Iterator[None]:
     both pass the same condition. The single-flight refresh and the rate governor rely on exactly
     that guarantee, so their concurrency tests would otherwise measure moto, not our code.
     Transactions also roll back item by item instead of from a copy of every table they touch
-    (``_rollback_by_item``), and each update expression is parsed once (``_parsed_once``): the same
-    outcomes, at a cost a 1,000-invoice push can afford.
+    (``_rollback_by_item``), each update expression is parsed once (``_parsed_once``) and checked
+    on its own once (``_validated_once``), and query candidates are sorted on plain key values
+    (``_sorted_natively``): the same outcomes, at a cost a 1,000-invoice push can afford.
     """
     import functools
     import threading
@@ -137,9 +186,17 @@ def atomic_dynamodb() -> Iterator[None]:
 
     lock = threading.RLock()
     originals = {name: getattr(DynamoDBBackend, name) for name in _DYNAMODB_OPERATIONS}
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.parsing import validators
+
     parser: Any = vars(expressions)["UpdateExpressionParser"]  # untyped in moto's stubs
     make = parser.__dict__["make"]
     parser.make = staticmethod(_parsed_once(parser.make))
+    checker: Any = vars(validators)["UpdateExpressionValidator"]
+    checks = checker.__dict__.get("__init__"), checker.__dict__.get("validate")
+    checker.__init__, checker.validate = _validated_once(checker)
+    all_items = Table.all_items
+    Table.all_items = _sorted_natively  # type: ignore[method-assign,assignment]
 
     def atomic(method: Any) -> Any:
         @functools.wraps(method)
@@ -158,6 +215,12 @@ def atomic_dynamodb() -> Iterator[None]:
         yield
     finally:
         parser.make = make
+        Table.all_items = all_items  # type: ignore[method-assign]
+        for name, method in zip(("__init__", "validate"), checks, strict=True):
+            if method is None:
+                delattr(checker, name)  # it was inherited
+            else:
+                setattr(checker, name, method)
         for name, method in originals.items():
             setattr(DynamoDBBackend, name, method)
 

@@ -43,6 +43,7 @@ from shared.posting_log import (
     CompanionRefusedError,
     ConcurrentChangeError,
     InvalidTransitionError,
+    Posting,
     PostingEntry,
     PostingFault,
     PostingLog,
@@ -99,6 +100,7 @@ Body = dict[str, Any]
 ENTITIES = {"client": "Customer", "invoice": "Invoice", "payment": "Payment", "credit_memo": "CreditMemo"}
 MAPPING_MISSING = "mapping_missing"
 MAX_DELIVERIES = 5  # the DLQ's maxReceiveCount should be higher, so the log says "failed" first
+POSTING_ACTIONS = 99  # a transaction's 100 actions, less the summary update
 _WORK = {PostingState.QUEUED, PostingState.UNCERTAIN, PostingState.IN_FLIGHT}
 # The exchange history's sources are typed for the pull side; "push" is stored and read back alike.
 PUSH_SOURCE: Final[ExchangeSource] = "push"
@@ -814,10 +816,14 @@ class PushWorker:
             for job in started_jobs:
                 self._call_failed(ctx, job, error, started, report)
             return
+        done = [
+            (job, result.entity) for job, result in zip(started_jobs, results, strict=True) if result.entity
+        ]
+        self._post_all(ctx, done, started, report)
         for job, result in zip(started_jobs, results, strict=True):
             if result.entity is not None:
-                self._posted(ctx, job, result.entity, started, report)
-            elif isinstance(result.error, StaleObjectError) and job.existing_id is not None:
+                continue
+            if isinstance(result.error, StaleObjectError) and job.existing_id is not None:
                 job.sync_token = None  # changed in QBO meanwhile: re-read it and update on its own
                 self._retry_single(ctx, job, report)
             elif isinstance(result.error, DuplicateDocumentNumberError):
@@ -956,13 +962,11 @@ class PushWorker:
             job.entry = entry
         return list(jobs)
 
-    def _posted(self, ctx: _Tenant, job: _Job, answer: Body, started: Any, report: BatchReport) -> None:
-        """QBO has the document: the attempt, the link and ``posted`` in one transaction (so a crash
-        never leaves a link without its posting, or the reverse)."""
+    def _posting(self, ctx: _Tenant, job: _Job, answer: Body, started: Any, *, new: bool = False) -> Posting:
+        """What QBO's answer makes of the document: its id, the successful attempt and its link
+        (``new``: written whole, the document being known to have none yet)."""
         qbo_id, token = str(answer["Id"]), str(answer.get("SyncToken", "0"))
         entry = job.entry
-        name = answer.get("DisplayName") if job.entity == "Customer" else answer.get("DocNumber")
-        link = {"qbo_name": str(name) if name else None, "sync_token": token}
         attempt = Attempt(
             tenant_id=entry.tenant_id,
             kind=entry.kind,
@@ -975,6 +979,23 @@ class PushWorker:
             started_at=started,
             finished_at=self.clock.now(),
         )
+        along = self.links.link_actions(
+            entry.tenant_id,
+            job.link_kind,
+            entry.app_id,
+            qbo_id,
+            qbo_name=_qbo_name(job, answer),
+            sync_token=token,
+            source="push",
+            new=new,
+        )
+        return Posting(entry, qbo_id, token, attempt, along)
+
+    def _posted(self, ctx: _Tenant, job: _Job, answer: Body, started: Any, report: BatchReport) -> None:
+        """QBO has the document: the attempt, the link and ``posted`` in one transaction (so a crash
+        never leaves a link without its posting, or the reverse)."""
+        posting = self._posting(ctx, job, answer, started)
+        entry, qbo_id = posting.entry, posting.qbo_id
         try:
             job.entry = self.posting_log.transition(
                 entry.tenant_id,
@@ -983,12 +1004,10 @@ class PushWorker:
                 expected_version=entry.version,
                 to_state=PostingState.POSTED,
                 qbo_id=qbo_id,
-                sync_token=token,
+                sync_token=posting.sync_token,
                 seen=entry,
-                attempt=attempt,
-                along=self.links.link_actions(
-                    entry.tenant_id, job.link_kind, entry.app_id, qbo_id, source="push", **link
-                ),
+                attempt=posting.attempt,
+                along=posting.along,
             )
         except CompanionRefusedError as refused:
             self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
@@ -999,16 +1018,61 @@ class PushWorker:
             # A newer version arrived (the log handed it our QBO id): the call and the link stand.
             self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
             try:
-                self.links.link(entry.tenant_id, job.link_kind, entry.app_id, qbo_id, source="push", **link)
+                self.links.link(
+                    entry.tenant_id,
+                    job.link_kind,
+                    entry.app_id,
+                    qbo_id,
+                    qbo_name=_qbo_name(job, answer),
+                    sync_token=posting.sync_token,
+                    source="push",
+                )
             except LinkConflictError as error:
                 self._fail(job, PostingFault(code="link_conflict", message=str(error)), report)
                 return
             self._linked(ctx, job)
             report.count("superseded")
             return
+        self._announce(ctx, job, qbo_id, report)
+
+    def _post_all(
+        self, ctx: _Tenant, done: list[tuple[_Job, Body]], started: Any, report: BatchReport
+    ) -> None:
+        """The documents of one batch request QBO took: ``posted`` in as few transactions as the
+        posting log can write (one summary update each), or one by one when something changed."""
+        chunk: list[tuple[_Job, Body, Posting]] = []
+        room = POSTING_ACTIONS
+
+        def flush() -> None:
+            if not chunk:
+                return
+            try:
+                entries = self.posting_log.post_many([posting for _, _, posting in chunk])
+            except (ConcurrentChangeError, InvalidTransitionError):
+                for job, answer, _ in chunk:
+                    self._posted(ctx, job, answer, started, report)
+            else:
+                for (job, _, posting), entry in zip(chunk, entries, strict=True):
+                    job.entry = entry
+                    self._announce(ctx, job, posting.qbo_id, report)
+            chunk.clear()
+
+        for job, answer in done:
+            unlinked = job.existing_id is None and ctx.lookup.link(job.link_kind, job.entry.app_id) is None
+            posting = self._posting(ctx, job, answer, started, new=unlinked)
+            if posting.actions > room:
+                flush()
+                room = POSTING_ACTIONS
+            chunk.append((job, answer, posting))
+            room -= posting.actions
+        flush()
+
+    def _announce(self, ctx: _Tenant, job: _Job, qbo_id: str, report: BatchReport) -> None:
+        """A document just posted: linked, counted, and its event published."""
         self._linked(ctx, job)
         ctx.posted += 1
         report.count("posted")
+        entry = job.entry
         detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, "qboId": qbo_id}
         self.events.publish(
             make_event(
@@ -1130,6 +1194,12 @@ def _retry_marker(entry: PostingEntry, document: AppDocument) -> _Job:
         raise AssertionError("a job waiting for its customer is never sent")
 
     return _Job(entry, document, ENTITIES[entry.kind], entry.kind, never, None, None, False, retry=True)
+
+
+def _qbo_name(job: _Job, answer: Body) -> str | None:
+    """What the link remembers of the QBO entity: a customer's DisplayName, a document's DocNumber."""
+    name = answer.get("DisplayName") if job.entity == "Customer" else answer.get("DocNumber")
+    return str(name) if name else None
 
 
 def _marked(rows: Sequence[Body], job: _Job, wanted: Marker) -> Body | None:

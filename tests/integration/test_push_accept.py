@@ -15,6 +15,7 @@ from shared.posting_log import (
     CompanionRefusedError,
     ConcurrentChangeError,
     InvalidTransitionError,
+    Posting,
     PostingEntry,
     PostingLog,
     PostingState,
@@ -250,4 +251,58 @@ def test_many_documents_start_in_one_transaction_or_not_at_all(world: World) -> 
         S.NEEDS_ATTENTION,
         S.QUEUED,
     ]
+    assert world.log.summary("firm-a").by_state == heads_by_state(world.log)
+
+
+def test_a_batch_requests_documents_are_posted_together_with_their_attempts_and_links(world: World) -> None:
+    started = world.log.transition_many([queued(world, f"i{n}") for n in range(3)], to_state=S.IN_FLIGHT)
+    links = [
+        {
+            "Put": {
+                "TableName": world.table.name,
+                "Item": {"pk": "LINK", "sk": entry.app_id, "qbo_id": f"q{n}"},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        for n, entry in enumerate(started)
+    ]
+    postings = [
+        Posting(entry, f"q{n}", "0", attempt_of(entry), [links[n]]) for n, entry in enumerate(started)
+    ]
+    world.count()
+    posted = world.log.post_many(postings)
+    assert world.count() == Counter({"TransactWriteItems": 1})
+    assert [(e.state, e.qbo_id, e.attempts) for e in posted] == [(S.POSTED, f"q{n}", 1) for n in range(3)]
+    assert posted == [world.log.get("firm-a", "invoice", f"i{n}") for n in range(3)]
+    assert [len(world.log.attempts("firm-a", "invoice", f"i{n}")) for n in range(3)] == [1, 1, 1]
+    assert world.table.get_item(Key={"pk": "LINK", "sk": "i2"})["Item"]["qbo_id"] == "q2"
+    summary = world.log.summary("firm-a").by_state
+    assert (summary[S.IN_FLIGHT], summary[S.POSTED]) == (0, 3)
+
+
+def test_posting_together_is_all_or_nothing(world: World) -> None:
+    started = world.log.transition_many([queued(world, f"i{n}") for n in range(3)], to_state=S.IN_FLIGHT)
+    world.table.put_item(Item={"pk": "LINK", "sk": "i1", "qbo_id": "taken"})
+    postings = [
+        Posting(
+            entry,
+            f"q{n}",
+            "0",
+            attempt_of(entry),
+            [
+                {
+                    "Put": {
+                        "TableName": world.table.name,
+                        "Item": {"pk": "LINK", "sk": entry.app_id, "qbo_id": f"q{n}"},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            ],
+        )
+        for n, entry in enumerate(started)
+    ]
+    with pytest.raises(ConcurrentChangeError):
+        world.log.post_many(postings)
+    assert [world.log.get("firm-a", "invoice", f"i{n}") for n in range(3)] == started
+    assert all(world.log.attempts("firm-a", "invoice", f"i{n}") == [] for n in range(3))
     assert world.log.summary("firm-a").by_state == heads_by_state(world.log)

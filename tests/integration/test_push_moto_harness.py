@@ -116,3 +116,48 @@ def test_a_transaction_whose_conditions_hold_applies_every_action(table: Any) ->
     assert {k: v for k, v in after.items() if k[0] == "bystander"} == {
         k: v for k, v in before.items() if k[0] == "bystander"
     }
+
+
+def test_update_expressions_are_still_checked_on_every_write(table: Any) -> None:
+    # A valid expression applies its own values every time (parsed and checked once per text)
+    for value in ("first", "second"):
+        table.update_item(
+            Key={"pk": "t", "sk": "a"},
+            UpdateExpression="SET #v = :v",
+            ExpressionAttributeNames={"#v": "value"},
+            ExpressionAttributeValues={":v": value},
+        )
+        assert table.get_item(Key={"pk": "t", "sk": "a"})["Item"]["value"] == value
+    # while one that names a path twice, or changes a key, is refused every time it comes
+    for _ in range(2):
+        with pytest.raises(ClientError, match=r"overlap|Two document paths"):
+            table.update_item(
+                Key={"pk": "t", "sk": "a"},
+                UpdateExpression="SET #v = :v, #v = :w",
+                ExpressionAttributeNames={"#v": "value"},
+                ExpressionAttributeValues={":v": "x", ":w": "y"},
+            )
+        with pytest.raises(ClientError, match="key"):
+            table.update_item(
+                Key={"pk": "t", "sk": "a"},
+                UpdateExpression="SET #v = :v",
+                ExpressionAttributeNames={"#v": "sk"},
+                ExpressionAttributeValues={":v": "moved"},
+            )
+    assert table.get_item(Key={"pk": "t", "sk": "a"})["Item"]["value"] == "second"
+
+
+def test_queries_and_scans_keep_key_order(table: Any) -> None:
+    for sk in ("b", "a", "c", "10", "9"):
+        table.put_item(Item={"pk": "t", "sk": sk})
+    table.put_item(Item={"pk": "s", "sk": "z"})
+    answer = table.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "t"})
+    assert [i["sk"] for i in answer["Items"]] == ["10", "9", "a", "b", "c"]
+    assert [(i["pk"], i["sk"]) for i in table.scan()["Items"]] == [
+        ("s", "z"),
+        ("t", "10"),
+        ("t", "9"),
+        ("t", "a"),
+        ("t", "b"),
+        ("t", "c"),
+    ]
