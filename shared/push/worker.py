@@ -14,12 +14,20 @@ One message says "look at version v of this document"; the posting log's head sa
 * every create and update carries ``requestid`` derived from ``tenant:kind:app_id:v<version>``.
 
 Batching.  The posting log is the outbox: a worker that has creates to send also takes the tenant's
-other ``queued`` documents (up to 30 in all) and sends the creates in one QBO batch request; their own
-messages find them posted later and cost no QBO call.  One real-time document costs one call.
+other ``queued`` documents (up to 30 in all) and sends them in one QBO batch request; their own
+messages find them posted later and cost no QBO call.  Updates whose SyncToken is known go in batch
+requests too, and several uncertain documents are looked up with one batch request of queries.  One
+real-time document costs one call.
 
-Outcomes: success → linked and ``posted`` (an event is published); QBO refused it → ``failed`` with
-QBO's text; throttled or transient → back to ``queued`` (or ``uncertain``) and the message is
-redelivered (partial batch failure).  Every QBO call is an attempt in the log, with ``intuit_tid``.
+DynamoDB.  A delivery reads its documents, their clients and their links in batches; every move is
+decided on the entry in hand (the posting log reads again only if it changed); a batch request's
+documents go ``in_flight`` in one transaction and are ``posted``, with their attempts and links, in
+one transaction per 24 (docs/push.md, "What the push costs in DynamoDB").
+
+Outcomes: success → linked and ``posted`` in one write (an event is published); QBO refused it →
+``failed`` with QBO's text; throttled or transient → back to ``queued`` (or ``uncertain``) and the
+message is redelivered (partial batch failure).  Every QBO call is an attempt in the log, with
+``intuit_tid``.
 """
 
 from __future__ import annotations
@@ -391,17 +399,18 @@ class PushWorker:
             return
         started = self.clock.now()
         keys = "\n".join(sorted(job.idempotency_key for job in jobs))
+        queries = [self._find_query(ctx, job) for job in jobs]
         try:
             results = ctx.client.batch(
-                [BatchOperation.query(self._find_query(ctx, job)[0]) for job in jobs],
+                [BatchOperation.query(statement) for statement, _ in queries],
                 idempotency_key=f"{ctx.tenant_id}:lookup:{hashlib.sha256(keys.encode()).hexdigest()[:32]}",
             )
         except (QboError, VaultError):
             return  # each document looks itself up
-        for job, result in zip(jobs, results, strict=True):
+        for job, (_, marker), result in zip(jobs, queries, results, strict=True):
             if result.rows is None:
                 continue
-            found = _marked(result.rows, job, self._find_query(ctx, job)[1])
+            found = _marked(result.rows, job, marker)
             job.lookup = False
             if found is not None:
                 job.existing_id, job.sync_token = str(found["Id"]), str(found["SyncToken"])
@@ -1167,11 +1176,10 @@ class PushWorker:
                 request_id=job.idempotency_key,
             )
             # The head counted it: keep the entry in hand in step, so the next move needs no read.
-            if job.entry is entry:
-                changes: dict[str, Any] = {"attempts": recorded.number, "request_id": job.idempotency_key}
-                if recorded.fault is not None:
-                    changes["last_error"] = recorded.fault
-                job.entry = entry.model_copy(update=changes)
+            changes: dict[str, Any] = {"attempts": recorded.number, "request_id": job.idempotency_key}
+            if recorded.fault is not None:
+                changes["last_error"] = recorded.fault
+            job.entry = entry.model_copy(update=changes)
 
     def _move(self, entry: PostingEntry, state: PostingState, **changes: Any) -> PostingEntry:
         """Move ``entry`` (as this worker last had it: no read unless it changed meanwhile)."""
