@@ -433,6 +433,12 @@ class PushService:
             judge=judge,
         )
         if not accepted.accepted:
+            if accepted.version == document.version and accepted.previous_state is PostingState.QUEUED:
+                # The same version again while it still waits in `queued`: the app may be retrying an
+                # upsert whose enqueue failed after the log took it (a 5xx).  Send it again: the same
+                # deduplication id (SQS drops it if the first send did land) and an exactly-once
+                # worker make this harmless, and nothing the log accepted is left unsent.
+                self.enqueue(tenant_id, kind, document.id, document.version)
             return SubmitOutcome("ignored", kind, document.id, accepted.version, accepted.previous_state)
         if accepted.state is PostingState.QUEUED:
             self.enqueue(tenant_id, kind, document.id, document.version)
