@@ -27,6 +27,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ from qbo_link_local.gateway import (
     match_route,
 )
 from qbo_link_local.logs import HandlerLogRouting, LogSink, invocation_line, note_line
+from qbo_link_local.moto_dynamodb import atomic_dynamodb
 from qbo_link_local.pollers import QueuePoller, lambda_record
 from qbo_link_local.runtime import Call, Invocation, InvocationError, Invoker
 from qbo_link_local.scheduler import ScheduledFunction, Scheduler, scheduled_functions, scheduler_event
@@ -71,18 +73,6 @@ LOCAL_ONLY_SECRET_VARIABLES: Final = (
     "QBO_LINK_CLIENT_SECRET",
     "QBO_LINK_STATE_SIGNING_KEY",
     "QBO_LINK_WEBHOOK_VERIFIER_TOKEN",
-)
-_DYNAMODB_OPERATIONS: Final = (
-    "put_item",
-    "update_item",
-    "delete_item",
-    "transact_write_items",
-    "batch_write_item",
-    "get_item",
-    "query",
-    "batch_get_item",
-    "transact_get_items",
-    "execute_transaction",
 )
 
 
@@ -163,7 +153,7 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self._saved_session: Any = None
         self._session_swapped = False
-        self._dynamodb_originals: dict[str, Any] = {}
+        self._dynamodb_harness: AbstractContextManager[None] | None = None
         self._log_routing: HandlerLogRouting | None = None
         self._events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS_KEPT)
         self._event_counts: Counter[str] = Counter()
@@ -327,7 +317,9 @@ class LocalStack:
         if self._saved_env:
             self._reset_process_caches()
             self._restore_environment()
-        self._restore_dynamodb()
+        if self._dynamodb_harness is not None:
+            self._dynamodb_harness.__exit__(None, None, None)
+            self._dynamodb_harness = None
         if self._session_swapped:
             import boto3
 
@@ -499,7 +491,10 @@ class LocalStack:
         self._moto.start()
         self.moto_url = f"http://{public}:{self._moto.get_host_and_port()[1]}"
         self._reset_moto()  # moto's backends live in the process: start from nothing
-        self._make_dynamodb_atomic()
+        # one lock around moto's DynamoDB (a condition and its write are one step, as in DynamoDB:
+        # the single-flight token refresh and the rate governor depend on it), cheap transactions
+        self._dynamodb_harness = atomic_dynamodb()
+        self._dynamodb_harness.__enter__()
         self._boto = boto3.session.Session(
             aws_access_key_id="local",
             aws_secret_access_key="local",  # noqa: S106 - moto's dummy credentials
@@ -513,38 +508,6 @@ class LocalStack:
         import httpx2
 
         httpx2.post(f"{self.moto_url}/moto-api/reset", timeout=30).raise_for_status()
-
-    def _make_dynamodb_atomic(self) -> None:
-        """One lock around moto's DynamoDB operations, so a condition and its write are one step as
-        in DynamoDB (the single-flight token refresh and the rate governor depend on it)."""
-        import functools
-
-        from moto.dynamodb.models import DynamoDBBackend
-
-        lock = threading.RLock()
-
-        def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
-            @functools.wraps(method)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                with lock:
-                    return method(*args, **kwargs)
-
-            return wrapper
-
-        for name in _DYNAMODB_OPERATIONS:
-            original = DynamoDBBackend.__dict__.get(name)
-            if original is not None:
-                self._dynamodb_originals[name] = original
-                setattr(DynamoDBBackend, name, atomic(original))
-
-    def _restore_dynamodb(self) -> None:
-        if not self._dynamodb_originals:
-            return
-        from moto.dynamodb.models import DynamoDBBackend
-
-        for name, original in self._dynamodb_originals.items():
-            setattr(DynamoDBBackend, name, original)
-        self._dynamodb_originals = {}
 
     def _environment(self, intuit: _Intuit) -> dict[str, str | None]:
         """What the process environment becomes (None: removed while the stack runs)."""

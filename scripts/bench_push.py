@@ -1,8 +1,8 @@
 """Benchmark: what one pushed invoice costs (not a test; prints figures).
 
 Everything runs in this process as the integration tests run it: moto for DynamoDB and SQS FIFO
-(with the tests' harness, ``tests.conftest.atomic_dynamodb``), the QBO sandbox on a loopback port,
-the real API and push handlers driven with API Gateway and SQS events.  Printed:
+(with the tests' harness, ``qbo_link_local.moto_dynamodb.atomic_dynamodb``), the QBO sandbox on a
+loopback port, the real API and push handlers driven with API Gateway and SQS events.  Printed:
 
 * QBO calls per invoice for a bulk push of ``--invoices`` invoices (sandbox counters; goal 1/30);
 * QBO calls (and metered reads) for one real-time invoice (goal 1, no read);
@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
+from qbo_link_local.moto_dynamodb import atomic_dynamodb  # noqa: E402
 from qbo_sandbox.server import SandboxServer  # noqa: E402
 from qbo_sandbox.settings import SandboxSettings  # noqa: E402
-from tests.conftest import atomic_dynamodb  # noqa: E402
 from tests.integration.push_fixtures import PushWorld, push_environment  # noqa: E402
 
 TENANT = "bench-firm"
