@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -229,3 +230,20 @@ def push_environment(server: SandboxServer) -> Iterator[PushWorld]:
 def push_world(sandbox_server: SandboxServer) -> Iterator[PushWorld]:
     with push_environment(sandbox_server) as world:
         yield world
+
+
+@pytest.fixture
+def dynamodb_calls(push_world: PushWorld) -> Iterator[Counter[str]]:
+    """DynamoDB operations by name while the test runs (boto3's default session: the wiring's)."""
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("before-call.dynamodb", count)
+    try:
+        yield calls
+    finally:
+        session.events.unregister("before-call.dynamodb", count)

@@ -5,19 +5,15 @@ the QBO sandbox over real sockets."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
-
-import boto3
-import pytest
 
 from shared import wiring
 from shared.connection_store import Connection
 from shared.qbo.client import QboClient
-from tests.integration.push_fixtures import PushWorld, fast_client, push_world
+from tests.integration.push_fixtures import PushWorld, dynamodb_calls, fast_client, push_world
 
-__all__ = ["push_world"]
+__all__ = ["dynamodb_calls", "push_world"]
 
 TENANT = "firm-1"
 
@@ -396,22 +392,6 @@ def test_bulk_invoices_share_batch_requests_and_one_real_time_invoice_costs_one_
     single = push_world.counters(realm)
     assert single["requests"] == 1, single
     assert single["metered_reads"] == 0, single
-
-
-@pytest.fixture
-def dynamodb_calls(push_world: PushWorld) -> Iterator[Counter[str]]:
-    calls: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
-    session = boto3.DEFAULT_SESSION
-    assert session is not None
-    session.events.register("before-call.dynamodb", count)
-    try:
-        yield calls
-    finally:
-        session.events.unregister("before-call.dynamodb", count)
 
 
 def test_an_upsert_is_judged_and_stored_in_one_transaction(

@@ -13,20 +13,18 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import boto3
 import pytest
 
 from shared import wiring
 from shared.connection_store import Connection
 from shared.qbo.client import QboClient
-from tests.integration.push_fixtures import PushWorld, fast_client, push_world
+from tests.integration.push_fixtures import PushWorld, dynamodb_calls, fast_client, push_world
 
-__all__ = ["push_world"]
+__all__ = ["dynamodb_calls", "push_world"]
 
 TENANT = "firm-e2e"
 INVOICES = int(os.environ.get("QBO_LINK_E2E_INVOICES", "1000"))
@@ -107,22 +105,6 @@ class Figures:
             f"{self.redelivered} messages redelivered; {ops / documents:.1f} DynamoDB operations per "
             f"document {dict(self.dynamodb.most_common())}"
         )
-
-
-@pytest.fixture
-def dynamodb_calls(push_world: PushWorld) -> Iterator[Counter[str]]:
-    calls: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
-    session = boto3.DEFAULT_SESSION
-    assert session is not None
-    session.events.register("before-call.dynamodb", count)
-    try:
-        yield calls
-    finally:
-        session.events.unregister("before-call.dynamodb", count)
 
 
 def save_in_waves(push: PushWorld, path: str, documents: list[dict[str, Any]]) -> None:
