@@ -36,6 +36,7 @@ from tests.integration.connections_fixtures import (
     World,
     http_event,
 )
+from tests.moto_env import AWS_TEST_ENV, counting_calls
 from tests.sqs_records import lambda_record
 
 QUEUE_NAME = "qbo-link-push.fifo"
@@ -170,15 +171,6 @@ def push_settings(server: SandboxServer, key_id: str, queue_url: str) -> Setting
     )
 
 
-AWS_TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "POWERTOOLS_TRACE_DISABLED": "true",
-}
-
-
 @contextmanager
 def push_environment(server: SandboxServer) -> Iterator[PushWorld]:
     """moto (DynamoDB, KMS, SQS FIFO), the sandbox with limits off, and the push wiring; the
@@ -235,15 +227,7 @@ def push_world(sandbox_server: SandboxServer) -> Iterator[PushWorld]:
 @pytest.fixture
 def dynamodb_calls(push_world: PushWorld) -> Iterator[Counter[str]]:
     """DynamoDB operations by name while the test runs (boto3's default session: the wiring's)."""
-    calls: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
     session = boto3.DEFAULT_SESSION
     assert session is not None
-    session.events.register("before-call.dynamodb", count)
-    try:
+    with counting_calls(session.events) as calls:
         yield calls
-    finally:
-        session.events.unregister("before-call.dynamodb", count)

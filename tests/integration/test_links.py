@@ -15,7 +15,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from shared import constants, tables
 from shared.dynamo import InvalidPageTokenError
@@ -28,8 +27,7 @@ from shared.links import (
     LinkStore,
     LinkStoreError,
 )
-
-REGION = "us-east-1"
+from tests.moto_env import REGION, counting_calls, mocked_aws
 
 
 @dataclass
@@ -57,35 +55,19 @@ class World:
 @pytest.fixture(scope="module")
 def dynamodb() -> Iterator[Any]:
     """One moto backend per module (fast); every test gets its own table."""
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            yield boto3.resource("dynamodb", region_name=REGION)
+    with mocked_aws():
+        yield boto3.resource("dynamodb", region_name=REGION)
 
 
 @pytest.fixture
 def world(dynamodb: Any) -> Iterator[World]:
     name = tables.create_table(dynamodb.meta.client, tables.LINKS, name=f"links-{uuid.uuid4().hex}")
     table = dynamodb.Table(name)
-    calls: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
-    events = table.meta.client.meta.events
-    events.register("before-call.dynamodb", count)
     clock = FixedClock()
     try:
-        yield World(table, LinkStore(table, clock), clock, calls)
+        with counting_calls(table.meta.client.meta.events) as calls:
+            yield World(table, LinkStore(table, clock), clock, calls)
     finally:
-        events.unregister("before-call.dynamodb", count)
         table.delete()
 
 

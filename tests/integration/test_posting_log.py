@@ -16,7 +16,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from shared import tables
 from shared.posting_log import (
@@ -35,8 +34,8 @@ from shared.posting_log import (
     Reason,
     StaleVersionError,
 )
+from tests.moto_env import REGION, counting_calls, mocked_aws
 
-REGION = "us-east-1"
 S = PostingState
 INVOICE = {"number": "1001", "total": Decimal("107.50"), "lines": [{"amount": Decimal("100.00")}]}
 
@@ -87,35 +86,19 @@ class World:
 @pytest.fixture(scope="module")
 def dynamodb() -> Iterator[Any]:
     """One moto backend per module (fast); every test gets its own table."""
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }.items():
-            env.setenv(name, value)
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            yield boto3.resource("dynamodb", region_name=REGION)
+    with mocked_aws():
+        yield boto3.resource("dynamodb", region_name=REGION)
 
 
 @pytest.fixture
 def world(dynamodb: Any) -> Iterator[World]:
     name = tables.create_table(dynamodb.meta.client, tables.POSTINGS, name=f"postings-{uuid.uuid4().hex}")
     table = dynamodb.Table(name)
-    calls: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
-    events = table.meta.client.meta.events
-    events.register("before-call.dynamodb", count)
     clock = MovableClock()
     try:
-        yield World(table, PostingLog(table, clock), clock, calls)
+        with counting_calls(table.meta.client.meta.events) as calls:
+            yield World(table, PostingLog(table, clock), clock, calls)
     finally:
-        events.unregister("before-call.dynamodb", count)
         table.delete()
 
 

@@ -8,21 +8,15 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from shared import constants, stack, tables
 from shared.connection_store import ConnectionStore, RealmDirectory, RealmTakenError
+from tests.moto_env import mocked_aws
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
+def dynamodb() -> Iterator[Any]:
+    with mocked_aws():
         resource = boto3.resource("dynamodb")
         for spec in (tables.CONNECTIONS, tables.RUNTIME):
             tables.create_table(resource.meta.client, spec)
