@@ -45,9 +45,11 @@ class Settings(BaseModel):
 
     intuit_environment: IntuitEnvironment = IntuitEnvironment.LOCAL
     local_sandbox_url: str = "http://127.0.0.1:8800"
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr
-    redirect_uri: str = Field(min_length=1)  # our OAuth callback, registered at Intuit
+    # The Intuit app's keys and our OAuth callback: only the functions that call Intuit's token
+    # endpoint are given them (shared/stack.py); IntuitOAuth refuses to start without them.
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    redirect_uri: str = ""  # our OAuth callback, registered at Intuit
     return_url_allowlist: tuple[str, ...] = ()  # prefixes a connect flow may send the browser back to
     app_id: str = ""  # Intuit app id, for the reconnect URL
     # Only the functions that sign OAuth states have it (api, oauth); StateCodec refuses an empty key.
@@ -59,6 +61,7 @@ class Settings(BaseModel):
     links_table: str = "qbo-link-links"
     posting_log_table: str = "qbo-link-posting-log"
     push_queue_url: str = ""  # the push FIFO queue; only the functions that enqueue pushes have it
+    changes_queue_url: str = ""  # the changes FIFO queue; the sweep enqueues its requests there
     kms_key_id: str = "alias/qbo-link-tokens"
     event_bus_name: str = "qbo-link"
     governor: GovernorLimits = GovernorLimits()
@@ -98,6 +101,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         "links_table": env.get(constants.LINKS_TABLE_ENV, "qbo-link-links"),
         "posting_log_table": env.get(constants.POSTING_LOG_TABLE_ENV, "qbo-link-posting-log"),
         "push_queue_url": env.get(constants.PUSH_QUEUE_URL_ENV, ""),
+        "changes_queue_url": env.get(constants.CHANGES_QUEUE_URL_ENV, ""),
         "kms_key_id": env.get(constants.KMS_KEY_ENV, "alias/qbo-link-tokens"),
         "event_bus_name": env.get(constants.EVENT_BUS_ENV, "qbo-link"),
     }

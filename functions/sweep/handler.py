@@ -11,7 +11,6 @@ deduplication id = tenant + the scheduled time's bucket, so a retried schedule d
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -98,26 +97,22 @@ def enqueue(sqs: Any, queue_url: str, messages: list[SweepMessage]) -> list[str]
     return refused
 
 
-def queue_url_from_env() -> str:
-    from shared.pull.notifications import CHANGES_QUEUE_URL_ENV
+def changes_queue_url() -> str:
+    from shared import constants, wiring
     from shared.settings import SettingsError
 
-    url = os.environ.get(CHANGES_QUEUE_URL_ENV, "")
+    url = wiring.settings().changes_queue_url
     if not url:
-        raise SettingsError(f"{CHANGES_QUEUE_URL_ENV} is not configured")
+        raise SettingsError(f"{constants.CHANGES_QUEUE_URL_ENV} is not configured")
     return url
 
 
 def fan_out(event: dict[str, Any], sqs: Any, queue_url: str) -> dict[str, Any]:
-    from shared import constants, tables, wiring
-    from shared.connection_store import ConnectionStore
+    from shared import wiring
     from shared.health import Health
 
     now = wiring.clock().now()
-    # Not wiring.store(): it parses the whole settings, which need the Intuit app keys, and the sweep
-    # has no access to them (shared/stack.py); it only reads the connections table's health index.
-    table = os.environ.get(constants.CONNECTIONS_TABLE_ENV, tables.CONNECTIONS.default_name)
-    connections = list(ConnectionStore(wiring.dynamodb().Table(table)).list_by_health(Health.HEALTHY))
+    connections = list(wiring.store().list_by_health(Health.HEALTHY))
     messages = sweep_messages(connections, scheduled_time(event, now), now)
     refused = enqueue(sqs, queue_url, messages)
     return {"tenants": len(messages), "enqueued": len(messages) - len(refused), "refused": len(refused)}
@@ -130,7 +125,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     del context
     import boto3
 
-    summary = fan_out(event, boto3.client("sqs"), queue_url_from_env())
+    summary = fan_out(event, boto3.client("sqs"), changes_queue_url())
     metrics.add_metric(name="SweepTenants", unit=MetricUnit.Count, value=summary["tenants"])
     metrics.add_metric(name="SweepEnqueueRefused", unit=MetricUnit.Count, value=summary["refused"])
     logger.info("sweep fanned out", extra=summary)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from shared.clock import Clock
 from shared.observability import logger
 from shared.qbo.environment import IntuitEndpoints
-from shared.settings import Settings
+from shared.settings import Settings, SettingsError
 
 ACCOUNTING_SCOPE: Final = "com.intuit.quickbooks.accounting"
 HARD_EXPIRY_HEADER: Final = "x-include-refresh-token-hard-expires-in"
@@ -116,6 +116,17 @@ class IntuitOAuth:
         clock: Clock,
         http_factory: ClientFactory | None = None,
     ) -> None:
+        missing = [
+            name
+            for name, value in (
+                ("client_id", settings.client_id),
+                ("client_secret", settings.client_secret.get_secret_value()),
+                ("redirect_uri", settings.redirect_uri),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(f"Intuit OAuth is not configured for this function: no {', '.join(missing)}")
         self._settings = settings
         self._endpoints = endpoints
         self._clock = clock

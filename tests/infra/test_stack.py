@@ -634,7 +634,7 @@ def test_the_sweep_runs_on_the_environment_the_stack_gives_it(
                 monkeypatch.setenv(name, resolved)
         wiring.reset()
         try:
-            summary = handler.fan_out({}, boto3.client("sqs"), handler.queue_url_from_env())
+            summary = handler.fan_out({}, boto3.client("sqs"), handler.changes_queue_url())
         finally:
             wiring.reset()
     assert summary == {"tenants": 0, "enqueued": 0, "refused": 0}

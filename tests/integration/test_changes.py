@@ -192,6 +192,7 @@ def pull(sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Iter
                 "local_sandbox_url": sandbox_server.url,
                 "http_timeout_seconds": 10,
                 "kms_key_id": key_id,
+                "changes_queue_url": queue_url,
             }
         )
         events = FlakyPublisher()

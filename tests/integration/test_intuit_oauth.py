@@ -19,6 +19,7 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 
 from qbo_sandbox.server import SandboxServer
+from shared.clock import SystemClock
 from shared.qbo import environment
 from shared.qbo.environment import IntuitEndpoints, endpoints_for
 from shared.qbo.oauth import (
@@ -30,7 +31,7 @@ from shared.qbo.oauth import (
     OAuthServiceError,
     TokenSet,
 )
-from shared.settings import IntuitEnvironment, Settings
+from shared.settings import IntuitEnvironment, Settings, SettingsError
 
 REDIRECT = "http://127.0.0.1:8765/callback"
 HARD_LIFE = 157_680_000
@@ -424,3 +425,12 @@ def test_token_set_from_response_computes_instants() -> None:
     assert tokens.intuit_tid == "tid"
     with pytest.raises(OAuthServiceError):
         TokenSet.from_response({"access_token": "a"}, now)
+
+
+@pytest.mark.parametrize("missing", ["client_id", "client_secret", "redirect_uri"])
+def test_oauth_refuses_to_start_without_the_apps_keys_or_callback(missing: str) -> None:
+    # Functions that never call Intuit (the sweep) are deployed without the keys; one that does must
+    # say which is missing rather than fail later inside a token call.
+    settings = make_settings(None, **{missing: ""})
+    with pytest.raises(SettingsError, match=missing):
+        IntuitOAuth(settings, endpoints_for(settings), clock=SystemClock())

@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from functions.changes import handler as changes_handler
-from shared import constants
+from shared import constants, wiring
 from shared.events import OutboundEvent
 from shared.pull import changes, notifications
 from tests.integration.connections_fixtures import REGION, LambdaContext
@@ -126,7 +126,8 @@ def stage(pull_fixture: Pull, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage
     queue_url = sqs.create_queue(
         QueueName="qbo-link-changes.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"}
     )["QueueUrl"]
-    monkeypatch.setenv(notifications.CHANGES_QUEUE_URL_ENV, queue_url)
+    monkeypatch.setenv(notifications.CHANGES_QUEUE_URL_ENV, queue_url)  # the webhook intake's
+    wiring.override(settings=wiring.settings().model_copy(update={"changes_queue_url": queue_url}))
     receiver = Receiver()
     endpoint = receiver.start()
     try:
