@@ -7,7 +7,7 @@ numbers as ``Decimal``: money never passes through a float.
 
 Tenant isolation: the host app's backend calls with IAM; a caller that came through a JWT authorizer
 (``requestContext.authorizer.jwt.claims``) must carry a ``tenant_id`` claim equal to the path's
-tenant, or gets 403 and nothing is read or changed.
+tenant, or gets 403 and nothing is read or changed (checked for every route in ``handler.lambda_handler``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from functions.api.common import TENANT_CLAIM, TenantId, error_response, jwt_claims, refusal
+from functions.api.common import TenantId, error_response, refusal
 from shared.observability import metrics
 from shared.posting_log import (
     Attempt,
@@ -67,10 +67,6 @@ PATH_KINDS = {
 }
 
 
-class TenantMismatchError(Exception):
-    """The JWT's tenant claim names another tenant than the path."""
-
-
 class BadBodyError(Exception):
     def __init__(self, problems: list[dict[str, str]]) -> None:
         super().__init__("invalid body")
@@ -86,14 +82,9 @@ def _service() -> PushService:
     return build_service()
 
 
-def _authorize(tenant_id: str) -> None:
-    """Counts the request.  The tenant check itself is ``common.tenant_refusal``, which runs before
-    every route of the API; this second look costs nothing and keeps a route safe if it is ever
-    mounted without the guard."""
+def _count_request() -> None:
+    """Which tenant a caller may reach is decided before any route runs (``common.tenant_refusal``)."""
     metrics.add_metric(name="PushApiRequests", unit=MetricUnit.Count, value=1)
-    claims = jwt_claims(router.current_event.raw_event)
-    if claims is not None and str(claims.get(TENANT_CLAIM, "")) != tenant_id:
-        raise TenantMismatchError(tenant_id)
 
 
 def _body() -> dict[str, Any]:
@@ -121,7 +112,7 @@ def _outcome(outcome: SubmitOutcome) -> Response[dict[str, Any]]:
 
 
 def _upsert(tenant_id: str, kind: str, app_id: str) -> Response[dict[str, Any]]:
-    _authorize(tenant_id)
+    _count_request()
     body = _body()
     given = body.setdefault("id", app_id)
     if given != app_id:
@@ -149,12 +140,6 @@ def _kind(kind: str) -> str:
 
 
 # --- refusals ----------------------------------------------------------------------------------
-
-
-def _tenant_mismatch(_error: TenantMismatchError) -> Response[dict[str, Any]]:
-    return refusal(
-        403, ("path", "tenant_id"), "tenant_mismatch", "the caller is not authorized for this tenant"
-    )
 
 
 def _invalid_document(error: DocumentInvalidError) -> Response[dict[str, Any]]:
@@ -195,7 +180,6 @@ def _bad_query(error: Exception) -> Response[dict[str, Any]]:
 
 
 # Registered by call: Powertools' exception_handler decorator is untyped.
-router.exception_handler(TenantMismatchError)(_tenant_mismatch)
 router.exception_handler(DocumentInvalidError)(_invalid_document)
 router.exception_handler(BadBodyError)(_bad_body)
 router.exception_handler(UnknownTenantError)(_unknown_tenant)
@@ -212,7 +196,7 @@ router.exception_handler([InvalidPageTokenError, InvalidPostingRequestError, Inv
 
 @router.get("/tenants/<tenant_id>/settings", summary="The tenant's push settings (defaults if never set)")
 def get_settings(tenant_id: TenantId) -> dict[str, Any]:
-    _authorize(tenant_id)
+    _count_request()
     return _service().settings_store.get(tenant_id).model_dump(mode="json")
 
 
@@ -222,7 +206,7 @@ def get_settings(tenant_id: TenantId) -> dict[str, Any]:
     responses={422: error_response("A setting is invalid")},
 )
 def put_settings(tenant_id: TenantId) -> dict[str, Any]:
-    _authorize(tenant_id)
+    _count_request()
     try:
         settings = TenantSettings.model_validate(_body())
     except ValidationError as error:
@@ -277,7 +261,7 @@ def put_credit_memo(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict
 
 @router.get("/tenants/<tenant_id>/postings/summary", summary="Documents per kind and state")
 def postings_summary(tenant_id: TenantId) -> dict[str, Any]:
-    _authorize(tenant_id)
+    _count_request()
     summary = _service().posting_log.summary(tenant_id)
     return {
         "tenant_id": tenant_id,
@@ -304,7 +288,7 @@ def list_postings(  # noqa: PLR0917 - the query parameters
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    _authorize(tenant_id)
+    _count_request()
     log = _service().posting_log
     if posted_from is not None or posted_to is not None:
         page = log.query_by_posted_date(tenant_id, posted_from, posted_to, page_token=page_token, limit=limit)
@@ -321,7 +305,7 @@ def list_postings(  # noqa: PLR0917 - the query parameters
     "/tenants/<tenant_id>/postings/<kind>/<app_id>", summary="One document's posting, with its attempts"
 )
 def get_posting(tenant_id: TenantId, kind: str, app_id: AppDocumentId) -> dict[str, Any]:
-    _authorize(tenant_id)
+    _count_request()
     document_kind = _kind(kind)
     log = _service().posting_log
     entry = log.get(tenant_id, document_kind, app_id)
@@ -336,7 +320,7 @@ def get_posting(tenant_id: TenantId, kind: str, app_id: AppDocumentId) -> dict[s
     responses={409: error_response("The document is not failed")},
 )
 def retry_posting(tenant_id: TenantId, kind: str, app_id: AppDocumentId) -> Response[dict[str, Any]]:
-    _authorize(tenant_id)
+    _count_request()
     return _outcome(_service().retry(tenant_id, _kind(kind), app_id))
 
 
@@ -345,7 +329,7 @@ def retry_posting(tenant_id: TenantId, kind: str, app_id: AppDocumentId) -> Resp
     summary="Judge every needs_attention document again (after a mapping or setting was fixed)",
 )
 def recheck_postings(tenant_id: TenantId) -> dict[str, Any]:
-    _authorize(tenant_id)
+    _count_request()
     return {"moved": _service().recheck(tenant_id)}
 
 
@@ -369,7 +353,7 @@ def transactions_report(  # noqa: PLR0917 - the query parameters
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
     limit: Annotated[int, Query(ge=1, le=REPORT_PAGE_MAX)] = 100,
 ) -> dict[str, Any]:
-    _authorize(tenant_id)
+    _count_request()
     report = _service().transactions_report(
         tenant_id,
         txn_from,
@@ -399,7 +383,7 @@ def _exchanges() -> ExchangeLog:
 
 @router.get("/tenants/<tenant_id>/exchanges/latest", summary="The latest exchange (pull or push), or null")
 def latest_exchange(tenant_id: TenantId) -> dict[str, Any]:
-    _authorize(tenant_id)
+    _count_request()
     latest = _exchanges().latest(tenant_id)
     return {"exchange": latest.as_dict() if latest else None}
 
@@ -410,6 +394,6 @@ def list_exchanges(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> dict[str, Any]:
-    _authorize(tenant_id)
+    _count_request()
     page = _exchanges().history(tenant_id, limit=limit, page_token=page_token)
     return {"exchanges": [e.as_dict() for e in page.exchanges], "next_page_token": page.next_token}
