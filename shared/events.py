@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from shared import constants
 
@@ -44,6 +45,25 @@ class EventPublisher(Protocol):
     def publish(self, event: OutboundEvent) -> None: ...
 
 
+PUT_EVENTS_MAX: Final = 10  # EventBridge PutEvents takes at most 10 entries a call
+
+
+def publish_all(publisher: EventPublisher, events: Sequence[OutboundEvent]) -> list[OutboundEvent]:
+    """Publish ``events`` in as few calls as the publisher allows; returns the ones refused (the
+    others went out).  A publisher without ``publish_many`` gets them one by one."""
+    many = getattr(publisher, "publish_many", None)
+    if many is not None:
+        refused: list[OutboundEvent] = many(events)
+        return refused
+    failed: list[OutboundEvent] = []
+    for event in events:
+        try:
+            publisher.publish(event)
+        except Exception:  # reported back to the caller, which raises for them all
+            failed.append(event)
+    return failed
+
+
 class EventBridgePublisher:
     """Publishes to the stack's bus; a failed entry raises so the caller's retry covers it."""
 
@@ -60,6 +80,17 @@ class EventBridgePublisher:
                 f"{failure.get('ErrorCode')} {failure.get('ErrorMessage')}"
             )
 
+    def publish_many(self, events: Sequence[OutboundEvent]) -> list[OutboundEvent]:
+        """PutEvents in calls of ``PUT_EVENTS_MAX``; returns the entries EventBridge refused."""
+        refused: list[OutboundEvent] = []
+        for start in range(0, len(events), PUT_EVENTS_MAX):
+            chunk = list(events[start : start + PUT_EVENTS_MAX])
+            answer = self._client.put_events(Entries=[event.entry(self._bus) for event in chunk])
+            if answer.get("FailedEntryCount"):
+                results = answer.get("Entries") or []
+                refused += [e for e, r in zip(chunk, results, strict=False) if r.get("ErrorCode")]
+        return refused
+
 
 class EventPublishError(RuntimeError):
     pass
@@ -75,6 +106,15 @@ class RecordingPublisher:
     def publish(self, event: OutboundEvent) -> None:
         with self.lock:
             self.events.append(event)
+
+    def publish_many(self, events: Sequence[OutboundEvent]) -> list[OutboundEvent]:
+        refused: list[OutboundEvent] = []
+        for event in events:
+            try:
+                self.publish(event)  # a subclass may refuse some (a test's broken bus)
+            except Exception:  # reported back, as EventBridge reports failed entries
+                refused.append(event)
+        return refused
 
     def of_type(self, detail_type: str) -> list[OutboundEvent]:
         with self.lock:

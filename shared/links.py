@@ -444,23 +444,45 @@ class LinkStore:
         BatchGetItem allows (100 keys each); unlinked pairs are absent.  What the push worker reads
         for a whole batch of documents at once: clients, sites, codes, taxes and invoices."""
         keys = [self._app_key(self._pk(tenant_id, kind), app_id) for kind, app_id in dict.fromkeys(wanted)]
-        client = self._table.meta.client
         found: dict[tuple[str, str], Link] = {}
+        for item in self._batch_get(keys, "get_many"):
+            link = _link(item)
+            found[(link.kind, link.app_id)] = link
+        return found
+
+    def get_many_by_qbo(
+        self, tenant_id: str, wanted: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Link]:
+        """The links of several (kind, QBO id) pairs of one tenant: the reverse entries in one
+        BatchGetItem (100 keys a call), then the links they name in another; unlinked pairs are
+        absent.  What the change worker reads for a whole CDC answer at once."""
+        pairs = list(dict.fromkeys(wanted))
+        keys = [self._qbo_key(self._pk(tenant_id, kind), qbo_id) for kind, qbo_id in pairs]
+        reverse = self._batch_get(keys, "get_many_by_qbo")
+        named: dict[tuple[str, str], str] = {}  # (kind, app id) -> the QBO id the reverse entry is for
+        for item in reverse:
+            named[(str(item["kind"]), str(item["app_id"]))] = str(item["qbo_id"])
+        found = self.get_kinds(tenant_id, named)
+        return {
+            (kind, link.qbo_id): link
+            for (kind, app_id), link in found.items()
+            # Both items change in one transaction, so a mismatch means the link moved between reads.
+            if named.get((kind, app_id)) == link.qbo_id
+        }
+
+    def _batch_get(self, keys: list[dict[str, str]], operation: str) -> list[dict[str, Any]]:
+        client = self._table.meta.client
+        items: list[dict[str, Any]] = []
         for start in range(0, len(keys), _BATCH_GET_KEYS):
             pending: dict[str, Any] = {
-                self._table.name: {
-                    "Keys": keys[start : start + _BATCH_GET_KEYS],
-                    "ConsistentRead": True,
-                }
+                self._table.name: {"Keys": keys[start : start + _BATCH_GET_KEYS], "ConsistentRead": True}
             }
             while pending:
-                with _dynamodb("get_many"):
+                with _dynamodb(operation):
                     answer = client.batch_get_item(RequestItems=pending)
-                for item in answer.get("Responses", {}).get(self._table.name, []):
-                    link = _link(item)
-                    found[(link.kind, link.app_id)] = link
+                items += answer.get("Responses", {}).get(self._table.name, [])
                 pending = answer.get("UnprocessedKeys") or {}
-        return found
+        return items
 
     def list(self, tenant_id: str, kind: str, *, page_token: str | None = None, limit: int = 100) -> LinkPage:
         """One page of a kind's links, by app id; ``next_token`` is None on the last page."""

@@ -818,17 +818,21 @@ class PostingLog:
                 write.when(f"attribute_not_exists({write.name('qbo_id')})")
         return write, extra
 
-    def post_many(self, postings: Sequence[Posting]) -> list[PostingEntry]:
+    def post_many(
+        self, postings: Sequence[Posting], *, along: Sequence[Mapping[str, Any]] = ()
+    ) -> list[PostingEntry]:
         """Several documents of one tenant that one QBO batch request created or updated, ``posted``
         in one transaction: each head (from the entry in hand) with its attempt and companion writes
-        (its link), and one summary update for all.  All of them or none: ``ConcurrentChangeError``
-        (nothing written) when any condition fails; the caller then posts them one by one, which
-        sorts out what changed.  At most 100 actions (``Posting.actions`` each, plus the summary).
+        (its link), ``along`` (writes that belong to the postings together), and one summary update
+        for all.  All of them or none: ``ConcurrentChangeError`` (nothing written) when any condition
+        fails; the caller then posts them one by one, which sorts out what changed.  At most 100
+        actions (``Posting.actions`` each, ``along``, plus the summary).
         """
         if not postings:
             return []
         tenants = {posting.entry.tenant_id for posting in postings}
-        if len(tenants) != 1 or sum(p.actions for p in postings) + 1 > _TRANSACTION_ACTIONS:
+        size = sum(p.actions for p in postings) + len(along) + 1
+        if len(tenants) != 1 or size > _TRANSACTION_ACTIONS:
             raise InvalidPostingRequestError(f"one tenant and at most {_TRANSACTION_ACTIONS} actions at once")
         [tenant_id] = tenants
         counters = _Write().set("tenant_id", tenant_id).set("updated_at", _stamp(self._clock.now()))
@@ -860,6 +864,7 @@ class PostingLog:
             after.append(_entry(write.apply(current)))
             counters.add(f"{entry.kind}#{PostingState.POSTED.value}", 1)
             counters.add(f"{entry.kind}#{entry.state.value}", -1)
+        actions.extend(along)
         actions.append(counters.action(self._table.name, self._summary_key(tenant_id)))
         try:
             self._transact(actions, "post_many")

@@ -66,6 +66,12 @@ class Settings(BaseModel):
     event_bus_name: str = "qbo-link"
     governor: GovernorLimits = GovernorLimits()
     http_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The change worker's pacing (shared.pull.changes.PullTiming): at most one CDC read of a tenant
+    # per interval; a notice younger than ``settle`` waits for our own posting to be recorded; the
+    # clock margin between QBO's timestamps and ours.
+    pull_min_read_interval_seconds: float = Field(default=5.0, ge=0, le=60)
+    pull_settle_seconds: float = Field(default=2.0, ge=0, le=30)
+    pull_skew_seconds: float = Field(default=2.0, ge=0, le=300)
 
     @field_validator("return_url_allowlist")
     @classmethod
@@ -74,6 +80,13 @@ class Settings(BaseModel):
             if not prefix.startswith(("https://", "http://127.0.0.1", "http://localhost")):
                 raise ValueError(f"return URL prefix must be https (or loopback http): {prefix}")
         return value
+
+
+_PULL_TIMING_ENV = {
+    "pull_min_read_interval_seconds": "QBO_LINK_PULL_MIN_READ_INTERVAL",
+    "pull_settle_seconds": "QBO_LINK_PULL_SETTLE",
+    "pull_skew_seconds": "QBO_LINK_PULL_SKEW",
+}
 
 
 def _secret_json(arn: str) -> dict[str, Any]:
@@ -105,6 +118,9 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         "kms_key_id": env.get(constants.KMS_KEY_ENV, "alias/qbo-link-tokens"),
         "event_bus_name": env.get(constants.EVENT_BUS_ENV, "qbo-link"),
     }
+    for setting, variable in _PULL_TIMING_ENV.items():
+        if env.get(variable):
+            raw[setting] = env[variable]
     intuit_arn = env.get(constants.INTUIT_SECRET_ARN_ENV)
     if intuit_arn:
         secret = _secret_json(intuit_arn)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from shared.links import LinkStore
     from shared.mapping.service import MappingService
     from shared.posting_log import PostingLog
+    from shared.pull.changes import PullService
     from shared.pull.notifications import NotificationIntake
     from shared.push.service import PushQueue, PushService
     from shared.push.settings_store import TenantSettingsStore
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from shared.qbo.oauth import IntuitOAuth
     from shared.settings import Settings
     from shared.vault import TokenProvider, TokenVault
+    from shared.versions import VersionLedger
 
 _T = TypeVar("_T")
 _lock = threading.RLock()
@@ -343,6 +346,7 @@ def push_worker() -> PushWorker:
             clock(),
             service=push_service(),
             exchanges=ExchangeLog(dynamodb().Table(settings().runtime_table), clock()),
+            versions=version_ledger(),
         )
 
     return _once("push_worker", build)
@@ -356,6 +360,59 @@ def tenant_qbo_client(tenant_id: str) -> QboClient:
     if connection is None:
         raise NotConnectedError(f"tenant {tenant_id} has never connected a QBO company")
     return qbo_client(connection.realm_id, vault().provider(tenant_id))
+
+
+def version_ledger() -> VersionLedger:
+    """What QBO Link knows of each QBO entity: written by the push, applied by the pull."""
+    from shared.versions import VersionLedger
+
+    return _once("version_ledger", lambda: VersionLedger(dynamodb().Table(settings().links_table), clock()))
+
+
+def pull_service() -> PullService:
+    """The change worker's service: webhook deliveries and sweeps (docs/pull.md)."""
+
+    def build() -> PullService:
+        from datetime import timedelta
+
+        from shared.mapping.catalog import QboCache
+        from shared.pull.changes import ChangeApplier, PullService, PullTiming
+        from shared.pull.cursors import CursorStore
+        from shared.pull.exchanges import ExchangeLog
+
+        links_table = dynamodb().Table(settings().links_table)
+        config = settings()
+
+        def realm_of(tenant_id: str) -> str | None:
+            connection = store().get(tenant_id)
+            if connection is None or connection.disconnected_at is not None:
+                return None
+            return connection.realm_id
+
+        def connected_at_of(tenant_id: str) -> datetime | None:
+            connection = store().get(tenant_id)
+            return connection.connected_at if connection is not None else None
+
+        cache = QboCache(links_table, clock())
+        return PullService(
+            applier=ChangeApplier(link_store(), cache, events(), clock(), version_ledger()),
+            cursors=CursorStore(links_table, clock()),
+            exchanges=ExchangeLog(dynamodb().Table(config.runtime_table), clock()),
+            events=events(),
+            clock=clock(),
+            client_for=tenant_qbo_client,
+            realm_of=realm_of,
+            versions=version_ledger(),
+            cache=cache,
+            connected_at_of=connected_at_of,
+            timing=PullTiming(
+                min_read_interval=timedelta(seconds=config.pull_min_read_interval_seconds),
+                settle=timedelta(seconds=config.pull_settle_seconds),
+                skew=timedelta(seconds=config.pull_skew_seconds),
+            ),
+        )
+
+    return _once("pull_service", build)
 
 
 def forget_mappings(tenant_id: str) -> int:

@@ -1,30 +1,44 @@
 """Applying QBO's changes to the app: the change worker's and the sweep's shared logic (Q1–Q4).
 
-Reads (metered, facts §7): a webhook batch of one tenant becomes **one** CDC call for every
-entity it names (plus Payment whenever Invoice is named, so a balance change caused by a payment
-is recognised), since its oldest notice minus ``NOTICE_MARGIN``.  CDC costs one metered read
-whatever the number of entities and ids, and it is the only read that reports deletions; reading
-by id (a batch of ``SELECT ... WHERE Id IN``) costs one metered read *per entity* and misses
-deleted transactions, so it never beats one CDC call.  Notices for entities we do not apply
-(JournalEntry, Deposit, Purchase, ...) cost no read at all: they are ignored and counted (Q4).
-Merges need no read either: the notice names both customers.  The client splits a window that
-hits the 1,000-object cap and falls back to queries beyond 30 days.
+One read per tenant per moment.  Each tenant has one changes cursor: the instant its last CDC read
+started, everything before which has been applied.  A read (one CDC call for every entity we apply,
+one metered read whatever their number) goes from the cursor, less a small clock-skew margin, to now
+and moves the cursor only once everything it returned was applied.  A webhook delivery reads only
+when one of its notices is news:
 
-Applying (``ChangeApplier``): each object once, in its latest state; every event id derives from
-(entity, Id, SyncToken), so replaying a window publishes the same ids.  Our own writes coming back
-are recognised by the SyncToken stored on their link and produce nothing.
+* a notice the cursor already covers (its change happened before the last read began, less the
+  skew margin) costs nothing: a backlog of 500 notices is one read, not fifty;
+* a notice of our own write costs nothing either: the push worker records QBO's answer to every
+  write in the version ledger (``shared.versions``) in the transaction that records the posting,
+  so the notice is recognised by its entity, id and time before anything is read;
+* a read is never closer to the previous one than ``min_read_interval`` (the worker waits; the
+  notices arriving meanwhile are then covered by that one read), and a notice younger than
+  ``settle`` is given that long for its posting to land in the ledger before it is judged news.
 
-``PullService`` wraps both paths (webhook batch, sweep) in an exchange (history) and owns the
-cursor rule: the sweep advances a tenant's cursors to the instant it started reading, and only
-after every change read was applied.
+Notices for entities we do not apply (JournalEntry, Deposit, Purchase, ...) are ignored and counted
+(Q4).  Merges need no read: the notice names both customers.  The client splits a window that hits
+the 1,000-object cap and falls back to queries beyond 30 days.  Deliveries that read nothing write
+no exchange: their counts wait on the cursor item for the next exchange that reads.
+
+Applying (``ChangeApplier``), batched: one BatchGetItem of the ledger for a whole CDC answer; a row
+the ledger already covers (SyncToken not greater, as numbers) is dropped — our echo, a replay, an
+overlap or a stale row; a document whose SyncToken grew but whose content did not is a balance moved
+by a payment or a credit, not drift; the rest get their links in two BatchGetItem calls, their events
+are published in batches, and the ledger records what was applied, so a change is published once.
+Every event id derives from (entity, Id, SyncToken), so a re-publication after a crash between
+publishing and recording carries the same id.
+
+``PullService`` wraps both paths (webhook deliveries, sweep) in an exchange (history) and owns the
+cursor rule.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -33,12 +47,14 @@ from typing import Any, Final, Literal, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import Clock
-from shared.events import EventPublisher, OutboundEvent, make_event
-from shared.links import Link, LinkConflictError, LinkStore
+from shared.events import EventPublisher, OutboundEvent, make_event, publish_all
+from shared.links import Link, LinkConflictError, LinkError, LinkStore
 from shared.mapping.catalog import QboCache, belongs_to, qbo_entity
 from shared.observability import logger
-from shared.pull.cursors import CursorStore
+from shared.pull.cursors import CursorState, CursorStore
 from shared.pull.exchanges import Exchange, ExchangeLog
+from shared.push.payloads import parse_marker
+from shared.versions import KnownVersion, VersionLedger, is_deleted, sync_token
 
 # --- event types (EventBridge detail-type; docs/pull.md) ----------------------------------------
 CLIENT_IMPORTED: Final = "Client Imported"
@@ -49,8 +65,10 @@ SITE_IMPORTED: Final = "Site Imported"
 SITE_CHANGED: Final = "Site Changed"
 PAYMENT_RECEIVED: Final = "Payment Received"
 PAYMENT_VOIDED: Final = "Payment Voided In QBO"
+CREDIT_APPLIED_IN_QBO: Final = "Credit Applied In QBO"
 INVOICE_CHANGED_IN_QBO: Final = "Invoice Changed In QBO"
 PAYMENT_CHANGED_IN_QBO: Final = "Payment Changed In QBO"
+CREDIT_MEMO_CHANGED_IN_QBO: Final = "Credit Memo Changed In QBO"
 EXCHANGE_FINISHED: Final = "Exchange Finished"
 EVENT_TYPES: Final[tuple[str, ...]] = (
     CLIENT_IMPORTED,
@@ -61,30 +79,66 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     SITE_CHANGED,
     PAYMENT_RECEIVED,
     PAYMENT_VOIDED,
+    CREDIT_APPLIED_IN_QBO,
     INVOICE_CHANGED_IN_QBO,
     PAYMENT_CHANGED_IN_QBO,
+    CREDIT_MEMO_CHANGED_IN_QBO,
     EXCHANGE_FINISHED,
 )
 
-# Entities whose changes the app hears about; everything else is ignored and counted (Q4).
-APPLIED_ENTITIES: Final[tuple[str, ...]] = ("Customer", "Invoice", "Payment", "Item", "Account")
+# Entities whose changes the app hears about (one CDC call reads them all); everything else is
+# ignored and counted (Q4).
+APPLIED_ENTITIES: Final[tuple[str, ...]] = ("Customer", "Invoice", "CreditMemo", "Payment", "Item", "Account")
 SWEEP_ENTITIES: Final = APPLIED_ENTITIES
-# Read alongside (same CDC call, no extra cost): a payment changes the invoices it pays.
-_READ_WITH: Final[Mapping[str, tuple[str, ...]]] = {"Invoice": ("Payment",)}
-# A webhook's time and QBO's LastUpdatedTime come from different clocks.
-NOTICE_MARGIN: Final = timedelta(minutes=5)
-# The sweep re-reads this much before its cursor: harmless (idempotent) and covers clock skew.
-SWEEP_OVERLAP: Final = timedelta(minutes=5)
+# The tenant's one changes cursor (sk in the cursor partition), and the per-entity cursors earlier
+# versions kept: the oldest of them is where a tenant without the new cursor starts.
+CHANGES_CURSOR: Final = "Changes"
+LEGACY_CURSORS: Final[tuple[str, ...]] = ("Customer", "Invoice", "Payment", "Item", "Account")
 # TaxCode is not served by CDC: the sweep re-reads the whole list (one query) this often, and keeps
 # when it last did on the tenant's cursor items (sk = TAX_REFRESH_CURSOR).
 TAX_REFRESH_EVERY: Final = timedelta(days=1)
 TAX_REFRESH_CURSOR: Final = "TaxCode"
 # A tenant without a cursor yet (just connected; its lists were imported by the match tabs).
 FIRST_SWEEP_LOOKBACK: Final = timedelta(days=1)
+# Documents we push, by QBO entity: the link kind and the drift event.
+_DOCUMENTS: Final[Mapping[str, tuple[str, str]]] = {
+    "Invoice": ("invoice", INVOICE_CHANGED_IN_QBO),
+    "CreditMemo": ("credit_memo", CREDIT_MEMO_CHANGED_IN_QBO),
+    "Payment": ("payment", PAYMENT_CHANGED_IN_QBO),
+}
+# Markers our push writes on what it creates (a customer's Notes, a transaction's PrivateNote): a row
+# carrying one that the ledger does not know yet is our write still being recorded.
+_OWN_MARKS: Final[Mapping[str, tuple[str, ...]]] = {
+    "Customer": ("client", "site"),
+    "Invoice": ("invoice",),
+    "CreditMemo": ("credit_memo",),
+    "Payment": ("payment", "credit_application"),
+}
 
 Operation = Literal["Create", "Update", "Delete", "Merge", "Void", "Emailed"]
 _ID = re.compile(r"^[^#\x00-\x1f]{1,128}$")
 _CENT: Final = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class PullTiming:
+    """How often a tenant may be read, and the margins around it (settings ``pull_*``).
+
+    ``min_read_interval``: two reads of a tenant are at least this far apart (the notices arriving
+    in between share the second read).  ``settle``: a notice younger than this waits that long for
+    our own posting to land in the ledger before it is judged news.  ``skew``: the clock margin
+    between QBO's timestamps and ours (a read starts this much before the cursor; a notice is covered
+    only if it is this much older than the cursor).  ``touch_tolerance``: seconds after our payment
+    within which QBO's stamp on the invoice it settles is still ours."""
+
+    min_read_interval: timedelta = timedelta(seconds=5)
+    settle: timedelta = timedelta(seconds=2)
+    skew: timedelta = timedelta(seconds=2)
+    touch_tolerance: float = 1.0
+
+    @property
+    def longest_wait(self) -> timedelta:
+        return self.min_read_interval + self.settle
 
 
 # --- the queue message ---------------------------------------------------------------------------
@@ -171,11 +225,15 @@ class ChangeReader(Protocol):
 @dataclass
 class ApplyReport:
     """What one application did.  ``reads``: CDC calls made (a window split at the 1,000 cap adds
-    requests inside the client, not counted here); ``ignored``: by QBO entity (Q4) or reason."""
+    requests inside the client, not counted here); ``echoes``: our own writes recognised (notices
+    and rows); ``coalesced``: notices the cursor already covered; ``ignored``: by QBO entity (Q4)
+    or reason."""
 
     notices: int = 0
     reads: int = 0
     changes: int = 0
+    echoes: int = 0
+    coalesced: int = 0
     events: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
     cache_refreshed: int = 0
@@ -184,6 +242,10 @@ class ApplyReport:
     def count_event(self, event: OutboundEvent) -> None:
         self.events[event.detail_type] += 1
         self.event_ids.append(event.event_id)
+
+    def echo(self, reason: str = "echo") -> None:
+        self.echoes += 1
+        self.ignored[reason] += 1
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -217,10 +279,6 @@ def _token(row: Mapping[str, Any]) -> str:
     return str(row.get("SyncToken", ""))
 
 
-def _deleted(row: Mapping[str, Any]) -> bool:
-    return str(row.get("status", "")).lower() == "deleted"
-
-
 def _voided(row: Mapping[str, Any]) -> bool:
     """QBO keeps a voided document with zero amounts and "Voided" in its private note."""
     note = str(row.get("PrivateNote") or "")
@@ -232,6 +290,33 @@ def _updated(row: Mapping[str, Any]) -> str | None:
     meta = row.get("MetaData")
     stamp = meta.get("LastUpdatedTime") if isinstance(meta, Mapping) else None
     return str(stamp) if stamp else None
+
+
+def _own_mark(entity: str, row: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, app id) of our marker on a row, if it carries one of ours for its entity."""
+    note = row.get("Notes") if entity == "Customer" else row.get("PrivateNote")
+    found = parse_marker(note if isinstance(note, str) else None)
+    if found is None or found.kind not in _OWN_MARKS.get(entity, ()):
+        return None
+    return found.kind, found.app_id
+
+
+def _row_id(row: Mapping[str, Any]) -> str | None:
+    value = row.get("Id")
+    text = str(value) if value is not None else ""
+    return text if _ID.match(text) else None
+
+
+def _linked(row: Mapping[str, Any], txn_type: str) -> list[tuple[str, Any]]:
+    """(TxnId, line Amount) of a payment's lines that link a ``txn_type``."""
+    found: list[tuple[str, Any]] = []
+    for line in row.get("Line") or []:
+        if not isinstance(line, Mapping):
+            continue
+        for linked in line.get("LinkedTxn") or []:
+            if isinstance(linked, Mapping) and linked.get("TxnType") == txn_type and linked.get("TxnId"):
+                found.append((str(linked["TxnId"]), line.get("Amount")))
+    return found
 
 
 def _customer_detail(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,144 +344,221 @@ def _customer_detail(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _older_or_same(row: Mapping[str, Any], stored: str | None) -> bool:
+    """A row whose SyncToken is not greater than ``stored`` (as numbers, never as text)."""
+    token = sync_token(row)
+    return token is not None and stored is not None and stored.isdigit() and token <= int(stored)
+
+
 # --- applying -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Applied:
+    """What applying one CDC answer produces, before it is published and recorded."""
+
+    events: list[OutboundEvent] = field(default_factory=list)
+    versions: list[KnownVersion] = field(default_factory=list)
+    # The events each new version waits on: it is recorded only once they all went out.
+    waits_on: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    def emit(self, event: OutboundEvent, version: KnownVersion | None) -> None:
+        self.events.append(event)
+        if version is not None:
+            self.waits_on.setdefault(version.key, []).append(event.event_id)
+
+    def record(self, version: KnownVersion) -> None:
+        self.versions.append(version)
+
+
+class EventsRefusedError(RuntimeError):
+    """EventBridge refused some events: the changes that made them were not recorded and come back."""
 
 
 class ChangeApplier:
     """Turns QBO objects (CDC's latest states) and merge notices into links, cache rows and events."""
 
-    def __init__(self, links: LinkStore, cache: QboCache, events: EventPublisher, clock: Clock) -> None:
+    def __init__(
+        self,
+        links: LinkStore,
+        cache: QboCache,
+        events: EventPublisher,
+        clock: Clock,
+        versions: VersionLedger,
+    ) -> None:
         self._links = links
         self._cache = cache
         self._events = events
         self._clock = clock
-
-    # --- the webhook path ---
-
-    def apply_changes(
-        self, tenant_id: str, realm_id: str, client: ChangeReader, notices: Sequence[Notice]
-    ) -> ApplyReport:
-        """Apply one tenant's notices with as few metered reads as possible (module docstring)."""
-        report = ApplyReport(notices=len(notices))
-        wanted: list[str] = []
-        oldest: datetime | None = None
-        for notice in notices:
-            if notice.tenant_id != tenant_id or notice.realm_id != realm_id:
-                report.ignored["other_realm"] += 1
-                continue
-            if notice.entity not in APPLIED_ENTITIES:
-                report.ignored[notice.entity] += 1
-                continue
-            if notice.operation == "Merge":
-                self._merge(tenant_id, notice, report)
-            for entity in (notice.entity, *_READ_WITH.get(notice.entity, ())):
-                if entity not in wanted:
-                    wanted.append(entity)
-            if oldest is None or notice.occurred_at < oldest:
-                oldest = notice.occurred_at
-        if not wanted or oldest is None:
-            return report
-        ordered = [e for e in APPLIED_ENTITIES if e in wanted]
-        changes = client.cdc(ordered, oldest - NOTICE_MARGIN, now=self._clock.now())
-        report.reads += 1
-        self.apply_rows(tenant_id, changes, report)
-        seen = {(entity, str(row.get("Id"))) for entity, rows in changes.items() for row in rows}
-        for notice in notices:
-            wanted_row = notice.entity in APPLIED_ENTITIES and notice.operation != "Merge"
-            if wanted_row and (notice.entity, notice.entity_id) not in seen:
-                report.ignored["not_found"] += 1
-        return report
+        self._versions = versions
 
     # --- rows (both paths) ---
 
     def apply_rows(
         self, tenant_id: str, changes: Mapping[str, Sequence[Mapping[str, Any]]], report: ApplyReport
     ) -> None:
-        paid_invoices = {
-            ref
-            for row in changes.get("Payment", ())
-            if not _deleted(row)
-            for ref in self._linked_invoices(row)
-        }
-        for entity in APPLIED_ENTITIES:
-            for row in changes.get(entity, ()):
-                report.changes += 1
-                if entity == "Customer":
-                    self._customer(tenant_id, row, report)
-                elif entity == "Invoice":
-                    self._invoice(tenant_id, row, report, paid_invoices)
-                elif entity == "Payment":
-                    self._payment(tenant_id, row, report)
+        """Apply one CDC answer: see the module docstring for the order and the DynamoDB calls."""
+        rows = [
+            (entity, row)
+            for entity in APPLIED_ENTITIES
+            for row in changes.get(entity, ())
+            if _row_id(row) is not None
+        ]
+        for entity, found in changes.items():
+            if entity not in APPLIED_ENTITIES and found:
+                report.ignored[entity] += len(found)
+        report.changes += len(rows)
+        known = self._versions.get_many(tenant_id, ((entity, str(row["Id"])) for entity, row in rows))
+        out = _Applied()
+        news: list[tuple[str, Mapping[str, Any], KnownVersion | None]] = []
+        for entity, row in rows:
+            version = known.get((entity, str(row["Id"])))
+            if version is not None and version.covers(row):
+                if version.own and (is_deleted(row) or sync_token(row) == version.sync_token):
+                    report.echo()
                 else:
-                    self._cached(tenant_id, entity, row, report)
-        for entity, rows in changes.items():
-            if entity not in APPLIED_ENTITIES and rows:
-                report.ignored[entity] += len(rows)
+                    report.ignored["already_applied"] += 1  # a replay, an overlap or a stale row
+                continue
+            if version is not None and not is_deleted(row) and version.same_content(row):
+                # A later version saying the same: a payment or a credit moved its balance.
+                report.ignored["balance_moved"] += 1
+                out.record(version.applied(row))
+                continue
+            news.append((entity, row, version))
+        links = self._links.get_many_by_qbo(tenant_id, {p for e, row, _ in news for p in _wanted(e, row)})
+        paid = {
+            ref
+            for entity, row, _ in news
+            if entity == "Payment" and not is_deleted(row)
+            for ref, _ in _linked(row, "Invoice")
+        }
+        for entity, row, version in news:
+            if entity == "Customer":
+                self._customer(tenant_id, row, version, links, report, out)
+            elif entity in _DOCUMENTS and entity != "Payment":
+                self._document(tenant_id, entity, row, version, links, paid, report, out)
+            elif entity == "Payment":
+                self._payment(tenant_id, row, version, links, report, out)
+            else:
+                self._cached(tenant_id, entity, row, version, report, out)
+        self._publish_and_record(tenant_id, out, report)
 
-    def _emit(self, report: ApplyReport, event: OutboundEvent) -> None:
-        self._events.publish(event)
-        report.count_event(event)
+    def _publish_and_record(self, tenant_id: str, out: _Applied, report: ApplyReport) -> None:
+        refused = {event.event_id for event in publish_all(self._events, out.events)}
+        for event in out.events:
+            if event.event_id not in refused:
+                report.count_event(event)
+        done = [
+            version for version in out.versions if not refused.intersection(out.waits_on.get(version.key, ()))
+        ]
+        self._versions.put_many(tenant_id, done)
+        if refused:
+            raise EventsRefusedError(f"EventBridge refused {len(refused)} of {len(out.events)} events")
 
     def _event(
         self, kind: str, tenant_id: str, detail: dict[str, Any], entity: str, row: Mapping[str, Any]
     ) -> OutboundEvent:
         return make_event(kind, tenant_id, detail, entity, str(row.get("Id")), _token(row))
 
-    def _echo(self, link: Link | None, row: Mapping[str, Any], report: ApplyReport) -> bool:
-        """Our own write coming back: QBO's SyncToken is the one we stored when we wrote it."""
-        if link is not None and link.sync_token is not None and link.sync_token == _token(row):
-            report.ignored["echo"] += 1
-            return True
-        return False
-
     # --- customers and sub-customers (Q1) ---
 
-    def _customer(self, tenant_id: str, row: Mapping[str, Any], report: ApplyReport) -> None:
-        if _deleted(row):  # name lists are deactivated, never deleted; a merged-away one may be
+    def _customer(  # noqa: PLR0917 - the row, what is known of it, and where results go
+        self,
+        tenant_id: str,
+        row: Mapping[str, Any],
+        version: KnownVersion | None,
+        links: Mapping[tuple[str, str], Link],
+        report: ApplyReport,
+        out: _Applied,
+    ) -> None:
+        if is_deleted(row):  # name lists are deactivated, never deleted; a merged-away one may be
             report.ignored["customer_deleted"] += 1
             return
         qbo_id = str(row.get("Id"))
         parent = _ref(row, "ParentRef")
         active = bool(row.get("Active", True))
-        if row.get("Job") or parent is not None:
-            link = self._links.get_by_qbo(tenant_id, "site", qbo_id)
-            if self._echo(link, row, report):
-                return
+        site = bool(row.get("Job")) or parent is not None
+        kind = "site" if site else "client"
+        link = links.get((kind, qbo_id))
+        if link is None and self._own_customer(tenant_id, row, report, out):
+            return
+        if link is not None and version is None and _older_or_same(row, link.sync_token):
+            report.echo()  # linked and written before the ledger existed: its SyncToken says ours
+            out.record(KnownVersion.of_row("Customer", row, kind=kind, app_id=link.app_id))
+            return
+        applied = (version or KnownVersion("Customer", qbo_id, None)).applied(
+            row, kind=kind, app_id=link.app_id if link else None
+        )
+        detail = _customer_detail(row)
+        if site:
             parent_link = None
             if parent is not None:
-                parent_link = self._links.get_by_qbo(tenant_id, "client", parent) or self._links.get_by_qbo(
-                    tenant_id, "site", parent
-                )
-            detail = {
-                **_customer_detail(row),
-                "site_id": link.app_id if link else None,
-                "parent_qbo_id": parent,
-                "parent_id": parent_link.app_id if parent_link else None,
-                "parent_kind": parent_link.kind if parent_link else None,
-                "fully_qualified_name": row.get("FullyQualifiedName"),
-            }
-            if link is not None:
-                self._emit(report, self._event(SITE_CHANGED, tenant_id, detail, "Customer", row))
-            elif active:
-                self._emit(report, self._event(SITE_IMPORTED, tenant_id, detail, "Customer", row))
-            else:
-                report.ignored["inactive_unlinked"] += 1
-            return
-        link = self._links.get_by_qbo(tenant_id, "client", qbo_id)
-        if self._echo(link, row, report):
-            return
-        detail = {**_customer_detail(row), "client_id": link.app_id if link else None}
-        if link is not None:
-            kind = CLIENT_CHANGED if active else CLIENT_DEACTIVATED
-            self._emit(report, self._event(kind, tenant_id, detail, "Customer", row))
-        elif active:
-            self._emit(report, self._event(CLIENT_IMPORTED, tenant_id, detail, "Customer", row))
+                parent_link = links.get(("client", parent)) or links.get(("site", parent))
+            detail.update(
+                site_id=link.app_id if link else None,
+                parent_qbo_id=parent,
+                parent_id=parent_link.app_id if parent_link else None,
+                parent_kind=parent_link.kind if parent_link else None,
+                fully_qualified_name=row.get("FullyQualifiedName"),
+            )
+            event_type = SITE_CHANGED if link is not None else SITE_IMPORTED if active else None
         else:
+            detail["client_id"] = link.app_id if link else None
+            if link is not None:
+                event_type = CLIENT_CHANGED if active else CLIENT_DEACTIVATED
+            else:
+                event_type = CLIENT_IMPORTED if active else None
+        out.record(applied)
+        if event_type is None:
             report.ignored["inactive_unlinked"] += 1
+            return
+        out.emit(self._event(event_type, tenant_id, detail, "Customer", row), applied)
 
-    def _merge(self, tenant_id: str, notice: Notice, report: ApplyReport) -> None:
+    def _own_customer(
+        self, tenant_id: str, row: Mapping[str, Any], report: ApplyReport, out: _Applied
+    ) -> bool:
+        """A customer carrying our marker but no link: our create, whose answer was lost or is not
+        recorded yet.  It is linked now (never imported: the host app would create a duplicate)."""
+        mark = _own_mark("Customer", row)
+        if mark is None:
+            return False
+        kind, app_id = mark
+        qbo_id = str(row.get("Id"))
+        try:
+            self._links.link(
+                tenant_id,
+                kind,
+                app_id,
+                qbo_id,
+                qbo_name=row.get("DisplayName"),
+                sync_token=_token(row),
+                source="push",
+            )
+        except LinkConflictError:
+            # The app client is linked to another customer: a duplicate an uncertain create left.
+            report.ignored["own_duplicate"] += 1
+        except LinkError:
+            report.ignored["own_unlinkable"] += 1
+        report.echo()
+        written = KnownVersion.of_row("Customer", row, kind=kind, app_id=app_id)
+        out.record(
+            KnownVersion(
+                entity="Customer",
+                qbo_id=qbo_id,
+                sync_token=written.sync_token,
+                own=True,
+                updated_at=written.updated_at,
+                written_at=written.updated_at,
+                kind=kind,
+                app_id=app_id,
+            )
+        )
+        return True
+
+    def merge(self, tenant_id: str, notice: Notice, report: ApplyReport) -> None:
         """QBO merged ``deleted_id`` into ``entity_id``: the app entity linked to the merged-away
-        customer is relinked to the survivor (unless the survivor is linked to another one)."""
+        customer is relinked to the survivor (unless the survivor is linked to another one).  A
+        replay finds the merged-away customer unlinked and does nothing."""
         merged, survivor = str(notice.deleted_id), notice.entity_id
         for kind in ("client", "site"):
             link = self._links.get_by_qbo(tenant_id, kind, merged)
@@ -420,122 +582,242 @@ class ChangeApplier:
                 "survivor_linked_to": None if relinked or taken is None else taken.app_id,
             }
             event = make_event(CLIENT_MERGED, tenant_id, detail, "Merge", kind, merged, survivor)
-            self._emit(report, event)
+            self._events.publish(event)
+            report.count_event(event)
             return
         report.ignored["merge_unlinked"] += 1
 
     # --- documents we pushed (drift) and payments (Q2) ---
 
-    def _linked_invoices(self, payment: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        found: list[tuple[str, Any]] = []
-        for line in payment.get("Line") or []:
-            if not isinstance(line, Mapping):
-                continue
-            for linked in line.get("LinkedTxn") or []:
-                if isinstance(linked, Mapping) and linked.get("TxnType") == "Invoice" and linked.get("TxnId"):
-                    found.append((str(linked["TxnId"]), line.get("Amount")))
-        return found
-
-    def _drift(
-        self, tenant_id: str, kind: str, row: Mapping[str, Any], link: Link, report: ApplyReport
+    def _drift(  # noqa: PLR0917 - the row, what is known of it, and where results go
+        self,
+        tenant_id: str,
+        entity: str,
+        row: Mapping[str, Any],
+        link_app_id: str,
+        stored_token: str | None,
+        applied: KnownVersion,
+        out: _Applied,
     ) -> None:
-        change = "deleted" if _deleted(row) else "voided" if _voided(row) else "changed"
+        kind, event_type = _DOCUMENTS[entity]
+        change = "deleted" if is_deleted(row) else "voided" if _voided(row) else "changed"
         detail = {
             "kind": kind,
-            "app_id": link.app_id,
-            "qbo_id": link.qbo_id,
+            "app_id": link_app_id,
+            "qbo_id": str(row.get("Id")),
             "change": change,
             "sync_token": _token(row),
-            "stored_sync_token": link.sync_token,
+            "stored_sync_token": stored_token,
             "doc_number": row.get("DocNumber"),
             "total": money(row.get("TotalAmt")),
             "balance": money(row.get("Balance")),
             "updated_at": _updated(row),
         }
-        event_type = INVOICE_CHANGED_IN_QBO if kind == "invoice" else PAYMENT_CHANGED_IN_QBO
-        entity = "Invoice" if kind == "invoice" else "Payment"
-        self._emit(report, self._event(event_type, tenant_id, detail, entity, row))
+        out.record(applied)
+        out.emit(self._event(event_type, tenant_id, detail, entity, row), applied)
 
-    def _invoice(
-        self, tenant_id: str, row: Mapping[str, Any], report: ApplyReport, paid: set[tuple[str, Any]]
+    def _document(  # noqa: PLR0917 - one decision needs all of it
+        self,
+        tenant_id: str,
+        entity: str,
+        row: Mapping[str, Any],
+        version: KnownVersion | None,
+        links: Mapping[tuple[str, str], Link],
+        paid: set[str],
+        report: ApplyReport,
+        out: _Applied,
+    ) -> None:
+        """An invoice or credit memo: ours changed in QBO is drift; the app owns documents, so one
+        it does not have is ignored."""
+        kind, _ = _DOCUMENTS[entity]
+        qbo_id = str(row.get("Id"))
+        link = links.get((kind, qbo_id))
+        app_id = link.app_id if link is not None else version.app_id if version is not None else None
+        if app_id is None:
+            if _own_mark(entity, row) is not None:
+                report.echo("own_in_flight")  # ours, its posting not recorded yet
+            else:
+                report.ignored[f"{kind}_unlinked"] += 1
+            return
+        applied = (version or KnownVersion(entity, qbo_id, None)).applied(row, kind=kind, app_id=app_id)
+        if version is None:  # posted before the ledger existed: the link's SyncToken is the baseline
+            if link is not None and _older_or_same(row, link.sync_token):
+                report.echo()
+                out.record(applied)
+                return
+            if entity == "Invoice" and not is_deleted(row) and not _voided(row) and qbo_id in paid:
+                report.ignored["invoice_paid"] += 1  # its balance moved with a payment of this set
+                out.record(applied)
+                return
+        stored = str(version.sync_token) if version and version.sync_token is not None else None
+        stored = stored or (link.sync_token if link else None)
+        self._drift(tenant_id, entity, row, app_id, stored, applied, out)
+
+    def _payment(  # noqa: PLR0917 - the row, what is known of it, and where results go
+        self,
+        tenant_id: str,
+        row: Mapping[str, Any],
+        version: KnownVersion | None,
+        links: Mapping[tuple[str, str], Link],
+        report: ApplyReport,
+        out: _Applied,
     ) -> None:
         qbo_id = str(row.get("Id"))
-        link = self._links.get_by_qbo(tenant_id, "invoice", qbo_id)
-        if link is None:
-            report.ignored["invoice_unlinked"] += 1  # invoices are created by the app, not pulled
+        ours = links.get(("payment", qbo_id))
+        if ours is not None or (version is not None and version.own):
+            app_id = ours.app_id if ours is not None else str(version.app_id if version else "")
+            known = version or KnownVersion("Payment", qbo_id, None)
+            applied = known.applied(row, kind="payment", app_id=app_id)
+            if version is None and ours is not None and _older_or_same(row, ours.sync_token):
+                report.echo()
+                out.record(applied)
+                return
+            stored = str(version.sync_token) if version and version.sync_token is not None else None
+            stored = stored or (ours.sync_token if ours else None)
+            self._drift(tenant_id, "Payment", row, app_id, stored, applied, out)
             return
-        if self._echo(link, row, report):
+        if _own_mark("Payment", row) is not None:
+            report.echo("own_in_flight")  # a payment or credit application of ours being recorded
             return
-        if not _deleted(row) and not _voided(row) and any(ref == qbo_id for ref, _ in paid):
-            # Its balance moved because a payment in this same change set applies to it; that
-            # payment's own event tells the app.  Not drift.
-            report.ignored["invoice_paid"] += 1
-            return
-        self._drift(tenant_id, "invoice", row, link, report)
-
-    def _payment(self, tenant_id: str, row: Mapping[str, Any], report: ApplyReport) -> None:
-        qbo_id = str(row.get("Id"))
-        ours = self._links.get_by_qbo(tenant_id, "payment", qbo_id)
-        if ours is not None:  # pushed by us
-            if not self._echo(ours, row, report):
-                self._drift(tenant_id, "payment", row, ours, report)
-            return
-        if _deleted(row):
+        if is_deleted(row):
             report.ignored["payment_deleted"] += 1  # a tombstone does not name its customer
             return
         customer = _ref(row, "CustomerRef")
         owner = None
         if customer is not None:
-            owner = self._links.get_by_qbo(tenant_id, "client", customer) or self._links.get_by_qbo(
-                tenant_id, "site", customer
-            )
+            owner = links.get(("client", customer)) or links.get(("site", customer))
         if owner is None:
             report.ignored["payment_unlinked"] += 1
             return
-        applied = []
-        for qbo_invoice, amount in self._linked_invoices(row):
-            invoice = self._links.get_by_qbo(tenant_id, "invoice", qbo_invoice)
-            applied.append(
-                {
-                    "invoice_id": invoice.app_id if invoice else None,
-                    "qbo_invoice_id": qbo_invoice,
-                    "amount": money(amount),
-                }
-            )
-        method = row.get("PaymentMethodRef")
+        applied = (version or KnownVersion("Payment", qbo_id, None)).applied(row)
+        out.record(applied)
+        if _linked(row, "CreditMemo"):
+            out.emit(self._credit_applied(tenant_id, row, owner, links), applied)
+            return
         detail = {
-            "qbo_id": qbo_id,
+            **self._payment_header(row, owner, customer),
+            "total": money(row.get("TotalAmt")),
+            "unapplied": money(row.get("UnappliedAmt")),
+            "currency": _ref(row, "CurrencyRef"),
+            "payment_ref_num": row.get("PaymentRefNum"),
+            "payment_method": (row.get("PaymentMethodRef") or {}).get("name")
+            if isinstance(row.get("PaymentMethodRef"), Mapping)
+            else None,
+            "applied": self._applications(row, "Invoice", "invoice", links),
+        }
+        kind = PAYMENT_VOIDED if _voided(row) else PAYMENT_RECEIVED
+        out.emit(self._event(kind, tenant_id, detail, "Payment", row), applied)
+
+    @staticmethod
+    def _payment_header(row: Mapping[str, Any], owner: Link, customer: str | None) -> dict[str, Any]:
+        return {
+            "qbo_id": str(row.get("Id")),
             "sync_token": _token(row),
             "client_id": owner.app_id,
             "client_kind": owner.kind,
             "qbo_customer_id": customer,
             "txn_date": row.get("TxnDate"),
-            "total": money(row.get("TotalAmt")),
-            "unapplied": money(row.get("UnappliedAmt")),
-            "currency": _ref(row, "CurrencyRef"),
-            "payment_ref_num": row.get("PaymentRefNum"),
-            "payment_method": method.get("name") if isinstance(method, Mapping) else None,
-            "applied": applied,
             "updated_at": _updated(row),
         }
-        kind = PAYMENT_VOIDED if _voided(row) else PAYMENT_RECEIVED
-        self._emit(report, self._event(kind, tenant_id, detail, "Payment", row))
+
+    @staticmethod
+    def _applications(
+        row: Mapping[str, Any], txn_type: str, kind: str, links: Mapping[tuple[str, str], Link]
+    ) -> list[dict[str, Any]]:
+        key = "invoice" if kind == "invoice" else "credit_memo"
+        found = []
+        for qbo_txn, amount in _linked(row, txn_type):
+            link = links.get((kind, qbo_txn))
+            found.append(
+                {
+                    f"{key}_id": link.app_id if link else None,
+                    f"qbo_{key}_id": qbo_txn,
+                    "amount": money(amount),
+                }
+            )
+        return found
+
+    def _credit_applied(
+        self,
+        tenant_id: str,
+        row: Mapping[str, Any],
+        owner: Link,
+        links: Mapping[tuple[str, str], Link],
+    ) -> OutboundEvent:
+        """A payment QBO made (or a bookkeeper made) that spends credit memos on invoices: with the
+        company's "automatically apply credits" on, QBO spends an open credit on the customer's next
+        invoice by itself."""
+        detail = {
+            **self._payment_header(row, owner, _ref(row, "CustomerRef")),
+            "total": money(row.get("TotalAmt")),
+            "automatic": "automatically applied" in str(row.get("PrivateNote") or "").lower(),
+            "credits": self._applications(row, "CreditMemo", "credit_memo", links),
+            "applied": self._applications(row, "Invoice", "invoice", links),
+        }
+        return self._event(CREDIT_APPLIED_IN_QBO, tenant_id, detail, "Payment", row)
 
     # --- mapping caches (Q3) ---
 
-    def _cached(self, tenant_id: str, entity: str, row: Mapping[str, Any], report: ApplyReport) -> None:
+    def _cached(  # noqa: PLR0917 - the row, what is known of it, and where results go
+        self,
+        tenant_id: str,
+        entity: str,
+        row: Mapping[str, Any],
+        version: KnownVersion | None,
+        report: ApplyReport,
+        out: _Applied,
+    ) -> None:
         kinds = ("work_code", "expense_code") if entity == "Item" else ("account",)
         for kind in kinds:
             if belongs_to(kind, row):
                 self._cache.put(tenant_id, kind, qbo_entity(kind, row))
                 report.cache_refreshed += 1
+        out.record((version or KnownVersion(entity, str(row.get("Id")), None)).applied(row))
 
 
-# --- exchanges: the webhook batch and the sweep ----------------------------------------------------
+def _wanted(entity: str, row: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (kind, QBO id) links applying ``row`` needs."""
+    qbo_id = str(row.get("Id"))
+    wanted: set[tuple[str, str]] = set()
+    if entity == "Customer":
+        wanted |= {("client", qbo_id), ("site", qbo_id)}
+        parent = _ref(row, "ParentRef")
+        if parent is not None and _ID.match(parent):
+            wanted |= {("client", parent), ("site", parent)}
+    elif entity in _DOCUMENTS:
+        wanted.add((_DOCUMENTS[entity][0], qbo_id))
+    if entity == "Payment":
+        customer = _ref(row, "CustomerRef")
+        if customer is not None and _ID.match(customer):
+            wanted |= {("client", customer), ("site", customer)}
+        wanted |= {("invoice", ref) for ref, _ in _linked(row, "Invoice") if _ID.match(ref)}
+        wanted |= {("credit_memo", ref) for ref, _ in _linked(row, "CreditMemo") if _ID.match(ref)}
+    return wanted
 
 
-class TenantGone(Exception):
-    """The tenant is no longer connected to the notices' realm."""
+# --- exchanges: webhook deliveries and the sweep ----------------------------------------------------
+
+_IGNORED: Final = "ignored__"
+
+
+def _pending_counts(report: ApplyReport) -> dict[str, int]:
+    """What a delivery that read nothing saw, as the cursor's pending counters."""
+    counts = {"notices": report.notices, "echoes": report.echoes, "coalesced": report.coalesced}
+    counts.update({_IGNORED + reason: count for reason, count in report.ignored.items()})
+    return counts
+
+
+def _take_pending(pending: Mapping[str, int], report: ApplyReport) -> None:
+    """Fold the counters earlier deliveries left on the cursor into this exchange's report."""
+    for name, count in pending.items():
+        if name == "notices":
+            report.notices += count
+        elif name == "echoes":
+            report.echoes += count
+        elif name == "coalesced":
+            report.coalesced += count
+        elif name.startswith(_IGNORED):
+            report.ignored[name[len(_IGNORED) :]] += count
 
 
 @dataclass
@@ -547,8 +829,11 @@ class PullService:
     clock: Clock
     client_for: Callable[[str], ChangeReader]  # tenant id -> QBO client of its connected company
     realm_of: Callable[[str], str | None]  # tenant id -> connected realm (None: not connected)
+    versions: VersionLedger
     cache: QboCache | None = None  # the mapping caches (the daily TaxCode refresh); None: no refresh
     connected_at_of: Callable[[str], datetime | None] = lambda _tenant_id: None
+    timing: PullTiming = field(default_factory=PullTiming)
+    sleep: Callable[[float], None] = time.sleep
 
     def sweep_request(self, request: SweepRequest) -> Exchange | None:
         """Run a fanned-out sweep; a request for a tenant no longer connected to that realm is
@@ -561,54 +846,136 @@ class PullService:
             return None
         return self.sweep(request.tenant_id, realm, connected_at=self.connected_at_of(request.tenant_id))
 
-    def webhook_batch(self, tenant_id: str, notices: Sequence[Notice]) -> Exchange:
-        """Apply one tenant's notices; notices for a realm the tenant is not (or no longer)
-        connected to are ignored and counted."""
+    def webhook_batch(self, tenant_id: str, notices: Sequence[Notice]) -> Exchange | None:
+        """Take one delivery of a tenant's notices; read only if one of them is news (module doc).
+
+        Returns the exchange when the delivery read QBO or published something, else None (its
+        counts are noted on the cursor for the next exchange)."""
         realm = self.realm_of(tenant_id)
-        exchange = self.exchanges.start(tenant_id, "webhook", realm_id=realm)
         mine = [n for n in notices if realm is not None and n.realm_id == realm]
-        stale = len(notices) - len(mine)
+        report = ApplyReport(notices=len(notices))
+        if len(mine) < len(notices):
+            report.ignored["not_connected"] += len(notices) - len(mine)
+        cursor = self.cursors.state(tenant_id, CHANGES_CURSOR)
+        merges = [n for n in mine if n.entity == "Customer" and n.operation == "Merge"]
+        news = self._news(tenant_id, cursor, mine, report)
+        if news:
+            news = self._settled(tenant_id, cursor, news, report)
+        if not news and not merges:
+            self.cursors.note(tenant_id, CHANGES_CURSOR, _pending_counts(report))
+            return None
+        assert realm is not None  # news and merges come from notices of the connected realm
+        exchange = self.exchanges.start(tenant_id, "webhook", realm_id=realm)
         try:
-            report = ApplyReport(notices=len(notices))
-            if mine and realm is not None:
-                report = self.applier.apply_changes(tenant_id, realm, self.client_for(tenant_id), mine)
-                report.notices = len(notices)
-            if stale:
-                report.ignored["not_connected"] += stale
+            for notice in merges:
+                self.applier.merge(tenant_id, notice, report)
+            if news:
+                connected_at = self.connected_at_of(tenant_id)
+                self._catch_up(tenant_id, cursor, exchange, report, connected_at=connected_at)
         except Exception as error:
-            self._fail(exchange, error)
+            self._fail(exchange, error, report)
             raise
         return self._finish(exchange, report)
+
+    def _news(
+        self, tenant_id: str, cursor: CursorState, notices: Sequence[Notice], report: ApplyReport
+    ) -> list[Notice]:
+        """The notices that need a read: not for an ignored entity, not covered by the cursor, not
+        our own write (one BatchGetItem of the ledger)."""
+        relevant = []
+        for notice in notices:
+            if notice.entity not in APPLIED_ENTITIES:
+                report.ignored[notice.entity] += 1
+            elif cursor.position is not None and notice.occurred_at + self.timing.skew <= cursor.position:
+                report.coalesced += 1  # the last read began after this change: it was applied
+            else:
+                relevant.append(notice)
+        return self._not_ours(tenant_id, relevant, report)
+
+    def _not_ours(self, tenant_id: str, notices: Sequence[Notice], report: ApplyReport) -> list[Notice]:
+        if not notices:
+            return []
+        known = self.versions.get_many(tenant_id, ((n.entity, n.entity_id) for n in notices))
+        news = []
+        for notice in notices:
+            version = known.get((notice.entity, notice.entity_id))
+            known_as = None
+            if notice.operation != "Merge" and version is not None:
+                known_as = version.explains(notice.occurred_at, self.timing.touch_tolerance)
+            if known_as == "own":
+                report.echo()
+            elif known_as == "applied":
+                report.coalesced += 1  # a version at least this recent was applied: a replay
+            else:
+                news.append(notice)
+        return news
+
+    def _settled(
+        self, tenant_id: str, cursor: CursorState, news: list[Notice], report: ApplyReport
+    ) -> list[Notice]:
+        """Wait before a read: until ``min_read_interval`` after the last one, and until the newest
+        notice is ``settle`` old (so our own write it may be has landed in the ledger); then judge
+        the notices again (one more BatchGetItem)."""
+        now = self.clock.now()
+        due = max(notice.occurred_at for notice in news) + self.timing.settle
+        if cursor.position is not None:
+            due = max(due, cursor.position + self.timing.min_read_interval)
+        wait = min((due - now).total_seconds(), self.timing.longest_wait.total_seconds())
+        if wait <= 0:
+            return news
+        self.sleep(wait)
+        return self._not_ours(tenant_id, news, report)
 
     def sweep(
         self,
         tenant_id: str,
         realm_id: str,
-        entities: Iterable[str] = SWEEP_ENTITIES,
         *,
         connected_at: datetime | None = None,
     ) -> Exchange:
-        """CDC from the tenant's oldest cursor (minus the overlap) for ``entities`` in one call; the
-        cursors move to the instant reading started, after everything read was applied.  Without a
-        cursor yet: from ``connected_at`` (what existed before was imported by the match tabs),
-        else ``FIRST_SWEEP_LOOKBACK``."""
-        names = list(entities)
+        """Read from the tenant's cursor to now (one CDC call for every applied entity) and apply
+        everything; then, once a day, the tax codes.  Without a cursor yet: from the oldest cursor an
+        earlier version kept, else ``connected_at`` (what existed before was imported by the match
+        tabs), else ``FIRST_SWEEP_LOOKBACK``."""
         exchange = self.exchanges.start(tenant_id, "sweep", realm_id=realm_id)
+        report = ApplyReport()
         try:
-            started = self.clock.now()
-            positions = [p for p in self.cursors.get_many(tenant_id, names).values() if p is not None]
-            first = connected_at or started - FIRST_SWEEP_LOOKBACK
-            since = min(positions) if len(positions) == len(names) else first
-            report = ApplyReport()
-            changes = self.client_for(tenant_id).cdc(names, since - SWEEP_OVERLAP, now=started)
-            report.reads += 1
-            self.applier.apply_rows(tenant_id, changes, report)
-            self.cursors.advance(tenant_id, names, started, exchange_id=exchange.exchange_id)
+            cursor = self.cursors.state(tenant_id, CHANGES_CURSOR)
+            started = self._catch_up(tenant_id, cursor, exchange, report, connected_at=connected_at)
             self._refresh_tax_codes(tenant_id, started, exchange, report)
         except Exception as error:
-            self._fail(exchange, error)
+            self._fail(exchange, error, report)
             raise
         return self._finish(exchange, report)
+
+    def _catch_up(
+        self,
+        tenant_id: str,
+        cursor: CursorState,
+        exchange: Exchange,
+        report: ApplyReport,
+        *,
+        connected_at: datetime | None,
+    ) -> datetime:
+        """One read from the cursor (less the skew margin) to now, applied, then the cursor moved to
+        the instant the read started (never before everything read was applied)."""
+        started = self.clock.now()
+        since = cursor.position or self._first_position(tenant_id, started, connected_at)
+        client = self.client_for(tenant_id)
+        changes = client.cdc(list(APPLIED_ENTITIES), since - self.timing.skew, now=started)
+        report.reads += 1
+        self.applier.apply_rows(tenant_id, changes, report)
+        _take_pending(cursor.pending, report)
+        self.cursors.advance(
+            tenant_id, [CHANGES_CURSOR], started, exchange_id=exchange.exchange_id, taken=cursor.pending
+        )
+        return started
+
+    def _first_position(self, tenant_id: str, started: datetime, connected_at: datetime | None) -> datetime:
+        legacy = [p for p in self.cursors.get_many(tenant_id, LEGACY_CURSORS).values() if p is not None]
+        if len(legacy) == len(LEGACY_CURSORS):
+            return min(legacy)
+        return connected_at or started - FIRST_SWEEP_LOOKBACK
 
     def _refresh_tax_codes(
         self, tenant_id: str, started: datetime, exchange: Exchange, report: ApplyReport
@@ -626,21 +993,28 @@ class PullService:
         self.cursors.advance(tenant_id, [TAX_REFRESH_CURSOR], started, exchange_id=exchange.exchange_id)
 
     def _finish(self, exchange: Exchange, report: ApplyReport) -> Exchange:
-        exchange.notices = report.notices or exchange.notices
-        exchange.reads = report.reads
-        exchange.changes = report.changes
-        exchange.events = dict(report.events)
-        exchange.ignored = dict(report.ignored)
-        exchange.cache_refreshed = report.cache_refreshed
+        self._copy(exchange, report)
         self.exchanges.finish(exchange, "succeeded")
         self._announce(exchange)
         return exchange
 
-    def _fail(self, exchange: Exchange, error: Exception) -> None:
+    @staticmethod
+    def _copy(exchange: Exchange, report: ApplyReport) -> None:
+        exchange.notices = report.notices or exchange.notices
+        exchange.reads = report.reads
+        exchange.changes = report.changes
+        exchange.echoes = report.echoes
+        exchange.coalesced = report.coalesced
+        exchange.events = dict(report.events)
+        exchange.ignored = dict(report.ignored)
+        exchange.cache_refreshed = report.cache_refreshed
+
+    def _fail(self, exchange: Exchange, error: Exception, report: ApplyReport) -> None:
         logger.warning(
             "pull exchange failed",
             extra={"tenant_id": exchange.tenant_id, "source": exchange.source, "error": type(error).__name__},
         )
+        self._copy(exchange, report)
         self.exchanges.finish(exchange, "failed", error=f"{type(error).__name__}: {error}")
         self._announce(exchange)
 
@@ -652,30 +1026,5 @@ class PullService:
 def build_pull_service() -> PullService:
     """The service as a Lambda uses it, from ``shared.wiring``'s collaborators."""
     from shared import wiring
-    from shared.links import LinkStore
-    from shared.mapping.catalog import QboCache
 
-    clock = wiring.clock()
-    links_table = wiring.dynamodb().Table(wiring.settings().links_table)
-    runtime_table = wiring.dynamodb().Table(wiring.settings().runtime_table)
-
-    def realm_of(tenant_id: str) -> str | None:
-        connection = wiring.store().get(tenant_id)
-        return connection.realm_id if connection is not None and connection.disconnected_at is None else None
-
-    def connected_at_of(tenant_id: str) -> datetime | None:
-        connection = wiring.store().get(tenant_id)
-        return connection.connected_at if connection is not None else None
-
-    cache = QboCache(links_table, clock)
-    return PullService(
-        applier=ChangeApplier(LinkStore(links_table, clock), cache, wiring.events(), clock),
-        cursors=CursorStore(links_table, clock),
-        exchanges=ExchangeLog(runtime_table, clock),
-        events=wiring.events(),
-        clock=clock,
-        client_for=wiring.tenant_qbo_client,
-        realm_of=realm_of,
-        cache=cache,
-        connected_at_of=connected_at_of,
-    )
+    return wiring.pull_service()

@@ -13,7 +13,8 @@ which is harmless because applying is idempotent (event ids are stable per objec
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -23,6 +24,11 @@ from shared import constants
 from shared.clock import Clock, SystemClock
 
 CURSOR_MARK: Final = "#CURSOR"
+# Counters kept on a cursor item between reads: what deliveries that read nothing saw (their
+# notices, our echoes, notices the cursor already covered, notices ignored by entity or reason),
+# handed to the next exchange that reads.  Names are plain words (``ignored__JournalEntry``).
+_PENDING_PREFIX: Final = "pending_"
+_COUNTER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,80}$")
 _ENTITY = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 _TENANT = re.compile(r"^[^#\x00-\x1f]{1,128}$")
 
@@ -45,6 +51,14 @@ def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@dataclass(frozen=True)
+class CursorState:
+    """A cursor's position (None: never moved) and the counters noted since it last moved."""
+
+    position: datetime | None
+    pending: Mapping[str, int] = field(default_factory=dict)
+
+
 class CursorStore:
     """Read and advance cursors (a boto3 ``Table`` resource of ``tables.LINKS``)."""
 
@@ -60,20 +74,61 @@ class CursorStore:
     def get_many(self, tenant_id: str, entities: Iterable[str]) -> dict[str, datetime | None]:
         return {entity: self.get(tenant_id, entity) for entity in entities}
 
+    def state(self, tenant_id: str, entity: str) -> CursorState:
+        """The cursor with its pending counters (one consistent read)."""
+        key = {constants.PK: cursor_pk(tenant_id), constants.SK: _check_entity(entity)}
+        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+        position = datetime.fromisoformat(str(item["position"])) if item.get("position") else None
+        pending = {
+            name[len(_PENDING_PREFIX) :]: int(value)
+            for name, value in item.items()
+            if name.startswith(_PENDING_PREFIX) and int(value)
+        }
+        return CursorState(position, pending)
+
+    def note(self, tenant_id: str, entity: str, counts: Mapping[str, int]) -> None:
+        """Add ``counts`` to the cursor's pending counters (one write; nothing to add, no write)."""
+        wanted = {name: int(count) for name, count in counts.items() if count}
+        if not wanted:
+            return
+        if not all(_COUNTER.match(name) for name in wanted):
+            raise ValueError("counter names are plain words")
+        names = {f"#c{i}": _PENDING_PREFIX + name for i, name in enumerate(wanted)}
+        values = {f":c{i}": count for i, count in enumerate(wanted.values())}
+        self._table.update_item(
+            Key={constants.PK: cursor_pk(tenant_id), constants.SK: _check_entity(entity)},
+            UpdateExpression="ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(wanted))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
     def advance(
-        self, tenant_id: str, entities: Iterable[str], position: datetime, *, exchange_id: str
+        self,
+        tenant_id: str,
+        entities: Iterable[str],
+        position: datetime,
+        *,
+        exchange_id: str,
+        taken: Mapping[str, int] | None = None,
     ) -> int:
         """Move each entity's cursor to ``position`` unless it already stands there or later;
-        returns how many moved.  Positions are compared as UTC ISO strings of fixed width."""
+        returns how many moved.  Positions are compared as UTC ISO strings of fixed width.
+        ``taken``: the pending counters the mover reported (they are cleared with the move)."""
         moved = 0
         stamp = _stamp(position)
+        clear = [_PENDING_PREFIX + name for name in taken or {} if _COUNTER.match(name)]
+        names = {"#p": "position", "#u": "updated_at", "#x": "exchange_id"}
+        names.update({f"#c{i}": attribute for i, attribute in enumerate(clear)})
+        expression = "SET #p = :p, #u = :u, #x = :x"
+        if clear:
+            expression += " REMOVE " + ", ".join(f"#c{i}" for i in range(len(clear)))
         for entity in entities:
             try:
                 self._table.update_item(
                     Key={constants.PK: cursor_pk(tenant_id), constants.SK: _check_entity(entity)},
-                    UpdateExpression="SET #p = :p, #u = :u, #x = :x",
+                    UpdateExpression=expression,
                     ConditionExpression="attribute_not_exists(#p) OR #p < :p",
-                    ExpressionAttributeNames={"#p": "position", "#u": "updated_at", "#x": "exchange_id"},
+                    ExpressionAttributeNames=names,
                     ExpressionAttributeValues={
                         ":p": stamp,
                         ":u": _stamp(self._clock.now()),

@@ -56,6 +56,8 @@ class Exchange:
     notices: int = 0
     reads: int = 0
     changes: int = 0
+    echoes: int = 0  # our own writes recognised (notices and rows): no read, no event
+    coalesced: int = 0  # notices an earlier read already covered: no read
     cache_refreshed: int = 0
     events: dict[str, int] = field(default_factory=dict)
     ignored: dict[str, int] = field(default_factory=dict)
@@ -73,6 +75,8 @@ class Exchange:
             "notices": self.notices,
             "reads": self.reads,
             "changes": self.changes,
+            "echoes": self.echoes,
+            "coalesced": self.coalesced,
             "cache_refreshed": self.cache_refreshed,
             "events": dict(self.events),
             "ignored": dict(self.ignored),
@@ -158,6 +162,8 @@ def _exchange(item: dict[str, Any]) -> Exchange:
         notices=int(body.get("notices", 0)),
         reads=int(body.get("reads", 0)),
         changes=int(body.get("changes", 0)),
+        echoes=int(body.get("echoes", 0)),
+        coalesced=int(body.get("coalesced", 0)),
         cache_refreshed=int(body.get("cache_refreshed", 0)),
         events={str(k): int(v) for k, v in (body.get("events") or {}).items()},
         ignored={str(k): int(v) for k, v in (body.get("ignored") or {}).items()},

@@ -103,6 +103,7 @@ from shared.qbo.errors import (
     ThrottledError,
 )
 from shared.vault import VaultError
+from shared.versions import VersionLedger, last_updated, touched_documents
 
 Body = dict[str, Any]
 ENTITIES = {"client": "Customer", "invoice": "Invoice", "payment": "Payment", "credit_memo": "CreditMemo"}
@@ -194,6 +195,7 @@ class PushWorker:
         service: PushService | None = None,
         batch_size: int = BATCH_MAX_ITEMS,
         exchanges: ExchangeLog | None = None,
+        versions: VersionLedger | None = None,
     ) -> None:
         self.posting_log = posting_log
         self.links = links
@@ -205,6 +207,7 @@ class PushWorker:
         self.service = service
         self.batch_size = batch_size
         self.exchanges = exchanges
+        self.versions = versions
         self._last_delivery: set[int] = set()
 
     # --- entry points ------------------------------------------------------------------------
@@ -484,7 +487,9 @@ class PushWorker:
                 build_customer,
                 existing_id,
                 token,
-                _needs_lookup(entry),
+                # Linked already (the change worker links a customer of ours whose create answer
+                # was lost, by the marker in its notes): update it, no lookup needed.
+                _needs_lookup(entry) and existing_id is None,
             )
         mappings = _mappings(document, ctx.settings, ctx.facts, lookup)
         facts = ctx.facts
@@ -514,7 +519,8 @@ class PushWorker:
             link = lookup.link(kind, document.id)
             if link is not None:
                 existing_id, token = link.qbo_id, link.sync_token
-        return _Job(entry, document, ENTITIES[kind], kind, build, existing_id, token, _needs_lookup(entry))
+        lookup = _needs_lookup(entry) and existing_id is None  # linked: QBO has it, no lookup needed
+        return _Job(entry, document, ENTITIES[kind], kind, build, existing_id, token, lookup)
 
     def _ensure_customer(self, ctx: _Tenant, client_id: str, report: BatchReport) -> bool:
         """Create (auto-create) the customer of ``client_id`` now; True once it is linked."""
@@ -601,6 +607,10 @@ class PushWorker:
                 self._call_failed(ctx, job, error, started, report)
             return work
         qbo_id, token = str(answer["Id"]), str(answer.get("SyncToken", "0"))
+        if self.versions is not None:
+            self.versions.record_written(
+                ctx.tenant_id, "JournalEntry", answer, kind="journal_day", app_id=day.isoformat()
+            )
         try:
             self.links.link(
                 ctx.tenant_id,
@@ -883,12 +893,20 @@ class PushWorker:
         self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
         job.done = True
         entry = job.entry
+        ledger = (
+            self.versions.write_actions(
+                ctx.tenant_id, job.entity, answer, kind=job.link_kind, app_id=entry.app_id
+            )
+            if self.versions is not None
+            else []
+        )
         try:
             self._move(
                 entry,
                 PostingState.VOIDED,
                 qbo_id=job.existing_id,
                 sync_token=str(answer.get("SyncToken", token)),
+                along=ledger,
             )
         except (StaleVersionError, InvalidTransitionError):
             report.count("superseded")
@@ -972,8 +990,9 @@ class PushWorker:
         return list(jobs)
 
     def _posting(self, ctx: _Tenant, job: _Job, answer: Body, started: Any, *, new: bool = False) -> Posting:
-        """What QBO's answer makes of the document: its id, the successful attempt and its link
-        (``new``: written whole, the document being known to have none yet)."""
+        """What QBO's answer makes of the document: its id, the successful attempt, its link
+        (``new``: written whole, the document being known to have none yet) and what the version
+        ledger records of the write (the change worker then knows it as ours before reading)."""
         qbo_id, token = str(answer["Id"]), str(answer.get("SyncToken", "0"))
         entry = job.entry
         attempt = Attempt(
@@ -998,13 +1017,35 @@ class PushWorker:
             source="push",
             new=new,
         )
+        if self.versions is not None:
+            along.append(
+                self.versions.written_action(
+                    entry.tenant_id, job.entity, answer, kind=job.link_kind, app_id=entry.app_id
+                )
+            )
         return Posting(entry, qbo_id, token, attempt, along)
+
+    def _touches(self, ctx: _Tenant, job: _Job, answer: Body) -> dict[tuple[str, str], dict[str, Any]]:
+        """The ledger's marks on the documents a payment of ours applies to (their balances moved
+        with it, so QBO's notices of them are ours too), by (entity, QBO id)."""
+        if self.versions is None or job.entity != "Payment":
+            return {}
+        at, ledger = last_updated(answer), self.versions
+        return {key: ledger.touched_action(ctx.tenant_id, key, at) for key in touched_documents(answer)}
+
+    def _record_write(self, ctx: _Tenant, job: _Job, answer: Body) -> None:
+        """The ledger's record of a write whose posting is not one transaction (outside ``_posting``)."""
+        if self.versions is not None:
+            self.versions.record_written(
+                ctx.tenant_id, job.entity, answer, kind=job.link_kind, app_id=job.entry.app_id
+            )
 
     def _posted(self, ctx: _Tenant, job: _Job, answer: Body, started: Any, report: BatchReport) -> None:
         """QBO has the document: the attempt, the link and ``posted`` in one transaction (so a crash
         never leaves a link without its posting, or the reverse)."""
         posting = self._posting(ctx, job, answer, started)
         entry, qbo_id = posting.entry, posting.qbo_id
+        touches = list(self._touches(ctx, job, answer).values())
         try:
             job.entry = self.posting_log.transition(
                 entry.tenant_id,
@@ -1016,7 +1057,7 @@ class PushWorker:
                 sync_token=posting.sync_token,
                 seen=entry,
                 attempt=posting.attempt,
-                along=posting.along,
+                along=[*posting.along, *touches],
             )
         except CompanionRefusedError as refused:
             self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
@@ -1039,6 +1080,7 @@ class PushWorker:
             except LinkConflictError as error:
                 self._fail(job, PostingFault(code="link_conflict", message=str(error)), report)
                 return
+            self._record_write(ctx, job, answer)
             self._linked(ctx, job)
             report.count("superseded")
             return
@@ -1050,13 +1092,18 @@ class PushWorker:
         """The documents of one batch request QBO took: ``posted`` in as few transactions as the
         posting log can write (one summary update each), or one by one when something changed."""
         chunk: list[tuple[_Job, Body, Posting]] = []
+        # Payments of one batch may pay the same invoice: one transaction names an item only once,
+        # so the chunk marks each touched document once (the latest write's time).
+        touches: dict[tuple[str, str], dict[str, Any]] = {}
         room = POSTING_ACTIONS
 
         def flush() -> None:
             if not chunk:
                 return
             try:
-                entries = self.posting_log.post_many([posting for _, _, posting in chunk])
+                entries = self.posting_log.post_many(
+                    [posting for _, _, posting in chunk], along=list(touches.values())
+                )
             except (ConcurrentChangeError, InvalidTransitionError):
                 for job, answer, _ in chunk:
                     self._posted(ctx, job, answer, started, report)
@@ -1065,15 +1112,20 @@ class PushWorker:
                     job.entry = entry
                     self._announce(ctx, job, posting.qbo_id, report)
             chunk.clear()
+            touches.clear()
 
         for job, answer in done:
             unlinked = job.existing_id is None and ctx.lookup.link(job.link_kind, job.entry.app_id) is None
             posting = self._posting(ctx, job, answer, started, new=unlinked)
-            if posting.actions > room:
+            marks = self._touches(ctx, job, answer)
+            added = [key for key in marks if key not in touches]
+            if posting.actions + len(added) > room:
                 flush()
                 room = POSTING_ACTIONS
+                added = list(marks)
             chunk.append((job, answer, posting))
-            room -= posting.actions
+            touches.update(marks)
+            room -= posting.actions + len(added)
         flush()
 
     def _announce(self, ctx: _Tenant, job: _Job, qbo_id: str, report: BatchReport) -> None:

@@ -193,6 +193,9 @@ def pull(sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Iter
                 "http_timeout_seconds": 10,
                 "kms_key_id": key_id,
                 "changes_queue_url": queue_url,
+                # No pacing here: the tests drive deliveries one by one (the waits have their own tests).
+                "pull_min_read_interval_seconds": 0,
+                "pull_settle_seconds": 0,
             }
         )
         events = FlakyPublisher()
@@ -372,15 +375,23 @@ def test_unknown_transaction_types_are_ignored_and_counted_without_a_read(pull: 
     before = pull.metered_reads()
     published = len(pull.events.events)
 
+    # When a delivery names only entities the app does not take
     pull.deliver(pull.notice("JournalEntry", "1"), pull.notice("Deposit", "2"))
 
+    # Then nothing is read, nothing is published, and no exchange is written for it
     assert pull.metered_reads() == before
+    assert pull.events.events[published:] == []
+    assert pull.history.latest(TENANT) is None
+
+    # And the next exchange that reads says what was ignored
+    pull.sweep()
     latest = pull.history.latest(TENANT)
     assert latest is not None
-    assert latest.ignored == {"JournalEntry": 1, "Deposit": 1}
-    assert latest.reads == 0
+    assert latest.source == "sweep"
+    assert latest.ignored["JournalEntry"] == 1
+    assert latest.ignored["Deposit"] == 1
+    assert latest.notices == 2
     assert latest.outcome == "succeeded"
-    assert [e.detail_type for e in pull.events.events[published:]] == [changes.EXCHANGE_FINISHED]
 
 
 def test_items_and_accounts_refresh_the_mapping_cache(pull: Pull) -> None:
@@ -444,7 +455,7 @@ def test_a_failed_apply_sends_the_tenants_messages_back(pull: Pull) -> None:
     latest = pull.history.latest(TENANT)
     assert latest is not None
     assert latest.outcome == "failed"
-    assert "EventBridge is down" in (latest.error or "")
+    assert latest.error == "EventsRefusedError: EventBridge refused 1 of 1 events"
 
 
 # --- the sweep ---------------------------------------------------------------------------------------------
@@ -454,7 +465,7 @@ def test_sweep_advances_the_cursor_only_after_apply_and_a_rerun_is_harmless(pull
     # Given a first sweep that sets the cursors, then a customer created in QBO
     first = pull.sweep()
     assert first["succeeded"] == 1
-    start = pull.cursors.get(TENANT, "Customer")
+    start = pull.cursors.get(TENANT, changes.CHANGES_CURSOR)
     assert start is not None
     pull.world.sandbox("POST", "/clock/advance", {"minutes": 30})
     created = pull.ui("Customer", {"DisplayName": "Swept Gardens"})
@@ -463,7 +474,7 @@ def test_sweep_advances_the_cursor_only_after_apply_and_a_rerun_is_harmless(pull
     # When a sweep fails to publish, the cursor stays where it was
     pull.events.broken = True
     assert pull.sweep()["failed"] == 1
-    assert pull.cursors.get(TENANT, "Customer") == start
+    assert pull.cursors.get(TENANT, changes.CHANGES_CURSOR) == start
     pull.events.broken = False
     pull.world.sandbox("POST", "/clock/advance", {"minutes": 5})  # the next schedule's bucket
 
@@ -473,8 +484,9 @@ def test_sweep_advances_the_cursor_only_after_apply_and_a_rerun_is_harmless(pull
     assert pull.metered_reads() - before == 1
     (event,) = pull.published(changes.CLIENT_IMPORTED)
     assert event.detail["qbo_id"] == created["Id"]
-    moved = pull.cursors.get_many(TENANT, changes.SWEEP_ENTITIES)
-    assert all(position is not None and position > start for position in moved.values())
+    moved = pull.cursors.get(TENANT, changes.CHANGES_CURSOR)
+    assert moved is not None
+    assert moved > start
 
     # And a rerun inside the overlap publishes nothing new (same ids at most), for one read
     pull.world.sandbox("POST", "/clock/advance", {"minutes": 5})
@@ -490,7 +502,7 @@ def test_sweep_advances_the_cursor_only_after_apply_and_a_rerun_is_harmless(pull
     assert page.next_token is not None
     rest = pull.history.history(TENANT, limit=10, page_token=page.next_token)
     assert [x.outcome for x in rest.exchanges] == ["failed", "succeeded"]
-    assert rest.exchanges[0].error == "RuntimeError: EventBridge is down"
+    assert rest.exchanges[0].error == "EventsRefusedError: EventBridge refused 1 of 1 events"
     assert rest.next_token is None
 
 
@@ -518,9 +530,10 @@ def test_a_sweep_over_the_cdc_cap_applies_every_change(pull: Pull) -> None:
 
 
 def test_a_cursor_older_than_30_days_falls_back_to_queries(pull: Pull) -> None:
-    # Given cursors 40 days old (a tenant whose sweeps were off), which never move back
+    # Given the per-entity cursors an earlier version kept, 40 days old (a tenant whose sweeps were
+    # off), which never move back, and no changes cursor yet: the sweep starts from the oldest
     old = pull.now() - timedelta(days=40)
-    assert pull.cursors.advance(TENANT, changes.SWEEP_ENTITIES, old, exchange_id="test") == 5
+    assert pull.cursors.advance(TENANT, changes.LEGACY_CURSORS, old, exchange_id="test") == 5
     assert pull.cursors.advance(TENANT, ["Customer"], old - timedelta(days=1), exchange_id="test") == 0
     created = pull.ui("Customer", {"DisplayName": "Long Gone Landscaping"})
     before = pull.metered_reads()
@@ -532,7 +545,7 @@ def test_a_cursor_older_than_30_days_falls_back_to_queries(pull: Pull) -> None:
     # refresh, never done yet for this tenant), and the change arrives
     assert pull.metered_reads() - before == len(changes.SWEEP_ENTITIES) + 1
     assert created["Id"] in {e.detail["qbo_id"] for e in pull.published(changes.CLIENT_IMPORTED)}
-    position = pull.cursors.get(TENANT, "Customer")
+    position = pull.cursors.get(TENANT, changes.CHANGES_CURSOR)
     assert position is not None
     assert position > old
 
@@ -586,14 +599,13 @@ def test_the_schedule_enqueues_one_request_per_connected_tenant_deduplicated(pul
         latest = pull.history.latest(tenant)
         assert latest is not None
         assert (latest.source, latest.outcome) == ("sweep", "succeeded")
-        positions = pull.cursors.get_many(tenant, changes.SWEEP_ENTITIES)
-        assert all(p is not None for p in positions.values())
+        assert pull.cursors.get(tenant, changes.CHANGES_CURSOR) is not None
     assert pull.history.latest("firm-3") is None
 
 
 def test_a_sweep_request_brings_changes_made_in_qbo(pull: Pull) -> None:
     pull.sweep()
-    start = pull.cursors.get(TENANT, "Customer")
+    start = pull.cursors.get(TENANT, changes.CHANGES_CURSOR)
     pull.world.sandbox("POST", "/clock/advance", {"minutes": 30})
     created = pull.ui("Customer", {"DisplayName": "Fanned Out Farms"})
     pull.world.sandbox("POST", "/clock/advance", {"minutes": 30})
@@ -611,7 +623,7 @@ def test_a_sweep_request_brings_changes_made_in_qbo(pull: Pull) -> None:
     assert pull.metered_reads() - before == 1
     (event,) = pull.published(changes.CLIENT_IMPORTED)
     assert event.detail["qbo_id"] == created["Id"]
-    moved = pull.cursors.get(TENANT, "Customer")
+    moved = pull.cursors.get(TENANT, changes.CHANGES_CURSOR)
     assert start is not None
     assert moved is not None
     assert moved > start

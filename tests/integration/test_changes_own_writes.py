@@ -1,0 +1,323 @@
+"""Two-way sync under load, on the change worker's side (moto + the sandbox over real sockets): our
+own writes are known before anything is read, a tenant is read once per moment, and each change
+is published once.  The writes "of our push" here go through the QBO client and are recorded in the
+version ledger exactly as the push worker records them (``VersionLedger.write_actions``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared import wiring
+from shared.pull import changes
+from shared.pull.changes import ApplyReport, Notice, PullService, PullTiming
+from shared.versions import VersionLedger
+from tests.integration.test_changes import TENANT, Pull
+from tests.integration.test_changes import pull as pull_fixture  # noqa: F401 - a fixture
+
+
+@pytest.fixture
+def pull(pull_fixture: Pull) -> Pull:  # noqa: F811 - the pull world of test_changes
+    return pull_fixture
+
+
+ITEM_LINE = {
+    "DetailType": "SalesItemLineDetail",
+    "Amount": 100,
+    "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "TaxCodeRef": {"value": "NON"}},
+}
+
+
+def _ledger() -> VersionLedger:
+    return wiring.version_ledger()
+
+
+def _ours(pull: Pull, entity: str, body: dict[str, Any], kind: str, app_id: str) -> dict[str, Any]:
+    """A create by our push: QBO's answer, the link and the ledger's record of the write."""
+    answer = wiring.tenant_qbo_client(TENANT).create(entity, body, idempotency_key=uuid.uuid4().hex)
+    pull.links.link(TENANT, kind, app_id, answer["Id"], sync_token=answer["SyncToken"], source="push")
+    _ledger().record_written(TENANT, entity, answer, kind=kind, app_id=app_id)
+    return answer
+
+
+def _update_ours(pull: Pull, entity: str, body: dict[str, Any], kind: str, app_id: str) -> dict[str, Any]:
+    answer = wiring.tenant_qbo_client(TENANT).update(entity, body, idempotency_key=uuid.uuid4().hex)
+    _ledger().record_written(TENANT, entity, answer, kind=kind, app_id=app_id)
+    return answer
+
+
+def _data_events(pull: Pull) -> list[Any]:
+    """What the pull published about changes (not its exchanges, not the connection's events)."""
+    wanted = set(changes.EVENT_TYPES) - {changes.EXCHANGE_FINISHED}
+    return [e for e in pull.events.events if e.detail_type in wanted]
+
+
+def _paced(pull: Pull, timing: PullTiming) -> tuple[PullService, list[float]]:
+    """The wired service with real pacing, whose waits move the sandbox's clock instead of sleeping."""
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        pull.world.sandbox("POST", "/clock/advance", {"seconds": seconds})
+
+    return dataclasses.replace(wiring.pull_service(), timing=timing, sleep=sleep), waits
+
+
+def _notice(pull: Pull, entity: str, row: dict[str, Any], operation: str = "Create") -> dict[str, Any]:
+    """QBO's webhook notice of the change that made ``row``: stamped with its LastUpdatedTime."""
+    return pull.notice(entity, row["Id"], operation, occurred_at=row["MetaData"]["LastUpdatedTime"])
+
+
+def _taken(pull: Pull, entity: str, row: dict[str, Any], operation: str = "Create") -> Notice:
+    return Notice.model_validate(_notice(pull, entity, row, operation))
+
+
+# --- own writes --------------------------------------------------------------------------------------
+
+
+def test_notices_of_our_own_writes_cost_no_read_and_no_event(pull: Pull) -> None:
+    # Given a customer and an invoice our push created (recorded in the ledger as it posted them)
+    customer = _ours(pull, "Customer", {"DisplayName": "Own Write Gardens"}, "client", "cl-own")
+    invoice = _ours(
+        pull, "Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [ITEM_LINE]}, "invoice", "inv-own"
+    )
+    before, published = pull.metered_reads(), len(_data_events(pull))
+
+    # When QBO's webhooks for those writes arrive
+    result = pull.deliver(_notice(pull, "Customer", customer), _notice(pull, "Invoice", invoice))
+
+    # Then nothing is read, nothing reaches the app, and no exchange is written
+    assert result == {"batchItemFailures": []}
+    assert pull.metered_reads() == before
+    assert len(_data_events(pull)) == published
+    assert pull.history.latest(TENANT) is None
+
+    # And the next exchange that reads counts them as echoes
+    pull.sweep()
+    latest = pull.history.latest(TENANT)
+    assert latest is not None
+    assert latest.echoes >= 2
+    assert latest.events == {}
+
+
+def test_a_stale_cdc_row_of_our_document_is_never_drift(pull: Pull) -> None:
+    # Given our invoice, updated twice by the push (SyncToken 0 -> 2, both recorded)
+    invoice = _ours(
+        pull, "Invoice", {"CustomerRef": {"value": "2"}, "Line": [ITEM_LINE]}, "invoice", "inv-stale"
+    )
+    first = _update_ours(
+        pull,
+        "Invoice",
+        {"Id": invoice["Id"], "SyncToken": "0", "sparse": True, "PrivateNote": "v2"},
+        "invoice",
+        "inv-stale",
+    )
+    body = {"Id": invoice["Id"], "SyncToken": first["SyncToken"], "sparse": True, "PrivateNote": "v3"}
+    second = _update_ours(pull, "Invoice", body, "invoice", "inv-stale")
+    assert second["SyncToken"] == "2"
+
+    # When a read that began before the last write hands the applier the row of SyncToken 1, and
+    # a row whose SyncToken would sort after "2" as text ("10" < "2") is compared too
+    report = ApplyReport()
+    stale = {**first, "SyncToken": "1"}
+    wiring.pull_service().applier.apply_rows(TENANT, {"Invoice": [stale]}, report)
+
+    # Then it is not drift: older than what we wrote
+    assert pull.published(changes.INVOICE_CHANGED_IN_QBO) == []
+    assert report.ignored["already_applied"] == 1
+    later = {**second, "SyncToken": "10", "TotalAmt": 999}
+    wiring.pull_service().applier.apply_rows(TENANT, {"Invoice": [later]}, ApplyReport())
+    (drift,) = pull.published(changes.INVOICE_CHANGED_IN_QBO)
+    assert drift.detail["sync_token"] == "10"
+
+
+def test_a_customer_whose_create_answer_was_lost_is_linked_not_imported(pull: Pull) -> None:
+    # Given a customer our push created whose answer never came back (commit-then-fail): QBO has
+    # it, with our marker in its notes, and nothing of ours records it
+    client = wiring.tenant_qbo_client(TENANT)
+    created = client.create(
+        "Customer",
+        {"DisplayName": "Lost Answer Ltd", "Notes": "qbo-link:client:cl-lost"},
+        idempotency_key="x",
+    )
+    before = pull.metered_reads()
+
+    # When its webhook reaches the change worker
+    pull.deliver(pull.notice("Customer", created["Id"]))
+
+    # Then the app hears nothing (a "Client Imported" would make it create a duplicate client)...
+    assert pull.metered_reads() - before == 1
+    assert pull.published(changes.CLIENT_IMPORTED) == []
+    # ...and the customer is linked to the app's client, so the push's retry updates it in place
+    link = pull.links.get_by_app(TENANT, "client", "cl-lost")
+    assert link is not None
+    assert link.qbo_id == created["Id"]
+    assert link.source == "push"
+    latest = pull.history.latest(TENANT)
+    assert latest is not None
+    assert latest.ignored["echo"] == 1
+
+    # And a bookkeeper's later edit is a change of that client
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
+    body = {"Id": created["Id"], "SyncToken": "0", "sparse": True, "Notes": "edited"}
+    edited = pull.ui("Customer", body, "update")
+    pull.deliver(_notice(pull, "Customer", edited, "Update"))
+    (changed,) = pull.published(changes.CLIENT_CHANGED)
+    assert changed.detail["client_id"] == "cl-lost"
+
+
+# --- once per change -----------------------------------------------------------------------------
+
+
+def test_a_replayed_delivery_publishes_nothing_new(pull: Pull) -> None:
+    # Given a customer created in QBO, delivered and imported
+    created = pull.ui("Customer", {"DisplayName": "Replay Nurseries"})
+    notice = _notice(pull, "Customer", created)
+    pull.deliver(notice)
+    (imported,) = pull.published(changes.CLIENT_IMPORTED)
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
+    before = pull.metered_reads()
+
+    # When the same delivery comes again (an Intuit retry, an SQS redelivery), twice
+    pull.deliver(notice)
+    pull.deliver(notice)
+
+    # Then it costs no read (the cursor covers it) and publishes nothing
+    assert pull.metered_reads() == before
+    assert pull.published(changes.CLIENT_IMPORTED) == [imported]
+
+    # And a sweep re-reading the window (overlap) publishes nothing either
+    pull.sweep()
+    assert pull.published(changes.CLIENT_IMPORTED) == [imported]
+
+
+def test_a_backlog_of_500_notices_costs_one_read(pull: Pull) -> None:
+    # Given 500 customers created in QBO while the worker was away: 500 notices in the queue
+    notices = [
+        pull.notice("Customer", pull.ui("Customer", {"DisplayName": f"Backlog {n:03d}"})["Id"])
+        for n in range(500)
+    ]
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 30})
+    before = pull.metered_reads()
+
+    # When they arrive in FIFO deliveries of 10
+    for start in range(0, len(notices), 10):
+        assert pull.deliver(*notices[start : start + 10]) == {"batchItemFailures": []}
+
+    # Then the first read covered them all: one metered read, 500 imports, each once
+    assert pull.metered_reads() - before == 1
+    imported = pull.published(changes.CLIENT_IMPORTED)
+    assert len(imported) == 500
+    assert len({e.detail["qbo_id"] for e in imported}) == 500
+    latest = pull.history.latest(TENANT)
+    assert latest is not None
+    assert latest.reads == 1
+
+
+def test_reads_of_a_tenant_are_paced_and_wait_for_our_postings(pull: Pull) -> None:
+    timing = PullTiming(min_read_interval=timedelta(seconds=5), settle=timedelta(seconds=2))
+    service, waits = _paced(pull, timing)
+    before = pull.metered_reads()
+
+    # Given a change in QBO, read at once (nothing was read before)...
+    first = pull.ui("Customer", {"DisplayName": "Paced One"})
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 3})  # older than the settle time
+    service.webhook_batch(TENANT, [_taken(pull, "Customer", first)])
+    assert waits == []
+    # ...and a second one just after that read
+    second = pull.ui("Customer", {"DisplayName": "Paced Two"})
+
+    # When its notice arrives
+    service.webhook_batch(TENANT, [_taken(pull, "Customer", second)])
+
+    # Then the worker waited out the interval since the last read, then read once more
+    assert len(waits) == 1
+    assert 2 <= waits[0] <= 5
+    assert pull.metered_reads() - before == 2
+    assert {e.detail["display_name"] for e in pull.published(changes.CLIENT_IMPORTED)} == {
+        "Paced One",
+        "Paced Two",
+    }
+
+
+def test_a_notice_that_outruns_our_posting_is_still_ours(pull: Pull) -> None:
+    # Given our customer written in QBO whose posting is not recorded yet when the webhook arrives
+    client = wiring.tenant_qbo_client(TENANT)
+    answer = client.create("Customer", {"DisplayName": "Fast Webhook Co"}, idempotency_key="fast")
+    timing = PullTiming(min_read_interval=timedelta(seconds=5), settle=timedelta(seconds=2))
+    service, waits = _paced(pull, timing)
+
+    def posting_lands(seconds: float) -> None:  # the push worker's transaction lands meanwhile
+        waits.append(seconds)
+        pull.links.link(TENANT, "client", "cl-fast", answer["Id"], sync_token="0", source="push")
+        _ledger().record_written(TENANT, "Customer", answer, kind="client", app_id="cl-fast")
+
+    service = dataclasses.replace(service, sleep=posting_lands)
+    before = pull.metered_reads()
+
+    # When its notice is taken at once
+    exchange = service.webhook_batch(TENANT, [_taken(pull, "Customer", answer)])
+
+    # Then the worker gave the posting time to land, found it ours, and read nothing
+    assert len(waits) == 1
+    assert waits[0] <= 2
+    assert exchange is None
+    assert pull.metered_reads() == before
+    assert pull.published(changes.CLIENT_IMPORTED) == []
+
+
+def test_our_payment_moves_an_invoice_balance_without_drift_or_read(pull: Pull) -> None:
+    # Given our invoice and our payment of part of it (the push records the payment, and marks the
+    # invoice whose balance it moved)
+    invoice = _ours(
+        pull, "Invoice", {"CustomerRef": {"value": "2"}, "Line": [ITEM_LINE]}, "invoice", "inv-paid"
+    )
+    payment = _ours(
+        pull,
+        "Payment",
+        {
+            "CustomerRef": {"value": "2"},
+            "TotalAmt": 40,
+            "Line": [{"Amount": 40, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
+        },
+        "payment",
+        "pay-1",
+    )
+    assert pull.stored("Invoice", invoice["Id"])["SyncToken"] == "1"  # QBO bumped the invoice
+    before = pull.metered_reads()
+
+    # When the webhooks for the payment and the invoice's update arrive
+    invoice_now = pull.stored("Invoice", invoice["Id"])
+    pull.deliver(_notice(pull, "Payment", payment), _notice(pull, "Invoice", invoice_now, "Update"))
+
+    # Then both are ours: no read, no event
+    assert pull.metered_reads() == before
+    assert _data_events(pull) == []
+
+    # And a read of those rows (the sweep) sees a balance moved, not drift
+    pull.sweep()
+    assert pull.published(changes.INVOICE_CHANGED_IN_QBO) == []
+    assert pull.published(changes.PAYMENT_RECEIVED) == []
+
+    # But a bookkeeper's edit of the invoice's lines is drift, published once
+    stored = pull.stored("Invoice", invoice["Id"])
+    line = {**ITEM_LINE, "Amount": 150}
+    pull.ui(
+        "Invoice",
+        {"Id": invoice["Id"], "SyncToken": stored["SyncToken"], "sparse": True, "Line": [line]},
+        "update",
+    )
+    edited = pull.stored("Invoice", invoice["Id"])
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
+    notice = _notice(pull, "Invoice", edited, "Update")
+    pull.deliver(notice)
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
+    pull.deliver(notice)
+    pull.sweep()
+    (drift,) = pull.published(changes.INVOICE_CHANGED_IN_QBO)
+    assert drift.detail["app_id"] == "inv-paid"
+    assert drift.detail["total"] == "150.00"
