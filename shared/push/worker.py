@@ -519,8 +519,8 @@ class PushWorker:
             link = lookup.link(kind, document.id)
             if link is not None:
                 existing_id, token = link.qbo_id, link.sync_token
-        lookup = _needs_lookup(entry) and existing_id is None  # linked: QBO has it, no lookup needed
-        return _Job(entry, document, ENTITIES[kind], kind, build, existing_id, token, lookup)
+        unknown = _needs_lookup(entry) and existing_id is None  # linked: QBO has it, no lookup needed
+        return _Job(entry, document, ENTITIES[kind], kind, build, existing_id, token, unknown)
 
     def _ensure_customer(self, ctx: _Tenant, client_id: str, report: BatchReport) -> bool:
         """Create (auto-create) the customer of ``client_id`` now; True once it is linked."""
