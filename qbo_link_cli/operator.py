@@ -42,7 +42,7 @@ POSTING_STATES: Final = (
     "skipped",
     "voided",
 )
-POSTING_KINDS: Final = ("client", "invoice", "payment", "credit_memo")
+POSTING_KINDS: Final = ("client", "invoice", "payment", "credit_memo", "credit_application")
 
 
 class UsageError(Exception):

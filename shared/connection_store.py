@@ -51,6 +51,9 @@ class CompanyFacts(BaseModel):
     currency: str | None = None
     tax_model: TaxModel | None = None
     fiscal_year_start_month: int | None = Field(default=None, ge=1, le=12)
+    # SalesFormsPrefs.AutoApplyCredit: QBO spends a customer's open credit on its next invoice by
+    # itself (on by default).  The firm is told to turn it off (connection status ``warnings``).
+    auto_apply_credit: bool | None = None
 
 
 class Connection(BaseModel):

@@ -384,7 +384,54 @@ def company_facts(info: Mapping[str, Any], preferences: Mapping[str, Any]) -> Co
         currency=str(currency) if currency else None,
         tax_model=tax_model,
         fiscal_year_start_month=month,
+        auto_apply_credit=auto_apply_credit(preferences),
     )
+
+
+def auto_apply_credit(preferences: Mapping[str, Any]) -> bool | None:
+    """``SalesFormsPrefs.AutoApplyCredit`` of a Preferences entity (None when QBO does not say)."""
+    value = _section(preferences, "SalesFormsPrefs").get("AutoApplyCredit")
+    return value if isinstance(value, bool) else None
+
+
+AUTO_APPLY_CREDIT_WARNING: Final = {
+    "code": "auto_apply_credit_on",
+    "message": (
+        "QuickBooks applies open credits to new invoices by itself (Account and settings > Sales > "
+        "Automatically apply credits is on). Credits can then land on other invoices than the app "
+        "says, and payments the app applies are posted only for what is left open. Turn it off in "
+        "QuickBooks so credit memos are applied as the app says."
+    ),
+}
+
+
+class CompanyPreferences:
+    """Keeps the connection's company facts in step with QBO's Preferences after the connect (the
+    change worker hands it a fresh Preferences entity when QBO says they changed)."""
+
+    def __init__(self, store: ConnectionStore) -> None:
+        self._store = store
+
+    def preferences_changed(self, tenant_id: str, preferences: Mapping[str, Any]) -> bool:
+        """Store what changed; True when something did."""
+        current = self._store.get(tenant_id)
+        if current is None or current.company is None:
+            return False
+        wanted = auto_apply_credit(preferences)
+        if wanted is None or wanted == current.company.auto_apply_credit:
+            return False
+        self._store.update_company(
+            tenant_id, current.company.model_copy(update={"auto_apply_credit": wanted})
+        )
+        logger.info("company preferences changed", tenant_id=tenant_id, auto_apply_credit=wanted)
+        return True
+
+
+def company_warnings(company: CompanyFacts | None) -> list[dict[str, str]]:
+    """What the firm should change in its QuickBooks company for the sync to follow the app."""
+    if company is not None and company.auto_apply_credit:
+        return [dict(AUTO_APPLY_CREDIT_WARNING)]
+    return []
 
 
 # --- results ---------------------------------------------------------------------------------------
@@ -808,6 +855,8 @@ class ConnectionFlows:
             answer["company"] = company.model_dump() if company is not None else None
             answer["company_name"] = company.name if company is not None else None
             answer["keep_mappings"] = current.keep_mappings
+            answer["warnings"] = company_warnings(company)
+        answer["warnings"] = answer["warnings"] or []
         answer["connected"] = bool(answer["connected"])
         return answer
 
@@ -884,4 +933,5 @@ _STATUS_FIELDS: Final = (
     "connected_at",
     "disconnected_at",
     "keep_mappings",
+    "warnings",
 )

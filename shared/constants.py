@@ -78,10 +78,19 @@ LINK_KINDS: Final[tuple[str, ...]] = (
     "invoice",  # Invoice
     "payment",  # Payment
     "credit_memo",  # CreditMemo
+    "credit_application",  # Payment of zero applying a credit memo to invoices (app id = the memo's)
     "journal_day",  # JournalEntry (summarised mode)
 )
 # Kinds of document the push posts (one posting-log entry per document).
-POSTING_KINDS: Final[tuple[str, ...]] = ("client", "site", "invoice", "payment", "credit_memo", "journal_day")
+POSTING_KINDS: Final[tuple[str, ...]] = (
+    "client",
+    "site",
+    "invoice",
+    "payment",
+    "credit_memo",
+    "credit_application",
+    "journal_day",
+)
 
 # links table: pk = TENANT#<t>#KIND#<kind>; sk = APP#<app id> (the link) and QBO#<qbo id> (the
 # reverse entry), written together so a link is one-to-one on both sides.

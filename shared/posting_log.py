@@ -123,6 +123,7 @@ _BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
 _TRANSACTION_ACTIONS: Final = 100  # TransactWriteItems' limit
 _TRANSACTION_HEADS: Final = _TRANSACTION_ACTIONS - 1  # the heads, and the summary
 _RETRIES: Final = 3  # re-reads after a concurrent change
+_MAX_NOTES: Final = 50  # a head keeps its latest notes only (an item is at most 400 KB)
 _CONFLICT_RETRIES: Final = 6  # transactions that lost a race on the summary counter
 _STATES: Final = frozenset(state.value for state in PostingState)
 _UNDATED: Final = "-"  # by-state sort key of documents without a transaction date; sorts first
@@ -243,6 +244,7 @@ class PostingEntry(BaseModel):
     document: dict[str, Any]
     state: PostingState
     reasons: tuple[Reason, ...] = ()
+    notes: tuple[Reason, ...] = ()  # what happened to it in QBO beyond our writes (kept across moves)
     txn_date: date | None = None
     qbo_id: str | None = None
     sync_token: str | None = None
@@ -332,6 +334,7 @@ class Posting:
     sync_token: str | None
     attempt: Attempt
     along: Sequence[Mapping[str, Any]] = ()
+    notes: Sequence[Reason] = ()  # what the posting adds to the head's notes
 
     @property
     def actions(self) -> int:
@@ -686,8 +689,11 @@ class PostingLog:
         seen: PostingEntry | None = None,
         attempt: Attempt | None = None,
         along: Sequence[Mapping[str, Any]] = (),
+        notes: Sequence[Reason] = (),
     ) -> PostingEntry:
         """Move the document's ``expected_version`` to ``to_state``; returns the entry as stored.
+        ``notes`` are added to the head's notes (what happened to it in QBO, e.g. an application
+        QBO allowed for less than asked).
 
         Refused with ``StaleVersionError`` if another version is stored, ``InvalidTransitionError``
         if ``TRANSITIONS`` forbids the move.  ``reasons`` replace the stored ones (none given: cleared);
@@ -743,6 +749,7 @@ class PostingLog:
                 error=error,
                 attempt=attempt,
                 from_seen=from_seen,
+                notes=notes,
             )
             ours = 1 + (source is not target) + len(extra)  # head, summary, attempt: then ``along``
             extra.extend(along)
@@ -772,6 +779,7 @@ class PostingLog:
         error: PostingFault | None,
         attempt: Attempt | None,
         from_seen: bool,
+        notes: Sequence[Reason] = (),
     ) -> tuple[_Write, list[Mapping[str, Any]]]:
         """The head's write for a move decided on ``current`` (and the attempt's Put, if any)."""
         tenant_id, kind, app_id = str(current["tenant_id"]), str(current["kind"]), str(current["app_id"])
@@ -801,6 +809,8 @@ class PostingLog:
         fault = error or (attempt.fault if attempt is not None else None)
         if fault is not None:
             write.set("last_error", _fault_map(fault))
+        if notes:
+            write.set("notes", [*(current.get("notes") or ()), *_reason_maps(notes)][-_MAX_NOTES:])
         write.when(f"{write.name('version')} = {write.value(current['version'])}")
         write.when(f"{write.name('state')} = {write.value(current['state'])}")
         extra: list[Mapping[str, Any]] = []
@@ -857,6 +867,7 @@ class PostingLog:
                 error=None,
                 attempt=posting.attempt,
                 from_seen=True,
+                notes=posting.notes,
             )
             actions.append(write.action(self._table.name, key))
             actions.extend(extra)
@@ -1006,6 +1017,29 @@ class PostingLog:
                 continue
             return attempt
         raise PostingLogBusyError(f"record_attempt: {kind} {app_id} keeps changing, retry")
+
+    def add_note(self, tenant_id: str, kind: str, app_id: str, note: Reason) -> bool:
+        """Add ``note`` to a document's head whatever its state (one write); False when the log has
+        no such document.  What the change worker learns of a document QBO changed by itself."""
+        key = self._key(tenant_id, kind, app_id)
+        try:
+            with _dynamodb("add_note"):
+                self._table.update_item(
+                    Key=key,
+                    UpdateExpression=(
+                        "SET #notes = list_append(if_not_exists(#notes, :none), :note), #at = :at"
+                    ),
+                    ConditionExpression="attribute_exists(#pk)",
+                    ExpressionAttributeNames={"#notes": "notes", "#at": "updated_at", "#pk": constants.PK},
+                    ExpressionAttributeValues={
+                        ":none": [],
+                        ":note": _reason_maps([note]),
+                        ":at": _stamp(self._clock.now()),
+                    },
+                )
+        except ConditionFailedError:
+            return False
+        return True
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -1364,6 +1398,7 @@ def _item_of(entry: PostingEntry) -> dict[str, Any]:
     }
     optional: dict[str, Any] = {
         "reasons": _reason_maps(entry.reasons) or None,
+        "notes": _reason_maps(entry.notes) or None,
         "txn_date": entry.txn_date.isoformat() if entry.txn_date else None,
         "qbo_id": entry.qbo_id,
         "sync_token": entry.sync_token,
@@ -1385,6 +1420,7 @@ def _entry(item: Mapping[str, Any]) -> PostingEntry:
         document=_decode_document(item.get("document")),
         state=PostingState(item["state"]),
         reasons=tuple(Reason.model_validate(dict(r)) for r in item.get("reasons") or ()),
+        notes=tuple(Reason.model_validate(dict(r)) for r in item.get("notes") or ()),
         txn_date=date.fromisoformat(str(item["txn_date"])) if item.get("txn_date") else None,
         qbo_id=item.get("qbo_id"),
         sync_token=item.get("sync_token"),

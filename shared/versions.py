@@ -169,6 +169,16 @@ def touched_documents(payment: Mapping[str, Any]) -> list[Key]:
     return found
 
 
+def auto_credited(invoice: Mapping[str, Any]) -> bool:
+    """A new invoice (SyncToken 0) with less open than its total: QBO applied something to it as it
+    was created — an open credit of the customer, when the company applies credits automatically."""
+    try:
+        total, balance = Decimal(str(invoice.get("TotalAmt"))), Decimal(str(invoice.get("Balance")))
+    except InvalidOperation:
+        return False
+    return sync_token(invoice) == 0 and balance < total
+
+
 def _epoch(at: datetime | None) -> Decimal | None:
     return Decimal(str(round(at.timestamp(), 6))) if at is not None else None
 
@@ -191,6 +201,9 @@ class KnownVersion:
     kind: str | None = None
     app_id: str | None = None
     deleted: bool = False
+    # An invoice QBO applied a credit to by itself (AutoApplyCredit): its open balance is less than
+    # the app believes, so the push reads it before paying it.
+    credited: bool = False
 
     @property
     def key(self) -> Key:
@@ -211,16 +224,16 @@ class KnownVersion:
         """What we already know of a change made at ``at`` (a webhook notice's time): ``"own"``
         when it is not later than our latest write of this entity, or than (within ``tolerance``
         seconds) our latest payment or credit that moved its balance — QBO stamps the document it
-        settles at the payment's time, give or take; ``"applied"`` when a version at least that
-        recent was already applied; None when it is news.  QBO's LastUpdatedTime has whole seconds
+        settles at the payment's time, give or take; ``"applied"`` when a version from a later second
+        was already applied; None when it is news.  QBO's LastUpdatedTime has whole seconds
         while a notice's time may carry a fraction, so the notice counts from its second."""
         moment = math.floor(at.timestamp())
         if self.written_at is not None and moment <= self.written_at:
             return "own"
         if self.touched_at is not None and moment <= self.touched_at + tolerance:
             return "own"
-        if self.updated_at is not None and moment <= self.updated_at:
-            return "applied"
+        if self.updated_at is not None and moment < math.floor(self.updated_at):
+            return "applied"  # strictly older: a change in the same second may be a later one
         return None
 
     def applied(
@@ -308,7 +321,13 @@ class VersionLedger:
             sets.append("#t = :t")
             names["#t"], values[":t"] = "sync_token", token
         mark = fingerprint(entity, answer)
-        for attribute, value in (("fingerprint", mark), ("kind", kind), ("app_id", app_id)):
+        credited = True if entity == "Invoice" and auto_credited(answer) else None
+        for attribute, value in (
+            ("fingerprint", mark),
+            ("kind", kind),
+            ("app_id", app_id),
+            ("credited", credited),
+        ):
             if value is not None:
                 sets.append(f"#{attribute} = :{attribute}")
                 names[f"#{attribute}"], values[f":{attribute}"] = attribute, value
@@ -406,6 +425,7 @@ class VersionLedger:
             "qbo_id": version.qbo_id,
             "own": version.own,
             "deleted": version.deleted,
+            "credited": version.credited,
             "recorded_at": now,
         }
         optional: dict[str, Any] = {
@@ -447,4 +467,5 @@ def _known(item: Mapping[str, Any]) -> KnownVersion:
         kind=item.get("kind"),
         app_id=item.get("app_id"),
         deleted=bool(item.get("deleted", False)),
+        credited=bool(item.get("credited", False)),
     )

@@ -393,9 +393,14 @@ def pull_service() -> PullService:
             connection = store().get(tenant_id)
             return connection.connected_at if connection is not None else None
 
+        from shared.connections import CompanyPreferences
+
         cache = QboCache(links_table, clock())
+        applier = ChangeApplier(
+            link_store(), cache, events(), clock(), version_ledger(), postings=posting_log()
+        )
         return PullService(
-            applier=ChangeApplier(link_store(), cache, events(), clock(), version_ledger()),
+            applier=applier,
             cursors=CursorStore(links_table, clock()),
             exchanges=ExchangeLog(dynamodb().Table(config.runtime_table), clock()),
             events=events(),
@@ -410,6 +415,7 @@ def pull_service() -> PullService:
                 settle=timedelta(seconds=config.pull_settle_seconds),
                 skew=timedelta(seconds=config.pull_skew_seconds),
             ),
+            company=CompanyPreferences(store()),
         )
 
     return _once("pull_service", build)

@@ -60,10 +60,12 @@ PATH_KINDS = {
     "invoices": "invoice",
     "payments": "payment",
     "credit-memos": "credit_memo",
+    "credit-applications": "credit_application",
     "client": "client",
     "invoice": "invoice",
     "payment": "payment",
     "credit_memo": "credit_memo",
+    "credit_application": "credit_application",
 }
 
 

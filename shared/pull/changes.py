@@ -34,6 +34,7 @@ cursor rule.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -51,6 +52,7 @@ from shared.events import EventPublisher, OutboundEvent, make_event, publish_all
 from shared.links import Link, LinkConflictError, LinkError, LinkStore
 from shared.mapping.catalog import QboCache, belongs_to, qbo_entity
 from shared.observability import logger
+from shared.posting_log import PostingLog, Reason
 from shared.pull.cursors import CursorState, CursorStore
 from shared.pull.exchanges import Exchange, ExchangeLog
 from shared.push.payloads import parse_marker
@@ -114,6 +116,9 @@ _OWN_MARKS: Final[Mapping[str, tuple[str, ...]]] = {
     "CreditMemo": ("credit_memo",),
     "Payment": ("payment", "credit_application"),
 }
+
+# A posting-log note on our invoice or credit memo: QBO applied a credit to it by itself.
+CREDIT_APPLIED_NOTE: Final = "credit_applied_in_qbo"
 
 Operation = Literal["Create", "Update", "Delete", "Merge", "Void", "Emailed"]
 _ID = re.compile(r"^[^#\x00-\x1f]{1,128}$")
@@ -220,6 +225,14 @@ class ChangeReader(Protocol):
     ) -> dict[str, list[dict[str, Any]]]: ...
 
     def query_all(self, select_without_paging: str, page_size: int = ...) -> Iterator[dict[str, Any]]: ...
+
+    def preferences(self) -> dict[str, Any]: ...
+
+
+class CompanyPreferences(Protocol):
+    """Where a tenant's company preferences are kept (``shared.connections.CompanyPreferences``)."""
+
+    def preferences_changed(self, tenant_id: str, preferences: Mapping[str, Any]) -> bool: ...
 
 
 @dataclass
@@ -361,6 +374,10 @@ class _Applied:
     versions: list[KnownVersion] = field(default_factory=list)
     # The events each new version waits on: it is recorded only once they all went out.
     waits_on: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Our invoices a credit was applied to in QBO (the push reads their balance before paying them).
+    credited: set[tuple[str, str]] = field(default_factory=set)
+    # Notes for the posting log: (kind, app id, note), written once their event went out.
+    notes: list[tuple[str, str, Reason, str]] = field(default_factory=list)
 
     def emit(self, event: OutboundEvent, version: KnownVersion | None) -> None:
         self.events.append(event)
@@ -385,12 +402,15 @@ class ChangeApplier:
         events: EventPublisher,
         clock: Clock,
         versions: VersionLedger,
+        *,
+        postings: PostingLog | None = None,
     ) -> None:
         self._links = links
         self._cache = cache
         self._events = events
         self._clock = clock
         self._versions = versions
+        self._postings = postings  # notes on documents QBO changed by itself
 
     # --- rows (both paths) ---
 
@@ -441,6 +461,9 @@ class ChangeApplier:
                 self._payment(tenant_id, row, version, links, report, out)
             else:
                 self._cached(tenant_id, entity, row, version, report, out)
+        for key in sorted(out.credited):
+            base = next((v for v in reversed(out.versions) if v.key == key), None) or known.get(key)
+            out.record(dataclasses.replace(base or KnownVersion(key[0], key[1], None), credited=True))
         self._publish_and_record(tenant_id, out, report)
 
     def _publish_and_record(self, tenant_id: str, out: _Applied, report: ApplyReport) -> None:
@@ -452,6 +475,10 @@ class ChangeApplier:
             version for version in out.versions if not refused.intersection(out.waits_on.get(version.key, ()))
         ]
         self._versions.put_many(tenant_id, done)
+        if self._postings is not None:
+            for kind, app_id, note, event_id in out.notes:
+                if event_id not in refused:
+                    self._postings.add_note(tenant_id, kind, app_id, note)
         if refused:
             raise EventsRefusedError(f"EventBridge refused {len(refused)} of {len(out.events)} events")
 
@@ -692,7 +719,9 @@ class ChangeApplier:
         applied = (version or KnownVersion("Payment", qbo_id, None)).applied(row)
         out.record(applied)
         if _linked(row, "CreditMemo"):
-            out.emit(self._credit_applied(tenant_id, row, owner, links), applied)
+            event = self._credit_applied(tenant_id, row, owner, links)
+            out.emit(event, applied)
+            self._note_credit(row, links, event, out)
             return
         detail = {
             **self._payment_header(row, owner, customer),
@@ -756,6 +785,31 @@ class ChangeApplier:
         }
         return self._event(CREDIT_APPLIED_IN_QBO, tenant_id, detail, "Payment", row)
 
+    @staticmethod
+    def _note_credit(
+        row: Mapping[str, Any], links: Mapping[tuple[str, str], Link], event: OutboundEvent, out: _Applied
+    ) -> None:
+        """A credit QBO applied by itself to our documents: their balances are less than the app
+        believes (the push reads them before paying), and their posting log says so."""
+        credits = [(q, money(a)) for q, a in _linked(row, "CreditMemo")]
+        for qbo_invoice, amount in _linked(row, "Invoice"):
+            link = links.get(("invoice", qbo_invoice))
+            if link is None:
+                continue
+            out.credited.add(("Invoice", qbo_invoice))
+            details = {
+                "qbo_payment_id": str(row.get("Id")),
+                "amount": money(amount) or "",
+                "qbo_credit_memo_ids": ",".join(q for q, _ in credits),
+            }
+            out.notes.append(("invoice", link.app_id, reason(CREDIT_APPLIED_NOTE, details), event.event_id))
+        for qbo_memo, amount in credits:
+            link = links.get(("credit_memo", qbo_memo))
+            if link is not None:
+                details = {"qbo_payment_id": str(row.get("Id")), "amount": amount or ""}
+                note = reason(CREDIT_APPLIED_NOTE, details)
+                out.notes.append(("credit_memo", link.app_id, note, event.event_id))
+
     # --- mapping caches (Q3) ---
 
     def _cached(  # noqa: PLR0917 - the row, what is known of it, and where results go
@@ -773,6 +827,11 @@ class ChangeApplier:
                 self._cache.put(tenant_id, kind, qbo_entity(kind, row))
                 report.cache_refreshed += 1
         out.record((version or KnownVersion(entity, str(row.get("Id")), None)).applied(row))
+
+
+def reason(code: str, details: Mapping[str, str]) -> Reason:
+    """A posting-log note: a stable code and its details as JSON (as the push stores reasons)."""
+    return Reason(code=code, detail=json.dumps(dict(details), sort_keys=True))
 
 
 def _wanted(entity: str, row: Mapping[str, Any]) -> set[tuple[str, str]]:
@@ -834,6 +893,7 @@ class PullService:
     connected_at_of: Callable[[str], datetime | None] = lambda _tenant_id: None
     timing: PullTiming = field(default_factory=PullTiming)
     sleep: Callable[[float], None] = time.sleep
+    company: CompanyPreferences | None = None  # kept in step when QBO's Preferences change
 
     def sweep_request(self, request: SweepRequest) -> Exchange | None:
         """Run a fanned-out sweep; a request for a tenant no longer connected to that realm is
@@ -858,15 +918,22 @@ class PullService:
             report.ignored["not_connected"] += len(notices) - len(mine)
         cursor = self.cursors.state(tenant_id, CHANGES_CURSOR)
         merges = [n for n in mine if n.entity == "Customer" and n.operation == "Merge"]
-        news = self._news(tenant_id, cursor, mine, report)
+        preferences = self.company is not None and any(n.entity == "Preferences" for n in mine)
+        news = self._news(tenant_id, cursor, [n for n in mine if n.entity != "Preferences"], report)
         if news:
             news = self._settled(tenant_id, cursor, news, report)
-        if not news and not merges:
+        if not news and not merges and not preferences:
             self.cursors.note(tenant_id, CHANGES_CURSOR, _pending_counts(report))
             return None
         assert realm is not None  # news and merges come from notices of the connected realm
         exchange = self.exchanges.start(tenant_id, "webhook", realm_id=realm)
         try:
+            if preferences and self.company is not None:
+                # CDC does not carry Preferences: one read of them when QBO says they changed
+                fresh = self.client_for(tenant_id).preferences()
+                report.reads += 1
+                if self.company.preferences_changed(tenant_id, fresh):
+                    report.ignored["preferences_changed"] += 1
             for notice in merges:
                 self.applier.merge(tenant_id, notice, report)
             if news:

@@ -312,23 +312,94 @@ class AppInvoice(_SalesDocument):
         return self
 
 
+class AppApplication(_Frozen):
+    """How much of a payment or a credit memo goes to one invoice."""
+
+    invoice_id: AppId
+    amount: Annotated[Money, Field(gt=0)]
+
+
+AppPaymentApplication = AppApplication
+AppCreditMemoApplication = AppApplication
+
+
+def _application_problems(
+    applications: tuple[AppApplication, ...], available: Decimal, what: str
+) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, application in enumerate(applications):
+        if application.invoice_id in seen:
+            problems.append(
+                (
+                    f"applications[{index}].invoice_id",
+                    f"invoice {application.invoice_id!r} is applied more than once",
+                )
+            )
+        seen.add(application.invoice_id)
+    applied = sum((a.amount for a in applications), Decimal("0.00"))
+    if applied > available:
+        problems.append(("applications", f"apply {applied} in total, more than the {what} {available}"))
+    return problems
+
+
 class AppCreditMemo(_SalesDocument):
-    """A credit note of the app (→ QBO CreditMemo)."""
+    """A credit note of the app (→ QBO CreditMemo).
+
+    ``applications``: the invoices it pays and how much; QBO Link applies it in QBO as QBO itself
+    does, with a zero-amount Payment linking the invoices and the credit memo (docs/push.md, "Credit
+    memos").  Empty: the credit stays open on the customer — and a company that applies credits
+    automatically spends it on the customer's next invoice by itself.
+    """
+
+    applications: Annotated[tuple[AppCreditMemoApplication, ...], Field(max_length=MAX_APPLICATIONS)] = ()
 
     @model_validator(mode="after")
     def _rules(self) -> AppCreditMemo:
         problems = self._sales_problems()
+        problems += _application_problems(self.applications, self.total, "credit memo's total")
         if problems:
             raise _rules_error(problems)
         return self
 
 
+class AppCreditApplication(_Frozen):
+    """What QBO Link derives from a credit memo that names ``applications``: a posting-log document
+    of its own (kind ``credit_application``, the memo's id and version) → a zero-amount QBO Payment.
+
+    ``voided``: the memo was voided; a memo whose applications were removed keeps this document with
+    no applications, which takes the applications back out of QBO (the Payment is voided).
+    """
+
+    id: AppId
+    version: Version
+    client_id: AppId
+    date: Day
+    applications: Annotated[tuple[AppCreditMemoApplication, ...], Field(max_length=MAX_APPLICATIONS)] = ()
+    voided: StrictBool = False
+
+    @classmethod
+    def of(cls, memo: AppCreditMemo) -> AppCreditApplication:
+        return cls(
+            id=memo.id,
+            version=memo.version,
+            client_id=memo.client_id,
+            date=memo.date,
+            applications=memo.applications,
+            voided=memo.voided,
+        )
+
+    @property
+    def total(self) -> Decimal:
+        return sum((a.amount for a in self.applications), Decimal("0.00"))
+
+    @property
+    def withdrawn(self) -> bool:
+        """Nothing to apply any more: the memo was voided, or its applications were removed."""
+        return self.voided or not self.applications
+
+
 # --- payments ---------------------------------------------------------------------------------
-
-
-class AppPaymentApplication(_Frozen):
-    invoice_id: AppId
-    amount: Annotated[Money, Field(gt=0)]
 
 
 class AppPayment(_Frozen):
@@ -346,22 +417,7 @@ class AppPayment(_Frozen):
 
     @model_validator(mode="after")
     def _rules(self) -> AppPayment:
-        problems: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for index, application in enumerate(self.applications):
-            if application.invoice_id in seen:
-                problems.append(
-                    (
-                        f"applications[{index}].invoice_id",
-                        f"invoice {application.invoice_id!r} is applied more than once",
-                    )
-                )
-            seen.add(application.invoice_id)
-        applied = sum((a.amount for a in self.applications), Decimal("0.00"))
-        if applied > self.amount:
-            problems.append(
-                ("applications", f"apply {applied} in total, more than the payment's amount {self.amount}")
-            )
+        problems = _application_problems(self.applications, self.amount, "payment's amount")
         if problems:
             raise _rules_error(problems)
         return self

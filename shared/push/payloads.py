@@ -28,6 +28,7 @@ from shared.push.models import (
     PRIVATE_NOTE_MAX,
     AppAddress,
     AppClient,
+    AppCreditApplication,
     AppCreditMemo,
     AppInvoice,
     AppInvoiceLine,
@@ -36,10 +37,20 @@ from shared.push.models import (
 
 Payload = dict[str, Any]
 TaxModel = Literal["us_automated", "us_manual", "per_line"]
-MarkerKind = Literal["client", "site", "invoice", "payment", "credit_memo", "journal_day"]
+MarkerKind = Literal[
+    "client", "site", "invoice", "payment", "credit_memo", "credit_application", "journal_day"
+]
 
 MARKER_PREFIX = "qbo-link"
-MARKER_KINDS: tuple[MarkerKind, ...] = ("client", "site", "invoice", "payment", "credit_memo", "journal_day")
+MARKER_KINDS: tuple[MarkerKind, ...] = (
+    "client",
+    "site",
+    "invoice",
+    "payment",
+    "credit_memo",
+    "credit_application",
+    "journal_day",
+)
 _MARKER = re.compile(rf"(?:^|\s){MARKER_PREFIX}:({'|'.join(MARKER_KINDS)}):([A-Za-z0-9._:-]{{1,64}})(?=\s|$)")
 _SPACES = re.compile(r"\s+")
 ZERO = Decimal("0.00")
@@ -102,12 +113,17 @@ class ResolvedMappings:
     deposit_account_id: str | None = None
     invoices: Mapping[str, str] = field(default_factory=dict)
     payment_method_id: str | None = None
+    credit_memo_id: str | None = None  # a credit application's QBO CreditMemo
+    # A payment's most per QBO invoice id, when QBO is known to hold less open on that invoice than
+    # the app applies (a credit QBO applied by itself): the rest stays unapplied on the customer.
+    open_balances: Mapping[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Frozen all the way down: a builder must not be able to change what another one sees.
         object.__setattr__(self, "items", _frozen_map(self.items))
         object.__setattr__(self, "tax_codes", _frozen_map(self.tax_codes))
         object.__setattr__(self, "invoices", _frozen_map(self.invoices))
+        object.__setattr__(self, "open_balances", _frozen_map(self.open_balances))
 
 
 @dataclass(frozen=True)
@@ -360,16 +376,20 @@ def payment_payload(
 ) -> Payload:
     """A QBO Payment applied with one ``LinkedTxn`` line per invoice it pays.
 
-    What the lines do not apply stays on the payment as ``UnappliedAmt`` (a customer credit).
+    What the lines do not apply stays on the payment as ``UnappliedAmt`` (a customer credit): the
+    payment's whole amount always goes to QBO, and an application is cut to ``open_balances`` where
+    QBO holds less open on the invoice than the app applies (never a refused payment).
     """
     lines: list[Payload] = []
     for application in payment.applications:
         invoice_id = mappings.invoices.get(application.invoice_id)
         if invoice_id is None:
             raise MissingMappingError(f"invoice {application.invoice_id!r} has not been posted to QBO")
-        lines.append(
-            {"Amount": application.amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]}
-        )
+        amount = application.amount
+        if invoice_id in mappings.open_balances:
+            amount = max(min(amount, mappings.open_balances[invoice_id]), ZERO)
+        if amount > 0:
+            lines.append({"Amount": amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]})
     body: Payload = {
         "CustomerRef": _ref(mappings.customer_id, mappings.customer_name),
         "TotalAmt": payment.amount,
@@ -384,6 +404,41 @@ def payment_payload(
         body["PaymentMethodRef"] = {"value": mappings.payment_method_id}
     if mappings.deposit_account_id is not None:
         body["DepositToAccountRef"] = {"value": mappings.deposit_account_id}
+    return _with_existing(body, existing)
+
+
+def credit_application_payload(
+    application: AppCreditApplication,
+    mappings: ResolvedMappings,
+    facts: CompanyFacts,
+    existing: tuple[str, str] | None = None,
+) -> Payload:
+    """A credit memo applied to invoices as QBO itself records it: a Payment of zero with one line
+    per invoice (the amount it pays) and one line spending that much of the credit memo."""
+    if mappings.credit_memo_id is None:
+        raise MissingMappingError(f"credit memo {application.id!r} has not been posted to QBO")
+    lines: list[Payload] = []
+    for item in application.applications:
+        invoice_id = mappings.invoices.get(item.invoice_id)
+        if invoice_id is None:
+            raise MissingMappingError(f"invoice {item.invoice_id!r} has not been posted to QBO")
+        lines.append({"Amount": item.amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]})
+    if not lines:
+        raise PayloadError(f"credit memo {application.id!r} applies to no invoice")
+    lines.append(
+        {
+            "Amount": application.total,
+            "LinkedTxn": [{"TxnId": mappings.credit_memo_id, "TxnType": "CreditMemo"}],
+        }
+    )
+    body: Payload = {
+        "CustomerRef": _ref(mappings.customer_id, mappings.customer_name),
+        "TotalAmt": ZERO,
+        "TxnDate": _date(application.date),
+        "CurrencyRef": {"value": facts.currency},
+        "PrivateNote": _private_note("credit_application", application.id, None),
+        "Line": lines,
+    }
     return _with_existing(body, existing)
 
 

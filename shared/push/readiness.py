@@ -28,8 +28,14 @@ code                       meaning (``details``)
                            ``tax_id``)
 ``tax_model_mismatch``     a line carries the other tax model's field: ``tax_id`` in a US company or
                            ``taxable`` elsewhere (``line_id``, ``expected``, ``found``)
-``invoice_not_posted``     a payment applies to an invoice not in QBO yet (``invoice_id``)
+``invoice_not_posted``     a payment or a credit memo applies to an invoice not in QBO yet
+                           (``invoice_id``)
+``credit_memo_not_posted`` a credit application waits for its credit memo (``credit_memo_id``)
 =========================  =========================================================================
+
+A credit memo that names applications waits for its invoices, so that its application goes to QBO
+right behind it (a company that applies credits automatically would otherwise spend the open credit
+on the customer's next invoice first).
 
 ``Ready.steps`` lists work to do first: ``create_customer_first`` (``client_id``) when the tenant
 allows customers to be created and the client (or a site's parent, listed first) is not linked.
@@ -49,6 +55,7 @@ from typing import Any, Literal, Protocol
 
 from shared.push.models import (
     AppClient,
+    AppCreditApplication,
     AppCreditMemo,
     AppInvoice,
     AppInvoiceLine,
@@ -73,6 +80,7 @@ TAX_ID_MISSING = "tax_id_missing"
 TAX_NOT_MAPPED = "tax_not_mapped"
 TAX_MODEL_MISMATCH = "tax_model_mismatch"
 INVOICE_NOT_POSTED = "invoice_not_posted"
+CREDIT_MEMO_NOT_POSTED = "credit_memo_not_posted"
 CREATE_CUSTOMER_FIRST = "create_customer_first"
 
 MAX_PARENT_DEPTH = 5  # QBO's customer hierarchy depth
@@ -88,6 +96,8 @@ class MappingLookup(Protocol):
     def tax_code_for(self, tax_id: str) -> str | None: ...
 
     def invoice_qbo_id(self, invoice_id: str) -> str | None: ...
+
+    def credit_memo_qbo_id(self, credit_memo_id: str) -> str | None: ...
 
     def client(self, client_id: str) -> AppClient | None: ...
 
@@ -299,7 +309,7 @@ def evaluate_credit_memo(
     *,
     today: date,
 ) -> Readiness:
-    return _sales_document(
+    found = _sales_document(
         credit_memo,
         kind="credit_memo",
         enabled=settings.push_credits,
@@ -308,6 +318,50 @@ def evaluate_credit_memo(
         lookup=lookup,
         today=today,
     )
+    if isinstance(found, Skipped) or credit_memo.voided:
+        return found
+    waiting = [
+        Reason(INVOICE_NOT_POSTED, {"invoice_id": a.invoice_id})
+        for a in credit_memo.applications
+        if lookup.invoice_qbo_id(a.invoice_id) is None
+    ]
+    if not waiting:
+        return found
+    return NotReady((*found.reasons, *waiting) if isinstance(found, NotReady) else tuple(waiting))
+
+
+def evaluate_credit_application(
+    application: AppCreditApplication,
+    settings: TenantSettings,
+    lookup: MappingLookup,
+    *,
+    today: date,
+) -> Readiness:
+    """Whether a credit memo's applications can go to QBO: the memo and every invoice in QBO.
+
+    Taking them back out (the memo's applications removed) is always done; a voided memo's follow
+    the memo's void rules."""
+    go_live = _go_live(application.date, settings, today)
+    if isinstance(go_live, Skipped):
+        return go_live
+    if application.voided and not settings.propagate_deletes:
+        return Skipped(Reason(VOID_NOT_PROPAGATED, {"document": "credit_memo"}))
+    if settings.posting_mode == "summarised":
+        return Skipped(Reason(SUMMARISED_MODE, {"document": "credit_memo"}))
+    found = _Findings()
+    if application.withdrawn:
+        return found.result()  # the worker voids what QBO has, or skips what it never had
+    if not settings.push_credits:
+        found.reason(PUSH_DISABLED, document="credit_memo")
+    if go_live is not None:
+        found.reasons.append(go_live)
+    _document_client(application.client_id, settings, lookup, found, link=True)
+    if lookup.credit_memo_qbo_id(application.id) is None:
+        found.reason(CREDIT_MEMO_NOT_POSTED, credit_memo_id=application.id)
+    for item in application.applications:
+        if lookup.invoice_qbo_id(item.invoice_id) is None:
+            found.reason(INVOICE_NOT_POSTED, invoice_id=item.invoice_id)
+    return found.result()
 
 
 def evaluate_payment(

@@ -37,6 +37,7 @@ from shared.posting_log import (
 )
 from shared.push.models import (
     AppClient,
+    AppCreditApplication,
     AppCreditMemo,
     AppInvoice,
     AppPayment,
@@ -50,6 +51,7 @@ from shared.push.readiness import (
     Readiness,
     Skipped,
     evaluate_client,
+    evaluate_credit_application,
     evaluate_credit_memo,
     evaluate_invoice,
     evaluate_payment,
@@ -58,13 +60,16 @@ from shared.push.settings_store import TenantSettingsStore
 
 DocumentKind = Literal["client", "invoice", "payment", "credit_memo"]
 DOCUMENT_KINDS: Final[tuple[DocumentKind, ...]] = ("client", "invoice", "payment", "credit_memo")
-AppDocument = AppClient | AppInvoice | AppPayment | AppCreditMemo
+AppDocument = AppClient | AppInvoice | AppPayment | AppCreditMemo | AppCreditApplication
 MODELS: Final[Mapping[str, type[BaseModel]]] = {
     "client": AppClient,
     "invoice": AppInvoice,
     "payment": AppPayment,
     "credit_memo": AppCreditMemo,
+    # Not sent by the app: derived from a credit memo's applications (``AppCreditApplication.of``).
+    "credit_application": AppCreditApplication,
 }
+CREDIT_APPLICATION: Final = "credit_application"
 ITEM_LINK_KINDS: Final[Mapping[str, str]] = {"work": "work_code", "expense": "expense_code"}
 REPORT_KINDS: Final[tuple[str, ...]] = ("invoice", "payment", "credit_memo")
 REPORT_PAGE_MAX: Final = 1000
@@ -253,10 +258,12 @@ class StoreLookup:
                 client_ids.update(i for i in (document.id, document.parent_id) if i)
                 continue
             client_ids.add(document.client_id)
-            own = "payment" if isinstance(document, AppPayment) else "invoice"
-            wanted.add((own if isinstance(document, AppPayment | AppInvoice) else "credit_memo", document.id))
-            if isinstance(document, AppPayment):
+            wanted.add((_own_link_kind(document), document.id))
+            if isinstance(document, AppCreditApplication):
+                wanted.add(("credit_memo", document.id))
+            if isinstance(document, AppPayment | AppCreditMemo | AppCreditApplication):
                 wanted.update(("invoice", a.invoice_id) for a in document.applications)
+            if isinstance(document, AppPayment | AppCreditApplication):
                 continue
             for line in document.lines:
                 wanted.add((ITEM_LINK_KINDS[line.kind], line.code))
@@ -303,6 +310,10 @@ class StoreLookup:
         link = self.link("invoice", invoice_id)
         return link.qbo_id if link else None
 
+    def credit_memo_qbo_id(self, credit_memo_id: str) -> str | None:
+        link = self.link("credit_memo", credit_memo_id)
+        return link.qbo_id if link else None
+
     def client(self, client_id: str) -> AppClient | None:
         if client_id not in self._clients:
             entry = self._log.get(self._tenant, "client", client_id)
@@ -314,6 +325,17 @@ class StoreLookup:
 
 
 # --- helpers shared with the worker ------------------------------------------------------------
+
+
+def _own_link_kind(document: AppDocument) -> str:
+    """The link kind of the QBO entity a (non-client) document becomes."""
+    if isinstance(document, AppPayment):
+        return "payment"
+    if isinstance(document, AppCreditMemo):
+        return "credit_memo"
+    if isinstance(document, AppCreditApplication):
+        return CREDIT_APPLICATION
+    return "invoice"
 
 
 def company_facts(tenant_id: str, connection: Connection) -> CompanyFacts:
@@ -343,7 +365,7 @@ def parse_document(kind: str, payload: Mapping[str, Any]) -> AppDocument:
         document = model.model_validate(dict(payload))
     except ValidationError as error:
         raise DocumentInvalidError(validation_problems(error)) from None
-    assert isinstance(document, AppClient | AppInvoice | AppPayment | AppCreditMemo)
+    assert isinstance(document, AppClient | AppInvoice | AppPayment | AppCreditMemo | AppCreditApplication)
     return document
 
 
@@ -360,6 +382,8 @@ def evaluate(
         return evaluate_invoice(document, settings, facts, lookup, today=today)
     if isinstance(document, AppCreditMemo):
         return evaluate_credit_memo(document, settings, facts, lookup, today=today)
+    if isinstance(document, AppCreditApplication):
+        return evaluate_credit_application(document, settings, lookup, today=today)
     return evaluate_payment(document, settings, facts, lookup, today=today)
 
 
@@ -433,6 +457,9 @@ class PushService:
             judge=judge,
         )
         if not accepted.accepted:
+            if accepted.version == document.version and isinstance(document, AppCreditMemo):
+                # The app's retry of this version: its application may be what the first try lost.
+                self._derive_application(tenant_id, document, facts)
             if accepted.version == document.version and accepted.previous_state is PostingState.QUEUED:
                 # The same version again while it still waits in `queued`: the app may be retrying an
                 # upsert whose enqueue failed after the log took it (a 5xx).  Send it again: the same
@@ -442,9 +469,37 @@ class PushService:
             return SubmitOutcome("ignored", kind, document.id, accepted.version, accepted.previous_state)
         if accepted.state is PostingState.QUEUED:
             self.enqueue(tenant_id, kind, document.id, document.version)
+        if isinstance(document, AppCreditMemo):
+            self._derive_application(tenant_id, document, facts)
         return SubmitOutcome(
             "accepted", kind, document.id, document.version, accepted.state, accepted.reasons
         )
+
+    def _derive_application(self, tenant_id: str, memo: AppCreditMemo, facts: CompanyFacts) -> None:
+        """A credit memo naming applications also makes (or moves to this version) its
+        ``credit_application`` document; a memo that had some and now has none (or is voided)
+        moves it too, so the applications come back out of QBO."""
+        if not memo.applications and self.posting_log.get(tenant_id, CREDIT_APPLICATION, memo.id) is None:
+            return
+        application = AppCreditApplication.of(memo)
+
+        def judge() -> Judgement:
+            settings = self.settings_store.get(tenant_id)
+            lookup = StoreLookup(tenant_id, self.links, self.posting_log)
+            lookup.prefetch([application])
+            return judgement(evaluate(application, settings, facts, lookup, self.clock.now().date()))
+
+        accepted = self.posting_log.accept(
+            tenant_id,
+            CREDIT_APPLICATION,
+            application.id,
+            application.version,
+            application.model_dump(mode="json"),
+            application.date,
+            judge=judge,
+        )
+        if accepted.accepted and accepted.state is PostingState.QUEUED:
+            self.enqueue(tenant_id, CREDIT_APPLICATION, application.id, application.version)
 
     def recheck(self, tenant_id: str) -> dict[str, int]:
         """Judge every ``needs_attention`` document again (after a mapping or a setting changed, or a

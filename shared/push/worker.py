@@ -33,11 +33,13 @@ message is redelivered (partial batch failure).  Every QBO call is an attempt in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from shared.clock import Clock
@@ -46,6 +48,7 @@ from shared.events import EventPublisher, make_event
 from shared.links import LinkConflictError, LinkStore
 from shared.observability import logger
 from shared.posting_log import (
+    TRANSITIONS,
     Attempt,
     AttemptOutcome,
     CompanionRefusedError,
@@ -56,10 +59,18 @@ from shared.posting_log import (
     PostingFault,
     PostingLog,
     PostingState,
+    Reason,
     StaleVersionError,
 )
 from shared.pull.exchanges import Exchange, ExchangeLog, ExchangeSource
-from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment, TenantSettings
+from shared.push.models import (
+    AppClient,
+    AppCreditApplication,
+    AppCreditMemo,
+    AppInvoice,
+    AppPayment,
+    TenantSettings,
+)
 from shared.push.payloads import (
     CompanyFacts,
     JournalAccounts,
@@ -67,6 +78,7 @@ from shared.push.payloads import (
     MarkerKind,
     PayloadError,
     ResolvedMappings,
+    credit_application_payload,
     credit_memo_payload,
     customer_payload,
     display_name,
@@ -106,8 +118,18 @@ from shared.vault import VaultError
 from shared.versions import VersionLedger, last_updated, touched_documents
 
 Body = dict[str, Any]
-ENTITIES = {"client": "Customer", "invoice": "Invoice", "payment": "Payment", "credit_memo": "CreditMemo"}
+ENTITIES = {
+    "client": "Customer",
+    "invoice": "Invoice",
+    "payment": "Payment",
+    "credit_memo": "CreditMemo",
+    "credit_application": "Payment",
+}
 MAPPING_MISSING = "mapping_missing"
+BUSINESS_RULE_CODE = "6000"  # QBO's business-rule refusal (a payment applying more than is open)
+BALANCE_QUERY_IDS = 100  # invoice ids per balance query
+# A posting note: QBO held less open on an invoice than the app's payment applied to it.
+APPLIED_LESS_THAN_ASKED = "applied_less_than_asked"
 MAX_DELIVERIES = 5  # the DLQ's maxReceiveCount should be higher, so the log says "failed" first
 POSTING_ACTIONS = 99  # a transaction's 100 actions, less the summary update
 _WORK = {PostingState.QUEUED, PostingState.UNCERTAIN, PostingState.IN_FLIGHT}
@@ -128,6 +150,7 @@ class _Job:
     lookup: bool
     done: bool = False
     retry: bool = False
+    capped: bool = False  # a payment sent again with what QBO holds open
 
     @property
     def key(self) -> tuple[str, str]:
@@ -140,6 +163,8 @@ class _Job:
 
     @property
     def voids(self) -> bool:
+        if isinstance(self.document, AppCreditApplication):
+            return self.document.withdrawn  # voided memo, or its applications taken back
         return not isinstance(self.document, AppClient) and self.document.voided
 
     @property
@@ -163,6 +188,8 @@ class _Tenant:
     client: QboClient
     lookup: StoreLookup
     posted: int = 0
+    # QBO's open balance of invoices read in this delivery (by QBO id), still to be applied
+    open_balances: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass
@@ -368,6 +395,7 @@ class PushWorker:
             with contextlib.suppress(PushError):  # an unreadable one is dealt with in _prepare
                 documents.append(parse_document(entry.kind, entry.document))
         ctx.lookup.prefetch(documents)
+        self._read_credited(ctx, [d for d in documents if isinstance(d, AppPayment) and not d.voided])
         for entry in entries:
             job = self._prepare(ctx, entry, report)
             if job is not None:
@@ -378,8 +406,13 @@ class PushWorker:
         """Clients one by one (a customer must exist before its documents); then per kind, the
         documents' lookups in one batch request, then their creates and updates in batch requests
         of up to 30, and what cannot be batched (voids, a lone document) one call each."""
-        order = ("client", "invoice", "credit_memo", "payment")
-        for kind in order:
+        # Credit applications go before credit memos (one withdrawn must leave QBO before its memo
+        # is voided; one to post found its memo posted already) and again right behind the memos
+        # posted now, so that QBO never holds an open credit the app has applied.
+        order = ("client", "invoice", "credit_application", "credit_memo", "credit_application", "payment")
+        for position, kind in enumerate(order):
+            if kind == "credit_application" and position > order.index("credit_application"):
+                jobs += self._applications_behind(ctx, jobs, report)
             of_kind = [j for j in jobs if j.entry.kind == kind and not j.done]
             if kind != "client":
                 self._look_up(ctx, [j for j in of_kind if j.lookup and not j.retry and not j.voids])
@@ -393,6 +426,36 @@ class PushWorker:
                     self._single(ctx, chunk[0], report)
                 else:
                     self._batch(ctx, chunk, report)
+
+    def _applications_behind(self, ctx: _Tenant, jobs: list[_Job], report: BatchReport) -> list[_Job]:
+        """The credit applications of the credit memos this delivery just posted, judged again now
+        that their memo is in QBO (they waited in ``needs_attention`` for it): posted in this same
+        delivery instead of after a recheck, while no other invoice of the customer can come
+        between the memo and its application."""
+        have = {job.key for job in jobs}
+        memos = [
+            job.entry.app_id
+            for job in jobs
+            if job.entry.kind == "credit_memo" and job.entry.state is PostingState.POSTED and not job.voids
+        ]
+        wanted = [("credit_application", memo) for memo in memos if ("credit_application", memo) not in have]
+        if not wanted:
+            return []
+        heads = self.posting_log.get_many(ctx.tenant_id, wanted)
+        found: list[_Job] = []
+        for head in heads.values():
+            entry = head
+            try:
+                if head.state is PostingState.NEEDS_ATTENTION:
+                    entry = self._move(head, PostingState.QUEUED)
+            except (StaleVersionError, InvalidTransitionError):
+                continue
+            if entry.state not in _WORK:
+                continue
+            job = self._prepare(ctx, entry, report)
+            if job is not None:
+                found.append(job)
+        return found
 
     def _look_up(self, ctx: _Tenant, jobs: list[_Job]) -> None:
         """Settle several uncertain documents with one batch request of queries (instead of a query
@@ -507,20 +570,95 @@ class PushWorker:
                 return credit_memo_payload(memo, mappings, facts, existing)
 
             kind = "credit_memo"
+        elif isinstance(document, AppCreditApplication):
+            application = document
+
+            def build(existing: tuple[str, str] | None) -> Body:
+                return credit_application_payload(application, mappings, facts, existing)
+
+            kind = "credit_application"
         else:
             payment = document
+            if entry.qbo_id is None:  # a new payment takes what QBO holds open, if it is known
+                mappings = _capped(payment, mappings, ctx.open_balances)
 
             def build(existing: tuple[str, str] | None) -> Body:
                 return payment_payload(payment, mappings, facts, existing)
 
             kind = "payment"
-        build(None)  # a payload that cannot be built is a readiness gap: found now, not mid-batch
+        if not (isinstance(document, AppCreditApplication) and document.withdrawn):
+            build(None)  # a payload that cannot be built is a readiness gap: found now, not mid-batch
         if existing_id is None:
             link = lookup.link(kind, document.id)
             if link is not None:
                 existing_id, token = link.qbo_id, link.sync_token
         unknown = _needs_lookup(entry) and existing_id is None  # linked: QBO has it, no lookup needed
         return _Job(entry, document, ENTITIES[kind], kind, build, existing_id, token, unknown)
+
+    def _read_credited(self, ctx: _Tenant, payments: Sequence[AppPayment]) -> None:
+        """The open balances of the invoices these payments pay that QBO applied a credit to by
+        itself (the ledger says so: at their creation, or seen by the change worker): one query,
+        so that each payment applies what QBO holds open instead of being refused."""
+        if self.versions is None or not payments:
+            return
+        invoices = {
+            qbo
+            for payment in payments
+            for application in payment.applications
+            if (qbo := ctx.lookup.invoice_qbo_id(application.invoice_id)) is not None
+        }
+        known = self.versions.get_many(ctx.tenant_id, (("Invoice", qbo) for qbo in invoices))
+        credited = [qbo for (_, qbo), version in known.items() if version.credited]
+        self._read_balances(ctx, [qbo for qbo in credited if qbo not in ctx.open_balances])
+
+    def _read_balances(self, ctx: _Tenant, invoice_ids: Sequence[str]) -> None:
+        for start in range(0, len(invoice_ids), BALANCE_QUERY_IDS):
+            chunk = sorted(invoice_ids[start : start + BALANCE_QUERY_IDS])
+            listed = ", ".join(f"'{_quote(qbo)}'" for qbo in chunk)
+            for row in ctx.client.query(f"SELECT * FROM Invoice WHERE Id IN ({listed})"):  # noqa: S608
+                ctx.open_balances[str(row["Id"])] = Decimal(str(row.get("Balance", "0")))
+
+    def _cap_and_resend(self, ctx: _Tenant, job: _Job, error: QboError, report: BatchReport) -> bool:
+        """A new payment QBO refused (6000) because an invoice holds less open than it applies: read
+        the invoices' balances, apply what each holds open, and send it once more (the rest stays
+        unapplied on the customer).  False when that cannot be the cause."""
+        payment = job.document
+        if (
+            not isinstance(payment, AppPayment)
+            or error.code != BUSINESS_RULE_CODE
+            or job.existing_id is not None
+            or job.capped
+        ):
+            return False
+        started = self.clock.now()
+        self._attempt(ctx, job, AttemptOutcome.REJECTED, started, fault=_fault(error), error=error)
+        invoices = [q for a in payment.applications if (q := ctx.lookup.invoice_qbo_id(a.invoice_id))]
+        for qbo in invoices:
+            ctx.open_balances.pop(qbo, None)
+        try:
+            self._read_balances(ctx, invoices)
+        except (QboError, VaultError) as failure:
+            self._call_failed(ctx, job, failure, started, report)
+            return True
+        mappings = _capped(
+            payment, _mappings(payment, ctx.settings, ctx.facts, ctx.lookup), ctx.open_balances
+        )
+        facts = ctx.facts
+
+        def build(existing: tuple[str, str] | None) -> Body:
+            return payment_payload(payment, mappings, facts, existing)
+
+        job.build, job.capped = build, True
+        started = self.clock.now()
+        try:
+            answer = ctx.client.create(
+                job.entity, build(None), idempotency_key=f"{job.idempotency_key}:capped"
+            )
+        except (QboError, VaultError) as failure:
+            self._call_failed(ctx, job, failure, started, report)
+            return True
+        self._posted(ctx, job, answer, started, report)
+        return True
 
     def _ensure_customer(self, ctx: _Tenant, client_id: str, report: BatchReport) -> bool:
         """Create (auto-create) the customer of ``client_id`` now; True once it is linked."""
@@ -812,7 +950,8 @@ class PushWorker:
                     started = self.clock.now()
                     answer = self._update(ctx, job)
         except (QboError, VaultError) as error:
-            self._call_failed(ctx, job, error, started, report)
+            if not (isinstance(error, QboError) and self._cap_and_resend(ctx, job, error, report)):
+                self._call_failed(ctx, job, error, started, report)
             return
         self._posted(ctx, job, answer, started, report)
 
@@ -847,6 +986,8 @@ class PushWorker:
                 self._retry_single(ctx, job, report)
             elif isinstance(result.error, DuplicateDocumentNumberError):
                 self._call_failed(ctx, job, result.error, started, report, settle=True)
+            elif result.error is not None and self._cap_and_resend(ctx, job, result.error, report):
+                continue
             else:
                 failure = result.error or QboError("the batch answer lacks this operation")
                 self._call_failed(ctx, job, failure, started, report)
@@ -864,6 +1005,8 @@ class PushWorker:
     def _void(self, ctx: _Tenant, job: _Job, started: Any, report: BatchReport) -> None:
         """A voided document (the tenant propagates voids): void it in QBO, or skip it if QBO never had it."""
         try:
+            if job.entry.kind == "credit_memo":
+                self._withdraw_application(ctx, job.entry.app_id)
             if job.existing_id is None and job.lookup:
                 found = self._find(ctx, job)
                 if found is not None:
@@ -924,6 +1067,34 @@ class PushWorker:
             )
         )
 
+    def _withdraw_application(self, ctx: _Tenant, memo_id: str) -> None:
+        """Before a credit memo is voided, the Payment that applies it must leave QBO (QBO refuses to
+        void a memo a payment still applies): voided here, and its posting with it when the app's
+        version withdraws it (its own message then has nothing left to do)."""
+        link = ctx.lookup.link("credit_application", memo_id)
+        if link is None:
+            return
+        key = f"{ctx.tenant_id}:credit_application:{memo_id}:void"
+        token = link.sync_token or str(ctx.client.read("Payment", link.qbo_id)["SyncToken"])
+        try:
+            answer = ctx.client.void("Payment", link.qbo_id, token, idempotency_key=f"{key}:t{token}")
+        except StaleObjectError:
+            token = str(ctx.client.read("Payment", link.qbo_id)["SyncToken"])
+            answer = ctx.client.void("Payment", link.qbo_id, token, idempotency_key=f"{key}:t{token}")
+        if self.versions is not None:
+            self.versions.record_written(
+                ctx.tenant_id, "Payment", answer, kind="credit_application", app_id=memo_id
+            )
+        entry = self.posting_log.get(ctx.tenant_id, "credit_application", memo_id)
+        if entry is None or PostingState.VOIDED not in TRANSITIONS[entry.state]:
+            return
+        application = parse_document("credit_application", entry.document)
+        if isinstance(application, AppCreditApplication) and application.withdrawn:
+            with contextlib.suppress(StaleVersionError, InvalidTransitionError):
+                self._move(
+                    entry, PostingState.VOIDED, qbo_id=link.qbo_id, sync_token=str(answer["SyncToken"])
+                )
+
     def _update(self, ctx: _Tenant, job: _Job) -> Body:
         assert job.existing_id is not None
         token = job.sync_token
@@ -954,10 +1125,10 @@ class PushWorker:
         if isinstance(document, AppClient):
             statement = _select("Customer", DisplayName=display_name(document))
             marker_kind: MarkerKind = "site" if document.parent_id else "client"
-        elif isinstance(document, AppPayment):
+        elif isinstance(document, AppPayment | AppCreditApplication):
             customer = ctx.lookup.customer_for(document.client_id) or "0"
             statement = _select("Payment", CustomerRef=customer, TxnDate=document.date.isoformat())
-            marker_kind = "payment"
+            marker_kind = "payment" if isinstance(document, AppPayment) else "credit_application"
         else:
             statement = _select(job.entity, DocNumber=document.number)
             marker_kind = "invoice" if isinstance(document, AppInvoice) else "credit_memo"
@@ -1023,7 +1194,7 @@ class PushWorker:
                     entry.tenant_id, job.entity, answer, kind=job.link_kind, app_id=entry.app_id
                 )
             )
-        return Posting(entry, qbo_id, token, attempt, along)
+        return Posting(entry, qbo_id, token, attempt, along, notes=_applied_less(job, answer, ctx.lookup))
 
     def _touches(self, ctx: _Tenant, job: _Job, answer: Body) -> dict[tuple[str, str], dict[str, Any]]:
         """The ledger's marks on the documents a payment of ours applies to (their balances moved
@@ -1058,6 +1229,7 @@ class PushWorker:
                 seen=entry,
                 attempt=posting.attempt,
                 along=[*posting.along, *touches],
+                notes=posting.notes,
             )
         except CompanionRefusedError as refused:
             self._attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
@@ -1298,7 +1470,7 @@ def _fault(error: QboError | VaultError) -> PostingFault:
 
 
 def _mappings(
-    document: AppInvoice | AppCreditMemo | AppPayment,
+    document: AppInvoice | AppCreditMemo | AppPayment | AppCreditApplication,
     settings: TenantSettings,
     facts: CompanyFacts,
     lookup: StoreLookup,
@@ -1308,10 +1480,13 @@ def _mappings(
     customer_id = customer.qbo_id if customer else ""
     if not customer_id:
         raise PayloadError(f"client {document.client_id!r} is not linked to a QBO customer")
-    if isinstance(document, AppPayment):
+    if isinstance(document, AppPayment | AppCreditApplication):
         invoices = {
             a.invoice_id: qbo for a in document.applications if (qbo := lookup.invoice_qbo_id(a.invoice_id))
         }
+        if isinstance(document, AppCreditApplication):
+            memo = lookup.credit_memo_qbo_id(document.id)
+            return ResolvedMappings(customer_id=customer_id, invoices=invoices, credit_memo_id=memo)
         return ResolvedMappings(
             customer_id=customer_id, invoices=invoices, deposit_account_id=settings.deposit_account_id
         )
@@ -1329,6 +1504,52 @@ def _mappings(
         tax_codes=taxes,
         revenue_account_id=settings.revenue_account_id,
     )
+
+
+def _applied_less(job: _Job, answer: Body, lookup: StoreLookup) -> list[Reason]:
+    """Notes for a payment QBO applied less of than the app asked (a credit QBO applied to the
+    invoice by itself took the rest): what each invoice got; the rest is unapplied on the customer."""
+    payment = job.document
+    if not isinstance(payment, AppPayment):
+        return []
+    applied: dict[str, Decimal] = {}
+    for line in answer.get("Line") or []:
+        for linked in line.get("LinkedTxn") or [] if isinstance(line, dict) else []:
+            if isinstance(linked, dict) and linked.get("TxnType") == "Invoice":
+                key = str(linked.get("TxnId"))
+                applied[key] = applied.get(key, Decimal("0.00")) + Decimal(str(line.get("Amount", 0)))
+    notes = []
+    for application in payment.applications:
+        qbo = lookup.invoice_qbo_id(application.invoice_id)
+        got = applied.get(qbo or "", Decimal("0.00"))
+        if got < application.amount:
+            details = {
+                "invoice_id": application.invoice_id,
+                "asked": str(application.amount),
+                "applied": str(got.quantize(Decimal("0.01"))),
+                "unapplied": str((application.amount - got).quantize(Decimal("0.01"))),
+            }
+            notes.append(reason_of(APPLIED_LESS_THAN_ASKED, details))
+    return notes
+
+
+def _capped(
+    payment: AppPayment, mappings: ResolvedMappings, open_balances: dict[str, Decimal]
+) -> ResolvedMappings:
+    """The payment's mappings with what each invoice known to ``open_balances`` can still take;
+    what this payment applies is taken off, so two payments of one delivery never apply the same
+    open amount twice."""
+    caps: dict[str, Decimal] = {}
+    for application in payment.applications:
+        qbo = mappings.invoices.get(application.invoice_id)
+        if qbo is None or qbo not in open_balances:
+            continue
+        allowed = max(min(application.amount, open_balances[qbo]), Decimal("0.00"))
+        caps[qbo] = allowed
+        open_balances[qbo] -= allowed
+    if not caps:
+        return mappings
+    return dataclasses.replace(mappings, open_balances=caps)
 
 
 def parse_messages(bodies: Sequence[str]) -> tuple[list[PushMessage], list[int], set[int]]:

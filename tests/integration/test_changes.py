@@ -274,7 +274,9 @@ def test_our_own_write_coming_back_is_not_echoed(pull: Pull) -> None:
     assert latest is not None
     assert latest.ignored.get("echo") == 1
 
-    # But an edit made in QBO afterwards is a change
+    # But an edit made in QBO afterwards is a change (a later second: QBO's LastUpdatedTime has whole
+    # seconds, so an edit in the very second of our write looks like it until the next sweep)
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 5})
     pull.ui(
         "Customer", {"Id": "2", "SyncToken": written["SyncToken"], "sparse": True, "Notes": "ui"}, "update"
     )
@@ -565,7 +567,9 @@ def test_the_schedule_enqueues_one_request_per_connected_tenant_deduplicated(pul
     wiring.connections().disconnect("firm-3", keep_mappings=False)
     before = pull.metered_reads()
 
-    # When the schedule fires, and is retried within the same bucket
+    # When the schedule fires at the start of a 5-minute bucket, and is retried within it (the clock
+    # first moves to a bucket's start: a retry 30 s later must not cross into the next one)
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 301 - pull.now().timestamp() % 300})
     first = pull.schedule()
     pull.world.sandbox("POST", "/clock/advance", {"seconds": 30})
     retried = pull.schedule()

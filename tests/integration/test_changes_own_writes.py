@@ -177,6 +177,7 @@ def test_a_replayed_delivery_publishes_nothing_new(pull: Pull) -> None:
     # Given a customer created in QBO, delivered and imported
     created = pull.ui("Customer", {"DisplayName": "Replay Nurseries"})
     notice = _notice(pull, "Customer", created)
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 3})  # Intuit's webhook comes later
     pull.deliver(notice)
     (imported,) = pull.published(changes.CLIENT_IMPORTED)
     pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
@@ -321,3 +322,60 @@ def test_our_payment_moves_an_invoice_balance_without_drift_or_read(pull: Pull) 
     (drift,) = pull.published(changes.INVOICE_CHANGED_IN_QBO)
     assert drift.detail["app_id"] == "inv-paid"
     assert drift.detail["total"] == "150.00"
+
+
+# --- credits QBO applies by itself ------------------------------------------------------------------
+
+
+def test_a_credit_quickbooks_applied_by_itself_is_an_event_and_marks_the_invoice(pull: Pull) -> None:
+    # Given our open credit memo (AutoApplyCredit on, QBO's default) and then our invoice for the
+    # same customer: QBO spends the credit on the invoice with a zero payment of its own
+    memo_line = {**ITEM_LINE, "Amount": 30}
+    memo = _ours(
+        pull, "CreditMemo", {"CustomerRef": {"value": "2"}, "Line": [memo_line]}, "credit_memo", "cm-9"
+    )
+    invoice = _ours(pull, "Invoice", {"CustomerRef": {"value": "2"}, "Line": [ITEM_LINE]}, "invoice", "inv-9")
+    assert invoice["Balance"] == 70  # QBO's answer shows the credit already spent
+    pull.links.link(TENANT, "client", "cl-2", "2")
+    [auto] = [
+        p
+        for p in pull.world.sandbox("GET", f"/companies/{pull.realm}/entities/payment")["Payment"]
+        if {"TxnId": memo["Id"], "TxnType": "CreditMemo"}
+        in [t for ln in p.get("Line") or [] for t in ln["LinkedTxn"]]
+    ]
+
+    # When QBO's notice of that payment arrives
+    pull.deliver(_notice(pull, "Payment", auto))
+
+    # Then the app hears which of its invoices got which of its credits, once
+    (event,) = pull.published(changes.CREDIT_APPLIED_IN_QBO)
+    assert event.detail["client_id"] == "cl-2"
+    assert event.detail["applied"] == [
+        {"invoice_id": "inv-9", "qbo_invoice_id": invoice["Id"], "amount": "30.00"}
+    ]
+    assert event.detail["credits"] == [
+        {"credit_memo_id": "cm-9", "qbo_credit_memo_id": memo["Id"], "amount": "30.00"}
+    ]
+    assert pull.published(changes.PAYMENT_RECEIVED) == []
+    # And the push will read that invoice's balance before paying it
+    known = _ledger().get_many(TENANT, [("Invoice", invoice["Id"])])
+    assert known[("Invoice", invoice["Id"])].credited
+
+
+def test_a_preferences_notice_keeps_the_auto_apply_warning_in_step(pull: Pull) -> None:
+    status = pull.world.status(TENANT)
+    assert [w["code"] for w in status["warnings"]] == ["auto_apply_credit_on"]
+    stored = pull.world.sandbox("GET", f"/companies/{pull.realm}/entities/preferences/1")["Preferences"]
+    body = {
+        "Id": "1",
+        "SyncToken": stored["SyncToken"],
+        "sparse": True,
+        "SalesFormsPrefs": {"AutoApplyCredit": False},
+    }
+    changed = pull.ui("Preferences", body, "update")
+    before = pull.metered_reads()
+
+    pull.deliver(_notice(pull, "Preferences", changed, "Update"))
+
+    assert pull.metered_reads() - before == 1
+    assert pull.world.status(TENANT)["warnings"] == []

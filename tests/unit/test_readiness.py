@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment, LineKind, TenantSettings
+from shared.push.models import (
+    AppClient,
+    AppCreditApplication,
+    AppCreditMemo,
+    AppInvoice,
+    AppPayment,
+    LineKind,
+    TenantSettings,
+)
 from shared.push.payloads import CompanyFacts
 from shared.push.readiness import (
     MappingLookup,
@@ -19,6 +27,7 @@ from shared.push.readiness import (
     Skipped,
     Step,
     evaluate_client,
+    evaluate_credit_application,
     evaluate_credit_memo,
     evaluate_invoice,
     evaluate_payment,
@@ -39,6 +48,7 @@ class FakeLookup:
     )
     tax_codes: dict[str, str] = field(default_factory=lambda: {"VAT20": "2"})
     invoices: dict[str, str] = field(default_factory=lambda: {"inv-1": "130"})
+    credit_memos: dict[str, str] = field(default_factory=dict)
     clients: dict[str, AppClient] = field(default_factory=dict)
 
     def customer_for(self, client_id: str) -> str | None:
@@ -52,6 +62,9 @@ class FakeLookup:
 
     def invoice_qbo_id(self, invoice_id: str) -> str | None:
         return self.invoices.get(invoice_id)
+
+    def credit_memo_qbo_id(self, credit_memo_id: str) -> str | None:
+        return self.credit_memos.get(credit_memo_id)
 
     def client(self, client_id: str) -> AppClient | None:
         return self.clients.get(client_id)
@@ -114,9 +127,11 @@ def invoice(lines: list[dict[str, Any]] | None = None, **overrides: Any) -> AppI
     return AppInvoice.model_validate(data)
 
 
-def credit_memo(lines: list[dict[str, Any]] | None = None, **overrides: Any) -> AppCreditMemo:
+def credit_memo(
+    lines: list[dict[str, Any]] | None = None, applications: Any = (), **overrides: Any
+) -> AppCreditMemo:
     data = invoice(lines, **overrides).model_dump(exclude={"due_date"})
-    return AppCreditMemo.model_validate({**data, "id": "cm-1"})
+    return AppCreditMemo.model_validate({**data, "id": "cm-1", "applications": list(applications)})
 
 
 def payment(**overrides: Any) -> AppPayment:
@@ -440,6 +455,57 @@ def test_credit_memos_follow_the_line_rules():
     )
 
     assert reasons(result) == [("tax_not_mapped", {"line_id": "1", "tax_id": "VAT5"})]
+
+
+def test_a_credit_memo_with_applications_waits_for_the_invoices_it_pays():
+    memo = credit_memo(
+        applications=[{"invoice_id": "inv-1", "amount": "5"}, {"invoice_id": "inv-9", "amount": "5"}]
+    )
+
+    result = evaluate_credit_memo(memo, settings(), US, lookup(), today=TODAY)
+
+    assert reasons(result) == [("invoice_not_posted", {"invoice_id": "inv-9"})]
+    assert isinstance(
+        evaluate_credit_memo(
+            memo, settings(), US, lookup(invoices={"inv-1": "1", "inv-9": "2"}), today=TODAY
+        ),
+        Ready,
+    )
+
+
+def test_a_credit_application_waits_for_its_memo_and_invoices():
+    memo = credit_memo(
+        applications=[{"invoice_id": "inv-1", "amount": "5"}, {"invoice_id": "inv-9", "amount": "5"}]
+    )
+    application = AppCreditApplication.of(memo)
+
+    result = evaluate_credit_application(application, settings(), lookup(), today=TODAY)
+
+    assert reasons(result) == [
+        ("credit_memo_not_posted", {"credit_memo_id": "cm-1"}),
+        ("invoice_not_posted", {"invoice_id": "inv-9"}),
+    ]
+    posted = lookup(invoices={"inv-1": "1", "inv-9": "2"}, credit_memos={"cm-1": "7"})
+    assert isinstance(evaluate_credit_application(application, settings(), posted, today=TODAY), Ready)
+    off = evaluate_credit_application(application, settings(push_credits=False), posted, today=TODAY)
+    assert reasons(off) == [("push_disabled", {"document": "credit_memo"})]
+
+
+def test_taking_applications_back_is_always_ready_and_a_voided_memo_follows_the_void_rules():
+    removed = AppCreditApplication.of(credit_memo())  # the memo's applications were removed
+    assert removed.withdrawn
+    assert isinstance(
+        evaluate_credit_application(removed, settings(), lookup(customers={}), today=TODAY), Ready
+    )
+
+    voided = AppCreditApplication.of(
+        credit_memo(voided=True, applications=[{"invoice_id": "inv-1", "amount": "5"}])
+    )
+    kept = evaluate_credit_application(voided, settings(), lookup(), today=TODAY)
+    assert isinstance(kept, Skipped)
+    assert kept.reason.code == "void_not_propagated"
+    propagated = evaluate_credit_application(voided, settings(propagate_deletes=True), lookup(), today=TODAY)
+    assert isinstance(propagated, Ready)
 
 
 # --- clients themselves -----------------------------------------------------------------------
