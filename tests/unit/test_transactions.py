@@ -1362,8 +1362,10 @@ def tax_line(rate: str, amount: Any, **detail: Any) -> Entity:
     }
 
 
-def ca_invoice(co: Company, *lines: Entity, tax: Entity | None = None, entity: str = "Invoice") -> Entity:
-    body: Entity = {"CustomerRef": {"value": "1"}, "Line": list(lines)}
+def ca_invoice(
+    co: Company, *lines: Entity, tax: Entity | None = None, entity: str = "Invoice", **fields: Any
+) -> Entity:
+    body: Entity = {"CustomerRef": {"value": "1"}, "Line": list(lines), **fields}
     if tax is not None:
         body["TxnTaxDetail"] = tax
     return accounting.create(co, entity, body, NOW)
@@ -1448,6 +1450,31 @@ def test_with_tax_lines_sent_a_contradicting_total_tax_is_ignored():
 
     assert amount(inv["TxnTaxDetail"]["TotalTax"]) == D("4.99")
     assert amount(inv["TotalAmt"]) == D("104.99")
+
+
+def test_an_empty_tax_line_list_leaves_the_total_tax_to_be_prorated_as_before():
+    co = ca_company()
+
+    inv = ca_invoice(
+        co, sale(1000, "1", code="3"), sale(-300, "1", code="4"), tax={"TotalTax": D(94), "TaxLine": []}
+    )
+
+    assert per_rate(inv) == [("2", D("73.62")), ("1", D("8.49")), ("3", D("11.89"))]
+
+
+def test_tax_inclusive_lines_keep_their_nets_under_sent_tax_lines():
+    co = ca_company()
+
+    inv = ca_invoice(
+        co,
+        sale(113, "1", code="3"),
+        tax={"TaxLine": [tax_line("2", "12.99")]},
+        GlobalTaxCalculation="TaxInclusive",
+    )
+
+    assert amount(inv["Line"][0]["Amount"]) == D(100)  # 113 / 1.13
+    assert per_rate(inv) == [("2", D("12.99"))]
+    assert amount(inv["TotalAmt"]) == D("112.99")
 
 
 def test_a_sparse_update_without_lines_keeps_the_sent_tax_of_each_rate():
