@@ -185,6 +185,11 @@ class LinkStore:
         self._table = table
         self._clock = clock or SystemClock()
 
+    @property
+    def table(self) -> Any:
+        """The links table, which the mapping cache (``shared.mapping.catalog``) shares."""
+        return self._table
+
     # --- keys --------------------------------------------------------------------------------
 
     @staticmethod

@@ -12,12 +12,14 @@ Two models, chosen by the company's country (see ``transactions.py``):
   prices the line amount is gross and the net is ``gross / (1 + rate)``.
 
 An explicit total (the app's own tax, sent as ``TxnTaxDetail.TotalTax``) replaces the computed one
-and is shared across the computed tax lines in proportion to their amounts.
+and is shared across the computed tax lines in proportion to their amounts.  Outside the US the
+caller may instead send the tax of each rate (``TxnTaxDetail.TaxLine``): those amounts replace the
+computed ones rate by rate, exactly, and the rates it does not send keep their computed tax.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
@@ -167,6 +169,32 @@ def honour_total(total: Decimal, tax_lines: Sequence[TaxLine]) -> tuple[TaxLine,
         weights = [t.net_taxable * t.rate.percent for t in tax_lines]
     shares = prorate(total, weights)
     return tuple(TaxLine(t.rate, t.net_taxable, s) for t, s in zip(tax_lines, shares, strict=True))
+
+
+@dataclass(frozen=True)
+class SentTaxLine:
+    """The tax of one rate as the caller sent it: the amount, and the taxable net if it said one."""
+
+    amount: Decimal
+    net_taxable: Decimal | None = None
+
+
+def honour_tax_lines(tax_lines: Sequence[TaxLine], sent: Mapping[str, SentTaxLine]) -> tuple[TaxLine, ...]:
+    """The computed tax lines with the caller's amount (rounded to the cent) on every rate it sent
+    (keyed by rate id); a rate it did not send keeps its computed tax.  Every sent rate must be one
+    of ``tax_lines``: the caller checks that, since only it knows how QBO words the refusal."""
+    unknown = set(sent) - {t.rate.rate_id for t in tax_lines}
+    if unknown:
+        raise ValueError(f"tax lines sent for rates the document does not use: {sorted(unknown)}")
+    honoured: list[TaxLine] = []
+    for line in tax_lines:
+        given = sent.get(line.rate.rate_id)
+        if given is None:
+            honoured.append(line)
+            continue
+        net = line.net_taxable if given.net_taxable is None else round_cents(given.net_taxable)
+        honoured.append(TaxLine(line.rate, net, round_cents(given.amount)))
+    return tuple(honoured)
 
 
 def allocate_discount(discount: Decimal, amounts: Sequence[Decimal]) -> list[Decimal]:

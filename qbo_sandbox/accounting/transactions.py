@@ -2,9 +2,9 @@
 
 What "QBO" computes here, whatever the client sends: line Ids and LineNum, reference names,
 ``TotalAmt``, ``Balance``, ``RemainingCredit``, ``UnappliedAmt``, ``TxnTaxDetail`` (unless the
-client sends its own ``TotalTax``), ``LinkedTxn`` and the customers' ``Balance`` /
-``BalanceWithJobs``.  Choices where QBO's behaviour is not documented are listed in
-``UNCONFIRMED_CHOICES`` (and in docs/sandbox.md).
+client sends its own ``TotalTax``, or outside the US its tax per rate in ``TaxLine``),
+``LinkedTxn`` and the customers' ``Balance`` / ``BalanceWithJobs``.  Choices where QBO's behaviour
+is not documented are listed in ``UNCONFIRMED_CHOICES`` (and in docs/sandbox.md).
 
 Every write validates first and changes state only once nothing can fail any more, because the
 dispatcher hands over the stored objects themselves and a half-applied payment would corrupt the
@@ -86,8 +86,9 @@ UNCONFIRMED_CHOICES = (
     "DueDate: explicit DueDate, else the invoice's SalesTermRef, else the customer's SalesTermRef "
     "(copied onto the invoice), else Preferences.SalesFormsPrefs.DefaultTerms, else TxnDate + 30.",
     "Full update: TxnDate and DocNumber left out keep their stored values instead of being cleared.",
-    "Sparse update without Line keeps lines and tax (the stored TotalTax stays as an override); "
-    "with Line but without TxnTaxDetail the tax is recomputed.",
+    "Sparse update without Line keeps lines and tax (the stored TotalTax, and outside the US the "
+    "stored TaxLine amounts, stay as an override); with Line but without TxnTaxDetail the tax is "
+    "recomputed.",
     "Line Ids: a sent Id that does not exist on the document is treated as a new line (fresh Id).",
     "US: a line with no TaxCodeRef is TAX unless its Item has Taxable false (then NON) - this "
     "reconciles Alga's 'absent means taxable' with the recorded sandbox response (Item 1 -> NON).",
@@ -100,7 +101,22 @@ UNCONFIRMED_CHOICES = (
     "Non-US: tax per line and per rate, each rounded on its line; TaxInclusive lines send gross "
     "amounts (or TaxInclusiveAmt) and come back with Amount = net and TaxInclusiveAmt = gross.",
     "An explicit TxnTaxDetail.TotalTax is honoured in every country, shared across the tax lines "
-    "in proportion to the computed tax.",
+    "in proportion to the computed tax (outside the US only when no TaxLine is sent).",
+    "Non-US: a sent TxnTaxDetail.TaxLine is honoured rate by rate (Intuit, 'Manage sales tax for "
+    "non-US locales': TxnTaxDetail gives the rate and amount of the transaction's tax; .NET SDK "
+    "TxnTaxDetail: TaxLine is a Line of DetailType TaxLineDetail): its Amount, to the cent, is the "
+    "rate's tax and a sent NetAmountTaxable is kept (else computed from the lines); TaxPercent and "
+    "PercentBased are the rate's own, TaxInclusiveAmount and OverrideDeltaAmount are ignored. A rate "
+    "of the lines' codes that no TaxLine names keeps its computed tax.",
+    "Non-US TaxLine refusals: a TaxRateRef that is not a sales rate of a tax code on the lines: "
+    "6000; of no TaxRate at all: 610; two TaxLines for one rate: 6000; no DetailType: 6000 "
+    "'TxnTaxDetail.TaxLine.DetailTypeEnum is missing in the request' (the wording reported in "
+    "ruckus/quickbooks-ruby#529); another DetailType: 2010; no TaxLineDetail, TaxRateRef or Amount: "
+    "2020.",
+    "Non-US with TaxLine sent: TotalTax is the sum of every tax line (sent and computed) and a sent "
+    "TotalTax that says otherwise is ignored (the .NET SDK describes TotalTax as calculated); with "
+    "TaxInclusive amounts the lines' nets stay gross / (1 + rate).",
+    "US: a sent TaxLine is ignored (AST takes one transaction tax code; TotalTax alone is honoured).",
     "ApplyTaxAfterDiscount true: each discount is spread over the sales lines in proportion to "
     "their amounts before tax; discounts always apply to the whole subtotal.",
     "Invoice/CreditMemo with a negative total: 6000.",
@@ -574,6 +590,58 @@ def _tax_line_json(line: tax.TaxLine) -> Entity:
     }
 
 
+def _sent_tax_lines(
+    co: Company, sent_tax: dict[str, Any], used: Iterable[tax.Rate]
+) -> dict[str, tax.SentTaxLine]:
+    """Non-US: the tax per rate the client sent in ``TxnTaxDetail.TaxLine``, by rate id, refused
+    as QBO would when a line is malformed or names a rate the document's lines are not taxed at."""
+    given = sent_tax.get("TaxLine")
+    if given is None:
+        return {}
+    if not isinstance(given, list):
+        raise faults.invalid_field("TxnTaxDetail.TaxLine", "TaxLine must be an array")
+    used_ids = {rate.rate_id for rate in used}
+    element = "TxnTaxDetail.TaxLine.TaxLineDetail.TaxRateRef"
+    sent: dict[str, tax.SentTaxLine] = {}
+    for line in given:
+        if not isinstance(line, dict):
+            raise faults.invalid_field("TxnTaxDetail.TaxLine", "Each TaxLine must be an object")
+        kind = line.get("DetailType")
+        if kind is None:
+            raise faults.business_rule(
+                "TxnTaxDetail.TaxLine.DetailTypeEnum is missing in the request", "TxnTaxDetail.TaxLine"
+            )
+        if kind != "TaxLineDetail":
+            raise faults.invalid_field(
+                "TxnTaxDetail.TaxLine.DetailType", "A TaxLine's DetailType must be TaxLineDetail"
+            )
+        detail = line.get("TaxLineDetail")
+        if not isinstance(detail, dict):
+            raise faults.required_param("TxnTaxDetail.TaxLine.TaxLineDetail", "TaxLine")
+        rate_id = ref_id(detail, "TaxRateRef")
+        if rate_id is None:
+            raise faults.required_param(element, "TaxLine")
+        if line.get("Amount") is None:
+            raise faults.required_param("TxnTaxDetail.TaxLine.Amount", "TaxLine")
+        amount = money(line["Amount"], "TxnTaxDetail.TaxLine.Amount")
+        net = detail.get("NetAmountTaxable")
+        net_taxable = (
+            None if net is None else money(net, "TxnTaxDetail.TaxLine.TaxLineDetail.NetAmountTaxable")
+        )
+        if rate_id not in used_ids:
+            if visible(co, "TaxRate", rate_id) is None:
+                raise faults.object_not_found("TaxRate", rate_id, element)
+            raise faults.business_rule(
+                f"Tax rate {rate_id} is not a rate of a tax code on this transaction's lines. Each "
+                "TaxLine must give the tax of a rate the lines are taxed at.",
+                element,
+            )
+        if rate_id in sent:
+            raise faults.business_rule(f"Tax rate {rate_id} is given in more than one TaxLine.", element)
+        sent[rate_id] = tax.SentTaxLine(amount, net_taxable)
+    return sent
+
+
 @dataclass
 class _Priced:
     lines: list[Entity]
@@ -611,6 +679,7 @@ def _price(
 
     tax_lines: tuple[tax.TaxLine, ...]
     code_ref: dict[str, str] | None = None
+    sent_lines: dict[str, tax.SentTaxLine] = {}
     if us:
         taxable = sum((n - d for s, n, d in zip(lines.sales, nets, shares, strict=True) if s.taxable), ZERO)
         wanted = (
@@ -631,12 +700,16 @@ def _price(
             inclusive=inclusive,
         )
         tax_lines = result.tax_lines
+        sent_lines = _sent_tax_lines(co, sent_tax, (t.rate for t in tax_lines))
         for sale, line_result in zip(lines.sales, result.lines, strict=True):
             sale.out["Amount"] = number(line_result.net)
             if inclusive:
                 sale.out["SalesItemLineDetail"]["TaxInclusiveAmt"] = number(cents(sale.amount))
 
-    if sent_tax.get("TotalTax") is not None:
+    if sent_lines:
+        tax_lines = tax.honour_tax_lines(tax_lines, sent_lines)
+        total_tax = sum((t.amount for t in tax_lines), ZERO)
+    elif sent_tax.get("TotalTax") is not None:
         explicit = cents(money(sent_tax["TotalTax"], "TxnTaxDetail.TotalTax"))
         tax_lines = tax.honour_total(explicit, tax_lines)
         total_tax = explicit

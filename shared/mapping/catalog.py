@@ -12,14 +12,23 @@ read.  Layout (``tables.LINKS``), chosen so that no key can collide with ``LinkS
 The QBO side also keeps one kind that is not a link kind: ``vendor`` (names only), for the 6240
 pre-check, since QBO's DisplayName is unique across customers, vendors and employees, inactive
 ones included.
+
+Tax codes keep their sales rates (TaxRate id, name, percent, agency), which the push needs to send
+the app's tax per rate.  A TaxCode row names its rates but only the TaxRate holds the percent, and
+every query is a metered read, so ``SELECT * FROM TaxRate`` is added to a refresh only when it is
+needed: an explicit refresh (the tenant's, and onboarding) always reads it; the daily one only when
+a *linked* tax code (the only ones a document can use) names a rate the cache does not know, or the
+rates were last read ``RATES_MAX_AGE`` ago (a percent changed in QBO under the same rate).  The
+other codes keep the rates already known, or none (``rates`` None: not read).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final, Literal, Protocol
 
 from boto3.dynamodb.conditions import Key
@@ -80,6 +89,9 @@ ACCOUNT_TYPE_TO_CREATE: Final[Mapping[str, str]] = {
 
 APP_ENTITY_PREFIX: Final = "ENT#"
 META_SK: Final = "#META"
+TAX_RATE_QUERY: Final = "SELECT * FROM TaxRate ORDERBY Id"
+RATES_MAX_AGE: Final = timedelta(days=7)
+_BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
 _MAX_NAME: Final = 500
 _APP_ID = re.compile(constants.APP_ID_PATTERN)
 
@@ -229,11 +241,24 @@ def _app_entity(item: Mapping[str, Any]) -> AppEntity:
 # --- the QBO side --------------------------------------------------------------------------------
 
 
+class QboTaxRate(BaseModel):
+    """One sales rate of a cached tax code: the TaxRate's id, name, percentage (``RateValue``, 5
+    means 5 %) and agency (``AgencyRef``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    name: str
+    percent: Decimal
+    agency_id: str | None = None
+
+
 class QboEntity(BaseModel):
     """One QBO entity of a kind as cached: what the match tab shows and automatch compares.
 
     ``type``: AccountType for accounts, Type for items.  ``parent_id``: a sub-customer's parent.
     ``extra_names``: other names it goes by (a customer's company name and person's name).
+    ``rates``: a tax code's sales rates, in the code's order (None: not read, see the module).
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -247,11 +272,13 @@ class QboEntity(BaseModel):
     sync_token: str | None = None
     fully_qualified_name: str | None = None
     extra_names: tuple[str, ...] = ()
+    rates: tuple[QboTaxRate, ...] | None = None
 
 
 class CacheStamp(BaseModel):
     refreshed_at: datetime | None = None
     count: int = 0
+    rates_read_at: datetime | None = None  # tax codes: when TaxRate was last read
 
 
 class QboReader(Protocol):
@@ -298,6 +325,39 @@ def qbo_entity(kind: str, row: Mapping[str, Any]) -> QboEntity:
     )
 
 
+def sales_rate_ids(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The TaxRate ids a TaxCode row names for sales (``SalesTaxRateList.TaxRateDetail``), in order."""
+    rate_list = row.get("SalesTaxRateList")
+    details = rate_list.get("TaxRateDetail") if isinstance(rate_list, Mapping) else None
+    ids = [
+        rate_id
+        for detail in details or ()
+        if isinstance(detail, Mapping) and (rate_id := _ref(detail, "TaxRateRef")) is not None
+    ]
+    return tuple(dict.fromkeys(ids))
+
+
+def tax_rate(row: Mapping[str, Any]) -> QboTaxRate | None:
+    """A TaxRate row as a cached rate (None without a ``RateValue``: it has no percent to match)."""
+    value = row.get("RateValue")
+    if value is None or isinstance(value, bool):
+        return None
+    return QboTaxRate(
+        id=str(row["Id"]),
+        name=str(row.get("Name") or ""),
+        percent=Decimal(str(value)),
+        agency_id=_ref(row, "AgencyRef"),
+    )
+
+
+def with_sales_rates(entity: QboEntity, row: Mapping[str, Any], known: Mapping[str, QboTaxRate]) -> QboEntity:
+    """The cached tax code with its sales rates, or with ``rates`` None when one is not known."""
+    ids = sales_rate_ids(row)
+    if any(rate_id not in known for rate_id in ids):
+        return entity.model_copy(update={"rates": None})
+    return entity.model_copy(update={"rates": tuple(known[rate_id] for rate_id in ids)})
+
+
 def belongs_to(kind: str, row: Mapping[str, Any]) -> bool:
     """Whether a row of the kind's QBO entity is one of the kind (a client is a top-level
     customer, a site a sub-customer; codes are items that can sit on a line)."""
@@ -325,10 +385,14 @@ class QboCache:
         self._table = table
         self._clock = clock or SystemClock()
 
-    def refresh(self, tenant_id: str, kinds: Iterable[str], reader: QboReader) -> dict[str, int]:
+    def refresh(
+        self, tenant_id: str, kinds: Iterable[str], reader: QboReader, *, all_rates: bool = False
+    ) -> dict[str, int]:
         """Re-read ``kinds`` from QBO and replace what the cache held; how many each now holds.
 
-        Kinds sharing a QBO entity (client and site, work and expense codes) are read once.
+        Kinds sharing a QBO entity (client and site, work and expense codes) are read once.  Tax
+        codes come with their sales rates: ``all_rates`` reads every TaxRate (an explicit refresh);
+        otherwise TaxRate is read only when a linked code needs it (see the module).
         """
         wanted = list(dict.fromkeys(kinds))
         rows: dict[str, list[dict[str, Any]]] = {}
@@ -337,15 +401,70 @@ class QboCache:
             entity = QBO_ENTITY[kind]
             if entity not in rows:
                 rows[entity] = list(reader.query_all(query_for(kind)))
-            entities = [qbo_entity(kind, row) for row in rows[entity] if belongs_to(kind, row)]
-            self.replace(tenant_id, kind, entities)
+            kept = [row for row in rows[entity] if belongs_to(kind, row)]
+            entities = [qbo_entity(kind, row) for row in kept]
+            current = self.list(tenant_id, kind)
+            meta: dict[str, Any] = {}
+            if kind == "tax":
+                entities, rates_read_at = self._with_rates(
+                    tenant_id, kept, entities, current, reader, all_rates=all_rates
+                )
+                if rates_read_at is not None:
+                    meta["rates_read_at"] = _stamp(rates_read_at)
+            self._replace(tenant_id, kind, entities, current, meta)
             counts[kind] = len(entities)
         return counts
 
+    def _with_rates(
+        self,
+        tenant_id: str,
+        rows: list[dict[str, Any]],
+        codes: list[QboEntity],
+        current: list[QboEntity],
+        reader: QboReader,
+        *,
+        all_rates: bool,
+    ) -> tuple[list[QboEntity], datetime | None]:
+        """The tax codes with their sales rates, and when TaxRate was last read."""
+        known = {rate.id: rate for code in current for rate in code.rates or ()}
+        read_at = self.stamp(tenant_id, "tax").rates_read_at
+        needed = all_rates
+        if not needed:
+            linked = self._linked_qbo_ids(tenant_id, "tax")
+            named = {rate_id for row in rows if str(row["Id"]) in linked for rate_id in sales_rate_ids(row)}
+            outdated = read_at is None or self._clock.now() - read_at >= RATES_MAX_AGE
+            needed = bool(named) and (outdated or not named <= known.keys())
+        if needed:
+            known = {rate.id: rate for row in reader.query_all(TAX_RATE_QUERY) if (rate := tax_rate(row))}
+            read_at = self._clock.now()
+        return [with_sales_rates(code, row, known) for code, row in zip(codes, rows, strict=True)], read_at
+
+    def _linked_qbo_ids(self, tenant_id: str, kind: str) -> set[str]:
+        """The QBO ids of the kind's links (the QBO-side items of ``LinkStore``'s layout)."""
+        request: dict[str, Any] = {
+            "KeyConditionExpression": Key(constants.PK).eq(constants.link_pk(tenant_id, kind))
+            & Key(constants.SK).begins_with(constants.LINK_QBO_PREFIX),
+            "ProjectionExpression": "#sk",
+            "ExpressionAttributeNames": {"#sk": constants.SK},
+            "ConsistentRead": True,
+        }
+        prefix = len(constants.LINK_QBO_PREFIX)
+        return {str(item[constants.SK])[prefix:] for item in _query_all(self._table, request, "linked")}
+
     def replace(self, tenant_id: str, kind: str, entities: Iterable[QboEntity]) -> None:
+        self._replace(tenant_id, kind, entities, self.list(tenant_id, kind), {})
+
+    def _replace(
+        self,
+        tenant_id: str,
+        kind: str,
+        entities: Iterable[QboEntity],
+        current: Iterable[QboEntity],
+        meta: Mapping[str, Any],
+    ) -> None:
         pk = qbo_pk(tenant_id, kind)
         fresh = {e.id: e for e in entities}
-        stale = {e.id for e in self.list(tenant_id, kind)} - set(fresh)
+        stale = {e.id for e in current} - set(fresh)
         with self._table.batch_writer() as batch:
             for qbo_id in stale:
                 batch.delete_item(Key={constants.PK: pk, constants.SK: qbo_id})
@@ -357,6 +476,7 @@ class QboCache:
                     constants.SK: META_SK,
                     "refreshed_at": _stamp(self._clock.now()),
                     "count": len(fresh),
+                    **meta,
                 }
             )
 
@@ -371,6 +491,26 @@ class QboCache:
         key = {constants.PK: qbo_pk(tenant_id, kind), constants.SK: qbo_id}
         item = _table_call("get", lambda: self._table.get_item(Key=key, ConsistentRead=True)).get("Item")
         return _qbo_entity_item(item) if item else None
+
+    def get_many(self, tenant_id: str, kind: str, qbo_ids: Iterable[str]) -> dict[str, QboEntity]:
+        """Several cached entities of a kind by QBO id (BatchGetItem, 100 keys a call); the ones the
+        cache does not hold are absent.  What the push reads for the tax codes of a batch at once."""
+        pk = qbo_pk(tenant_id, kind)
+        ids = [i for i in dict.fromkeys(qbo_ids) if i and "#" not in i and len(i) <= 128]
+        keys = [{constants.PK: pk, constants.SK: qbo_id} for qbo_id in ids]
+        client = self._table.meta.client
+        found: dict[str, QboEntity] = {}
+        for start in range(0, len(keys), _BATCH_GET_KEYS):
+            pending: dict[str, Any] = {
+                self._table.name: {"Keys": keys[start : start + _BATCH_GET_KEYS], "ConsistentRead": True}
+            }
+            while pending:
+                answer = _table_call("get_many", partial(client.batch_get_item, RequestItems=pending))
+                for item in answer.get("Responses", {}).get(self._table.name, []):
+                    entity = _qbo_entity_item(item)
+                    found[entity.id] = entity
+                pending = answer.get("UnprocessedKeys") or {}
+        return found
 
     def list(self, tenant_id: str, kind: str) -> list[QboEntity]:
         request: dict[str, Any] = {
@@ -388,8 +528,11 @@ class QboCache:
         item = _table_call("stamp", lambda: self._table.get_item(Key=key, ConsistentRead=True)).get("Item")
         if not item:
             return CacheStamp()
+        rates_read_at = item.get("rates_read_at")
         return CacheStamp(
-            refreshed_at=datetime.fromisoformat(str(item["refreshed_at"])), count=int(item["count"])
+            refreshed_at=datetime.fromisoformat(str(item["refreshed_at"])),
+            count=int(item["count"]),
+            rates_read_at=datetime.fromisoformat(str(rates_read_at)) if rates_read_at else None,
         )
 
     def clear_tenant(self, tenant_id: str) -> int:
@@ -418,4 +561,6 @@ def _cache_item(pk: str, entity: QboEntity) -> dict[str, Any]:
 def _qbo_entity_item(item: Mapping[str, Any]) -> QboEntity:
     values = {name: item[name] for name in QboEntity.model_fields if name in item}
     values["extra_names"] = tuple(item.get("extra_names") or ())
+    if item.get("rates") is not None:
+        values["rates"] = tuple(item["rates"])
     return QboEntity.model_validate(values)

@@ -481,11 +481,14 @@ class MappingService:
     # --- QBO lists -----------------------------------------------------------------------------
 
     def refresh(self, tenant_id: str, kinds: Iterable[str] | None = None) -> dict[str, int]:
-        """Re-read QBO's lists (all kinds, and vendors for the pre-check, unless ``kinds`` narrows)."""
+        """Re-read QBO's lists (all kinds, and vendors for the pre-check, unless ``kinds`` narrows).
+
+        Asked for (by the tenant, or by onboarding), so tax codes come with every TaxRate read
+        again: a rate changed in QBO is then seen at once, for one more query."""
         wanted = [check_kind(k) for k in kinds] if kinds is not None else [*MAPPING_KINDS, "vendor"]
         if "vendor" not in wanted and any(k in PARTY_KINDS for k in wanted):
             wanted.append("vendor")
-        return self._cache.refresh(tenant_id, wanted, self._qbo(tenant_id))
+        return self._cache.refresh(tenant_id, wanted, self._qbo(tenant_id), all_rates=True)
 
     def onboard(self, tenant_id: str) -> OnboardOutcome:
         """Right after a connection: read QBO's lists, then link every unambiguous match."""

@@ -14,7 +14,8 @@ the JSON text exactly for every value within the limits below (at most 15 signif
 Cross-field rules (a line's amount against quantity × rate, a document's total against its lines,
 a payment's applications against its amount) are reported together, each naming its own field, by
 :func:`validation_problems`.  Which tax field a line must carry (``taxable`` in the US, ``tax_id``
-elsewhere) depends on the company, so it is checked by ``shared.push.readiness``.
+elsewhere) depends on the company, so it is checked by ``shared.push.readiness``; so is whether
+a document's ``tax_lines`` name rates of the QBO tax codes its taxes are mapped to.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ MEMO_MAX = 3900  # PrivateNote also carries the marker (see shared.push.payloads
 DESCRIPTION_MAX = 4000
 DISPLAY_NAME_MAX = 500
 MAX_LINES = 1000
+MAX_TAX_LINES = 1000
 MAX_APPLICATIONS = 1000
 
 APP_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
@@ -264,6 +266,23 @@ class AppInvoiceLine(_Frozen):
 AppCreditMemoLine = AppInvoiceLine
 
 
+class AppTaxLine(_Frozen):
+    """The app's tax at one rate of one of its taxes, on an invoice or credit memo (non-US).
+
+    A tax of the app may be made of several rates owed to different agencies (GST/PST BC: 5 % to
+    the Canada Revenue Agency, 7 % to the province).  ``tax_id`` is the tax as the lines carry it;
+    ``percent`` the rate of one of its components, which picks the QBO TaxRate among the sales
+    rates of the tax code the tax is mapped to; ``amount`` what the app charged at that rate
+    (negative when the document's credit lines at that rate outweigh its charges);
+    ``taxable_amount`` the net it was charged on, when the app knows it.
+    """
+
+    tax_id: AppId
+    percent: Annotated[Quantity, Field(ge=0)]
+    amount: Money
+    taxable_amount: Money | None = None
+
+
 class _SalesDocument(_Frozen):
     id: AppId
     version: Version
@@ -272,6 +291,8 @@ class _SalesDocument(_Frozen):
     client_id: AppId
     lines: Annotated[tuple[AppInvoiceLine, ...], Field(min_length=1, max_length=MAX_LINES)]
     tax_total: Money = Decimal("0.00")
+    # The app's tax per rate; empty (older documents) sends tax_total alone (docs/push.md).
+    tax_lines: Annotated[tuple[AppTaxLine, ...], Field(max_length=MAX_TAX_LINES)] = ()
     total: Money
     memo: Memo | None = None
     voided: StrictBool = False
@@ -294,6 +315,33 @@ class _SalesDocument(_Frozen):
             )
         if self.total < 0:
             problems.append(("total", "cannot be negative (QBO refuses documents with a negative total)"))
+        if self.tax_lines:
+            problems.extend(self._tax_line_problems())
+        return problems
+
+    def _tax_line_problems(self) -> list[tuple[str, str]]:
+        """The breakdown must be the whole of ``tax_total``, say each rate of a tax once (QBO takes
+        one amount per rate), and only name taxes the lines use (a rate is a rate of a line's code)."""
+        problems: list[tuple[str, str]] = []
+        used = {line.tax_id for line in self.lines if line.tax_id is not None}
+        seen: set[tuple[str, Decimal]] = set()
+        for index, tax_line in enumerate(self.tax_lines):
+            key = (tax_line.tax_id, tax_line.percent)  # Decimals hash by value: 5 and 5.0 are one key
+            if key in seen:
+                problems.append(
+                    (
+                        f"tax_lines[{index}]",
+                        f"tax {tax_line.tax_id!r} at {tax_line.percent} % is given more than once",
+                    )
+                )
+            seen.add(key)
+            if tax_line.tax_id not in used:
+                problems.append((f"tax_lines[{index}].tax_id", f"no line carries tax_id {tax_line.tax_id!r}"))
+        taxed = sum((tax_line.amount for tax_line in self.tax_lines), Decimal("0.00"))
+        if taxed != self.tax_total:
+            problems.append(
+                ("tax_lines", f"the amounts must add up to tax_total: {taxed}, not {self.tax_total}")
+            )
         return problems
 
 

@@ -11,6 +11,14 @@ uses (per line or on the total, half up or half even): the app's ``tax_total`` a
 explicit ``TxnTaxDetail.TotalTax`` (QBO honours it in every country instead of computing its own).
 US lines carry ``TAX``/``NON`` from the ``taxable`` flag, other countries the QBO tax code mapped
 from each line's ``tax_id`` with ``GlobalTaxCalculation: TaxExcluded`` (the app's amounts are net).
+
+Tax per agency (non-US).  A bare ``TotalTax`` leaves QBO to split it across the rates of the
+document's codes, and GST and PST are owed to different agencies; outside the US the documented
+place for the amount of each rate is ``TxnTaxDetail.TaxLine``.  So a document with ``tax_lines``
+also sends one ``TaxLine`` per QBO TaxRate with the app's own amount: each tax line's percent
+picks the rate among the sales rates of its tax's code (:func:`rate_for_percent`, the rule
+readiness applies too), amounts of one rate shared by several codes are added up, and every other
+rate of the lines' codes goes with 0 (the app's breakdown is complete: QBO must not compute one).
 """
 
 from __future__ import annotations
@@ -64,6 +72,21 @@ class MissingMappingError(PayloadError):
     """A code, tax or invoice the payload needs has no QBO counterpart in the resolved mappings."""
 
 
+@dataclass(frozen=True)
+class SalesTaxRate:
+    """One sales rate of a QBO tax code: the TaxRate's id and its percentage (``RateValue``)."""
+
+    rate_id: str
+    percent: Decimal
+
+
+def rate_for_percent(rates: Iterable[SalesTaxRate], percent: Decimal) -> SalesTaxRate | None:
+    """The one rate of ``rates`` at ``percent`` (by value: 5 equals 5.00), or None when no rate or
+    more than one has it: a percent that fits two rates does not say which agency is owed the tax."""
+    found = [rate for rate in rates if rate.percent == percent]
+    return found[0] if len(found) == 1 else None
+
+
 class ExistingEntity(NamedTuple):
     """What the link store remembers of a QBO entity: the pair a sparse update needs."""
 
@@ -98,7 +121,8 @@ class ResolvedMappings:
     """The QBO side of everything one document refers to, looked up before the payload is built.
 
     ``items`` maps a line's (kind, code) to a QBO Item id; ``tax_codes`` an app tax id to a QBO
-    TaxCode id (non-US); ``invoices`` an app invoice id to the QBO Invoice id (payments).
+    TaxCode id (non-US); ``tax_code_rates`` a QBO TaxCode id to its sales rates (non-US documents
+    with ``tax_lines``); ``invoices`` an app invoice id to the QBO Invoice id (payments).
     ``txn_tax_code_id`` is the US transaction-level tax code (``TxnTaxCodeRef``) when the tenant
     mapped a default one; ``revenue_account_id`` None keeps each item's own income account;
     ``deposit_account_id`` None means Undeposited Funds.
@@ -108,6 +132,7 @@ class ResolvedMappings:
     customer_name: str | None = None
     items: Mapping[tuple[str, str], str] = field(default_factory=dict)
     tax_codes: Mapping[str, str] = field(default_factory=dict)
+    tax_code_rates: Mapping[str, tuple[SalesTaxRate, ...]] = field(default_factory=dict)
     txn_tax_code_id: str | None = None
     revenue_account_id: str | None = None
     deposit_account_id: str | None = None
@@ -122,6 +147,9 @@ class ResolvedMappings:
         # Frozen all the way down: a builder must not be able to change what another one sees.
         object.__setattr__(self, "items", _frozen_map(self.items))
         object.__setattr__(self, "tax_codes", _frozen_map(self.tax_codes))
+        object.__setattr__(
+            self, "tax_code_rates", _frozen_map({c: tuple(r) for c, r in self.tax_code_rates.items()})
+        )
         object.__setattr__(self, "invoices", _frozen_map(self.invoices))
         object.__setattr__(self, "open_balances", _frozen_map(self.open_balances))
 
@@ -318,6 +346,64 @@ def _sales_line(line: AppInvoiceLine, mappings: ResolvedMappings, facts: Company
     return out
 
 
+@dataclass
+class _RateTax:
+    rate: SalesTaxRate
+    amount: Decimal = ZERO
+    taxable: Decimal = ZERO
+
+
+def _code_rates(tax_id: str, mappings: ResolvedMappings) -> tuple[SalesTaxRate, ...]:
+    code = mappings.tax_codes.get(tax_id)
+    if code is None:
+        raise MissingMappingError(f"tax {tax_id!r} is not mapped to a tax code")
+    rates = mappings.tax_code_rates.get(code)
+    if rates is None:
+        raise MissingMappingError(f"the sales rates of tax code {code!r} (tax {tax_id!r}) are not known")
+    return rates
+
+
+def _tax_lines(document: AppInvoice | AppCreditMemo, mappings: ResolvedMappings) -> list[Payload]:
+    """One ``TaxLine`` per QBO TaxRate of the lines' codes, with the app's amount for that rate.
+
+    A rate's ``NetAmountTaxable`` adds up, over the app's taxes whose code has the rate, the tax
+    line's ``taxable_amount`` when the app gave one, else the amounts of the lines of that tax.
+    """
+    line_totals: dict[str, Decimal] = {}
+    for line in document.lines:
+        if line.tax_id is not None:
+            line_totals[line.tax_id] = line_totals.get(line.tax_id, ZERO) + line.amount
+    by_rate: dict[str, _RateTax] = {}
+    given: dict[tuple[str, str], Decimal | None] = {}  # (tax id, rate id) -> taxable_amount
+    for tax_line in document.tax_lines:
+        rate = rate_for_percent(_code_rates(tax_line.tax_id, mappings), tax_line.percent)
+        if rate is None:
+            raise PayloadError(
+                f"tax {tax_line.tax_id!r}: no single sales rate of its tax code is {tax_line.percent} %"
+            )
+        by_rate.setdefault(rate.rate_id, _RateTax(rate)).amount += tax_line.amount
+        given[(tax_line.tax_id, rate.rate_id)] = tax_line.taxable_amount
+    for tax_id, lines_total in line_totals.items():
+        for rate in _code_rates(tax_id, mappings):
+            taxable = given.get((tax_id, rate.rate_id))
+            by_rate.setdefault(rate.rate_id, _RateTax(rate)).taxable += (
+                lines_total if taxable is None else taxable
+            )
+    return [
+        {
+            "Amount": tax.amount,
+            "DetailType": "TaxLineDetail",
+            "TaxLineDetail": {
+                "TaxRateRef": {"value": tax.rate.rate_id},
+                "PercentBased": True,
+                "TaxPercent": tax.rate.percent,
+                "NetAmountTaxable": tax.taxable,
+            },
+        }
+        for tax in by_rate.values()
+    ]
+
+
 def _sales_body(
     kind: MarkerKind,
     document: AppInvoice | AppCreditMemo,
@@ -336,6 +422,10 @@ def _sales_body(
     if facts.us and mappings.txn_tax_code_id is not None:
         tax["TxnTaxCodeRef"] = {"value": mappings.txn_tax_code_id}
     tax["TotalTax"] = document.tax_total
+    if document.tax_lines:
+        if facts.us:
+            raise PayloadError("a US company takes one transaction tax code: tax_lines cannot be sent")
+        tax["TaxLine"] = _tax_lines(document, mappings)
     body["TxnTaxDetail"] = tax
     if not facts.us:
         body["GlobalTaxCalculation"] = "TaxExcluded"

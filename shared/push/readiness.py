@@ -27,7 +27,15 @@ code                       meaning (``details``)
 ``tax_not_mapped``         non-US company: a line's ``tax_id`` has no QBO tax code (``line_id``,
                            ``tax_id``)
 ``tax_model_mismatch``     a line carries the other tax model's field: ``tax_id`` in a US company or
-                           ``taxable`` elsewhere (``line_id``, ``expected``, ``found``)
+                           ``taxable`` elsewhere (``line_id``, ``expected``, ``found``); or a US
+                           company's document carries ``tax_lines`` (``expected``: taxable,
+                           ``found``: tax_lines)
+``tax_rates_unknown``      non-US document with ``tax_lines``: the sales rates of the QBO tax code a
+                           line's tax is mapped to are not in the mapping cache yet (``tax_id``,
+                           ``qbo_id``); a refresh of the mappings reads them
+``tax_rate_unknown``       non-US document with ``tax_lines``: a tax line's ``percent`` is not the
+                           rate of exactly one sales rate of its tax's QBO tax code (``tax_id``,
+                           ``percent``)
 ``invoice_not_posted``     a payment or a credit memo applies to an invoice not in QBO yet
                            (``invoice_id``)
 ``credit_memo_not_posted`` a credit application waits for its credit memo (``credit_memo_id``)
@@ -43,11 +51,17 @@ allows customers to be created and the client (or a site's parent, listed first)
 Client types: the document's client's own ``type`` is the one that counts (a site is judged by its
 own type).  In summarised mode the invoice posts against the master customer, so the client need
 not be linked and line tax fields are not needed (the journal takes the app's tax total).
+
+Tax per rate.  A US company takes one transaction tax code and computes (or is told) one total, so
+a per-rate breakdown cannot be honoured there: rather than drop it silently and let the app believe
+each agency got its amount, a US document with ``tax_lines`` waits (``tax_model_mismatch``).
+Elsewhere each tax line must name one sales rate of its tax's code by its percent, the rule the
+payload builder applies (``shared.push.payloads.rate_for_percent``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -63,7 +77,7 @@ from shared.push.models import (
     LineKind,
     TenantSettings,
 )
-from shared.push.payloads import CompanyFacts
+from shared.push.payloads import CompanyFacts, SalesTaxRate, rate_for_percent
 
 PUSH_DISABLED = "push_disabled"
 GO_LIVE_PENDING = "go_live_pending"
@@ -79,6 +93,8 @@ TAXABLE_FLAG_MISSING = "taxable_flag_missing"
 TAX_ID_MISSING = "tax_id_missing"
 TAX_NOT_MAPPED = "tax_not_mapped"
 TAX_MODEL_MISMATCH = "tax_model_mismatch"
+TAX_RATES_UNKNOWN = "tax_rates_unknown"
+TAX_RATE_UNKNOWN = "tax_rate_unknown"
 INVOICE_NOT_POSTED = "invoice_not_posted"
 CREDIT_MEMO_NOT_POSTED = "credit_memo_not_posted"
 CREATE_CUSTOMER_FIRST = "create_customer_first"
@@ -94,6 +110,11 @@ class MappingLookup(Protocol):
     def item_for(self, kind: LineKind, code: str) -> str | None: ...
 
     def tax_code_for(self, tax_id: str) -> str | None: ...
+
+    def tax_rates_for(self, tax_id: str) -> Sequence[SalesTaxRate] | None:
+        """The sales rates of the QBO tax code ``tax_id`` is mapped to, as the mapping cache has
+        them; None when the tax is not mapped or the code's rates are not cached."""
+        ...
 
     def invoice_qbo_id(self, invoice_id: str) -> str | None: ...
 
@@ -247,6 +268,24 @@ def _line_rules(
         found.reason(TAX_NOT_MAPPED, line_id=line.line_id, tax_id=line.tax_id)
 
 
+def _tax_line_rules(
+    document: AppInvoice | AppCreditMemo, facts: CompanyFacts, lookup: MappingLookup, found: _Findings
+) -> None:
+    if facts.us:
+        found.reason(TAX_MODEL_MISMATCH, expected="taxable", found="tax_lines")
+        return
+    # Every code of the lines needs its rates, not only the ones the tax lines name: the payload
+    # sends 0 for the rates the app charged nothing at, or QBO would compute its own tax there.
+    for tax_id in dict.fromkeys(line.tax_id for line in document.lines if line.tax_id is not None):
+        code = lookup.tax_code_for(tax_id)
+        if code is not None and lookup.tax_rates_for(tax_id) is None:
+            found.reason(TAX_RATES_UNKNOWN, tax_id=tax_id, qbo_id=code)
+    for tax_line in document.tax_lines:
+        rates = lookup.tax_rates_for(tax_line.tax_id)
+        if rates is not None and rate_for_percent(rates, tax_line.percent) is None:
+            found.reason(TAX_RATE_UNKNOWN, tax_id=tax_line.tax_id, percent=str(tax_line.percent))
+
+
 def _sales_document(
     document: AppInvoice | AppCreditMemo,
     *,
@@ -275,6 +314,8 @@ def _sales_document(
     _document_client(document.client_id, settings, lookup, found, link=not summarised)
     for line in document.lines:
         _line_rules(line, facts, lookup, found, tax=not summarised)
+    if document.tax_lines and not summarised:
+        _tax_line_rules(document, facts, lookup, found)
     return found.result()
 
 

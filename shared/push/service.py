@@ -26,6 +26,7 @@ from shared.clock import Clock
 from shared.connection_store import Connection, ConnectionStore
 from shared.health import Health
 from shared.links import Link, LinkStore
+from shared.mapping.catalog import QboCache, QboEntity
 from shared.posting_log import (
     Judgement,
     PostingEntry,
@@ -45,7 +46,7 @@ from shared.push.models import (
     TenantSettings,
     validation_problems,
 )
-from shared.push.payloads import CompanyFacts
+from shared.push.payloads import CompanyFacts, SalesTaxRate
 from shared.push.readiness import (
     NotReady,
     Readiness,
@@ -224,17 +225,23 @@ class SubmitOutcome:
 
 
 class StoreLookup:
-    """``readiness.MappingLookup`` over the links table (QBO ids) and the posting log (the app's
-    clients).  Found links are cached for the lookup's life (one request, or one worker batch), and
-    so are the misses of a ``prefetch``; other misses are read again.  ``forget`` after a change."""
+    """``readiness.MappingLookup`` over the links table (QBO ids and, for documents with
+    ``tax_lines``, the cached tax codes' sales rates) and the posting log (the app's clients).
+    Found links are cached for the lookup's life (one request, or one worker batch), and so are the
+    misses of a ``prefetch``; other misses are read again.  ``forget`` after a change.  The QBO
+    cache is the one in the links table unless ``cache`` is given."""
 
-    def __init__(self, tenant_id: str, links: LinkStore, posting_log: PostingLog) -> None:
+    def __init__(
+        self, tenant_id: str, links: LinkStore, posting_log: PostingLog, cache: QboCache | None = None
+    ) -> None:
         self._tenant = tenant_id
         self._links = links
         self._log = posting_log
+        self._cache = cache if cache is not None else QboCache(links.table)
         self._found: dict[tuple[str, str], Link] = {}
         self._absent: set[tuple[str, str]] = set()  # unlinked when prefetched: not read again
         self._clients: dict[str, AppClient | None] = {}
+        self._tax_codes: dict[str, QboEntity | None] = {}  # QBO tax code id -> cached code
 
     def link(self, kind: str, app_id: str) -> Link | None:
         cached = self._found.get((kind, app_id))
@@ -250,9 +257,11 @@ class StoreLookup:
     def prefetch(self, documents: Iterable[AppDocument]) -> None:
         """Read at once what judging and building ``documents`` will ask for: their clients (and
         sites' parents) from the posting log, and every link they name (client or site, line codes,
-        taxes, paid invoices) from the links table: two BatchGetItem calls instead of a read each."""
+        taxes, paid invoices) from the links table: two BatchGetItem calls instead of a read each;
+        a third reads the cached tax codes of the documents that carry ``tax_lines``."""
         client_ids: set[str] = set()
         wanted: set[tuple[str, str]] = set()
+        rated: set[str] = set()  # the tax ids whose code's rates are needed
         for document in documents:
             if isinstance(document, AppClient):
                 client_ids.update(i for i in (document.id, document.parent_id) if i)
@@ -269,6 +278,8 @@ class StoreLookup:
                 wanted.add((ITEM_LINK_KINDS[line.kind], line.code))
                 if line.tax_id is not None:
                     wanted.add(("tax", line.tax_id))
+                    if document.tax_lines:
+                        rated.add(line.tax_id)
         wanted.update((kind, c) for c in client_ids for kind in ("client", "site"))
         unread = sorted(c for c in client_ids if c not in self._clients)
         if unread:
@@ -281,6 +292,11 @@ class StoreLookup:
             found = self._links.get_kinds(self._tenant, missing)
             self._found.update(found)
             self._absent.update(pair for pair in missing if pair not in found)
+        codes = {code for tax_id in rated if (code := self.tax_code_for(tax_id)) is not None}
+        unread_codes = sorted(codes - set(self._tax_codes))
+        if unread_codes:
+            cached = self._cache.get_many(self._tenant, "tax", unread_codes)
+            self._tax_codes.update({code: cached.get(code) for code in unread_codes})
 
     def remember(self, link: Link) -> None:
         self._found[(link.kind, link.app_id)] = link
@@ -305,6 +321,27 @@ class StoreLookup:
     def tax_code_for(self, tax_id: str) -> str | None:
         link = self.link("tax", tax_id)
         return link.qbo_id if link else None
+
+    def tax_rates_for(self, tax_id: str) -> tuple[SalesTaxRate, ...] | None:
+        code = self.tax_code_for(tax_id)
+        if code is None:
+            return None
+        if code not in self._tax_codes:
+            self._tax_codes[code] = self._cache.get(self._tenant, "tax", code)
+        cached = self._tax_codes[code]
+        if cached is None or cached.rates is None:
+            return None
+        return tuple(SalesTaxRate(rate.id, rate.percent) for rate in cached.rates)
+
+    def tax_code_rates(self, tax_ids: Iterable[str]) -> dict[str, tuple[SalesTaxRate, ...]]:
+        """The known sales rates of the QBO tax codes of ``tax_ids``, by QBO tax code id (what
+        ``ResolvedMappings.tax_code_rates`` holds); codes whose rates are unknown are absent."""
+        found: dict[str, tuple[SalesTaxRate, ...]] = {}
+        for tax_id in tax_ids:
+            code, rates = self.tax_code_for(tax_id), self.tax_rates_for(tax_id)
+            if code is not None and rates is not None:
+                found[code] = rates
+        return found
 
     def invoice_qbo_id(self, invoice_id: str) -> str | None:
         link = self.link("invoice", invoice_id)

@@ -1502,6 +1502,8 @@ def _mappings(
         customer_id=customer_id,
         items=items,
         tax_codes=taxes,
+        # Only a document with tax_lines sends tax per rate (and needs its codes' rates).
+        tax_code_rates=lookup.tax_code_rates(taxes) if document.tax_lines else {},
         revenue_account_id=settings.revenue_account_id,
     )
 

@@ -337,6 +337,20 @@ def test_taxes_map_to_tax_codes(tab: Tab) -> None:
     assert tab.ok("DELETE", "/mappings/tax/app/t-ca")["unlinked"]["qbo_id"] == "2"
 
 
+def test_the_tax_tab_shows_each_codes_sales_rates_read_by_the_refresh(tab: Tab) -> None:
+    # The tenant's refresh reads TaxRate too: the push needs each code's rates to send tax per rate.
+    tab.refresh()
+
+    rows = {row["id"]: row for row in tab.tab("tax")["qbo"]}
+
+    assert rows["3"]["rates"] == [
+        {"id": "1", "name": "AZ State tax", "percent": "5.6", "agency_id": "2"},
+        {"id": "2", "name": "Tucson City", "percent": "2.6", "agency_id": "2"},
+    ]
+    assert rows["2"]["rates"] == [{"id": "3", "name": "California", "percent": "8", "agency_id": "1"}]
+    assert rows["TAX"]["rates"] == []  # AST's pseudo code names no rate
+
+
 def test_accounts_follow_qbos_account_type_rules(tab: Tab) -> None:
     tab.upsert("account", "a-fees", "Fees Billed", type="revenue")
     tab.upsert("account", "a-bank", "Checking", type="deposit")

@@ -17,6 +17,7 @@ from shared.push.payloads import (
     MissingMappingError,
     PayloadError,
     ResolvedMappings,
+    SalesTaxRate,
     credit_memo_payload,
     customer_payload,
     display_name,
@@ -25,6 +26,7 @@ from shared.push.payloads import (
     marker,
     parse_marker,
     payment_payload,
+    rate_for_percent,
     void_payload,
 )
 
@@ -374,6 +376,182 @@ def test_the_memo_is_cut_so_the_private_note_fits_qbo():
 
 def test_void_payload_names_the_entity_and_its_sync_token():
     assert void_payload(ExistingEntity("130", "5")) == {"Id": "130", "SyncToken": "5"}
+
+
+# --- tax per rate (non-US) ---------------------------------------------------------------------
+
+CA = CompanyFacts("CA", "CAD", "per_line")
+GST, HST, PST = SalesTaxRate("1", D(5)), SalesTaxRate("2", D(13)), SalesTaxRate("3", D(7))
+ZERO_RATED = SalesTaxRate("5", D(0))
+# App taxes → QBO codes as the CA seed has them: 2 GST, 3 HST ON, 4 GST/PST BC, 6 Zero-rated.
+CA_CODES = {"GST": "2", "HST": "3", "BC": "4", "ZR": "6"}
+CA_RATES = {"2": (GST,), "3": (HST,), "4": (GST, PST), "6": (ZERO_RATED,)}
+
+
+def ca_mappings(**overrides: Any) -> ResolvedMappings:
+    fields: dict[str, Any] = {
+        "customer_id": "1",
+        "items": ITEMS,
+        "tax_codes": CA_CODES,
+        "tax_code_rates": CA_RATES,
+    }
+    return ResolvedMappings(**{**fields, **overrides})
+
+
+def ca_invoice(lines: list[tuple[str, str]], tax_lines: list[dict[str, Any]], **overrides: Any) -> AppInvoice:
+    """Lines as (tax id, amount); ``tax_total`` and ``total`` follow from them and the tax lines."""
+    tax_total = sum((D(t["amount"]) for t in tax_lines), D(0))
+    data: dict[str, Any] = {
+        "id": "inv-ca",
+        "version": 1,
+        "number": "CA-1",
+        "date": "2026-03-02",
+        "client_id": "client-1",
+        "lines": [
+            {"line_id": str(i), "kind": "work", "code": "W-1", "amount": amount, "tax_id": tax_id}
+            for i, (tax_id, amount) in enumerate(lines, start=1)
+        ],
+        "tax_lines": tax_lines,
+        "tax_total": tax_total,
+        "total": sum((D(a) for _, a in lines), D(0)) + tax_total,
+    }
+    return AppInvoice.model_validate({**data, **overrides})
+
+
+def tax_line(tax_id: str, percent: str, amount: str, **more: Any) -> dict[str, Any]:
+    return {"tax_id": tax_id, "percent": percent, "amount": amount, **more}
+
+
+def test_a_non_us_document_with_tax_lines_sends_the_apps_tax_of_each_rate():
+    # The measured case: an HST line next to a GST/PST BC credit.
+    document = ca_invoice(
+        [("HST", "1000.00"), ("BC", "-300.00")],
+        [tax_line("HST", "13", "130"), tax_line("BC", "5", "-15"), tax_line("BC", "7.000", "-21")],
+    )
+
+    body = invoice_payload(document, ca_mappings(), CA)
+
+    assert body["TxnTaxDetail"] == {
+        "TotalTax": D("94.00"),
+        "TaxLine": [
+            {
+                "Amount": D("130.00"),
+                "DetailType": "TaxLineDetail",
+                "TaxLineDetail": {
+                    "TaxRateRef": {"value": "2"},
+                    "PercentBased": True,
+                    "TaxPercent": D(13),
+                    "NetAmountTaxable": D("1000.00"),
+                },
+            },
+            {
+                "Amount": D("-15.00"),
+                "DetailType": "TaxLineDetail",
+                "TaxLineDetail": {
+                    "TaxRateRef": {"value": "1"},
+                    "PercentBased": True,
+                    "TaxPercent": D(5),
+                    "NetAmountTaxable": D("-300.00"),
+                },
+            },
+            {
+                "Amount": D("-21.00"),
+                "DetailType": "TaxLineDetail",
+                "TaxLineDetail": {
+                    "TaxRateRef": {"value": "3"},
+                    "PercentBased": True,
+                    "TaxPercent": D(7),
+                    "NetAmountTaxable": D("-300.00"),
+                },
+            },
+        ],
+    }
+    assert body["GlobalTaxCalculation"] == "TaxExcluded"
+    assert [ln["SalesItemLineDetail"]["TaxCodeRef"]["value"] for ln in body["Line"]] == ["3", "4"]
+    assert (
+        credit_memo_payload(
+            AppCreditMemo.model_validate({**document.model_dump(exclude={"due_date"}), "id": "cm-ca"}),
+            ca_mappings(),
+            CA,
+        )["TxnTaxDetail"]
+        == body["TxnTaxDetail"]
+    )
+
+
+def test_a_rate_shared_by_two_codes_is_one_tax_line_with_their_amounts_added():
+    document = ca_invoice(
+        [("GST", "100.00"), ("BC", "200.00"), ("GST", "50.00")],
+        [
+            tax_line("GST", "5", "7.50"),
+            tax_line("BC", "5", "10", taxable_amount="199.99"),
+            tax_line("BC", "7", "14"),
+        ],
+    )
+
+    lines = invoice_payload(document, ca_mappings(), CA)["TxnTaxDetail"]["TaxLine"]
+
+    assert [(t["TaxLineDetail"]["TaxRateRef"]["value"], t["Amount"]) for t in lines] == [
+        ("1", D("17.50")),
+        ("3", D("14.00")),
+    ]
+    # GST's base: the GST lines (no taxable_amount) plus the BC tax line's own taxable_amount.
+    assert lines[0]["TaxLineDetail"]["NetAmountTaxable"] == D("349.99")
+    assert lines[1]["TaxLineDetail"]["NetAmountTaxable"] == D("200.00")
+
+
+def test_a_rate_of_the_lines_codes_the_app_charged_nothing_at_is_sent_as_zero():
+    # Without it QBO would compute its own PST and zero-rated tax on top of the app's.
+    document = ca_invoice(
+        [("BC", "100.00"), ("ZR", "40.00"), ("HST", "10.00")],
+        [tax_line("BC", "5", "5"), tax_line("HST", "13", "1.30")],
+    )
+
+    lines = invoice_payload(document, ca_mappings(), CA)["TxnTaxDetail"]["TaxLine"]
+
+    assert [
+        (t["TaxLineDetail"]["TaxRateRef"]["value"], t["Amount"], t["TaxLineDetail"]["NetAmountTaxable"])
+        for t in lines
+    ] == [
+        ("1", D("5.00"), D("100.00")),
+        ("2", D("1.30"), D("10.00")),
+        ("3", D(0), D("100.00")),
+        ("5", D(0), D("40.00")),
+    ]
+
+
+def test_a_document_without_tax_lines_sends_the_total_alone_as_before():
+    document = ca_invoice([("BC", "100.00")], [], tax_total="12", total="112")
+
+    assert invoice_payload(document, ca_mappings(), CA)["TxnTaxDetail"] == {"TotalTax": D("12.00")}
+
+
+def test_tax_lines_that_cannot_be_resolved_are_refused():
+    document = ca_invoice([("BC", "100.00")], [tax_line("BC", "6", "6")])
+
+    with pytest.raises(PayloadError, match="no single sales rate of its tax code is 6 %"):
+        invoice_payload(document, ca_mappings(), CA)
+    with pytest.raises(MissingMappingError, match="sales rates of tax code '4'"):
+        invoice_payload(document, ca_mappings(tax_code_rates={}), CA)
+    with pytest.raises(PayloadError, match="US company"):
+        invoice_payload(document, ca_mappings(), US)
+
+
+def test_a_percent_names_a_rate_only_when_exactly_one_rate_has_it():
+    twins = (SalesTaxRate("1", D(5)), SalesTaxRate("7", D("5.00")), PST)
+
+    assert rate_for_percent(twins, D("7.0")) == PST
+    assert rate_for_percent(twins, D(5)) is None
+    assert rate_for_percent(twins, D(6)) is None
+
+
+def test_resolved_tax_code_rates_are_frozen():
+    rates = {"4": [GST, PST]}
+    mappings = ca_mappings(tax_code_rates=rates)
+    rates["4"].append(HST)
+
+    assert mappings.tax_code_rates["4"] == (GST, PST)
+    with pytest.raises(TypeError):
+        mappings.tax_code_rates["9"] = ()  # type: ignore[index]
 
 
 # --- credit memos -----------------------------------------------------------------------------

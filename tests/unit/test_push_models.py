@@ -351,6 +351,94 @@ def test_a_credit_memo_has_the_invoice_rules_but_no_due_date():
     assert fields_of(AppCreditMemo, invoice(total="1")) == ["total"]
 
 
+# --- tax per rate -----------------------------------------------------------------------------
+
+
+def bc_invoice(tax_lines: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
+    """An HST line and a GST/PST BC credit line: tax 130 HST, -15 GST, -21 PST."""
+    lines = [
+        line(line_id="l1", quantity=None, rate=None, amount="1000", taxable=None, tax_id="HST"),
+        line(line_id="l2", quantity=None, rate=None, amount="-300", taxable=None, tax_id="BC"),
+    ]
+    return invoice(**{"lines": lines, "tax_total": "94", "total": "794", "tax_lines": tax_lines, **overrides})
+
+
+def tax_line(tax_id: str, percent: Any, amount: Any, **more: Any) -> dict[str, Any]:
+    return {"tax_id": tax_id, "percent": percent, "amount": amount, **more}
+
+
+BC_TAX = [tax_line("HST", "13", "130"), tax_line("BC", "5", "-15"), tax_line("BC", "7", "-21.00")]
+
+
+def test_a_document_may_carry_its_tax_per_rate():
+    parsed = AppInvoice.model_validate(
+        bc_invoice([*BC_TAX[:2], tax_line("BC", "7", "-21", taxable_amount="-300")])
+    )
+
+    assert [(t.tax_id, t.percent, t.amount, t.taxable_amount) for t in parsed.tax_lines] == [
+        ("HST", D(13), D("130.00"), None),
+        ("BC", D(5), D("-15.00"), None),
+        ("BC", D(7), D("-21.00"), D("-300.00")),
+    ]
+    assert AppCreditMemo.model_validate(bc_invoice(BC_TAX)).tax_lines[0].amount == D("130.00")
+
+
+def test_a_document_without_tax_lines_has_none():
+    assert AppInvoice.model_validate(invoice()).tax_lines == ()
+    assert AppInvoice.model_validate(invoice(tax_lines=[])).tax_lines == ()
+
+
+def test_tax_lines_must_add_up_to_tax_total():
+    problems = problems_of(AppInvoice, bc_invoice([*BC_TAX[:2], tax_line("BC", "7", "-20.99")]))
+
+    assert problems == [
+        {"field": "tax_lines", "message": "the amounts must add up to tax_total: 94.01, not 94.00"}
+    ]
+
+
+def test_a_rate_of_a_tax_is_given_once_whatever_its_precision():
+    taxes = [*BC_TAX, tax_line("BC", "7.000", "0")]
+
+    assert problems_of(AppInvoice, bc_invoice(taxes)) == [
+        {"field": "tax_lines[3]", "message": "tax 'BC' at 7.000 % is given more than once"}
+    ]
+
+
+def test_tax_lines_name_only_taxes_the_lines_carry():
+    taxes = [*BC_TAX, tax_line("GST", "5", "0")]
+
+    assert problems_of(AppInvoice, bc_invoice(taxes)) == [
+        {"field": "tax_lines[3].tax_id", "message": "no line carries tax_id 'GST'"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("percent", "-1"),
+        ("percent", "5.1234567"),
+        ("amount", "1.001"),
+        ("taxable_amount", 1.5),
+        ("tax_id", "a b"),
+    ],
+)
+def test_tax_line_fields_are_checked(field, value):
+    taxes = [{**BC_TAX[0], field: value}, *BC_TAX[1:]]
+
+    assert fields_of(AppInvoice, bc_invoice(taxes)) == [f"tax_lines[0].{field}"]
+
+
+def test_tax_line_problems_are_reported_with_the_others():
+    taxes = [*BC_TAX, tax_line("BC", "7", "1"), tax_line("X", "1", "0")]
+
+    assert fields_of(AppCreditMemo, bc_invoice(taxes, total="795")) == [
+        "total",
+        "tax_lines[3]",
+        "tax_lines[4].tax_id",
+        "tax_lines",
+    ]
+
+
 # --- payments ---------------------------------------------------------------------------------
 
 

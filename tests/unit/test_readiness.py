@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from shared.push.models import (
     LineKind,
     TenantSettings,
 )
-from shared.push.payloads import CompanyFacts
+from shared.push.payloads import CompanyFacts, SalesTaxRate
 from shared.push.readiness import (
     MappingLookup,
     NotReady,
@@ -47,6 +48,10 @@ class FakeLookup:
         default_factory=lambda: {("work", "W-1"): "1", ("expense", "E-1"): "2"}
     )
     tax_codes: dict[str, str] = field(default_factory=lambda: {"VAT20": "2"})
+    # The mapping cache's sales rates per QBO tax code (a code absent: its rates are not cached).
+    rates: dict[str, tuple[SalesTaxRate, ...]] = field(
+        default_factory=lambda: {"2": (SalesTaxRate("1", Decimal(20)),)}
+    )
     invoices: dict[str, str] = field(default_factory=lambda: {"inv-1": "130"})
     credit_memos: dict[str, str] = field(default_factory=dict)
     clients: dict[str, AppClient] = field(default_factory=dict)
@@ -59,6 +64,10 @@ class FakeLookup:
 
     def tax_code_for(self, tax_id: str) -> str | None:
         return self.tax_codes.get(tax_id)
+
+    def tax_rates_for(self, tax_id: str) -> tuple[SalesTaxRate, ...] | None:
+        code = self.tax_codes.get(tax_id)
+        return self.rates.get(code) if code is not None else None
 
     def invoice_qbo_id(self, invoice_id: str) -> str | None:
         return self.invoices.get(invoice_id)
@@ -344,6 +353,105 @@ def test_gb_lines_need_a_mapped_tax_id():
         ("tax_id_missing", {"line_id": "2"}),
         ("tax_model_mismatch", {"line_id": "3", "expected": "tax_id", "found": "taxable"}),
     ]
+
+
+# --- tax per rate -----------------------------------------------------------------------------
+
+CA = CompanyFacts("CA", "CAD", "per_line")
+GST, HST, PST = SalesTaxRate("1", Decimal(5)), SalesTaxRate("2", Decimal(13)), SalesTaxRate("3", Decimal(7))
+
+
+def ca_lookup(**overrides: Any) -> FakeLookup:
+    fields: dict[str, Any] = {
+        "tax_codes": {"GST": "2", "HST": "3", "BC": "4"},
+        "rates": {"2": (GST,), "3": (HST,), "4": (GST, PST)},
+    }
+    return lookup(**{**fields, **overrides})
+
+
+def ca_invoice(tax_lines: list[dict[str, Any]], lines: list[dict[str, Any]] | None = None) -> AppInvoice:
+    lines = lines or [gb_line("1", amount="1000", tax_id="HST"), gb_line("2", amount="-300", tax_id="BC")]
+    tax_total = sum(Decimal(str(t["amount"])) for t in tax_lines)
+    total = sum(Decimal(str(ln["amount"])) for ln in lines) + tax_total
+    return invoice(lines, tax_lines=tax_lines, tax_total=str(tax_total), total=str(total))
+
+
+BC_TAX = [
+    {"tax_id": "HST", "percent": "13", "amount": "130"},
+    {"tax_id": "BC", "percent": "5.00", "amount": "-15"},
+    {"tax_id": "BC", "percent": "7", "amount": "-21"},
+]
+
+
+def test_a_non_us_invoice_whose_tax_lines_name_rates_of_their_codes_is_ready():
+    assert check_invoice(ca_invoice(BC_TAX), facts=CA, links=ca_lookup()) == Ready()
+    assert (
+        evaluate_credit_memo(
+            AppCreditMemo.model_validate(ca_invoice(BC_TAX).model_dump(exclude={"due_date"})),
+            settings(),
+            CA,
+            ca_lookup(),
+            today=TODAY,
+        )
+        == Ready()
+    )
+
+
+def test_a_tax_line_whose_percent_is_no_rate_of_its_code_waits():
+    taxes = [BC_TAX[0], {"tax_id": "BC", "percent": "6", "amount": "-36"}]
+
+    assert reasons(check_invoice(ca_invoice(taxes), facts=CA, links=ca_lookup())) == [
+        ("tax_rate_unknown", {"tax_id": "BC", "percent": "6"})
+    ]
+
+
+def test_a_percent_two_rates_of_the_code_share_does_not_say_which_agency_is_owed():
+    links = ca_lookup(rates={"3": (HST,), "4": (GST, PST, SalesTaxRate("9", Decimal(5)))})
+
+    assert reasons(check_invoice(ca_invoice(BC_TAX), facts=CA, links=links)) == [
+        ("tax_rate_unknown", {"tax_id": "BC", "percent": "5.00"})
+    ]
+
+
+def test_tax_lines_wait_for_the_rates_of_every_code_of_the_lines():
+    # HST's code has no cached rates: it is named by a tax line; so would a code no tax line names.
+    links = ca_lookup(rates={"4": (GST, PST)})
+
+    assert reasons(check_invoice(ca_invoice(BC_TAX), facts=CA, links=links)) == [
+        ("tax_rates_unknown", {"tax_id": "HST", "qbo_id": "3"})
+    ]
+    assert reasons(check_invoice(ca_invoice(BC_TAX[1:]), facts=CA, links=links)) == [
+        ("tax_rates_unknown", {"tax_id": "HST", "qbo_id": "3"})
+    ]
+
+
+def test_an_unmapped_tax_is_reported_per_line_and_not_again_for_its_tax_lines():
+    links = ca_lookup(tax_codes={"HST": "3"})
+
+    assert reasons(check_invoice(ca_invoice(BC_TAX), facts=CA, links=links)) == [
+        ("tax_not_mapped", {"line_id": "2", "tax_id": "BC"})
+    ]
+
+
+def test_a_us_document_with_tax_lines_waits_rather_than_dropping_the_breakdown():
+    # Tax lines name a tax_id some line carries, which a US line cannot: both are reported.
+    taxed = invoice(
+        [gb_line("1", amount="100", tax_id="T")],
+        tax_lines=[{"tax_id": "T", "percent": "8", "amount": "8"}],
+        tax_total="8",
+        total="108",
+    )
+
+    assert reasons(check_invoice(taxed, facts=US)) == [
+        ("tax_model_mismatch", {"line_id": "1", "expected": "taxable", "found": "tax_id"}),
+        ("tax_model_mismatch", {"expected": "taxable", "found": "tax_lines"}),
+    ]
+
+
+def test_summarised_mode_takes_the_tax_total_and_ignores_tax_lines():
+    tenant = settings(posting_mode="summarised", master_customer_id="60")
+
+    assert check_invoice(ca_invoice(BC_TAX), tenant, facts=CA, links=ca_lookup(rates={})) == Ready()
 
 
 def test_every_reason_is_listed_not_just_the_first():

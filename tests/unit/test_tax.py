@@ -132,6 +132,35 @@ def test_an_explicit_total_on_zero_computed_tax_follows_net_times_percent():
     assert tax.honour_total(D(3), ()) == ()
 
 
+def test_sent_tax_lines_replace_their_rates_exactly_and_leave_the_others_computed():
+    hst = tax.Rate("2", D(13))
+    computed = tax.per_line_tax(
+        [
+            tax.TaxableLine(D(1000), (hst,)),
+            tax.TaxableLine(D(-300), (GST, PST)),
+            tax.TaxableLine(D(10), (GST,)),
+        ]
+    ).tax_lines
+
+    honoured = tax.honour_tax_lines(
+        computed,
+        {"2": tax.SentTaxLine(D(130)), "7": tax.SentTaxLine(D("-14.504"), D("-290.00"))},
+    )
+
+    assert [(t.rate.rate_id, t.net_taxable, t.amount) for t in honoured] == [
+        ("2", D(1000), D("130.00")),
+        ("7", D("-290.00"), D("-14.50")),  # the sent net is kept, the amount rounded half up
+        ("8", D(-300), D("-21.00")),  # not sent: computed
+    ]
+
+
+def test_a_tax_line_for_a_rate_the_lines_do_not_use_is_an_error():
+    computed = tax.per_line_tax([tax.TaxableLine(D(100), (GST,))]).tax_lines
+
+    with pytest.raises(ValueError, match="'8'"):
+        tax.honour_tax_lines(computed, {"8": tax.SentTaxLine(D(7))})
+
+
 @pytest.mark.parametrize(
     ("discount", "amounts", "expected"),
     [

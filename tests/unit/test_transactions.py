@@ -1301,6 +1301,278 @@ def test_vat_explicit_total_tax_is_honoured():
     assert amount(inv["TotalAmt"]) == D("119.99")
 
 
+# --- non-US tax per rate (TxnTaxDetail.TaxLine) -----------------------------------------------
+
+
+def ca_company() -> Company:
+    """The shape of the CA seed: GST and HST owed to the Canada Revenue Agency (1), PST BC to the
+    province (2); codes 2 GST, 3 HST ON and 4 GST/PST BC (a group of two rates)."""
+    co = Company(realm_id="9341000000000003", country="CA", name="Maple Ltd", created_at=NOW)
+    _add(co, "Account", "1", Name="Sales", FullyQualifiedName="Sales", AccountType="Income", Active=True)
+    _add(
+        co,
+        "Customer",
+        "1",
+        DisplayName="Maple",
+        FullyQualifiedName="Maple",
+        Active=True,
+        Balance=0,
+        BalanceWithJobs=0,
+    )
+    _add(
+        co,
+        "Item",
+        "1",
+        Name="Consulting",
+        FullyQualifiedName="Consulting",
+        Type="Service",
+        Active=True,
+        IncomeAccountRef={"value": "1"},
+    )
+    for rate_id, name, percent, agency in [
+        ("1", "GST", 5, "1"),
+        ("2", "HST ON", 13, "1"),
+        ("3", "PST BC", 7, "2"),
+    ]:
+        _add(co, "TaxRate", rate_id, Name=name, RateValue=percent, AgencyRef={"value": agency}, Active=True)
+    _add(co, "TaxRate", "9", Name="Unused", RateValue=9, Active=True)
+    for code_id, name, rates in [
+        ("2", "GST", ["1"]),
+        ("3", "HST ON", ["2"]),
+        ("4", "GST/PST BC", ["1", "3"]),
+    ]:
+        details = [{"TaxRateRef": {"value": r}, "TaxOrder": 0} for r in rates]
+        _add(co, "TaxCode", code_id, Name=name, Active=True, SalesTaxRateList={"TaxRateDetail": details})
+    _add(
+        co,
+        "Preferences",
+        "1",
+        SalesFormsPrefs={"CustomTxnNumbers": False, "AutoApplyCredit": False},
+        TaxPrefs={"PartnerTaxEnabled": False},
+        CurrencyPrefs={"HomeCurrency": {"value": "CAD"}},
+    )
+    return co
+
+
+def tax_line(rate: str, amount: Any, **detail: Any) -> Entity:
+    return {
+        "Amount": D(str(amount)),
+        "DetailType": "TaxLineDetail",
+        "TaxLineDetail": {"TaxRateRef": {"value": rate}, **detail},
+    }
+
+
+def ca_invoice(
+    co: Company, *lines: Entity, tax: Entity | None = None, entity: str = "Invoice", **fields: Any
+) -> Entity:
+    body: Entity = {"CustomerRef": {"value": "1"}, "Line": list(lines), **fields}
+    if tax is not None:
+        body["TxnTaxDetail"] = tax
+    return accounting.create(co, entity, body, NOW)
+
+
+def per_rate(doc: Entity) -> list[tuple[str, Decimal]]:
+    return [
+        (t["TaxLineDetail"]["TaxRateRef"]["value"], amount(t["Amount"]))
+        for t in doc["TxnTaxDetail"]["TaxLine"]
+    ]
+
+
+def test_a_bare_total_tax_is_prorated_across_rates_and_agencies():
+    # The measured defect: an HST line next to a GST/PST BC credit, the app's tax being 130 HST,
+    # -15 GST, -21 PST.  A TotalTax alone is shared in proportion to QBO's own amounts.
+    co = ca_company()
+
+    inv = ca_invoice(co, sale(1000, "1", code="3"), sale(-300, "1", code="4"), tax={"TotalTax": D(94)})
+
+    assert per_rate(inv) == [("2", D("73.62")), ("1", D("8.49")), ("3", D("11.89"))]
+    assert inv["TotalAmt"] == 794
+
+
+@pytest.mark.parametrize("entity", ["Invoice", "CreditMemo"])
+def test_sent_tax_lines_are_the_tax_of_each_rate_exactly(entity):
+    co = ca_company()
+    sent = {"TotalTax": D(94), "TaxLine": [tax_line("2", 130), tax_line("1", -15), tax_line("3", -21)]}
+
+    doc = ca_invoice(co, sale(1000, "1", code="3"), sale(-300, "1", code="4"), tax=sent, entity=entity)
+
+    assert per_rate(doc) == [("2", D(130)), ("1", D(-15)), ("3", D(-21))]
+    assert (doc["TxnTaxDetail"]["TotalTax"], doc["TotalAmt"]) == (94, 794)
+    detail = doc["TxnTaxDetail"]["TaxLine"][1]
+    assert detail["DetailType"] == "TaxLineDetail"
+    assert detail["TaxLineDetail"] == {
+        "TaxRateRef": {"value": "1"},
+        "PercentBased": True,
+        "TaxPercent": 5,
+        "NetAmountTaxable": -300,
+    }
+    assert stored(co, entity, doc["Id"])["TxnTaxDetail"] == doc["TxnTaxDetail"]
+
+
+def test_rates_without_a_sent_tax_line_keep_their_computed_tax():
+    co = ca_company()
+
+    inv = ca_invoice(
+        co, sale("100.10", "1", code="3"), sale(100, "1", code="4"), tax={"TaxLine": [tax_line("2", "12.99")]}
+    )
+
+    assert per_rate(inv) == [("2", D("12.99")), ("1", D("5.00")), ("3", D("7.00"))]
+    assert amount(inv["TxnTaxDetail"]["TotalTax"]) == D("24.99")
+    assert amount(inv["TotalAmt"]) == D("225.09")
+
+
+def test_a_sent_tax_line_keeps_its_net_and_the_rate_keeps_its_own_percent():
+    co = ca_company()
+    sent = [
+        tax_line("1", "4.995", NetAmountTaxable=D("99.90"), TaxPercent=D(99), PercentBased=False),
+        tax_line("3", 7, OverrideDeltaAmount=D(1), TaxInclusiveAmount=D(2)),
+    ]
+
+    inv = ca_invoice(co, sale(100, "1", code="4"), tax={"TaxLine": sent})
+
+    gst, pst = (t["TaxLineDetail"] for t in inv["TxnTaxDetail"]["TaxLine"])
+    assert per_rate(inv) == [("1", D("5.00")), ("3", D(7))]  # rounded half up to the cent
+    assert (amount(gst["NetAmountTaxable"]), gst["TaxPercent"], gst["PercentBased"]) == (D("99.90"), 5, True)
+    assert pst == {
+        "TaxRateRef": {"value": "3"},
+        "PercentBased": True,
+        "TaxPercent": 7,
+        "NetAmountTaxable": 100,
+    }
+
+
+def test_with_tax_lines_sent_a_contradicting_total_tax_is_ignored():
+    co = ca_company()
+
+    inv = ca_invoice(
+        co, sale(100, "1", code="2"), tax={"TotalTax": D(99), "TaxLine": [tax_line("1", "4.99")]}
+    )
+
+    assert amount(inv["TxnTaxDetail"]["TotalTax"]) == D("4.99")
+    assert amount(inv["TotalAmt"]) == D("104.99")
+
+
+def test_an_empty_tax_line_list_leaves_the_total_tax_to_be_prorated_as_before():
+    co = ca_company()
+
+    inv = ca_invoice(
+        co, sale(1000, "1", code="3"), sale(-300, "1", code="4"), tax={"TotalTax": D(94), "TaxLine": []}
+    )
+
+    assert per_rate(inv) == [("2", D("73.62")), ("1", D("8.49")), ("3", D("11.89"))]
+
+
+def test_tax_inclusive_lines_keep_their_nets_under_sent_tax_lines():
+    co = ca_company()
+
+    inv = ca_invoice(
+        co,
+        sale(113, "1", code="3"),
+        tax={"TaxLine": [tax_line("2", "12.99")]},
+        GlobalTaxCalculation="TaxInclusive",
+    )
+
+    assert amount(inv["Line"][0]["Amount"]) == D(100)  # 113 / 1.13
+    assert per_rate(inv) == [("2", D("12.99"))]
+    assert amount(inv["TotalAmt"]) == D("112.99")
+
+
+def test_a_sparse_update_without_lines_keeps_the_sent_tax_of_each_rate():
+    co = ca_company()
+    inv = ca_invoice(
+        co,
+        sale(1000, "1", code="3"),
+        sale(-300, "1", code="4"),
+        tax={"TaxLine": [tax_line("2", 130), tax_line("1", -15), tax_line("3", -21)]},
+    )
+
+    kept = accounting.update(
+        co, "Invoice", {"Id": inv["Id"], "SyncToken": "0", "sparse": True, "PrivateNote": "x"}, NOW
+    )
+
+    assert per_rate(kept) == [("2", D(130)), ("1", D(-15)), ("3", D(-21))]
+    assert kept["TotalAmt"] == 794
+
+
+def test_tax_lines_cannot_make_the_total_negative():
+    co = ca_company()
+
+    error = fault(ca_invoice, co, sale(10, "1", code="2"), tax={"TaxLine": [tax_line("1", -11)]})
+
+    assert error.code == "6000"
+    assert list(co.rows("Invoice")) == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "code", "element", "text"),
+    [
+        (
+            [tax_line("3", 7)],
+            "6000",
+            "TxnTaxDetail.TaxLine.TaxLineDetail.TaxRateRef",
+            "not a rate of a tax code",
+        ),
+        (
+            [tax_line("9", 7)],
+            "6000",
+            "TxnTaxDetail.TaxLine.TaxLineDetail.TaxRateRef",
+            "not a rate of a tax code",
+        ),
+        ([tax_line("404", 7)], "610", "TxnTaxDetail.TaxLine.TaxLineDetail.TaxRateRef", "TaxRate Id 404"),
+        (
+            [tax_line("1", 2), tax_line("1", 3)],
+            "6000",
+            "TxnTaxDetail.TaxLine.TaxLineDetail.TaxRateRef",
+            "more than one",
+        ),
+        (
+            [{"Amount": 5, "TaxLineDetail": {"TaxRateRef": {"value": "1"}}}],
+            "6000",
+            "TxnTaxDetail.TaxLine",
+            "TxnTaxDetail.TaxLine.DetailTypeEnum is missing in the request",
+        ),
+        (
+            [{**tax_line("1", 5), "DetailType": "SalesItemLineDetail"}],
+            "2010",
+            "TxnTaxDetail.TaxLine.DetailType",
+            "",
+        ),
+        ([{"Amount": 5, "DetailType": "TaxLineDetail"}], "2020", "TxnTaxDetail.TaxLine.TaxLineDetail", ""),
+        (
+            [tax_line("1", 5) | {"TaxLineDetail": {}}],
+            "2020",
+            "TxnTaxDetail.TaxLine.TaxLineDetail.TaxRateRef",
+            "",
+        ),
+        (
+            [{k: v for k, v in tax_line("1", 5).items() if k != "Amount"}],
+            "2020",
+            "TxnTaxDetail.TaxLine.Amount",
+            "",
+        ),
+        ({"Amount": 5}, "2010", "TxnTaxDetail.TaxLine", "must be an array"),
+        (["5"], "2010", "TxnTaxDetail.TaxLine", "must be an object"),
+    ],
+)
+def test_tax_line_refusals_change_nothing(sent, code, element, text):
+    co = ca_company()
+
+    error = fault(ca_invoice, co, sale(100, "1", code="2"), tax={"TaxLine": sent})
+
+    assert (error.code, error.errors[0].element) == (code, element)
+    assert text in error.errors[0].detail
+    assert list(co.rows("Invoice")) == []
+
+
+def test_a_us_company_ignores_sent_tax_lines_and_honours_the_total(co):
+    inv = invoice(
+        co, sale(100, code="TAX"), TxnTaxDetail={"TotalTax": D("8.30"), "TaxLine": [tax_line("3", "1.00")]}
+    )
+
+    assert amount(inv["TxnTaxDetail"]["TotalTax"]) == D("8.30")
+    assert amount(inv["TotalAmt"]) == D("108.30")
+
+
 # --- seed -------------------------------------------------------------------------------------
 
 
