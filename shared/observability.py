@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from shared.constants import SERVICE
 
 if TYPE_CHECKING:
+    from shared.pull.changes import ApplyReport
     from shared.qbo.client import QboCall
 
 NAMESPACE: Final = "QBOLink"
@@ -41,3 +42,18 @@ def record_qbo_call(call: QboCall) -> None:
         metric.add_dimension(name="operation", value=call.operation)
     if call.throttled:
         metrics.add_metric(name="QboThrottled", unit=MetricUnit.Count, value=1)
+
+
+def record_pull(report: ApplyReport) -> None:
+    """The change worker's observer (installed by ``shared.wiring``): per delivery or sweep, what
+    the pull saved and spent — ``ChangeEchoes`` (our own writes recognised, no read, no event),
+    ``NoticesCoalesced`` (notices an earlier read covered), ``ChangeReads`` (CDC and other metered
+    reads) and ``ChangeEvents`` (events published)."""
+    for name, value in (
+        ("ChangeEchoes", report.echoes),
+        ("NoticesCoalesced", report.coalesced),
+        ("ChangeReads", report.reads),
+        ("ChangeEvents", sum(report.events.values())),
+    ):
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from shared.links import LinkStore
     from shared.mapping.service import MappingService
     from shared.posting_log import PostingLog
-    from shared.pull.changes import PullService
+    from shared.pull.changes import ApplyReport, PullService
     from shared.pull.notifications import NotificationIntake
     from shared.push.service import PushQueue, PushService
     from shared.push.settings_store import TenantSettingsStore
@@ -202,6 +202,13 @@ def governor() -> RateGovernor:
     return _once(
         "governor", lambda: RateGovernor(dynamodb().Table(settings().runtime_table), settings().governor)
     )
+
+
+def pull_observer() -> Callable[[ApplyReport], None]:
+    """What the change worker reports each delivery and sweep to: the function's metrics."""
+    from shared.observability import record_pull
+
+    return record_pull
 
 
 def qbo_call_observer() -> Callable[[QboCall], None]:
@@ -416,6 +423,7 @@ def pull_service() -> PullService:
                 skew=timedelta(seconds=config.pull_skew_seconds),
             ),
             company=CompanyPreferences(store()),
+            observer=pull_observer(),
         )
 
     return _once("pull_service", build)

@@ -894,6 +894,7 @@ class PullService:
     timing: PullTiming = field(default_factory=PullTiming)
     sleep: Callable[[float], None] = time.sleep
     company: CompanyPreferences | None = None  # kept in step when QBO's Preferences change
+    observer: Callable[[ApplyReport], None] | None = None  # the function's metrics, per delivery
 
     def sweep_request(self, request: SweepRequest) -> Exchange | None:
         """Run a fanned-out sweep; a request for a tenant no longer connected to that realm is
@@ -924,6 +925,7 @@ class PullService:
             news = self._settled(tenant_id, cursor, news, report)
         if not news and not merges and not preferences:
             self.cursors.note(tenant_id, CHANGES_CURSOR, _pending_counts(report))
+            self._observe(report)
             return None
         assert realm is not None  # news and merges come from notices of the connected realm
         exchange = self.exchanges.start(tenant_id, "webhook", realm_id=realm)
@@ -1059,7 +1061,12 @@ class PullService:
         report.cache_refreshed += counts.get("tax", 0)
         self.cursors.advance(tenant_id, [TAX_REFRESH_CURSOR], started, exchange_id=exchange.exchange_id)
 
+    def _observe(self, report: ApplyReport) -> None:
+        if self.observer is not None:
+            self.observer(report)
+
     def _finish(self, exchange: Exchange, report: ApplyReport) -> Exchange:
+        self._observe(report)
         self._copy(exchange, report)
         self.exchanges.finish(exchange, "succeeded")
         self._announce(exchange)

@@ -379,3 +379,27 @@ def test_a_preferences_notice_keeps_the_auto_apply_warning_in_step(pull: Pull) -
 
     assert pull.metered_reads() - before == 1
     assert pull.world.status(TENANT)["warnings"] == []
+
+
+def test_the_change_function_reports_echoes_coalesced_notices_reads_and_events(
+    pull: Pull, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.test_push_metrics import emf_blobs, metric_values
+
+    customer = _ours(pull, "Customer", {"DisplayName": "Metric Echo"}, "client", "cl-metric")
+    created = pull.ui("Customer", {"DisplayName": "Metric News"})
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 5})
+    capsys.readouterr()
+
+    pull.deliver(_notice(pull, "Customer", customer), _notice(pull, "Customer", created))
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 5})
+    pull.deliver(_notice(pull, "Customer", created))  # a replay the read covered
+
+    blobs = emf_blobs(capsys.readouterr().out)
+    totals = {
+        name: sum(v for _, values in metric_values(blobs, name) for v in values)
+        for name in ("ChangeEchoes", "NoticesCoalesced", "ChangeReads", "ChangeEvents")
+    }
+    # Our write is recognised twice: its notice (no read needed for it) and its row in the read the
+    # other notice needed; the replay costs nothing
+    assert totals == {"ChangeEchoes": 2, "NoticesCoalesced": 1, "ChangeReads": 1, "ChangeEvents": 1}
