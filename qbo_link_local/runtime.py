@@ -109,6 +109,14 @@ class _MetricsSink:
             if call.throttled:
                 values["QboThrottled"] += 1
 
+    def count_dynamodb_call(self, **_kwargs: Any) -> None:
+        """boto3's ``before-call.dynamodb`` hook: one ``DynamoDBCalls`` for the running function."""
+        function = self._current()
+        if function is None:
+            return  # the stack's own calls (resources, idle checks), not a handler's
+        with self._lock:
+            self.values[function]["DynamoDBCalls"] += 1
+
     def add_metric(self, name: str, unit: Any = None, value: float = 0.0, resolution: Any = 60) -> None:
         from aws_lambda_powertools.metrics.exceptions import MetricValueError
 

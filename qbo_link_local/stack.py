@@ -585,6 +585,10 @@ class LocalStack:
         for service in ("sqs", "events", "kms", "secretsmanager"):
             boto3.client(service)
         boto3.resource("dynamodb")
+        # Each DynamoDB call a handler makes is counted for its function (``stats()["metrics"]``).
+        session = boto3.DEFAULT_SESSION
+        assert session is not None
+        session.events.register("before-call.dynamodb", self._invoker.sink.count_dynamodb_call)
 
     # --- the gateway ---------------------------------------------------------------------------
 
