@@ -2,17 +2,18 @@
 Gateway v2 events, DynamoDB and the SQS FIFO changes queue in moto.
 
 * the handler module's import time in a fresh interpreter (its share of a cold start);
-* answer times at load: ``--senders`` threads deliver signed CloudEvents batches at once, 1,000
+* times at load: ``--senders`` threads deliver signed CloudEvents batches without pause, 1,000
   deliveries of 10 events and 100 deliveries of 100 events, each delivery over 3 of 10 tenants'
-  realms and every event new: p50/p95/p99/max of the answer time, and the DynamoDB and SQS calls
-  per delivery (counted on boto3's event system);
+  realms and every event new: p50/p95/p99/max of the time in the handler and of the answer time a
+  sender sees (which adds the wait for the function), and the DynamoDB and SQS calls per delivery
+  (counted on boto3's event system);
 * with ``--against DIR`` (another checkout, e.g. ``git archive`` of the code before a change),
   every figure is measured in both trees in the same run, alternately, each scenario in a fresh
   interpreter, and the ratios are printed (medians over ``--repeat`` runs of each).
 
-Each sender thread stands for one Lambda environment: it has its own copy of the handler module
-(Powertools' resolver serves one event at a time) and shares the process's boto3 clients, moto and
-the GIL with the others.  moto's DynamoDB is made atomic as in the tests
+The handler runs as the local stack runs it (``qbo_link_local.runtime.Invoker``): one invocation at a
+time, as in one Lambda environment, since Powertools keeps the current event on its router class;
+the senders queue for it.  moto's DynamoDB is made atomic as in the tests
 (``qbo_link_local.moto_dynamodb``).  moto does in this process, in Python, what DynamoDB and SQS do
 elsewhere (about half a millisecond per item read, written or sent), so the figures compare code
 paths under contention; they are not a region's.
@@ -23,8 +24,7 @@ would grow with the queue's length), and moto's camel-case conversion of the que
 which it repeats about 120 times for every message stored (some 4 ms a message here), is memoized.
 The heap built before the timed part (moto, botocore's models, the prepared bodies), which a Lambda
 environment does not hold, is frozen out of the garbage collector (``--keep-gc`` leaves it): its
-full collections, 15-100 ms each and growing, stall every sender at once and land in both trees'
-tails.
+full collections, 15-100 ms each and growing, land in both trees' tails.
 
     .venv/bin/python scripts/bench_webhooks.py [--runs 10] [--senders 4] [--repeat 1] [--quick]
         [--keep-gc] [--against DIR]
@@ -88,20 +88,15 @@ def delivery(number: int, events: int) -> bytes:
     ).encode()
 
 
-def ignore(*_args: object, **_kwargs: object) -> None:
-    return None
-
-
 def percentile(ordered: list[float], p: float) -> float:
     """Nearest rank: the smallest value with at least p % of the values at or below it."""
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def measure(root: Path, deliveries: int, events: int, senders: int, *, freeze: bool = True) -> dict[str, Any]:
-    """One scenario in this interpreter, with ``root``'s code (the caller put it first on sys.path)."""
+def measure(deliveries: int, events: int, senders: int, *, freeze: bool = True) -> dict[str, Any]:
+    """One scenario in this interpreter, with the code the caller put first on sys.path."""
     import functools
     import gc
-    import importlib.util
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -119,17 +114,18 @@ def measure(root: Path, deliveries: int, events: int, senders: int, *, freeze: b
 
     import boto3
     from moto import mock_aws
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sqs import models as moto_sqs
 
     from qbo_link_local.moto_dynamodb import atomic_dynamodb
-    from shared import observability, tables, wiring
+    from qbo_link_local.runtime import Invoker
+    from shared import stack, tables, wiring
     from shared.connection_store import ConnectionStore
     from shared.pull import notifications
-    from tests.integration.connections_fixtures import LambdaContext, http_event
+    from tests.integration.connections_fixtures import http_event
 
     os.environ[notifications.VERIFIER_TOKEN_ENV] = TOKEN
-    # Powertools keeps one process-wide metric set: concurrent handlers would flush each other's.
-    provider: Any = observability.metrics.provider
-    provider.add_metric = provider.flush_metrics = ignore
 
     def signed(raw: bytes) -> dict[str, Any]:
         event: dict[str, Any] = http_event("POST", "/webhooks/qbo")
@@ -139,15 +135,6 @@ def measure(root: Path, deliveries: int, events: int, senders: int, *, freeze: b
         }
         event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
         return event
-
-    def handler_copy(n: int) -> Any:
-        path = root / "functions" / "webhooks" / "handler.py"
-        spec = importlib.util.spec_from_file_location(f"bench_webhooks_handler_{n}", path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
 
     calls: Counter[str] = Counter()
     lock = threading.Lock()
@@ -173,10 +160,6 @@ def measure(root: Path, deliveries: int, events: int, senders: int, *, freeze: b
         sqs = setup.client("sqs")
         url = sqs.create_queue(QueueName="bench.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
         os.environ[notifications.CHANGES_QUEUE_URL_ENV] = url
-        from moto.core.models import DEFAULT_ACCOUNT_ID
-        from moto.core.utils import camelcase_to_underscores
-        from moto.sqs import models as moto_sqs
-
         moto_sqs.sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_queue("bench.fifo")._messages = Consumed()
         moto_sqs.camelcase_to_underscores = functools.cache(camelcase_to_underscores)  # type: ignore[attr-defined]
         store = ConnectionStore(
@@ -190,52 +173,55 @@ def measure(root: Path, deliveries: int, events: int, senders: int, *, freeze: b
         boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", count)
         boto3.DEFAULT_SESSION.events.register("before-call.sqs", count)
 
-        handlers = [handler_copy(n) for n in range(senders)]
-        started = time.perf_counter()
-        first = handlers[0].lambda_handler(signed(delivery(0, events)), LambdaContext())
-        first_seconds = time.perf_counter() - started
-        assert first["statusCode"] == 200, first
-        for n, handler in enumerate(handlers[1:], 1):  # each environment warm, as at load
-            assert handler.lambda_handler(signed(delivery(n, events)), LambdaContext())["statusCode"] == 200
+        # As the local stack runs it: one invocation at a time (Powertools keeps the current event
+        # on its router class, so one environment serves one event at a time, as in Lambda), with
+        # metrics recorded per function instead of printed.
+        invoker = Invoker([stack.WEBHOOKS])
+        invoker.sink.install()
+        invoker.load()
+        first = invoker.call(stack.WEBHOOKS, signed(delivery(0, events)))
+        assert first.error is None, first.error_text()
+        assert first.result["statusCode"] == 200, first.result
         calls.clear()
         Consumed.taken = 0
 
-        bodies = [signed(delivery(k, events)) for k in range(deliveries)]
+        bodies = [signed(delivery(k, events)) for k in range(1, deliveries + 1)]
         if freeze:
             gc.freeze()  # what is here now (moto, botocore's models, the bodies) is never collected
-        local = threading.local()
-        spare = list(handlers)
 
-        def take_handler() -> None:
-            with lock:
-                local.handler = spare.pop()
-
-        def answer(event: dict[str, Any]) -> float:
+        def answer(event: dict[str, Any]) -> tuple[float, float]:
             began = time.perf_counter()
-            result = local.handler.lambda_handler(event, LambdaContext())
+            call = invoker.call(stack.WEBHOOKS, event)
             took = time.perf_counter() - began
-            assert result["statusCode"] == 200, result
-            return took
+            assert call.error is None, call.error_text()
+            assert call.result["statusCode"] == 200, call.result
+            return took * 1000, call.duration_ms
 
         began = time.perf_counter()
-        with ThreadPoolExecutor(senders, initializer=take_handler) as pool:
-            seconds = list(pool.map(answer, bodies))
+        with ThreadPoolExecutor(senders) as pool:
+            timings = list(pool.map(answer, bodies))
         wall = time.perf_counter() - began
+        invoker.sink.uninstall()
         assert Consumed.taken == deliveries * events, (Consumed.taken, deliveries * events)
         wiring.reset()
 
-    ms = sorted(s * 1000 for s in seconds)
+    def spread(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        return {
+            "p50": percentile(ordered, 50),
+            "p95": percentile(ordered, 95),
+            "p99": percentile(ordered, 99),
+            "max": ordered[-1],
+        }
+
     return {
         "shared": str(Path(sys.modules["shared"].__file__ or "").parent),
         "deliveries": deliveries,
         "events": events,
         "senders": senders,
-        "first_ms": first_seconds * 1000,
-        "p50": percentile(ms, 50),
-        "p95": percentile(ms, 95),
-        "p99": percentile(ms, 99),
-        "max": ms[-1],
-        "mean": statistics.fmean(ms),
+        "first_ms": first.duration_ms,
+        "answer": spread([answered for answered, _ in timings]),
+        "handler": spread([handled for _, handled in timings]),
         "per_second": deliveries / wall,
         "calls": {name: n / deliveries for name, n in sorted(calls.items())},
     }
@@ -257,22 +243,31 @@ def calls_text(calls: dict[str, float], service: str) -> str:
 
 
 def show_scenario(label: str, results: dict[str, list[dict[str, Any]]]) -> None:
-    """Each tree's median over its runs; the ratios when there is a before and an after."""
+    """Each tree's medians over its runs; the ratios when there is a before and an after."""
+    quantiles = ("p50", "p95", "p99", "max")
     print(f"\n{label}")
-    print(f"  {'':<8} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} {'/s':>7}  calls per delivery")
+    print(f"  {'':<22} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}")
     medians: dict[str, dict[str, float]] = {}
     for tree, runs in results.items():
-        keys = ("p50", "p95", "p99", "max", "per_second", "first_ms")
-        figures = medians[tree] = {key: statistics.median(r[key] for r in runs) for key in keys}
-        row = " ".join(f"{figures[key]:8.1f}" for key in ("p50", "p95", "p99", "max"))
-        dynamodb = calls_text(runs[0]["calls"], "dynamodb")
-        print(f"  {tree:<8} {row} {figures['per_second']:7.1f}  DynamoDB {dynamodb}")
-        print(f"  {'':<52}  SQS {calls_text(runs[0]['calls'], 'sqs')}")
-        print(f"  {'':<8} first delivery of the process (builds the clients): {figures['first_ms']:.1f} ms")
+        figures: dict[str, float] = {}
+        for kind in ("handler", "answer"):
+            figures.update({f"{kind} {q}": statistics.median(r[kind][q] for r in runs) for q in quantiles})
+            row = " ".join(f"{figures[f'{kind} {q}']:8.1f}" for q in quantiles)
+            print(f"  {tree + (' in handler' if kind == 'handler' else ' answered'):<22} {row}")
+        figures["per_second"] = statistics.median(r["per_second"] for r in runs)
+        figures["first_ms"] = statistics.median(r["first_ms"] for r in runs)
+        medians[tree] = figures
+        print(
+            f"  {'':<22} {figures['per_second']:.1f} deliveries/s; per delivery DynamoDB "
+            f"{calls_text(runs[0]['calls'], 'dynamodb')}, SQS {calls_text(runs[0]['calls'], 'sqs')}; "
+            f"first delivery {figures['first_ms']:.0f} ms"
+        )
     if set(medians) == {"before", "after"}:
         before, after = medians["before"], medians["after"]
-        ratios = "  ".join(f"{key} {before[key] / after[key]:.1f}x" for key in ("p50", "p95", "p99", "max"))
-        print(f"  before/after  {ratios}  throughput {after['per_second'] / before['per_second']:.1f}x")
+        for kind in ("handler", "answer"):
+            ratios = "  ".join(f"{q} {before[f'{kind} {q}'] / after[f'{kind} {q}']:.1f}x" for q in quantiles)
+            print(f"  before/after {kind:<9} {ratios}")
+        print(f"  throughput after/before {after['per_second'] / before['per_second']:.1f}x")
 
 
 def show_import(label: str, seconds: list[float]) -> None:
@@ -298,7 +293,7 @@ def main() -> None:
         sys.path.insert(0, str(args.root.resolve()))
         full, events = SCENARIOS[args.measure]
         deliveries = max(1, full // 10) if args.quick else full
-        figures = measure(args.root.resolve(), deliveries, events, args.senders, freeze=not args.keep_gc)
+        figures = measure(deliveries, events, args.senders, freeze=not args.keep_gc)
         print(json.dumps(figures))
         return
 
