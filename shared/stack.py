@@ -5,10 +5,10 @@ and the local stack (``qbo-link dev``: moto resources, environment, HTTP gateway
 scheduler).  Neither keeps a second copy of a name, a route, a queue setting or an access list: a
 function that gains a collaborator gains it here, and both stacks follow.
 
-Access is declared per function, never "everything for everyone": the webhook receiver reads the
-connections table (realm -> tenant) and writes the runtime table (de-duplication ledger) but has no
-access to the tokens' KMS key nor to the Intuit app secret; only functions that call QBO decrypt
-tokens.
+Access is declared per function, never "everything for everyone": the webhook receiver reads and
+writes only the runtime table (the realm directory mirrored there, the de-duplication ledger) and
+has no access to the connections table, the tokens' KMS key or the Intuit app secret; only functions
+that call QBO decrypt tokens.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Verify and enqueue, nothing else, within Intuit's 3-second deadline (qbo-api-facts.md §8): 403 for
 a missing or wrong signature, 200 for everything signed (a body we cannot read is kept and still
 acknowledged, since a 4xx makes Intuit retry the whole batch), 500 only when the changes queue
-refused messages, so that Intuit's retry brings them again.  Bodies never reach logs or traces.
+refused messages or the runtime table could not say who owns the realms, so that Intuit's retry
+brings them again.  Bodies never reach logs or traces.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _raw_body() -> bytes:
 
 @app.post("/webhooks/qbo")
 def deliver() -> Response[str]:
-    from shared.pull.notifications import NotificationQueueError
+    from shared.pull.notifications import IntakeStoreError, NotificationQueueError
 
     raw = _raw_body()
     headers = {str(k): str(v) for k, v in (app.current_event.get("headers") or {}).items()}
@@ -54,6 +55,10 @@ def deliver() -> Response[str]:
     except NotificationQueueError:
         logger.exception("webhook changes not enqueued", extra={"bytes": len(raw)})
         metrics.add_metric(name="WebhookEnqueueFailures", unit=MetricUnit.Count, value=1)
+        return Response(500, _JSON, '{"error":"retry"}')
+    except IntakeStoreError as error:  # its message names the operation and the code, no data
+        logger.error("webhook realms not looked up", extra={"reason": str(error), "bytes": len(raw)})
+        metrics.add_metric(name="WebhookLookupFailures", unit=MetricUnit.Count, value=1)
         return Response(500, _JSON, '{"error":"retry"}')
     if not result.signature_ok:
         signed = any(k.lower() == "intuit-signature" for k in headers)
@@ -69,12 +74,15 @@ def deliver() -> Response[str]:
         "duplicates": result.duplicates,
         "unknown_realm": result.unknown_realm,
         "unparseable": result.unparseable,
+        "unrecorded": result.unrecorded,
     }
     for name, value in counts.items():
         if value:
             metrics.add_metric(name=f"Webhook_{name}", unit=MetricUnit.Count, value=value)
     if result.kept_as is not None:
         logger.warning("webhook body unparseable, kept", extra={"kept_as": result.kept_as, **counts})
+    elif result.unrecorded:
+        logger.warning("webhook changes enqueued, ledger not written", extra=counts)
     else:
         logger.info("webhook delivery taken in", extra={"tenants": len(result.tenants), **counts})
     return Response(200, _JSON, '{"ok":true}')

@@ -5,9 +5,16 @@ parses, de-duplicates and enqueues; the change worker does the metered reads.  I
 whole batch on anything but a 200, so a signed body we cannot read is kept for inspection and
 acknowledged rather than refused.  Intuit data (bodies, entity ids) never reaches a log line.
 
+A delivery costs a constant number of calls whatever its size (docs/pull.md, "The receiver"): one
+BatchGetItem reads the owners of its realms and the ledger items of its event ids together, the
+changes not seen before go to SQS ten per SendMessageBatch, and one BatchWriteItem per 25 records
+the ones SQS accepted.  Only what SQS accepted is recorded, so a refused change comes back with
+Intuit's retry.  The ledger is a filter, not a claim: two copies of a delivery racing both enqueue,
+and the queue's deduplication id (the event id) keeps one; a later replay is filtered here.
+
 Layout: pure functions (``verify_signature``, ``parse_notifications``), the ports the intake needs
-(``RealmDirectory``, ``ChangeQueue``, ``EventLedger``, ``UnparseableStore``), ``NotificationIntake``,
-then the AWS adapters (runtime table, SQS FIFO) and the webhook settings.
+(``IntakeStore``, ``ChangeQueue``, ``UnparseableStore``), ``NotificationIntake``, then the AWS
+adapters (runtime table, SQS FIFO) and the webhook settings.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -34,12 +42,17 @@ EVENT_SK: Final = "EVENT"
 UNPARSEABLE_PREFIX: Final = "WEBHOOKBODY#"  # runtime table: signed bodies we could not read
 UNPARSEABLE_SK: Final = "BODY"
 EVENT_TTL: Final = timedelta(days=7)  # longer than any burst of Intuit retries we care about
+EVENT_ENQUEUED: Final = "enqueued"  # the ledger item's ``state`` once SQS accepted the change
 UNPARSEABLE_TTL: Final = timedelta(days=14)
-# A claim whose holder never confirmed the send (a crashed or timed-out Lambda) may be re-taken by
-# Intuit's next retry; Lambda's 3-second budget makes 60 seconds generous.
-STALE_CLAIM: Final = timedelta(seconds=60)
 MAX_KEPT_BODY: Final = 350_000  # DynamoDB items stop at 400 KB; Intuit caps payloads near 1 MB
-SQS_BATCH: Final = 10
+SQS_BATCH: Final = 10  # SendMessageBatch's cap
+BATCH_GET_KEYS: Final = 100  # BatchGetItem's cap (Intuit sends at most 100 events per delivery)
+BATCH_WRITE_ITEMS: Final = 25  # BatchWriteItem's cap
+MAX_KEY_BYTES: Final = 2048  # DynamoDB's limit on a partition key value
+# Unprocessed keys or items (throttling) are asked again at most this often, after 25, 50, 100 ms:
+# a bounded share of Intuit's 3 seconds.
+BATCH_ATTEMPTS: Final = 4
+BATCH_BACKOFF_SECONDS: Final = 0.025
 
 OPERATIONS: Final = ("Create", "Update", "Delete", "Merge", "Void", "Emailed")
 _OPERATION_BY_LOWER: Final = {op.lower(): op for op in OPERATIONS}
@@ -74,6 +87,14 @@ class UnparseableNotificationError(ValueError):
 
 class NotificationQueueError(RuntimeError):
     """The changes queue refused some messages; the delivery must be retried by Intuit."""
+
+
+class IntakeStoreError(RuntimeError):
+    """The runtime table failed a read or write of the intake (the ClientError is the cause)."""
+
+
+class IntakeStoreBusyError(IntakeStoreError):
+    """The runtime table throttled us, or left keys or items unprocessed after every retry."""
 
 
 @dataclass(frozen=True)
@@ -276,26 +297,32 @@ def _cloudevent_notice(element: object) -> ChangeNotice:
 # --- ports --------------------------------------------------------------------------------------
 
 
-class RealmDirectory(Protocol):
-    """Which tenant owns a realm (``shared.connection_store.ConnectionStore`` is one)."""
+@dataclass(frozen=True)
+class DeliveryLookup:
+    """What the runtime table knows about one delivery: who owns its realms, which of its event ids
+    were already enqueued (by an earlier delivery)."""
 
-    def owner_of(self, realm_id: str) -> str | None: ...
+    owners: Mapping[str, str]  # realm id -> tenant id; a realm nobody owns is absent
+    seen: frozenset[str]  # event ids
+
+
+class IntakeStore(Protocol):
+    """The realm directory and the event ledger, read and written a delivery at a time."""
+
+    def look_up(self, realm_ids: Collection[str], event_ids: Collection[str]) -> DeliveryLookup:
+        """Raises ``IntakeStoreError`` when the answer is incomplete (nothing can be routed then)."""
+        ...
+
+    def record(self, event_ids: Sequence[str], now: datetime) -> None:
+        """Remember event ids as enqueued; ``IntakeStoreError`` when some may not be recorded."""
+        ...
 
 
 class ChangeQueue(Protocol):
     def send(self, messages: Sequence[QueuedChange]) -> list[str]:
-        """Enqueue; returns the event ids that were NOT accepted."""
+        """Enqueue; returns the event ids that were NOT accepted (``NotificationQueueError`` when
+        the queue could not be asked at all)."""
         ...
-
-
-class EventLedger(Protocol):
-    """Which event ids were already taken in; a claim is atomic across concurrent deliveries."""
-
-    def claim(self, event_id: str, now: datetime) -> bool: ...
-
-    def confirm(self, event_ids: Sequence[str], now: datetime) -> None: ...
-
-    def release(self, event_ids: Sequence[str]) -> None: ...
 
 
 class UnparseableStore(Protocol):
@@ -334,6 +361,7 @@ class IntakeResult:
     duplicates: int = 0  # event ids already taken in (Intuit retries, repeated deliveries)
     unknown_realm: int = 0  # realms no tenant owns: acknowledged, counted, dropped
     unparseable: int = 0  # problems found in the body (it was kept)
+    unrecorded: int = 0  # enqueued, but the ledger may not know it: a replay is not filtered
     kept_as: str | None = None  # the reference of the kept body
     tenants: set[str] = field(default_factory=set)
 
@@ -348,26 +376,22 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 
 class NotificationIntake:
-    """Verify → parse → route by realm → de-duplicate by event id → enqueue per tenant."""
+    """Verify → parse → look realms and event ids up at once → enqueue the new → record them."""
 
     def __init__(
         self,
         *,
         verifier_token: str,
-        realms: RealmDirectory,
+        store: IntakeStore,
         queue: ChangeQueue,
-        ledger: EventLedger,
         unparseable: UnparseableStore,
         now: Callable[[], datetime],
-        workers: int = 8,
     ) -> None:
         self._token = verifier_token
-        self._realms = realms
+        self._store = store
         self._queue = queue
-        self._ledger = ledger
         self._unparseable = unparseable
         self._now = now
-        self._workers = workers
 
     def receive(self, raw: bytes, headers: Mapping[str, str] | None) -> IntakeResult:
         if not verify_signature(raw, header(headers, SIGNATURE_HEADER), self._token):
@@ -385,117 +409,176 @@ class NotificationIntake:
         result.received = len(notices)
         distinct = list({notice.event_id: notice for notice in notices}.values())
         result.duplicates = len(notices) - len(distinct)  # the same event twice in one body
-        routed = self._route(distinct, result)
-        claimed = self._claim(routed, now, result)
-        if claimed:
-            self._enqueue(claimed, now)
-            result.enqueued = len(claimed)
+        if not distinct:
+            return result
+        known = self._store.look_up(
+            list(dict.fromkeys(notice.realm_id for notice in distinct)),
+            [notice.event_id for notice in distinct],
+        )
+        fresh = self._route(distinct, known, result)
+        if fresh:
+            self._enqueue(fresh, now, result)
         return result
 
-    def _route(self, notices: Sequence[ChangeNotice], result: IntakeResult) -> list[QueuedChange]:
-        owners: dict[str, str | None] = {}
-        routed: list[QueuedChange] = []
+    @staticmethod
+    def _route(
+        notices: Sequence[ChangeNotice], known: DeliveryLookup, result: IntakeResult
+    ) -> list[QueuedChange]:
+        fresh: list[QueuedChange] = []
         for notice in notices:
-            if notice.realm_id not in owners:
-                owners[notice.realm_id] = self._realms.owner_of(notice.realm_id)
-            tenant = owners[notice.realm_id]
+            tenant = known.owners.get(notice.realm_id)
             if tenant is None:
                 result.unknown_realm += 1
+            elif notice.event_id in known.seen:
+                result.duplicates += 1
             else:
                 result.tenants.add(tenant)
-                routed.append(QueuedChange(tenant, notice))
-        return routed
+                fresh.append(QueuedChange(tenant, notice))
+        return fresh
 
-    def _claim(
-        self, routed: Sequence[QueuedChange], now: datetime, result: IntakeResult
-    ) -> list[QueuedChange]:
-        def claim(change: QueuedChange) -> bool:
-            return self._ledger.claim(change.notice.event_id, now)
-
-        if len(routed) <= 2 or self._workers <= 1:
-            taken = [claim(change) for change in routed]
-        else:  # one conditional write per event: in parallel, so 100 events stay well under 3 s
-            with ThreadPoolExecutor(max_workers=min(self._workers, len(routed))) as pool:
-                taken = list(pool.map(claim, routed))
-        result.duplicates += taken.count(False)
-        return [change for change, ok in zip(routed, taken, strict=True) if ok]
-
-    def _enqueue(self, claimed: Sequence[QueuedChange], now: datetime) -> None:
+    def _enqueue(self, fresh: Sequence[QueuedChange], now: datetime, result: IntakeResult) -> None:
         refused: list[str] = []
-        for start in range(0, len(claimed), SQS_BATCH):
-            refused += self._queue.send(claimed[start : start + SQS_BATCH])
+        for start in range(0, len(fresh), SQS_BATCH):
+            refused += self._queue.send(fresh[start : start + SQS_BATCH])
         refused_ids = set(refused)
-        accepted = [c.notice.event_id for c in claimed if c.notice.event_id not in refused_ids]
+        # Only what SQS accepted is recorded: a refused change must look new to Intuit's retry.
+        accepted = [c.notice.event_id for c in fresh if c.notice.event_id not in refused_ids]
+        result.enqueued = len(accepted)
         if accepted:
-            self._ledger.confirm(accepted, now)
+            try:
+                self._store.record(accepted, now)
+            except IntakeStoreError:
+                # Nothing is lost: the changes are queued.  A replay will not be filtered here; SQS
+                # drops it within 5 minutes and the change worker finds it already covered after.
+                result.unrecorded = len(accepted)
         if refused:
-            # Let Intuit's retry bring them again: the claims must not make them look seen.
-            self._ledger.release(refused)
-            raise NotificationQueueError(f"{len(refused)} of {len(claimed)} changes were not enqueued")
+            raise NotificationQueueError(f"{len(refused)} of {len(fresh)} changes were not enqueued")
 
 
 # --- AWS adapters -------------------------------------------------------------------------------
 
 
-def _condition_failed(error: Exception) -> bool:
-    response = getattr(error, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    return code == "ConditionalCheckFailedException"
+def _runtime_table(operation: str) -> AbstractContextManager[None]:
+    from shared.dynamo import client_errors  # botocore: loaded by the adapters, not by parsing
+
+    return client_errors(operation, busy=IntakeStoreBusyError, failure=IntakeStoreError)
 
 
-class RuntimeEventLedger:
-    """Event ids in the runtime table: ``pk = WEBHOOKEVENT#<id>``, TTL ~7 days.
+def event_key(event_id: str) -> dict[str, str]:
+    """The ledger item's key: ``WEBHOOKEVENT#<id>``, or the id's SHA-256 when it would not fit."""
+    pk = EVENT_PREFIX + event_id
+    if len(pk.encode("utf-8")) > MAX_KEY_BYTES:
+        pk = EVENT_PREFIX + "sha256:" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+    return {constants.PK: pk, constants.SK: EVENT_SK}
 
-    ``claim`` is a conditional put (new id, or a claim gone stale because its holder died before
-    confirming); ``confirm`` marks the send done, so the id stays taken until the TTL.
+
+class RuntimeIntakeStore:
+    """The intake's items in the runtime table, in batches.
+
+    * realm owners: the ``RealmDirectory`` items (``REALM#<realm>`` / ``DIRECTORY``) that
+      ``ConnectionStore.claim_realm`` writes with the claim;
+    * the ledger: ``WEBHOOKEVENT#<id>`` / ``EVENT`` with ``state = enqueued`` and a 7-day TTL,
+      written only after SQS accepted the change.  An item in another state (a claim left by the
+      earlier, claim-based intake) does not count as seen.
+
+    ``look_up`` is one consistent BatchGetItem per 100 keys (realms + event ids; one for any
+    delivery with at most 100 of them together), ``record`` one BatchWriteItem per 25 ids; keys or
+    items left unprocessed are asked again, ``BATCH_ATTEMPTS`` times in all.
     """
 
-    def __init__(self, table: Any) -> None:
-        self._table = table
+    def __init__(
+        self,
+        table: Any,
+        *,
+        attempts: int = BATCH_ATTEMPTS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = table.meta.client  # the resource's client: plain Python values in and out
+        self._name: str = table.name
+        self._attempts = attempts
+        self._sleep = sleep
 
-    @staticmethod
-    def key(event_id: str) -> dict[str, str]:
-        return {constants.PK: EVENT_PREFIX + event_id, constants.SK: EVENT_SK}
+    def look_up(self, realm_ids: Collection[str], event_ids: Collection[str]) -> DeliveryLookup:
+        from shared.connection_store import RealmDirectory
 
-    def claim(self, event_id: str, now: datetime) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self._table.put_item(
-                Item={
-                    **self.key(event_id),
-                    "state": "claimed",
-                    "claimed_at": int(now.timestamp()),
-                    constants.TTL_ATTRIBUTE: int((now + EVENT_TTL).timestamp()),
-                },
-                ConditionExpression="attribute_not_exists(#pk) OR (#state = :claimed AND #at < :stale)",
-                ExpressionAttributeNames={"#pk": constants.PK, "#state": "state", "#at": "claimed_at"},
-                ExpressionAttributeValues={
-                    ":claimed": "claimed",
-                    ":stale": int((now - STALE_CLAIM).timestamp()),
-                },
-            )
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
-        return True
-
-    def confirm(self, event_ids: Sequence[str], now: datetime) -> None:
-        with self._table.batch_writer() as batch:
-            for event_id in event_ids:
-                batch.put_item(
-                    Item={
-                        **self.key(event_id),
-                        "state": "enqueued",
-                        "claimed_at": int(now.timestamp()),
-                        constants.TTL_ATTRIBUTE: int((now + EVENT_TTL).timestamp()),
-                    }
-                )
-
-    def release(self, event_ids: Sequence[str]) -> None:
+        wanted: dict[str, tuple[str, str]] = {}  # pk -> ("realm" | "event", id)
+        keys: list[dict[str, str]] = []
+        for realm_id in realm_ids:
+            key = RealmDirectory.key(realm_id)
+            # A realm id too long for a key was never claimed: nobody owns it.
+            if len(key[constants.PK].encode("utf-8")) <= MAX_KEY_BYTES and key[constants.PK] not in wanted:
+                wanted[key[constants.PK]] = ("realm", realm_id)
+                keys.append(key)
         for event_id in event_ids:
-            self._table.delete_item(Key=self.key(event_id))
+            key = event_key(event_id)
+            if key[constants.PK] not in wanted:
+                wanted[key[constants.PK]] = ("event", event_id)
+                keys.append(key)
+        owners: dict[str, str] = {}
+        seen: set[str] = set()
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            for item in self._get(keys[start : start + BATCH_GET_KEYS]):
+                kind, identifier = wanted.get(str(item.get(constants.PK)), ("", ""))
+                if kind == "realm" and item.get("tenant_id"):
+                    owners[identifier] = str(item["tenant_id"])
+                elif kind == "event" and item.get("state") == EVENT_ENQUEUED:
+                    seen.add(identifier)
+        return DeliveryLookup(owners=owners, seen=frozenset(seen))
+
+    def record(self, event_ids: Sequence[str], now: datetime) -> None:
+        at = int(now.timestamp())
+        expires = int((now + EVENT_TTL).timestamp())
+        keys = {key[constants.PK]: key for key in map(event_key, event_ids)}  # one put per key
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        **key,
+                        "state": EVENT_ENQUEUED,
+                        "enqueued_at": at,
+                        constants.TTL_ATTRIBUTE: expires,
+                    }
+                }
+            }
+            for key in keys.values()
+        ]
+        for start in range(0, len(puts), BATCH_WRITE_ITEMS):
+            self._write(puts[start : start + BATCH_WRITE_ITEMS])
+
+    def _get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+        request: dict[str, Any] = {
+            self._name: {
+                "Keys": keys,
+                "ConsistentRead": True,  # a realm claimed a moment ago routes at once
+                "ProjectionExpression": "#pk, #state, tenant_id",
+                "ExpressionAttributeNames": {"#pk": constants.PK, "#state": "state"},
+            }
+        }
+        items: list[dict[str, Any]] = []
+        for attempt in range(self._attempts):
+            if attempt:
+                self._sleep(BATCH_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            with _runtime_table("BatchGetItem"):
+                answer = self._client.batch_get_item(RequestItems=request)
+            items += answer.get("Responses", {}).get(self._name, [])
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+        left = len(request.get(self._name, {}).get("Keys", []))
+        raise IntakeStoreBusyError(f"BatchGetItem: {left} keys still unprocessed")
+
+    def _write(self, puts: list[dict[str, Any]]) -> None:
+        request: dict[str, Any] = {self._name: puts}
+        for attempt in range(self._attempts):
+            if attempt:
+                self._sleep(BATCH_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            with _runtime_table("BatchWriteItem"):
+                answer = self._client.batch_write_item(RequestItems=request)
+            request = answer.get("UnprocessedItems") or {}
+            if not request:
+                return
+        left = len(request.get(self._name, []))
+        raise IntakeStoreBusyError(f"BatchWriteItem: {left} items still unprocessed")
 
 
 class RuntimeUnparseableStore:
@@ -535,6 +618,8 @@ class SqsChangeQueue:
         self._url = queue_url
 
     def send(self, messages: Sequence[QueuedChange]) -> list[str]:
+        from botocore.exceptions import ClientError
+
         refused: list[str] = []
         for start in range(0, len(messages), SQS_BATCH):
             chunk = messages[start : start + SQS_BATCH]
@@ -547,7 +632,13 @@ class SqsChangeQueue:
                 }
                 for i, change in enumerate(chunk)
             ]
-            answer = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
+            try:
+                answer = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
+            except ClientError as error:
+                # Nothing of this delivery is recorded then: Intuit's retry sends again, and SQS
+                # drops what it had already taken (same deduplication ids).
+                code = error.response.get("Error", {}).get("Code", "unknown error")
+                raise NotificationQueueError(f"SendMessageBatch failed: {code}") from error
             refused += [chunk[int(failed["Id"])].notice.event_id for failed in answer.get("Failed", [])]
         return refused
 
@@ -598,14 +689,11 @@ def build_intake(
 ) -> NotificationIntake:
     """The intake over the runtime table (realm directory, ledger) and the changes queue: no access
     to the connections table, which holds the tokens."""
-    from shared.connection_store import RealmDirectory
-
     runtime = dynamodb.Table(settings.runtime_table)
     return NotificationIntake(
         verifier_token=settings.verifier_token.get_secret_value(),
-        realms=RealmDirectory(runtime),
+        store=RuntimeIntakeStore(runtime),
         queue=SqsChangeQueue(sqs, settings.changes_queue_url),
-        ledger=RuntimeEventLedger(runtime),
         unparseable=RuntimeUnparseableStore(runtime),
         now=now,
     )

@@ -310,7 +310,7 @@ def test_a_duplicated_delivery_is_enqueued_once(stage: Stage) -> None:
     items = stage.runtime_items(notifications.EVENT_PREFIX)
     assert {item["state"] for item in items} == {"enqueued"}
     assert len(items) == 2
-    assert all(int(item[constants.TTL_ATTRIBUTE]) > int(item["claimed_at"]) + 6 * 86400 for item in items)
+    assert all(int(item[constants.TTL_ATTRIBUTE]) > int(item["enqueued_at"]) + 6 * 86400 for item in items)
 
 
 def test_unparseable_signed_body_is_acknowledged_and_kept(stage: Stage, log: io.StringIO) -> None:

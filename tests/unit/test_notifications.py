@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -11,6 +11,9 @@ import pytest
 
 from shared.pull.notifications import (
     ChangeNotice,
+    DeliveryLookup,
+    IntakeStoreBusyError,
+    IntakeStoreError,
     NotificationIntake,
     NotificationQueueError,
     QueuedChange,
@@ -248,46 +251,56 @@ def test_queue_message_is_the_worker_contract() -> None:
 # --- the intake, with fakes ---------------------------------------------------------------------
 
 
-class FakeRealms:
+class FakeStore:
+    """The runtime table's realm directory and event ledger, counting calls like DynamoDB would."""
+
     def __init__(self, owners: dict[str, str]) -> None:
         self.owners = owners
-        self.lookups: list[str] = []
+        self.recorded: dict[str, datetime] = {}
+        self.look_ups: list[tuple[list[str], list[str]]] = []
+        self.records: list[list[str]] = []
+        self.fail_lookups = False
+        self.fail_records = False
+        self.before_answer: Callable[[], None] | None = None  # runs between reading and answering
 
-    def owner_of(self, realm_id: str) -> str | None:
-        self.lookups.append(realm_id)
-        return self.owners.get(realm_id)
+    def look_up(self, realm_ids: Collection[str], event_ids: Collection[str]) -> DeliveryLookup:
+        self.look_ups.append((list(realm_ids), list(event_ids)))
+        if self.fail_lookups:
+            raise IntakeStoreBusyError("BatchGetItem: 3 keys still unprocessed")
+        known = DeliveryLookup(
+            owners={r: self.owners[r] for r in realm_ids if r in self.owners},
+            seen=frozenset(e for e in event_ids if e in self.recorded),
+        )
+        if self.before_answer is not None:
+            hook, self.before_answer = self.before_answer, None
+            hook()
+        return known
+
+    def record(self, event_ids: Sequence[str], now: datetime) -> None:
+        self.records.append(list(event_ids))
+        if self.fail_records:
+            raise IntakeStoreError("BatchWriteItem failed: InternalServerError")
+        self.recorded.update(dict.fromkeys(event_ids, now))
 
 
 class FakeQueue:
+    """An SQS FIFO queue: a deduplication id it already holds is accepted and dropped."""
+
     def __init__(self, refuse: set[str] | None = None) -> None:
         self.batches: list[list[QueuedChange]] = []
         self.refuse = refuse or set()
+        self.held: dict[str, QueuedChange] = {}
 
     def send(self, messages: Sequence[QueuedChange]) -> list[str]:
         self.batches.append(list(messages))
+        for m in messages:
+            if m.notice.event_id not in self.refuse:
+                self.held.setdefault(m.deduplication_id, m)
         return [m.notice.event_id for m in messages if m.notice.event_id in self.refuse]
 
     @property
     def sent(self) -> list[QueuedChange]:
         return [m for batch in self.batches for m in batch if m.notice.event_id not in self.refuse]
-
-
-class FakeLedger:
-    def __init__(self) -> None:
-        self.state: dict[str, str] = {}
-
-    def claim(self, event_id: str, now: datetime) -> bool:
-        if event_id in self.state:
-            return False
-        self.state[event_id] = "claimed"
-        return True
-
-    def confirm(self, event_ids: Sequence[str], now: datetime) -> None:
-        self.state.update(dict.fromkeys(event_ids, "enqueued"))
-
-    def release(self, event_ids: Sequence[str]) -> None:
-        for event_id in event_ids:
-            del self.state[event_id]
 
 
 class FakeKept:
@@ -301,18 +314,15 @@ class FakeKept:
 
 class Harness:
     def __init__(self, owners: dict[str, str], refuse: set[str] | None = None) -> None:
-        self.realms = FakeRealms(owners)
+        self.store = FakeStore(owners)
         self.queue = FakeQueue(refuse)
-        self.ledger = FakeLedger()
         self.kept = FakeKept()
         self.intake = NotificationIntake(
             verifier_token=TOKEN,
-            realms=self.realms,
+            store=self.store,
             queue=self.queue,
-            ledger=self.ledger,
             unparseable=self.kept,
             now=lambda: NOW,
-            workers=4,
         )
 
     def deliver(self, body: bytes, content_type: str = "application/json") -> Any:
@@ -333,8 +343,10 @@ def test_intake_routes_each_event_by_realm_and_batches_by_ten() -> None:
     assert (result.received, result.enqueued, result.unknown_realm, result.duplicates) == (23, 16, 7, 0)
     assert [len(b) for b in h.queue.batches] == [10, 6]
     assert {(m.tenant_id, m.notice.realm_id) for m in h.queue.sent} == {("firm-a", "111"), ("firm-b", "222")}
-    assert sorted(h.realms.lookups) == ["111", "222", "999"]  # one lookup per realm, not per event
-    assert set(h.ledger.state.values()) == {"enqueued"}
+    # one look-up for the whole delivery: every realm once, every event id once
+    assert [(sorted(realms), len(ids)) for realms, ids in h.store.look_ups] == [(["111", "222", "999"], 23)]
+    # one record of what SQS accepted, the unknown realm's events not among them
+    assert [sorted(ids) for ids in h.store.records] == [sorted(f"e-{i}" for i in range(23) if i % 3 != 2)]
 
 
 def test_intake_refuses_a_bad_signature_before_parsing() -> None:
@@ -343,7 +355,7 @@ def test_intake_refuses_a_bad_signature_before_parsing() -> None:
     result = h.intake.receive(body, {"intuit-signature": expected_signature(body, "forged")})
     assert not result.signature_ok
     assert h.queue.batches == []
-    assert h.realms.lookups == []
+    assert h.store.look_ups == []
     assert h.kept.bodies == []
     assert not h.intake.receive(b"garbage", {}).signature_ok
     assert h.kept.bodies == []
@@ -362,6 +374,9 @@ def test_intake_processes_a_repeated_delivery_once() -> None:
     assert (first.enqueued, first.duplicates) == (1, 1)
     assert (second.enqueued, second.duplicates) == (0, 2)
     assert len(h.queue.sent) == 1
+    # the id is looked up once per delivery, though the body names it twice
+    assert [ids for _realms, ids in h.store.look_ups] == [["e-1"], ["e-1"]]
+    assert h.store.records == [["e-1"]]  # the second delivery writes nothing
 
 
 def test_intake_keeps_an_unparseable_signed_body_and_enqueues_the_readable_part() -> None:
@@ -369,18 +384,67 @@ def test_intake_keeps_an_unparseable_signed_body_and_enqueues_the_readable_part(
     result = h.deliver(b"<xml/>")
     assert result.signature_ok
     assert (result.kept_as, result.unparseable) == ("kept-1", 1)
+    assert h.store.look_ups == []  # nothing readable: the body is kept, nothing looked up
     body = encode([cloudevent("111", "customer", "created", "1", "e-1"), {"specversion": "1.0", "type": "?"}])
     partial = h.deliver(body)
     assert (partial.enqueued, partial.unparseable, partial.kept_as) == (1, 1, "kept-2")
     assert h.kept.bodies[1][0] == body
 
 
-def test_intake_releases_claims_the_queue_refused() -> None:
+def test_intake_records_only_what_the_queue_accepted() -> None:
     h = Harness({"111": "firm-a"}, refuse={"e-2"})
     body = encode([cloudevent("111", "customer", "created", str(i), f"e-{i}") for i in range(1, 4)])
     with pytest.raises(NotificationQueueError):
         h.deliver(body)
-    assert h.ledger.state == {"e-1": "enqueued", "e-3": "enqueued"}  # e-2 comes back with the retry
+    assert set(h.store.recorded) == {"e-1", "e-3"}  # e-2 comes back with the retry
     h.queue.refuse.clear()
     retry = h.deliver(body)
     assert (retry.enqueued, retry.duplicates) == (1, 2)
+    assert [m.notice.event_id for m in h.queue.batches[-1]] == ["e-2"]
+    assert set(h.store.recorded) == {"e-1", "e-2", "e-3"}
+
+
+def test_two_copies_of_a_delivery_racing_are_both_enqueued_and_the_queue_keeps_one() -> None:
+    # Given a delivery whose look-up answers "new" while Intuit's retry of it is taken in meanwhile
+    h = Harness({"111": "firm-a"})
+    body = encode([cloudevent("111", "customer", "created", str(i), f"e-{i}") for i in range(1, 3)])
+    retried: list[Any] = []
+    h.store.before_answer = lambda: retried.append(h.deliver(body))
+    # When the first copy goes on with what it read
+    first = h.deliver(body)
+    # Then both enqueued both changes (the ledger filters, it does not claim) ...
+    assert (first.enqueued, retried[0].enqueued) == (2, 2)
+    assert len(h.queue.sent) == 4
+    # ... and the FIFO queue's deduplication id (the event id) kept one message per change
+    assert sorted(h.queue.held) == ["e-1", "e-2"]
+    # a replay after both were recorded is filtered before the queue
+    assert h.deliver(body).duplicates == 2
+    assert len(h.queue.sent) == 4
+
+
+def test_intake_with_nothing_to_route_reads_and_writes_nothing() -> None:
+    h = Harness({"111": "firm-a"})
+    assert h.deliver(b"[]").received == 0
+    unknown = h.deliver(encode([cloudevent("999", "customer", "created", "1", "e-1")]))
+    assert (unknown.unknown_realm, unknown.enqueued) == (1, 0)
+    assert len(h.store.look_ups) == 1  # the empty batch needed no look-up
+    assert h.store.records == []
+    assert h.queue.batches == []
+
+
+def test_a_failed_look_up_enqueues_nothing_and_is_raised() -> None:
+    h = Harness({"111": "firm-a"})
+    h.store.fail_lookups = True
+    with pytest.raises(IntakeStoreError):
+        h.deliver(encode([cloudevent("111", "customer", "created", "1", "e-1")]))
+    assert h.queue.batches == []
+    assert h.store.records == []
+
+
+def test_a_failed_record_keeps_the_answer_and_counts_it() -> None:
+    # The changes are queued, so the delivery is taken in; only the filtering of a replay is lost.
+    h = Harness({"111": "firm-a"})
+    h.store.fail_records = True
+    result = h.deliver(encode([cloudevent("111", "customer", "created", "1", "e-1")]))
+    assert (result.enqueued, result.unrecorded) == (1, 1)
+    assert [m.notice.event_id for m in h.queue.sent] == ["e-1"]
