@@ -13,7 +13,7 @@ forgets everything.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -258,9 +258,16 @@ def mappings() -> MappingService:
             events(),
             clock(),
             tenant_settings=push_settings_store().get,
+            mappings_changed=mappings_changed,
         )
 
     return _once("mappings", build)
+
+
+def mappings_changed(tenant_id: str, operation: str, kinds: Collection[str]) -> None:
+    """What the mapping service calls after a link, an export, an import or an automatch: the
+    documents waiting for such a link are judged again through the push queue (docs/push.md)."""
+    push_service().mappings_changed(tenant_id, operation, kinds)
 
 
 # --- push (docs/push.md) ---------------------------------------------------------------------------
