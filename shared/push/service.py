@@ -523,7 +523,7 @@ def reason_dict(reason: Reason) -> dict[str, Any]:
 
 
 class PushService:
-    """Upserts, recheck and retry; everything a tenant API route needs (docs/push.md)."""
+    """Upserts, rechecks (queued), retry and reports; everything a tenant API route needs (docs/push.md)."""
 
     def __init__(  # noqa: PLR0917 - the collaborators, as the brief names them
         self,

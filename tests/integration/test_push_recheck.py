@@ -485,15 +485,3 @@ def _entity(app_id: str, name: str) -> Any:
     from shared.mapping.catalog import AppEntity
 
     return AppEntity(id=app_id, version=1, name=name)
-
-
-def test_messages_round_trip_and_continuations_keep_their_chain() -> None:
-    first = RecheckMessage.first(TENANT, "export:work_code", ("needs_attention", "failed"))
-    assert RecheckMessage.parse(json.loads(first.body())) == first
-    second = first.next("token")
-    third = second.next(None, ("failed",))
-    assert (second.chain, second.page, second.page_token) == (first.chain, 1, "token")
-    assert (third.page, third.page_token, third.states) == (2, None, ("failed",))
-    assert len({first.deduplication_id(), second.deduplication_id(), third.deduplication_id()}) == 3
-    assert len(RecheckMessage.first("t" * 128, "x").deduplication_id()) <= 128
-    assert PushMessage.parse(PushMessage(TENANT, "invoice", "i1", 2).body()).version == 2
