@@ -206,7 +206,8 @@ class Bench:
 
     def qbo_id(self, kind: str, app_id: str) -> str | None:
         entry = self.api.get(f"{self.base}/postings/{kind}/{app_id}")
-        return entry.get("qbo_id")
+        qbo = entry.get("qbo_id")
+        return str(qbo) if qbo else None
 
     # --- the bookkeeper ---
 

@@ -13,7 +13,9 @@ Layout (``tables.POSTINGS``; docs/push.md, "The posting log"), one partition per
   ``by-posted``   ``gsi3pk = TENANT#<t>``, ``gsi3sk = <posted at>#<kind>#<id>`` (once posted);
 - attempt, ``sk = DOC#<kind>#<app id>#A#<version:08d>#<n:04d>``: one QBO call and its outcome;
 - summary, ``sk = SUMMARY``: one counter per ``<kind>#<state>``, changed in the same transaction as
-  the head whose state changes, so ``summary`` is one read and never drifts.
+  the head whose state changes, so ``summary`` is one read and never drifts; and ``recheck_pending``,
+  the time a recheck of the tenant's waiting documents was put on the push queue and has not started
+  yet (``mark_recheck``, ``clear_recheck``: docs/push.md, "Recheck").
 
 Invariants are conditions: a version is accepted only if it is newer than the stored one; a
 transition only applies to the version and state it was decided on, so a late worker can never
@@ -127,6 +129,7 @@ _MAX_NOTES: Final = 50  # a head keeps its latest notes only (an item is at most
 _CONFLICT_RETRIES: Final = 6  # transactions that lost a race on the summary counter
 _STATES: Final = frozenset(state.value for state in PostingState)
 _UNDATED: Final = "-"  # by-state sort key of documents without a transaction date; sorts first
+_RECHECK_PENDING: Final = "recheck_pending"  # on the summary item: a recheck is queued, not started
 _APP_ID = re.compile(constants.APP_ID_PATTERN)
 _KEY_PART = re.compile(r"^[^#\x00-\x1f]{1,128}$")
 
@@ -310,6 +313,7 @@ class PostingSummary(BaseModel):
 
     tenant_id: str
     by_kind: dict[str, dict[PostingState, int]]
+    recheck_pending: datetime | None = None  # when a recheck was queued that has not started yet
 
     @property
     def by_state(self) -> dict[PostingState, int]:
@@ -1187,7 +1191,50 @@ class PostingLog:
             kind, _, state = str(attribute).partition("#")
             if kind in constants.POSTING_KINDS and state in _STATES:
                 by_kind.setdefault(kind, dict.fromkeys(PostingState, 0))[PostingState(state)] = _number(value)
-        return PostingSummary(tenant_id=tenant_id, by_kind=by_kind)
+        pending = _instant((item or {}).get(_RECHECK_PENDING))
+        return PostingSummary(tenant_id=tenant_id, by_kind=by_kind, recheck_pending=pending)
+
+    # --- the recheck marker ------------------------------------------------------------------
+
+    def mark_recheck(self, tenant_id: str, *, at: datetime, stale_before: datetime) -> datetime | None:
+        """Note on the tenant's summary that a recheck of its waiting documents is queued: set when
+        no marker is there, or when the one there is older than ``stale_before`` (its message was
+        lost, or waits behind a long backlog).  Returns the marker set (``at``), or None when a fresh
+        one is already there: a recheck is queued that has not started, and it will see whatever
+        the caller changed before calling."""
+        write = _Write().set("tenant_id", tenant_id).set(_RECHECK_PENDING, _stamp(at))
+        name = write.name(_RECHECK_PENDING)
+        write.when(f"attribute_not_exists({name}) OR {name} < {write.value(_stamp(stale_before))}")
+        try:
+            self._summary_update(tenant_id, write, "mark_recheck")
+        except ConditionFailedError:
+            return None
+        return at
+
+    def clear_recheck(self, tenant_id: str, marked: datetime | None = None) -> None:
+        """Remove the marker: a recheck starts (any marker goes, so the next change queues another), or
+        the one ``marked`` by a caller whose message never reached the queue (only that one)."""
+        write = _Write().remove(_RECHECK_PENDING)
+        if marked is not None:
+            write.when(f"{write.name(_RECHECK_PENDING)} = {write.value(_stamp(marked))}")
+        try:
+            self._summary_update(tenant_id, write, "clear_recheck")
+        except ConditionFailedError:
+            return  # another caller's marker now: theirs to keep
+
+    def _summary_update(self, tenant_id: str, write: _Write, operation: str) -> None:
+        """One UpdateItem of the summary item, retried with backoff while it collides with a
+        transaction moving the tenant's counters (DynamoDB refuses it as a conflict meanwhile)."""
+        arguments = write.arguments(self._summary_key(_check_tenant(tenant_id)))
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                with _dynamodb(operation):
+                    self._table.update_item(**arguments)
+            except (_Conflict, PostingLogBusyError):
+                time.sleep(min(0.02 * 2**attempt, 0.5))
+                continue
+            return
+        raise PostingLogBusyError(f"{operation}: the tenant's summary is contended, retry")
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -268,10 +268,13 @@ SCHEDULE = FunctionSpec(
 ONBOARD = FunctionSpec(
     name="onboard",
     logical_id="OnboardFunction",
-    description="On Connection Connected: import the QBO lists and automatch them",
+    description="On Connection Connected: import the QBO lists, automatch them, recheck what waits",
     memory_mb=1024,
     timeout_seconds=300,
-    writes=(tables.CONNECTIONS, tables.RUNTIME, tables.LINKS),
+    # The posting log's summary and the push queue: the recheck the automatch (and a reconnect)
+    # queues for the documents waiting for a mapping or a connection.
+    writes=(tables.CONNECTIONS, tables.RUNTIME, tables.LINKS, tables.POSTINGS),
+    sends_to=(PUSH_QUEUE,),
     event_rules=(EventRule("OnboardRule", (constants.EVENT_CONNECTION_CONNECTED,)),),
     tokens=True,
     secrets=(INTUIT_APP_SECRET,),

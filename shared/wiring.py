@@ -13,7 +13,7 @@ forgets everything.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from shared.posting_log import PostingLog
     from shared.pull.changes import ApplyReport, PullService
     from shared.pull.notifications import NotificationIntake
-    from shared.push.service import PushQueue, PushService
+    from shared.push.service import PushQueue, PushService, QueueMessage
     from shared.push.settings_store import TenantSettingsStore
     from shared.push.worker import PushWorker
     from shared.qbo.client import QboCall, QboClient
@@ -268,9 +268,17 @@ def mappings() -> MappingService:
             events(),
             clock(),
             tenant_settings=push_settings_store().get,
+            mappings_changed=mappings_changed,
+            versions=version_ledger(),
         )
 
     return _once("mappings", build)
+
+
+def mappings_changed(tenant_id: str, operation: str, kinds: Collection[str]) -> None:
+    """What the mapping service calls after a link, an export, an import or an automatch: the
+    documents waiting for such a link are judged again through the push queue (docs/push.md)."""
+    push_service().mappings_changed(tenant_id, operation, kinds)
 
 
 # --- push (docs/push.md) ---------------------------------------------------------------------------
@@ -330,10 +338,38 @@ def push_service() -> PushService:
 
     def build() -> PushService:
         from shared.push.service import PushService
+        from shared.settings import SettingsError
 
-        return PushService(posting_log(), link_store(), push_settings_store(), store(), push_queue(), clock())
+        queue: PushQueue
+        try:
+            queue = push_queue()
+        except SettingsError as missing:  # reads still work; the first send says what is missing
+            queue = _NoPushQueue(str(missing))
+        return PushService(posting_log(), link_store(), push_settings_store(), store(), queue, clock())
 
     return _once("push_service", build)
+
+
+class _NoPushQueue:
+    """The push queue of a function that has none (``PUSH_QUEUE_URL`` unset): the push service can
+    still read (a recheck with nothing waiting sends nothing), and any send raises ``SettingsError``
+    naming the variable."""
+
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    def send(self, message: QueueMessage, deduplication_id: str) -> None:
+        del message, deduplication_id
+        self._refuse()
+
+    def send_many(self, messages: Sequence[tuple[QueueMessage, str]]) -> None:
+        del messages
+        self._refuse()
+
+    def _refuse(self) -> None:
+        from shared.settings import SettingsError
+
+        raise SettingsError(self._why)
 
 
 def push_worker() -> PushWorker:

@@ -16,6 +16,7 @@ from functions.api import connection_routes, mapping_routes, push_routes
 from functions.api.common import refusal, tenant_refusal
 from shared.connections import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
 from shared.observability import logger, metrics, tracer
+from shared.push.service import PushQueueError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -48,11 +49,18 @@ def mappings_removed(error: MappingsAlreadyRemovedError) -> Response[dict[str, A
     return refusal(409, ("query", "mappings"), "mappings_already_removed", str(error))
 
 
+def queue_unavailable(error: PushQueueError) -> Response[dict[str, Any]]:
+    # Push and mapping routes alike: what the request changed is kept, and its retry sends again.
+    logger.warning("push queue unavailable", extra={"error": str(error)})
+    return refusal(503, ("queue",), "queue_unavailable", str(error))
+
+
 # Registered by call: Powertools' exception_handler decorator is untyped.
 app.exception_handler(RequestValidationError)(invalid_request)
 app.exception_handler(ReturnUrlError)(return_url_refused)
 app.exception_handler(NotConnectedError)(not_connected)
 app.exception_handler(MappingsAlreadyRemovedError)(mappings_removed)
+app.exception_handler(PushQueueError)(queue_unavailable)
 
 
 @app.not_found

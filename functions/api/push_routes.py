@@ -12,7 +12,6 @@ tenant, or gets 403 and nothing is read or changed (checked for every route in `
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import date
 from decimal import Decimal
@@ -44,7 +43,6 @@ from shared.push.service import (
     InvalidReportRequestError,
     NotRetryableError,
     PostingNotFoundError,
-    PushError,
     PushService,
     SubmitOutcome,
     TenantDisconnectedError,
@@ -215,9 +213,9 @@ def put_settings(tenant_id: TenantId) -> dict[str, Any]:
         raise BadBodyError(validation_problems(error)) from None
     service = _service()
     service.settings_store.put(tenant_id, settings)
-    # Documents waiting on a setting go by themselves; settings of an unconnected tenant just wait.
-    with contextlib.suppress(PushError):
-        service.recheck(tenant_id)
+    # Documents waiting on a setting go by themselves: judged again through the push queue, never
+    # here (a retry of this PUT after a failed send queues the recheck again).
+    service.schedule_recheck(tenant_id, "settings")
     return settings.model_dump(mode="json")
 
 
@@ -328,11 +326,19 @@ def retry_posting(tenant_id: TenantId, kind: str, app_id: AppDocumentId) -> Resp
 
 @router.post(
     "/tenants/<tenant_id>/postings/recheck",
-    summary="Judge every needs_attention document again (after a mapping or setting was fixed)",
+    summary="Have every needs_attention document judged again, through the push queue",
+    responses={
+        202: {"description": "Queued (or already queued), or nothing waits: {status, waiting}"},
+        404: error_response("The tenant never connected"),
+        409: error_response("The tenant is disconnected"),
+        503: error_response("The push queue did not take the recheck: retry"),
+    },
 )
-def recheck_postings(tenant_id: TenantId) -> dict[str, Any]:
+def recheck_postings(tenant_id: TenantId) -> Response[dict[str, Any]]:
     _count_request()
-    return {"moved": _service().recheck(tenant_id)}
+    scheduled = _service().request_recheck(tenant_id)
+    metrics.add_metric(name=f"Rechecks_{scheduled.status}", unit=MetricUnit.Count, value=1)
+    return Response(202, content_types.APPLICATION_JSON, scheduled.as_dict())
 
 
 # --- the transactions report -------------------------------------------------------------------

@@ -3,6 +3,12 @@
 Right after a connection, QBO Link reads the company's lists and links every unambiguous match,
 so the first match tab a firm sees is mostly mapped. It runs here, off the OAuth callback, so the
 browser's redirect never waits for QBO's lists.
+
+A reconnect (``reconnected`` in the event) first queues a recheck that also brings back the
+documents that failed for want of a connection; the automatch then queues its own for the
+documents its links release (docs/push.md, "Recheck").  Both are here rather than in the callback,
+so the public OAuth function needs no access to the posting log or the push queue, and a failure
+is retried by the event rule.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ class ConnectedDetail(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     tenant_id: str = Field(alias="tenantId", min_length=1)
+    reconnected: bool = False  # the tenant had a connection to the same company before
 
 
 class ConnectedEvent(BaseModel):
@@ -45,6 +52,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="OnboardingEventsRejected", unit=MetricUnit.Count, value=1)
         raise ValueError(f"unexpected event {parsed.source}/{parsed.detail_type}")
     tenant_id = parsed.detail.tenant_id
+    if parsed.detail.reconnected:
+        rechecked = wiring.push_service().schedule_recheck(tenant_id, "reconnect", reconnect=True)
+        logger.info("recheck after reconnect", tenant_id=tenant_id, status=rechecked.status)
     outcome = wiring.mappings().onboard(tenant_id)
     applied = sum(outcome.applied.values())
     metrics.add_metric(name="OnboardingLinks", unit=MetricUnit.Count, value=applied)

@@ -5,6 +5,11 @@ Collaborators are injected (docs/mappings.md): the app side (``AppCatalog``), th
 operations that talk to QBO), the event publisher and the clock.  Every refusal is a
 ``MappingError`` subclass whose ``field`` names the input at fault, so the API can answer a
 precise 4xx.
+
+``mappings_changed`` (tenant, operation, kinds) is called after every operation that can add links
+(link, automatch with apply, export, import, onboard), even when it added none: a retry after a
+failure that came after the links were made still gets there.  The composition root makes it queue
+a recheck of the documents waiting for a mapping (docs/push.md, "Recheck").
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, cast
@@ -36,6 +41,7 @@ from shared.mapping.catalog import (
     qbo_entity,
 )
 from shared.qbo.errors import DuplicateNameError, QboError
+from shared.versions import VersionLedger
 
 if TYPE_CHECKING:
     from shared.push.models import TenantSettings
@@ -241,6 +247,8 @@ class MappingService:
         clock: Clock,
         *,
         tenant_settings: Callable[[str], TenantSettings],
+        mappings_changed: Callable[[str, str, Collection[str]], object] | None = None,
+        versions: VersionLedger | None = None,
     ) -> None:
         self._catalog = catalog
         self._cache = cache
@@ -250,9 +258,16 @@ class MappingService:
         self._clock = clock
         # The tenant's push settings (client_types, revenue_account_id), as the push service reads them.
         self._tenant_settings = tenant_settings
+        self._mappings_changed = mappings_changed
+        # What an export writes in QBO is recorded as ours, so its webhook costs the pull nothing.
+        self._versions = versions
 
     def _settings(self, tenant_id: str) -> TenantSettings:
         return self._tenant_settings(tenant_id)
+
+    def _changed(self, tenant_id: str, operation: str, kinds: Collection[str]) -> None:
+        if self._mappings_changed is not None:
+            self._mappings_changed(tenant_id, operation, kinds)
 
     # --- client types (M3) ---------------------------------------------------------------------
 
@@ -399,7 +414,9 @@ class MappingService:
                 f"no QBO {kind} with id {qbo_id} (refresh the QBO lists if it is new)", ("body", "qbo_id")
             )
         check_fit(kind, app, qbo)
-        return self._link(tenant_id, kind, app, qbo, "manual")
+        link = self._link(tenant_id, kind, app, qbo, "manual")
+        self._changed(tenant_id, "link", (kind,))
+        return link
 
     def _link(self, tenant_id: str, kind: str, app: AppEntity, qbo: QboEntity, source: Any) -> Link:
         try:
@@ -431,6 +448,12 @@ class MappingService:
 
     def automatch(self, tenant_id: str, kind: str, *, apply: bool) -> AutomatchOutcome:
         """Propose links between unlinked entities; with ``apply``, link the unambiguous pairs only."""
+        outcome = self._automatch(tenant_id, kind, apply=apply)
+        if apply:
+            self._changed(tenant_id, "automatch", (kind,))
+        return outcome
+
+    def _automatch(self, tenant_id: str, kind: str, *, apply: bool) -> AutomatchOutcome:
         check_kind(kind)
         overview = self.overview(tenant_id, kind, hide_linked=True)
         apps = [row.entity for row in overview.app if row.entity.active]
@@ -496,9 +519,10 @@ class MappingService:
         applied: dict[str, int] = {}
         unmatched: dict[str, int] = {}
         for kind in MAPPING_KINDS:
-            outcome = self.automatch(tenant_id, kind, apply=True)
+            outcome = self._automatch(tenant_id, kind, apply=True)
             applied[kind] = len(outcome.linked)
             unmatched[kind] = len(outcome.proposal.unmatched)
+        self._changed(tenant_id, "onboard", MAPPING_KINDS)  # once, after every kind
         return OnboardOutcome(refreshed, applied, unmatched)
 
     # --- export --------------------------------------------------------------------------------
@@ -568,6 +592,8 @@ class MappingService:
             # Link before caching: a retry after a failed link must not meet its own name in the
             # pre-check; the same idempotency key replays QBO's answer instead.
             self._link(tenant_id, kind, app, created, "export")
+            if self._versions is not None:
+                self._versions.record_written(tenant_id, QBO_ENTITY[kind], row, kind=kind, app_id=app_id)
             for cache_kind in sorted(CODE_KINDS) if kind in CODE_KINDS else [kind]:
                 if belongs_to(cache_kind, row):  # a new item serves work and expense codes alike
                     self._cache.put(tenant_id, cache_kind, qbo_entity(cache_kind, row))
@@ -580,6 +606,7 @@ class MappingService:
             else:
                 held[_name_key(created.name)] = created.id
             outcomes.append(ItemOutcome(app_id, "created", app_id=app_id, qbo_id=created.id))
+        self._changed(tenant_id, "export", (kind,))
         return outcomes
 
     def _held_names(self, tenant_id: str, kind: str) -> dict[str, str]:
@@ -742,6 +769,7 @@ class MappingService:
             }
             self._events.publish(make_event(IMPORT_EVENTS[kind], tenant_id, detail, kind, qbo.id))
             outcomes.append(ItemOutcome(qbo_id, "imported", app_id=app.id, qbo_id=qbo_id))
+        self._changed(tenant_id, "import", (kind,))
         return outcomes
 
 

@@ -5,6 +5,11 @@ its state is the truth, the queue only says "look at this one") and, when ready,
 ``{tenant, kind, app_id, version}`` goes on the push queue (SQS FIFO, message group = tenant, so one
 worker at a time posts a tenant's documents, in order).
 
+Documents waiting in ``needs_attention`` are judged again through the same queue: whatever can make
+one ready (a mapping, a setting, a posting, a reconnect) calls ``schedule_recheck``, which puts one
+``{tenant, recheck: {...}}`` message on the queue and answers at once; the push worker judges the
+waiting documents a page per message (``shared.push.recheck``; docs/push.md, "Recheck").
+
 Kinds of document: ``client``, ``invoice``, ``payment``, ``credit_memo``.  Every client, sites
 included, is one posting-log document of kind ``client``; its link is of kind ``site`` when it has a
 parent (a QBO sub-customer), ``client`` otherwise.
@@ -14,13 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date
+from datetime import UTC, date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, Protocol
 
-from pydantic import BaseModel, ValidationError
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import Clock
 from shared.connection_store import Connection, ConnectionStore
@@ -77,6 +85,19 @@ REPORT_PAGE_MAX: Final = 1000
 
 NOT_CONNECTED = "not_connected"
 DEDUPLICATION_ID_MAX = 128  # SQS's limit
+SQS_BATCH: Final = 10  # SendMessageBatch's limit
+
+# Recheck (docs/push.md, "Recheck").  A queued recheck that has not started covers any change made
+# before it starts, so while its marker is fresh a new change queues nothing; a marker older than
+# this is taken for a lost message (or one stuck behind a long backlog) and another is queued.
+RECHECK_STALE_AFTER: Final = timedelta(seconds=60)
+RecheckScope = Literal["needs_attention", "failed"]
+WAITING: Final[tuple[RecheckScope, ...]] = ("needs_attention",)
+# A reconnect also brings back the documents that failed because the tenant had no connection.
+AFTER_RECONNECT: Final[tuple[RecheckScope, ...]] = ("needs_attention", "failed")
+# The links readiness reads (``StoreLookup``): a change to another kind (an employee, an account)
+# cannot make a waiting document ready.
+READINESS_LINK_KINDS: Final = frozenset({"client", "site", "work_code", "expense_code", "tax"})
 
 # Outbound events (EventBridge detail-type).
 EVENT_DOCUMENT_POSTED: Final = "Document Posted"
@@ -133,6 +154,10 @@ class InvalidReportRequestError(PushError, ValueError):
     """A transactions report without a date range (or with a bad one)."""
 
 
+class PushQueueError(PushError):
+    """The push queue did not take a message (SQS unreachable, throttling, a refused entry)."""
+
+
 # --- the queue ---------------------------------------------------------------------------------
 
 
@@ -162,14 +187,79 @@ class PushMessage:
         return cls(str(data["tenant"]), str(data["kind"]), str(data["app_id"]), int(data["version"]))
 
     def deduplication_id(self, suffix: str = "") -> str:
-        text = f"{self.tenant}:{self.kind}:{self.app_id}:{self.version}{suffix}"
-        if len(text) <= DEDUPLICATION_ID_MAX:
-            return text
-        return hashlib.sha256(text.encode()).hexdigest()
+        return _bounded(f"{self.tenant}:{self.kind}:{self.app_id}:{self.version}{suffix}")
+
+
+class RecheckMessage(BaseModel):
+    """``{tenant, recheck: {reason, chain, page, page_token, states}}``: "judge one page of this
+    tenant's waiting documents again".
+
+    ``states`` are what is judged, in order: ``needs_attention``, and after a reconnect ``failed``
+    (only the documents that failed with ``not_connected``).  ``page_token`` continues the first of
+    them; ``page`` counts the messages of one recheck (``chain``): the first (page 0) starts it,
+    the others continue it.  ``reason`` says what asked for it (``export:work_code``, ``posted``, ...).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tenant: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=100)
+    chain: str = Field(pattern=r"^[0-9a-f]{32}$")
+    page: int = Field(default=0, ge=0)
+    page_token: str | None = Field(default=None, min_length=1, max_length=4096)
+    states: tuple[RecheckScope, ...] = Field(default=WAITING, min_length=1, max_length=2)
+
+    @classmethod
+    def first(cls, tenant: str, reason: str, states: tuple[RecheckScope, ...] = WAITING) -> RecheckMessage:
+        return cls(tenant=tenant, reason=reason[:100], chain=uuid.uuid4().hex, states=states)
+
+    def next(self, page_token: str | None, states: tuple[RecheckScope, ...] | None = None) -> RecheckMessage:
+        """The message that goes on where this one stops (continuations skip the debounce)."""
+        changes = {"page": self.page + 1, "page_token": page_token, "states": states or self.states}
+        return self.model_copy(update=changes)
+
+    def body(self) -> str:
+        recheck = self.model_dump(mode="json", exclude={"tenant"})
+        return json.dumps({"tenant": self.tenant, "recheck": recheck}, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> RecheckMessage:
+        """From a decoded body; a ``ValidationError`` (a ``ValueError``) if it is not one."""
+        recheck = data.get("recheck")
+        if set(data) != {"tenant", "recheck"} or not isinstance(recheck, Mapping):
+            raise ValueError("a recheck message is {tenant, recheck: {...}}")
+        return cls.model_validate({**recheck, "tenant": data["tenant"]})
+
+    def deduplication_id(self) -> str:
+        """Unique to the recheck and page: a redelivered page sends its continuation once."""
+        return _bounded(f"{self.tenant}:recheck:{self.chain}:{self.page}")
+
+
+QueueMessage = PushMessage | RecheckMessage
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= DEDUPLICATION_ID_MAX else hashlib.sha256(text.encode()).hexdigest()
 
 
 class PushQueue(Protocol):
-    def send(self, message: PushMessage, deduplication_id: str) -> None: ...
+    def send(self, message: QueueMessage, deduplication_id: str) -> None: ...
+
+    def send_many(self, messages: Sequence[tuple[QueueMessage, str]]) -> None:
+        """Several messages, in order (a recheck enqueues a page's ready documents at once)."""
+        ...
+
+
+@contextmanager
+def _sqs(operation: str) -> Iterator[None]:
+    """The one place where botocore's failures become the push queue's."""
+    try:
+        yield
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", "")) or "unknown error"
+        raise PushQueueError(f"push queue {operation} failed: {code}") from error
+    except BotoCoreError as error:
+        raise PushQueueError(f"push queue {operation} failed: {type(error).__name__}") from error
 
 
 class SqsPushQueue:
@@ -179,29 +269,57 @@ class SqsPushQueue:
         self._client = client
         self._url = queue_url
 
-    def send(self, message: PushMessage, deduplication_id: str) -> None:
-        self._client.send_message(
-            QueueUrl=self._url,
-            MessageBody=message.body(),
-            MessageGroupId=message.tenant,
-            MessageDeduplicationId=deduplication_id,
-        )
+    def send(self, message: QueueMessage, deduplication_id: str) -> None:
+        with _sqs("send"):
+            self._client.send_message(
+                QueueUrl=self._url,
+                MessageBody=message.body(),
+                MessageGroupId=message.tenant,
+                MessageDeduplicationId=deduplication_id,
+            )
+
+    def send_many(self, messages: Sequence[tuple[QueueMessage, str]]) -> None:
+        """SendMessageBatch, ten at a time; any entry refused is a ``PushQueueError`` (the caller's
+        retry sends the batch again: the deduplication ids drop what did arrive)."""
+        for start in range(0, len(messages), SQS_BATCH):
+            chunk = messages[start : start + SQS_BATCH]
+            entries = [
+                {
+                    "Id": str(index),
+                    "MessageBody": message.body(),
+                    "MessageGroupId": message.tenant,
+                    "MessageDeduplicationId": deduplication_id,
+                }
+                for index, (message, deduplication_id) in enumerate(chunk)
+            ]
+            with _sqs("send_many"):
+                answer = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
+            refused = answer.get("Failed") or []
+            if refused:
+                code = refused[0].get("Code", "unknown error")
+                raise PushQueueError(
+                    f"the push queue refused {len(refused)} of {len(chunk)} messages: {code}"
+                )
 
 
 @dataclass
 class InMemoryPushQueue:
     """A FIFO queue in a list, de-duplicating like SQS (for unit tests and the local stack)."""
 
-    messages: list[PushMessage] = field(default_factory=list)
+    messages: list[QueueMessage] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
 
-    def send(self, message: PushMessage, deduplication_id: str) -> None:
+    def send(self, message: QueueMessage, deduplication_id: str) -> None:
         if deduplication_id in self.seen:
             return
         self.seen.add(deduplication_id)
         self.messages.append(message)
 
-    def drain(self) -> list[PushMessage]:
+    def send_many(self, messages: Sequence[tuple[QueueMessage, str]]) -> None:
+        for message, deduplication_id in messages:
+            self.send(message, deduplication_id)
+
+    def drain(self) -> list[QueueMessage]:
         taken, self.messages = self.messages, []
         return taken
 
@@ -219,6 +337,19 @@ class SubmitOutcome:
     version: int
     state: PostingState | None
     reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecheckScheduled:
+    """What ``schedule_recheck`` did: ``scheduled`` (a message is on the queue), ``pending`` (one
+    queued before has not started and covers this change) or ``nothing_waiting``.  ``waiting`` is
+    how many documents the recheck covers, as the summary counts them."""
+
+    status: Literal["scheduled", "pending", "nothing_waiting"]
+    waiting: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "waiting": self.waiting}
 
 
 # --- mappings, from the links table and the posting log ---------------------------------------
@@ -453,7 +584,7 @@ def reason_dict(reason: Reason) -> dict[str, Any]:
 
 
 class PushService:
-    """Upserts, recheck and retry; everything a tenant API route needs (docs/push.md)."""
+    """Upserts, rechecks (queued), retry and reports; everything a tenant API route needs (docs/push.md)."""
 
     def __init__(  # noqa: PLR0917 - the collaborators, as the brief names them
         self,
@@ -538,29 +669,55 @@ class PushService:
         if accepted.accepted and accepted.state is PostingState.QUEUED:
             self.enqueue(tenant_id, CREDIT_APPLICATION, application.id, application.version)
 
-    def recheck(self, tenant_id: str) -> dict[str, int]:
-        """Judge every ``needs_attention`` document again (after a mapping or a setting changed, or a
-        document they wait for was posted); returns how many went to each state.  The summary says
-        first whether anything waits at all (one read, after every posting delivery)."""
-        if not self.posting_log.summary(tenant_id).by_state[PostingState.NEEDS_ATTENTION]:
-            require_connection(self.connection_store, tenant_id)  # an unknown tenant is still an error
-            return {}
-        connection = require_connection(self.connection_store, tenant_id)
-        facts = company_facts(tenant_id, connection)
-        settings = self.settings_store.get(tenant_id)
-        lookup = StoreLookup(tenant_id, self.links, self.posting_log)
-        moved: dict[str, int] = {}
-        waiting = list(self._entries(tenant_id, PostingState.NEEDS_ATTENTION))
-        # Clients first: an invoice may wait for a client that is about to be queued.
-        waiting.sort(key=lambda e: (e.kind != "client", e.kind != "invoice"))
-        for entry in waiting:
-            document = parse_document(entry.kind, entry.document)
-            after = self._judge(
-                tenant_id, entry.kind, document, settings, facts, lookup, suffix=f":r{entry.attempts}"
-            )
-            if after is not None:
-                moved[after.state.value] = moved.get(after.state.value, 0) + 1
-        return moved
+    def schedule_recheck(self, tenant_id: str, reason: str, *, reconnect: bool = False) -> RecheckScheduled:
+        """Have the tenant's waiting documents judged again by the push worker, through the queue;
+        answers at once, whatever their number (docs/push.md, "Recheck").
+
+        One read of the summary says whether anything waits.  Then a marker on the summary
+        (``PostingLog.mark_recheck``) debounces: while a recheck queued before has not started, it
+        will see this change too, and nothing more is queued.  Otherwise one message goes on the
+        push queue; if it cannot be sent the marker is taken back and the error raised, so the
+        caller's retry queues it.  ``reconnect`` also covers the documents that failed for want of a
+        connection, and is never debounced (a queued recheck may not cover them).
+        """
+        summary = self.posting_log.summary(tenant_id)
+        states = AFTER_RECONNECT if reconnect else WAITING
+        waiting = sum(summary.by_state[PostingState(state)] for state in states)
+        if not waiting:
+            return RecheckScheduled("nothing_waiting", 0)
+        now = self.clock.now()
+        stale_before = now - RECHECK_STALE_AFTER
+        fresh = summary.recheck_pending is not None and summary.recheck_pending >= stale_before
+        if fresh and not reconnect:  # seen on the read already: no write
+            return RecheckScheduled("pending", waiting)
+        marked = self.posting_log.mark_recheck(tenant_id, at=now, stale_before=stale_before)
+        if marked is None and not reconnect:
+            return RecheckScheduled("pending", waiting)
+        message = RecheckMessage.first(tenant_id, reason, states)
+        sent = False
+        try:
+            self.queue.send(message, message.deduplication_id())
+            sent = True
+        finally:
+            if not sent and marked is not None:
+                self.posting_log.clear_recheck(tenant_id, marked)
+        return RecheckScheduled("scheduled", waiting)
+
+    def request_recheck(self, tenant_id: str) -> RecheckScheduled:
+        """``POST /postings/recheck``: an unknown or disconnected tenant is refused as before; no
+        document is judged in the request."""
+        require_connection(self.connection_store, tenant_id)
+        return self.schedule_recheck(tenant_id, "api")
+
+    def mappings_changed(
+        self, tenant_id: str, operation: str, kinds: Collection[str]
+    ) -> RecheckScheduled | None:
+        """The mapping service linked, exported, imported or automatched ``kinds``: a recheck when
+        one of them is a link readiness reads (``shared.wiring.mappings_changed`` calls it)."""
+        touched = sorted(READINESS_LINK_KINDS.intersection(kinds))
+        if not touched:
+            return None
+        return self.schedule_recheck(tenant_id, f"{operation}:{','.join(touched)}")
 
     def retry(self, tenant_id: str, kind: str, app_id: str) -> SubmitOutcome:
         """Put a failed document back: judged again, queued when ready."""
@@ -657,15 +814,6 @@ class PushService:
         return TransactionsReport(rows, next_token, totals)
 
     # --- helpers -----------------------------------------------------------------------------
-
-    def _entries(self, tenant_id: str, state: PostingState) -> Iterator[PostingEntry]:
-        token: str | None = None
-        while True:
-            page = self.posting_log.query_by_state(tenant_id, state, page_token=token, limit=500)
-            yield from page.entries
-            token = page.next_token
-            if not token:
-                return
 
     def _judge(  # noqa: PLR0917 - one decision needs all of it
         self,

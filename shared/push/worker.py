@@ -28,6 +28,10 @@ Outcomes: success → linked and ``posted`` in one write (an event is published)
 ``failed`` with QBO's text; throttled or transient → back to ``queued`` (or ``uncertain``) and the
 message is redelivered (partial batch failure).  Every QBO call is an attempt in the log, with
 ``intuit_tid``.
+
+The same queue carries recheck messages (``{tenant, recheck: {...}}``): each is one page of the
+tenant's waiting documents to judge again (``shared.push.recheck``), handled after the delivery's
+push messages.  A delivery that posted something asks for one (``PushService.schedule_recheck``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +50,7 @@ from typing import Any, Final
 from shared.clock import Clock
 from shared.connection_store import Connection, ConnectionStore
 from shared.events import EventPublisher, make_event
-from shared.links import LinkConflictError, LinkStore
+from shared.links import LinkConflictError, LinkError, LinkStore
 from shared.observability import logger
 from shared.posting_log import (
     TRANSITIONS,
@@ -53,11 +58,13 @@ from shared.posting_log import (
     AttemptOutcome,
     CompanionRefusedError,
     ConcurrentChangeError,
+    InvalidPageTokenError,
     InvalidTransitionError,
     Posting,
     PostingEntry,
     PostingFault,
     PostingLog,
+    PostingLogError,
     PostingState,
     Reason,
     StaleVersionError,
@@ -89,6 +96,7 @@ from shared.push.payloads import (
     payment_payload,
 )
 from shared.push.readiness import CREATE_CUSTOMER_FIRST, NotReady, Ready, Skipped
+from shared.push.recheck import Rechecker, RecheckReport
 from shared.push.service import (
     EVENT_DOCUMENT_FAILED,
     EVENT_DOCUMENT_POSTED,
@@ -97,6 +105,7 @@ from shared.push.service import (
     PushError,
     PushMessage,
     PushService,
+    RecheckMessage,
     StoreLookup,
     company_facts,
     evaluate,
@@ -262,6 +271,21 @@ class PushWorker:
             self._recorded(tenant_id, [(i, messages[i]) for i in indexes], report)
         return report
 
+    def recheck(self, message: RecheckMessage) -> RecheckReport:
+        """One page of a tenant's waiting documents judged again (``shared.push.recheck``); the
+        ready ones go on the queue the service sends to."""
+        if self.service is None:
+            raise PushError("this worker has no push service: it cannot queue what a recheck finds ready")
+        rechecker = Rechecker(
+            self.posting_log,
+            self.links,
+            self.settings_store,
+            self.connection_store,
+            self.service.queue,
+            self.clock,
+        )
+        return rechecker.run(message)
+
     def _recorded(self, tenant_id: str, messages: list[tuple[int, PushMessage]], report: BatchReport) -> None:
         """One tenant's part of the delivery; when it posted, voided or failed something (or crashed)
         it is recorded as a ``push`` exchange: messages, documents by outcome, outcome."""
@@ -365,8 +389,15 @@ class PushWorker:
             else:
                 report.failed.update(indexes)
         if ctx.posted and self.service is not None:
-            with contextlib.suppress(PushError):  # the tenant went away meanwhile; the documents wait
-                self.service.recheck(tenant_id)
+            # A posting may release waiting documents (a payment waits for its invoice, an invoice
+            # for its client's customer): they are judged again through the queue, not here.
+            try:
+                self.service.schedule_recheck(tenant_id, "posted")
+            except (PushError, PostingLogError) as error:
+                # The postings stand and a redelivery would find nothing to post (so no recheck):
+                # the waiting documents go with the tenant's next change, or POST /postings/recheck.
+                logger.error("recheck not scheduled", extra={"tenant_id": tenant_id, "error": str(error)})
+                report.count("recheck_unscheduled")
 
     def _context(self, tenant_id: str) -> _Tenant:
         connection = require_connection(self.connection_store, tenant_id)
@@ -1554,30 +1585,78 @@ def _capped(
     return dataclasses.replace(mappings, open_balances=caps)
 
 
-def parse_messages(bodies: Sequence[str]) -> tuple[list[PushMessage], list[int], set[int]]:
-    """The push messages among SQS bodies: the messages, their positions, and the poison ones."""
-    messages: list[PushMessage] = []
-    positions: list[int] = []
-    poison: set[int] = set()
+@dataclass
+class Delivery:
+    """One SQS delivery's bodies, sorted: push messages (with their positions), recheck messages
+    (with theirs) and the positions of the poison ones."""
+
+    pushes: list[PushMessage] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    rechecks: list[tuple[int, RecheckMessage]] = field(default_factory=list)
+    poison: set[int] = field(default_factory=set)
+
+
+def parse_messages(bodies: Sequence[str]) -> Delivery:
+    """The push and recheck messages among SQS bodies, and the poison ones."""
+    delivery = Delivery()
     for index, body in enumerate(bodies):
         try:
-            messages.append(PushMessage.parse(body))
-        except (ValueError, KeyError, TypeError):
-            poison.add(index)  # redelivered until the DLQ takes it: never dropped silently
+            data = json.loads(body)
+            if isinstance(data, dict) and "recheck" in data:
+                delivery.rechecks.append((index, RecheckMessage.parse(data)))
+                continue
+            delivery.pushes.append(PushMessage.parse(body))
+        except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+            delivery.poison.add(index)  # redelivered until the DLQ takes it: never dropped silently
             continue
-        positions.append(index)
-    return messages, positions, poison
+        delivery.positions.append(index)
+    return delivery
+
+
+# A recheck page that fails on these comes back (the store or the queue was busy or down; a page
+# token that no longer reads is redelivered until the DLQ keeps it).
+RECHECK_FAILURES: Final = (PostingLogError, LinkError, PushError, InvalidPageTokenError)
 
 
 def process_bodies(
     worker: PushWorker, bodies: Sequence[str], receive_counts: Sequence[int] | None = None
 ) -> BatchReport:
-    """One SQS delivery: which bodies (by position) must come back, and the outcomes."""
-    messages, positions, poison = parse_messages(bodies)
+    """One SQS delivery: which bodies (by position) must come back, and the outcomes.  The push
+    messages go first (a posting may release waiting documents), then each recheck page; a tenant's
+    recheck behind one of its own messages that must come back waits for it, as FIFO order says."""
+    delivery = parse_messages(bodies)
+    positions = delivery.positions
     counts = list(receive_counts or [1] * len(bodies))
     last = {i for i, position in enumerate(positions) if counts[position] >= MAX_DELIVERIES}
-    report = worker.process_batch(messages, last_delivery=last)
-    failed = {positions[i] for i in report.failed} | poison
-    if poison:
-        report.outcomes["poison"] = len(poison)
+    report = worker.process_batch(delivery.pushes, last_delivery=last)
+    failed = {positions[i] for i in report.failed} | delivery.poison
+    if delivery.poison:
+        report.outcomes["poison"] = len(delivery.poison)
+    groups = [_group(body) for body in bodies]
+    for position, message in delivery.rechecks:
+        if any(groups[i] == message.tenant for i in failed if i < position):
+            failed.add(position)
+            continue
+        try:
+            outcome = worker.recheck(message)
+        except RECHECK_FAILURES as error:
+            logger.warning(
+                "recheck page failed",
+                extra={"tenant_id": message.tenant, "page": message.page, "error": str(error)},
+            )
+            failed.add(position)
+            report.count("recheck_failed")
+            continue
+        for name, count in outcome.outcomes().items():
+            report.outcomes[name] = report.outcomes.get(name, 0) + count
     return BatchReport(failed=failed, outcomes=report.outcomes)
+
+
+def _group(body: str) -> str | None:
+    """The tenant (message group) a body names, if it names one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    tenant = data.get("tenant") if isinstance(data, dict) else None
+    return tenant if isinstance(tenant, str) else None

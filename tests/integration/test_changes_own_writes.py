@@ -403,3 +403,23 @@ def test_the_change_function_reports_echoes_coalesced_notices_reads_and_events(
     # Our write is recognised twice: its notice (no read needed for it) and its row in the read the
     # other notice needed; the replay costs nothing
     assert totals == {"ChangeEchoes": 2, "NoticesCoalesced": 1, "ChangeReads": 1, "ChangeEvents": 1}
+
+
+def test_a_customer_exported_from_the_match_tab_comes_back_as_an_echo(pull: Pull) -> None:
+    from shared.mapping.catalog import AppEntity
+
+    # Given an app client exported to QBO from the match tab
+    service = wiring.mappings()
+    service.upsert_app_entity(TENANT, "client", AppEntity(id="cl-exp", version=1, name="Exported Orchard"))
+    [outcome] = service.export(TENANT, "client", ["cl-exp"])
+    assert outcome.status == "created"
+    assert outcome.qbo_id is not None
+    row = pull.stored("Customer", outcome.qbo_id)
+    before = pull.metered_reads()
+
+    # When QBO's webhook of that create arrives
+    pull.deliver(_notice(pull, "Customer", row))
+
+    # Then it is ours: no read, no Client Imported
+    assert pull.metered_reads() == before
+    assert pull.published(changes.CLIENT_IMPORTED) == []

@@ -112,11 +112,12 @@ def test_not_ready_waits_with_exact_reasons_then_goes_once_the_mapping_is_fixed(
     ]
     push_world.drain()
     assert invoices_numbered(push_world, realm, "A-i1") == []
-    # When the mapping is fixed and the tenant's documents are judged again
+    # When the mapping is fixed behind the API's back and the app asks for a recheck
     push_world.links.link(TENANT, "work_code", "W9", "2")
     recheck = push_world.api("POST", f"/tenants/{TENANT}/postings/recheck")
-    assert recheck.status == 200, recheck.body
-    assert recheck.json()["moved"] == {"queued": 1}
+    assert recheck.status == 202, recheck.body
+    assert recheck.json() == {"status": "scheduled", "waiting": 1}
+    assert state_of(push_world, "invoice", "i1") == "needs_attention"  # judged by the worker, not here
     push_world.drain()
     # Then it went by itself, once, to the cent
     assert state_of(push_world, "invoice", "i1") == "posted"

@@ -3,13 +3,14 @@ so nothing accepted waits forever in `queued`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 
 from shared import wiring
-from shared.push.service import PushMessage, PushQueue
+from shared.push.service import PushQueue, QueueMessage
 from tests.integration.push_fixtures import PushWorld, push_world
 from tests.integration.test_push import TENANT, connected, invoice, invoices_numbered, state_of
 
@@ -28,12 +29,16 @@ class FlakyQueue:
     failures: int
     sent: int = 0
 
-    def send(self, message: PushMessage, deduplication_id: str) -> None:
+    def send(self, message: QueueMessage, deduplication_id: str) -> None:
         if self.failures:
             self.failures -= 1
             raise QueueDown("SQS unreachable")
         self.sent += 1
         self.real.send(message, deduplication_id)
+
+    def send_many(self, messages: Sequence[tuple[QueueMessage, str]]) -> None:
+        for message, deduplication_id in messages:
+            self.send(message, deduplication_id)
 
 
 def test_a_retried_upsert_whose_first_enqueue_failed_is_queued_and_posted_once(push_world: PushWorld) -> None:
