@@ -169,6 +169,21 @@ def touched_documents(payment: Mapping[str, Any]) -> list[Key]:
     return found
 
 
+def write_operation(answer: Mapping[str, Any]) -> str:
+    """The operation QBO's webhook reports for the write that produced ``answer``: a new entity
+    (SyncToken 0) was created, a zeroed one with "Voided" in its note was voided, else updated."""
+    if is_deleted(answer):
+        return "Delete"
+    if sync_token(answer) == 0:
+        return "Create"
+    note = str(answer.get("PrivateNote") or "").lower()
+    try:
+        zero = Decimal(str(answer.get("TotalAmt", "1"))) == 0
+    except InvalidOperation:
+        zero = False
+    return "Void" if "voided" in note and zero else "Update"
+
+
 def auto_credited(invoice: Mapping[str, Any]) -> bool:
     """A new invoice (SyncToken 0) with less open than its total: QBO applied something to it as it
     was created — an open credit of the customer, when the company applies credits automatically."""
@@ -196,6 +211,7 @@ class KnownVersion:
     own: bool = False
     updated_at: float | None = None
     written_at: float | None = None
+    written_op: str | None = None  # the webhook operation our latest write shows as (Create, Update, Void)
     touched_at: float | None = None
     fingerprint: str | None = None
     kind: str | None = None
@@ -220,19 +236,25 @@ class KnownVersion:
         """A later version whose content is what we know: only its balance moved."""
         return self.fingerprint is not None and fingerprint(self.entity, row) == self.fingerprint
 
-    def explains(self, at: datetime, tolerance: float) -> str | None:
-        """What we already know of a change made at ``at`` (a webhook notice's time): ``"own"``
-        when it is not later than our latest write of this entity, or than (within ``tolerance``
-        seconds) our latest payment or credit that moved its balance — QBO stamps the document it
-        settles at the payment's time, give or take; ``"applied"`` when a version from a later second
-        was already applied; None when it is news.  QBO's LastUpdatedTime has whole seconds
-        while a notice's time may carry a fraction, so the notice counts from its second."""
-        moment = math.floor(at.timestamp())
-        if self.written_at is not None and moment <= self.written_at:
+    def explains(self, at: datetime, operation: str, tolerance: float) -> str | None:
+        """What we already know of a change made at ``at`` (a webhook notice's time and operation).
+
+        ``"own"``: it is our latest write of this entity — the same second and the same operation —
+        or older than it (superseded by it); or an ``Update`` within ``tolerance`` seconds of our
+        latest payment or credit that moved its balance (QBO stamps the document it settles at the
+        payment's time, give or take).  ``"applied"``: a version from a later second was applied.
+        None: news.  QBO's LastUpdatedTime has whole seconds while a notice's time may carry a
+        fraction, so the notice counts from its second; a bookkeeper's edit in the very second of
+        our write is told apart by its operation (an Update after our Create), and a second write of
+        ours in that second is read once (its row is then our echo)."""
+        second = math.floor(at.timestamp())
+        if self.written_at is not None:
+            written = math.floor(self.written_at)
+            if second < written or (second == written and operation == self.written_op):
+                return "own"
+        if self.touched_at is not None and operation == "Update" and second <= self.touched_at + tolerance:
             return "own"
-        if self.touched_at is not None and moment <= self.touched_at + tolerance:
-            return "own"
-        if self.updated_at is not None and moment < math.floor(self.updated_at):
+        if self.updated_at is not None and second < math.floor(self.updated_at):
             return "applied"  # strictly older: a change in the same second may be a later one
         return None
 
@@ -305,8 +327,9 @@ class VersionLedger:
             ":q": str(answer.get("Id")),
             ":r": _stamp(self._clock.now()),
             ":d": is_deleted(answer),
+            ":op": write_operation(answer),
         }
-        sets = ["#own = :own", "#u = :u", "#w = :w", "#e = :e", "#q = :q", "#r = :r", "#d = :d"]
+        sets = ["#own = :own", "#u = :u", "#w = :w", "#e = :e", "#q = :q", "#r = :r", "#d = :d", "#op = :op"]
         names = {
             "#own": "own",
             "#u": "updated_at",
@@ -315,6 +338,7 @@ class VersionLedger:
             "#q": "qbo_id",
             "#r": "recorded_at",
             "#d": "deleted",
+            "#op": "written_op",
         }
         token = sync_token(answer)
         if token is not None:
@@ -432,6 +456,7 @@ class VersionLedger:
             "sync_token": version.sync_token,
             "updated_at": _decimal(version.updated_at),
             "written_at": _decimal(version.written_at),
+            "written_op": version.written_op,
             "touched_at": _decimal(version.touched_at),
             "fingerprint": version.fingerprint,
             "kind": version.kind,
@@ -462,6 +487,7 @@ def _known(item: Mapping[str, Any]) -> KnownVersion:
         own=bool(item.get("own", False)),
         updated_at=number("updated_at"),
         written_at=number("written_at"),
+        written_op=item.get("written_op"),
         touched_at=number("touched_at"),
         fingerprint=item.get("fingerprint"),
         kind=item.get("kind"),

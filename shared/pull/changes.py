@@ -576,6 +576,7 @@ class ChangeApplier:
                 own=True,
                 updated_at=written.updated_at,
                 written_at=written.updated_at,
+                written_op="Create",
                 kind=kind,
                 app_id=app_id,
             )
@@ -970,7 +971,7 @@ class PullService:
             version = known.get((notice.entity, notice.entity_id))
             known_as = None
             if notice.operation != "Merge" and version is not None:
-                known_as = version.explains(notice.occurred_at, self.timing.touch_tolerance)
+                known_as = version.explains(notice.occurred_at, notice.operation, self.timing.touch_tolerance)
             if known_as == "own":
                 report.echo()
             elif known_as == "applied":
