@@ -39,6 +39,7 @@ US_RATE = D("8.25")
 # CA: the app's taxes → (QBO tax code, the components' percents), as the CA seed has them.
 CA_TAXES = {"GST": ("2", (D(5),)), "HST": ("3", (D(13),)), "BC": ("4", (D(5), D(7)))}
 AGENCY_OF_RATE = {"1": "1", "2": "1", "3": "2"}  # CA seed: GST and HST to agency 1, PST BC to 2
+RATE_OF = {("GST", D(5)): "1", ("HST", D(13)): "2", ("BC", D(5)): "1", ("BC", D(7)): "3"}  # CA seed's rates
 
 
 def cents(value: Decimal) -> Decimal:
@@ -255,15 +256,13 @@ def _compare(push: PushWorld, corpus: Corpus, counts: dict[str, int]) -> dict[st
             if D(str(detail.get("TotalTax", 0))) != expected[("total", D(0))]:
                 differences["tax"] += 1
             continue
-        per_agency: Counter[str] = Counter()
+        per_agency: dict[str, Decimal] = defaultdict(lambda: D(0))
         for line in detail.get("TaxLine") or []:
             rate = line["TaxLineDetail"]["TaxRateRef"]["value"]
             per_agency[AGENCY_OF_RATE[rate]] += D(str(line["Amount"]))
-        wanted: Counter[str] = Counter()
+        wanted: dict[str, Decimal] = defaultdict(lambda: D(0))
         for (tax_id, percent), amount in expected.items():
-            rate = {("GST", D(5)): "1", ("HST", D(13)): "2", ("BC", D(5)): "1", ("BC", D(7)): "3"}[
-                (tax_id, percent)
-            ]
+            rate = RATE_OF[(tax_id, percent)]
             wanted[AGENCY_OF_RATE[rate]] += amount
         if {k: v for k, v in per_agency.items() if v} != {k: v for k, v in wanted.items() if v}:
             differences["tax_per_agency"] += 1
