@@ -43,6 +43,7 @@ from qbo_link_local.gateway import (
 )
 from qbo_link_local.logs import HandlerLogRouting, LogSink, invocation_line, note_line
 from qbo_link_local.moto_dynamodb import atomic_dynamodb
+from qbo_link_local.moto_server import fast_dispatch
 from qbo_link_local.pollers import QueuePoller, lambda_record
 from qbo_link_local.runtime import Call, Invocation, InvocationError, Invoker
 from qbo_link_local.scheduler import ScheduledFunction, Scheduler, scheduled_functions, scheduler_event
@@ -143,6 +144,7 @@ class LocalStack:
         self._gateway: GatewayServer | None = None
         self._sandbox: SandboxServer | None = None
         self._moto: Any = None
+        self._moto_dispatch: AbstractContextManager[None] | None = None
         self._boto: Any = None
         self._clients: dict[str, Any] = {}
         self._resources: LocalResources | None = None
@@ -337,6 +339,9 @@ class LocalStack:
             self._moto.stop()
             self._moto = None
             logging.getLogger("werkzeug").setLevel(self._saved_werkzeug_level)
+        dispatch, self._moto_dispatch = self._moto_dispatch, None
+        if dispatch is not None:
+            dispatch.__exit__(None, None, None)
 
     # --- state across restarts ---------------------------------------------------------------
 
@@ -487,6 +492,8 @@ class LocalStack:
         werkzeug = logging.getLogger("werkzeug")
         self._saved_werkzeug_level = werkzeug.level
         werkzeug.setLevel(logging.WARNING)
+        self._moto_dispatch = fast_dispatch()
+        self._moto_dispatch.__enter__()
         self._moto = ThreadedMotoServer(ip_address=host, port=self.config.moto_port, verbose=False)
         self._moto.start()
         self.moto_url = f"http://{public}:{self._moto.get_host_and_port()[1]}"

@@ -2,7 +2,8 @@
 sandbox with its webhooks on): the host app pushes invoices, payments and credit memos in bulk while
 a scripted bookkeeper works in QuickBooks.
 
-    .venv/bin/python scripts/bench_sync.py [--invoices 1000 --payments 300 --credits 30 --bookkeeper 50]
+    .venv/bin/python scripts/bench_sync.py [--invoices 1000 --payments 300 --credits 30 --bookkeeper 50
+                                            --per-session 5 --session-gap 12]
 
 What it measures (docs/pull.md and docs/push.md, "Figures"):
 
@@ -31,7 +32,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ import httpx2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qbo_link_cli.client import ApiClient  # noqa: E402
+from qbo_link_cli.client import ApiClient, ApiError  # noqa: E402
 from qbo_link_local.stack import LocalStack, LocalStackConfig  # noqa: E402
 
 TENANT = "bench-firm"
@@ -204,6 +205,24 @@ class Bench:
             time.sleep(1)
         raise TimeoutError(f"not posted in {timeout:.0f} s: {dict(states)}")
 
+    def reading_exchanges(self, since: datetime) -> list[dict[str, Any]]:
+        """The change worker's exchanges since ``since`` that read QBO, oldest first."""
+        found: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 200, **({"page_token": token} if token else {})}
+            page = self.api.get(f"{self.base}/exchanges", **params)
+            for exchange in page["exchanges"]:
+                if (
+                    exchange["source"] != "push"
+                    and exchange["reads"]
+                    and exchange["started_at"] >= since.isoformat()
+                ):
+                    found.append(exchange)
+            token = page.get("next_page_token")
+            if not token:
+                return list(reversed(found))
+
     def qbo_id(self, kind: str, app_id: str) -> str | None:
         entry = self.api.get(f"{self.base}/postings/{kind}/{app_id}")
         qbo = entry.get("qbo_id")
@@ -222,21 +241,24 @@ class Bench:
         )[entity]
         return row
 
-    def bookkeeper(self, gap: float, stop: threading.Event) -> None:
-        """50 changes spread over the run: mostly new customers, some edits of the app's clients,
-        a few payments received on the app's invoices, a few edits of the app's invoices."""
-        total = self.args.bookkeeper
+    def bookkeeper(self, stop: threading.Event) -> None:
+        """The bookkeeper's changes, spread over the run in sessions (a bookkeeper in QuickBooks
+        enters a few things at a time): each session makes ``--per-session`` changes a second
+        apart, sessions ``--session-gap`` seconds apart; mostly new customers, an edit of one of
+        the app's clients, and by turns a payment received on one of the app's invoices or an edit
+        of one.  ``--per-session 1 --session-gap 2`` is a steady trickle instead."""
+        per, total = self.args.per_session, self.args.bookkeeper
         for n in range(total):
-            if stop.wait(gap):
+            if stop.wait(self.args.session_gap if n % per == 0 and n else 1.0 if n else 5.0):
                 return
-            kind = n % 10
+            slot, session = n % per, n // per
             try:
-                if kind == 3 and n >= 10:
-                    self.edit_client(n)
-                elif kind == 6 and n >= 10:
+                if slot == per - 1 and per > 2 and session % 2:
                     self.receive_payment(n)
-                elif kind == 9 and n >= 10:
+                elif slot == per - 1 and per > 2:
                     self.edit_invoice(n)
+                elif slot == per - 2 and per > 3:
+                    self.edit_client(n)
                 else:
                     self.new_customer(n)
             except Exception as error:  # a bookkeeper step that could not run is reported, not fatal
@@ -260,8 +282,13 @@ class Bench:
         self.changes.append(Change("Client Changed", str(row["Id"]), time.monotonic()))
 
     def posted_invoice(self, n: int) -> str | None:
-        """One of the first invoices the app neither pays nor credits (so they are posted early)."""
-        return self.qbo_id("invoice", f"inv-{self.args.payments + self.args.credits + n}")
+        """One of the first invoices the app neither pays nor credits, if it is posted yet."""
+        try:
+            return self.qbo_id("invoice", f"inv-{self.args.payments + self.args.credits + n}")
+        except ApiError as error:
+            if error.status == 404:  # not even sent yet: the bookkeeper does something else
+                return None
+            raise
 
     def receive_payment(self, n: int) -> None:
         qbo = self.posted_invoice(n)
@@ -323,8 +350,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reads0, hooks0 = bench.counters()["metered_reads"], bench.webhook_events()
         changes0 = bench.metrics("changes")
         seen0 = set(watch.seen)
+        started_wall = datetime.now(UTC)
         stop = threading.Event()
-        keeper = threading.Thread(target=bench.bookkeeper, args=(args.gap, stop), daemon=True)
+        keeper = threading.Thread(target=bench.bookkeeper, args=(stop,), daemon=True)
         started = time.monotonic()
         keeper.start()
         bench.put_all("invoices", invoices)
@@ -339,6 +367,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reads = bench.counters()["metered_reads"] - reads0
         hooks = bench.webhook_events() - hooks0
         changes1 = bench.metrics("changes")
+        reading = bench.reading_exchanges(started_wall)
 
         # One real-time invoice alone, with webhooks on
         qbo0, reads_rt0 = bench.counters()["requests"], bench.counters()["metered_reads"]
@@ -380,6 +409,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "documents_pushed": documents,
         "bookkeeper_changes": len(bench.changes),
+        "bookkeeper_changes_by_event": dict(Counter(c.expected for c in bench.changes)),
+        "bookkeeper": f"{args.per_session} per session, sessions {args.session_gap:g} s apart",
         "run_seconds": round(elapsed, 1),
         "accept_seconds": round(accepted, 1),
         "delays": {
@@ -393,6 +424,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "own_write_event_types": dict(Counter(e["detail-type"] for e in own)),
         "metered_reads": reads,
         "metered_reads_per_100_documents": round(reads * 100 / documents, 2),
+        "reads_by_exchange": [
+            {"source": x["source"], "reads": x["reads"], "events": x["events"], "echoes": x["echoes"]}
+            for x in reading
+        ],
         "webhook_events_delivered": hooks,
         "change_worker": {
             "dynamodb_calls": int(dynamo),
@@ -414,7 +449,8 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=300)
     parser.add_argument("--credits", type=int, default=30)
     parser.add_argument("--bookkeeper", type=int, default=50)
-    parser.add_argument("--gap", type=float, default=2.0, help="seconds between bookkeeper changes")
+    parser.add_argument("--per-session", type=int, default=5, help="bookkeeper changes per session")
+    parser.add_argument("--session-gap", type=float, default=12.0, help="seconds between sessions")
     args = parser.parse_args()
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the handlers' own lines: not the figures
     print(json.dumps(run(args), indent=2, default=str), file=sys.stderr)

@@ -67,11 +67,11 @@ class Settings(BaseModel):
     governor: GovernorLimits = GovernorLimits()
     http_timeout_seconds: float = Field(default=30.0, gt=0)
     # The change worker's pacing (shared.pull.changes.PullTiming): at most one CDC read of a tenant
-    # per interval; a notice younger than ``settle`` waits for our own posting to be recorded; the
-    # clock margin between QBO's timestamps and ours.
-    pull_min_read_interval_seconds: float = Field(default=5.0, ge=0, le=60)
-    pull_settle_seconds: float = Field(default=2.0, ge=0, le=30)
-    pull_skew_seconds: float = Field(default=2.0, ge=0, le=300)
+    # per interval; a read waits until its oldest notice is ``gather`` old (one read for a burst of
+    # changes, our own postings recorded meanwhile); the clock margin between QBO's stamps and ours.
+    pull_min_read_interval_seconds: float = Field(default=8.0, ge=0, le=60)
+    pull_gather_seconds: float = Field(default=6.0, ge=0, le=60)
+    pull_skew_seconds: float = Field(default=1.0, ge=0, le=300)
 
     @field_validator("return_url_allowlist")
     @classmethod
@@ -84,7 +84,7 @@ class Settings(BaseModel):
 
 _PULL_TIMING_ENV = {
     "pull_min_read_interval_seconds": "QBO_LINK_PULL_MIN_READ_INTERVAL",
-    "pull_settle_seconds": "QBO_LINK_PULL_SETTLE",
+    "pull_gather_seconds": "QBO_LINK_PULL_GATHER",
     "pull_skew_seconds": "QBO_LINK_PULL_SKEW",
 }
 

@@ -455,7 +455,7 @@ def pull_service() -> PullService:
             connected_at_of=connected_at_of,
             timing=PullTiming(
                 min_read_interval=timedelta(seconds=config.pull_min_read_interval_seconds),
-                settle=timedelta(seconds=config.pull_settle_seconds),
+                gather=timedelta(seconds=config.pull_gather_seconds),
                 skew=timedelta(seconds=config.pull_skew_seconds),
             ),
             company=CompanyPreferences(store()),

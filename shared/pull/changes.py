@@ -11,9 +11,10 @@ when one of its notices is news:
 * a notice of our own write costs nothing either: the push worker records QBO's answer to every
   write in the version ledger (``shared.versions``) in the transaction that records the posting,
   so the notice is recognised by its entity, id and time before anything is read;
-* a read is never closer to the previous one than ``min_read_interval`` (the worker waits; the
-  notices arriving meanwhile are then covered by that one read), and a notice younger than
-  ``settle`` is given that long for its posting to land in the ledger before it is judged news.
+* a read waits until the oldest news is ``gather`` old, so that the changes made around it (a
+  bookkeeper enters several things at a time) and our own postings still being recorded are all
+  settled by that one read, and is never closer to the previous read than ``min_read_interval``
+  (the notices arriving meanwhile are then covered by that one read).
 
 Notices for entities we do not apply (JournalEntry, Deposit, Purchase, ...) are ignored and counted
 (Q4).  Merges need no read: the notice names both customers.  The client splits a window that hits
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import time
 from collections import Counter
@@ -130,20 +132,30 @@ class PullTiming:
     """How often a tenant may be read, and the margins around it (settings ``pull_*``).
 
     ``min_read_interval``: two reads of a tenant are at least this far apart (the notices arriving
-    in between share the second read).  ``settle``: a notice younger than this waits that long for
-    our own posting to land in the ledger before it is judged news.  ``skew``: the clock margin
-    between QBO's timestamps and ours (a read starts this much before the cursor; a notice is covered
-    only if it is this much older than the cursor).  ``touch_tolerance``: seconds after our payment
-    within which QBO's stamp on the invoice it settles is still ours."""
+    in between share the second read).  ``gather``: a read waits until the oldest notice it is for is
+    this old, so that one read settles the changes made around it and our own postings still being
+    recorded in the ledger are judged ours.  ``skew``: the clock margin between QBO's timestamps and
+    ours (a read starts this much before the cursor; a notice is covered only when its whole second
+    lies this much before the cursor).  ``touch_tolerance``: seconds after our payment within which
+    QBO's stamp on the invoice it settles is still ours.  A change reaches the app at most
+    ``max(gather, min_read_interval)`` after it reaches the worker, plus the read itself."""
 
-    min_read_interval: timedelta = timedelta(seconds=5)
-    settle: timedelta = timedelta(seconds=2)
-    skew: timedelta = timedelta(seconds=2)
+    min_read_interval: timedelta = timedelta(seconds=8)
+    gather: timedelta = timedelta(seconds=6)
+    skew: timedelta = timedelta(seconds=1)
     touch_tolerance: float = 1.0
 
     @property
     def longest_wait(self) -> timedelta:
-        return self.min_read_interval + self.settle
+        return max(self.min_read_interval, self.gather)
+
+    def covers(self, occurred_at: datetime, position: datetime | None) -> bool:
+        """Whether a read that began at ``position`` saw a change QBO stamped ``occurred_at``: its
+        whole second (QBO's LastUpdatedTime has whole seconds), and the skew margin, lie before."""
+        if position is None:
+            return False
+        second_end = math.floor(occurred_at.timestamp()) + 1
+        return second_end + self.skew.total_seconds() <= position.timestamp()
 
 
 # --- the queue message ---------------------------------------------------------------------------
@@ -956,7 +968,7 @@ class PullService:
         for notice in notices:
             if notice.entity not in APPLIED_ENTITIES:
                 report.ignored[notice.entity] += 1
-            elif cursor.position is not None and notice.occurred_at + self.timing.skew <= cursor.position:
+            elif self.timing.covers(notice.occurred_at, cursor.position):
                 report.coalesced += 1  # the last read began after this change: it was applied
             else:
                 relevant.append(notice)
@@ -983,11 +995,11 @@ class PullService:
     def _settled(
         self, tenant_id: str, cursor: CursorState, news: list[Notice], report: ApplyReport
     ) -> list[Notice]:
-        """Wait before a read: until ``min_read_interval`` after the last one, and until the newest
-        notice is ``settle`` old (so our own write it may be has landed in the ledger); then judge
-        the notices again (one more BatchGetItem)."""
+        """Wait before a read: until the oldest news is ``gather`` old and ``min_read_interval`` has
+        passed since the last read; then judge the notices again (one more BatchGetItem: our own
+        postings have landed meanwhile)."""
         now = self.clock.now()
-        due = max(notice.occurred_at for notice in news) + self.timing.settle
+        due = min(notice.occurred_at for notice in news) + self.timing.gather
         if cursor.position is not None:
             due = max(due, cursor.position + self.timing.min_read_interval)
         wait = min((due - now).total_seconds(), self.timing.longest_wait.total_seconds())

@@ -195,7 +195,7 @@ def pull(sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Iter
                 "changes_queue_url": queue_url,
                 # No pacing here: the tests drive deliveries one by one (the waits have their own tests).
                 "pull_min_read_interval_seconds": 0,
-                "pull_settle_seconds": 0,
+                "pull_gather_seconds": 0,
             }
         )
         events = FlakyPublisher()

@@ -220,13 +220,13 @@ def test_a_backlog_of_500_notices_costs_one_read(pull: Pull) -> None:
 
 
 def test_reads_of_a_tenant_are_paced_and_wait_for_our_postings(pull: Pull) -> None:
-    timing = PullTiming(min_read_interval=timedelta(seconds=5), settle=timedelta(seconds=2))
+    timing = PullTiming(min_read_interval=timedelta(seconds=5), gather=timedelta(seconds=2))
     service, waits = _paced(pull, timing)
     before = pull.metered_reads()
 
     # Given a change in QBO, read at once (nothing was read before)...
     first = pull.ui("Customer", {"DisplayName": "Paced One"})
-    pull.world.sandbox("POST", "/clock/advance", {"seconds": 3})  # older than the settle time
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 3})  # older than the gather time
     service.webhook_batch(TENANT, [_taken(pull, "Customer", first)])
     assert waits == []
     # ...and a second one just after that read
@@ -249,7 +249,7 @@ def test_a_notice_that_outruns_our_posting_is_still_ours(pull: Pull) -> None:
     # Given our customer written in QBO whose posting is not recorded yet when the webhook arrives
     client = wiring.tenant_qbo_client(TENANT)
     answer = client.create("Customer", {"DisplayName": "Fast Webhook Co"}, idempotency_key="fast")
-    timing = PullTiming(min_read_interval=timedelta(seconds=5), settle=timedelta(seconds=2))
+    timing = PullTiming(min_read_interval=timedelta(seconds=5), gather=timedelta(seconds=2))
     service, waits = _paced(pull, timing)
 
     def posting_lands(seconds: float) -> None:  # the push worker's transaction lands meanwhile
