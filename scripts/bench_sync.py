@@ -425,7 +425,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "metered_reads": reads,
         "metered_reads_per_100_documents": round(reads * 100 / documents, 2),
         "reads_by_exchange": [
-            {"source": x["source"], "reads": x["reads"], "events": x["events"], "echoes": x["echoes"]}
+            {
+                "source": x["source"],
+                "reads": x["reads"],
+                "events": x["events"],
+                "echoes": x["echoes"],
+                "read_for": x.get("read_for"),
+            }
             for x in reading
         ],
         "webhook_events_delivered": hooks,

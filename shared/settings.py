@@ -71,7 +71,7 @@ class Settings(BaseModel):
     # changes, our own postings recorded meanwhile); the clock margin between QBO's stamps and ours.
     pull_min_read_interval_seconds: float = Field(default=8.0, ge=0, le=60)
     pull_gather_seconds: float = Field(default=6.0, ge=0, le=60)
-    pull_skew_seconds: float = Field(default=1.0, ge=0, le=300)
+    pull_skew_seconds: float = Field(default=0.5, ge=0, le=300)
 
     @field_validator("return_url_allowlist")
     @classmethod

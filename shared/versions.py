@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
 from shared import constants
 from shared.clock import Clock, SystemClock
 
@@ -432,38 +434,49 @@ class VersionLedger:
                 pending = answer.get("UnprocessedKeys") or {}
         return found
 
-    def put_many(self, tenant_id: str, versions: Sequence[KnownVersion]) -> None:
-        """Store what the change worker applied (BatchWriteItem, 25 a call); each record is whole."""
-        if not versions:
-            return
+    def record_applied(self, tenant_id: str, versions: Sequence[KnownVersion]) -> int:
+        """Store what the change worker applied: one conditional UpdateItem per record, setting
+        only what the pull knows (never ``touched_at``, which the push's postings keep writing
+        meanwhile) and only over an older SyncToken — a newer write of ours recorded in between
+        is kept.  Returns how many were written."""
+        written = 0
         now = _stamp(self._clock.now())
-        by_key = {version.key: version for version in versions}
-        with self._table.batch_writer() as batch:
-            for version in by_key.values():
-                batch.put_item(Item=self._item(tenant_id, version, now))
-
-    def _item(self, tenant_id: str, version: KnownVersion, now: str) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            **self.key(tenant_id, version.entity, version.qbo_id),
-            "entity": version.entity,
-            "qbo_id": version.qbo_id,
-            "own": version.own,
-            "deleted": version.deleted,
-            "credited": version.credited,
-            "recorded_at": now,
-        }
-        optional: dict[str, Any] = {
-            "sync_token": version.sync_token,
-            "updated_at": _decimal(version.updated_at),
-            "written_at": _decimal(version.written_at),
-            "written_op": version.written_op,
-            "touched_at": _decimal(version.touched_at),
-            "fingerprint": version.fingerprint,
-            "kind": version.kind,
-            "app_id": version.app_id,
-        }
-        item.update({name: value for name, value in optional.items() if value is not None})
-        return item
+        for version in {version.key: version for version in versions}.values():
+            values: dict[str, Any] = {
+                "entity": version.entity,
+                "qbo_id": version.qbo_id,
+                "own": version.own,
+                "deleted": version.deleted,
+                "credited": version.credited,
+                "recorded_at": now,
+                "sync_token": version.sync_token,
+                "updated_at": _decimal(version.updated_at),
+                "written_at": _decimal(version.written_at),
+                "written_op": version.written_op,
+                "fingerprint": version.fingerprint,
+                "kind": version.kind,
+                "app_id": version.app_id,
+            }
+            present = {name: value for name, value in values.items() if value is not None}
+            names = {f"#a{i}": name for i, name in enumerate(present)}
+            arguments: dict[str, Any] = {
+                "Key": self.key(tenant_id, version.entity, version.qbo_id),
+                "UpdateExpression": "SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(present))),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {f":a{i}": value for i, value in enumerate(present.values())},
+            }
+            if version.sync_token is not None:
+                names["#t"] = "sync_token"
+                arguments["ConditionExpression"] = "attribute_not_exists(#t) OR #t <= :t"
+                arguments["ExpressionAttributeValues"][":t"] = version.sync_token
+            try:
+                self._table.update_item(**arguments)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                continue  # a newer version of ours was recorded meanwhile: it stands
+            written += 1
+        return written
 
 
 def _decimal(value: float | None) -> Decimal | None:

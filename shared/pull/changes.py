@@ -43,7 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, Protocol
 
@@ -142,7 +142,7 @@ class PullTiming:
 
     min_read_interval: timedelta = timedelta(seconds=8)
     gather: timedelta = timedelta(seconds=6)
-    skew: timedelta = timedelta(seconds=1)
+    skew: timedelta = timedelta(milliseconds=500)
     touch_tolerance: float = 1.0
 
     @property
@@ -261,6 +261,8 @@ class ApplyReport:
     coalesced: int = 0
     events: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
+    # What made a webhook delivery read: its news notices, by "Entity Operation".
+    read_for: Counter[str] = field(default_factory=Counter)
     cache_refreshed: int = 0
     event_ids: list[str] = field(default_factory=list)
 
@@ -452,9 +454,9 @@ class ChangeApplier:
                     report.ignored["already_applied"] += 1  # a replay, an overlap or a stale row
                 continue
             if version is not None and not is_deleted(row) and version.same_content(row):
-                # A later version saying the same: a payment or a credit moved its balance.
+                # A later version saying the same: a payment or a credit moved its balance.  Not
+                # recorded: a re-read finds it the same way, and the push keeps writing this record.
                 report.ignored["balance_moved"] += 1
-                out.record(version.applied(row))
                 continue
             news.append((entity, row, version))
         links = self._links.get_many_by_qbo(tenant_id, {p for e, row, _ in news for p in _wanted(e, row)})
@@ -486,7 +488,7 @@ class ChangeApplier:
         done = [
             version for version in out.versions if not refused.intersection(out.waits_on.get(version.key, ()))
         ]
-        self._versions.put_many(tenant_id, done)
+        self._versions.record_applied(tenant_id, done)
         if self._postings is not None:
             for kind, app_id, note, event_id in out.notes:
                 if event_id not in refused:
@@ -952,6 +954,7 @@ class PullService:
             for notice in merges:
                 self.applier.merge(tenant_id, notice, report)
             if news:
+                report.read_for.update(f"{n.entity} {n.operation}" for n in news)
                 connected_at = self.connected_at_of(tenant_id)
                 self._catch_up(tenant_id, cursor, exchange, report, connected_at=connected_at)
         except Exception as error:
@@ -1000,6 +1003,9 @@ class PullService:
         postings have landed meanwhile)."""
         now = self.clock.now()
         due = min(notice.occurred_at for notice in news) + self.timing.gather
+        # ...and late enough to cover every notice in hand (their whole second, and the skew)
+        newest = max(math.floor(notice.occurred_at.timestamp()) + 1 for notice in news)
+        due = max(due, datetime.fromtimestamp(newest, UTC) + self.timing.skew)
         if cursor.position is not None:
             due = max(due, cursor.position + self.timing.min_read_interval)
         wait = min((due - now).total_seconds(), self.timing.longest_wait.total_seconds())
@@ -1094,6 +1100,7 @@ class PullService:
         exchange.coalesced = report.coalesced
         exchange.events = dict(report.events)
         exchange.ignored = dict(report.ignored)
+        exchange.read_for = dict(report.read_for)
         exchange.cache_refreshed = report.cache_refreshed
 
     def _fail(self, exchange: Exchange, error: Exception, report: ApplyReport) -> None:

@@ -61,6 +61,7 @@ class Exchange:
     cache_refreshed: int = 0
     events: dict[str, int] = field(default_factory=dict)
     ignored: dict[str, int] = field(default_factory=dict)
+    read_for: dict[str, int] = field(default_factory=dict)  # the notices that made it read QBO
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class Exchange:
             "cache_refreshed": self.cache_refreshed,
             "events": dict(self.events),
             "ignored": dict(self.ignored),
+            "read_for": dict(self.read_for),
             "error": self.error,
         }
 
@@ -167,5 +169,6 @@ def _exchange(item: dict[str, Any]) -> Exchange:
         cache_refreshed=int(body.get("cache_refreshed", 0)),
         events={str(k): int(v) for k, v in (body.get("events") or {}).items()},
         ignored={str(k): int(v) for k, v in (body.get("ignored") or {}).items()},
+        read_for={str(k): int(v) for k, v in (body.get("read_for") or {}).items()},
         error=body.get("error"),
     )

@@ -259,7 +259,7 @@ def test_a_refusal_for_a_credit_not_known_yet_is_answered_by_reading_what_is_ope
     [i1] = invoices_numbered(push_world, realm, "A-i1")
     known = ledger.get_many(TENANT, [("Invoice", i1["Id"])])[("Invoice", i1["Id"])]
     assert known.credited
-    ledger.put_many(TENANT, [dataclasses.replace(known, credited=False)])
+    ledger.record_applied(TENANT, [dataclasses.replace(known, credited=False)])
 
     # When the app pays the whole invoice
     push_world.put(TENANT, "payments", payment("p1", "100.00", {"i1": "100.00"}))
