@@ -190,7 +190,7 @@ def _push(demo: Demo) -> None:
     demo.check(
         "accepted", accepted == len(documents), f"{accepted} of {len(documents)} documents accepted (202)"
     )
-    _wait_posted(demo, len(documents))
+    _wait_posted(demo, demo.scenario.postings)
     waiting = demo.api.get(f"{demo.base}/postings", state="needs_attention", limit=1000)["entries"]
     codes = {(e["kind"], e["app_id"]): {r["code"] for r in e["reasons"]} for e in waiting}
     expected = {("invoice", i): {"item_not_mapped"} for i in scenario.waiting_invoices()} | {
@@ -212,7 +212,7 @@ def _fix(demo: Demo) -> None:
     [result] = exported["results"]
     # No recheck call: the export queues one, and what it releases is posted (then the payment that
     # waited for those invoices, released by their posting).
-    _wait_posted(demo, demo.scenario.documents, none_waiting=True)
+    _wait_posted(demo, demo.scenario.postings, none_waiting=True)
     seconds = time.monotonic() - started
     left = demo.api.get(f"{demo.base}/postings/summary")["by_state"]
     asked = [i for i in demo.stack.invocations("api") if i.trigger.endswith("/postings/recheck")]
@@ -272,9 +272,9 @@ def _verify(demo: Demo) -> dict[tuple[str, str], str]:
     states = {state: n for state, n in summary["by_state"].items() if n}
     demo.check(
         "posting log",
-        states == {"posted": demo.scenario.documents},
-        f"{summary['total']} documents, {summary['by_state'].get('posted', 0)} posted, "
-        "none failed or waiting",
+        states == {"posted": demo.scenario.postings},
+        f"{summary['total']} postings ({demo.scenario.documents} documents and the credit memo's "
+        f"application), {summary['by_state'].get('posted', 0)} posted, none failed or waiting",
     )
     history = demo.api.get(f"{demo.base}/exchanges", limit=1000)["exchanges"]
     pushes = [e for e in history if e["source"] == "push"]

@@ -59,11 +59,17 @@ class Scenario:
     def documents(self) -> int:
         return len(self.clients) + len(self.invoices) + len(self.payments) + len(self.credit_memos)
 
+    @property
+    def postings(self) -> int:
+        """The posting log's entries once all is posted: each document, and each credit memo
+        application (QBO Link posts it as its own zero-amount payment)."""
+        return self.documents + sum(len(m.get("applications", ())) for m in self.credit_memos)
+
     def applied(self) -> dict[str, Decimal]:
-        """Per invoice id: the sum of the payments applied to it."""
+        """Per invoice id: the sum of the payments and credit memos applied to it."""
         applied: dict[str, Decimal] = {}
-        for payment in self.payments:
-            for application in payment["applications"]:
+        for document in [*self.payments, *self.credit_memos]:
+            for application in document.get("applications", ()):
                 invoice = application["invoice_id"]
                 applied[invoice] = applied.get(invoice, ZERO) + Decimal(application["amount"])
         return applied
@@ -214,7 +220,7 @@ def build_scenario(today: date, tenant: str = TENANT) -> Scenario:
         "version": 1,
         "number": "CM-9001",
         "date": (today - timedelta(days=2)).isoformat(),
-        "client_id": "c-amy",
+        "client_id": "",  # the client of the invoice it is applied to, below
         "lines": [
             {
                 "line_id": "1",
@@ -231,6 +237,22 @@ def build_scenario(today: date, tenant: str = TENANT) -> Scenario:
         "total": "75.00",
         "memo": "Goodwill credit",
     }
+    # The credit goes to the latest invoice with 75.00 still open (one that does not wait), as the
+    # app says: QBO Link applies it with a zero-amount payment, so QuickBooks' "automatically apply
+    # credits" cannot spend it elsewhere first.
+    paid: dict[str, Decimal] = {}
+    for payment in payments:
+        for application in payment["applications"]:
+            paid[application["invoice_id"]] = paid.get(application["invoice_id"], ZERO) + Decimal(
+                application["amount"]
+            )
+    target = next(
+        i
+        for n, i in reversed(list(enumerate(invoices)))
+        if n % _WAITING_EVERY != 5 and Decimal(i["total"]) - paid.get(i["id"], ZERO) >= 75
+    )
+    credit["client_id"] = target["client_id"]
+    credit["applications"] = [{"invoice_id": target["id"], "amount": "75.00"}]
     work_codes = [
         {"id": code.app_id, "version": 1, "name": code.name, "account_id": _REVENUE_ACCOUNT["id"]}
         for code in _WORK_CODES
@@ -393,17 +415,21 @@ def check_qbo(
         )
     )
     memos = list(qbo.get("CreditMemo", ()))
-    memos_off = [
-        m["id"]
-        for m in scenario.credit_memos
-        if [_money(r["TotalAmt"]) for r in _ours(memos, "credit_memo", m["id"])] != [Decimal(m["total"])]
-    ]
+    memos_off = []
+    for memo in scenario.credit_memos:
+        rows = _ours(memos, "credit_memo", memo["id"])
+        spent = sum((Decimal(a["amount"]) for a in memo.get("applications", ())), ZERO)
+        left = Decimal(memo["total"]) - spent
+        if [(_money(r["TotalAmt"]), _money(r.get("RemainingCredit", 0))) for r in rows] != [
+            (Decimal(memo["total"]), left)
+        ]:
+            memos_off.append(memo["id"])
     checks.append(
         Check(
             "credit memo",
             not memos_off,
             f"{len(scenario.credit_memos)} credit memo in QBO once, for "
-            f"{sum(Decimal(m['total']) for m in scenario.credit_memos)}"
+            f"{sum(Decimal(m['total']) for m in scenario.credit_memos)}, applied to the invoice the app names"
             + (f"; wrong: {memos_off}" if memos_off else ""),
         )
     )

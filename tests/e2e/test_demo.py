@@ -39,8 +39,9 @@ def test_the_demo_runs_the_main_job_and_every_check_holds() -> None:
     assert invoices[4] == "0.00"
     payments = next(words for words in lines if words[:2] == ["payment", "20"])
     assert payments[2] == payments[3]
-    # The posting log summary: everything posted
-    assert ["all", "73", "73"] in lines
+    # The posting log summary: everything posted, the credit memo's application too
+    assert ["credit_application", "1", "1"] in lines
+    assert ["all", "74", "74"] in lines
     assert any(line.startswith("Latest exchange: ") and "succeeded" in line for line in out.splitlines())
 
 
@@ -84,7 +85,12 @@ def _agreeing_state(scenario: Scenario) -> tuple[dict[str, list[dict[str, Any]]]
         ]
         payments.append({"Id": str(n), "TotalAmt": Decimal(payment["amount"]), "Line": lines})
     memos = [
-        {"Id": "990", "PrivateNote": f"qbo-link:credit_memo:{m['id']}", "TotalAmt": Decimal(m["total"])}
+        {
+            "Id": "990",
+            "PrivateNote": f"qbo-link:credit_memo:{m['id']}",
+            "TotalAmt": Decimal(m["total"]),
+            "RemainingCredit": 0,
+        }
         for m in scenario.credit_memos
     ]
     state = {"Customer": customers, "Invoice": invoices, "Payment": payments, "CreditMemo": memos}
@@ -117,6 +123,7 @@ def test_the_scenario_is_the_realistic_set_the_demo_promises() -> None:
     totals = {i["id"]: Decimal(i["total"]) for i in scenario.invoices}
     assert any(v < totals[k] for k, v in scenario.applied().items())  # partial payments
     assert any(len(p["applications"]) == 2 for p in scenario.payments)
+    assert [len(m["applications"]) for m in scenario.credit_memos] == [1]  # applied to an open invoice
     assert len(scenario.waiting_invoices()) == 3
     assert build_scenario(TODAY).invoices == scenario.invoices  # deterministic
 
@@ -130,6 +137,7 @@ def test_the_scenario_is_the_realistic_set_the_demo_promises() -> None:
         ("a site under another customer", {"sites"}),
         ("a matched client created again", {"clients"}),
         ("no credit memo", {"credit memo"}),
+        ("a credit memo left unapplied", {"credit memo", "balances after payments"}),
     ],
 )
 def test_each_check_fails_when_quickbooks_disagrees(spoil: str, fails: set[str]) -> None:
@@ -153,4 +161,9 @@ def test_each_check_fails_when_quickbooks_disagrees(spoil: str, fails: set[str])
         state["Customer"].append({"Id": "777", "DisplayName": scenario.clients[0]["display_name"]})
     elif spoil == "no credit memo":
         state["CreditMemo"] = []
+    elif spoil == "a credit memo left unapplied":
+        memo = scenario.credit_memos[0]
+        state["CreditMemo"][0]["RemainingCredit"] = Decimal(memo["total"])
+        credited = ids[("invoice", memo["applications"][0]["invoice_id"])]
+        next(r for r in state["Invoice"] if r["Id"] == credited)["Balance"] += Decimal(memo["total"])
     assert _failed(check_qbo(scenario, state, ids)) == fails
