@@ -10,8 +10,8 @@ internals; tests/integration/test_push_moto_harness.py shows when an upgrade bre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 _DYNAMODB_OPERATIONS = (
@@ -170,6 +170,22 @@ _holders: list[object] = []  # who holds the patches now: they are installed onc
 
 
 @contextmanager
+def held(holders: list[object], patched: Callable[[], AbstractContextManager[None]]) -> Iterator[None]:
+    """Run the block inside ``patched()`` unless an outer block of the same ``holders`` already
+    does: nested and concurrent uses share the one patch the first installed."""
+    token = object()
+    holders.append(token)
+    try:
+        if len(holders) > 1:
+            yield
+        else:
+            with patched():
+                yield
+    finally:
+        holders.remove(token)
+
+
+@contextmanager
 def atomic_dynamodb() -> Iterator[None]:
     """Make moto's DynamoDB as atomic as the real one (every test runs inside this; so do the push
     benchmark and the local stack).  Re-entrant: an inner use (a local stack inside the test
@@ -184,16 +200,8 @@ def atomic_dynamodb() -> Iterator[None]:
     on its own once (``_validated_once``), and query candidates are sorted on plain key values
     (``_sorted_natively``): the same outcomes, at a cost a 1,000-invoice push can afford.
     """
-    token = object()
-    _holders.append(token)
-    try:
-        if len(_holders) > 1:
-            yield
-        else:
-            with _patched():
-                yield
-    finally:
-        _holders.remove(token)
+    with held(_holders, _patched):
+        yield
 
 
 @contextmanager

@@ -13,22 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from qbo_link_local.moto_dynamodb import held
+
 _holders: list[object] = []
 
 
 @contextmanager
 def fast_dispatch() -> Iterator[None]:
     """Remember each host's backend while the block runs (nested uses share one patch)."""
-    token = object()
-    _holders.append(token)
-    try:
-        if len(_holders) > 1:
-            yield
-        else:
-            with _patched():
-                yield
-    finally:
-        _holders.remove(token)
+    with held(_holders, _patched):
+        yield
 
 
 @contextmanager

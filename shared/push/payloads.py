@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from shared.push.models import (
     DISPLAY_NAME_MAX,
@@ -50,15 +50,7 @@ MarkerKind = Literal[
 ]
 
 MARKER_PREFIX = "qbo-link"
-MARKER_KINDS: tuple[MarkerKind, ...] = (
-    "client",
-    "site",
-    "invoice",
-    "payment",
-    "credit_memo",
-    "credit_application",
-    "journal_day",
-)
+MARKER_KINDS: tuple[MarkerKind, ...] = get_args(MarkerKind)  # the posting kinds (constants.POSTING_KINDS)
 _MARKER = re.compile(rf"(?:^|\s){MARKER_PREFIX}:({'|'.join(MARKER_KINDS)}):([A-Za-z0-9._:-]{{1,64}})(?=\s|$)")
 _SPACES = re.compile(r"\s+")
 ZERO = Decimal("0.00")

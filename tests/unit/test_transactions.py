@@ -174,15 +174,17 @@ def us_company(*, auto_apply: bool = True, custom_numbers: bool = False) -> Comp
     return co
 
 
-def vat_company() -> Company:
-    co = Company(realm_id="9341000000000002", country="GB", name="UK Ltd", created_at=NOW)
+def _company_abroad(realm_id: str, country: str, name: str, customer: str, currency: str) -> Company:
+    """A non-US company: an income account 1, customer 1, service item 1 and its preferences (no
+    automated sales tax, credits not applied automatically, its home currency)."""
+    co = Company(realm_id=realm_id, country=country, name=name, created_at=NOW)
     _add(co, "Account", "1", Name="Sales", FullyQualifiedName="Sales", AccountType="Income", Active=True)
     _add(
         co,
         "Customer",
         "1",
-        DisplayName="Tesco",
-        FullyQualifiedName="Tesco",
+        DisplayName=customer,
+        FullyQualifiedName=customer,
         Active=True,
         Balance=0,
         BalanceWithJobs=0,
@@ -197,6 +199,19 @@ def vat_company() -> Company:
         Active=True,
         IncomeAccountRef={"value": "1"},
     )
+    _add(
+        co,
+        "Preferences",
+        "1",
+        SalesFormsPrefs={"CustomTxnNumbers": False, "AutoApplyCredit": False},
+        TaxPrefs={"PartnerTaxEnabled": False},
+        CurrencyPrefs={"HomeCurrency": {"value": currency}},
+    )
+    return co
+
+
+def vat_company() -> Company:
+    co = _company_abroad("9341000000000002", "GB", "UK Ltd", "Tesco", "GBP")
     _add(co, "TaxRate", "1", Name="20.0% S", RateValue=20, Active=True)
     _add(co, "TaxRate", "2", Name="0.0% Z", RateValue=0, Active=True)
     _add(co, "TaxRate", "3", Name="5.0% R", RateValue=5, Active=True)
@@ -216,14 +231,6 @@ def vat_company() -> Company:
         Name="Old",
         Active=False,
         SalesTaxRateList={"TaxRateDetail": [{"TaxRateRef": {"value": "1"}}]},
-    )
-    _add(
-        co,
-        "Preferences",
-        "1",
-        SalesFormsPrefs={"CustomTxnNumbers": False, "AutoApplyCredit": False},
-        TaxPrefs={"PartnerTaxEnabled": False},
-        CurrencyPrefs={"HomeCurrency": {"value": "GBP"}},
     )
     return co
 
@@ -1307,28 +1314,7 @@ def test_vat_explicit_total_tax_is_honoured():
 def ca_company() -> Company:
     """The shape of the CA seed: GST and HST owed to the Canada Revenue Agency (1), PST BC to the
     province (2); codes 2 GST, 3 HST ON and 4 GST/PST BC (a group of two rates)."""
-    co = Company(realm_id="9341000000000003", country="CA", name="Maple Ltd", created_at=NOW)
-    _add(co, "Account", "1", Name="Sales", FullyQualifiedName="Sales", AccountType="Income", Active=True)
-    _add(
-        co,
-        "Customer",
-        "1",
-        DisplayName="Maple",
-        FullyQualifiedName="Maple",
-        Active=True,
-        Balance=0,
-        BalanceWithJobs=0,
-    )
-    _add(
-        co,
-        "Item",
-        "1",
-        Name="Consulting",
-        FullyQualifiedName="Consulting",
-        Type="Service",
-        Active=True,
-        IncomeAccountRef={"value": "1"},
-    )
+    co = _company_abroad("9341000000000003", "CA", "Maple Ltd", "Maple", "CAD")
     for rate_id, name, percent, agency in [
         ("1", "GST", 5, "1"),
         ("2", "HST ON", 13, "1"),
@@ -1343,14 +1329,6 @@ def ca_company() -> Company:
     ]:
         details = [{"TaxRateRef": {"value": r}, "TaxOrder": 0} for r in rates]
         _add(co, "TaxCode", code_id, Name=name, Active=True, SalesTaxRateList={"TaxRateDetail": details})
-    _add(
-        co,
-        "Preferences",
-        "1",
-        SalesFormsPrefs={"CustomTxnNumbers": False, "AutoApplyCredit": False},
-        TaxPrefs={"PartnerTaxEnabled": False},
-        CurrencyPrefs={"HomeCurrency": {"value": "CAD"}},
-    )
     return co
 
 
