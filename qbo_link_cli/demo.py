@@ -278,12 +278,13 @@ def _verify(demo: Demo) -> dict[tuple[str, str], str]:
     )
     history = demo.api.get(f"{demo.base}/exchanges", limit=1000)["exchanges"]
     pushes = [e for e in history if e["source"] == "push"]
+    rechecks = [e for e in history if e["source"] == "recheck"]
     failed = [e for e in history if e["outcome"] != "succeeded"]
     demo.check(
         "exchanges",
         bool(pushes) and not failed,
-        f"{len(history)} exchanges ({len(pushes)} push runs, the rest QBO's webhooks of our own writes, "
-        f"ignored as echoes), {len(failed)} failed",
+        f"{len(history)} exchanges ({len(pushes)} push runs, {len(rechecks)} recheck(s), the rest QBO's "
+        f"webhooks of our own writes, ignored as echoes), {len(failed)} failed",
     )
     return qbo_ids
 

@@ -246,18 +246,22 @@ class Bench:
         enters a few things at a time): each session makes ``--per-session`` changes a second
         apart, sessions ``--session-gap`` seconds apart; mostly new customers, an edit of one of
         the app's clients, and by turns a payment received on one of the app's invoices or an edit
-        of one.  ``--per-session 1 --session-gap 2`` is a steady trickle instead."""
+        of one (the same mix, five changes at a time, when sessions are smaller).
+        ``--per-session 1 --session-gap 3`` is a steady trickle instead."""
         per, total = self.args.per_session, self.args.bookkeeper
         for n in range(total):
             if stop.wait(self.args.session_gap if n % per == 0 and n else 1.0 if n else 5.0):
                 return
-            slot, session = n % per, n // per
+            # the mix per five changes (a session's, or five in a row when sessions are smaller):
+            # three new customers, an edit of a client, a payment received or an invoice edited
+            cycle = per if per >= 5 else 5
+            slot, turn = n % cycle, n // cycle
             try:
-                if slot == per - 1 and per > 2 and session % 2:
+                if slot == cycle - 1 and turn % 2:
                     self.receive_payment(n)
-                elif slot == per - 1 and per > 2:
+                elif slot == cycle - 1:
                     self.edit_invoice(n)
-                elif slot == per - 2 and per > 3:
+                elif slot == cycle - 2:
                     self.edit_client(n)
                 else:
                     self.new_customer(n)

@@ -16,6 +16,7 @@ from shared.constants import SERVICE
 
 if TYPE_CHECKING:
     from shared.pull.changes import ApplyReport
+    from shared.push.service import RecheckScheduled
     from shared.qbo.client import QboCall
 
 NAMESPACE: Final = "QBOLink"
@@ -57,3 +58,16 @@ def record_pull(report: ApplyReport) -> None:
     ):
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def record_recheck(tenant_id: str, reason: str, outcome: RecheckScheduled) -> None:
+    """The push service's observer (installed by ``shared.wiring``): each recheck asked for, by any
+    trigger (the API, a mapping, onboarding, a posting, a reconnect) — ``Rechecks_<status>``
+    (``scheduled``: a message went on the queue; ``pending``: one queued before covers it;
+    ``nothing_waiting``) and, when something waits, ``RecheckWaiting`` (the documents it covers).
+    The reason (``export:work_code``, ``posted``, ...) is in the log line, not a dimension."""
+    metrics.add_metric(name=f"Rechecks_{outcome.status}", unit=MetricUnit.Count, value=1)
+    if outcome.waiting:
+        metrics.add_metric(name="RecheckWaiting", unit=MetricUnit.Count, value=outcome.waiting)
+        details = {"tenant_id": tenant_id, "reason": reason, **outcome.as_dict()}
+        logger.info("recheck asked for", extra=details)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from shared.posting_log import PostingLog
     from shared.pull.changes import ApplyReport, PullService
     from shared.pull.notifications import NotificationIntake
-    from shared.push.service import PushQueue, PushService, QueueMessage
+    from shared.push.service import PushQueue, PushService, QueueMessage, RecheckScheduled
     from shared.push.settings_store import TenantSettingsStore
     from shared.push.worker import PushWorker
     from shared.qbo.client import QboCall, QboClient
@@ -211,6 +211,13 @@ def pull_observer() -> Callable[[ApplyReport], None]:
     return record_pull
 
 
+def recheck_observer() -> Callable[[str, str, RecheckScheduled], None]:
+    """What the push service reports each recheck it was asked for to: the function's metrics."""
+    from shared.observability import record_recheck
+
+    return record_recheck
+
+
 def qbo_call_observer() -> Callable[[QboCall], None]:
     """What every QBO client reports each call to: the function's metrics (latency, throttling)."""
     from shared.observability import record_qbo_call
@@ -345,7 +352,15 @@ def push_service() -> PushService:
             queue = push_queue()
         except SettingsError as missing:  # reads still work; the first send says what is missing
             queue = _NoPushQueue(str(missing))
-        return PushService(posting_log(), link_store(), push_settings_store(), store(), queue, clock())
+        return PushService(
+            posting_log(),
+            link_store(),
+            push_settings_store(),
+            store(),
+            queue,
+            clock(),
+            recheck_observer=recheck_observer(),
+        )
 
     return _once("push_service", build)
 

@@ -1,4 +1,5 @@
-"""The exchange history (V2): every webhook batch and every sweep of a tenant, what ran and how it went.
+"""The exchange history (V2): every webhook batch, sweep, push run and recheck page of a tenant,
+what ran and how it went.
 
 Layout (``tables.RUNTIME``; docs/pull.md, "Exchange history"): ``pk = EXCHANGE#<tenant>``,
 ``sk = <started_at UTC ISO>#<exchange id>`` so a query in reverse gives the newest first, with
@@ -27,7 +28,7 @@ EXCHANGE_PREFIX: Final = "EXCHANGE#"
 RETENTION: Final = timedelta(days=90)
 _TENANT = re.compile(r"^[^#\x00-\x1f]{1,128}$")
 
-ExchangeSource = Literal["webhook", "sweep", "push"]
+ExchangeSource = Literal["webhook", "sweep", "push", "recheck"]
 Outcome = Literal["running", "succeeded", "failed"]
 
 
@@ -62,6 +63,7 @@ class Exchange:
     events: dict[str, int] = field(default_factory=dict)
     ignored: dict[str, int] = field(default_factory=dict)
     read_for: dict[str, int] = field(default_factory=dict)  # the notices that made it read QBO
+    trigger: str | None = None  # what started it, when not a notice (a recheck's reason)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,6 +84,7 @@ class Exchange:
             "events": dict(self.events),
             "ignored": dict(self.ignored),
             "read_for": dict(self.read_for),
+            "trigger": self.trigger,
             "error": self.error,
         }
 
@@ -170,5 +173,6 @@ def _exchange(item: dict[str, Any]) -> Exchange:
         events={str(k): int(v) for k, v in (body.get("events") or {}).items()},
         ignored={str(k): int(v) for k, v in (body.get("ignored") or {}).items()},
         read_for={str(k): int(v) for k, v in (body.get("read_for") or {}).items()},
+        trigger=body.get("trigger"),
         error=body.get("error"),
     )

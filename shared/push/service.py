@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
@@ -594,6 +594,8 @@ class PushService:
         connection_store: ConnectionStore,
         queue: PushQueue,
         clock: Clock,
+        *,
+        recheck_observer: Callable[[str, str, RecheckScheduled], None] | None = None,
     ) -> None:
         self.posting_log = posting_log
         self.links = links
@@ -601,6 +603,8 @@ class PushService:
         self.connection_store = connection_store
         self.queue = queue
         self.clock = clock
+        # told each tenant, reason and outcome of schedule_recheck (the function's metrics, from wiring)
+        self.recheck_observer = recheck_observer
 
     def submit(self, tenant_id: str, kind: str, payload: Mapping[str, Any]) -> SubmitOutcome:
         """Validate, log and (when ready) queue one version of a document."""
@@ -680,6 +684,12 @@ class PushService:
         caller's retry queues it.  ``reconnect`` also covers the documents that failed for want of a
         connection, and is never debounced (a queued recheck may not cover them).
         """
+        outcome = self._schedule_recheck(tenant_id, reason, reconnect=reconnect)
+        if self.recheck_observer is not None:
+            self.recheck_observer(tenant_id, reason, outcome)
+        return outcome
+
+    def _schedule_recheck(self, tenant_id: str, reason: str, *, reconnect: bool) -> RecheckScheduled:
         summary = self.posting_log.summary(tenant_id)
         states = AFTER_RECONNECT if reconnect else WAITING
         waiting = sum(summary.by_state[PostingState(state)] for state in states)

@@ -142,8 +142,8 @@ APPLIED_LESS_THAN_ASKED = "applied_less_than_asked"
 MAX_DELIVERIES = 5  # the DLQ's maxReceiveCount should be higher, so the log says "failed" first
 POSTING_ACTIONS = 99  # a transaction's 100 actions, less the summary update
 _WORK = {PostingState.QUEUED, PostingState.UNCERTAIN, PostingState.IN_FLIGHT}
-# The exchange history's sources are typed for the pull side; "push" is stored and read back alike.
 PUSH_SOURCE: Final[ExchangeSource] = "push"
+RECHECK_SOURCE: Final[ExchangeSource] = "recheck"
 EXCHANGE_OUTCOMES: Final = frozenset({"posted", "voided", "failed"})  # what makes a run an exchange
 
 
@@ -284,7 +284,31 @@ class PushWorker:
             self.service.queue,
             self.clock,
         )
-        return rechecker.run(message)
+        started = self.clock.now()
+        report = rechecker.run(message)
+        if report.judged:
+            self._record_recheck(message, started, report)
+        return report
+
+    def _record_recheck(self, message: RecheckMessage, started: datetime, report: RecheckReport) -> None:
+        """A page that judged documents, in the exchange history: ``notices`` judged, ``changes``
+        moved to ``queued``, ``events`` the page's outcomes, ``trigger`` why it was scheduled."""
+        if self.exchanges is None:
+            return
+        exchange = Exchange(
+            exchange_id=uuid.uuid4().hex,
+            tenant_id=message.tenant,
+            source=RECHECK_SOURCE,
+            started_at=started,
+            notices=report.judged,
+            changes=report.queued,
+            events=dict(sorted(report.outcomes().items())),
+            trigger=message.reason,
+        )
+        try:
+            self.exchanges.finish(exchange, "succeeded")
+        except Exception:  # the history is a report: it never fails a delivery, but it is not silent
+            logger.exception("recheck exchange not recorded", extra={"tenant_id": message.tenant})
 
     def _recorded(self, tenant_id: str, messages: list[tuple[int, PushMessage]], report: BatchReport) -> None:
         """One tenant's part of the delivery; when it posted, voided or failed something (or crashed)

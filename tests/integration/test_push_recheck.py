@@ -352,6 +352,44 @@ def test_exporting_the_missing_work_code_posts_the_invoice(
     assert len(invoices_numbered(push_world, realm, f"A-{app_id}")) == 1
 
 
+def test_the_metrics_and_the_exchange_history_show_each_recheck(
+    push_world: PushWorld, queue: RecordingQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.test_push_metrics import emf_blobs, metric_values
+
+    linked_client(push_world)
+    settings = wiring.push_settings_store()
+    settings.put(TENANT, settings.get(TENANT).model_copy(update={"revenue_account_id": "1"}))
+    waiting(push_world, 2)
+    push_world.api(
+        "PUT", f"/tenants/{TENANT}/catalog/work_code/W9", body={"version": 1, "name": "Site visits"}
+    )
+    capsys.readouterr()
+    # An export schedules a recheck; a manual one before it starts is covered by it
+    exported = push_world.api(
+        "POST", f"/tenants/{TENANT}/mappings/work_code/export", body={"app_ids": ["W9"]}
+    )
+    assert exported.status == 200, exported.body
+    asked = push_world.api("POST", f"/tenants/{TENANT}/postings/recheck")
+    assert asked.json()["status"] == "pending", asked.body
+    blobs = emf_blobs(capsys.readouterr().out)
+    totals = {
+        name: sum(v for _, values in metric_values(blobs, name) for v in values)
+        for name in ("Rechecks_scheduled", "Rechecks_pending", "RecheckWaiting")
+    }
+    assert totals == {"Rechecks_scheduled": 1, "Rechecks_pending": 1, "RecheckWaiting": 4}
+
+    push_world.drain()
+
+    history = push_world.api("GET", f"/tenants/{TENANT}/exchanges").json()["exchanges"]
+    [recheck] = [e for e in history if e["source"] == "recheck"]
+    assert recheck["trigger"] == "export:work_code"
+    assert (recheck["notices"], recheck["changes"], recheck["outcome"]) == (2, 2, "succeeded")
+    assert recheck["events"] == {"recheck_judged": 2, "recheck_queued": 2}
+    latest_push = next(e for e in history if e["source"] == "push")  # newest first
+    assert latest_push["events"] == {"posted": 2}
+
+
 def test_importing_the_item_an_invoice_names_posts_it(push_world: PushWorld, queue: RecordingQueue) -> None:
     linked_client(push_world)
     [app_id] = waiting(push_world, 1, code="qbo.2")  # the app names items by the id an import gives
