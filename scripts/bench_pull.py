@@ -7,6 +7,8 @@ sockets, with DynamoDB and KMS in moto, for one tenant connected through the rea
 - 1,000 changes applied by one sweep (one window, so the client splits it at the 1,000 cap);
 - 1,000 changes applied through webhook notices, in FIFO deliveries of 10 (bursts) and of 1
   (a trickle), each delivery arriving a minute after the previous one;
+- 1,000 changes made one every 2 s (steady), their notices queued behind the delivery being
+  handled while the change worker waits for its next read (the paced pull, docs/pull.md);
 
 then prints what that means against Intuit's Builder tier (500,000 metered reads a month).
 
@@ -86,8 +88,9 @@ class Bench:
         exchange = changes.build_pull_service().sweep_request(request)
         assert exchange is not None, "the tenant is not connected"
 
-    def deliver(self, ids: list[str]) -> None:
-        """One FIFO delivery of webhook notices (the receiver's message bodies) to the worker."""
+    def deliver(self, ids: list[str], made_at: list[str] | None = None) -> None:
+        """One FIFO delivery of webhook notices (the receiver's message bodies) to the worker;
+        ``made_at``: when each change was made (QBO's stamp in the notice), else now."""
         from functions.changes import handler
 
         now = self.world.clock.now().isoformat()
@@ -99,7 +102,7 @@ class Bench:
                 "entity": "Customer",
                 "entity_id": entity_id,
                 "operation": "Create",
-                "occurred_at": now,
+                "occurred_at": made_at[number] if made_at else now,
                 "deleted_id": None,
                 "event_id": uuid.uuid4().hex,
                 "source": "webhook",
@@ -197,6 +200,44 @@ def webhook_flow(
     return bench.reads() - before, imported(events) - start
 
 
+def webhook_steady(bench: Bench, events: RecordingPublisher, count: int, every: float) -> tuple[int, int]:
+    """``count`` customers created in QBO one every ``every`` seconds of the sandbox's clock, the
+    world going on while the change worker waits: a change made during a wait has its notice queued
+    behind the delivery being handled (the tenant's FIFO group), delivered up to 10 at a time."""
+    bench.advance(hours=1)
+    start = imported(events)
+    before = bench.reads()
+    pending: list[tuple[str, str]] = []  # (customer id, when it was made)
+    state = {"made": 0, "now": 0.0, "next": 0.0}
+
+    def until(moment: float) -> None:
+        """Let the sandbox's clock reach ``moment``, making each change due on the way."""
+        while state["made"] < count and state["next"] <= moment:
+            if state["next"] > state["now"]:
+                bench.advance(seconds=state["next"] - state["now"])
+                state["now"] = state["next"]
+            made = bench.customer(f"Steady {uuid.uuid4().hex[:12]}")
+            pending.append((made, bench.world.clock.now().isoformat()))
+            state["made"] += 1
+            state["next"] += every
+        if moment > state["now"]:
+            bench.advance(seconds=moment - state["now"])
+            state["now"] = moment
+
+    service = changes.build_pull_service()
+    waits = service.sleep
+    service.sleep = lambda seconds: until(state["now"] + seconds)
+    try:
+        while state["made"] < count or pending:
+            if not pending:
+                until(state["next"])
+            batch, pending[:] = pending[:10], pending[10:]
+            bench.deliver([i for i, _ in batch], [at for _, at in batch])
+    finally:
+        service.sleep = waits
+    return bench.reads() - before, imported(events) - start
+
+
 def month_share(reads_per_month: float, tenants: int) -> str:
     return f"{100 * reads_per_month * tenants / BUILDER_READS_PER_MONTH:.1f} %"
 
@@ -218,7 +259,7 @@ def main() -> None:
             swept, swept_applied = sweep_burst(bench, events, n)
             burst, burst_applied = webhook_flow(bench, events, n, 10)
             trickle, trickle_applied = webhook_flow(bench, events, n, 1)
-            steady, steady_applied = webhook_flow(bench, events, n, 1, every=2.0)
+            steady, steady_applied = webhook_steady(bench, events, n, every=2.0)
     finally:
         if previous is not None and isinstance(handler, logging.StreamHandler):
             handler.setStream(previous)
