@@ -196,6 +196,10 @@ def auto_credited(invoice: Mapping[str, Any]) -> bool:
     return sync_token(invoice) == 0 and balance < total
 
 
+# Seconds after our payment or credit within which QBO's stamp on a document it settles is still ours.
+TOUCH_TOLERANCE: Final = 1.0
+
+
 def _epoch(at: datetime | None) -> Decimal | None:
     return Decimal(str(round(at.timestamp(), 6))) if at is not None else None
 
@@ -256,9 +260,32 @@ class KnownVersion:
                 return "own"
         if self.touched_at is not None and operation == "Update" and second <= self.touched_at + tolerance:
             return "own"
-        if self.updated_at is not None and second < math.floor(self.updated_at):
-            return "applied"  # strictly older: a change in the same second may be a later one
+        if self.updated_at is not None:
+            applied = math.floor(self.updated_at)
+            if second < applied:
+                return "applied"
+            if second == applied and not self.own and operation in self._applied_operations():
+                return "applied"
         return None
+
+    def _applied_operations(self) -> frozenset[str]:
+        """The operations a notice stamped in the second of the applied version may be for, taken
+        to be that version (as for our own writes, a second change of the same kind in the same
+        second is left to the sweep): its Create, and for a later version its Update (or Void,
+        Emailed); for a deleted one, anything."""
+        if self.deleted:
+            return frozenset({"Create", "Update", "Void", "Emailed", "Delete", "Merge"})
+        if self.sync_token == 0:
+            return frozenset({"Create"})
+        return frozenset({"Create", "Update", "Void", "Emailed"})
+
+    def moved_by_us(self, row: Mapping[str, Any], tolerance: float = TOUCH_TOLERANCE) -> bool:
+        """Whether ``row``'s balance move is our payment's or credit's doing: QBO stamped it within
+        ``tolerance`` seconds of the time our write touched this document."""
+        stamp = _epoch(last_updated(row))
+        if self.touched_at is None or stamp is None:
+            return False
+        return math.floor(stamp) <= self.touched_at + tolerance
 
     def applied(
         self, row: Mapping[str, Any], *, kind: str | None = None, app_id: str | None = None

@@ -58,7 +58,7 @@ from shared.posting_log import PostingLog, Reason
 from shared.pull.cursors import CursorState, CursorStore
 from shared.pull.exchanges import Exchange, ExchangeLog
 from shared.push.payloads import parse_marker
-from shared.versions import KnownVersion, VersionLedger, is_deleted, sync_token
+from shared.versions import TOUCH_TOLERANCE, KnownVersion, VersionLedger, is_deleted, sync_token
 
 # --- event types (EventBridge detail-type; docs/pull.md) ----------------------------------------
 CLIENT_IMPORTED: Final = "Client Imported"
@@ -143,7 +143,7 @@ class PullTiming:
     min_read_interval: timedelta = timedelta(seconds=8)
     gather: timedelta = timedelta(seconds=6)
     skew: timedelta = timedelta(milliseconds=500)
-    touch_tolerance: float = 1.0
+    touch_tolerance: float = TOUCH_TOLERANCE
 
     @property
     def longest_wait(self) -> timedelta:
@@ -454,9 +454,12 @@ class ChangeApplier:
                     report.ignored["already_applied"] += 1  # a replay, an overlap or a stale row
                 continue
             if version is not None and not is_deleted(row) and version.same_content(row):
-                # A later version saying the same: a payment or a credit moved its balance.  Not
-                # recorded: a re-read finds it the same way, and the push keeps writing this record.
+                # A later version saying the same: a payment or a credit moved its balance.  Ours
+                # (the push marked the document touched) is not recorded again; another's (the
+                # bookkeeper's payment) is, so that its own webhook notice costs no read.
                 report.ignored["balance_moved"] += 1
+                if not version.moved_by_us(row):
+                    out.record(version.applied(row))
                 continue
             news.append((entity, row, version))
         links = self._links.get_many_by_qbo(tenant_id, {p for e, row, _ in news for p in _wanted(e, row)})

@@ -324,6 +324,71 @@ def test_our_payment_moves_an_invoice_balance_without_drift_or_read(pull: Pull) 
     assert drift.detail["total"] == "150.00"
 
 
+def _at_start_of_a_second(pull: Pull) -> None:
+    """Move the sandbox's clock to just after a whole second: what follows at once shares it."""
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 1.02 - pull.now().timestamp() % 1})
+
+
+def test_a_bookkeepers_payment_read_in_its_own_second_is_not_read_again(pull: Pull) -> None:
+    # Given our invoice, and later the bookkeeper's payment of it in QBO
+    invoice = _ours(
+        pull, "Invoice", {"CustomerRef": {"value": "2"}, "Line": [ITEM_LINE]}, "invoice", "inv-bk-paid"
+    )
+    pull.links.link(TENANT, "client", "cl-2", "2", source="manual")
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
+    _at_start_of_a_second(pull)
+    payment = pull.ui(
+        "Payment",
+        {
+            "CustomerRef": {"value": "2"},
+            "TotalAmt": 40,
+            "Line": [{"Amount": 40, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
+        },
+    )
+    paid = pull.stored("Invoice", invoice["Id"])
+    # When its notice is read in the very second it was made (the read cannot cover that second)
+    before = pull.metered_reads()
+    pull.deliver(_notice(pull, "Payment", payment))
+    assert pull.metered_reads() == before + 1
+    assert len(pull.published(changes.PAYMENT_RECEIVED)) == 1
+
+    # Then the notices QBO sends later for the same changes cost no read: the invoice's balance
+    # moved by another's payment is remembered, and so is the payment's version
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
+    pull.deliver(_notice(pull, "Invoice", paid, "Update"))
+    pull.deliver(_notice(pull, "Payment", payment))
+    assert pull.metered_reads() == before + 1
+    assert len(pull.published(changes.PAYMENT_RECEIVED)) == 1
+    assert pull.published(changes.INVOICE_CHANGED_IN_QBO) == []
+
+
+def test_an_update_in_the_second_of_a_create_that_was_read_is_still_news(pull: Pull) -> None:
+    # Given a customer the bookkeeper created, read in the second it was made
+    _at_start_of_a_second(pull)
+    created = pull.ui("Customer", {"DisplayName": "Same Second Gardens"})
+    pull.deliver(_notice(pull, "Customer", created))
+    assert len(pull.published(changes.CLIENT_IMPORTED)) == 1
+    before = pull.metered_reads()
+    # When the bookkeeper edits it at once (its Update notice stamped in that second or the next)
+    edited = pull.ui(
+        "Customer",
+        {
+            "Id": created["Id"],
+            "SyncToken": created["SyncToken"],
+            "sparse": True,
+            "PrimaryEmailAddr": {"Address": "office@samesecond.example"},
+        },
+        "update",
+    )
+    pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
+    pull.deliver(_notice(pull, "Customer", edited, "Update"))
+    # Then it is read: a Create we applied does not explain an Update (the customer is still not
+    # linked to a client of the app, so its new state comes as another Client Imported)
+    assert pull.metered_reads() == before + 1
+    imported = pull.published(changes.CLIENT_IMPORTED)
+    assert [e.detail["email"] for e in imported] == [None, "office@samesecond.example"]
+
+
 # --- credits QBO applies by itself ------------------------------------------------------------------
 
 
