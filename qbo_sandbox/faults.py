@@ -4,8 +4,10 @@ Two families exist on the wire:
 
 * data-service faults: ``{"Fault": {"Error": [{"Message", "Detail", "code", "element"}],
   "type": "ValidationFault"}, "time": "..."}`` (capitalised keys, ``code`` is a string);
-* gateway faults (401 / 403 / 429): lower-case keys, ``{"fault": {"error": [{"message", "detail",
-  "code"}], "type": "AUTHENTICATION"}, "time": <epoch ms>}``, and, for throttling, historically XML.
+* gateway faults (401 / 403 / 429): lower-case keys, ``{"warnings": null, "intuitObject": null,
+  "fault": {"error": [{"message", "detail", "code", "element"}], "type": "AUTHENTICATION"}, ...,
+  "requestId": null, "time": <epoch ms>, ...}`` (see :func:`gateway_envelope`), and, for
+  throttling, historically XML.
 
 Every error the sandbox answers is raised as :class:`QboFault` and rendered by :func:`render`.
 """
@@ -51,16 +53,21 @@ class QboFault(Exception):
     def body(self, now: datetime) -> dict[str, Any]:
         """The JSON body QBO sends for this fault."""
         if self.gateway:
-            return {
-                "fault": {
+            return gateway_envelope(
+                {
                     "error": [
-                        {"message": e.message, "detail": e.detail, "code": e.code} for e in self.errors
+                        {
+                            "message": e.message,
+                            "detail": e.detail,
+                            "code": e.code,
+                            "element": e.element or None,
+                        }
+                        for e in self.errors
                     ],
                     "type": self.fault_type,
                 },
-                "requestid": None,
-                "time": int(now.timestamp() * 1000),
-            }
+                now,
+            )
         return {"Fault": self.fault_json(), "time": qbo_time(now)}
 
     def fault_json(self) -> dict[str, Any]:
@@ -74,6 +81,26 @@ class QboFault(Exception):
         }
 
 
+def gateway_envelope(fault: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The gateway's whole answer around a lower-case ``fault``: every member of its response type,
+    unused ones null or empty, in the order QBO writes them, ``requestId`` spelled so, ``time`` in
+    epoch milliseconds.  The shape is a real 401 body quoted in routablehq/python-quickbooks#250."""
+    return {
+        "warnings": None,
+        "intuitObject": None,
+        "fault": fault,
+        "report": None,
+        "queryResponse": None,
+        "batchItemResponse": [],
+        "attachableResponse": [],
+        "syncErrorResponse": None,
+        "requestId": None,
+        "time": int(now.timestamp() * 1000),
+        "status": None,
+        "cdcresponse": [],
+    }
+
+
 def qbo_time(now: datetime) -> str:
     """Response ``time``: local time with milliseconds and offset, e.g. 2026-05-05T02:05:12.193-07:00."""
     return now.isoformat(timespec="milliseconds")
@@ -84,7 +111,7 @@ def qbo_timestamp(now: datetime) -> str:
     return now.replace(microsecond=0).isoformat()
 
 
-# --- constructors for the faults QBO documents (qbo-api-facts.md §6) -------------------------
+# --- constructors for the faults QBO documents (docs/sandbox.md) -------------------------------
 
 
 def validation(code: str, message: str, detail: str, element: str = "") -> QboFault:

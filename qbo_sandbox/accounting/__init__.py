@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from qbo_sandbox import faults
-from qbo_sandbox.accounting.common import EntityRules, check_sync_token, visible
+from qbo_sandbox.accounting.common import EntityRules, check_sync_token, visible, without_empty_values
 from qbo_sandbox.accounting.names import NAME_RULES
 from qbo_sandbox.accounting.transactions import TRANSACTION_RULES
 from qbo_sandbox.company import Company, Entity
@@ -27,9 +27,13 @@ def rules_for(entity: str) -> EntityRules:
         raise faults.unsupported_operation(f"Unsupported entity: {entity}") from None
 
 
-def _stored(co: Company, entity: str, body: Entity) -> Entity:
+def _object(entity: str, body: Entity) -> Entity:
     if not isinstance(body, dict):
         raise faults.invalid_field(entity, "The request body must be a JSON object")
+    return without_empty_values(body)
+
+
+def _stored(co: Company, entity: str, body: Entity) -> Entity:
     entity_id = body.get("Id")
     if entity_id is None or entity_id == "":
         raise faults.required_param("Id", entity)
@@ -49,8 +53,7 @@ def read(co: Company, entity: str, entity_id: str) -> Entity:
 
 def create(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
     rules = rules_for(entity)
-    if not isinstance(body, dict):
-        raise faults.invalid_field(entity, "The request body must be a JSON object")
+    body = _object(entity, body)
     if body.get("Id"):
         return update(co, entity, body, now)
     if rules.create is None:
@@ -62,6 +65,7 @@ def update(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
     rules = rules_for(entity)
     if rules.update is None:
         raise faults.unsupported_operation(f"Operation update is not supported for {entity}")
+    body = _object(entity, body)
     stored = _stored(co, entity, body)
     check_sync_token(stored, body)
     sparse = body.get("sparse") in (True, "true")
@@ -72,6 +76,7 @@ def delete(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
     rules = rules_for(entity)
     if rules.delete is None:
         raise faults.unsupported_operation(f"Operation delete is not supported for {entity}")
+    body = _object(entity, body)
     stored = _stored(co, entity, body)
     check_sync_token(stored, body)
     return co.snapshot(rules.delete(co, stored, body, now))
@@ -81,6 +86,7 @@ def void(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
     rules = rules_for(entity)
     if rules.void is None:
         raise faults.unsupported_operation(f"Operation void is not supported for {entity}")
+    body = _object(entity, body)
     stored = _stored(co, entity, body)
     check_sync_token(stored, body)
     return co.snapshot(rules.void(co, stored, body, now))

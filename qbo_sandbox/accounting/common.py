@@ -127,3 +127,39 @@ class EntityRules:
     delete: Callable[[Company, Entity, Entity, datetime], Entity] | None = None
     void: Callable[[Company, Entity, Entity, datetime], Entity] | None = None
     readable: bool = True
+
+
+def without_empty_values(body: Entity) -> Entity:
+    """The request body with every empty optional value read as no value, as QBO reads it.
+
+    SDKs serialise every attribute they know, so a default object carries ``""`` for each optional
+    string, date and enum it did not set (python-quickbooks' Customer sends
+    ``"PreferredDeliveryMethod": ""``) and ``{}`` for empty nested objects.  QBO creates such an
+    object as if those fields were not sent.  So, at any depth: ``""`` and ``null`` inside an
+    object are dropped, and an object left with nothing in it is dropped too; except line details
+    (``SubTotalLineDetail: {}`` is how QBO itself writes a subtotal line), whose presence is what
+    ``DetailType`` names.  At the top level the emptied field stays as ``null``, so a full update
+    clears it and a sparse update clears it too (a null there already removes the field).  Array
+    elements are kept in place (cleaned), so a line's position never shifts.  Required fields are
+    not exempt: an empty required value is a missing one and gets 2020 from the rule that needs it.
+    """
+    return {key: _cleaned(key, value) for key, value in body.items()}
+
+
+def _cleaned(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return value if value != "" else None
+    if isinstance(value, dict):
+        kept = {k: c for k, v in value.items() if (c := _cleaned(k, v)) is not None}
+        if not kept and not key.endswith("LineDetail"):
+            return None
+        return kept
+    if isinstance(value, list):
+        return [_cleaned_element(item) for item in value]
+    return value
+
+
+def _cleaned_element(item: Any) -> Any:
+    if isinstance(item, dict):
+        return {k: c for k, v in item.items() if (c := _cleaned(k, v)) is not None}
+    return item

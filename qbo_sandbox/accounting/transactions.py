@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 import copy
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -34,6 +35,7 @@ from qbo_sandbox.accounting.common import (
     require_ref,
     visible,
 )
+from qbo_sandbox.accounting.names import ADDRESS_SEQUENCE
 from qbo_sandbox.company import Company, Entity
 
 ZERO = Decimal(0)
@@ -401,6 +403,11 @@ def _tax_code(co: Company, holder: Entity) -> Entity:
     code = require_ref(co, holder, "TaxCodeRef", "TaxCode", required=True)
     assert code is not None  # required=True raises instead
     return code
+
+
+def _present(doc: Entity) -> Entity:
+    """The fields that have a value: a null (or emptied) field sent in an update removes it."""
+    return {k: v for k, v in doc.items() if v is not None}
 
 
 def _thousands(value: Decimal) -> str:
@@ -829,6 +836,50 @@ def _copy_customer_contact(doc: Entity, customer: Entity) -> None:
         doc["BillEmail"] = {"Address": email["Address"]}
 
 
+def _ship_from(co: Company, doc: Entity, stored: Entity | None) -> None:
+    """``ShipFromAddr``: the address sent, else the one the document has, else the company's
+    address written as QBO writes it (street on Line1, "City, ST  postcode" on Line2), with an
+    address Id of its own, as every recorded invoice and credit memo carries."""
+    sent = doc.get("ShipFromAddr")
+    if isinstance(sent, dict):
+        if sent.get("Id") is None:
+            doc["ShipFromAddr"] = {"Id": co.next_id(ADDRESS_SEQUENCE), **sent}
+        return
+    if sent is not None:
+        raise faults.invalid_field("ShipFromAddr", "ShipFromAddr must be an object")
+    kept = stored.get("ShipFromAddr") if stored is not None else None
+    if isinstance(kept, dict):
+        doc["ShipFromAddr"] = copy.deepcopy(kept)
+        return
+    info = co.get("CompanyInfo", co.realm_id) or {}
+    office = info.get("CompanyAddr")
+    if not isinstance(office, dict) or not office.get("Line1"):
+        return
+    place = ", ".join(str(office[k]) for k in ("City", "CountrySubDivisionCode") if office.get(k))
+    second = "  ".join(part for part in (place, str(office.get("PostalCode") or "")) if part)
+    address = {"Id": co.next_id(ADDRESS_SEQUENCE), "Line1": office["Line1"]}
+    if second:
+        address["Line2"] = second
+    doc["ShipFromAddr"] = address
+
+
+def company_user_id(co: Company) -> str:
+    """The id of the company's one QBO user, who makes every change (a 16-digit number like the
+    recorded ``LastModifiedByRef`` values, derived from the realm id so it is stable)."""
+    digest = int.from_bytes(hashlib.sha256(co.realm_id.encode()).digest()[:8], "big")
+    return str(10**15 + digest % (9 * 10**15))
+
+
+def _stamp_modifier(co: Company, stored: Entity) -> None:
+    """An invoice's ``MetaData`` names its last modifier, between its two timestamps."""
+    meta = stored.get("MetaData") or {}
+    stored["MetaData"] = {
+        "CreateTime": meta.get("CreateTime"),
+        "LastModifiedByRef": {"value": company_user_id(co)},
+        "LastUpdatedTime": meta.get("LastUpdatedTime"),
+    }
+
+
 _STATUS_VALUES = {
     "EmailStatus": ("NotSet", "NeedToSend", "EmailSent"),
     "PrintStatus": ("NotSet", "NeedToPrint", "PrintComplete"),
@@ -855,6 +906,7 @@ def _build_sales_doc(
         doc = {k: v for k, v in body.items() if k not in hidden}
         sent_lines = body.get("Line")
         sent_tax = body.get("TxnTaxDetail") or {}
+    doc = _present(doc)
     if not isinstance(sent_tax, dict):
         raise faults.invalid_field("TxnTaxDetail", "TxnTaxDetail must be an object")
 
@@ -890,6 +942,7 @@ def _build_sales_doc(
         doc.setdefault("AllowOnlineCreditCardPayment", True)
         doc.setdefault("AllowOnlineACHPayment", True)
     doc.setdefault("CustomField", [])
+    _ship_from(co, doc, stored)
 
     old_lines = list(stored.get("Line") or []) if stored is not None else []
     lines = _build_lines(co, sent_lines, old_lines, us=us, inclusive=inclusive)
@@ -926,6 +979,8 @@ def _build_sales_doc(
 def _insert_sales_doc(co: Company, entity: str, body: Entity, now: datetime, *, auto_apply: bool) -> Entity:
     doc, assigned = _build_sales_doc(co, entity, body, None, sparse=False, now=now)
     stored = co.insert(entity, doc, now)
+    if entity == "Invoice":
+        _stamp_modifier(co, stored)
     if assigned:
         _raise_doc_floor(co, stored["DocNumber"])
     _shift_balances(co, _ar_effects(co, entity, stored))
@@ -950,6 +1005,8 @@ def _update_sales(entity: str) -> UpdateFn:
         new: Entity = {k: stored[k] for k in SERVER_OWNED if k in stored}
         new.update(doc)
         saved = co.replace(entity, new, now)
+        if entity == "Invoice":
+            _stamp_modifier(co, saved)
         if assigned:
             _raise_doc_floor(co, saved["DocNumber"])
         watch.settle()
@@ -1121,6 +1178,7 @@ def _payment_lines(
         plan[key] = plan.get(key, ZERO) + amount
         lines.append({"Amount": number(amount), "LinkedTxn": [{"TxnId": txn_id, "TxnType": txn_type}]})
 
+    open_before: dict[tuple[str, str], Decimal] = {}
     for (txn_type, txn_id), amount in plan.items():
         target = co.get(txn_type, txn_id)
         assert target is not None
@@ -1132,7 +1190,42 @@ def _payment_lines(
                 f"({open_amount}).",
                 "Line.Amount",
             )
+        open_before[(txn_type, txn_id)] = open_amount
+    for line in lines:
+        linked = line["LinkedTxn"][0]
+        target = co.get(linked["TxnType"], linked["TxnId"])
+        assert target is not None
+        line["LineEx"] = line_ex(linked["TxnId"], open_before[(linked["TxnType"], linked["TxnId"])], target)
     return lines, plan
+
+
+NAME_VALUE = {
+    "name": "{http://schema.intuit.com/finance/v3}NameValue",
+    "declaredType": "com.intuit.schema.finance.v3.NameValue",
+    "scope": "javax.xml.bind.JAXBElement$GlobalScope",
+}
+
+
+def line_ex(txn_id: str, open_balance: Decimal, target: Entity) -> Entity:
+    """QBO's ``LineEx`` on a payment line linked to a document: a JAXB list of NameValue pairs
+    naming the document (``txnId``), its open balance before this payment (``txnOpenBalance``, two
+    decimals) and its number (``txnReferenceNumber``, when it has one).  The shape is the one in
+    Intuit's Payment reference examples and in recorded sandbox payments."""
+    pairs = [("txnId", txn_id), ("txnOpenBalance", f"{cents(open_balance):.2f}")]
+    if target.get("DocNumber"):
+        pairs.append(("txnReferenceNumber", str(target["DocNumber"])))
+    return {
+        "any": [
+            {
+                **NAME_VALUE,
+                "value": {"Name": name, "Value": value},
+                "nil": False,
+                "globalScope": True,
+                "typeSubstituted": False,
+            }
+            for name, value in pairs
+        ]
+    }
 
 
 def _build_payment(
@@ -1146,6 +1239,7 @@ def _build_payment(
     else:
         doc = {k: v for k, v in body.items() if k not in hidden}
         sent_lines = body.get("Line")
+    doc = _present(doc)
 
     customer = require_ref(co, doc, "CustomerRef", "Customer", required=True)
     assert customer is not None
@@ -1380,6 +1474,7 @@ def _build_journal(co: Company, body: Entity, stored: Entity | None, sparse: boo
     else:
         doc = {k: v for k, v in body.items() if k not in hidden}
         sent_lines = body.get("Line")
+    doc = _present(doc)
     if doc.get("TxnDate") in (None, ""):
         doc["TxnDate"] = stored["TxnDate"] if stored is not None else _today(co, now)
     _parse_date(doc["TxnDate"], "TxnDate")

@@ -743,7 +743,13 @@ def test_payment_applies_to_an_invoice(conn: Connection) -> None:
     assert payment["TotalAmt"] == 60
     assert payment["UnappliedAmt"] == 20
     assert payment["DepositToAccountRef"] == {"value": ACCOUNT_UNDEPOSITED_FUNDS, "name": "Undeposited Funds"}
-    assert payment["Line"] == [{"Amount": 40, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]
+    [line] = payment["Line"]
+    assert (line["Amount"], line["LinkedTxn"]) == (40, [{"TxnId": invoice["Id"], "TxnType": "Invoice"}])
+    assert [nv["value"] for nv in line["LineEx"]["any"]] == [
+        {"Name": "txnId", "Value": invoice["Id"]},
+        {"Name": "txnOpenBalance", "Value": "100.00"},
+        {"Name": "txnReferenceNumber", "Value": invoice["DocNumber"]},
+    ]
 
     after = read(conn, "Invoice", invoice["Id"])
     assert after["Balance"] == 60

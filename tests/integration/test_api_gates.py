@@ -39,7 +39,20 @@ def test_missing_token_is_the_gateways_lowercase_401(conn: Connection) -> None:
     answer = httpx2.get(f"{conn.server.url}{conn.base}/customer/1")
     assert answer.status_code == 401
     body = answer.json()
-    assert set(body) == {"fault", "requestid", "time"}
+    assert list(body) == [
+        "warnings",
+        "intuitObject",
+        "fault",
+        "report",
+        "queryResponse",
+        "batchItemResponse",
+        "attachableResponse",
+        "syncErrorResponse",
+        "requestId",
+        "time",
+        "status",
+        "cdcresponse",
+    ]
     assert body["fault"]["type"] == "AUTHENTICATION"
     error = body["fault"]["error"][0]
     assert error["code"] == "3200"
@@ -83,6 +96,7 @@ def test_requests_per_second_limit_answers_qbos_429_json(conn: Connection) -> No
                 "message": "message=ThrottleExceeded; errorCode=003001; statusCode=429",
                 "detail": "The request limit was reached.  Try again later",
                 "code": "3001",
+                "element": None,
             }
         ],
         "type": "SERVICE",

@@ -94,7 +94,9 @@ def test_sandbox_duplicate_document_number_codes() -> None:
 
 def test_sandbox_gateway_body_is_lowercase_with_epoch_time() -> None:
     body = sandbox_body(faults.authentication_failed("Token revoked"))
-    assert body.startswith(b'{"fault":{"error":[{"message":"message=AuthenticationFailed; errorCode=003200')
+    assert body.startswith(
+        b'{"warnings":null,"intuitObject":null,"fault":{"error":[{"message":"message=AuthenticationFailed;'
+    )
     error = parse_fault(401, TID, body)
     assert isinstance(error, AuthenticationError)
     assert error.detail == "Token revoked"

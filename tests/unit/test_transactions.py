@@ -868,13 +868,39 @@ def test_an_invoice_with_a_payment_cannot_be_deleted_voided_or_cut_below_the_pay
 # --- payments ---------------------------------------------------------------------------------
 
 
+def name_values(*pairs: tuple[str, str]) -> dict[str, Any]:
+    """QBO's JAXB NameValue list, written out in full as Intuit's Payment examples show it."""
+    return {
+        "any": [
+            {
+                "name": "{http://schema.intuit.com/finance/v3}NameValue",
+                "declaredType": "com.intuit.schema.finance.v3.NameValue",
+                "scope": "javax.xml.bind.JAXBElement$GlobalScope",
+                "value": {"Name": name, "Value": value},
+                "nil": False,
+                "globalScope": True,
+                "typeSubstituted": False,
+            }
+            for name, value in pairs
+        ]
+    }
+
+
 def test_payment_applies_to_an_invoice_and_links_both_sides(co):
     inv = invoice(co, sale(100, code="NON"))
 
     pay = payment(co, 65, pay_line(55, inv), PaymentMethodRef={"value": "1"}, PaymentRefNum="1055")
 
     assert (pay["TotalAmt"], pay["UnappliedAmt"]) == (65, 10)
-    assert pay["Line"] == [{"Amount": 55, "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}]
+    assert pay["Line"] == [
+        {
+            "Amount": 55,
+            "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}],
+            "LineEx": name_values(
+                ("txnId", inv["Id"]), ("txnOpenBalance", "100.00"), ("txnReferenceNumber", inv["DocNumber"])
+            ),
+        }
+    ]
     assert pay["DepositToAccountRef"] == {"value": "4", "name": "Undeposited Funds"}
     assert pay["PaymentMethodRef"] == {"value": "1", "name": "Cash"}
     assert pay["TxnDate"] == LOCAL_TODAY
