@@ -75,6 +75,16 @@ JOURNAL_COMPUTED = frozenset({"TotalAmt", "HomeTotalAmt"})
 SERVER_OWNED = ("domain", "sparse", "Id", "SyncToken", "MetaData")
 
 UNCONFIRMED_CHOICES = (
+    'Empty optional values ("", null, {} at any depth, line details excepted) are read as absent '
+    "before any rule; at the top level of a sparse update an emptied field is cleared, as a null is.",
+    "Payment LineEx: txnOpenBalance is the linked document's open amount before this payment, fixed "
+    "when the payment is saved; no txnReferenceNumber pair for a document without a DocNumber; "
+    "credit-memo lines carry the block too; a LineEx sent back is ignored and rebuilt.",
+    "MetaData.LastModifiedByRef on Invoices only (recorded credit memos, payments and customers have "
+    "none); its value is one 16-digit user id per company, derived from the realm id.",
+    "ShipFromAddr on Invoices and CreditMemos: the one sent, else the stored one (an update keeps it "
+    "and its Id), else CompanyInfo.CompanyAddr as Line1 = street, Line2 = 'City, ST  postcode', with "
+    "a new address Id.",
     "Duplicate DocNumber on an Invoice (or CreditMemo) is refused with 6210 'Duplicate Document "
     "Number Error' (the facts' code; third-party fakes use 6140); company.settings"
     "['allow_duplicate_doc_number'] = True accepts duplicates.",
