@@ -22,12 +22,15 @@ from intuitlib.enums import Scopes
 from quickbooks import QuickBooks
 from quickbooks.batch import batch_create
 from quickbooks.exceptions import AuthorizationException
-from quickbooks.objects.base import LinkedTxn
+from quickbooks.objects.base import Address, EmailAddress, LinkedTxn
 from quickbooks.objects.customer import Customer
 from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
+from quickbooks.objects.employee import Employee
 from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.item import Item
 from quickbooks.objects.payment import Payment, PaymentLine
+from quickbooks.objects.paymentmethod import PaymentMethod
+from quickbooks.objects.vendor import Vendor
 
 from qbo_sandbox.server import SandboxServer
 from qbo_sandbox.settings import SandboxSettings
@@ -113,6 +116,22 @@ def test_the_sdks_readme_customer_gets_its_display_name_from_the_company_name(qb
     saved = customer.save(qb=qb)
 
     assert (saved.DisplayName, saved.CompanyName) == ("Test Company", "Test Company")
+
+
+def test_the_sdks_other_default_name_objects_are_created(qb: QuickBooks) -> None:
+    employee = Employee()  # sends "ReleasedDate": "", "HiredDate": "", "BirthDate": "" ...
+    employee.GivenName, employee.FamilyName = "Ada", "Lovelace"
+    method = PaymentMethod()  # sends "Type": ""
+    method.Name = "Gift card"
+    vendor = Vendor()  # empty nested objects: every member of each is ""
+    vendor.DisplayName = "Empty Objects Ltd"
+    vendor.BillAddr, vendor.PrimaryEmailAddr = Address(), EmailAddress()
+
+    saved = [obj.save(qb=qb) for obj in (employee, method, vendor)]
+
+    assert saved[0].DisplayName == "Ada Lovelace"
+    assert saved[1].Type == "NON_CREDIT_CARD"
+    assert (saved[2].BillAddr, saved[2].PrimaryEmailAddr) == (None, None)
 
 
 def test_the_sdk_creates_thirty_customers_in_one_batch(qb: QuickBooks, server: SandboxServer) -> None:
