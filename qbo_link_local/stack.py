@@ -889,7 +889,8 @@ class LocalStack:
 
     def stats(self) -> dict[str, Any]:
         """Invocations, failures (handler errors) and batch item failures per function, messages per
-        queue (DLQs included), outbound events per detail-type, schedule runs, metrics per function."""
+        queue (DLQs included), outbound events per detail-type, schedule runs, metrics per function,
+        and what the state directory wrote (``state``, empty without one)."""
         counts = self._invoker.counts()
         queues = (
             {q.logical_id: self._queue_depth(q) for q in self._resources.queues.values()}
@@ -906,6 +907,19 @@ class LocalStack:
             "events": events,
             "schedules": runs,
             "metrics": self._invoker.sink.snapshot(),
+            "state": self._state_counts(),
+        }
+
+    def _state_counts(self) -> dict[str, Any]:
+        """With a state directory: the journal's records and fsyncs, the sandbox's state-file writes."""
+        journal = self._journal
+        if journal is None:
+            return {}
+        return {
+            "journal": str(journal.path),
+            "journal_records": journal.records,
+            "journal_fsyncs": journal.fsyncs,
+            "sandbox_writes": self._sandbox.sandbox.persists if self._sandbox is not None else 0,
         }
 
     def invocations(self, function: str | None = None) -> list[Invocation]:
