@@ -195,9 +195,13 @@ def recording(journal: Journal) -> Iterator[None]:
     def queue_ours(queue: Any) -> bool:
         return bool(queue.account_id == ACCOUNT_ID and queue.region == REGION)
 
+    # A message's change and its record are one step under the recorder's lock, as an item's are:
+    # a message received and deleted by another thread is never recorded as deleted before sent.
     def add(queue: Any, message: Any) -> None:
-        add_message(queue, message)
-        if queue_ours(queue) and any(m is message for m in queue._messages):  # not a FIFO duplicate
+        with recorder.lock:
+            add_message(queue, message)
+            if not (queue_ours(queue) and any(m is message for m in queue._messages)):
+                return  # another stack's queue, or a FIFO duplicate moto dropped
             journal.append(
                 {
                     "op": "send",
@@ -210,15 +214,17 @@ def recording(journal: Journal) -> Iterator[None]:
             )
 
     def delete(queue: Any, receipt_handle: str) -> None:
-        ids = [m.id for m in queue._messages if m.had_receipt_handle(receipt_handle)]
-        delete_message(queue, receipt_handle)
-        if queue_ours(queue) and ids:
-            journal.append({"op": "delete", "queue": queue.name, "ids": ids})
+        with recorder.lock:
+            ids = [m.id for m in queue._messages if m.had_receipt_handle(receipt_handle)]
+            delete_message(queue, receipt_handle)
+            if queue_ours(queue) and ids:
+                journal.append({"op": "delete", "queue": queue.name, "ids": ids})
 
     def purge(backend: Any, queue_name: str) -> None:
-        purge_queue(backend, queue_name)
-        if _ours(backend):
-            journal.append({"op": "purge", "queue": queue_name})
+        with recorder.lock:
+            purge_queue(backend, queue_name)
+            if _ours(backend):
+                journal.append({"op": "purge", "queue": queue_name})
 
     for name, method in dynamodb.items():
         setattr(DynamoDBBackend, name, recorder.dynamodb_write(name, method))

@@ -199,6 +199,9 @@ def save(directory: Path, state: dict[str, Any]) -> Path:
 
 
 def _sync_directory(directory: Path) -> None:
+    """Make the rename itself survive a power loss (POSIX; Windows cannot open a directory)."""
+    if os.name == "nt":
+        return
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

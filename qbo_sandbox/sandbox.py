@@ -179,11 +179,12 @@ class Sandbox:
             out.flush()
             os.fsync(out.fileno())
             tmp.replace(file)
-        directory = os.open(file.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a power loss
-        finally:
-            os.close(directory)
+        if os.name != "nt":  # POSIX: the rename itself survives a power loss
+            directory = os.open(file.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         return file
 
     def restore(self, path: str | os.PathLike[str] | None = None) -> bool:
