@@ -275,3 +275,23 @@ def test_reads_do_not_write_the_state_file(tmp_path: Path) -> None:
         conn.close()
     finally:
         server.stop()
+
+
+def test_a_snapshot_of_the_first_format_is_read() -> None:
+    # written by a clean stop before the journal existed: boto3's items, queues by logical id
+    first = {
+        "version": 1,
+        "tables": {"t": [{"pk": {"S": "a"}, "token": {"B": b"\x00\xff"}, "l": {"L": [{"B": b"\x01"}]}}]},
+        "queues": {"PushQueue": [{"body": "m", "group": "g", "dedup": "d"}], "Gone": [{"body": "x"}]},
+        "tokens_key": {"id": "k", "material": b"key"},
+    }
+    upgraded = state.upgrade(first, {"PushQueue": "qbo-link-push.fifo"})
+    assert upgraded["version"] == state.VERSION
+    assert upgraded["generation"] == 0
+    wire = {"pk": {"S": "a"}, "token": {"B": "AP8="}, "l": {"L": [{"B": "AQ=="}]}}  # base64, as moto reads it
+    assert upgraded["tables"]["t"] == [wire]
+    [message] = upgraded["queues"]["qbo-link-push.fifo"]
+    assert (message["body"], message["group"], message["dedup"]) == ("m", "g", "d")
+    assert set(upgraded["queues"]) == {"qbo-link-push.fifo"}
+    assert upgraded["tokens_key"] == {"id": "k", "material": b"key"}  # the key's bytes stay bytes
+    assert state.upgrade(upgraded, {}) is upgraded  # already in this format
