@@ -56,7 +56,8 @@ def register_dev(commands: Any) -> None:
     )
     dev.add_argument(
         "--state-dir",
-        help="keep connections, mappings, postings and the sandbox's companies here across restarts",
+        help="keep connections, postings, queued work and the sandbox's companies here, across restarts "
+        "and crashes",
     )
     dev.add_argument(
         "--time-scale",

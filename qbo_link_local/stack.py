@@ -53,6 +53,7 @@ from shared.stack import FunctionSpec, Names
 
 if TYPE_CHECKING:
     from qbo_link_local.gateway import Request, Response
+    from qbo_link_local.journal import Journal
     from qbo_link_local.resources import LocalResources, QueueInfo, RuleTarget
     from qbo_sandbox.server import SandboxServer
 
@@ -157,6 +158,9 @@ class LocalStack:
         self._session_swapped = False
         self._dynamodb_harness: AbstractContextManager[None] | None = None
         self._log_routing: HandlerLogRouting | None = None
+        self._journal: Journal | None = None
+        self._recording: AbstractContextManager[None] | None = None
+        self._generation = 0
         self._events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS_KEPT)
         self._event_counts: Counter[str] = Counter()
         self._schedule_runs: Counter[str] = Counter()
@@ -235,7 +239,7 @@ class LocalStack:
         if config.time_scale is not None and config.time_scale <= 0:
             raise LocalStackError("time_scale must be positive")
         try:
-            self._gateway = GatewayServer(host, config.port, self._dispatch)
+            self._gateway = GatewayServer(host, config.port, self._answer)
         except OSError:
             raise PortInUseError("gateway", host, config.port) from None
         self.api_url = f"http://{public}:{self._gateway.port}"
@@ -346,35 +350,65 @@ class LocalStack:
     # --- state across restarts ---------------------------------------------------------------
 
     def _restore_state(self) -> None:
+        """Replay the state directory into the fresh resources, then journal every change (start)."""
         if self.config.state_dir is None or self._resources is None:
             return
-        from qbo_link_local import state
+        from qbo_link_local import journal, state
 
         directory = Path(self.config.state_dir)
+        names = {q.logical_id: q.url.rsplit("/", 1)[1] for q in self._resources.queues.values()}
+        counts = {"items": 0, "messages": 0, "records": 0}
+        generation = 0
         try:
             saved = state.load(directory)
-            if saved is None:
-                return
-            counts = state.restore(self._clients, self._resources, saved)
-        except (OSError, ValueError, KeyError) as error:
+            if saved is not None:
+                saved = state.upgrade(saved, names)
+                generation = int(saved["generation"])
+                records = list(journal.read_journal(state.journal_path(directory, generation)))
+                key_id, restored = state.restore(
+                    state.replay(saved, records, state.key_names()), self._resources.tokens_key_id
+                )
+                self._resources.tokens_key_id = key_id
+                counts = {**restored, "records": len(records)}
+            # One snapshot of what came back, and a new journal after it.
+            generation += 1
+            state.save(directory, state.snapshot(self._resources.tokens_key_id, generation))
+            state.forget_journals(directory, keep=generation)
+            self._journal = journal.Journal(state.journal_path(directory, generation))
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise LocalStackError(f"cannot restore {directory / state.STATE_FILE}: {error}") from error
-        self._log(
-            note_line(
-                datetime.now(UTC),
-                "state",
-                f"restored {counts['items']} item(s) and {counts['messages']} message(s) from {directory}",
+        self._generation = generation
+        self._recording = journal.recording(self._journal)
+        self._recording.__enter__()
+        if saved is not None:
+            self._log(
+                note_line(
+                    datetime.now(UTC),
+                    "state",
+                    f"restored {counts['items']} item(s) and {counts['messages']} message(s) from {directory}"
+                    f" ({counts['records']} journal record(s) replayed)",
+                )
             )
-        )
 
     def _save_state(self) -> None:
-        if self.config.state_dir is None or self._resources is None or self._moto is None:
-            return
+        """Stop journaling and fold the journal into one snapshot (a clean stop)."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            recording.__exit__(None, None, None)
+        log, self._journal = self._journal, None
+        if log is None or self.config.state_dir is None or self._resources is None or self._moto is None:
+            return  # nothing was restored: the directory stays as it was
         from qbo_link_local import state
 
+        log.close()
+        directory = Path(self.config.state_dir)
         try:
-            path = state.save(Path(self.config.state_dir), state.snapshot(self._clients, self._resources))
-        except Exception as error:  # stopping goes on: the state of this run is lost, and said so
-            self._log(note_line(datetime.now(UTC), "state", f"not saved: {type(error).__name__}: {error}"))
+            path = state.save(directory, state.snapshot(self._resources.tokens_key_id, self._generation + 1))
+            state.forget_journals(directory, keep=self._generation + 1)
+        except Exception as error:  # stopping goes on: the journal still holds this run's changes
+            self._log(
+                note_line(datetime.now(UTC), "state", f"not compacted: {type(error).__name__}: {error}")
+            )
             return
         self._log(note_line(datetime.now(UTC), "state", f"saved to {path}"))
 
@@ -598,6 +632,13 @@ class LocalStack:
         session.events.register("before-call.dynamodb", self._invoker.sink.count_dynamodb_call)
 
     # --- the gateway ---------------------------------------------------------------------------
+
+    def _answer(self, request: Request) -> Response:
+        answer = self._dispatch(request)
+        log = self._journal
+        if log is not None:
+            log.sync()  # what this request changed is on disk before its answer leaves
+        return answer
 
     def _dispatch(self, request: Request) -> Response:
         match = match_route(stack.FUNCTIONS, request.method, request.path)
@@ -848,7 +889,8 @@ class LocalStack:
 
     def stats(self) -> dict[str, Any]:
         """Invocations, failures (handler errors) and batch item failures per function, messages per
-        queue (DLQs included), outbound events per detail-type, schedule runs, metrics per function."""
+        queue (DLQs included), outbound events per detail-type, schedule runs, metrics per function,
+        and what the state directory wrote (``state``, empty without one)."""
         counts = self._invoker.counts()
         queues = (
             {q.logical_id: self._queue_depth(q) for q in self._resources.queues.values()}
@@ -865,6 +907,19 @@ class LocalStack:
             "events": events,
             "schedules": runs,
             "metrics": self._invoker.sink.snapshot(),
+            "state": self._state_counts(),
+        }
+
+    def _state_counts(self) -> dict[str, Any]:
+        """With a state directory: the journal's records and fsyncs, the sandbox's state-file writes."""
+        journal = self._journal
+        if journal is None:
+            return {}
+        return {
+            "journal": str(journal.path),
+            "journal_records": journal.records,
+            "journal_fsyncs": journal.fsyncs,
+            "sandbox_writes": self._sandbox.sandbox.persists if self._sandbox is not None else 0,
         }
 
     def invocations(self, function: str | None = None) -> list[Invocation]:

@@ -140,6 +140,7 @@ def _api(
                     return Response(drop=True)
                 return _injected(sandbox, rule, company)
             if rule is not None and rule.kind == "slow_response":
+                sandbox.write_through()  # done is done: kept even if the process dies while answering
                 time.sleep(rule.latency_ms / 1000)
             return response
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qbo_sandbox import api, control
+from qbo_sandbox import oauth as oauth_paths
 from qbo_sandbox.clock import Clock
 from qbo_sandbox.company import Change, Company
 from qbo_sandbox.oauth import OAuthService
@@ -42,6 +43,13 @@ class Sandbox:
         self.oauth = OAuthService(self)
         self.webhooks = WebhookDispatcher(self)
         self.router = Router()
+        # Write-through persistence (a state file): see ``handle`` and ``write_through``.
+        self._persist_lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self._tmp_lock = threading.Lock()  # one writer of the temporary file at a time
+        self._changes = 0  # requests that may have changed the state, counted as they end
+        self._persisted = 0  # of which in the state file
+        self.persists = 0
         self.oauth.register_routes(self.router)
         api.register_routes(self.router)
         control.register_routes(self.router)
@@ -87,6 +95,15 @@ class Sandbox:
     # --- dispatch -----------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        response = self._route(request)
+        # QuickBooks is durable: with a state file, what a request changed is on disk before its
+        # answer leaves, so a process killed right after the answer forgets nothing it answered.
+        # Reads change nothing; the consent page issues an authorization code.
+        if request.method not in ("GET", "HEAD") or request.path == oauth_paths.AUTHORIZE_PATH:
+            self.write_through()
+        return response
+
+    def _route(self, request: Request) -> Response:
         route, params = self.router.match(request.method, request.path)
         if route is not None:
             return route.handler(self, request, params)
@@ -133,14 +150,41 @@ class Sandbox:
                 self.companies[company.realm_id] = company
             self.oauth.load(data.get("oauth", {}))
 
+    def write_through(self) -> None:
+        """With a state file, put every change made before this call on disk: one write serves
+        every request that ended while the previous one was being written."""
+        if not self.settings.state_file:
+            return
+        with self._persist_lock:
+            self._changes += 1
+            wanted = self._changes
+        with self._save_lock:
+            if self._persisted >= wanted:
+                return
+            with self._persist_lock:
+                upto = self._changes
+            self.save()
+            self._persisted = upto
+            self.persists += 1
+
     def save(self, path: str | os.PathLike[str] | None = None) -> Path | None:
         target = path or self.settings.state_file
         if not target:
             return None
         file = Path(target)
         tmp = file.with_suffix(file.suffix + ".tmp")
-        tmp.write_bytes(dumps(self.dump()))
-        tmp.replace(file)
+        data = dumps(self.dump())
+        with self._tmp_lock, tmp.open("wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+            tmp.replace(file)
+        if os.name != "nt":  # POSIX: the rename itself survives a power loss
+            directory = os.open(file.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         return file
 
     def restore(self, path: str | os.PathLike[str] | None = None) -> bool:
