@@ -920,3 +920,205 @@ def _instant(text: str) -> datetime:
 def _params(outcome: CallbackOutcome) -> dict[str, str]:
     assert outcome.redirect_url is not None
     return {k: v[0] for k, v in parse_qs(urlsplit(outcome.redirect_url).query).items()}
+
+
+# --- attacks on the OAuth flow -------------------------------------------------------------------
+
+
+class DynamoWrites:
+    """Counts every write the flows send to DynamoDB (through the wiring's one resource)."""
+
+    WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        wiring.dynamodb().meta.client.meta.events.register("before-call.dynamodb", self._seen)
+
+    def _seen(self, model: Any, **_: Any) -> None:
+        if model.name in self.WRITES:
+            self.calls.append(model.name)
+
+    def close(self) -> None:
+        wiring.dynamodb().meta.client.meta.events.unregister("before-call.dynamodb", self._seen)
+
+
+def _reconnect_state(world: World, realm_id: str) -> str:
+    answer = world.oauth("/oauth/reconnect", {"realmId": realm_id})
+    assert answer.status == 302, answer.body
+    return state_of(answer.location)
+
+
+def test_a_used_code_with_a_fresh_reconnect_state_changes_nothing(world: World) -> None:
+    # Given a connected tenant and the code its consent used
+    query = world.consent(world.start("firm-1"))
+    realm = world.callback(query).location_params()["realmId"]
+    assert world.token_calls() == 1
+
+    # When someone sends that code again with a fresh state from the public reconnect URL
+    replay = world.callback({**query, "state": _reconnect_state(world, realm)})
+
+    # Then the code is not exchanged again (Intuit would revoke the grant) and nothing changes
+    assert replay.status == 302
+    assert replay.location_params() == {"status": "connected", "realmId": realm}
+    assert world.token_calls() == 1
+    assert world.live_grants(realm) == 1
+    status = world.status("firm-1")
+    assert (status["connected"], status["health"]) == (True, "healthy")
+    assert len(world.published(CONNECTED)) == 1
+
+
+def test_a_used_code_with_another_tenants_fresh_state_is_refused(world: World) -> None:
+    # Given a code that connected firm-1, whose company was then released
+    query = world.consent(world.start("firm-1"))
+    world.callback(query)
+    assert world.api("DELETE", "/tenants/firm-1/connection", query={"mappings": "remove"}).status == 200
+
+    # When the code comes back under a state of firm-2
+    replay = world.callback({**query, "state": state_of(world.start("firm-2"))})
+
+    # Then it is refused as used, without a call to Intuit
+    assert replay.location_params() == {"status": "error", "reason": "authorization_code_used"}
+    assert world.token_calls() == 1
+    assert world.status("firm-2")["connected"] is False
+
+
+def test_the_code_ledger_keeps_a_keyed_digest_and_never_the_code(world: World) -> None:
+    query = world.consent(world.start("firm-1"))
+    world.callback(query)
+
+    items = [
+        item
+        for item in world.scan(world.settings.runtime_table)
+        if item[constants.PK].startswith(constants.OAUTH_CODE_PREFIX)
+    ]
+
+    assert [item[constants.PK] for item in items] == [
+        constants.OAUTH_CODE_PREFIX + StateCodec(SIGNING_KEY).code_digest(query["code"])
+    ]
+    assert items[0]["result"] == "connected"
+    assert int(items[0][constants.TTL_ATTRIBUTE]) > int(world.clock.now().timestamp()) + 86_400
+    assert query["code"] not in json.dumps(
+        [world.scan(t) for t in (world.settings.runtime_table, world.settings.connections_table)],
+        default=repr,
+    )
+
+
+def test_a_code_sent_with_another_tenants_state_connects_nothing(world: World) -> None:
+    # Given a consent for firm-1 whose callback has not run yet, and a consent started for firm-2
+    first = world.consent(world.start("firm-1"))
+    other_state = state_of(world.start("firm-2"))
+
+    # When firm-1's code comes back with firm-2's state
+    mixed = world.callback({**first, "state": other_state})
+
+    # Then the code, bound to its own consent (PKCE), does not connect firm-2 to firm-1's company
+    assert mixed.location_params() == {"status": "error", "reason": "authorization_expired"}
+    assert world.status("firm-2")["connected"] is False
+    assert world.owner_of(first["realmId"]) is None
+    assert world.live_grants(first["realmId"]) == 0
+
+
+def test_a_stolen_code_without_its_verifier_is_refused_by_the_token_endpoint(world: World) -> None:
+    query = world.consent(world.start("firm-1"))
+
+    assert _redeem_elsewhere(world, query, verifier=None) == 400
+    assert _redeem_elsewhere(world, query, StateCodec(SIGNING_KEY).code_verifier("another-state")) == 400
+
+    assert world.callback(query).location_params()["status"] == "connected"
+
+
+def test_the_reconnect_url_answers_alike_for_connected_and_unknown_realms_and_writes_nothing(
+    world: World,
+) -> None:
+    realm = world.connect("firm-1")
+    unknown = "9341999999999999"
+    before = [world.scan(t) for t in (world.settings.runtime_table, world.settings.connections_table)]
+    writes = DynamoWrites()
+    try:
+        answers = {
+            r: [world.oauth("/oauth/reconnect", {"realmId": r}) for _ in range(25)] for r in (realm, unknown)
+        }
+    finally:
+        writes.close()
+
+    assert writes.calls == []
+    assert [world.scan(t) for t in (world.settings.runtime_table, world.settings.connections_table)] == before
+
+    def shape(answer: Any) -> tuple[int, str, str]:
+        split = urlsplit(answer.location)
+        query = {k: v[0] for k, v in parse_qs(split.query).items() if k not in {"state", "code_challenge"}}
+        return (
+            answer.status,
+            f"{split.scheme}://{split.netloc}{split.path}",
+            json.dumps(query, sort_keys=True),
+        )
+
+    shapes = {shape(a) for batch in answers.values() for a in batch}
+    assert len(shapes) == 1
+    states = [state_of(a.location) for batch in answers.values() for a in batch]
+    assert len(set(states)) == 50
+    assert {len(s) - len(r) for s, r in zip(states, [realm] * 25 + [unknown] * 25, strict=True)} == {
+        len(states[0]) - len(realm)
+    }
+
+
+def test_a_reconnect_callback_answers_alike_for_connected_and_unknown_realms(world: World) -> None:
+    realm = world.connect("firm-1")
+    unknown = "9341999999999999"
+
+    answers = [
+        world.callback({"code": "not-a-real-code", "state": _reconnect_state(world, r), "realmId": r})
+        for r in (realm, unknown)
+    ] + [
+        world.callback({"error": "access_denied", "state": _reconnect_state(world, r), "realmId": r})
+        for r in (realm, unknown)
+    ]
+
+    assert {(a.status, a.body, a.headers.get("location")) for a in answers} == {(400, answers[0].body, None)}
+    assert world.status("firm-1")["health"] == "healthy"
+    assert world.live_grants(realm) == 1
+
+
+def test_a_reconnect_state_only_reconnects_its_own_realm(world: World) -> None:
+    # Given two connected tenants
+    realm_1 = world.connect("firm-1")
+    realm_2 = world.connect("firm-2")
+    state_for_1 = _reconnect_state(world, realm_1)
+
+    # When a consent for firm-2's company comes back with firm-1's reconnect state,
+    # whether the realmId is left alone or rewritten to firm-1's
+    honest = world.callback({**world.consent(world.start("firm-2")), "state": state_for_1})
+    query = world.consent(world.start("firm-2"))
+    rewritten = world.callback({**query, "state": _reconnect_state(world, realm_1), "realmId": realm_1})
+
+    # Then nothing moves: the same neutral page, each tenant on its own company
+    assert honest.status == rewritten.status == 400
+    assert world.status("firm-1")["realm_id"] == realm_1
+    assert world.status("firm-2")["realm_id"] == realm_2
+    assert world.owner_of(realm_1) == "firm-1"
+    assert world.owner_of(realm_2) == "firm-2"
+
+
+def test_an_expired_reconnect_state_is_refused(world: World) -> None:
+    realm = world.connect("firm-1")
+    location = world.oauth("/oauth/reconnect", {"realmId": realm}).location
+    world.sandbox("POST", "/clock/advance", {"seconds": world.settings.state_ttl_seconds + 1})
+
+    answer = world.callback(world.consent(location, realmId=realm))
+
+    assert answer.status == 400
+    assert "expired" in answer.body
+    assert world.token_calls() == 1
+
+
+def test_a_tampered_reconnect_state_is_refused_before_any_read(world: World) -> None:
+    realm = world.connect("firm-1")
+    state = _reconnect_state(world, realm)
+    other = "9341999999999999"
+
+    answer = world.callback(
+        {"code": "c", "state": state.replace(f"R{realm}_", f"R{other}_"), "realmId": other}
+    )
+
+    assert answer.status == 400
+    assert "not valid" in answer.body
