@@ -11,8 +11,15 @@ Security choices, in one place (docs/connections.md repeats them):
   refused before any database read. The id names a runtime-table item (tenant, return URL, expiry)
   that is consumed by one conditional update: single use, and its expiry is checked by us (DynamoDB
   TTL is lazy). A consumed item is kept for one more TTL so a replayed callback is recognised.
-- A replayed callback never exchanges the code again (a second exchange revokes the grant at Intuit):
-  it repeats the first callback's outcome.
+- A code is exchanged at most once, ever: a keyed digest of it is written with a conditional put
+  *before* the exchange (a second redemption makes Intuit revoke the grant). A replayed callback
+  repeats the first callback's outcome; a used code under another state changes nothing.
+- Each consent carries a PKCE challenge (RFC 7636, S256) whose verifier is derived from its state,
+  so a code only turns into tokens under the state it was issued with (where the server enforces
+  PKCE; Intuit does not document it, the local sandbox does).
+- Intuit's public reconnect URL mints a signed, stateless state naming its realm: no read or write
+  per anonymous call, the same answer for connected and unknown realms, and at the callback it only
+  reconnects the tenant holding that realm, with a code for that realm.
 - The ``realmId`` of a callback is a URL parameter, so it is checked before it is trusted: the fresh
   tokens must be able to read that company's CompanyInfo before the realm is claimed.
 - One realm, one tenant (the realm-owner item), and one company per tenant: while a tenant holds its
@@ -739,7 +746,8 @@ class ConnectionFlows:
         return StartedConnection(self._consent_url(state), datetime.fromtimestamp(expires_at, UTC))
 
     def _consent_url(self, state: str) -> str:
-        return self._oauth.authorization_url(state, code_challenge=self._codec.code_challenge(state))
+        challenge = self._codec.code_challenge(state) if self._settings.oauth_pkce else None
+        return self._oauth.authorization_url(state, code_challenge=challenge)
 
     # --- callback ---------------------------------------------------------------------------------
 
@@ -817,7 +825,8 @@ class ConnectionFlows:
         self, state: OAuthState, code: str, raw_state: str, realm_id: str
     ) -> CallbackOutcome:
         try:
-            tokens = self._oauth.exchange_code(code, code_verifier=self._codec.code_verifier(raw_state))
+            verifier = self._codec.code_verifier(raw_state) if self._settings.oauth_pkce else None
+            tokens = self._oauth.exchange_code(code, code_verifier=verifier)
         except OAuthGrantError:
             return self._back(state, CallbackResult.ERROR, "authorization_expired", realm_id)
         except OAuthClientError:

@@ -39,7 +39,7 @@ from shared.connections import (
 )
 from shared.events import EventBridgePublisher, RecordingPublisher
 from shared.observability import logger
-from shared.settings import IntuitEnvironment, Settings
+from shared.settings import IntuitEnvironment, Settings, settings_from_env
 from tests.integration.connections_fixtures import (
     ALLOWED_PREFIXES,
     REDIRECT_URI,
@@ -925,8 +925,8 @@ def _params(outcome: CallbackOutcome) -> dict[str, str]:
 # --- attacks on the OAuth flow -------------------------------------------------------------------
 
 
-class DynamoWrites:
-    """Counts every write the flows send to DynamoDB (through the wiring's one resource)."""
+class DynamoCalls:
+    """Every call the flows send to DynamoDB (through the wiring's one resource)."""
 
     WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 
@@ -935,8 +935,11 @@ class DynamoWrites:
         wiring.dynamodb().meta.client.meta.events.register("before-call.dynamodb", self._seen)
 
     def _seen(self, model: Any, **_: Any) -> None:
-        if model.name in self.WRITES:
-            self.calls.append(model.name)
+        self.calls.append(model.name)
+
+    @property
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if c in self.WRITES]
 
     def close(self) -> None:
         wiring.dynamodb().meta.client.meta.events.unregister("before-call.dynamodb", self._seen)
@@ -1033,15 +1036,15 @@ def test_the_reconnect_url_answers_alike_for_connected_and_unknown_realms_and_wr
     realm = world.connect("firm-1")
     unknown = "9341999999999999"
     before = [world.scan(t) for t in (world.settings.runtime_table, world.settings.connections_table)]
-    writes = DynamoWrites()
+    dynamo = DynamoCalls()
     try:
         answers = {
             r: [world.oauth("/oauth/reconnect", {"realmId": r}) for _ in range(25)] for r in (realm, unknown)
         }
     finally:
-        writes.close()
+        dynamo.close()
 
-    assert writes.calls == []
+    assert dynamo.calls == []  # no write, and no read either: nothing to time
     assert [world.scan(t) for t in (world.settings.runtime_table, world.settings.connections_table)] == before
 
     def shape(answer: Any) -> tuple[int, str, str]:
@@ -1122,3 +1125,17 @@ def test_a_tampered_reconnect_state_is_refused_before_any_read(world: World) -> 
 
     assert answer.status == 400
     assert "not valid" in answer.body
+
+
+def test_pkce_can_be_turned_off_for_an_authorization_server_that_refuses_it(world: World) -> None:
+    off = flows(world, settings=world.settings.model_copy(update={"oauth_pkce": False}))
+    assert settings_from_env({"QBO_LINK_OAUTH_PKCE": "false"}).oauth_pkce is False
+    assert settings_from_env({}).oauth_pkce is True
+
+    started = off.start_connection("firm-1", RETURN_URL)
+    query = parse_qs(urlsplit(started.authorization_url).query)
+    assert "code_challenge" not in query
+    assert "code_challenge_method" not in query
+    outcome = off.complete_connection(CallbackParams.from_query(world.consent(started.authorization_url)))
+
+    assert outcome.result is CallbackResult.CONNECTED  # the sandbox refuses a verifier without a challenge
