@@ -19,6 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from qbo_sandbox.server import SandboxServer
@@ -1139,3 +1142,51 @@ def test_pkce_can_be_turned_off_for_an_authorization_server_that_refuses_it(worl
     outcome = off.complete_connection(CallbackParams.from_query(world.consent(started.authorization_url)))
 
     assert outcome.result is CallbackResult.CONNECTED  # the sandbox refuses a verifier without a challenge
+
+
+# --- hostile input on the public OAuth routes ----------------------------------------------------
+
+_HOSTILE_TEXT = st.one_of(
+    st.text(max_size=80),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=500, max_size=700),
+    st.sampled_from(["", " ", "\x00", "\n", "%00", "../../", "R1_1_0123456789abcdef.x", "9" * 40, "-1"]),
+)
+
+
+@hypothesis_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_hostile_queries_on_the_oauth_routes_never_fail_nor_move_a_connection(
+    world: World, data: Any
+) -> None:
+    # Given a connected tenant (set up once: hypothesis reuses the world across examples)
+    if world.connected_realm is None:
+        world.connected_realm = world.connect("firm-1")
+    realm = world.connected_realm
+    codec = StateCodec(SIGNING_KEY)
+    expiry = int(world.clock.now().timestamp()) + 300
+    state = data.draw(
+        st.one_of(
+            _HOSTILE_TEXT,
+            st.just(codec.new()[1]),  # signed, never stored
+            st.just(codec.new_reconnect(realm, expiry)),  # signed, for the connected realm
+            st.just(codec.new_reconnect("9341999999999999", expiry)),
+        )
+    )
+    names = ("code", "state", "realmId", "error", "error_description", "junk")
+    query = data.draw(st.dictionaries(st.sampled_from(names), _HOSTILE_TEXT, max_size=5))
+    query["state"] = state
+    if data.draw(st.booleans()):
+        query["realmId"] = realm
+    path = data.draw(st.sampled_from(["/oauth/callback", "/oauth/reconnect", "/oauth/disconnect"]))
+    before = world.scan(world.settings.connections_table), world.state_items()
+
+    answer = world.oauth(path, {k: v.replace("\x00", "") for k, v in query.items()})
+
+    # Then a page or a redirect, never a failure, and the connection is untouched
+    assert answer.status in {200, 302, 400}, (path, query, answer.body)
+    assert answer.headers["cache-control"] == "no-store"
+    assert (world.scan(world.settings.connections_table), world.state_items()) == before
