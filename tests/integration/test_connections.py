@@ -1190,3 +1190,25 @@ def test_hostile_queries_on_the_oauth_routes_never_fail_nor_move_a_connection(
     assert answer.status in {200, 302, 400}, (path, query, answer.body)
     assert answer.headers["cache-control"] == "no-store"
     assert (world.scan(world.settings.connections_table), world.state_items()) == before
+
+
+def test_the_same_code_under_two_states_at_once_is_exchanged_once(world: World) -> None:
+    # Given a second callback carrying the same code under a fresh state while the first exchanges it
+    params = CallbackParams.from_query(world.consent(world.start("firm-1")))
+    twin = CallbackParams(code=params.code, state=state_of(world.start("firm-1")), realm_id=params.realm_id)
+    slow = SlowExchange(wiring.oauth(), lambda: connections.complete_connection(twin))
+    connections = flows(world, oauth=slow)
+
+    first = connections.complete_connection(params)
+
+    # Then the twin waited for the first outcome instead of reaching Intuit
+    assert slow.second is not None
+    second = slow.second.result(timeout=30)
+    slow.pool.shutdown()
+    assert (first.result, second.result, second.replayed) == (
+        CallbackResult.CONNECTED,
+        CallbackResult.CONNECTED,
+        True,
+    )
+    assert world.token_calls() == 1
+    assert world.live_grants(params.realm_id or "") == 1
