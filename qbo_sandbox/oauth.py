@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import html
 import json
+import re
 import secrets
 import string
 import threading
@@ -90,6 +91,7 @@ class AuthCode:
     expires_at: datetime
     used_at: datetime | None = None
     grant_id: str | None = None
+    code_challenge: str | None = None  # RFC 7636, kept as S256 whatever method the client used
 
 
 @dataclass
@@ -148,6 +150,42 @@ def _decode(cls: type[_Record], raw: dict[str, Any]) -> _Record:
         for f in fields(cls)
     }
     return cls(**values)
+
+
+_PKCE_VALUE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 §4.1 and §4.2
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
+def _pkce_challenge(request: Request) -> str | None:
+    """The authorization request's PKCE challenge as S256 (RFC 7636 §4.3), or None without one."""
+    for name in ("code_challenge", "code_challenge_method"):
+        if len(request.query.get(name, [])) > 1:
+            raise _ConsentRefused("invalid_request", f"parameter {name} is repeated")
+    challenge = request.param("code_challenge")
+    method = request.param("code_challenge_method")
+    if challenge is None:
+        if method is not None:
+            raise _ConsentRefused("invalid_request", "code_challenge_method without code_challenge")
+        return None
+    if not _PKCE_VALUE.fullmatch(challenge):
+        raise _ConsentRefused("invalid_request", "code_challenge must be 43 to 128 unreserved characters")
+    if method in (None, "plain"):  # RFC 7636 §4.3: plain is the default
+        return _s256(challenge)
+    if method != "S256":
+        raise _ConsentRefused("invalid_request", "code_challenge_method must be S256 or plain")
+    return challenge
+
+
+def _pkce_verified(challenge: str | None, verifier: str | None) -> bool:
+    """RFC 7636 §4.6; a verifier for a code issued without a challenge is refused too (a downgrade)."""
+    if challenge is None:
+        return verifier is None
+    if verifier is None or not _PKCE_VALUE.fullmatch(verifier):
+        return False
+    return hmac.compare_digest(_s256(verifier), challenge)
 
 
 def _digest(value: str) -> str:
@@ -308,6 +346,7 @@ class OAuthService:
             return _error_page("The redirect_uri is missing or is not registered for this app.")
         state = request.param("state")
         try:
+            challenge = _pkce_challenge(request)
             scopes, realm_id = self._consent(request)
         except _ConsentRefused as refused:
             return Response.redirect(
@@ -320,7 +359,7 @@ class OAuthService:
                     },
                 )
             )
-        code = self._issue_code(client_id, redirect_uri, realm_id, scopes)
+        code = self._issue_code(client_id, redirect_uri, realm_id, scopes, challenge)
         return Response.redirect(
             _with_params(redirect_uri, {"code": code, "state": state, "realmId": realm_id})
         )
@@ -374,7 +413,9 @@ class OAuthService:
                 raise _ConsentRefused("invalid_request", f"sandbox_country: {exc}") from exc
         return scopes, realm_id
 
-    def _issue_code(self, client_id: str, redirect_uri: str, realm_id: str, scopes: list[str]) -> str:
+    def _issue_code(
+        self, client_id: str, redirect_uri: str, realm_id: str, scopes: list[str], challenge: str | None
+    ) -> str:
         now = self.sandbox.clock.now()
         value = _opaque_value(now + CODE_LIFETIME)
         with self._lock:
@@ -387,6 +428,7 @@ class OAuthService:
                 scopes=scopes,
                 issued_at=now,
                 expires_at=now + CODE_LIFETIME,
+                code_challenge=challenge,
             )
         return value
 
@@ -457,6 +499,9 @@ class OAuthService:
                 raise _invalid_grant("Authorization code has already been used")
             if now >= record.expires_at:
                 raise _invalid_grant("Authorization code expired")
+            if not _pkce_verified(record.code_challenge, form.get("code_verifier")):
+                # The code stays unused: whoever holds the right verifier may still redeem it.
+                raise _invalid_grant("PKCE verification failed")
             if record.redirect_uri != redirect_uri:
                 raise _invalid_grant("redirect_uri does not match the authorization request")
             grant = self._new_grant(client_id, record.realm_id, record.scopes, now)

@@ -11,8 +11,15 @@ Security choices, in one place (docs/connections.md repeats them):
   refused before any database read. The id names a runtime-table item (tenant, return URL, expiry)
   that is consumed by one conditional update: single use, and its expiry is checked by us (DynamoDB
   TTL is lazy). A consumed item is kept for one more TTL so a replayed callback is recognised.
-- A replayed callback never exchanges the code again (a second exchange revokes the grant at Intuit):
-  it repeats the first callback's outcome.
+- A code is exchanged at most once, ever: a keyed digest of it is written with a conditional put
+  *before* the exchange (a second redemption makes Intuit revoke the grant). A replayed callback
+  repeats the first callback's outcome; a used code under another state changes nothing.
+- Each consent carries a PKCE challenge (RFC 7636, S256) whose verifier is derived from its state,
+  so a code only turns into tokens under the state it was issued with (where the server enforces
+  PKCE; Intuit does not document it, the local sandbox does).
+- Intuit's public reconnect URL mints a signed, stateless state naming its realm: no read or write
+  per anonymous call, the same answer for connected and unknown realms, and at the callback it only
+  reconnects the tenant holding that realm, with a code for that realm.
 - The ``realmId`` of a callback is a URL parameter, so it is checked before it is trusted: the fresh
   tokens must be able to read that company's CompanyInfo before the realm is claimed.
 - One realm, one tenant (the realm-owner item), and one company per tenant: while a tenant holds its
@@ -63,12 +70,19 @@ _CODE = re.compile(r"^[\x21-\x7e]{1,512}$")  # Intuit: a code is at most 512 cha
 
 STATE_SK: Final = "STATE"
 RETURN_URL_SK: Final = "RETURN_URL"
+CODE_SK: Final = "CODE"
+# Intuit does not publish how long a code lives (minutes in practice); its record outlives it by far.
+CODE_RECORD_SECONDS: Final = 30 * 86_400
 _TENANT_RETURN_PREFIX: Final = "TENANT#"  # OAUTHSTATE#TENANT#<id>: state ids never contain '#'
 
 MAX_RETURN_URL_LENGTH: Final = 2048
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 _STATE_MAC_CONTEXT: Final = b"qbo-link oauth state v1\x00"
 _STATE_FORMAT = re.compile(r"^[A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{43}$")
+_RECONNECT_MAC_CONTEXT: Final = b"qbo-link reconnect state v1\x00"
+_RECONNECT_FORMAT = re.compile(r"^R([0-9]{1,32})_([0-9]{1,12})_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$")
+_PKCE_CONTEXT: Final = b"qbo-link pkce verifier v1\x00"
+_CODE_CONTEXT: Final = b"qbo-link authorization code v1\x00"
 # Error codes of RFC 6749 §4.1.2.1 passed through as the redirect's reason; anything else is generic.
 _AUTHORIZATION_ERRORS: Final = frozenset(
     {
@@ -189,22 +203,49 @@ def with_params(url: str, params: Mapping[str, str]) -> str:
 # --- OAuth state ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReconnectClaim:
+    """A stateless state minted by Intuit's reconnect URL: it names the realm it may reconnect and
+    when it expires, signed, so the public route writes nothing and reads nothing."""
+
+    realm_id: str
+    expires_at: int
+    nonce: str
+
+    @property
+    def state_id(self) -> str:
+        return f"R{self.realm_id}_{self.expires_at}_{self.nonce}"
+
+
 class StateCodec:
-    """Signs and verifies OAuth states: ``<32-char random id>.<43-char HMAC-SHA256>``."""
+    """Signs and verifies OAuth states, and derives what is bound to one.
+
+    Two shapes: ``<32-char random id>.<43-char HMAC>`` names a stored state (a connect started by the
+    tenant API); ``R<realm>_<expires>_<nonce>.<HMAC>`` is a reconnect state that carries its own
+    facts. Each state also fixes its PKCE verifier (RFC 7636), derived from the state under the
+    key, so nothing more is stored per consent.
+    """
 
     def __init__(self, key: str) -> None:
         if len(key) < 16:
             raise ValueError("the OAuth state signing key must have at least 16 characters")
         self._key = key.encode()
 
-    def _mac(self, state_id: str) -> str:
-        digest = hmac.new(self._key, _STATE_MAC_CONTEXT + state_id.encode(), hashlib.sha256).digest()
+    def _digest(self, context: bytes, value: str) -> str:
+        digest = hmac.new(self._key, context + value.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def _mac(self, state_id: str) -> str:
+        return self._digest(_STATE_MAC_CONTEXT, state_id)
 
     def new(self) -> tuple[str, str]:
         """A fresh ``(state_id, state)``; 192 random bits make the id unguessable."""
         state_id = secrets.token_urlsafe(24)
         return state_id, f"{state_id}.{self._mac(state_id)}"
+
+    def new_reconnect(self, realm_id: str, expires_at: int) -> str:
+        claim = ReconnectClaim(realm_id, expires_at, secrets.token_hex(8))
+        return f"{claim.state_id}.{self._digest(_RECONNECT_MAC_CONTEXT, claim.state_id)}"
 
     def verify(self, state: str | None) -> str:
         """The state's id, or InvalidStateError when it is missing, malformed or not ours."""
@@ -216,6 +257,31 @@ class StateCodec:
         if not hmac.compare_digest(mac, self._mac(state_id)):
             raise InvalidStateError("state_invalid", "The sign-in link is not valid.")
         return state_id
+
+    def reconnect_claim(self, state: str | None) -> ReconnectClaim | None:
+        """The claim of a reconnect state; None when ``state`` does not have that shape;
+        InvalidStateError when it has it but is not ours."""
+        match = _RECONNECT_FORMAT.fullmatch(state or "")
+        if match is None:
+            return None
+        realm_id, expires_at, nonce, mac = match.groups()
+        claim = ReconnectClaim(realm_id, int(expires_at), nonce)
+        if not hmac.compare_digest(mac, self._digest(_RECONNECT_MAC_CONTEXT, claim.state_id)):
+            raise InvalidStateError("state_invalid", "The sign-in link is not valid.")
+        return claim
+
+    def code_verifier(self, state: str) -> str:
+        """The PKCE verifier of the consent that carries ``state``: 43 characters of base64url."""
+        return self._digest(_PKCE_CONTEXT, state)
+
+    def code_challenge(self, state: str) -> str:
+        """RFC 7636 §4.2, S256: BASE64URL(SHA256(ASCII(code_verifier)))."""
+        digest = hashlib.sha256(self.code_verifier(state).encode("ascii")).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def code_digest(self, code: str) -> str:
+        """What the code ledger keeps of an authorization code: a keyed digest, never the code."""
+        return self._digest(_CODE_CONTEXT, code)
 
 
 @dataclass(frozen=True)
@@ -245,6 +311,22 @@ class StateAlreadyUsedError(Exception):
     def __init__(self, state: OAuthState) -> None:
         super().__init__("state already used")
         self.state = state
+
+
+@dataclass(frozen=True)
+class UsedCode:
+    """The ledger's record of an authorization code presented to the token endpoint once."""
+
+    tenant_id: str
+    realm_id: str
+    used_at: int
+    result: str | None = None  # the outcome of the callback that used it, once known
+
+
+class CodeAlreadyUsedError(Exception):
+    def __init__(self, used: UsedCode) -> None:
+        super().__init__("authorization code already used")
+        self.used = used
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -309,6 +391,49 @@ class OAuthStateStore:
             ConditionExpression="attribute_exists(consumed_at)",
             ExpressionAttributeNames={"#result": "result", "#reason": "reason"},
             ExpressionAttributeValues=values,
+        )
+
+    @staticmethod
+    def _code_key(code_digest: str) -> dict[str, str]:
+        return {constants.PK: constants.OAUTH_CODE_PREFIX + code_digest, constants.SK: CODE_SK}
+
+    def claim_code(self, code_digest: str, tenant_id: str, realm_id: str, now: int, keep_until: int) -> None:
+        """Record that a code is about to be exchanged, once ever: CodeAlreadyUsedError when it was
+        recorded before (by this callback's twin, a replay, or an attacker's second try)."""
+        try:
+            self._table.put_item(
+                Item={
+                    **self._code_key(code_digest),
+                    "tenant_id": tenant_id,
+                    "realm_id": realm_id,
+                    "used_at": now,
+                    constants.TTL_ATTRIBUTE: keep_until,
+                },
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": constants.PK},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            # Kept past its TTL by DynamoDB's lazy deletion or not, a recorded code stays used.
+            raise CodeAlreadyUsedError(self.used_code(code_digest) or UsedCode("", "", now)) from None
+
+    def used_code(self, code_digest: str) -> UsedCode | None:
+        item = self._table.get_item(Key=self._code_key(code_digest), ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        return UsedCode(
+            tenant_id=str(item.get("tenant_id", "")),
+            realm_id=str(item.get("realm_id", "")),
+            used_at=int(item.get("used_at", 0)),
+            result=item.get("result") or None,
+        )
+
+    def record_code_result(self, code_digest: str, result: str) -> None:
+        self._table.update_item(
+            Key=self._code_key(code_digest),
+            UpdateExpression="SET #result = :result",
+            ConditionExpression="attribute_exists(#pk)",
+            ExpressionAttributeNames={"#result": "result", "#pk": constants.PK},
+            ExpressionAttributeValues={":result": result},
         )
 
     def remember_return_url(self, tenant_id: str, return_url: str, expires_at: int) -> None:
@@ -556,6 +681,22 @@ _NEUTRAL_DISCONNECT_PAGE: Final = Page(
 )
 
 
+_RECONNECT_TITLE: Final = "Reconnect QuickBooks Online"
+_RECONNECT_INCOMPLETE_PAGE: Final = Page(
+    400,
+    _RECONNECT_TITLE,
+    "QuickBooks Online was not reconnected. Open the app and reconnect from its QuickBooks settings.",
+)
+
+
+def _reconnect_incomplete(reason: str, tenant_id: str | None = None) -> CallbackOutcome:
+    """Every reconnect that did not connect ends on the same page, whatever the realm."""
+    logger.warning("reconnect callback refused", reason=reason, tenant_id=tenant_id)
+    return CallbackOutcome(
+        CallbackResult.ERROR, _RECONNECT_INCOMPLETE_PAGE, reason=reason, tenant_id=tenant_id
+    )
+
+
 class ConnectionFlows:
     """Start, complete, inspect and end a tenant's QBO connection."""
 
@@ -602,15 +743,20 @@ class ConnectionFlows:
         expires_at = now + self._settings.state_ttl_seconds
         self._states.put(OAuthState(state_id, tenant_id, return_url, created_at=now, expires_at=expires_at))
         logger.info("connection started", tenant_id=tenant_id)
-        return StartedConnection(
-            self._oauth.authorization_url(state), datetime.fromtimestamp(expires_at, UTC)
-        )
+        return StartedConnection(self._consent_url(state), datetime.fromtimestamp(expires_at, UTC))
+
+    def _consent_url(self, state: str) -> str:
+        challenge = self._codec.code_challenge(state) if self._settings.oauth_pkce else None
+        return self._oauth.authorization_url(state, code_challenge=challenge)
 
     # --- callback ---------------------------------------------------------------------------------
 
     def complete_connection(self, params: CallbackParams) -> CallbackOutcome:
         """Intuit's redirect after consent (rules: the module docstring)."""
         try:
+            claim = self._codec.reconnect_claim(params.state)
+            if claim is not None:
+                return self._complete_reconnect(claim, params)
             state_id = self._codec.verify(params.state)
         except InvalidStateError as error:
             return self._invalid_state(error)
@@ -655,8 +801,32 @@ class ConnectionFlows:
         refusal = self._refusal(state.tenant_id, realm_id)
         if refusal is not None:
             return self._back(state, CallbackResult.ERROR, refusal, realm_id)
+        return self._exchange(state, params.code, params.state or "", realm_id)
+
+    def _exchange(self, state: OAuthState, code: str, raw_state: str, realm_id: str) -> CallbackOutcome:
+        """Record the code as used, then exchange it (once ever) and adopt the grant.
+
+        The record comes first, so a concurrent or later replay of the code is refused without
+        calling Intuit, where a second redemption would revoke the grant the first one made. When the
+        exchange then fails the code is spent: a code is single-use at Intuit too, so the user starts
+        the consent again.
+        """
+        digest = self._codec.code_digest(code)
+        now = _epoch(self._clock.now())
         try:
-            tokens = self._oauth.exchange_code(params.code)
+            self._states.claim_code(digest, state.tenant_id, realm_id, now, now + CODE_RECORD_SECONDS)
+        except CodeAlreadyUsedError as replay:
+            return self._code_replayed(state, realm_id, digest, replay.used)
+        outcome = self._exchange_and_adopt(state, code, raw_state, realm_id)
+        self._states.record_code_result(digest, outcome.result.value)
+        return outcome
+
+    def _exchange_and_adopt(
+        self, state: OAuthState, code: str, raw_state: str, realm_id: str
+    ) -> CallbackOutcome:
+        try:
+            verifier = self._codec.code_verifier(raw_state) if self._settings.oauth_pkce else None
+            tokens = self._oauth.exchange_code(code, code_verifier=verifier)
         except OAuthGrantError:
             return self._back(state, CallbackResult.ERROR, "authorization_expired", realm_id)
         except OAuthClientError:
@@ -665,6 +835,73 @@ class ConnectionFlows:
         except OAuthServiceError:
             return self._back(state, CallbackResult.ERROR, "intuit_unavailable", realm_id)
         return self._adopt(state, realm_id, tokens)
+
+    def _code_replayed(
+        self, state: OAuthState, realm_id: str, digest: str, used: UsedCode
+    ) -> CallbackOutcome:
+        """A code presented again: never exchanged again. When its first use connected this very
+        tenant to this realm, and still does, the browser simply lands connected (waiting a little
+        for a first callback still running, as a double click makes)."""
+        logger.warning("authorization code replayed", tenant_id=state.tenant_id, realm_id=realm_id)
+        deadline = time.monotonic() + self._replay_wait
+        while used.result is None and time.monotonic() < deadline:
+            self._sleep(0.2)
+            used = self._states.used_code(digest) or used
+        if (
+            used.result == CallbackResult.CONNECTED
+            and (used.tenant_id, used.realm_id) == (state.tenant_id, realm_id)
+            and self._connected_to(state.tenant_id, realm_id)
+        ):
+            return self._back(state, CallbackResult.CONNECTED, None, realm_id, replayed=True)
+        return self._back(state, CallbackResult.ERROR, "authorization_code_used", realm_id, replayed=True)
+
+    def _complete_reconnect(self, claim: ReconnectClaim, params: CallbackParams) -> CallbackOutcome:
+        """The callback of a consent started by Intuit's reconnect URL.
+
+        The claim names a realm, not a tenant: the tenant is whoever holds that realm now, and the
+        browser lands on that tenant's return URL only once a real code for that realm has connected
+        it. Until then every answer is the same page, so a stranger holding a reconnect state learns
+        nothing about which realms are connected.
+        """
+        if _epoch(self._clock.now()) >= claim.expires_at:
+            return self._invalid_state(
+                InvalidStateError("state_expired", "This sign-in link has expired. Start again from the app.")
+            )
+        state = self._reconnect_state(claim, params)
+        if state is None or params.code is None:
+            return _reconnect_incomplete("reconnect_refused")
+        outcome = self._exchange(state, params.code, params.state or "", claim.realm_id)
+        if outcome.result is not CallbackResult.CONNECTED:
+            return _reconnect_incomplete(outcome.reason or "reconnect_failed", outcome.tenant_id)
+        logger.info("connection reconnected", tenant_id=state.tenant_id, realm_id=claim.realm_id)
+        return outcome
+
+    def _reconnect_state(self, claim: ReconnectClaim, params: CallbackParams) -> OAuthState | None:
+        """The connect attempt a reconnect claim stands for, when the callback fits it: no error, a
+        code, the claim's realm, a tenant holding that realm and a return URL for it."""
+        if params.error is not None or params.realm_id != claim.realm_id:
+            return None
+        if not params.code or not _CODE.fullmatch(params.code):
+            return None
+        tenant_id = self._store.owner_of(claim.realm_id)
+        if tenant_id is None or self._refusal(tenant_id, claim.realm_id) is not None:
+            return None
+        return_url = self._return_url_of(tenant_id)
+        if return_url is None:
+            return None
+        created_at = claim.expires_at - self._settings.state_ttl_seconds
+        return OAuthState(claim.state_id, tenant_id, return_url, created_at, claim.expires_at)
+
+    def _return_url_of(self, tenant_id: str) -> str | None:
+        """The tenant's last return URL, else the first allow-list entry, if still allowed."""
+        for return_url in (self._states.last_return_url(tenant_id), *self._settings.return_url_allowlist[:1]):
+            if return_url is None:
+                continue
+            try:
+                return check_return_url(return_url, self._settings.return_url_allowlist)
+            except ReturnUrlError:
+                continue  # the allow-list changed since: try the default
+        return None
 
     def _refusal(self, tenant_id: str, realm_id: str) -> str | None:
         owner = self._store.owner_of(realm_id)
@@ -888,23 +1125,16 @@ class ConnectionFlows:
         return _NEUTRAL_DISCONNECT_PAGE
 
     def intuit_reconnect(self, realm_id: str | None) -> Redirect | Page:
-        """Intuit's reconnect link: a new consent for the tenant that holds ``realm_id``, landing on
-        the tenant's last return URL (else the first allow-list entry)."""
-        title = "Reconnect QuickBooks Online"
+        """Intuit's reconnect link (public, anonymous): a consent whose signed state names the realm.
+
+        The answer is the same redirect for every well-formed realm id, connected or not, and costs
+        no database read or write: the state carries its realm and expiry under our key. At the
+        callback it reconnects the tenant holding that realm, and only with a code for that realm.
+        """
         if not realm_id or not _REALM_ID.fullmatch(realm_id):
-            return Page(400, title, "This reconnect link is incomplete: it names no company.")
-        tenant_id = self._store.owner_of(realm_id)
-        if tenant_id is None:
-            return Page(404, title, "This company is not connected to the app. Connect it from the app.")
-        for return_url in (self._states.last_return_url(tenant_id), *self._settings.return_url_allowlist[:1]):
-            if return_url is None:
-                continue
-            try:
-                started = self.start_connection(tenant_id, return_url)
-            except ReturnUrlError:
-                continue  # the allow-list changed since: try the default
-            return Redirect(started.authorization_url)
-        return Page(409, title, "Reconnect from the app: no return address is configured.")
+            return Page(400, _RECONNECT_TITLE, "This reconnect link is incomplete: it names no company.")
+        expires_at = _epoch(self._clock.now()) + self._settings.state_ttl_seconds
+        return Redirect(self._consent_url(self._codec.new_reconnect(realm_id, expires_at)))
 
     def _publish(self, event: OutboundEvent) -> None:
         try:

@@ -38,6 +38,8 @@ def realm_pk(realm_id: str) -> str:
 # runtime table: short-lived coordination (OAuth states, rate-governor windows, de-duplication),
 # every item with a TTL.
 OAUTH_STATE_PREFIX: Final = "OAUTHSTATE#"
+# One item per authorization code ever exchanged (a keyed digest, never the code): single use.
+OAUTH_CODE_PREFIX: Final = "OAUTHCODE#"
 GOVERNOR_PREFIX: Final = "GOVERNOR#"
 
 # --- environment ---------------------------------------------------------------------------

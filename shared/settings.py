@@ -55,6 +55,10 @@ class Settings(BaseModel):
     # Only the functions that sign OAuth states have it (api, oauth); StateCodec refuses an empty key.
     state_signing_key: SecretStr = SecretStr("")
     state_ttl_seconds: int = Field(default=600, ge=30, le=3600)
+    # PKCE (RFC 7636, S256) on every consent: Intuit does not document it, and RFC 6749 §3.1 has a
+    # server ignore parameters it does not know; QBO_LINK_OAUTH_PKCE=false turns it off should
+    # Intuit ever refuse them (docs/connections.md).
+    oauth_pkce: bool = True
     minor_version: int = Field(default=75, ge=75)
     connections_table: str = "qbo-link-connections"
     runtime_table: str = "qbo-link-runtime"
@@ -118,6 +122,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         "kms_key_id": env.get(constants.KMS_KEY_ENV, "alias/qbo-link-tokens"),
         "event_bus_name": env.get(constants.EVENT_BUS_ENV, "qbo-link"),
     }
+    if env.get("QBO_LINK_OAUTH_PKCE"):
+        raw["oauth_pkce"] = env["QBO_LINK_OAUTH_PKCE"]
     for setting, variable in _PULL_TIMING_ENV.items():
         if env.get(variable):
             raw[setting] = env[variable]

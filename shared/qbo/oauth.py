@@ -153,14 +153,18 @@ class IntuitOAuth:
             timeout=self._settings.http_timeout_seconds,
         )
 
-    def authorization_url(self, state: str) -> str:
+    def authorization_url(self, state: str, code_challenge: str | None = None) -> str:
+        """Intuit's consent URL; with ``code_challenge`` (RFC 7636, S256) the code it yields can only
+        be exchanged with the matching verifier, where the server enforces PKCE."""
+        extra = {"code_challenge": code_challenge, "code_challenge_method": "S256"} if code_challenge else {}
         with self._client() as client:
             url, _ = client.create_authorization_url(
-                self._endpoints.authorization_endpoint, state=state, scope=ACCOUNTING_SCOPE
+                self._endpoints.authorization_endpoint, state=state, scope=ACCOUNTING_SCOPE, **extra
             )
         return str(url)
 
-    def exchange_code(self, code: str) -> TokenSet:
+    def exchange_code(self, code: str, code_verifier: str | None = None) -> TokenSet:
+        extra = {"code_verifier": code_verifier} if code_verifier else {}
         return self._token_call(
             "authorization_code",
             lambda client: client.fetch_token(
@@ -169,6 +173,7 @@ class IntuitOAuth:
                 code=code,
                 redirect_uri=self._settings.redirect_uri,
                 headers=dict(_TOKEN_HEADERS),
+                **extra,
             ),
             "access_token_response",
         )

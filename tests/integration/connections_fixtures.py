@@ -118,6 +118,7 @@ class World:
     dynamodb: Any
     kms: Any
     http: httpx2.Client = field(default_factory=lambda: httpx2.Client(timeout=10))
+    connected_realm: str | None = None  # a realm connected once for tests that reuse the world
 
     @property
     def clock(self) -> Any:

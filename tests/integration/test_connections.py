@@ -19,6 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from qbo_sandbox.server import SandboxServer
@@ -39,7 +42,7 @@ from shared.connections import (
 )
 from shared.events import EventBridgePublisher, RecordingPublisher
 from shared.observability import logger
-from shared.settings import IntuitEnvironment, Settings
+from shared.settings import IntuitEnvironment, Settings, settings_from_env
 from tests.integration.connections_fixtures import (
     ALLOWED_PREFIXES,
     REDIRECT_URI,
@@ -279,10 +282,10 @@ class SlowExchange:
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.second: Future[CallbackOutcome] | None = None
 
-    def exchange_code(self, code: str) -> Any:
+    def exchange_code(self, code: str, code_verifier: str | None = None) -> Any:
         self.second = self.pool.submit(self._during)
         time.sleep(0.5)  # the second callback is now waiting for this one's outcome
-        return self._inner.exchange_code(code)
+        return self._inner.exchange_code(code, code_verifier=code_verifier)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -461,14 +464,22 @@ def test_intuit_errors_return_to_the_app_with_a_clear_reason(world: World, error
     assert answer.location_params() == {"status": "error", "reason": reason}
 
 
-def test_a_code_already_used_elsewhere_ends_with_a_clear_reason(world: World) -> None:
-    query = world.consent(world.start("firm-1"))
-    stolen = world.http.post(
+def _redeem_elsewhere(world: World, query: dict[str, str], verifier: str | None) -> int:
+    """Someone else calling Intuit's token endpoint with the callback's code."""
+    form = {"grant_type": "authorization_code", "code": query["code"], "redirect_uri": REDIRECT_URI}
+    if verifier is not None:
+        form["code_verifier"] = verifier
+    answer = world.http.post(
         f"{world.server.url}/oauth2/v1/tokens/bearer",
-        data={"grant_type": "authorization_code", "code": query["code"], "redirect_uri": REDIRECT_URI},
+        data=form,
         headers={"Authorization": basic_auth(world.server), "Accept": "application/json"},
     )
-    assert stolen.status_code == 200
+    return answer.status_code
+
+
+def test_a_code_already_used_elsewhere_ends_with_a_clear_reason(world: World) -> None:
+    query = world.consent(world.start("firm-1"))
+    assert _redeem_elsewhere(world, query, StateCodec(SIGNING_KEY).code_verifier(query["state"])) == 200
 
     answer = world.callback(query)
 
@@ -730,12 +741,10 @@ def test_the_reconnect_url_falls_back_to_the_default_return_url(world: World) ->
     assert callback.location.startswith(ALLOWED_PREFIXES[0] + "?")
 
 
-@pytest.mark.parametrize(("query", "status"), [({"realmId": "9341999999999999"}, 404), ({}, 400)])
-def test_the_reconnect_url_for_no_known_company_shows_a_page(
-    world: World, query: dict[str, str], status: int
-) -> None:
+@pytest.mark.parametrize("query", [{}, {"realmId": ""}, {"realmId": "93x1"}, {"realmId": "1" * 33}])
+def test_a_reconnect_url_naming_no_valid_company_shows_a_page(world: World, query: dict[str, str]) -> None:
     answer = world.oauth("/oauth/reconnect", query)
-    assert answer.status == status
+    assert answer.status == 400
     assert "location" not in answer.headers
     assert world.state_items() == []
 
@@ -914,3 +923,292 @@ def _instant(text: str) -> datetime:
 def _params(outcome: CallbackOutcome) -> dict[str, str]:
     assert outcome.redirect_url is not None
     return {k: v[0] for k, v in parse_qs(urlsplit(outcome.redirect_url).query).items()}
+
+
+# --- attacks on the OAuth flow -------------------------------------------------------------------
+
+
+class DynamoCalls:
+    """Every call the flows send to DynamoDB (through the wiring's one resource)."""
+
+    WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        wiring.dynamodb().meta.client.meta.events.register("before-call.dynamodb", self._seen)
+
+    def _seen(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    @property
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if c in self.WRITES]
+
+    def close(self) -> None:
+        wiring.dynamodb().meta.client.meta.events.unregister("before-call.dynamodb", self._seen)
+
+
+def _reconnect_state(world: World, realm_id: str) -> str:
+    answer = world.oauth("/oauth/reconnect", {"realmId": realm_id})
+    assert answer.status == 302, answer.body
+    return state_of(answer.location)
+
+
+def test_a_used_code_with_a_fresh_reconnect_state_changes_nothing(world: World) -> None:
+    # Given a connected tenant and the code its consent used
+    query = world.consent(world.start("firm-1"))
+    realm = world.callback(query).location_params()["realmId"]
+    assert world.token_calls() == 1
+
+    # When someone sends that code again with a fresh state from the public reconnect URL
+    replay = world.callback({**query, "state": _reconnect_state(world, realm)})
+
+    # Then the code is not exchanged again (Intuit would revoke the grant) and nothing changes
+    assert replay.status == 302
+    assert replay.location_params() == {"status": "connected", "realmId": realm}
+    assert world.token_calls() == 1
+    assert world.live_grants(realm) == 1
+    status = world.status("firm-1")
+    assert (status["connected"], status["health"]) == (True, "healthy")
+    assert len(world.published(CONNECTED)) == 1
+
+
+def test_a_used_code_with_another_tenants_fresh_state_is_refused(world: World) -> None:
+    # Given a code that connected firm-1, whose company was then released
+    query = world.consent(world.start("firm-1"))
+    world.callback(query)
+    assert world.api("DELETE", "/tenants/firm-1/connection", query={"mappings": "remove"}).status == 200
+
+    # When the code comes back under a state of firm-2
+    replay = world.callback({**query, "state": state_of(world.start("firm-2"))})
+
+    # Then it is refused as used, without a call to Intuit
+    assert replay.location_params() == {"status": "error", "reason": "authorization_code_used"}
+    assert world.token_calls() == 1
+    assert world.status("firm-2")["connected"] is False
+
+
+def test_the_code_ledger_keeps_a_keyed_digest_and_never_the_code(world: World) -> None:
+    query = world.consent(world.start("firm-1"))
+    world.callback(query)
+
+    items = [
+        item
+        for item in world.scan(world.settings.runtime_table)
+        if item[constants.PK].startswith(constants.OAUTH_CODE_PREFIX)
+    ]
+
+    assert [item[constants.PK] for item in items] == [
+        constants.OAUTH_CODE_PREFIX + StateCodec(SIGNING_KEY).code_digest(query["code"])
+    ]
+    assert items[0]["result"] == "connected"
+    assert int(items[0][constants.TTL_ATTRIBUTE]) > int(world.clock.now().timestamp()) + 86_400
+    assert query["code"] not in json.dumps(
+        [world.scan(t) for t in (world.settings.runtime_table, world.settings.connections_table)],
+        default=repr,
+    )
+
+
+def test_a_code_sent_with_another_tenants_state_connects_nothing(world: World) -> None:
+    # Given a consent for firm-1 whose callback has not run yet, and a consent started for firm-2
+    first = world.consent(world.start("firm-1"))
+    other_state = state_of(world.start("firm-2"))
+
+    # When firm-1's code comes back with firm-2's state
+    mixed = world.callback({**first, "state": other_state})
+
+    # Then the code, bound to its own consent (PKCE), does not connect firm-2 to firm-1's company
+    assert mixed.location_params() == {"status": "error", "reason": "authorization_expired"}
+    assert world.status("firm-2")["connected"] is False
+    assert world.owner_of(first["realmId"]) is None
+    assert world.live_grants(first["realmId"]) == 0
+
+
+def test_a_stolen_code_without_its_verifier_is_refused_by_the_token_endpoint(world: World) -> None:
+    query = world.consent(world.start("firm-1"))
+
+    assert _redeem_elsewhere(world, query, verifier=None) == 400
+    assert _redeem_elsewhere(world, query, StateCodec(SIGNING_KEY).code_verifier("another-state")) == 400
+
+    assert world.callback(query).location_params()["status"] == "connected"
+
+
+def test_the_reconnect_url_answers_alike_for_connected_and_unknown_realms_and_writes_nothing(
+    world: World,
+) -> None:
+    realm = world.connect("firm-1")
+    unknown = "9341999999999999"
+    before = [world.scan(t) for t in (world.settings.runtime_table, world.settings.connections_table)]
+    dynamo = DynamoCalls()
+    try:
+        answers = {
+            r: [world.oauth("/oauth/reconnect", {"realmId": r}) for _ in range(25)] for r in (realm, unknown)
+        }
+    finally:
+        dynamo.close()
+
+    assert dynamo.calls == []  # no write, and no read either: nothing to time
+    assert [world.scan(t) for t in (world.settings.runtime_table, world.settings.connections_table)] == before
+
+    def shape(answer: Any) -> tuple[int, str, str]:
+        split = urlsplit(answer.location)
+        query = {k: v[0] for k, v in parse_qs(split.query).items() if k not in {"state", "code_challenge"}}
+        return (
+            answer.status,
+            f"{split.scheme}://{split.netloc}{split.path}",
+            json.dumps(query, sort_keys=True),
+        )
+
+    shapes = {shape(a) for batch in answers.values() for a in batch}
+    assert len(shapes) == 1
+    states = [state_of(a.location) for batch in answers.values() for a in batch]
+    assert len(set(states)) == 50
+    assert {len(s) - len(r) for s, r in zip(states, [realm] * 25 + [unknown] * 25, strict=True)} == {
+        len(states[0]) - len(realm)
+    }
+
+
+def test_a_reconnect_callback_answers_alike_for_connected_and_unknown_realms(world: World) -> None:
+    realm = world.connect("firm-1")
+    unknown = "9341999999999999"
+
+    answers = [
+        world.callback({"code": "not-a-real-code", "state": _reconnect_state(world, r), "realmId": r})
+        for r in (realm, unknown)
+    ] + [
+        world.callback({"error": "access_denied", "state": _reconnect_state(world, r), "realmId": r})
+        for r in (realm, unknown)
+    ]
+
+    assert {(a.status, a.body, a.headers.get("location")) for a in answers} == {(400, answers[0].body, None)}
+    assert world.status("firm-1")["health"] == "healthy"
+    assert world.live_grants(realm) == 1
+
+
+def test_a_reconnect_state_only_reconnects_its_own_realm(world: World) -> None:
+    # Given two connected tenants
+    realm_1 = world.connect("firm-1")
+    realm_2 = world.connect("firm-2")
+    state_for_1 = _reconnect_state(world, realm_1)
+
+    # When a consent for firm-2's company comes back with firm-1's reconnect state,
+    # whether the realmId is left alone or rewritten to firm-1's
+    honest = world.callback({**world.consent(world.start("firm-2")), "state": state_for_1})
+    query = world.consent(world.start("firm-2"))
+    rewritten = world.callback({**query, "state": _reconnect_state(world, realm_1), "realmId": realm_1})
+
+    # Then nothing moves: the same neutral page, each tenant on its own company
+    assert honest.status == rewritten.status == 400
+    assert world.status("firm-1")["realm_id"] == realm_1
+    assert world.status("firm-2")["realm_id"] == realm_2
+    assert world.owner_of(realm_1) == "firm-1"
+    assert world.owner_of(realm_2) == "firm-2"
+
+
+def test_an_expired_reconnect_state_is_refused(world: World) -> None:
+    realm = world.connect("firm-1")
+    location = world.oauth("/oauth/reconnect", {"realmId": realm}).location
+    world.sandbox("POST", "/clock/advance", {"seconds": world.settings.state_ttl_seconds + 1})
+
+    answer = world.callback(world.consent(location, realmId=realm))
+
+    assert answer.status == 400
+    assert "expired" in answer.body
+    assert world.token_calls() == 1
+
+
+def test_a_tampered_reconnect_state_is_refused_before_any_read(world: World) -> None:
+    realm = world.connect("firm-1")
+    state = _reconnect_state(world, realm)
+    other = "9341999999999999"
+
+    answer = world.callback(
+        {"code": "c", "state": state.replace(f"R{realm}_", f"R{other}_"), "realmId": other}
+    )
+
+    assert answer.status == 400
+    assert "not valid" in answer.body
+
+
+def test_pkce_can_be_turned_off_for_an_authorization_server_that_refuses_it(world: World) -> None:
+    off = flows(world, settings=world.settings.model_copy(update={"oauth_pkce": False}))
+    assert settings_from_env({"QBO_LINK_OAUTH_PKCE": "false"}).oauth_pkce is False
+    assert settings_from_env({}).oauth_pkce is True
+
+    started = off.start_connection("firm-1", RETURN_URL)
+    query = parse_qs(urlsplit(started.authorization_url).query)
+    assert "code_challenge" not in query
+    assert "code_challenge_method" not in query
+    outcome = off.complete_connection(CallbackParams.from_query(world.consent(started.authorization_url)))
+
+    assert outcome.result is CallbackResult.CONNECTED  # the sandbox refuses a verifier without a challenge
+
+
+# --- hostile input on the public OAuth routes ----------------------------------------------------
+
+_HOSTILE_TEXT = st.one_of(
+    st.text(max_size=80),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=500, max_size=700),
+    st.sampled_from(["", " ", "\x00", "\n", "%00", "../../", "R1_1_0123456789abcdef.x", "9" * 40, "-1"]),
+)
+
+
+@hypothesis_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_hostile_queries_on_the_oauth_routes_never_fail_nor_move_a_connection(
+    world: World, data: Any
+) -> None:
+    # Given a connected tenant (set up once: hypothesis reuses the world across examples)
+    if world.connected_realm is None:
+        world.connected_realm = world.connect("firm-1")
+    realm = world.connected_realm
+    codec = StateCodec(SIGNING_KEY)
+    expiry = int(world.clock.now().timestamp()) + 300
+    state = data.draw(
+        st.one_of(
+            _HOSTILE_TEXT,
+            st.just(codec.new()[1]),  # signed, never stored
+            st.just(codec.new_reconnect(realm, expiry)),  # signed, for the connected realm
+            st.just(codec.new_reconnect("9341999999999999", expiry)),
+        )
+    )
+    names = ("code", "state", "realmId", "error", "error_description", "junk")
+    query = data.draw(st.dictionaries(st.sampled_from(names), _HOSTILE_TEXT, max_size=5))
+    query["state"] = state
+    if data.draw(st.booleans()):
+        query["realmId"] = realm
+    path = data.draw(st.sampled_from(["/oauth/callback", "/oauth/reconnect", "/oauth/disconnect"]))
+    before = world.scan(world.settings.connections_table), world.state_items()
+
+    answer = world.oauth(path, {k: v.replace("\x00", "") for k, v in query.items()})
+
+    # Then a page or a redirect, never a failure, and the connection is untouched
+    assert answer.status in {200, 302, 400}, (path, query, answer.body)
+    assert answer.headers["cache-control"] == "no-store"
+    assert (world.scan(world.settings.connections_table), world.state_items()) == before
+
+
+def test_the_same_code_under_two_states_at_once_is_exchanged_once(world: World) -> None:
+    # Given a second callback carrying the same code under a fresh state while the first exchanges it
+    params = CallbackParams.from_query(world.consent(world.start("firm-1")))
+    twin = CallbackParams(code=params.code, state=state_of(world.start("firm-1")), realm_id=params.realm_id)
+    slow = SlowExchange(wiring.oauth(), lambda: connections.complete_connection(twin))
+    connections = flows(world, oauth=slow)
+
+    first = connections.complete_connection(params)
+
+    # Then the twin waited for the first outcome instead of reaching Intuit
+    assert slow.second is not None
+    second = slow.second.result(timeout=30)
+    slow.pool.shutdown()
+    assert (first.result, second.result, second.replayed) == (
+        CallbackResult.CONNECTED,
+        CallbackResult.CONNECTED,
+        True,
+    )
+    assert world.token_calls() == 1
+    assert world.live_grants(params.realm_id or "") == 1

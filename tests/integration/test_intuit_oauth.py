@@ -132,6 +132,21 @@ def test_authorization_url_names_app_scope_redirect_and_state(oauth: IntuitOAuth
     }
 
 
+def test_a_pkce_challenge_binds_the_code_to_its_verifier(oauth: IntuitOAuth) -> None:
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 Appendix B
+    url = oauth.authorization_url("s-pkce", code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+    query = parse_qs(urlsplit(url).query)
+    assert (query["code_challenge_method"], query["code_challenge"]) == (
+        ["S256"],
+        ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"],
+    )
+    code = consent(url)["code"]
+
+    with pytest.raises(OAuthGrantError):
+        oauth.exchange_code(code)  # no verifier: the sandbox, like any RFC 7636 server, refuses
+    assert oauth.exchange_code(code, code_verifier=verifier).access_token.get_secret_value()
+
+
 def test_consent_exchange_refresh_revoke(sandbox_server: SandboxServer, oauth: IntuitOAuth) -> None:
     clock = sandbox_server.sandbox.clock
     # Given a user who consents

@@ -511,6 +511,69 @@ def test_code_is_bound_to_its_redirect_uri(http: httpx2.Client, sandbox_server: 
     assert exchange(http, sandbox_server, code).status_code == 200
 
 
+# --- PKCE (RFC 7636) ---------------------------------------------------------------------------
+
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 Appendix B
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def exchange_with_verifier(
+    http: httpx2.Client, server: SandboxServer, code: str, verifier: str | None
+) -> httpx2.Response:
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    if verifier is not None:
+        form["code_verifier"] = verifier
+    return http.post(TOKEN, data=form, auth=creds(server))
+
+
+def test_a_code_with_an_s256_challenge_needs_its_verifier(
+    http: httpx2.Client, sandbox_server: SandboxServer
+) -> None:
+    code, _ = new_code(http, sandbox_server, code_challenge=CHALLENGE, code_challenge_method="S256")
+
+    missing = exchange_with_verifier(http, sandbox_server, code, None)
+    wrong = exchange_with_verifier(http, sandbox_server, code, VERIFIER[::-1])
+    right = exchange_with_verifier(http, sandbox_server, code, VERIFIER)
+
+    assert "PKCE" in assert_oauth_error(missing, "invalid_grant")
+    assert "PKCE" in assert_oauth_error(wrong, "invalid_grant")
+    assert right.status_code == 200, right.text  # the failed tries did not use the code up
+
+
+def test_a_plain_challenge_is_its_own_verifier(http: httpx2.Client, sandbox_server: SandboxServer) -> None:
+    code, _ = new_code(http, sandbox_server, code_challenge=VERIFIER)
+
+    assert_oauth_error(exchange_with_verifier(http, sandbox_server, code, CHALLENGE), "invalid_grant")
+    assert exchange_with_verifier(http, sandbox_server, code, VERIFIER).status_code == 200
+
+
+def test_a_verifier_for_a_code_issued_without_a_challenge_is_refused(
+    http: httpx2.Client, sandbox_server: SandboxServer
+) -> None:
+    code, _ = new_code(http, sandbox_server)
+
+    assert_oauth_error(exchange_with_verifier(http, sandbox_server, code, VERIFIER), "invalid_grant")
+    assert exchange(http, sandbox_server, code).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"code_challenge": CHALLENGE, "code_challenge_method": "S512"},
+        {"code_challenge": "short", "code_challenge_method": "S256"},
+        {"code_challenge": CHALLENGE + "!", "code_challenge_method": "S256"},
+        {"code_challenge_method": "S256"},
+    ],
+)
+def test_a_bad_pkce_challenge_redirects_with_invalid_request(
+    http: httpx2.Client, sandbox_server: SandboxServer, params: dict[str, str]
+) -> None:
+    answer = callback(authorize(http, sandbox_server, **params))
+
+    assert answer["error"] == "invalid_request"
+    assert "code" not in answer
+
+
 # --- token endpoint: malformed requests -------------------------------------------------------
 
 

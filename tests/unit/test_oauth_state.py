@@ -3,6 +3,10 @@ redirect), the callback's redirect parameters and the company facts read at conn
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -72,6 +76,73 @@ def test_malformed_states_are_refused(state: str | None, reason: str) -> None:
     with pytest.raises(InvalidStateError) as refused:
         StateCodec(KEY).verify(state)
     assert refused.value.reason == reason
+
+
+# --- reconnect states, PKCE verifiers, code digests -------------------------------------------------
+
+
+def test_a_reconnect_state_carries_its_realm_and_expiry() -> None:
+    codec = StateCodec(KEY)
+    state = codec.new_reconnect("9341452712436172", 1_800_000_600)
+
+    claim = codec.reconnect_claim(state)
+
+    assert claim is not None
+    assert (claim.realm_id, claim.expires_at) == ("9341452712436172", 1_800_000_600)
+    assert state.startswith(claim.state_id + ".")
+    assert codec.new_reconnect("9341452712436172", 1_800_000_600) != state  # a fresh nonce each time
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s: s.replace("R9341452712436172_", "R9341452712436173_"),  # another realm
+        lambda s: s.replace("_1800000600_", "_1900000600_"),  # a later expiry
+        lambda s: s[:-1] + ("A" if s[-1] != "A" else "B"),  # the MAC
+    ],
+)
+def test_a_changed_reconnect_state_is_refused(change: Any) -> None:
+    state = StateCodec(KEY).new_reconnect("9341452712436172", 1_800_000_600)
+    with pytest.raises(InvalidStateError, match="not valid"):
+        StateCodec(KEY).reconnect_claim(change(state))
+
+
+def test_a_reconnect_state_signed_with_another_key_is_refused() -> None:
+    forged = StateCodec("an-attackers-own-signing-key-xyz").new_reconnect("1", 1_800_000_600)
+    with pytest.raises(InvalidStateError):
+        StateCodec(KEY).reconnect_claim(forged)
+
+
+def test_the_two_state_shapes_are_told_apart() -> None:
+    codec = StateCodec(KEY)
+    _, stored = codec.new()
+    reconnect = codec.new_reconnect("1", 1_800_000_600)
+    assert codec.reconnect_claim(stored) is None
+    assert codec.reconnect_claim(None) is None
+    with pytest.raises(InvalidStateError):
+        codec.verify(reconnect)
+
+
+def test_a_pkce_pair_follows_rfc_7636_s256() -> None:
+    codec = StateCodec(KEY)
+    _, state = codec.new()
+
+    verifier = codec.code_verifier(state)
+
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", verifier)  # RFC 7636 §4.1: 43 to 128 unreserved
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    assert codec.code_challenge(state) == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert codec.code_verifier(codec.new()[1]) != verifier
+    assert StateCodec("another-signing-key-0123456789").code_verifier(state) != verifier
+
+
+def test_a_code_digest_is_keyed_and_reveals_nothing_of_the_code() -> None:
+    code = "AB11796652627V4rhSVhiRn27MtGI5k5hUkFAnsZoLnZ46D5r"
+    digest = StateCodec(KEY).code_digest(code)
+    assert digest == StateCodec(KEY).code_digest(code)
+    assert digest != StateCodec("another-signing-key-0123456789").code_digest(code)
+    assert digest != hashlib.sha256(code.encode()).hexdigest()
+    assert code[:16] not in digest
 
 
 def test_a_short_signing_key_is_refused() -> None:
