@@ -91,6 +91,16 @@ def _is_text(content_type: str) -> bool:
     return not content_type or content_type.startswith(_TEXT_TYPES) or "json" in content_type
 
 
+def _is_utf8(body: bytes) -> bool:
+    """A text body that is not UTF-8 cannot travel as a JSON string: API Gateway base64-encodes
+    it and sets ``isBase64Encoded``, whatever the content type says."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def http_api_event(request: Request, match: RouteMatch, *, domain: str = "localhost") -> dict[str, Any]:
     """The payload format 2.0 event for ``request`` on ``match``'s route."""
     headers: dict[str, str] = {}
@@ -106,7 +116,7 @@ def http_api_event(request: Request, match: RouteMatch, *, domain: str = "localh
         query[key] = f"{query[key]},{value}" if key in query else value
     now = datetime.now(UTC)
     content_type = headers.get("content-type", "")
-    text = _is_text(content_type)
+    text = _is_text(content_type) and _is_utf8(request.body)
     context: dict[str, Any] = {
         "accountId": "000000000000",
         "apiId": "local",

@@ -269,6 +269,16 @@ class ConnectionStore:
         item = answer.get("Item")
         return self._connection(item) if item else None
 
+    def exists(self, tenant_id: str) -> bool:
+        """Whether the tenant has a connection record (connected once, whatever its health now)."""
+        answer = self._table.get_item(
+            Key=self.key(tenant_id),
+            ConsistentRead=True,  # a tenant connected a moment ago exists
+            ProjectionExpression="#pk",
+            ExpressionAttributeNames={"#pk": constants.PK},
+        )
+        return "Item" in answer
+
     def require(self, tenant_id: str) -> Connection:
         connection = self.get(tenant_id)
         if connection is None:

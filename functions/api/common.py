@@ -8,6 +8,8 @@ Every refusal has one shape, the one the generated OpenAPI document describes (P
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -69,11 +71,80 @@ def tenant_refusal(event: dict[str, Any]) -> dict[str, Any] | None:
         )
     else:
         return None
+    return raw_refusal(403, where, kind, message)
+
+
+def raw_refusal(status: int, where: tuple[str, ...], kind: str, message: str) -> dict[str, Any]:
+    """A refusal as the handler's raw answer, for the gates that run before the resolver."""
     metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
-    body = {"statusCode": 403, "detail": [{"loc": list(where), "msg": message, "type": kind}]}
+    body = {"statusCode": status, "detail": [{"loc": list(where), "msg": message, "type": kind}]}
     return {
-        "statusCode": 403,
+        "statusCode": status,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},
         "body": json.dumps(body),
         "isBase64Encoded": False,
     }
+
+
+def body_refusal(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The 400/415/422 answer for a body no route can read safely, or None.
+
+    Checked once for every route before the resolver runs (``shared.request_body``): bytes that are
+    not UTF-8, a content type that is not JSON, nesting deep enough to exhaust Python's recursion,
+    NaN/Infinity, numbers beyond any field's range.  A base64 body API Gateway passed is replaced by
+    its text, so every parser after this reads the same checked text.
+    """
+    from shared.request_body import BodyRefusedError, read_json_text
+
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    try:
+        text = read_json_text(
+            event.get("body"), headers.get("content-type"), base64_encoded=bool(event.get("isBase64Encoded"))
+        )
+    except BodyRefusedError as refused:
+        return raw_refusal(refused.status, ("body",), refused.kind, str(refused))
+    if event.get("isBase64Encoded"):
+        event["body"] = text
+        event["isBase64Encoded"] = False
+    return None
+
+
+def path_tenant(path: str) -> str | None:
+    """The tenant of a ``/tenants/<tenant>/...`` path when it is a well-formed tenant id, else None
+    (a malformed one is the route's 422)."""
+    from shared.connections import InvalidTenantIdError, check_tenant_id
+
+    parts = path.strip("/").split("/")
+    if len(parts) < 2 or parts[0] != "tenants":
+        return None
+    try:
+        return check_tenant_id(parts[1])
+    except InvalidTenantIdError:
+        return None
+
+
+# Routes that look the tenant's connection up themselves and answer 404 ``not_connected`` (or, for
+# POST .../connection, make the tenant exist): the gate would only repeat their read.
+_SELF_CHECKED = re.compile(
+    r"^(?:PUT /tenants/[^/]+/(?:clients|invoices|payments|credit-memos)/[^/]+"
+    r"|POST /tenants/[^/]+/postings/(?:recheck|[^/]+/[^/]+/retry)"
+    r"|(?:POST|DELETE) /tenants/[^/]+/connection)/?$"
+)
+
+
+def unknown_tenant_refusal(
+    method: str, path: str, exists: Callable[[str], bool]
+) -> Response[dict[str, Any]] | None:
+    """The 404 answer for a tenant QBO Link has never seen (no connection record), or None.
+
+    A tenant exists from its first completed consent on (its connection record stays, disconnected
+    or not); before that only ``POST /tenants/<t>/connection``, which starts the consent, reaches
+    it.  One GetItem on each tenant route that does not read the connection itself, so a typo
+    never reads as an empty tenant.
+    """
+    tenant_id = path_tenant(path)
+    if tenant_id is None or _SELF_CHECKED.match(f"{method.upper()} {path}") or exists(tenant_id):
+        return None
+    return refusal(
+        404, ("path", "tenant_id"), "not_connected", f"tenant {tenant_id!r} has never connected a QBO company"
+    )

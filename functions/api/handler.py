@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.api import connection_routes, mapping_routes, push_routes
-from functions.api.common import refusal, tenant_refusal
+from functions.api.common import body_refusal, refusal, tenant_refusal, unknown_tenant_refusal
 from shared.connections import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
 from shared.observability import logger, metrics, tracer
 from shared.push.service import PushQueueError
@@ -63,6 +64,23 @@ app.exception_handler(MappingsAlreadyRemovedError)(mappings_removed)
 app.exception_handler(PushQueueError)(queue_unavailable)
 
 
+def _exists(tenant_id: str) -> bool:
+    from shared import wiring
+
+    return wiring.store().exists(tenant_id)
+
+
+def tenant_exists(resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """After validation (a malformed request is a 422 before anything is read), before the route:
+    an unknown tenant is a 404 on every tenant route, never an empty list."""
+    event = resolver.current_event
+    refused = unknown_tenant_refusal(event.http_method, event.path, _exists)
+    return refused if refused is not None else next_middleware(resolver)
+
+
+app.use(middlewares=[tenant_exists])
+
+
 @app.not_found
 def not_found(_error: Exception) -> Response[dict[str, Any]]:
     return refusal(404, ("path",), "not_found", "no such route")
@@ -72,7 +90,9 @@ def not_found(_error: Exception) -> Response[dict[str, Any]]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    refused = tenant_refusal(event)  # every route: a JWT caller reaches only its own tenant
+    # Every route, before the resolver: a JWT caller reaches only its own tenant, and a body no
+    # parser can read safely is refused (whether the tenant exists: ``tenant_exists``).
+    refused = tenant_refusal(event) or body_refusal(event)
     if refused is not None:
         return refused
     return app.resolve(event, context)

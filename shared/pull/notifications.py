@@ -179,8 +179,10 @@ def read_notifications(raw: bytes, content_type: str | None = None) -> tuple[lis
     """
     try:
         document = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError):  # also an integer past CPython's 4,300-digit limit
         raise UnparseableNotificationError("body is not JSON") from None
+    except RecursionError:  # nesting deep enough to exhaust the parser's recursion
+        raise UnparseableNotificationError("body nests too deeply") from None
     structured = (content_type or "").split(";")[0].strip().lower() == "application/cloudevents+json"
     if isinstance(document, dict) and "eventNotifications" in document:
         return _read_legacy(document["eventNotifications"])

@@ -181,7 +181,11 @@ class World:
         return params["realmId"]
 
     def status(self, tenant_id: str) -> dict[str, Any]:
+        """The connection status; a tenant that never completed a consent is the API's 404
+        ``not_connected``, seen here as not connected, with no realm and no health."""
         answer = self.api("GET", f"/tenants/{tenant_id}/connection")
+        if answer.status == 404 and answer.json()["detail"][0]["type"] == "not_connected":
+            return {"connected": False, "realm_id": None, "health": None}
         assert answer.status == 200, answer.body
         result: dict[str, Any] = answer.json()
         return result

@@ -674,11 +674,25 @@ def test_disconnecting_a_tenant_that_never_connected_is_not_found(world: World) 
     assert answer.json()["detail"][0]["type"] == "not_connected"
 
 
-def test_the_status_of_a_tenant_that_never_connected(world: World) -> None:
-    status = world.status("firm-9")
-    assert status["connected"] is False
-    assert status["realm_id"] is None
-    assert status["health"] is None
+def test_the_status_of_a_tenant_that_never_connected_is_a_404(world: World) -> None:
+    world.start("firm-9")  # a consent started and never completed does not make a tenant
+
+    answer = world.api("GET", "/tenants/firm-9/connection")
+
+    assert answer.status == 404
+    assert answer.json()["detail"] == [
+        {
+            "loc": ["path", "tenant_id"],
+            "msg": "tenant 'firm-9' has never connected a QBO company",
+            "type": "not_connected",
+        }
+    ]
+
+
+def test_the_status_of_a_connected_tenant_names_every_field(world: World) -> None:
+    world.connect("firm-1")
+    status = world.status("firm-1")
+    assert status["connected"] is True
     assert {"company_name", "last_success_at", "refresh_expires_at"} <= status.keys()
 
 

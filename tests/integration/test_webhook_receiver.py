@@ -328,6 +328,33 @@ def test_unparseable_signed_body_is_acknowledged_and_kept(stage: Stage, log: io.
     assert "Acme" not in log.getvalue()  # Intuit data never reaches the logs
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "application/json"),  # deeper than the parser's recursion
+        (b'{"eventNotifications":' * 2000 + b"[]" + b"}" * 2000, "application/cloudevents+json"),
+        (b'{"eventNotifications":[' + b"9" * 5000 + b"]}", "application/json"),  # past int's digit limit
+        (b'{"eventNotifications":[NaN, Infinity]}', "application/json"),
+        (b"\xff\xfe not UTF-8", "application/octet-stream"),
+    ],
+    ids=["deep-array", "deep-object", "huge-int", "nan", "not-utf8"],
+)
+def test_a_signed_body_no_parser_can_read_is_acknowledged_and_kept(
+    stage: Stage, body: bytes, content_type: str
+) -> None:
+    answer = deliver(body, {"content-type": content_type, "Intuit-Signature": sign(body, TOKEN)})
+    assert answer.status == 200, answer.body
+    kept = stage.runtime_items(notifications.UNPARSEABLE_PREFIX)
+    assert [bytes(item["body"].value) for item in kept] == [body]
+    assert stage.drain() == []
+
+
+def test_an_unsigned_deeply_nested_body_is_refused_and_nothing_is_kept(stage: Stage) -> None:
+    body = b"[" * 5000 + b"]" * 5000
+    assert deliver(body, {"content-type": "application/json"}).status == 403
+    assert stage.runtime_items(notifications.UNPARSEABLE_PREFIX) == []
+
+
 def test_replay_of_a_cloudevents_batch_after_sqs_forgot_it_is_dropped(stage: Stage) -> None:
     # Given a delivery taken in, and SQS's own 5-minute de-duplication gone (the queue purged)
     realm = connect(stage, TENANT)

@@ -61,6 +61,18 @@ def test_binary_bodies_are_base64() -> None:
     assert base64.b64decode(event["body"]) == b"\x00\xff"
 
 
+def test_a_text_body_that_is_not_utf8_travels_base64() -> None:
+    match = match_route(stack.FUNCTIONS, "PUT", "/tenants/t/x")
+    assert match is not None
+    for content_type in ("application/json", "text/plain; charset=utf-8", ""):
+        request = Request(
+            "PUT", "/tenants/t/x", headers=[("content-type", content_type)], body=b'{"a":"\xff"}'
+        )
+        event = http_api_event(request, match)
+        assert event["isBase64Encoded"] is True, content_type
+        assert base64.b64decode(event["body"]) == b'{"a":"\xff"}'
+
+
 def test_answers_full_and_shortcut() -> None:
     full = lambda_response(
         {"statusCode": 302, "headers": {"Location": "https://x"}, "cookies": ["a=b"], "body": ""}
