@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +23,6 @@ from qbo_sandbox.seed import seed_company
 
 NOW = datetime(2026, 5, 5, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
-SAMPLES = Path("/work/shared/qbo-samples")
 
 Entity = dict[str, Any]
 
@@ -129,6 +126,17 @@ RECORDED_401: Entity = {
     "time": 1633520295688,
     "status": None,
     "cdcresponse": [],
+}
+
+# The parts of a real invoice create response (sandbox realm 9341457021722202, 2026-05-05, recorded by
+# NangoHQ/integration-templates, integrations/quickbooks/tests/create-invoice.test.json) pinned here.
+RECORDED_INVOICE: Entity = {
+    "MetaData": {
+        "CreateTime": "2026-05-05T02:08:55-07:00",
+        "LastModifiedByRef": {"value": "9341457021722234"},
+        "LastUpdatedTime": "2026-05-05T02:08:55-07:00",
+    },
+    "ShipFromAddr": {"Id": "106", "Line1": "123 Sierra Way", "Line2": "San Pablo, CA  87999"},
 }
 
 # One element of a payment line's LineEx.any in Intuit's Payment reference example (invoice 70).
@@ -306,8 +314,18 @@ def test_a_payment_line_carries_the_lineex_block_with_the_open_balance_before_it
 
 
 def test_an_invoice_carries_last_modified_by_and_the_companys_ship_from_address(co: Company) -> None:
-    expected = json.loads((SAMPLES / "invoice-create-response.json").read_text())["Invoice"]
-    body = json.loads((SAMPLES / "invoice-create-request.json").read_text(), parse_float=Decimal)
+    expected = RECORDED_INVOICE
+    body = {
+        "CustomerRef": {"value": "1"},
+        "TxnDate": "2024-01-15",
+        "Line": [
+            {
+                "DetailType": "SalesItemLineDetail",
+                "Amount": 100,
+                "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": 100},
+            }
+        ],
+    }
 
     invoice = accounting.create(co, "Invoice", body, LATER)
     memo = accounting.create(co, "CreditMemo", {"CustomerRef": {"value": "1"}, "Line": body["Line"]}, LATER)
