@@ -95,7 +95,7 @@ RECORDED_REQUEST: dict[str, Any] = {
 def test_created_customer_has_the_fields_qbo_adds(co: Company) -> None:
     created = create(co, "Customer", RECORDED_REQUEST)
 
-    # The values of the recorded sandbox response (qbo-samples/customer-create-response.json).
+    # The values of the recorded sandbox response (a response recorded from a live Intuit sandbox company).
     assert {
         k: created[k]
         for k in (

@@ -24,7 +24,7 @@ D = Decimal
 # 03:00 UTC is the previous evening in California: TxnDate defaults to the company's local date.
 NOW = datetime(2026, 5, 5, 3, 0, tzinfo=UTC)
 LOCAL_TODAY = "2026-05-04"
-SAMPLES = Path("/work/shared/qbo-samples")
+SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "qbo"
 
 Entity = dict[str, Any]
 
