@@ -161,6 +161,7 @@ class LocalStack:
         self._journal: Journal | None = None
         self._recording: AbstractContextManager[None] | None = None
         self._generation = 0
+        self._state_lock: int | None = None  # the state directory's lock file, held while running
         self._events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS_KEPT)
         self._event_counts: Counter[str] = Counter()
         self._schedule_runs: Counter[str] = Counter()
@@ -238,6 +239,7 @@ class LocalStack:
             raise LocalStackError("retry_delay cannot be negative")
         if config.time_scale is not None and config.time_scale <= 0:
             raise LocalStackError("time_scale must be positive")
+        self._lock_state_dir()
         try:
             self._gateway = GatewayServer(host, config.port, self._answer)
         except OSError:
@@ -278,6 +280,7 @@ class LocalStack:
             ("gateway", self._stop_gateway),
             ("state", self._save_state),
             ("sandbox", self._stop_sandbox),
+            ("state directory", self._release_state_dir),
             ("log routing", self._uninstall_log_routing),
             ("metrics", self._invoker.sink.uninstall),
             ("environment", self._restore_process),
@@ -348,6 +351,22 @@ class LocalStack:
             dispatch.__exit__(None, None, None)
 
     # --- state across restarts ---------------------------------------------------------------
+
+    def _lock_state_dir(self) -> None:
+        """Hold the state directory before anything reads it (the sandbox's file included)."""
+        if self.config.state_dir is None:
+            return
+        from qbo_link_local import state
+
+        try:
+            self._state_lock = state.lock(Path(self.config.state_dir))
+        except state.StateDirectoryBusyError as busy:
+            raise LocalStackError(f"{busy}: stop it, or choose another --state-dir") from None
+
+    def _release_state_dir(self) -> None:
+        held, self._state_lock = self._state_lock, None
+        if held is not None:
+            os.close(held)  # the directory is free for the next stack
 
     def _restore_state(self) -> None:
         """Replay the state directory into the fresh resources, then journal every change (start)."""

@@ -35,8 +35,32 @@ from qbo_link_local.journal import wire_item
 from qbo_link_local.resources import ACCOUNT_ID, REGION
 
 STATE_FILE: Final = "aws.json"
+LOCK_FILE: Final = "lock"
 VERSION: Final = 2
 _BYTES: Final = "$b64"
+
+
+class StateDirectoryBusyError(RuntimeError):
+    """Another running local stack holds the state directory."""
+
+
+def lock(directory: Path) -> int:
+    """Hold the directory for this process (a file descriptor to close when done).
+
+    Two stacks on one directory would interleave their journals and overwrite each other's
+    snapshots.  The lock is the kernel's (``flock``): a killed process drops it with its files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks, one stack per directory is the user's to keep
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateDirectoryBusyError(f"another local stack is using {directory}") from None
+    return fd
 
 
 def journal_path(directory: Path, generation: int) -> Path:

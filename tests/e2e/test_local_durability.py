@@ -243,3 +243,29 @@ def test_a_sigkill_mid_push_loses_and_duplicates_no_accepted_document(
         # and it stops cleanly
         second.process.send_signal(signal.SIGINT)
         assert second.process.wait(60) == 0, second.log()
+
+
+def test_a_state_directory_in_use_is_refused_in_one_line(tmp_path: Path) -> None:
+    from qbo_link_local import state
+
+    held = state.lock(tmp_path)  # as a running `qbo-link dev --state-dir` holds it
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "QBO_LINK_", "POWERTOOLS_"))}
+        api, qbo, aws = (str(p) for p in _free_ports(3))
+        flags = ["--port", api, "--sandbox-port", qbo, "--moto-port", aws, "--state-dir", str(tmp_path)]
+        done = subprocess.run(
+            [sys.executable, "-m", "qbo_link_cli.main", "dev", *flags],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(held)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: another local stack is using")
+    assert "--state-dir" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lock"]  # nothing read, nothing written

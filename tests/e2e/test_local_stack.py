@@ -561,7 +561,7 @@ def test_a_state_directory_keeps_connections_queues_and_the_sandbox_across_resta
     # and the message left on the queue was delivered after the restart: the customer exists once
     assert out["posting"]["state"] == "posted"
     assert out["customers"] == ["Kept Across Restarts"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["aws.json", "sandbox.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aws.json", "lock", "sandbox.json"]  # no journal
 
 
 def test_only_one_local_stack_runs_in_a_process(local_stack: LocalStack) -> None:

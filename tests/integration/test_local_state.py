@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -295,3 +296,13 @@ def test_a_snapshot_of_the_first_format_is_read() -> None:
     assert set(upgraded["queues"]) == {"qbo-link-push.fifo"}
     assert upgraded["tokens_key"] == {"id": "k", "material": b"key"}  # the key's bytes stay bytes
     assert state.upgrade(upgraded, {}) is upgraded  # already in this format
+
+
+def test_one_stack_at_a_time_holds_a_state_directory(tmp_path: Path) -> None:
+    held = state.lock(tmp_path / "state")
+    try:
+        with pytest.raises(state.StateDirectoryBusyError, match="another local stack"):
+            state.lock(tmp_path / "state")
+    finally:
+        os.close(held)
+    os.close(state.lock(tmp_path / "state"))  # free again once the holder let go (or died)
