@@ -127,7 +127,7 @@ def path_tenant(path: str) -> str | None:
 # POST .../connection, make the tenant exist): the gate would only repeat their read.
 _SELF_CHECKED = re.compile(
     r"^(?:PUT /tenants/[^/]+/(?:clients|invoices|payments|credit-memos)/[^/]+"
-    r"|POST /tenants/[^/]+/postings/(?:recheck|[^/]+/[^/]+/retry)"
+    r"|POST /tenants/[^/]+/postings/recheck"
     r"|(?:POST|DELETE) /tenants/[^/]+/connection)/?$"
 )
 
