@@ -103,6 +103,9 @@ def body_refusal(event: dict[str, Any]) -> dict[str, Any] | None:
         )
     except BodyRefusedError as refused:
         return raw_refusal(refused.status, ("body",), refused.kind, str(refused))
+    if text and "content-type" in headers:
+        # Media types are case-insensitive; Powertools compares "application/json" as written.
+        event["headers"] = {**headers, "content-type": headers["content-type"].strip().lower()}
     if event.get("isBase64Encoded"):
         event["body"] = text
         event["isBase64Encoded"] = False
