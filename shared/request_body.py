@@ -38,9 +38,10 @@ class BodyRefusedError(ValueError):
 
 
 def is_json_type(content_type: str | None) -> bool:
-    """No content type (read as JSON, as Powertools does), ``application/json`` or ``*/*+json``."""
+    """No content type (read as JSON) or ``application/json``: what Powertools' validation reads
+    as JSON (it refuses ``application/merge-patch+json`` and the like in a shape of its own)."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    return not media or media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+    return not media or media in JSON_TYPES
 
 
 def decode_body(body: str | None, *, base64_encoded: bool) -> str:

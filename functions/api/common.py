@@ -103,6 +103,9 @@ def body_refusal(event: dict[str, Any]) -> dict[str, Any] | None:
         )
     except BodyRefusedError as refused:
         return raw_refusal(refused.status, ("body",), refused.kind, str(refused))
+    if text and "content-type" in headers:
+        # Media types are case-insensitive; Powertools compares "application/json" as written.
+        event["headers"] = {**headers, "content-type": headers["content-type"].strip().lower()}
     if event.get("isBase64Encoded"):
         event["body"] = text
         event["isBase64Encoded"] = False
@@ -127,7 +130,7 @@ def path_tenant(path: str) -> str | None:
 # POST .../connection, make the tenant exist): the gate would only repeat their read.
 _SELF_CHECKED = re.compile(
     r"^(?:PUT /tenants/[^/]+/(?:clients|invoices|payments|credit-memos)/[^/]+"
-    r"|POST /tenants/[^/]+/postings/(?:recheck|[^/]+/[^/]+/retry)"
+    r"|POST /tenants/[^/]+/postings/recheck"
     r"|(?:POST|DELETE) /tenants/[^/]+/connection)/?$"
 )
 

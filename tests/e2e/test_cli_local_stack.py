@@ -114,6 +114,22 @@ def test_the_cli_drives_the_local_stack_from_another_process(stack: LocalStack, 
     assert qbo_link(stack.api_url, "report", TENANT, "--from", "yesterday", "--to", DAY).returncode == 2
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("status", "firm-9"),
+        ("postings", "firm-9"),
+        ("report", "firm-9", "--from", DAY, "--to", DAY),
+        ("retry", "firm-9", "invoice/i1"),
+    ],
+)
+def test_a_tenant_that_never_connected_is_exit_1(stack: LocalStack, argv: tuple[str, ...]) -> None:
+    answer = qbo_link(stack.api_url, *argv)
+    assert answer.returncode == 1, answer.stdout
+    assert answer.stderr.startswith("qbo-link: tenant firm-9 has not connected QuickBooks: "), answer.stderr
+    assert answer.stdout == ""
+
+
 def test_without_a_running_stack_the_cli_says_to_start_it() -> None:
     import socket
 

@@ -37,6 +37,7 @@ NASTY: dict[str, tuple[bytes, str, int]] = {
     "not-utf8-binary": (b"\x00\xff\xfe", "application/octet-stream", 400),
     "multipart-no-boundary": (b"--x\r\n\r\nhello\r\n--x--", "multipart/form-data", 415),
     "text": (b'{"version": 1}', "text/plain", 415),
+    "json-suffix": (b'{"version": 1}', "application/merge-patch+json", 415),
 }
 
 
@@ -69,3 +70,20 @@ def test_a_body_no_parser_can_read_is_a_4xx_before_the_route(method: str, path: 
     [detail] = refusal["detail"]
     assert set(detail) == {"loc", "msg", "type"}
     assert detail["loc"] == ["body"]
+
+
+@pytest.mark.parametrize(("method", "path"), [r for r in ROUTES if r[1].endswith(("/connection", "/export"))])
+def test_no_body_under_a_content_type_other_than_json_is_a_415_in_the_api_shape(
+    method: str, path: str
+) -> None:
+    answer = _call(method, path, b"", "text/plain")
+    assert answer["statusCode"] == 415, answer
+    assert json.loads(answer["body"])["detail"] == [
+        {"loc": ["body"], "msg": "send application/json", "type": "unsupported_media_type"}
+    ]
+
+
+def test_a_json_content_type_in_capitals_is_json() -> None:
+    answer = _call("POST", "/tenants/firm-b/connection", b"{}", "Application/JSON; charset=UTF-8")
+    assert answer["statusCode"] == 422, answer  # validated: return_url is missing
+    assert json.loads(answer["body"])["detail"][0]["loc"] == ["body", "return_url"]

@@ -57,14 +57,20 @@ def test_big_but_ordinary_numbers_and_syntax_errors_pass_to_the_route() -> None:
 
 
 @pytest.mark.parametrize(
-    "content_type", ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded"]
+    "content_type",
+    [
+        "text/plain",
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+        "application/merge-patch+json",
+    ],
 )
 def test_a_body_that_is_not_json_is_415(content_type: str) -> None:
     assert refused('{"a": 1}', content_type) == (415, "unsupported_media_type")
 
 
 def test_json_media_types_and_no_type_are_json() -> None:
-    for content_type in (None, "", "application/json; charset=utf-8", "application/merge-patch+json"):
+    for content_type in (None, "", "application/json; charset=utf-8", "Application/JSON"):
         assert read_json_text("{}", content_type) == "{}"
 
 
