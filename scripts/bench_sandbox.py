@@ -1,4 +1,5 @@
-"""Benchmark: how many simple reads per second the sandbox serves (not a test; prints figures).
+"""Benchmark: how fast the sandbox seeds a company and queries thousands of rows in process, and
+how many simple reads per second it serves over HTTP (not a test; prints figures).
 
 The sandbox runs in its own process (as ``qbo-link sandbox``), limits switched off; client
 threads in this process reuse keep-alive connections.  Usage:
@@ -82,11 +83,46 @@ def _run(url: str, path: str, token: str, seconds: float, threads: int) -> tuple
     return len(flat) / elapsed, flat
 
 
+def _in_process() -> None:
+    """Seeding a company (the best of 5 per country) and three queries over 4,000 customers."""
+    from datetime import UTC, datetime
+
+    from qbo_sandbox import seed
+    from qbo_sandbox.company import Company
+    from qbo_sandbox.query import run_query
+
+    now = datetime(2026, 5, 5, 3, 0, tzinfo=UTC)
+    for country in sorted(seed.SUPPORTED_COUNTRIES):
+        timings = []
+        for _ in range(5):
+            company = Company(realm_id="1", country=country, name="Sandbox Company", created_at=now)
+            start = time.perf_counter()
+            seed.seed_company(company, now)
+            timings.append(time.perf_counter() - start)
+        print(f"seed a {country} company (best of 5){'':22s} {min(timings) * 1000:8.2f} ms")
+    big = Company(realm_id="2", country="US", name="Big", created_at=now)
+    for n in range(4000):
+        big.insert("Customer", {"DisplayName": f"Customer {n:04d}", "Active": n % 10 != 0, "Balance": n}, now)
+    statements = [
+        "SELECT * FROM Customer WHERE DisplayName LIKE '%7%' ORDERBY DisplayName DESC MAXRESULTS 10",
+        "SELECT * FROM Customer WHERE Balance > 1000 AND MetaData.LastUpdatedTime > '2026-01-01' "
+        "MAXRESULTS 10",
+        "SELECT COUNT(*) FROM Customer WHERE Active IN (true, false)",
+    ]
+    start = time.perf_counter()
+    for _ in range(10):
+        for statement in statements:
+            run_query(big, statement)
+    per_query = (time.perf_counter() - start) / (10 * len(statements))
+    print(f"query over 4,000 customers (mean of 30){'':7s} {per_query * 1000:8.2f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
+    _in_process()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "QBO_SANDBOX_CLIENT_SECRET": "bench-secret"}
