@@ -270,14 +270,16 @@ class ConnectionStore:
         return self._connection(item) if item else None
 
     def exists(self, tenant_id: str) -> bool:
-        """Whether the tenant has a connection record (connected once, whatever its health now)."""
-        answer = self._table.get_item(
-            Key=self.key(tenant_id),
-            ConsistentRead=True,  # a tenant connected a moment ago exists
+        """Whether QBO Link knows the tenant: any item in its partition, its connection record
+        (kept whatever its health) or the push settings the host app gave it before connecting."""
+        answer = self._table.query(
+            KeyConditionExpression=Key(constants.PK).eq(constants.tenant_pk(tenant_id)),
+            ConsistentRead=True,  # a tenant connected or configured a moment ago exists
             ProjectionExpression="#pk",
             ExpressionAttributeNames={"#pk": constants.PK},
+            Limit=1,
         )
-        return "Item" in answer
+        return bool(answer.get("Items"))
 
     def require(self, tenant_id: str) -> Connection:
         connection = self.get(tenant_id)

@@ -126,23 +126,26 @@ def path_tenant(path: str) -> str | None:
         return None
 
 
-# Routes that look the tenant's connection up themselves and answer 404 ``not_connected`` (or, for
-# POST .../connection, make the tenant exist): the gate would only repeat their read.
+# Routes that look the tenant's connection up themselves and answer 404 ``not_connected`` (the
+# gate would only repeat their read), and the routes by which the host app makes a tenant known:
+# its first consent, its settings, its lists (the app may tell both before the firm connects).
 _SELF_CHECKED = re.compile(
     r"^(?:PUT /tenants/[^/]+/(?:clients|invoices|payments|credit-memos)/[^/]+"
     r"|POST /tenants/[^/]+/postings/recheck"
-    r"|(?:POST|DELETE) /tenants/[^/]+/connection)/?$"
+    r"|(?:POST|DELETE) /tenants/[^/]+/connection"
+    r"|PUT /tenants/[^/]+/settings"
+    r"|PUT /tenants/[^/]+/catalog/[^/]+/[^/]+)/?$"
 )
 
 
 def unknown_tenant_refusal(
     method: str, path: str, exists: Callable[[str], bool]
 ) -> Response[dict[str, Any]] | None:
-    """The 404 answer for a tenant QBO Link has never seen (no connection record), or None.
+    """The 404 answer for a tenant QBO Link does not know, or None.
 
-    A tenant exists from its first completed consent on (its connection record stays, disconnected
-    or not); before that only ``POST /tenants/<t>/connection``, which starts the consent, reaches
-    it.  One GetItem on each tenant route that does not read the connection itself, so a typo
+    A tenant is known once the host app gave it settings or it completed a consent: an item in
+    its partition of the connections table (its connection record stays, disconnected or not).
+    One Query (Limit 1, keys only) on each tenant route but those of ``_SELF_CHECKED``, so a typo
     never reads as an empty tenant.
     """
     tenant_id = path_tenant(path)

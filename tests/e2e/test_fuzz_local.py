@@ -7,14 +7,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.e2e.fuzz_engine import UNKNOWN_TENANT, Generator, api_document, documents, operations, report, run
+from tests.e2e.fuzz_engine import Generator, api_document, documents, operations, report, run
 from tests.e2e.local_fixtures import Host, host, local_stack
 
 __all__ = ["host", "local_stack"]
 
+NEVER_SEEN = "firm-never-seen"  # not the fuzz run's unknown tenant, which its settings may make known
+# How the host app makes a tenant known: its first consent, its settings, its lists.
+REGISTRATIONS = (
+    "POST /tenants/{tenant_id}/connection",
+    "PUT /tenants/{tenant_id}/settings",
+    "PUT /tenants/{tenant_id}/catalog/{kind}/{app_id}",
+)
 VALID_BODIES: dict[str, Any] = {
-    "PUT /tenants/{tenant_id}/settings": {},
-    "PUT /tenants/{tenant_id}/catalog/{kind}/{app_id}": {"version": 1, "name": "Advice"},
     "PUT /tenants/{tenant_id}/mappings/{kind}/app/{app_id}": {"qbo_id": "1"},
     "POST /tenants/{tenant_id}/mappings/{kind}/export": {"app_ids": ["a1"]},
     "POST /tenants/{tenant_id}/mappings/{kind}/import": {"qbo_ids": ["1"]},
@@ -43,9 +48,9 @@ def test_a_small_seeded_fuzz_run_finds_no_5xx_no_drop_no_shape_break_no_state_ch
 def test_every_tenant_route_is_a_404_for_a_tenant_that_never_connected(host: Host) -> None:
     refused = []
     for op in operations(api_document()):
-        if "{tenant_id}" not in op.path or op.route == "POST /tenants/{tenant_id}/connection":
+        if "{tenant_id}" not in op.path or op.route in REGISTRATIONS:
             continue
-        path = op.path.replace("{tenant_id}", UNKNOWN_TENANT).replace("{qbo_id}", "1")
+        path = op.path.replace("{tenant_id}", NEVER_SEEN).replace("{qbo_id}", "1")
         path = path.replace("{kind}", "client").replace("{app_id}", "a1")
         assert not re.search(r"\{\w+\}", path), path
         body = VALID_BODIES.get(op.route)
@@ -61,3 +66,11 @@ def test_every_tenant_route_is_a_404_for_a_tenant_that_never_connected(host: Hos
         if answer.status_code != 404 or where != [(["path", "tenant_id"], "not_connected")]:
             refused.append(f"{op.route}: {answer.status_code} {answer.text[:200]}")
     assert refused == []
+
+
+def test_settings_given_before_connecting_make_a_tenant_known(host: Host) -> None:
+    assert host.call("GET", "/tenants/firm-configured/settings").status_code == 404
+    host.ok("PUT", "/tenants/firm-configured/settings", {"auto_create_customers": True})
+    assert host.ok("GET", "/tenants/firm-configured/settings")["auto_create_customers"] is True
+    assert host.ok("GET", "/tenants/firm-configured/connection")["connected"] is False
+    assert host.ok("GET", "/tenants/firm-configured/postings") == {"entries": [], "next_page_token": None}
