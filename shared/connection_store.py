@@ -271,7 +271,8 @@ class ConnectionStore:
 
     def exists(self, tenant_id: str) -> bool:
         """Whether QBO Link knows the tenant: any item in its partition, its connection record
-        (kept whatever its health) or the push settings the host app gave it before connecting."""
+        (kept whatever its health), or the push settings or lists (``make_known``) the host app
+        gave it before connecting."""
         answer = self._table.query(
             KeyConditionExpression=Key(constants.PK).eq(constants.tenant_pk(tenant_id)),
             ConsistentRead=True,  # a tenant connected or configured a moment ago exists
@@ -280,6 +281,25 @@ class ConnectionStore:
             Limit=1,
         )
         return bool(answer.get("Items"))
+
+    def make_known(self, tenant_id: str, now: datetime) -> None:
+        """Make a tenant known before it connects (the host app gave it its lists): one read, and
+        one write only the first time. The item is never read back; ``exists`` sees it."""
+        if self.exists(tenant_id):
+            return
+        try:
+            self._table.put_item(
+                Item={
+                    constants.PK: constants.tenant_pk(tenant_id),
+                    constants.SK: constants.KNOWN_SK,
+                    "known_at": now.isoformat(),
+                },
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": constants.PK},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != _CONDITION_FAILED:
+                raise
 
     def require(self, tenant_id: str) -> Connection:
         connection = self.get(tenant_id)

@@ -21,6 +21,8 @@ TTL_ATTRIBUTE: Final = "expires_at"  # epoch seconds; DynamoDB TTL deletes expir
 # connections table: one item per tenant (the connection and its encrypted tokens) and one per
 # realm (ownership, which makes "one realm, one tenant" a conditional write).
 CONNECTION_SK: Final = "CONNECTION"
+# A tenant the host app told of its lists before the firm connected (``ConnectionStore.make_known``).
+KNOWN_SK: Final = "KNOWN"
 REALM_OWNER_SK: Final = "OWNER"
 REALM_DIRECTORY_SK: Final = "DIRECTORY"  # runtime table: the owner mirrored for the webhook receiver
 STATUS_INDEX: Final = "by-health"  # GSI: health -> tenants (keep-alive sweep, alarms)

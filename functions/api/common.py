@@ -143,8 +143,9 @@ def unknown_tenant_refusal(
 ) -> Response[dict[str, Any]] | None:
     """The 404 answer for a tenant QBO Link does not know, or None.
 
-    A tenant is known once the host app gave it settings or it completed a consent: an item in
-    its partition of the connections table (its connection record stays, disconnected or not).
+    A tenant is known once the host app gave it settings or its lists, or it completed a consent:
+    an item in its partition of the connections table (its connection record stays, disconnected
+    or not).
     One Query (Limit 1, keys only) on each tenant route but those of ``_SELF_CHECKED``, so a typo
     never reads as an empty tenant.
     """

@@ -139,8 +139,13 @@ router.exception_handler(QboError)(qbo_failed)
 def upsert_catalog_entry(
     tenant_id: TenantId, kind: Kind, app_id: AppId, entry: CatalogEntry
 ) -> dict[str, Any]:
+    from shared import wiring
+
     entity = AppEntity(id=app_id, **entry.model_dump())
     outcome = _service().upsert_app_entity(tenant_id, kind, entity)
+    # The app may give its lists before the firm connects: the tenant is known from then on, so
+    # reading them back is not the unknown tenant's 404.
+    wiring.store().make_known(tenant_id, wiring.clock().now())
     _count("CatalogUpserts")
     return {"entity": outcome.entity.model_dump(mode="json"), "stored": outcome.stored}
 

@@ -74,3 +74,13 @@ def test_settings_given_before_connecting_make_a_tenant_known(host: Host) -> Non
     assert host.ok("GET", "/tenants/firm-configured/settings")["auto_create_customers"] is True
     assert host.ok("GET", "/tenants/firm-configured/connection")["connected"] is False
     assert host.ok("GET", "/tenants/firm-configured/postings") == {"entries": [], "next_page_token": None}
+
+
+def test_lists_given_before_connecting_make_a_tenant_known(host: Host) -> None:
+    tenant = "firm-listed"
+    assert host.call("GET", f"/tenants/{tenant}/mappings/work_code").status_code == 404
+    entry = {"name": "Mowing", "version": 1}
+    host.ok("PUT", f"/tenants/{tenant}/catalog/work_code/W-1", entry)
+    rows = host.ok("GET", f"/tenants/{tenant}/mappings/work_code")["app"]
+    assert [row["id"] for row in rows] == ["W-1"]
+    assert host.ok("GET", f"/tenants/{tenant}/connection")["connected"] is False
