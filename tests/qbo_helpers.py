@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -10,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 
 from qbo_sandbox.server import SandboxServer
+from qbo_sandbox.settings import SandboxSettings
 
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 REDIRECT_URI = "http://127.0.0.1:9/callback"
@@ -40,6 +43,21 @@ class Connection:
 
     def close(self) -> None:
         self.http.close()
+
+
+@contextmanager
+def unthrottled_sandbox() -> Iterator[SandboxServer]:
+    """A sandbox on a free port with Intuit's rate limits off (many companies, many calls)."""
+    server = SandboxServer(SandboxSettings(port=0))
+    server.start()
+    try:
+        answer = httpx2.post(
+            f"{server.url}/_sandbox/limits", json={"requests_per_second": 0, "requests_per_minute": 0}
+        )
+        assert answer.status_code == 200, answer.text
+        yield server
+    finally:
+        server.stop()
 
 
 def basic_auth(server: SandboxServer) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +22,18 @@ from qbo_link_local.stack import LocalStack, LocalStackConfig
 
 WORK_CODE = "W1"
 QBO_ITEM = "1"  # the US seed's first service item
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports free a moment ago (for a ``qbo-link dev`` subprocess)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def jwt(claims: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.e2e.local_fixtures import QBO_ITEM, WORK_CODE, client, invoice
+from tests.e2e.local_fixtures import QBO_ITEM, WORK_CODE, client, free_ports, invoice
 
 REPO = Path(__file__).resolve().parents[2]
 TENANT = "firm-k"
@@ -34,22 +33,11 @@ INVOICES = 40
 WAIT = 180.0  # generous: a loaded 2-core machine
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 class _Dev:
     """``qbo-link dev --state-dir DIR`` on free ports; its output kept for a failure's message."""
 
     def __init__(self, state_dir: Path) -> None:
-        ports = _free_ports(3)
+        ports = free_ports(3)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "QBO_LINK_", "POWERTOOLS_"))}
         self.process = subprocess.Popen(
             [
@@ -251,7 +239,7 @@ def test_a_state_directory_in_use_is_refused_in_one_line(tmp_path: Path) -> None
     held = state.lock(tmp_path)  # as a running `qbo-link dev --state-dir` holds it
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "QBO_LINK_", "POWERTOOLS_"))}
-        api, qbo, aws = (str(p) for p in _free_ports(3))
+        api, qbo, aws = (str(p) for p in free_ports(3))
         flags = ["--port", api, "--sandbox-port", qbo, "--moto-port", aws, "--state-dir", str(tmp_path)]
         done = subprocess.run(
             [sys.executable, "-m", "qbo_link_cli.main", "dev", *flags],

@@ -30,7 +30,7 @@ from qbo_link_local.runtime import Invocation
 from qbo_link_local.scheduler import ScheduleExpressionError, rate_seconds, scheduled_functions
 from qbo_link_local.stack import LocalStack, LocalStackConfig, LocalStackError
 from shared import constants, stack
-from tests.e2e.local_fixtures import Host, client, host, invoice, jwt, local_stack
+from tests.e2e.local_fixtures import Host, client, free_ports, host, invoice, jwt, local_stack
 
 __all__ = ["host", "local_stack"]
 
@@ -314,17 +314,6 @@ def test_rate_expressions_and_the_time_scale() -> None:
 # --- qbo-link dev as a process ------------------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _is_free(port: int) -> bool:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -374,7 +363,7 @@ class _DevProcess:
     """``qbo-link dev`` on three free ports, its output read line by line."""
 
     def __init__(self, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.ports = _free_ports(3)
+        self.ports = free_ports(3)
         ports = ["--port", str(self.ports[0]), "--sandbox-port", str(self.ports[1])]
         self.process = subprocess.Popen(
             [
@@ -460,7 +449,7 @@ def _dev_error(*extra: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 @pytest.mark.parametrize(("flag", "index"), [("--port", 0), ("--sandbox-port", 1), ("--moto-port", 2)])
 def test_qbo_link_dev_names_a_taken_port_in_one_line(flag: str, index: int) -> None:
-    ports = _free_ports(3)
+    ports = free_ports(3)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports[index]))
         taken.listen()

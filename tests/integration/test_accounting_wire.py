@@ -22,8 +22,7 @@ import httpx2
 import pytest
 
 from qbo_sandbox.server import SandboxServer
-from qbo_sandbox.settings import SandboxSettings
-from tests.qbo_helpers import Connection, connect
+from tests.qbo_helpers import Connection, connect, unthrottled_sandbox
 
 Entity = dict[str, Any]
 
@@ -62,16 +61,8 @@ SEEDED_ACTIVE_CUSTOMERS = 29
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SandboxServer]:
-    sandbox = SandboxServer(SandboxSettings(port=0))
-    sandbox.start()
-    try:
-        relaxed = httpx2.post(
-            f"{sandbox.url}/_sandbox/limits", json={"requests_per_second": 0, "requests_per_minute": 0}
-        )
-        assert relaxed.status_code == 200, relaxed.text
+    with unthrottled_sandbox() as sandbox:
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 @pytest.fixture

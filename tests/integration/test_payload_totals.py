@@ -25,13 +25,10 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
-import httpx2
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from qbo_sandbox.server import SandboxServer
-from qbo_sandbox.settings import SandboxSettings
 from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment
 from shared.push.payloads import (
     CompanyFacts,
@@ -45,7 +42,7 @@ from shared.push.payloads import (
     void_payload,
 )
 from shared.qbo.client import decode_json, encode_json
-from tests.qbo_helpers import Connection, connect
+from tests.qbo_helpers import Connection, connect, unthrottled_sandbox
 
 D = Decimal
 CENT = D("0.01")
@@ -70,21 +67,13 @@ class Companies:
 @pytest.fixture(scope="module")
 def companies() -> Iterator[Companies]:
     """One sandbox for the module (examples share it; document numbers never repeat)."""
-    server = SandboxServer(SandboxSettings(port=0))
-    server.start()
-    try:
-        answer = httpx2.post(
-            f"{server.url}/_sandbox/limits", json={"requests_per_second": 0, "requests_per_minute": 0}
-        )
-        assert answer.status_code == 200, answer.text
+    with unthrottled_sandbox() as server:
         us, gb = connect(server), connect(server, sandbox_country="GB")
         try:
             yield Companies(us, gb)
         finally:
             us.close()
             gb.close()
-    finally:
-        server.stop()
 
 
 def post(conn: Connection, entity: str, body: dict[str, Any], **params: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from quickbooks.objects.paymentmethod import PaymentMethod
 from quickbooks.objects.vendor import Vendor
 
 from qbo_sandbox.server import SandboxServer
-from qbo_sandbox.settings import SandboxSettings
+from tests.qbo_helpers import unthrottled_sandbox
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 ITEM_HOURS = 2  # seeded US item (Service, no tax)
@@ -41,16 +41,8 @@ ITEM_HOURS = 2  # seeded US item (Service, no tax)
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SandboxServer]:
-    sandbox = SandboxServer(SandboxSettings(port=0))
-    sandbox.start()
-    try:
-        relaxed = httpx2.post(
-            f"{sandbox.url}/_sandbox/limits", json={"requests_per_second": 0, "requests_per_minute": 0}
-        )
-        assert relaxed.status_code == 200, relaxed.text
+    with unthrottled_sandbox() as sandbox:
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 @pytest.fixture

@@ -25,11 +25,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
-import httpx2
 import pytest
 
-from qbo_sandbox.server import SandboxServer
-from qbo_sandbox.settings import SandboxSettings
 from shared.mapping.catalog import qbo_entity, tax_rate, with_sales_rates
 from shared.push.models import AppCreditMemo, AppInvoice
 from shared.push.payloads import (
@@ -41,7 +38,7 @@ from shared.push.payloads import (
     rate_for_percent,
 )
 from shared.qbo.client import decode_json, encode_json
-from tests.qbo_helpers import Connection, connect
+from tests.qbo_helpers import Connection, connect, unthrottled_sandbox
 
 D = Decimal
 CENT = D("0.01")
@@ -76,13 +73,7 @@ def rows(conn: Connection, statement: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def company() -> Iterator[Company]:
     """One sandbox and one CA company for the module; the tax codes read as the cache reads them."""
-    server = SandboxServer(SandboxSettings(port=0))
-    server.start()
-    try:
-        answer = httpx2.post(
-            f"{server.url}/_sandbox/limits", json={"requests_per_second": 0, "requests_per_minute": 0}
-        )
-        assert answer.status_code == 200, answer.text
+    with unthrottled_sandbox() as server:
         conn = connect(server, sandbox_country="CA")
         try:
             known = {rate.id: rate for row in rows(conn, "SELECT * FROM TaxRate") if (rate := tax_rate(row))}
@@ -100,8 +91,6 @@ def company() -> Iterator[Company]:
             yield Company(conn, rates, agency_of)
         finally:
             conn.close()
-    finally:
-        server.stop()
 
 
 # --- the corpus -------------------------------------------------------------------------------
