@@ -11,112 +11,32 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 
+from tests.e2e.dev_process import REPO, DevProcess, clean_env, dev
 from tests.e2e.local_fixtures import QBO_ITEM, WORK_CODE, client, free_ports, invoice
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["dev"]
+
 TENANT = "firm-k"
 INVOICES = 40
 WAIT = 180.0  # generous: a loaded 2-core machine
 
 
-class _Dev:
-    """``qbo-link dev --state-dir DIR`` on free ports; its output kept for a failure's message."""
-
-    def __init__(self, state_dir: Path) -> None:
-        ports = free_ports(3)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "QBO_LINK_", "POWERTOOLS_"))}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qbo_link_cli.main",
-                "dev",
-                "--port",
-                str(ports[0]),
-                "--sandbox-port",
-                str(ports[1]),
-                "--moto-port",
-                str(ports[2]),
-                "--state-dir",
-                str(state_dir),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.api = f"http://127.0.0.1:{ports[0]}"
-        self.sandbox = f"http://127.0.0.1:{ports[1]}/_sandbox"
-        self.output: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._pump = threading.Thread(target=self._read, daemon=True)
-        self._pump.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def ready(self) -> None:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.output.append(line)
-            if line.startswith("Ready."):
-                return
-        raise AssertionError("qbo-link dev did not start:\n" + self.log())
-
-    def log(self) -> str:
-        while not self._lines.empty():
-            line = self._lines.get_nowait()
-            if line is not None:
-                self.output.append(line)
-        return "\n".join(self.output[-60:])
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(30)
-        self._pump.join(10)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-
-
-@pytest.fixture
-def dev() -> Iterator[Callable[[Path], _Dev]]:
-    started: list[_Dev] = []
-
-    def start(state_dir: Path) -> _Dev:
-        started.append(_Dev(state_dir))
-        started[-1].ready()
-        return started[-1]
-
-    try:
-        yield start
-    finally:
-        for process in started:
-            process.close()
+def _start(dev: Callable[..., DevProcess], state_dir: Path) -> DevProcess:
+    running = dev("--state-dir", str(state_dir))
+    running.lines.until("Ready.", timeout=WAIT)
+    return running
 
 
 def _ok(http: httpx2.Client, method: str, url: str, body: Any = None) -> Any:
@@ -133,12 +53,12 @@ def _until(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
         time.sleep(0.2)
 
 
-def _invoices(http: httpx2.Client, running: _Dev, realm: str) -> list[dict[str, Any]]:
+def _invoices(http: httpx2.Client, running: DevProcess, realm: str) -> list[dict[str, Any]]:
     rows = _ok(http, "GET", f"{running.sandbox}/companies/{realm}/entities/Invoice").get("Invoice", [])
     return [row for row in rows if str(row.get("DocNumber", "")).startswith("E2E-k-")]
 
 
-def _connect(http: httpx2.Client, running: _Dev) -> str:
+def _connect(http: httpx2.Client, running: DevProcess) -> str:
     api = f"{running.api}/tenants/{TENANT}"
     landing = f"{running.api}/_local/connected"
     started = _ok(http, "POST", f"{api}/connection", {"return_url": landing})
@@ -161,13 +81,13 @@ def _amount(n: int) -> str:
 
 
 def test_a_sigkill_mid_push_loses_and_duplicates_no_accepted_document(
-    tmp_path: Path, dev: Callable[[Path], _Dev]
+    tmp_path: Path, dev: Callable[..., DevProcess]
 ) -> None:
     state_dir = tmp_path / "state"
     accepted: list[str] = []
     with httpx2.Client(timeout=30) as http:
         # Given a connected tenant whose client is posted
-        first = dev(state_dir)
+        first = _start(dev, state_dir)
         api = f"{first.api}/tenants/{TENANT}"
         realm = _connect(http, first)
         assert http.put(f"{api}/clients/c-1", json=client("c-1")).status_code == 202
@@ -204,10 +124,10 @@ def test_a_sigkill_mid_push_loses_and_duplicates_no_accepted_document(
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(30)
         pushing.join(60)
-        assert len(accepted) >= 10, first.log()
+        assert len(accepted) >= 10, first.lines.tail()
 
         # Then, restarted on the same state directory, it posts every accepted invoice exactly once
-        second = dev(state_dir)
+        second = _start(dev, state_dir)
         api = f"{second.api}/tenants/{TENANT}"
         assert _ok(http, "GET", f"{api}/connection")["connected"] is True
 
@@ -230,7 +150,7 @@ def test_a_sigkill_mid_push_loses_and_duplicates_no_accepted_document(
             assert entry["qbo_id"] in {row["Id"] for row in posted if row["DocNumber"] == f"E2E-{app_id}"}
         # and it stops cleanly
         second.process.send_signal(signal.SIGINT)
-        assert second.process.wait(60) == 0, second.log()
+        assert second.process.wait(60) == 0, second.lines.tail()
 
 
 def test_a_state_directory_in_use_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -238,13 +158,12 @@ def test_a_state_directory_in_use_is_refused_in_one_line(tmp_path: Path) -> None
 
     held = state.lock(tmp_path)  # as a running `qbo-link dev --state-dir` holds it
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "QBO_LINK_", "POWERTOOLS_"))}
         api, qbo, aws = (str(p) for p in free_ports(3))
         flags = ["--port", api, "--sandbox-port", qbo, "--moto-port", aws, "--state-dir", str(tmp_path)]
         done = subprocess.run(
             [sys.executable, "-m", "qbo_link_cli.main", "dev", *flags],
             cwd=REPO,
-            env=env,
+            env=clean_env(),
             capture_output=True,
             text=True,
             timeout=120,

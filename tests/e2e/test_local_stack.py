@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,9 +27,10 @@ from qbo_link_local.runtime import Invocation
 from qbo_link_local.scheduler import ScheduleExpressionError, rate_seconds, scheduled_functions
 from qbo_link_local.stack import LocalStack, LocalStackConfig, LocalStackError
 from shared import constants, stack
+from tests.e2e.dev_process import DevProcess, clean_env, dev
 from tests.e2e.local_fixtures import Host, client, free_ports, host, invoice, jwt, local_stack
 
-__all__ = ["host", "local_stack"]
+__all__ = ["dev", "host", "local_stack"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -324,93 +322,8 @@ def _is_free(port: int) -> bool:
         return True
 
 
-def _clean_env() -> dict[str, str]:
-    """This process's environment without what the module's stack set (the child makes its own)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "QBO_LINK_", "POWERTOOLS_"))}
-
-
-class _Lines:
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.seen: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        assert process.stdout is not None
-        stdout = process.stdout
-
-        def pump() -> None:
-            for line in stdout:
-                self._queue.put(line.rstrip("\n"))
-            self._queue.put(None)
-
-        self.thread = threading.Thread(target=pump, daemon=True)
-        self.thread.start()
-
-    def until(self, *needles: str, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.seen.append(line)
-            if all(n in line for n in needles):
-                return line
-        raise AssertionError(f"no line with {needles!r}; output so far:\n" + "\n".join(self.seen[-40:]))
-
-
-class _DevProcess:
-    """``qbo-link dev`` on three free ports, its output read line by line."""
-
-    def __init__(self, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.ports = free_ports(3)
-        ports = ["--port", str(self.ports[0]), "--sandbox-port", str(self.ports[1])]
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qbo_link_cli.main",
-                "dev",
-                *ports,
-                "--moto-port",
-                str(self.ports[2]),
-                *extra,
-            ],
-            cwd=REPO,
-            env={**_clean_env(), **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines = _Lines(self.process)
-        self.api = f"http://127.0.0.1:{self.ports[0]}"
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-        self.lines.thread.join(10)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-
-
-@pytest.fixture
-def dev() -> Iterator[Callable[..., _DevProcess]]:
-    started: list[_DevProcess] = []
-
-    def start(*extra: str, env: dict[str, str] | None = None) -> _DevProcess:
-        started.append(_DevProcess(*extra, env=env))
-        return started[-1]
-
-    try:
-        yield start
-    finally:
-        for process in started:
-            process.close()
-
-
 def test_qbo_link_dev_serves_logs_runs_schedules_and_stops_cleanly_on_ctrl_c(
-    dev: Callable[..., _DevProcess],
+    dev: Callable[..., DevProcess],
 ) -> None:
     running = dev("--time-scale", "21600")
     process, lines, ports, api = running.process, running.lines, running.ports, running.api
@@ -439,7 +352,7 @@ def _dev_error(*extra: str, env: dict[str, str] | None = None) -> subprocess.Com
     return subprocess.run(
         [sys.executable, "-m", "qbo_link_cli.main", "dev", *extra],
         cwd=REPO,
-        env={**_clean_env(), **(env or {})},
+        env={**clean_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -465,7 +378,7 @@ def test_qbo_link_dev_names_a_taken_port_in_one_line(flag: str, index: int) -> N
     assert all(_is_free(port) for i, port in enumerate(ports) if i != index)  # nothing left behind
 
 
-def test_qbo_link_dev_against_intuits_sandbox_needs_the_apps_keys(dev: Callable[..., _DevProcess]) -> None:
+def test_qbo_link_dev_against_intuits_sandbox_needs_the_apps_keys(dev: Callable[..., DevProcess]) -> None:
     # Without the app's development keys: one line naming them
     done = _dev_error("--intuit-sandbox", "--port", "0", "--moto-port", "0")
     assert done.returncode == 2
@@ -533,7 +446,7 @@ def test_a_state_directory_keeps_connections_queues_and_the_sandbox_across_resta
     done = subprocess.run(
         [sys.executable, "-c", _RESTART_SCRIPT, str(tmp_path)],
         cwd=REPO,
-        env=_clean_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=120,
