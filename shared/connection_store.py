@@ -612,16 +612,6 @@ class ConnectionStore:
         update.when(f"attribute_exists({update.name(constants.PK)})")
         return self._conditional(update, tenant_id)
 
-    def set_health(self, tenant_id: str, *, expected: Health | None, health: HealthWrite) -> bool:
-        """Vault: change the health if it still is ``expected``."""
-        update = _Update().health(health)
-        current = update.name(constants.STATUS_INDEX_PK)
-        if expected is None:
-            update.when(f"attribute_exists({update.name(constants.PK)}) AND attribute_not_exists({current})")
-        else:
-            update.when(f"{current} = {update.value(expected.value)}")
-        return self._conditional(update, tenant_id)
-
     def record_success(self, tenant_id: str, at: datetime, *, min_interval_seconds: int) -> bool:
         """Stamp ``last_success_at`` unless it was stamped less than ``min_interval_seconds`` ago."""
         update = _Update().set("last_success_at", epoch(at))

@@ -11,7 +11,6 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from shared import constants
@@ -119,7 +118,3 @@ class RecordingPublisher:
     def of_type(self, detail_type: str) -> list[OutboundEvent]:
         with self.lock:
             return [e for e in self.events if e.detail_type == detail_type]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
