@@ -30,46 +30,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qbo_link_local.stack import LocalStack, LocalStackConfig  # noqa: E402
+from tests.e2e.local_fixtures import Host, client, invoice  # noqa: E402
 
 TENANT = "bench-state"
 
 
 def _connect(stack: LocalStack, http: httpx2.Client) -> None:
-    api = f"{stack.api_url}/tenants/{TENANT}"
-    started = http.post(f"{api}/connection", json={"return_url": stack.landing_url}).json()
-    http.get(http.get(started["authorization_url"]).headers["location"])
+    """The tenant connected through the OAuth flow as the e2e tests do, its work code mapped, and
+    the five clients its invoices bill."""
+    host = Host(stack, http)
+    host.connect(TENANT)
     stack.wait_idle(120)  # onboarding imported the company's lists
-    http.put(f"{api}/settings", json={"auto_create_customers": True}).raise_for_status()
-    http.put(f"{api}/catalog/work_code/W1", json={"version": 1, "name": "Advice"}).raise_for_status()
-    http.put(f"{api}/mappings/work_code/app/W1", json={"qbo_id": "1"}).raise_for_status()
+    host.prepare(TENANT)
     for n in range(5):
-        body = {"id": f"c{n}", "version": 1, "type": "client", "company_name": f"State Bench {n}"}
-        http.put(f"{api}/clients/c{n}", json=body).raise_for_status()
+        host.ok("PUT", f"/tenants/{TENANT}/clients/c{n}", client(f"c{n}", f"State Bench {n}"))
     stack.wait_idle(120)
 
 
 def _invoice(n: int) -> dict[str, Any]:
-    amount = f"{100 + n % 50}.00"
-    return {
-        "id": f"i{n}",
-        "version": 1,
-        "number": f"SB-{n}",
-        "date": "2026-11-20",
-        "client_id": f"c{n % 5}",
-        "lines": [
-            {
-                "line_id": "1",
-                "kind": "work",
-                "code": "W1",
-                "quantity": "1",
-                "rate": amount,
-                "amount": amount,
-                "taxable": False,
-            }
-        ],
-        "tax_total": "0.00",
-        "total": amount,
-    }
+    return invoice(f"i{n}", f"c{n % 5}", f"{100 + n % 50}.00", number=f"SB-{n}")
 
 
 def _push(stack: LocalStack, invoices: int, workers: int) -> dict[str, Any]:

@@ -298,7 +298,7 @@ class ConnectionStore:
                 ExpressionAttributeNames={"#pk": constants.PK},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != _CONDITION_FAILED:
+            if not _failed_condition(error):  # a concurrent first write made it known as well
                 raise
 
     def require(self, tenant_id: str) -> Connection:
