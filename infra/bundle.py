@@ -677,7 +677,7 @@ def lambda_environment(
 ) -> dict[str, str]:
     """The environment Lambda gives ``function``: its reserved variables and the manifest's
     ``function_environment`` with placeholder names.  No credentials, nothing from this shell."""
-    from shared import stack
+    from infra import manifest as stack
 
     spec = next(s for s in stack.FUNCTIONS if s.name == function)
     arn = f"arn:aws:secretsmanager:{region}:123456789012:secret"
@@ -747,7 +747,7 @@ def check_handler_imports(
     """Import each handler of the manifest, and check its ``lambda_handler``, in a fresh isolated
     interpreter whose only non-standard paths are ``code`` and ``packages`` (a layer's python/).
     ``bytecode=False`` ignores the layer's compiled files, as a layer built without them would."""
-    from shared import stack
+    from infra import manifest as stack
 
     results: list[HandlerImport] = []
     with tempfile.TemporaryDirectory(prefix="qbo-link-source-") as scratch:
@@ -787,7 +787,7 @@ def asset_imports(code: Path) -> list[str]:
 def check_asset_imports(code: Path, packages: Path, python: Path, chosen: Target) -> int:
     """Import every module of the asset and everything it imports anywhere (including the imports
     inside functions, which a handler's import alone never runs); returns how many."""
-    from shared import stack
+    from infra import manifest as stack
 
     request = [(module, "") for module in asset_imports(code)]
     env = lambda_environment(stack.FUNCTIONS[0].name, code, chosen)

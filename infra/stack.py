@@ -1,5 +1,5 @@
-"""The QBO Link stack: one construct per feature, everything derived from ``shared/stack.py`` and
-``shared/tables.py``.
+"""The QBO Link stack: one construct per feature, everything derived from ``infra/manifest.py`` and
+``infra/tables.py``.
 
 Deployment settings come from CDK context (``cdk.json`` or ``-c key=value``), never from the
 environment of the machine that synthesizes:
@@ -28,8 +28,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from shared import constants
-from shared import stack as manifest
+from infra import manifest
+from shared.kernel import constants
 
 CONTEXT_PREFIX: Final = "qbo-link:"
 DEPLOYABLE_ENVIRONMENTS: Final = ("sandbox", "production")

@@ -3,7 +3,7 @@
 ``http_api_event`` turns an HTTP request into the payload format 2.0 event API Gateway sends;
 ``lambda_response`` turns the handler's answer back into status, headers and body (including the
 shortcut where a handler returns a bare JSON value); ``match_route`` picks the route of the stack
-manifest (``shared.stack``) that API Gateway would pick: an exact path before a greedy
+manifest (``infra.manifest``) that API Gateway would pick: an exact path before a greedy
 ``{proxy+}``, a method before ``ANY``.  The local gateway server and the tests share these.
 """
 
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from shared.stack import FunctionSpec, Route
+from infra.manifest import FunctionSpec, Route
 
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded", "application/xml")
 
@@ -254,7 +254,7 @@ def authorizer_for(route: Route, headers: Sequence[tuple[str, str]]) -> dict[str
     naming the access key of a SigV4 ``Authorization`` header (or ``local``).  Nothing is verified:
     locally every caller is trusted.  A bearer token that is not a JWT raises UnauthorizedError.
     """
-    from shared.stack import Auth
+    from infra.manifest import Auth
 
     if route.auth is not Auth.IAM:
         return None

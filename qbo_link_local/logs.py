@@ -105,7 +105,7 @@ class HandlerLogRouting:
         self._handler: logging.StreamHandler[Any] | None = None
 
     def install(self) -> None:
-        from shared.observability import logger
+        from shared.kernel.observability import logger
 
         if self._level:
             self._saved_level = logger.log_level
@@ -116,7 +116,7 @@ class HandlerLogRouting:
             self._saved_stream = handler.setStream(_LineStream(self._sink))
 
     def uninstall(self) -> None:
-        from shared.observability import logger
+        from shared.kernel.observability import logger
 
         if self._handler is not None and self._saved_stream is not None:
             self._handler.setStream(self._saved_stream)

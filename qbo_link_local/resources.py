@@ -1,7 +1,7 @@
 """The AWS side of the local stack, created in moto FROM the deployment manifest.
 
-Every table (``shared.tables.create_table``), queue, secret, the event bus, the tokens' KMS key and
-alias, and the event rules come from ``shared.stack`` and ``shared.tables``: the same definitions
+Every table (``infra.tables.create_table``), queue, secret, the event bus, the tokens' KMS key and
+alias, and the event rules come from ``infra.manifest`` and ``infra.tables``: the same definitions
 the CDK stack synthesises, so the two cannot drift.  Two things exist only locally, because Lambda
 does them without a visible resource in AWS:
 
@@ -21,8 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shared import constants, stack, tables
-from shared.stack import EventRule, FunctionSpec, Names, QueueSpec
+from infra import manifest as stack
+from infra import tables
+from infra.manifest import EventRule, FunctionSpec, Names, QueueSpec
+from shared.kernel import constants
 
 ACCOUNT_ID: Final = "123456789012"  # moto's default account
 REGION: Final = "us-east-1"
@@ -178,7 +180,7 @@ def create_resources(
 
 
 def process_environment(names: Names) -> dict[str, str]:
-    """The union of every function's environment (``shared.stack.function_environment``).
+    """The union of every function's environment (``infra.manifest.function_environment``).
 
     All handlers share this process, so they share one environment: least privilege is the
     deployed stack's job.  Two functions never disagree on a variable (names are per stack).

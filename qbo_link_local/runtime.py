@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.manifest import FunctionSpec
 from qbo_link_local.gateway import LocalContext
-from shared.stack import FunctionSpec
 
 MAX_HISTORY = 10_000
 
@@ -77,7 +77,7 @@ class _MetricsSink:
         self._observer: Callable[[Any], None] | None = None
 
     def install(self) -> None:
-        from shared import observability
+        from shared.kernel import observability
 
         provider: Any = observability.metrics.provider
         provider.add_metric = self.add_metric
@@ -90,7 +90,7 @@ class _MetricsSink:
             observability.record_qbo_call = self.record_qbo_call
 
     def uninstall(self) -> None:
-        from shared import observability
+        from shared.kernel import observability
 
         provider, self._provider = self._provider, None
         if provider is not None:

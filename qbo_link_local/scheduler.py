@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from shared.stack import FunctionSpec, Schedule
+from infra.manifest import FunctionSpec, Schedule
 
 _RATE: Final = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _UNIT_SECONDS: Final = {"minute": 60, "hour": 3600, "day": 86_400}

@@ -2,7 +2,7 @@
 
 What runs (docs/local.md has the operator's view):
 
-* moto in server mode, with every resource of the deployment manifest (``shared.stack``):
+* moto in server mode, with every resource of the deployment manifest (``infra.manifest``):
   tables, FIFO queues with their DLQs, the event bus and rules, the tokens' KMS key and alias, and
   the secrets filled with local values (``qbo_link_local.resources``).  boto3 finds it through
   ``AWS_ENDPOINT_URL``, as ``shared.wiring`` expects.
@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from infra import manifest as stack
+from infra.manifest import FunctionSpec, Names
 from qbo_link_local import resources as local_resources
 from qbo_link_local.gateway import (
     UnauthorizedError,
@@ -48,8 +50,7 @@ from qbo_link_local.pollers import QueuePoller, lambda_record
 from qbo_link_local.runtime import Call, Invocation, InvocationError, Invoker
 from qbo_link_local.scheduler import ScheduledFunction, Scheduler, scheduled_functions, scheduler_event
 from qbo_link_local.server import GatewayServer, api_gateway_error
-from shared import constants, stack
-from shared.stack import FunctionSpec, Names
+from shared.kernel import constants
 
 if TYPE_CHECKING:
     from qbo_link_local.gateway import Request, Response

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 
 from shared.mapping.automatch import MatchProposal, propose
-from shared.mapping.roster import Roster, make_roster
+from tests.roster import Roster, make_roster
 
 
 def _cpu(roster: Roster) -> tuple[float, MatchProposal]:

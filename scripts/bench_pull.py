@@ -34,13 +34,14 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from infra import tables  # noqa: E402
 from qbo_sandbox.server import SandboxServer  # noqa: E402
 from qbo_sandbox.settings import SandboxSettings  # noqa: E402
-from shared import tables, wiring  # noqa: E402
-from shared.events import RecordingPublisher  # noqa: E402
-from shared.observability import logger  # noqa: E402
+from shared import wiring  # noqa: E402
+from shared.kernel.events import RecordingPublisher  # noqa: E402
+from shared.kernel.observability import logger  # noqa: E402
+from shared.kernel.settings import IntuitEnvironment, Settings  # noqa: E402
 from shared.pull import changes  # noqa: E402
-from shared.settings import IntuitEnvironment, Settings  # noqa: E402
 from tests.integration.connections_fixtures import (  # noqa: E402
     ALLOWED_PREFIXES,
     REDIRECT_URI,

@@ -45,7 +45,7 @@ from qbo_link_local.stack import LocalStack, LocalStackConfig  # noqa: E402
 from qbo_sandbox.server import SandboxServer  # noqa: E402
 from qbo_sandbox.settings import SandboxSettings  # noqa: E402
 from shared import wiring  # noqa: E402
-from shared.posting_log import PostingState  # noqa: E402
+from shared.push.posting_log import PostingState  # noqa: E402
 from tests.e2e.local_fixtures import Host, client  # noqa: E402
 from tests.e2e.local_fixtures import invoice as local_invoice  # noqa: E402
 from tests.integration.connections_fixtures import LambdaContext  # noqa: E402

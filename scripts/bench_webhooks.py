@@ -118,10 +118,12 @@ def measure(deliveries: int, events: int, senders: int, *, freeze: bool = True) 
     from moto.core.utils import camelcase_to_underscores
     from moto.sqs import models as moto_sqs
 
+    from infra import manifest as stack
+    from infra import tables
     from qbo_link_local.moto_dynamodb import atomic_dynamodb
     from qbo_link_local.runtime import Invoker
-    from shared import stack, tables, wiring
-    from shared.connection_store import ConnectionStore
+    from shared import wiring
+    from shared.connections.store import ConnectionStore
     from shared.pull import notifications
     from tests.integration.connections_fixtures import http_event
 

@@ -20,25 +20,25 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import httpx2
 
-    from shared.clock import Clock
-    from shared.connection_store import Connection, ConnectionStore
-    from shared.connections import ConnectionFlows, OAuthStateStore
-    from shared.events import EventPublisher
-    from shared.governor import RateGovernor
-    from shared.links import LinkStore
+    from shared.connections.flows import ConnectionFlows, OAuthStateStore
+    from shared.connections.store import Connection, ConnectionStore
+    from shared.connections.vault import TokenProvider, TokenVault
+    from shared.kernel.clock import Clock
+    from shared.kernel.events import EventPublisher
+    from shared.kernel.settings import Settings
+    from shared.mapping.links import LinkStore
     from shared.mapping.service import MappingService
-    from shared.posting_log import PostingLog
+    from shared.mapping.versions import VersionLedger
     from shared.pull.changes import ApplyReport, PullService
     from shared.pull.notifications import NotificationIntake
+    from shared.push.posting_log import PostingLog
     from shared.push.service import PushQueue, PushService, QueueMessage, RecheckScheduled
     from shared.push.settings_store import TenantSettingsStore
     from shared.push.worker import PushWorker
     from shared.qbo.client import QboCall, QboClient
     from shared.qbo.environment import IntuitEndpoints
+    from shared.qbo.governor import RateGovernor
     from shared.qbo.oauth import IntuitOAuth
-    from shared.settings import Settings
-    from shared.vault import TokenProvider, TokenVault
-    from shared.versions import VersionLedger
 
 _T = TypeVar("_T")
 _lock = threading.RLock()
@@ -77,8 +77,8 @@ def override(
 
 def reset() -> None:
     """Forget every built collaborator and override, and the cached settings and endpoints."""
+    from shared.kernel.settings import get_settings
     from shared.qbo.environment import clear_endpoint_cache
-    from shared.settings import get_settings
 
     with _lock:
         _forget_built()
@@ -103,13 +103,13 @@ def _once(name: str, build: Callable[[], _T]) -> _T:
 
 
 def settings() -> Settings:
-    from shared.settings import get_settings
+    from shared.kernel.settings import get_settings
 
     return _once("settings", get_settings)
 
 
 def clock() -> Clock:
-    from shared.clock import SystemClock
+    from shared.kernel.clock import SystemClock
 
     return _once("clock", SystemClock)
 
@@ -130,7 +130,7 @@ def events() -> EventPublisher:
     def build() -> EventPublisher:
         import boto3
 
-        from shared.events import EventBridgePublisher
+        from shared.kernel.events import EventBridgePublisher
 
         return EventBridgePublisher(boto3.client("events"), settings().event_bus_name)
 
@@ -154,7 +154,7 @@ def oauth() -> IntuitOAuth:
 
 
 def store() -> ConnectionStore:
-    from shared.connection_store import ConnectionStore
+    from shared.connections.store import ConnectionStore
 
     return _once(
         "store",
@@ -165,14 +165,14 @@ def store() -> ConnectionStore:
 
 
 def states() -> OAuthStateStore:
-    from shared.connections import OAuthStateStore
+    from shared.connections.flows import OAuthStateStore
 
     return _once("states", lambda: OAuthStateStore(dynamodb().Table(settings().runtime_table)))
 
 
 def vault() -> TokenVault:
     def build() -> TokenVault:
-        from shared.vault import TokenVault
+        from shared.connections.vault import TokenVault
 
         # The lease must outlive one call to Intuit's token endpoint, or a slow answer lets a second
         # worker refresh too (harmless thanks to the conditional commit, but a wasted rotation).
@@ -197,7 +197,7 @@ def qbo_http() -> httpx2.Client:
 
 def governor() -> RateGovernor:
     """The per-realm budgets every Lambda shares (runtime table); real time, never the test clock."""
-    from shared.governor import RateGovernor
+    from shared.qbo.governor import RateGovernor
 
     return _once(
         "governor", lambda: RateGovernor(dynamodb().Table(settings().runtime_table), settings().governor)
@@ -206,21 +206,21 @@ def governor() -> RateGovernor:
 
 def pull_observer() -> Callable[[ApplyReport], None]:
     """What the change worker reports each delivery and sweep to: the function's metrics."""
-    from shared.observability import record_pull
+    from shared.kernel.observability import record_pull
 
     return record_pull
 
 
 def recheck_observer() -> Callable[[str, str, RecheckScheduled], None]:
     """What the push service reports each recheck it was asked for to: the function's metrics."""
-    from shared.observability import record_recheck
+    from shared.kernel.observability import record_recheck
 
     return record_recheck
 
 
 def qbo_call_observer() -> Callable[[QboCall], None]:
     """What every QBO client reports each call to: the function's metrics (latency, throttling)."""
-    from shared.observability import record_qbo_call
+    from shared.kernel.observability import record_qbo_call
 
     return record_qbo_call
 
@@ -243,7 +243,7 @@ def qbo_client(realm_id: str, tokens: TokenProvider) -> QboClient:
 
 def connections() -> ConnectionFlows:
     def build() -> ConnectionFlows:
-        from shared.connections import ConnectionFlows
+        from shared.connections.flows import ConnectionFlows
 
         return ConnectionFlows(
             settings=settings(),
@@ -262,8 +262,8 @@ def connections() -> ConnectionFlows:
 
 def mappings() -> MappingService:
     def build() -> MappingService:
-        from shared.links import LinkStore
         from shared.mapping.catalog import AppCatalog, QboCache
+        from shared.mapping.links import LinkStore
         from shared.mapping.service import MappingService
 
         table = dynamodb().Table(settings().links_table)
@@ -292,13 +292,13 @@ def mappings_changed(tenant_id: str, operation: str, kinds: Collection[str]) -> 
 
 
 def posting_log() -> PostingLog:
-    from shared.posting_log import PostingLog
+    from shared.push.posting_log import PostingLog
 
     return _once("posting_log", lambda: PostingLog(dynamodb().Table(settings().posting_log_table), clock()))
 
 
 def link_store() -> LinkStore:
-    from shared.links import LinkStore
+    from shared.mapping.links import LinkStore
 
     return _once("link_store", lambda: LinkStore(dynamodb().Table(settings().links_table), clock()))
 
@@ -319,9 +319,9 @@ def push_queue() -> PushQueue:
     def build() -> PushQueue:
         import boto3
 
-        from shared import constants
+        from shared.kernel import constants
+        from shared.kernel.settings import SettingsError
         from shared.push.service import SqsPushQueue
-        from shared.settings import SettingsError
 
         url = settings().push_queue_url
         if not url:
@@ -344,8 +344,8 @@ def push_service() -> PushService:
     """Upserts, recheck, retry and reports: what the tenant API's push routes call."""
 
     def build() -> PushService:
+        from shared.kernel.settings import SettingsError
         from shared.push.service import PushService
-        from shared.settings import SettingsError
 
         queue: PushQueue
         try:
@@ -382,7 +382,7 @@ class _NoPushQueue:
         self._refuse()
 
     def _refuse(self) -> None:
-        from shared.settings import SettingsError
+        from shared.kernel.settings import SettingsError
 
         raise SettingsError(self._why)
 
@@ -391,7 +391,7 @@ def push_worker() -> PushWorker:
     """The push queue's consumer: posts to each tenant's QBO company, records exchanges."""
 
     def build() -> PushWorker:
-        from shared.pull.exchanges import ExchangeLog
+        from shared.history.exchanges import ExchangeLog
         from shared.push.worker import PushWorker
 
         return PushWorker(
@@ -412,7 +412,7 @@ def push_worker() -> PushWorker:
 
 def tenant_qbo_client(tenant_id: str) -> QboClient:
     """A QBO client for a tenant's connected company; NotConnectedError if it never connected."""
-    from shared.connections import NotConnectedError
+    from shared.connections.flows import NotConnectedError
 
     connection = store().get(tenant_id)
     if connection is None:
@@ -422,7 +422,7 @@ def tenant_qbo_client(tenant_id: str) -> QboClient:
 
 def version_ledger() -> VersionLedger:
     """What QBO Link knows of each QBO entity: written by the push, applied by the pull."""
-    from shared.versions import VersionLedger
+    from shared.mapping.versions import VersionLedger
 
     return _once("version_ledger", lambda: VersionLedger(dynamodb().Table(settings().links_table), clock()))
 
@@ -433,10 +433,10 @@ def pull_service() -> PullService:
     def build() -> PullService:
         from datetime import timedelta
 
+        from shared.history.exchanges import ExchangeLog
         from shared.mapping.catalog import QboCache
         from shared.pull.changes import ChangeApplier, PullService, PullTiming
         from shared.pull.cursors import CursorStore
-        from shared.pull.exchanges import ExchangeLog
 
         links_table = dynamodb().Table(settings().links_table)
         config = settings()
@@ -451,7 +451,7 @@ def pull_service() -> PullService:
             connection = store().get(tenant_id)
             return connection.connected_at if connection is not None else None
 
-        from shared.connections import CompanyPreferences
+        from shared.connections.flows import CompanyPreferences
 
         cache = QboCache(links_table, clock())
         applier = ChangeApplier(
@@ -482,8 +482,8 @@ def pull_service() -> PullService:
 
 def forget_mappings(tenant_id: str) -> int:
     """Disconnect with "remove mappings": links, the app catalog and the QBO cache of the tenant."""
-    from shared.links import LinkStore
     from shared.mapping.catalog import AppCatalog, QboCache
+    from shared.mapping.links import LinkStore
 
     table = dynamodb().Table(settings().links_table)
     removed = LinkStore(table, clock()).clear_tenant(tenant_id)

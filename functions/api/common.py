@@ -17,8 +17,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.connections import TENANT_ID_PATTERN
-from shared.observability import metrics
+from shared.connections.flows import TENANT_ID_PATTERN
+from shared.kernel.observability import metrics
 
 TENANT_CLAIM = "tenant_id"  # the JWT claim naming the one tenant a tenant-scoped caller may reach
 
@@ -89,12 +89,12 @@ def raw_refusal(status: int, where: tuple[str, ...], kind: str, message: str) ->
 def body_refusal(event: dict[str, Any]) -> dict[str, Any] | None:
     """The 400/415/422 answer for a body no route can read safely, or None.
 
-    Checked once for every route before the resolver runs (``shared.request_body``): bytes that are
+    Checked once for every route before the resolver runs (``functions.api.request_body``): bytes that are
     not UTF-8, a content type that is not JSON, nesting deep enough to exhaust Python's recursion,
     NaN/Infinity, numbers beyond any field's range.  A base64 body API Gateway passed is replaced by
     its text, so every parser after this reads the same checked text.
     """
-    from shared.request_body import BodyRefusedError, read_json_text
+    from functions.api.request_body import BodyRefusedError, read_json_text
 
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     try:
@@ -115,7 +115,7 @@ def body_refusal(event: dict[str, Any]) -> dict[str, Any] | None:
 def path_tenant(path: str) -> str | None:
     """The tenant of a ``/tenants/<tenant>/...`` path when it is a well-formed tenant id, else None
     (a malformed one is the route's 422)."""
-    from shared.connections import InvalidTenantIdError, check_tenant_id
+    from shared.connections.flows import InvalidTenantIdError, check_tenant_id
 
     parts = path.strip("/").split("/")
     if len(parts) < 2 or parts[0] != "tenants":

@@ -12,12 +12,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.common import TenantId, error_response, jwt_claims, refusal
-from shared.connections import MAX_RETURN_URL_LENGTH
-from shared.dynamo import InvalidPageTokenError
-from shared.observability import metrics
+from shared.adapters.dynamo import InvalidPageTokenError
+from shared.connections.flows import MAX_RETURN_URL_LENGTH
+from shared.kernel.observability import metrics
 
 if TYPE_CHECKING:
-    from shared.connection_store import Connection
+    from shared.connections.store import Connection
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped
 

@@ -18,8 +18,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.api import connection_routes, mapping_routes, push_routes
 from functions.api.common import body_refusal, refusal, tenant_refusal, unknown_tenant_refusal
-from shared.connections import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
-from shared.observability import logger, metrics, tracer
+from shared.connections.flows import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
+from shared.kernel.observability import logger, metrics, tracer
 from shared.push.service import PushQueueError
 
 if TYPE_CHECKING:

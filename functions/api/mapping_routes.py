@@ -12,15 +12,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.common import TenantId, error_response, refusal
-from shared import constants
+from shared.connections.vault import ConnectionDeadError
+from shared.kernel import constants
+from shared.kernel.observability import metrics
 from shared.mapping.catalog import AppEntity
 from shared.mapping.service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MappingError
-from shared.observability import metrics
 from shared.qbo.errors import QboError
-from shared.vault import ConnectionDeadError
 
 if TYPE_CHECKING:
-    from shared.links import Link
+    from shared.mapping.links import Link
     from shared.mapping.service import LinkView, MappingService
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped

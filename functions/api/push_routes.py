@@ -25,8 +25,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from functions.api.common import TenantId, error_response, refusal
-from shared.observability import metrics
-from shared.posting_log import (
+from shared.history.exchanges import ExchangeLog
+from shared.kernel.observability import metrics
+from shared.push.models import APP_ID_PATTERN, TenantSettings, validation_problems
+from shared.push.posting_log import (
     Attempt,
     InvalidPageTokenError,
     InvalidPostingRequestError,
@@ -34,8 +36,6 @@ from shared.posting_log import (
     PostingPage,
     PostingState,
 )
-from shared.pull.exchanges import ExchangeLog
-from shared.push.models import APP_ID_PATTERN, TenantSettings, validation_problems
 from shared.push.service import (
     REPORT_PAGE_MAX,
     CompanyFactsMissingError,

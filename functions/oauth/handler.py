@@ -1,6 +1,6 @@
 """Intuit's browser redirects: the OAuth callback and the app's Disconnect and Reconnect URLs.
 
-Public routes (no IAM): every request is treated as hostile and checked by ``shared.connections``.
+Public routes (no IAM): every request is treated as hostile and checked by ``shared.connections.flows``.
 Answers are a 302 or a small HTML page, never cached, never carrying a token.
 """
 
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.observability import logger, metrics, tracer
+from shared.kernel.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from shared.connections import Page, Redirect
+    from shared.connections.flows import Page, Redirect
 
 app = APIGatewayHttpResolver()
 
@@ -31,7 +31,7 @@ _HEADERS = {
 
 
 def _browser(answer: Redirect | Page) -> Response[str]:
-    from shared.connections import Redirect
+    from shared.connections.flows import Redirect
 
     if isinstance(answer, Redirect):
         return Response(302, headers={**_HEADERS, "Location": answer.url}, body="")
@@ -45,7 +45,7 @@ def _query(name: str) -> str | None:
 @app.get("/oauth/callback")
 def callback() -> Response[str]:
     from shared import wiring
-    from shared.connections import CallbackParams
+    from shared.connections.flows import CallbackParams
 
     params = CallbackParams.from_query({k: _query(k) for k in CallbackParams.QUERY_NAMES})
     outcome = wiring.connections().complete_connection(params)

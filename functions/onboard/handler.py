@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import constants
-from shared.observability import logger, metrics, tracer
+from shared.kernel import constants
+from shared.kernel.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

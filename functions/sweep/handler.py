@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.observability import logger, metrics, tracer
+from shared.kernel.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from shared.connection_store import Connection
+    from shared.connections.store import Connection
 
 # A retried invocation of one schedule falls in the same bucket (and SQS keeps a deduplication id
 # for 5 minutes, so a longer bucket would not de-duplicate more).
@@ -98,8 +98,9 @@ def enqueue(sqs: Any, queue_url: str, messages: list[SweepMessage]) -> list[str]
 
 
 def changes_queue_url() -> str:
-    from shared import constants, wiring
-    from shared.settings import SettingsError
+    from shared import wiring
+    from shared.kernel import constants
+    from shared.kernel.settings import SettingsError
 
     url = wiring.settings().changes_queue_url
     if not url:
@@ -109,7 +110,7 @@ def changes_queue_url() -> str:
 
 def fan_out(event: dict[str, Any], sqs: Any, queue_url: str) -> dict[str, Any]:
     from shared import wiring
-    from shared.health import Health
+    from shared.connections.health import Health
 
     now = wiring.clock().now()
     connections = list(wiring.store().list_by_health(Health.HEALTHY))

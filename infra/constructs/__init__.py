@@ -1,7 +1,7 @@
 """One construct per feature of the QBO Link stack, composed by ``infra.stack.QboLinkStack``.
 
-Each construct reads what it builds from the deployment manifest (``shared.stack``) and the table
-specs (``shared.tables``); none keeps a second copy of a name, a key, a queue setting or an access list.
+Each construct reads what it builds from the deployment manifest (``infra.manifest``) and the table
+specs (``infra.tables``); none keeps a second copy of a name, a key, a queue setting or an access list.
 """
 
 from __future__ import annotations

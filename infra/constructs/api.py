@@ -29,8 +29,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from shared import stack as manifest
-from shared.stack import Auth, FunctionSpec, Route
+from infra import manifest
+from infra.manifest import Auth, FunctionSpec, Route
 
 # $context variables of HTTP APIs; deliberately no query string and no headers.
 ACCESS_LOG_FORMAT: Final = json.dumps(

@@ -1,9 +1,9 @@
 """Tables and the tokens key: the stack's stateful core.
 
-Every table comes from ``shared.tables`` (keys, GSIs, TTL, whether the tokens key encrypts it); each is
+Every table comes from ``infra.tables`` (keys, GSIs, TTL, whether the tokens key encrypts it); each is
 on-demand, has point-in-time recovery and deletion protection, is retained when the stack goes, and
 keeps the logical id the manifest gives it.  The tokens key (rotation on, alias from the manifest)
-encrypts the OAuth tokens field by field (``shared.vault``) and the connections table at rest.
+encrypts the OAuth tokens field by field (``shared.connections.vault``) and the connections table at rest.
 
 Access is granted here, in two distinct ways, so that reading the connections table never implies
 reading tokens:
@@ -24,10 +24,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra import manifest, tables
 from infra.constructs import lock_logical_id
-from shared import stack as manifest
-from shared import tables
-from shared.tables import TableSpec
+from infra.tables import TableSpec
 
 READ_ACTIONS: Final = (
     "dynamodb:BatchGetItem",
@@ -47,7 +46,8 @@ WRITE_ACTIONS: Final = (
 # (only ever through DynamoDB: see the ViaService condition).
 KEY_READ_VIA_DYNAMODB: Final = ("kms:Decrypt", "kms:DescribeKey")
 KEY_WRITE_VIA_DYNAMODB: Final = ("kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo")
-# What the token vault calls itself (shared/vault.py: encrypt and decrypt, with its encryption context).
+# What the token vault calls itself (shared/connections/vault.py: encrypt and decrypt, with its
+# encryption context).
 TOKEN_ACTIONS: Final = ("kms:Encrypt", "kms:Decrypt")
 TOKEN_PURPOSE_CONTEXT_KEY: Final = "kms:EncryptionContext:purpose"  # noqa: S105 - a condition key
 
@@ -121,7 +121,7 @@ class Data(Construct):
 
     def grant_tokens(self, grantee: iam.IGrantable) -> None:
         """Encrypt and decrypt token ciphertexts: the functions that call QBO, and no other."""
-        from shared.vault import TOKEN_PURPOSE
+        from shared.connections.vault import TOKEN_PURPOSE
 
         iam.Grant.add_to_principal(
             grantee=grantee,

@@ -1,6 +1,6 @@
 """The outbound event bus, the EventBridge Scheduler schedules and the rules on our own bus.
 
-- The bus (``shared.stack.EVENT_BUS_DEFAULT_NAME``) carries QBO Link's outbound events (source
+- The bus (``infra.manifest.EVENT_BUS_DEFAULT_NAME``) carries QBO Link's outbound events (source
   ``qbo-link``) to the host app's subscribers and to our own rules.
 - Each ``Schedule`` of a ``FunctionSpec`` becomes an EventBridge Scheduler schedule invoking that
   function through one role that may invoke exactly the scheduled functions; the schedule's own time is
@@ -25,9 +25,9 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra import manifest
 from infra.constructs import lock_logical_id
-from shared import constants
-from shared import stack as manifest
+from shared.kernel import constants
 
 DELIVERY_RETRIES: Final = 3
 DELIVERY_MAX_AGE: Final = Duration.hours(2)

@@ -1,4 +1,4 @@
-"""The Lambda functions of ``shared.stack.FUNCTIONS``, with the stack's Lambda defaults in one place.
+"""The Lambda functions of ``infra.manifest.FUNCTIONS``, with the stack's Lambda defaults in one place.
 
 Defaults (``LambdaDefaults``): one runtime and architecture (those the dependency layer is built for),
 JSON logs into a log group with a retention, active X-Ray tracing, Powertools settings; memory, timeout
@@ -8,8 +8,8 @@ what the tests import.
 
 Access is only what the spec declares, each through a grant: the tables it reads or writes, the tokens
 key if it calls QBO (``tokens``), its secrets, the queues it sends to, the event bus if it publishes.
-Its environment is ``shared.stack.function_environment`` (names of what it may touch, never a secret)
-plus the plain settings every function parses (``shared.settings``).
+Its environment is ``infra.manifest.function_environment`` (names of what it may touch, never a secret)
+plus the plain settings every function parses (``shared.kernel.settings``).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra import manifest
 from infra.constructs.data import Data
 from infra.constructs.queues import Queues
 from infra.constructs.secrets import Secrets
-from shared import stack as manifest
-from shared.stack import FunctionSpec
+from infra.manifest import FunctionSpec
 
 ASYNC_RETRY_ATTEMPTS: Final = 2  # Lambda's own retries of a scheduled or event-driven run
 ASYNC_MAX_EVENT_AGE: Final = Duration.hours(6)
@@ -118,7 +118,7 @@ class Functions(Construct):
             self,
             f"{spec.logical_id}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"QBO Link {spec.name} function: only what shared/stack.py declares",
+            description=f"QBO Link {spec.name} function: only what infra/manifest.py declares",
         )
         log_group.grant_write(role)
         asynchronous = bool(spec.schedules or spec.event_rules)
@@ -182,7 +182,7 @@ class Functions(Construct):
                 Acknowledgment(
                     id=f"AwsSolutions-IAM5[Resource::<{table.logical_id}.Arn>/index/*]",
                     reason=f"Queries on {table.logical_id}'s own global secondary indexes "
-                    "(shared/tables.py); the grant stays within that table",
+                    "(infra/tables.py); the grant stays within that table",
                 )
                 for table in spec.tables
                 if table.indexes

@@ -11,7 +11,7 @@ Alarms (each on ``AlarmTopic``; optionally e-mailed, context ``qbo-link:alarmEma
   says why) and webhook deliveries the changes queue refused (``WebhookEnqueueFailures``).
 
 The business metrics are the ones the code emits with Powertools (``metrics.add_metric``, namespace and
-``service`` dimension of ``shared.observability``).
+``service`` dimension of ``shared.kernel.observability``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from shared import constants
-from shared import stack as manifest
+from infra import manifest
+from shared.kernel import constants
 
 # Metric names as the handlers emit them (functions/*/handler.py).
 METRIC_CONNECTIONS_DEAD: Final = "KeepAlive_dead"
@@ -67,7 +67,7 @@ class MonitoredQueue:
 
 
 def metrics_namespace() -> str:
-    from shared.observability import metrics
+    from shared.kernel.observability import metrics
 
     return str(metrics.namespace)
 

@@ -10,11 +10,11 @@ from aws_cdk import CfnOutput
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra import manifest
 from infra.constructs.api import Api
 from infra.constructs.events import Events
 from infra.constructs.queues import Queues
 from infra.constructs.secrets import Secrets
-from shared import stack as manifest
 
 CALLBACK_PATH: Final = "/oauth/callback"
 DISCONNECT_PATH: Final = "/oauth/disconnect"
@@ -41,7 +41,7 @@ class Outputs(Construct):
         super().__init__(scope, construct_id)
         missing = {CALLBACK_PATH, DISCONNECT_PATH, RECONNECT_PATH, WEBHOOK_PATH} - public_paths()
         if missing:
-            raise ValueError(f"shared/stack.py has no route for {sorted(missing)}")
+            raise ValueError(f"infra/manifest.py has no route for {sorted(missing)}")
 
         def output(name: str, value: str, description: str) -> None:
             # Stack-level output ids: stable names for `aws cloudformation describe-stacks` queries.

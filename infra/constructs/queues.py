@@ -1,6 +1,6 @@
 """The SQS FIFO work queues with their dead-letter queues, and the queue of failed asynchronous runs.
 
-Each FIFO queue comes from ``shared.stack.QUEUES``: no content-based de-duplication (producers set a
+Each FIFO queue comes from ``infra.manifest.QUEUES``: no content-based de-duplication (producers set a
 deterministic de-duplication id), the manifest's visibility timeout and retention, SQS-managed
 encryption, TLS only, and a FIFO dead-letter queue after the manifest's ``max_receive_count``.  Nothing
 is dropped: a message that keeps failing waits in its DLQ (alarmed, redriven by hand, docs/deploy.md).
@@ -17,9 +17,9 @@ from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra import manifest
 from infra.constructs import lock_logical_id
-from shared import stack as manifest
-from shared.stack import QueueSpec
+from infra.manifest import QueueSpec
 
 ASYNC_FAILURES_LOGICAL_ID: Final = "AsyncFailureQueue"
 ASYNC_FAILURES_RETENTION_DAYS: Final = 14  # SQS's maximum: two weeks to notice and replay a run

@@ -1,4 +1,4 @@
-"""Secrets Manager secrets from ``shared.stack.SECRETS``, created with placeholder JSON fields.
+"""Secrets Manager secrets from ``infra.manifest.SECRETS``, created with placeholder JSON fields.
 
 The stack never holds a real value: Intuit's app keys and the webhook verifier token are created as
 ``{"client_id": "", "client_secret": ""}`` and ``{"verifier_token": ""}`` and filled by the operator
@@ -16,9 +16,9 @@ from aws_cdk import Acknowledgment, RemovalPolicy, SecretValue, Validations
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra import manifest
 from infra.constructs import lock_logical_id
-from shared import stack as manifest
-from shared.stack import SecretSpec
+from infra.manifest import SecretSpec
 
 PLACEHOLDER: Final = ""  # what the code reads as "not configured"
 GENERATED_KEY_LENGTH: Final = 64

@@ -1,35 +1,6 @@
-"""Mappings between the app's entities and QBO's (issue 5): automatch and its synthetic roster."""
+"""Mappings between the app's lists and QBO's (docs/mappings.md).
 
-from shared.mapping.automatch import (
-    AppliedMatch,
-    Candidate,
-    HoldReason,
-    MatchKind,
-    MatchProposal,
-    NameRisk,
-    QboName,
-    Suggestion,
-    display_name_key,
-    duplicate_name_risks,
-    name_tokens,
-    normalise_emails,
-    normalise_name,
-    propose,
-)
-
-__all__ = [
-    "AppliedMatch",
-    "Candidate",
-    "HoldReason",
-    "MatchKind",
-    "MatchProposal",
-    "NameRisk",
-    "QboName",
-    "Suggestion",
-    "display_name_key",
-    "duplicate_name_risks",
-    "name_tokens",
-    "normalise_emails",
-    "normalise_name",
-    "propose",
-]
+``catalog`` (the app's lists and the cached QBO lists), ``automatch`` (pure proposals), ``links``
+(the link store), ``versions`` (what QBO Link knows of each QBO entity) and ``service`` (the mapping
+routes' operations).  Import the submodules directly; this package imports nothing on its own.
+"""

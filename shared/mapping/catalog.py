@@ -35,8 +35,8 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared import constants
-from shared.clock import Clock, SystemClock
+from shared.kernel import constants
+from shared.kernel.clock import Clock, SystemClock
 
 MappingKind = Literal["client", "site", "employee", "work_code", "expense_code", "tax", "account"]
 MAPPING_KINDS: Final[tuple[str, ...]] = (

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, cast
 
-from shared.clock import Clock
-from shared.events import EventPublisher, make_event
-from shared.links import Link, LinkConflictError, LinkStore
+from shared.kernel.clock import Clock
+from shared.kernel.events import EventPublisher, make_event
 from shared.mapping import automatch as matching
 from shared.mapping.catalog import (
     ACCOUNT_TYPE_TO_CREATE,
@@ -40,8 +39,9 @@ from shared.mapping.catalog import (
     belongs_to,
     qbo_entity,
 )
+from shared.mapping.links import Link, LinkConflictError, LinkStore
+from shared.mapping.versions import VersionLedger
 from shared.qbo.errors import DuplicateNameError, QboError
-from shared.versions import VersionLedger
 
 if TYPE_CHECKING:
     from shared.push.models import TenantSettings

@@ -1,1 +1,5 @@
-"""Pulling changes from QBO back to the app: webhook intake, the change worker and the sweep."""
+"""Pull: QBO's changes back to the app (docs/pull.md).
+
+``notifications`` (the webhook intake), ``changes`` (the change worker and its service), ``cursors``
+(the per-tenant read windows) and ``sweep`` (the scheduled fan-out).
+"""

@@ -9,7 +9,7 @@ when one of its notices is news:
 * a notice the cursor already covers (its change happened before the last read began, less the
   skew margin) costs nothing: a backlog of 500 notices is one read, not fifty;
 * a notice of our own write costs nothing either: the push worker records QBO's answer to every
-  write in the version ledger (``shared.versions``) in the transaction that records the posting,
+  write in the version ledger (``shared.mapping.versions``) in the transaction that records the posting,
   so the notice is recognised by its entity, id and time before anything is read;
 * a read waits until the oldest news is ``gather`` old, so that the changes made around it (a
   bookkeeper enters several things at a time) and our own postings still being recorded are all
@@ -49,16 +49,16 @@ from typing import Any, Final, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shared.clock import Clock
-from shared.events import EventPublisher, OutboundEvent, make_event, publish_all
-from shared.links import Link, LinkConflictError, LinkError, LinkStore
+from shared.history.exchanges import Exchange, ExchangeLog
+from shared.kernel.clock import Clock
+from shared.kernel.events import EventPublisher, OutboundEvent, make_event, publish_all
+from shared.kernel.observability import logger
 from shared.mapping.catalog import QboCache, belongs_to, qbo_entity
-from shared.observability import logger
-from shared.posting_log import PostingLog, Reason
+from shared.mapping.links import Link, LinkConflictError, LinkError, LinkStore
+from shared.mapping.versions import TOUCH_TOLERANCE, KnownVersion, VersionLedger, is_deleted, sync_token
 from shared.pull.cursors import CursorState, CursorStore
-from shared.pull.exchanges import Exchange, ExchangeLog
 from shared.push.payloads import parse_marker
-from shared.versions import TOUCH_TOLERANCE, KnownVersion, VersionLedger, is_deleted, sync_token
+from shared.push.posting_log import PostingLog, Reason
 
 # --- event types (EventBridge detail-type; docs/pull.md) ----------------------------------------
 CLIENT_IMPORTED: Final = "Client Imported"
@@ -242,7 +242,7 @@ class ChangeReader(Protocol):
 
 
 class CompanyPreferences(Protocol):
-    """Where a tenant's company preferences are kept (``shared.connections.CompanyPreferences``)."""
+    """Where a tenant's company preferences are kept (``shared.connections.flows.CompanyPreferences``)."""
 
     def preferences_changed(self, tenant_id: str, preferences: Mapping[str, Any]) -> bool: ...
 

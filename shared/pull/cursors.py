@@ -20,8 +20,8 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from shared import constants
-from shared.clock import Clock, SystemClock
+from shared.kernel import constants
+from shared.kernel.clock import Clock, SystemClock
 
 CURSOR_MARK: Final = "#CURSOR"
 # Counters kept on a cursor item between reads: what deliveries that read nothing saw (their

@@ -33,7 +33,7 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from shared import constants
+from shared.kernel import constants
 
 SIGNATURE_HEADER: Final = "intuit-signature"
 SOURCE: Final = "webhook"
@@ -461,7 +461,7 @@ class NotificationIntake:
 
 
 def _runtime_table(operation: str) -> AbstractContextManager[None]:
-    from shared.dynamo import client_errors  # botocore: loaded by the adapters, not by parsing
+    from shared.adapters.dynamo import client_errors  # botocore: loaded by the adapters, not by parsing
 
     return client_errors(operation, busy=IntakeStoreBusyError, failure=IntakeStoreError)
 
@@ -501,7 +501,7 @@ class RuntimeIntakeStore:
         self._sleep = sleep
 
     def look_up(self, realm_ids: Collection[str], event_ids: Collection[str]) -> DeliveryLookup:
-        from shared.connection_store import RealmDirectory
+        from shared.connections.store import RealmDirectory
 
         wanted: dict[str, tuple[str, str]] = {}  # pk -> ("realm" | "event", id)
         keys: list[dict[str, str]] = []
@@ -664,7 +664,7 @@ class WebhookSettings(BaseModel):
 def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
     """The verifier token from the webhook secret (``verifier_token``) when its ARN is set, else
     (the local stack) from ``QBO_LINK_WEBHOOK_VERIFIER_TOKEN``; an empty token is an error."""
-    from shared.settings import SettingsError
+    from shared.kernel.settings import SettingsError
 
     arn = env.get(constants.WEBHOOK_SECRET_ARN_ENV) or env.get(constants.INTUIT_SECRET_ARN_ENV)
     if arn:

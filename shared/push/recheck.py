@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from shared.clock import Clock
-from shared.connection_store import ConnectionStore
-from shared.links import LinkStore
-from shared.observability import logger
-from shared.posting_log import (
+from shared.connections.store import ConnectionStore
+from shared.kernel.clock import Clock
+from shared.kernel.observability import logger
+from shared.mapping.links import LinkStore
+from shared.push.posting_log import (
     ConcurrentChangeError,
     DocumentNotFoundError,
     InvalidTransitionError,

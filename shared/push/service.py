@@ -30,20 +30,11 @@ from typing import Any, Final, Literal, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.clock import Clock
-from shared.connection_store import Connection, ConnectionStore
-from shared.health import Health
-from shared.links import Link, LinkStore
+from shared.connections.health import Health
+from shared.connections.store import Connection, ConnectionStore
+from shared.kernel.clock import Clock
 from shared.mapping.catalog import QboCache, QboEntity
-from shared.posting_log import (
-    Judgement,
-    PostingEntry,
-    PostingLog,
-    PostingPage,
-    PostingState,
-    Reason,
-    StaleVersionError,
-)
+from shared.mapping.links import Link, LinkStore
 from shared.push.models import (
     AppClient,
     AppCreditApplication,
@@ -55,6 +46,15 @@ from shared.push.models import (
     validation_problems,
 )
 from shared.push.payloads import CompanyFacts, SalesTaxRate
+from shared.push.posting_log import (
+    Judgement,
+    PostingEntry,
+    PostingLog,
+    PostingPage,
+    PostingState,
+    Reason,
+    StaleVersionError,
+)
 from shared.push.readiness import (
     NotReady,
     Readiness,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from shared import constants
-from shared.clock import Clock
+from shared.kernel import constants
+from shared.kernel.clock import Clock
 from shared.push.models import TenantSettings
 
 PUSH_SETTINGS_SK: Final = "PUSH_SETTINGS"

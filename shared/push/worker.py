@@ -47,29 +47,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from shared.clock import Clock
-from shared.connection_store import Connection, ConnectionStore
-from shared.events import EventPublisher, make_event
-from shared.links import LinkConflictError, LinkError, LinkStore
-from shared.observability import logger
-from shared.posting_log import (
-    TRANSITIONS,
-    Attempt,
-    AttemptOutcome,
-    CompanionRefusedError,
-    ConcurrentChangeError,
-    InvalidPageTokenError,
-    InvalidTransitionError,
-    Posting,
-    PostingEntry,
-    PostingFault,
-    PostingLog,
-    PostingLogError,
-    PostingState,
-    Reason,
-    StaleVersionError,
-)
-from shared.pull.exchanges import Exchange, ExchangeLog, ExchangeSource
+from shared.connections.store import Connection, ConnectionStore
+from shared.connections.vault import VaultError
+from shared.history.exchanges import Exchange, ExchangeLog, ExchangeSource
+from shared.kernel.clock import Clock
+from shared.kernel.events import EventPublisher, make_event
+from shared.kernel.observability import logger
+from shared.mapping.links import LinkConflictError, LinkError, LinkStore
+from shared.mapping.versions import VersionLedger, last_updated, touched_documents
 from shared.push.models import (
     AppClient,
     AppCreditApplication,
@@ -94,6 +79,23 @@ from shared.push.payloads import (
     journal_entry_for_day,
     parse_marker,
     payment_payload,
+)
+from shared.push.posting_log import (
+    TRANSITIONS,
+    Attempt,
+    AttemptOutcome,
+    CompanionRefusedError,
+    ConcurrentChangeError,
+    InvalidPageTokenError,
+    InvalidTransitionError,
+    Posting,
+    PostingEntry,
+    PostingFault,
+    PostingLog,
+    PostingLogError,
+    PostingState,
+    Reason,
+    StaleVersionError,
 )
 from shared.push.readiness import CREATE_CUSTOMER_FIRST, NotReady, Ready, Skipped
 from shared.push.recheck import Rechecker, RecheckReport
@@ -123,8 +125,6 @@ from shared.qbo.errors import (
     StaleObjectError,
     ThrottledError,
 )
-from shared.vault import VaultError
-from shared.versions import VersionLedger, last_updated, touched_documents
 
 Body = dict[str, Any]
 ENTITIES = {

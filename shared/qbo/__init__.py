@@ -1,1 +1,3 @@
-"""QBO: the Accounting API client, its typed errors, and Intuit OAuth."""
+"""QBO: the Accounting API client, its typed errors, Intuit OAuth, the Intuit environments and the
+per-realm rate governor.
+"""

@@ -37,8 +37,8 @@ from urllib.parse import quote
 
 import httpx2
 
-from shared.clock import Clock, SystemClock
-from shared.observability import logger
+from shared.kernel.clock import Clock, SystemClock
+from shared.kernel.observability import logger
 from shared.qbo.errors import (
     AuthenticationError,
     AuthorizationError,

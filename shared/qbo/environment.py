@@ -14,8 +14,8 @@ from typing import Any, Final
 
 import httpx2
 
-from shared.observability import logger
-from shared.settings import IntuitEnvironment, Settings
+from shared.kernel.observability import logger
+from shared.kernel.settings import IntuitEnvironment, Settings
 
 # Intuit's discovery documents (the host name the Python SDK uses; facts §1.1).
 PRODUCTION_DISCOVERY_URL: Final = "https://developer.intuit.com/.well-known/openid_configuration/"

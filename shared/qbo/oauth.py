@@ -19,10 +19,10 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from shared.clock import Clock
-from shared.observability import logger
+from shared.kernel.clock import Clock
+from shared.kernel.observability import logger
+from shared.kernel.settings import Settings, SettingsError
 from shared.qbo.environment import IntuitEndpoints
-from shared.settings import Settings, SettingsError
 
 ACCOUNTING_SCOPE: Final = "com.intuit.quickbooks.accounting"
 HARD_EXPIRY_HEADER: Final = "x-include-refresh-token-hard-expires-in"

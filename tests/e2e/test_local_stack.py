@@ -23,10 +23,11 @@ import boto3
 import httpx2
 import pytest
 
+from infra import manifest as stack
 from qbo_link_local.runtime import Invocation
 from qbo_link_local.scheduler import ScheduleExpressionError, rate_seconds, scheduled_functions
 from qbo_link_local.stack import LocalStack, LocalStackConfig, LocalStackError
-from shared import constants, stack
+from shared.kernel import constants
 from tests.e2e.dev_process import DevProcess, clean_env, dev
 from tests.e2e.local_fixtures import Host, client, free_ports, host, invoice, jwt, local_stack
 

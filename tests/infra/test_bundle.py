@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from infra import bundle
-from shared import stack
+from infra import manifest as stack
 
 RUNTIME = "python3.13"
 LAMBDA = bundle.Target(RUNTIME, "arm64")

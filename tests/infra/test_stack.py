@@ -1,4 +1,4 @@
-"""The synthesized stack, asserted against the manifest (shared/stack.py, shared/tables.py).
+"""The synthesized stack, asserted against the manifest (infra/manifest.py, infra/tables.py).
 
 Every expectation is derived from the manifest, so a function, table, queue or secret added there is
 checked here without a new test; the few literals are properties the issue asks for by name.
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from shared import constants, tables
-from shared import stack as manifest
-from shared.stack import Auth, FunctionSpec
+from infra import manifest, tables
+from infra.manifest import Auth, FunctionSpec
+from shared.kernel import constants
 from tests.infra.conftest import SYNTH_TIMEOUT_SECONDS
 from tests.infra.synth import Synthesized
 
@@ -270,16 +270,16 @@ def test_function_environment_is_the_manifests_plus_plain_settings(
 
 
 def test_settings_parse_from_a_deployed_functions_environment(synthesized: Synthesized) -> None:
-    """The plain settings the stack sets are the ones ``shared.settings`` reads (no typo can hide)."""
+    """The plain settings the stack sets are the ones ``shared.kernel.settings`` reads (no typo can hide)."""
     import inspect
 
-    from shared import settings
+    from shared.kernel import settings
 
     source = inspect.getsource(settings.settings_from_env)
     env = synthesized.resources[_function_id(synthesized, manifest.API)]["Properties"]["Environment"]
     for name in env["Variables"]:
         if name.startswith("QBO_LINK_"):
-            assert f'"{name}"' in source, f"shared/settings.py does not read {name}"
+            assert f'"{name}"' in source, f"shared/kernel/settings.py does not read {name}"
 
 
 # --- least privilege -----------------------------------------------------------------------------
@@ -515,7 +515,7 @@ def _emitted_metric_names() -> set[str]:
 
 
 def test_business_alarms_watch_metrics_the_code_emits(synthesized: Synthesized) -> None:
-    from shared.observability import metrics
+    from shared.kernel.observability import metrics
 
     business = {
         a["MetricName"]: a for a in _alarms(synthesized) if a.get("Namespace") == str(metrics.namespace)

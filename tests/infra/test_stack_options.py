@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from shared import stack as manifest
-from shared.stack import Auth
+from infra import manifest
+from infra.manifest import Auth
 from tests.infra.conftest import SYNTH_TIMEOUT_SECONDS
 from tests.infra.synth import Synthesized, synthesize
 

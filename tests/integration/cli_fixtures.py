@@ -21,13 +21,13 @@ from typing import Any
 import httpx2
 import pytest
 
+from infra.manifest import FUNCTIONS
 from qbo_link_local.gateway import LocalContext, Request, http_api_event, lambda_response, match_route
-from shared.stack import FUNCTIONS
 
 
 @contextmanager
 def _quiet_handlers() -> Iterator[None]:
-    from shared.observability import logger
+    from shared.kernel.observability import logger
 
     stream = logger.registered_handler
     assert isinstance(stream, logging.StreamHandler)

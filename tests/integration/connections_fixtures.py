@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2
 
 from qbo_sandbox.server import SandboxServer
-from shared import constants
-from shared.events import OutboundEvent, RecordingPublisher
-from shared.settings import Settings
-from shared.vault import TokenVault
+from shared.connections.vault import TokenVault
+from shared.kernel import constants
+from shared.kernel.events import OutboundEvent, RecordingPublisher
+from shared.kernel.settings import Settings
 
 REGION = "us-east-1"
 RETURN_URL = "https://app.example.com/qbo/settings"

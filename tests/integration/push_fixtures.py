@@ -19,14 +19,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra import tables
 from qbo_sandbox.server import SandboxServer
-from shared import tables, wiring
-from shared.connection_store import Connection
-from shared.events import RecordingPublisher
-from shared.links import LinkStore
-from shared.posting_log import PostingLog
+from shared import wiring
+from shared.connections.store import Connection
+from shared.kernel.events import RecordingPublisher
+from shared.kernel.settings import IntuitEnvironment, Settings
+from shared.mapping.links import LinkStore
+from shared.push.posting_log import PostingLog
 from shared.qbo.client import QboClient
-from shared.settings import IntuitEnvironment, Settings
 from tests.integration.connections_fixtures import (
     ALLOWED_PREFIXES,
     REDIRECT_URI,

@@ -14,15 +14,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra import tables
 from qbo_sandbox.server import SandboxServer
-from shared import tables, wiring
-from shared.events import OutboundEvent, RecordingPublisher
-from shared.links import LinkStore
+from shared import wiring
+from shared.history.exchanges import ExchangeLog
+from shared.kernel.events import OutboundEvent, RecordingPublisher
+from shared.kernel.settings import IntuitEnvironment, Settings
 from shared.mapping.catalog import QboCache
+from shared.mapping.links import LinkStore
 from shared.pull import changes, notifications
 from shared.pull.cursors import CursorStore
-from shared.pull.exchanges import ExchangeLog
-from shared.settings import IntuitEnvironment, Settings
 from tests.integration.connections_fixtures import (
     ALLOWED_PREFIXES,
     REDIRECT_URI,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from shared import wiring
+from shared.mapping.versions import VersionLedger
 from shared.pull import changes
 from shared.pull.changes import ApplyReport, Notice, PullService, PullTiming
-from shared.versions import VersionLedger
 from tests.integration.test_changes import TENANT, Pull
 from tests.integration.test_changes import pull as pull_fixture  # noqa: F401 - a fixture
 

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 
 from qbo_link_cli.client import ApiClient, ApiError, resolve_region
-from shared.dynamo import encode_page_token
+from shared.adapters.dynamo import encode_page_token
 from tests.integration.cli_fixtures import Gateway
 from tests.integration.push_fixtures import PushWorld, push_world
 

@@ -24,10 +24,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from infra import tables
 from qbo_sandbox.server import SandboxServer
-from shared import constants, tables, wiring
-from shared.connection_store import ConnectionStore
-from shared.connections import (
+from shared import wiring
+from shared.connections.flows import (
     TENANT_ID_PATTERN,
     CallbackOutcome,
     CallbackParams,
@@ -40,9 +40,11 @@ from shared.connections import (
     StateExpiredError,
     StateNotFoundError,
 )
-from shared.events import EventBridgePublisher, RecordingPublisher
-from shared.observability import logger
-from shared.settings import IntuitEnvironment, Settings, settings_from_env
+from shared.connections.store import ConnectionStore
+from shared.kernel import constants
+from shared.kernel.events import EventBridgePublisher, RecordingPublisher
+from shared.kernel.observability import logger
+from shared.kernel.settings import IntuitEnvironment, Settings, settings_from_env
 from tests.integration.connections_fixtures import (
     ALLOWED_PREFIXES,
     REDIRECT_URI,
@@ -919,7 +921,8 @@ def test_importing_the_handlers_creates_no_client() -> None:
     code = (
         "import sys\n"
         "import shared.wiring, functions.oauth.handler, functions.schedule.handler\n"
-        "print(sorted(m for m in ('boto3', 'authlib', 'shared.vault', 'httpx2') if m in sys.modules))\n"
+        "names = ('boto3', 'authlib', 'shared.connections.vault', 'httpx2')\n"
+        "print(sorted(m for m in names if m in sys.modules))\n"
     )
     answer = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60

@@ -16,9 +16,13 @@ import httpx2
 import pytest
 from moto import mock_aws
 
+from infra import tables
 from qbo_sandbox.server import SandboxServer
-from shared import constants, tables
-from shared.governor import (
+from shared.kernel import constants
+from shared.kernel.settings import GovernorLimits
+from shared.qbo.client import QboClient
+from shared.qbo.errors import QboError, ThrottledError
+from shared.qbo.governor import (
     GovernorTimeoutError,
     GovernorUnavailableError,
     InProcessGovernor,
@@ -26,9 +30,6 @@ from shared.governor import (
     RateGovernor,
     budget_key,
 )
-from shared.qbo.client import QboClient
-from shared.qbo.errors import QboError, ThrottledError
-from shared.settings import GovernorLimits
 
 REALM = "9341450000000001"
 OTHER_REALM = "9341450000000002"

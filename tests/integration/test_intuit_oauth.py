@@ -19,7 +19,8 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 
 from qbo_sandbox.server import SandboxServer
-from shared.clock import SystemClock
+from shared.kernel.clock import SystemClock
+from shared.kernel.settings import IntuitEnvironment, Settings, SettingsError
 from shared.qbo import environment
 from shared.qbo.environment import IntuitEndpoints, endpoints_for
 from shared.qbo.oauth import (
@@ -31,7 +32,6 @@ from shared.qbo.oauth import (
     OAuthServiceError,
     TokenSet,
 )
-from shared.settings import IntuitEnvironment, Settings, SettingsError
 
 REDIRECT = "http://127.0.0.1:8765/callback"
 HARD_LIFE = 157_680_000

@@ -16,9 +16,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from shared import constants, tables
-from shared.dynamo import InvalidPageTokenError
-from shared.links import (
+from infra import tables
+from shared.adapters.dynamo import InvalidPageTokenError
+from shared.kernel import constants
+from shared.mapping.links import (
     InvalidLinkRequestError,
     Link,
     LinkBusyError,

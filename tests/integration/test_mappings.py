@@ -46,8 +46,8 @@ class Tab:
 
     def settings(self, **settings: Any) -> None:
         """Save the tenant's push settings where the push API keeps them (the connections table)."""
-        from shared import tables
-        from shared.clock import SystemClock
+        from infra import tables
+        from shared.kernel.clock import SystemClock
         from shared.push.models import TenantSettings
         from shared.push.settings_store import TenantSettingsStore
 
@@ -438,7 +438,7 @@ def test_a_tenant_without_a_connection_is_refused(world: World) -> None:
 def test_removing_a_tenants_mappings_forgets_both_sides_and_nothing_of_another_tenant(
     tab: Tab, world: World
 ) -> None:
-    from shared import tables
+    from infra import tables
     from shared.mapping.catalog import AppCatalog, QboCache
 
     other = Tab(world, "firm-other")

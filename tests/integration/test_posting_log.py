@@ -17,8 +17,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from shared import tables
-from shared.posting_log import (
+from infra import tables
+from shared.push.posting_log import (
     TRANSITIONS,
     AttemptOutcome,
     DocumentNotFoundError,

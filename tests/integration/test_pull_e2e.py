@@ -19,8 +19,9 @@ import boto3
 import pytest
 
 from functions.changes import handler as changes_handler
-from shared import constants, wiring
-from shared.events import OutboundEvent
+from shared import wiring
+from shared.kernel import constants
+from shared.kernel.events import OutboundEvent
 from shared.pull import changes, notifications
 from tests.integration.connections_fixtures import REGION, LambdaContext
 from tests.integration.test_changes import CHANGES_QUEUE, TENANT, Pull, _qbo_invoice

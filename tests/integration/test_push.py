@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared import wiring
-from shared.connection_store import Connection
+from shared.connections.store import Connection
 from shared.qbo.client import QboClient
 from tests.integration.push_fixtures import PushWorld, dynamodb_calls, fast_client, push_world
 
@@ -633,7 +633,7 @@ def test_transactions_report_by_transaction_and_posting_dates_with_totals(push_w
 
 
 def test_push_runs_are_recorded_as_exchanges_next_to_the_pull_ones(push_world: PushWorld) -> None:
-    from shared.pull.exchanges import ExchangeLog
+    from shared.history.exchanges import ExchangeLog
 
     connected(push_world)
     push_world.links.link(TENANT, "client", "c1", "1")

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from shared.posting_log import (
+from shared.push.posting_log import (
     Attempt,
     AttemptOutcome,
     CompanionRefusedError,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from shared import wiring
-from shared.connection_store import Connection
+from shared.connections.store import Connection
 from shared.qbo.client import QboClient
 from tests.integration.push_fixtures import PushWorld, dynamodb_calls, fast_client, push_world
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.dynamo import ConditionFailedError, client_errors
-from shared.links import LinkConflictError
+from shared.adapters.dynamo import ConditionFailedError, client_errors
+from shared.mapping.links import LinkConflictError
 from tests.integration.test_links import World, dynamodb, raw_items, world
 
 __all__ = ["dynamodb", "world"]

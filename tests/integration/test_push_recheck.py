@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from shared import constants, wiring
-from shared.posting_log import PostingState
+from shared import wiring
+from shared.kernel import constants
+from shared.push.posting_log import PostingState
 from shared.push.recheck import Rechecker
 from shared.push.service import (
     InMemoryPushQueue,

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared import constants, wiring
-from shared.settings import Settings, SettingsError, settings_from_env
+from shared import wiring
+from shared.kernel import constants
+from shared.kernel.settings import Settings, SettingsError, settings_from_env
 
 LOCAL = {
     "QBO_LINK_CLIENT_ID": "client",

@@ -9,8 +9,10 @@ from typing import Any
 import boto3
 import pytest
 
-from shared import constants, stack, tables
-from shared.connection_store import ConnectionStore, RealmDirectory, RealmTakenError
+from infra import manifest as stack
+from infra import tables
+from shared.connections.store import ConnectionStore, RealmDirectory, RealmTakenError
+from shared.kernel import constants
 from tests.moto_env import mocked_aws
 
 

@@ -16,12 +16,12 @@ from typing import Any
 import boto3
 import pytest
 
+from infra import tables
 from qbo_sandbox.company import Company
 from qbo_sandbox.query import run_query
 from qbo_sandbox.seed import seed_company
-from shared import tables
-from shared.links import LinkStore
 from shared.mapping.catalog import TAX_RATE_QUERY, QboCache, QboTaxRate
+from shared.mapping.links import LinkStore
 from tests.moto_env import REGION, counting_calls, mocked_aws
 
 TENANT = "firm-ca"

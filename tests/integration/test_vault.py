@@ -21,26 +21,27 @@ from authlib.integrations.httpx_client import OAuth2Client
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from infra import tables
 from qbo_sandbox.server import SandboxServer
-from shared import constants, tables
-from shared.connection_store import (
+from shared.connections.health import Health
+from shared.connections.store import (
     CompanyFacts,
     ConnectionNotFoundError,
     ConnectionStore,
     RealmTakenError,
 )
-from shared.events import RecordingPublisher
-from shared.health import Health
-from shared.qbo.environment import endpoints_for
-from shared.qbo.oauth import IntuitOAuth, OAuthGrantError, TokenSet
-from shared.settings import IntuitEnvironment, Settings
-from shared.vault import (
+from shared.connections.vault import (
     EVENT_HARD_EXPIRY_WARNING,
     ConnectionDeadError,
     TokenCryptoError,
     TokenRefreshError,
     TokenVault,
 )
+from shared.kernel import constants
+from shared.kernel.events import RecordingPublisher
+from shared.kernel.settings import IntuitEnvironment, Settings
+from shared.qbo.environment import endpoints_for
+from shared.qbo.oauth import IntuitOAuth, OAuthGrantError, TokenSet
 
 REDIRECT = "http://127.0.0.1:8765/callback"
 REGION = "us-east-1"
@@ -134,7 +135,7 @@ class World:
         return answer.status_code
 
     def connect(self, vault: TokenVault, tenant_id: str) -> tuple[str, TokenSet]:
-        """The connect flow as shared/connections.py runs it: consent, exchange, claim, save."""
+        """The connect flow as shared/connections/flows.py runs it: consent, exchange, claim, save."""
         oauth = self.oauth()
         location = httpx2.get(oauth.authorization_url("st"), follow_redirects=False, timeout=10).headers[
             "location"

@@ -22,8 +22,10 @@ from typing import Any
 import boto3
 import pytest
 
-from shared import constants, tables, wiring
-from shared.connection_store import ConnectionStore
+from infra import tables
+from shared import wiring
+from shared.connections.store import ConnectionStore
+from shared.kernel import constants
 from shared.pull import notifications
 from shared.pull.notifications import (
     EVENT_PREFIX,

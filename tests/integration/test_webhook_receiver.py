@@ -19,11 +19,13 @@ import httpx2
 import pytest
 from moto import mock_aws
 
+from infra import tables
 from qbo_sandbox.server import SandboxServer
 from qbo_sandbox.webhooks import sign
-from shared import constants, tables, wiring
-from shared.connection_store import ConnectionStore
-from shared.observability import logger
+from shared import wiring
+from shared.connections.store import ConnectionStore
+from shared.kernel import constants
+from shared.kernel.observability import logger
 from shared.pull import notifications
 from tests.integration.connections_fixtures import REGION, HttpAnswer, LambdaContext, http_event
 

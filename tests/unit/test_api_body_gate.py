@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from functions.api import handler
+from infra import manifest as stack
 from qbo_link_local.gateway import LocalContext, Request, http_api_event, match_route
-from shared import stack
 
 
 def _routes() -> list[tuple[str, str]]:

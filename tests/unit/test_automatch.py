@@ -22,7 +22,7 @@ from shared.mapping.automatch import (
     within_one_edit,
     word_distance,
 )
-from shared.mapping.roster import CASE_WEIGHTS, MAX_N, Roster, make_roster
+from tests.roster import CASE_WEIGHTS, MAX_N, Roster, make_roster
 
 C = Candidate
 

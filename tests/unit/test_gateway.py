@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
+from infra import manifest as stack
 from qbo_link_local.gateway import Request, http_api_event, lambda_response, match_route
-from shared import stack
 
 
 def test_exact_public_routes_win_and_tenant_paths_go_to_the_api() -> None:

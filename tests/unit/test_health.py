@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared import constants
-from shared.health import (
+from shared.connections.health import (
     DEFAULT_REASON,
     REFRESHABLE,
     TRANSITIONS,
@@ -19,10 +18,12 @@ from shared.health import (
     allowed,
     transition,
 )
+from shared.kernel import constants
 
 H, E = Health, HealthEvent
 
-# The whole table, written out independently of shared.health: (from, event) -> to, or None = refused.
+# The whole table, written out independently of shared.connections.health:
+# (from, event) -> to, or None = refused.
 EXPECTED: dict[tuple[Health, HealthEvent], Health | None] = {
     (H.HEALTHY, E.REFRESHED): H.HEALTHY,
     (H.HEALTHY, E.REFRESH_FAILED_RETRYABLE): H.REFRESH_FAILING,

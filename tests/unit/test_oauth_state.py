@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared.connections import (
+from shared.connections.flows import (
     CallbackParams,
     InvalidStateError,
     InvalidTenantIdError,

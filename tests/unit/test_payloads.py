@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared import constants
+from shared.kernel import constants
 from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment
 from shared.push.payloads import (
     CompanyFacts,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from shared.request_body import MAX_DEPTH, BodyRefusedError, nesting_depth, read_json_text
+from functions.api.request_body import MAX_DEPTH, BodyRefusedError, nesting_depth, read_json_text
 
 
 def refused(body: str | None, content_type: str | None = "application/json", **kw: bool) -> tuple[int, str]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.versions import KnownVersion
+from shared.mapping.versions import KnownVersion
 
 SECOND = 1_796_000_000  # a whole second (epoch)
 

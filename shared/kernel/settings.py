@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from shared import constants
+from shared.kernel import constants
 
 
 class IntuitEnvironment(StrEnum):
@@ -46,7 +46,7 @@ class Settings(BaseModel):
     intuit_environment: IntuitEnvironment = IntuitEnvironment.LOCAL
     local_sandbox_url: str = "http://127.0.0.1:8800"
     # The Intuit app's keys and our OAuth callback: only the functions that call Intuit's token
-    # endpoint are given them (shared/stack.py); IntuitOAuth refuses to start without them.
+    # endpoint are given them (infra/manifest.py); IntuitOAuth refuses to start without them.
     client_id: str = ""
     client_secret: SecretStr = SecretStr("")
     redirect_uri: str = ""  # our OAuth callback, registered at Intuit

@@ -37,8 +37,8 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from shared import constants
-from shared.clock import Clock, SystemClock
+from shared.kernel import constants
+from shared.kernel.clock import Clock, SystemClock
 
 VERSION_MARK: Final = "#VERSION"
 _BATCH_GET: Final = 100  # DynamoDB's BatchGetItem limit

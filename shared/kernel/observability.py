@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Final
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.constants import SERVICE
+from shared.kernel.constants import SERVICE
 
 if TYPE_CHECKING:
     from shared.pull.changes import ApplyReport

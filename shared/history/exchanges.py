@@ -19,10 +19,10 @@ from typing import Any, Final, Literal, NamedTuple
 
 from boto3.dynamodb.conditions import Key
 
-from shared import constants
-from shared.clock import Clock, SystemClock
-from shared.dynamo import decode_page_token, encode_page_token
-from shared.links import check_limit
+from shared.adapters.dynamo import decode_page_token, encode_page_token
+from shared.kernel import constants
+from shared.kernel.clock import Clock, SystemClock
+from shared.mapping.links import check_limit
 
 EXCHANGE_PREFIX: Final = "EXCHANGE#"
 RETENTION: Final = timedelta(days=90)

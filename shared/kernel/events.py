@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from shared import constants
+from shared.kernel import constants
 
 
 @dataclass(frozen=True)

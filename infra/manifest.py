@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from shared import constants, tables
-from shared.tables import TableSpec
+from infra import tables
+from infra.tables import TableSpec
+from shared.kernel import constants
 
 # --- queues ---------------------------------------------------------------------------------
 

@@ -25,14 +25,14 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeDeserializer
 from pydantic import BaseModel, ConfigDict
 
-from shared import constants
-from shared.clock import Clock, SystemClock
-from shared.dynamo import (
+from shared.adapters.dynamo import (
     ConditionFailedError,
     client_errors,
     decode_page_token,
     encode_page_token,
 )
+from shared.kernel import constants
+from shared.kernel.clock import Clock, SystemClock
 
 LinkSource = Literal["auto", "manual", "export", "import", "push"]
 LINK_SOURCES: Final[frozenset[str]] = frozenset({"auto", "manual", "export", "import", "push"})

@@ -44,12 +44,14 @@ from enum import StrEnum
 from typing import Any, ClassVar, Final, NamedTuple, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from shared import constants
-from shared.clock import Clock
-from shared.connection_store import CompanyFacts, ConnectionStore, RealmTakenError, TaxModel
-from shared.events import EventPublisher, EventPublishError, OutboundEvent, make_event
-from shared.health import Health, HealthChange, HealthReason
-from shared.observability import logger
+from shared.connections.health import Health, HealthChange, HealthReason
+from shared.connections.store import CompanyFacts, ConnectionStore, RealmTakenError, TaxModel
+from shared.connections.vault import ConnectionDeadError, TokenProvider, TokenVault, VaultError
+from shared.kernel import constants
+from shared.kernel.clock import Clock
+from shared.kernel.events import EventPublisher, EventPublishError, OutboundEvent, make_event
+from shared.kernel.observability import logger
+from shared.kernel.settings import Settings
 from shared.qbo.errors import AuthenticationError, AuthorizationError, QboError
 from shared.qbo.oauth import (
     IntuitOAuth,
@@ -59,8 +61,6 @@ from shared.qbo.oauth import (
     OAuthServiceError,
     TokenSet,
 )
-from shared.settings import Settings
-from shared.vault import ConnectionDeadError, TokenProvider, TokenVault, VaultError
 
 TENANT_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # never '#': it separates key parts
 REALM_ID_PATTERN: Final = r"^[0-9]{1,32}$"  # Intuit's realm ids are decimal strings

@@ -44,10 +44,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import constants
-from shared.clock import Clock, SystemClock
-from shared.observability import logger
-from shared.settings import GovernorLimits
+from shared.kernel import constants
+from shared.kernel.clock import Clock, SystemClock
+from shared.kernel.observability import logger
+from shared.kernel.settings import GovernorLimits
 
 # QBO ends a request after 120 s; a lease must outlive the longest request plus its wait to start.
 DEFAULT_LEASE_SECONDS = 150.0

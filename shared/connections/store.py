@@ -5,7 +5,7 @@ Every invariant is a conditional write: one realm belongs to one tenant; tokens 
 the refresh lease and the expected ``token_version``; a refresh never resurrects a connection that
 was disconnected or declared dead meanwhile.  The token attributes (``*_ct``, expiries,
 ``token_version``, lease) are written only through the methods marked "vault", which
-``shared.vault.TokenVault`` calls; everything else in QBO Link uses the other methods.
+``shared.connections.vault.TokenVault`` calls; everything else in QBO Link uses the other methods.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import constants
-from shared.dynamo import decode_page_token, encode_page_token
-from shared.health import REFRESHABLE, Health
+from shared.adapters.dynamo import decode_page_token, encode_page_token
+from shared.connections.health import REFRESHABLE, Health
+from shared.kernel import constants
 
 TaxModel = Literal["us_automated", "us_manual", "per_line"]
 

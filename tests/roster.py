@@ -515,7 +515,7 @@ def _slug(text: str) -> str:
 class _Builder:
     def __init__(self, n: int, seed: int) -> None:
         self.n = n
-        self.rng = random.Random(seed)  # noqa: S311 - synthetic test data, nothing secret
+        self.rng = random.Random(seed)
         self.used: set[str] = set()
         self.app: list[Candidate] = []
         self.qbo: list[Candidate] = []

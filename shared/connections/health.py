@@ -16,8 +16,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from shared import constants
-from shared.events import OutboundEvent, make_event
+from shared.kernel import constants
+from shared.kernel.events import OutboundEvent, make_event
 
 
 class Health(StrEnum):

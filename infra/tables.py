@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared import constants
+from shared.kernel import constants
 
 
 @dataclass(frozen=True)

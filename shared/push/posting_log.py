@@ -41,15 +41,15 @@ from typing import Any, Final, Literal, NamedTuple
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import constants
-from shared.clock import Clock
-from shared.dynamo import (
+from shared.adapters.dynamo import (
     ConditionFailedError,
     InvalidPageTokenError,
     client_errors,
     decode_page_token,
     encode_page_token,
 )
+from shared.kernel import constants
+from shared.kernel.clock import Clock
 
 __all__ = [
     "TRANSITIONS",

@@ -25,17 +25,7 @@ from typing import Any, Final, Protocol
 
 from botocore.exceptions import ClientError
 
-from shared import constants
-from shared.clock import Clock
-from shared.connection_store import (
-    Connection,
-    ConnectionNotFoundError,
-    ConnectionStore,
-    HealthWrite,
-    StoredTokens,
-)
-from shared.events import EventPublisher, EventPublishError, OutboundEvent, make_event
-from shared.health import (
+from shared.connections.health import (
     REFRESHABLE,
     Health,
     HealthChange,
@@ -44,7 +34,17 @@ from shared.health import (
     allowed,
     transition,
 )
-from shared.observability import logger
+from shared.connections.store import (
+    Connection,
+    ConnectionNotFoundError,
+    ConnectionStore,
+    HealthWrite,
+    StoredTokens,
+)
+from shared.kernel import constants
+from shared.kernel.clock import Clock
+from shared.kernel.events import EventPublisher, EventPublishError, OutboundEvent, make_event
+from shared.kernel.observability import logger
 from shared.qbo.oauth import (
     IntuitOAuth,
     OAuthClientError,

@@ -1,0 +1,5 @@
+"""Connections: a firm's QBO company connected once and kept healthy.
+
+``flows`` (connect, callback, reconnect, disconnect, the OAuth state), ``store`` (the connection
+records), ``vault`` (KMS-encrypted tokens, leased refresh) and ``health`` (the health state machine).
+"""
