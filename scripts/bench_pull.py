@@ -86,7 +86,7 @@ class Bench:
         request = changes.SweepRequest(
             tenant_id=TENANT, realm_id=self.realm, source="sweep", requested_at=self.world.clock.now()
         )
-        exchange = changes.build_pull_service().sweep_request(request)
+        exchange = wiring.pull_service().sweep_request(request)
         assert exchange is not None, "the tenant is not connected"
 
     def deliver(self, ids: list[str], made_at: list[str] | None = None) -> None:
@@ -225,7 +225,7 @@ def webhook_steady(bench: Bench, events: RecordingPublisher, count: int, every: 
             bench.advance(seconds=moment - state["now"])
             state["now"] = moment
 
-    service = changes.build_pull_service()
+    service = wiring.pull_service()
     waits = service.sleep
     service.sleep = lambda seconds: until(state["now"] + seconds)
     try:
@@ -255,7 +255,7 @@ def main() -> None:
     quiet = contextlib.redirect_stdout(io.StringIO())  # and their metric lines
     try:
         with quiet, SandboxServer(SandboxSettings(port=0)) as server, environment(server) as (bench, events):
-            changes.build_pull_service().sleep = lambda seconds: bench.advance(seconds=seconds)
+            wiring.pull_service().sleep = lambda seconds: bench.advance(seconds=seconds)
             idle = idle_day(bench, args.sweep_hours)
             swept, swept_applied = sweep_burst(bench, events, n)
             burst, burst_applied = webhook_flow(bench, events, n, 10)

@@ -46,6 +46,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from shared.kernel import constants
+
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-verifier-token"  # noqa: S105 - a made-up local token
 IMPORT_PROBE = (
@@ -127,7 +129,7 @@ def measure(deliveries: int, events: int, senders: int, *, freeze: bool = True) 
     from shared.pull import notifications
     from tests.integration.connections_fixtures import http_event
 
-    os.environ[notifications.VERIFIER_TOKEN_ENV] = TOKEN
+    os.environ[constants.VERIFIER_TOKEN_ENV] = TOKEN
 
     def signed(raw: bytes) -> dict[str, Any]:
         event: dict[str, Any] = http_event("POST", "/webhooks/qbo")
@@ -161,7 +163,7 @@ def measure(deliveries: int, events: int, senders: int, *, freeze: bool = True) 
             tables.create_table(dynamodb.meta.client, spec)
         sqs = setup.client("sqs")
         url = sqs.create_queue(QueueName="bench.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-        os.environ[notifications.CHANGES_QUEUE_URL_ENV] = url
+        os.environ[constants.CHANGES_QUEUE_URL_ENV] = url
         moto_sqs.sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_queue("bench.fifo")._messages = Consumed()
         moto_sqs.camelcase_to_underscores = functools.cache(camelcase_to_underscores)  # type: ignore[attr-defined]
         store = ConnectionStore(

@@ -20,17 +20,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import httpx2
 
+    from shared.adapters.sqs import FifoSender
     from shared.connections.flows import ConnectionFlows, OAuthStateStore
     from shared.connections.store import Connection, ConnectionStore
     from shared.connections.vault import TokenProvider, TokenVault
+    from shared.history.exchanges import ExchangeLog
     from shared.kernel.clock import Clock
     from shared.kernel.events import EventPublisher
-    from shared.kernel.settings import Settings
+    from shared.kernel.settings import Settings, WebhookSettings
+    from shared.mapping.catalog import AppCatalog, QboCache
     from shared.mapping.links import LinkStore
     from shared.mapping.service import MappingService
     from shared.mapping.versions import VersionLedger
     from shared.pull.changes import ApplyReport, PullService
     from shared.pull.notifications import NotificationIntake
+    from shared.pull.sweep import SweepFanOut
     from shared.push.posting_log import PostingLog
     from shared.push.service import PushQueue, PushService, QueueMessage, RecheckScheduled
     from shared.push.settings_store import TenantSettingsStore
@@ -106,6 +110,15 @@ def settings() -> Settings:
     from shared.kernel.settings import get_settings
 
     return _once("settings", get_settings)
+
+
+def webhook_settings() -> WebhookSettings:
+    """The webhooks function's own settings (it holds no OAuth client or state key)."""
+    import os
+
+    from shared.kernel.settings import webhook_settings_from_env
+
+    return _once("webhook_settings", lambda: webhook_settings_from_env(os.environ))
 
 
 def clock() -> Clock:
@@ -260,17 +273,34 @@ def connections() -> ConnectionFlows:
     return _once("connections", build)
 
 
+def app_catalog() -> AppCatalog:
+    from shared.mapping.catalog import AppCatalog
+
+    return _once("app_catalog", lambda: AppCatalog(dynamodb().Table(settings().links_table), clock()))
+
+
+def qbo_cache() -> QboCache:
+    """QBO's lists as QBO Link last read them (links table): what mapping and pull both use."""
+    from shared.mapping.catalog import QboCache
+
+    return _once("qbo_cache", lambda: QboCache(dynamodb().Table(settings().links_table), clock()))
+
+
+def exchange_log() -> ExchangeLog:
+    """The exchange history (runtime table) that push and pull both write."""
+    from shared.history.exchanges import ExchangeLog
+
+    return _once("exchange_log", lambda: ExchangeLog(dynamodb().Table(settings().runtime_table), clock()))
+
+
 def mappings() -> MappingService:
     def build() -> MappingService:
-        from shared.mapping.catalog import AppCatalog, QboCache
-        from shared.mapping.links import LinkStore
         from shared.mapping.service import MappingService
 
-        table = dynamodb().Table(settings().links_table)
         return MappingService(
-            AppCatalog(table, clock()),
-            QboCache(table, clock()),
-            LinkStore(table, clock()),
+            app_catalog(),
+            qbo_cache(),
+            link_store(),
             tenant_qbo_client,
             events(),
             clock(),
@@ -391,7 +421,6 @@ def push_worker() -> PushWorker:
     """The push queue's consumer: posts to each tenant's QBO company, records exchanges."""
 
     def build() -> PushWorker:
-        from shared.history.exchanges import ExchangeLog
         from shared.push.worker import PushWorker
 
         return PushWorker(
@@ -403,7 +432,7 @@ def push_worker() -> PushWorker:
             events(),
             clock(),
             service=push_service(),
-            exchanges=ExchangeLog(dynamodb().Table(settings().runtime_table), clock()),
+            exchanges=exchange_log(),
             versions=version_ledger(),
         )
 
@@ -433,41 +462,25 @@ def pull_service() -> PullService:
     def build() -> PullService:
         from datetime import timedelta
 
-        from shared.history.exchanges import ExchangeLog
-        from shared.mapping.catalog import QboCache
+        from shared.connections.flows import CompanyPreferences
         from shared.pull.changes import ChangeApplier, PullService, PullTiming
         from shared.pull.cursors import CursorStore
 
-        links_table = dynamodb().Table(settings().links_table)
         config = settings()
-
-        def realm_of(tenant_id: str) -> str | None:
-            connection = store().get(tenant_id)
-            if connection is None or connection.disconnected_at is not None:
-                return None
-            return connection.realm_id
-
-        def connected_at_of(tenant_id: str) -> datetime | None:
-            connection = store().get(tenant_id)
-            return connection.connected_at if connection is not None else None
-
-        from shared.connections.flows import CompanyPreferences
-
-        cache = QboCache(links_table, clock())
         applier = ChangeApplier(
-            link_store(), cache, events(), clock(), version_ledger(), postings=posting_log()
+            link_store(), qbo_cache(), events(), clock(), version_ledger(), postings=posting_log()
         )
         return PullService(
             applier=applier,
-            cursors=CursorStore(links_table, clock()),
-            exchanges=ExchangeLog(dynamodb().Table(config.runtime_table), clock()),
+            cursors=CursorStore(dynamodb().Table(config.links_table), clock()),
+            exchanges=exchange_log(),
             events=events(),
             clock=clock(),
             client_for=tenant_qbo_client,
-            realm_of=realm_of,
+            realm_of=_live_realm_of,
             versions=version_ledger(),
-            cache=cache,
-            connected_at_of=connected_at_of,
+            cache=qbo_cache(),
+            connected_at_of=_connected_at_of,
             timing=PullTiming(
                 min_read_interval=timedelta(seconds=config.pull_min_read_interval_seconds),
                 gather=timedelta(seconds=config.pull_gather_seconds),
@@ -480,15 +493,49 @@ def pull_service() -> PullService:
     return _once("pull_service", build)
 
 
+def _live_realm_of(tenant_id: str) -> str | None:
+    """The realm of a tenant's live connection; ``None`` if it never connected or disconnected."""
+    connection = store().get(tenant_id)
+    if connection is None or connection.disconnected_at is not None:
+        return None
+    return connection.realm_id
+
+
+def _connected_at_of(tenant_id: str) -> datetime | None:
+    connection = store().get(tenant_id)
+    return connection.connected_at if connection is not None else None
+
+
+def changes_queue() -> FifoSender:
+    """The changes SQS FIFO queue (``settings().changes_queue_url``): the sweep fan-out's target."""
+
+    def build() -> FifoSender:
+        import boto3
+
+        from shared.adapters.sqs import FifoSender
+        from shared.kernel import constants
+        from shared.kernel.settings import SettingsError
+
+        url = settings().changes_queue_url
+        if not url:
+            raise SettingsError(f"{constants.CHANGES_QUEUE_URL_ENV} is not configured")
+        return FifoSender(boto3.client("sqs"), url)
+
+    return _once("changes_queue", build)
+
+
+def sweep_fan_out() -> SweepFanOut:
+    """The sweep schedule's fan-out: a sweep request per healthy connection (docs/pull.md)."""
+    from shared.pull.sweep import SweepFanOut
+
+    return _once("sweep_fan_out", lambda: SweepFanOut(store(), changes_queue(), clock()))
+
+
 def forget_mappings(tenant_id: str) -> int:
     """Disconnect with "remove mappings": links, the app catalog and the QBO cache of the tenant."""
-    from shared.mapping.catalog import AppCatalog, QboCache
-    from shared.mapping.links import LinkStore
-
-    table = dynamodb().Table(settings().links_table)
-    removed = LinkStore(table, clock()).clear_tenant(tenant_id)
-    removed += AppCatalog(table, clock()).clear_tenant(tenant_id)
-    removed += QboCache(table, clock()).clear_tenant(tenant_id)
+    removed = link_store().clear_tenant(tenant_id)
+    removed += app_catalog().clear_tenant(tenant_id)
+    removed += qbo_cache().clear_tenant(tenant_id)
     return removed
 
 
@@ -496,14 +543,25 @@ def notification_intake() -> NotificationIntake:
     """The webhook intake: verifier token, realm lookup, de-duplication ledger and changes queue."""
 
     def build() -> NotificationIntake:
-        import os
-
         import boto3
 
-        from shared.pull.notifications import build_intake, webhook_settings_from_env
+        from shared.pull.notifications import (
+            NotificationIntake,
+            RuntimeIntakeStore,
+            RuntimeUnparseableStore,
+            SqsChangeQueue,
+        )
 
-        return build_intake(
-            webhook_settings_from_env(os.environ), dynamodb(), boto3.client("sqs"), clock().now
+        config = webhook_settings()
+        # The runtime table (realm directory, ledger) and the changes queue: no access to the
+        # connections table, which holds the tokens.
+        runtime = dynamodb().Table(config.runtime_table)
+        return NotificationIntake(
+            verifier_token=config.verifier_token.get_secret_value(),
+            store=RuntimeIntakeStore(runtime),
+            queue=SqsChangeQueue(boto3.client("sqs"), config.changes_queue_url),
+            unparseable=RuntimeUnparseableStore(runtime),
+            now=clock().now,
         )
 
     return _once("notification_intake", build)

@@ -77,9 +77,9 @@ class BadBodyError(Exception):
 
 
 def _service() -> PushService:
-    from shared.push.service import build_service
+    from shared import wiring
 
-    return build_service()
+    return wiring.push_service()
 
 
 def _count_request() -> None:
@@ -385,7 +385,7 @@ def transactions_report(  # noqa: PLR0917 - the query parameters
 def _exchanges() -> ExchangeLog:
     from shared import wiring
 
-    return ExchangeLog(wiring.dynamodb().Table(wiring.settings().runtime_table), wiring.clock())
+    return wiring.exchange_log()
 
 
 @router.get("/tenants/<tenant_id>/exchanges/latest", summary="The latest exchange (pull or push), or null")

@@ -73,10 +73,10 @@ def process_records(service: PullService, records: list[dict[str, Any]]) -> dict
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from shared.pull.changes import build_pull_service
+    from shared import wiring
 
     records = list(event.get("Records") or [])
-    failed = process_records(build_pull_service(), records)
+    failed = process_records(wiring.pull_service(), records)
     metrics.add_metric(name="ChangeNotices", unit=MetricUnit.Count, value=len(records))
     metrics.add_metric(name="ChangeNoticesFailed", unit=MetricUnit.Count, value=len(failed))
     logger.info("change delivery processed", extra={"records": len(records), "failed": len(failed)})

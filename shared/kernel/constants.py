@@ -132,3 +132,7 @@ def posting_attempt_sk(kind: str, app_id: str, version: int, number: int) -> str
 
 def posting_state_pk(tenant_id: str, state: str) -> str:
     return f"TENANT#{tenant_id}#STATE#{state}"
+
+
+# The webhook verifier token of the local stack (deployed: the webhook secret in Secrets Manager).
+VERIFIER_TOKEN_ENV: Final = "QBO_LINK_WEBHOOK_VERIFIER_TOKEN"  # noqa: S105 - a variable's name

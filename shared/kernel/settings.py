@@ -150,3 +150,39 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
 def get_settings() -> Settings:
     """The process's settings, parsed on first use (never at import)."""
     return settings_from_env(os.environ)
+
+
+# --- the webhooks function ----------------------------------------------------------------------
+
+
+class WebhookSettings(BaseModel):
+    """What the webhooks function needs, and nothing more (no OAuth client or state key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    verifier_token: SecretStr
+    changes_queue_url: str = Field(min_length=1)
+    runtime_table: str = "qbo-link-runtime"
+
+
+def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
+    """The verifier token from the webhook secret (``verifier_token``) when its ARN is set, else
+    (the local stack) from ``QBO_LINK_WEBHOOK_VERIFIER_TOKEN``; an empty token is an error."""
+    arn = env.get(constants.WEBHOOK_SECRET_ARN_ENV) or env.get(constants.INTUIT_SECRET_ARN_ENV)
+    if arn:
+        from aws_lambda_powertools.utilities import parameters
+
+        secret = parameters.get_secret(arn, max_age=300, transform="json")
+        token = str(secret.get("verifier_token", "")) if isinstance(secret, dict) else ""
+    else:
+        token = env.get(constants.VERIFIER_TOKEN_ENV, "")
+    if not token:
+        raise SettingsError("the webhook verifier token is not configured")
+    try:
+        return WebhookSettings(
+            verifier_token=SecretStr(token),
+            changes_queue_url=env.get(constants.CHANGES_QUEUE_URL_ENV, ""),
+            runtime_table=env.get(constants.RUNTIME_TABLE_ENV, "qbo-link-runtime"),
+        )
+    except ValueError as exc:
+        raise SettingsError(f"invalid webhook configuration: {exc}") from exc

@@ -1118,10 +1118,3 @@ class PullService:
     def _announce(self, exchange: Exchange) -> None:
         detail = {k: v for k, v in exchange.as_dict().items() if k != "tenant_id"}
         self.events.publish(make_event(EXCHANGE_FINISHED, exchange.tenant_id, detail, exchange.exchange_id))
-
-
-def build_pull_service() -> PullService:
-    """The service as a Lambda uses it, from ``shared.wiring``'s collaborators."""
-    from shared import wiring
-
-    return wiring.pull_service()

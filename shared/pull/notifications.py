@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
+from shared.adapters.sqs import SQS_BATCH, FifoMessage, FifoSender, QueueSendError
 from shared.kernel import constants
 
 SIGNATURE_HEADER: Final = "intuit-signature"
@@ -45,7 +44,6 @@ EVENT_TTL: Final = timedelta(days=7)  # longer than any burst of Intuit retries 
 EVENT_ENQUEUED: Final = "enqueued"  # the ledger item's ``state`` once SQS accepted the change
 UNPARSEABLE_TTL: Final = timedelta(days=14)
 MAX_KEPT_BODY: Final = 350_000  # DynamoDB items stop at 400 KB; Intuit caps payloads near 1 MB
-SQS_BATCH: Final = 10  # SendMessageBatch's cap
 BATCH_GET_KEYS: Final = 100  # BatchGetItem's cap (Intuit sends at most 100 events per delivery)
 BATCH_WRITE_ITEMS: Final = 25  # BatchWriteItem's cap
 MAX_KEY_BYTES: Final = 2048  # DynamoDB's limit on a partition key value
@@ -616,86 +614,14 @@ class SqsChangeQueue:
     """The changes SQS FIFO queue: group = tenant (per-tenant order), deduplication id = event id."""
 
     def __init__(self, client: Any, queue_url: str) -> None:
-        self._client = client
-        self._url = queue_url
+        self._sender = FifoSender(client, queue_url)
 
     def send(self, messages: Sequence[QueuedChange]) -> list[str]:
-        from botocore.exceptions import ClientError
-
-        refused: list[str] = []
-        for start in range(0, len(messages), SQS_BATCH):
-            chunk = messages[start : start + SQS_BATCH]
-            entries = [
-                {
-                    "Id": str(i),
-                    "MessageBody": change.body,
-                    "MessageGroupId": change.tenant_id,
-                    "MessageDeduplicationId": change.deduplication_id,
-                }
-                for i, change in enumerate(chunk)
-            ]
-            try:
-                answer = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
-            except ClientError as error:
-                # Nothing of this delivery is recorded then: Intuit's retry sends again, and SQS
-                # drops what it had already taken (same deduplication ids).
-                code = error.response.get("Error", {}).get("Code", "unknown error")
-                raise NotificationQueueError(f"SendMessageBatch failed: {code}") from error
-            refused += [chunk[int(failed["Id"])].notice.event_id for failed in answer.get("Failed", [])]
-        return refused
-
-
-# --- settings -----------------------------------------------------------------------------------
-
-CHANGES_QUEUE_URL_ENV: Final = constants.CHANGES_QUEUE_URL_ENV
-VERIFIER_TOKEN_ENV: Final = "QBO_LINK_WEBHOOK_VERIFIER_TOKEN"  # noqa: S105 - a variable's name; local stack only
-
-
-class WebhookSettings(BaseModel):
-    """What the webhooks function needs, and nothing more (no OAuth client or state key)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    verifier_token: SecretStr
-    changes_queue_url: str = Field(min_length=1)
-    runtime_table: str = "qbo-link-runtime"
-
-
-def webhook_settings_from_env(env: Mapping[str, str]) -> WebhookSettings:
-    """The verifier token from the webhook secret (``verifier_token``) when its ARN is set, else
-    (the local stack) from ``QBO_LINK_WEBHOOK_VERIFIER_TOKEN``; an empty token is an error."""
-    from shared.kernel.settings import SettingsError
-
-    arn = env.get(constants.WEBHOOK_SECRET_ARN_ENV) or env.get(constants.INTUIT_SECRET_ARN_ENV)
-    if arn:
-        from aws_lambda_powertools.utilities import parameters
-
-        secret = parameters.get_secret(arn, max_age=300, transform="json")
-        token = str(secret.get("verifier_token", "")) if isinstance(secret, dict) else ""
-    else:
-        token = env.get(VERIFIER_TOKEN_ENV, "")
-    if not token:
-        raise SettingsError("the webhook verifier token is not configured")
-    try:
-        return WebhookSettings(
-            verifier_token=SecretStr(token),
-            changes_queue_url=env.get(CHANGES_QUEUE_URL_ENV, ""),
-            runtime_table=env.get(constants.RUNTIME_TABLE_ENV, "qbo-link-runtime"),
-        )
-    except ValueError as exc:
-        raise SettingsError(f"invalid webhook configuration: {exc}") from exc
-
-
-def build_intake(
-    settings: WebhookSettings, dynamodb: Any, sqs: Any, now: Callable[[], datetime]
-) -> NotificationIntake:
-    """The intake over the runtime table (realm directory, ledger) and the changes queue: no access
-    to the connections table, which holds the tokens."""
-    runtime = dynamodb.Table(settings.runtime_table)
-    return NotificationIntake(
-        verifier_token=settings.verifier_token.get_secret_value(),
-        store=RuntimeIntakeStore(runtime),
-        queue=SqsChangeQueue(sqs, settings.changes_queue_url),
-        unparseable=RuntimeUnparseableStore(runtime),
-        now=now,
-    )
+        fifo = [FifoMessage(m.body, m.tenant_id, m.deduplication_id) for m in messages]
+        try:
+            refused = self._sender.send_batch(fifo)
+        except QueueSendError as error:
+            # Nothing of this delivery is recorded then: Intuit's retry sends again, and SQS
+            # drops what it had already taken (same deduplication ids).
+            raise NotificationQueueError(f"SendMessageBatch failed: {error.code}") from error
+        return [messages[index].notice.event_id for index, _ in refused]

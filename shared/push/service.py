@@ -20,16 +20,15 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.adapters.sqs import FifoMessage, FifoSender, QueueSendError
 from shared.connections.health import Health
 from shared.connections.store import Connection, ConnectionStore
 from shared.kernel.clock import Clock
@@ -85,7 +84,6 @@ REPORT_PAGE_MAX: Final = 1000
 
 NOT_CONNECTED = "not_connected"
 DEDUPLICATION_ID_MAX = 128  # SQS's limit
-SQS_BATCH: Final = 10  # SendMessageBatch's limit
 
 # Recheck (docs/push.md, "Recheck").  A queued recheck that has not started covers any change made
 # before it starts, so while its marker is fresh a new change queues nothing; a marker older than
@@ -250,56 +248,30 @@ class PushQueue(Protocol):
         ...
 
 
-@contextmanager
-def _sqs(operation: str) -> Iterator[None]:
-    """The one place where botocore's failures become the push queue's."""
-    try:
-        yield
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", "")) or "unknown error"
-        raise PushQueueError(f"push queue {operation} failed: {code}") from error
-    except BotoCoreError as error:
-        raise PushQueueError(f"push queue {operation} failed: {type(error).__name__}") from error
-
-
 class SqsPushQueue:
     """The FIFO push queue: group = tenant (one tenant's documents in order), explicit dedup id."""
 
     def __init__(self, client: Any, queue_url: str) -> None:
-        self._client = client
-        self._url = queue_url
+        self._sender = FifoSender(client, queue_url)
 
     def send(self, message: QueueMessage, deduplication_id: str) -> None:
-        with _sqs("send"):
-            self._client.send_message(
-                QueueUrl=self._url,
-                MessageBody=message.body(),
-                MessageGroupId=message.tenant,
-                MessageDeduplicationId=deduplication_id,
-            )
+        try:
+            self._sender.send(FifoMessage(message.body(), message.tenant, deduplication_id))
+        except QueueSendError as error:
+            raise PushQueueError(f"push queue send failed: {error.code}") from error
 
     def send_many(self, messages: Sequence[tuple[QueueMessage, str]]) -> None:
         """SendMessageBatch, ten at a time; any entry refused is a ``PushQueueError`` (the caller's
         retry sends the batch again: the deduplication ids drop what did arrive)."""
-        for start in range(0, len(messages), SQS_BATCH):
-            chunk = messages[start : start + SQS_BATCH]
-            entries = [
-                {
-                    "Id": str(index),
-                    "MessageBody": message.body(),
-                    "MessageGroupId": message.tenant,
-                    "MessageDeduplicationId": deduplication_id,
-                }
-                for index, (message, deduplication_id) in enumerate(chunk)
-            ]
-            with _sqs("send_many"):
-                answer = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
-            refused = answer.get("Failed") or []
-            if refused:
-                code = refused[0].get("Code", "unknown error")
-                raise PushQueueError(
-                    f"the push queue refused {len(refused)} of {len(chunk)} messages: {code}"
-                )
+        fifo = [FifoMessage(message.body(), message.tenant, dedup) for message, dedup in messages]
+        try:
+            refused = self._sender.send_batch(fifo)
+        except QueueSendError as error:
+            raise PushQueueError(f"push queue send_many failed: {error.code}") from error
+        if refused:
+            raise PushQueueError(
+                f"the push queue refused {len(refused)} of {len(messages)} messages: {refused[0][1]}"
+            )
 
 
 @dataclass
@@ -947,14 +919,3 @@ def report_row(entry: PostingEntry) -> ReportRow:
         qbo_id=entry.qbo_id,
         posted_at=entry.posted_at.astimezone(UTC).isoformat() if entry.posted_at else None,
     )
-
-
-# --- the process's service ----------------------------------------------------------------------
-
-
-def build_service() -> PushService:
-    """The process's push service, as ``shared.wiring.push_service`` builds it (the tenant API's
-    routes ask for it here)."""
-    from shared import wiring
-
-    return wiring.push_service()

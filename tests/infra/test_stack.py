@@ -607,7 +607,6 @@ def test_the_sweep_runs_on_the_environment_the_stack_gives_it(
     import boto3
     from moto import mock_aws
 
-    from functions.sweep import handler
     from shared import wiring
 
     variables = synthesized.resources[_function_id(synthesized, manifest.SWEEP)]["Properties"]["Environment"]
@@ -634,7 +633,7 @@ def test_the_sweep_runs_on_the_environment_the_stack_gives_it(
                 monkeypatch.setenv(name, resolved)
         wiring.reset()
         try:
-            summary = handler.fan_out({}, boto3.client("sqs"), handler.changes_queue_url())
+            summary = wiring.sweep_fan_out().fan_out({})
         finally:
             wiring.reset()
     assert summary == {"tenants": 0, "enqueued": 0, "refused": 0}

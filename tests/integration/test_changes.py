@@ -18,11 +18,12 @@ from infra import tables
 from qbo_sandbox.server import SandboxServer
 from shared import wiring
 from shared.history.exchanges import ExchangeLog
+from shared.kernel import constants
 from shared.kernel.events import OutboundEvent, RecordingPublisher
 from shared.kernel.settings import IntuitEnvironment, Settings
 from shared.mapping.catalog import QboCache
 from shared.mapping.links import LinkStore
-from shared.pull import changes, notifications
+from shared.pull import changes
 from shared.pull.cursors import CursorStore
 from tests.integration.connections_fixtures import (
     ALLOWED_PREFIXES,
@@ -133,7 +134,7 @@ class Pull:
     def queued(self) -> list[dict[str, Any]]:
         """Receive everything on the changes queue (as SQS records); leaves it in flight."""
         sqs = boto3.client("sqs", region_name=REGION)
-        url = os.environ[notifications.CHANGES_QUEUE_URL_ENV]
+        url = os.environ[constants.CHANGES_QUEUE_URL_ENV]
         records: list[dict[str, Any]] = []
         while True:
             answer = sqs.receive_message(
@@ -156,7 +157,7 @@ class Pull:
             result = handler.lambda_handler({"Records": records}, LambdaContext())
             failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
         sqs = boto3.client("sqs", region_name=REGION)
-        url = os.environ[notifications.CHANGES_QUEUE_URL_ENV]
+        url = os.environ[constants.CHANGES_QUEUE_URL_ENV]
         for record in records:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=record["receiptHandle"])
         return {**fanned, "succeeded": len(records) - len(failed), "failed": len(failed)}
@@ -178,7 +179,7 @@ def pull(sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Iter
         queue_url = boto3.client("sqs", region_name=REGION).create_queue(
             QueueName="qbo-link-pull-test.fifo", Attributes={"FifoQueue": "true"}
         )["QueueUrl"]
-        monkeypatch.setenv(notifications.CHANGES_QUEUE_URL_ENV, queue_url)
+        monkeypatch.setenv(constants.CHANGES_QUEUE_URL_ENV, queue_url)
         kms = boto3.client("kms", region_name=REGION)
         key_id = kms.create_key(Description="qbo-link tokens")["KeyMetadata"]["KeyId"]
         settings = Settings.model_validate(

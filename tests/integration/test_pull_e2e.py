@@ -22,7 +22,7 @@ from functions.changes import handler as changes_handler
 from shared import wiring
 from shared.kernel import constants
 from shared.kernel.events import OutboundEvent
-from shared.pull import changes, notifications
+from shared.pull import changes
 from tests.integration.connections_fixtures import REGION, LambdaContext
 from tests.integration.test_changes import CHANGES_QUEUE, TENANT, Pull, _qbo_invoice
 from tests.integration.test_changes import pull as pull_fixture  # noqa: F401 - a fixture
@@ -121,13 +121,13 @@ class Stage:
 
 @pytest.fixture
 def stage(pull_fixture: Pull, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:  # noqa: F811
-    monkeypatch.setenv(notifications.VERIFIER_TOKEN_ENV, TOKEN)
+    monkeypatch.setenv(constants.VERIFIER_TOKEN_ENV, TOKEN)
     monkeypatch.delenv(constants.INTUIT_SECRET_ARN_ENV, raising=False)
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(
         QueueName="qbo-link-changes.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"}
     )["QueueUrl"]
-    monkeypatch.setenv(notifications.CHANGES_QUEUE_URL_ENV, queue_url)  # the webhook intake's
+    monkeypatch.setenv(constants.CHANGES_QUEUE_URL_ENV, queue_url)  # the webhook intake's
     wiring.override(settings=wiring.settings().model_copy(update={"changes_queue_url": queue_url}))
     receiver = Receiver()
     endpoint = receiver.start()

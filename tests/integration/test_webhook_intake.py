@@ -146,7 +146,7 @@ class World:
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     with mocked_aws():
-        monkeypatch.setenv(notifications.VERIFIER_TOKEN_ENV, TOKEN)
+        monkeypatch.setenv(constants.VERIFIER_TOKEN_ENV, TOKEN)
         monkeypatch.delenv(constants.INTUIT_SECRET_ARN_ENV, raising=False)
         monkeypatch.delenv(constants.WEBHOOK_SECRET_ARN_ENV, raising=False)
         dynamodb = boto3.resource("dynamodb")
@@ -156,7 +156,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         queue_url = sqs.create_queue(
             QueueName="qbo-link-changes.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"}
         )["QueueUrl"]
-        monkeypatch.setenv(notifications.CHANGES_QUEUE_URL_ENV, queue_url)
+        monkeypatch.setenv(constants.CHANGES_QUEUE_URL_ENV, queue_url)
         wiring.reset()  # the handler's clients are built after the hooks below are registered
         session = boto3.DEFAULT_SESSION
         assert session is not None

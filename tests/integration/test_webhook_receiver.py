@@ -143,7 +143,7 @@ def stage(monkeypatch: pytest.MonkeyPatch, sandbox_server: SandboxServer) -> Ite
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION,
         "POWERTOOLS_TRACE_DISABLED": "true",
-        notifications.VERIFIER_TOKEN_ENV: TOKEN,
+        constants.VERIFIER_TOKEN_ENV: TOKEN,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -156,7 +156,7 @@ def stage(monkeypatch: pytest.MonkeyPatch, sandbox_server: SandboxServer) -> Ite
         queue_url = sqs.create_queue(
             QueueName="qbo-link-changes.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "30"}
         )["QueueUrl"]
-        monkeypatch.setenv(notifications.CHANGES_QUEUE_URL_ENV, queue_url)
+        monkeypatch.setenv(constants.CHANGES_QUEUE_URL_ENV, queue_url)
         wiring.reset()
         receiver = Receiver()
         endpoint = receiver.start()
