@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -186,26 +186,27 @@ class _Stats:
             return dict(self.counts)
 
 
+class GovernorOptions(TypedDict, total=False):
+    """How a governor keeps time (tests pass a clock, a sleep and a time scale; Lambdas none)."""
+
+    clock: Clock | None
+    sleep: Callable[[float], None]
+    random: Callable[[], float]
+    lease_seconds: float
+    max_wait_seconds: float
+    time_scale: float
+
+
 class _Governor:
     """What both implementations share: the acquire protocol around their own reserve/release."""
 
-    def __init__(
-        self,
-        limits: GovernorLimits | None,
-        *,
-        clock: Clock | None,
-        sleep: Callable[[float], None],
-        random: Callable[[], float],
-        lease_seconds: float,
-        max_wait_seconds: float,
-        time_scale: float,
-    ) -> None:
-        self.pacing = Pacing.from_limits(limits or GovernorLimits(), time_scale)
-        self._clock: Clock = clock or SystemClock()
-        self._sleep = sleep
-        self._random = random
-        self._lease_seconds = lease_seconds
-        self._max_wait = max_wait_seconds
+    def __init__(self, limits: GovernorLimits | None, **options: Unpack[GovernorOptions]) -> None:
+        self.pacing = Pacing.from_limits(limits or GovernorLimits(), options.get("time_scale", 1.0))
+        self._clock: Clock = options.get("clock") or SystemClock()
+        self._sleep = options.get("sleep", time.sleep)
+        self._random = options.get("random", _random.random)
+        self._lease_seconds = options.get("lease_seconds", DEFAULT_LEASE_SECONDS)
+        self._max_wait = options.get("max_wait_seconds", DEFAULT_MAX_WAIT_SECONDS)
         self._stats = _Stats()
 
     def stats(self) -> dict[str, int]:
@@ -260,26 +261,8 @@ class _Governor:
 class InProcessGovernor(_Governor):
     """The same budgets in memory, for one process (tests, the local CLI)."""
 
-    def __init__(
-        self,
-        limits: GovernorLimits | None = None,
-        *,
-        clock: Clock | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = _random.random,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
-        time_scale: float = 1.0,
-    ) -> None:
-        super().__init__(
-            limits,
-            clock=clock,
-            sleep=sleep,
-            random=random,
-            lease_seconds=lease_seconds,
-            max_wait_seconds=max_wait_seconds,
-            time_scale=time_scale,
-        )
+    def __init__(self, limits: GovernorLimits | None = None, **options: Unpack[GovernorOptions]) -> None:
+        super().__init__(limits, **options)
         self._lock = threading.Lock()
         self._states: dict[str, BudgetState] = {}
 
@@ -339,26 +322,9 @@ class RateGovernor(_Governor):
     """
 
     def __init__(
-        self,
-        table: Any,
-        limits: GovernorLimits | None = None,
-        *,
-        clock: Clock | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = _random.random,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
-        time_scale: float = 1.0,
+        self, table: Any, limits: GovernorLimits | None = None, **options: Unpack[GovernorOptions]
     ) -> None:
-        super().__init__(
-            limits,
-            clock=clock,
-            sleep=sleep,
-            random=random,
-            lease_seconds=lease_seconds,
-            max_wait_seconds=max_wait_seconds,
-            time_scale=time_scale,
-        )
+        super().__init__(limits, **options)
         self._table = table
         self._guard = threading.Lock()
         self._realm_locks: dict[str, threading.Lock] = {}
