@@ -7,8 +7,10 @@
     python3 dev.py cdk ... # the project's pinned AWS CDK CLI, e.g. `python3 dev.py cdk deploy`
     python3 dev.py <any qbo-link subcommand...>   # e.g. `python3 dev.py sandbox --port 8800`
 
-The virtual environment is rebuilt only when pyproject.toml changes (a hash stamp in .venv), and the
-CDK CLI (node_modules, `npm ci`) only when package-lock.json changes (a hash stamp in node_modules).
+The virtual environment installs exactly the versions of requirements.lock (pip constraints; `make
+lock` regenerates it from pyproject.toml's `.[dev]`) and is refreshed only when pyproject.toml or the
+lock changes (a hash stamp in .venv); the CDK CLI (node_modules, `npm ci`) only when
+package-lock.json changes (a hash stamp in node_modules).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("QBO_LINK_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".qbo-link-installed"
+# The tested versions of everything `.[dev]` installs (pip-compile's output, `make lock`).
+LOCK = ROOT / "requirements.lock"
 NODE_MODULES = ROOT / "node_modules"
 CDK = NODE_MODULES / ".bin" / "cdk"
 NPM_STAMP = NODE_MODULES / ".qbo-link-installed"
@@ -39,8 +43,16 @@ def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
 
 
+def _setup_stamp() -> str:
+    """What the environment was installed from: pyproject.toml and the lock."""
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", LOCK):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def setup() -> None:
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = _setup_stamp()
     if STAMP.exists() and STAMP.read_text().strip() == wanted and (BIN / "qbo-link").exists():
         return
     if not (BIN / "python").exists():
@@ -50,7 +62,7 @@ def setup() -> None:
     print("installing QBO Link and its development tools (first run only)", flush=True)
     if _run(*pip, "install", "--upgrade", "pip") != 0:
         sys.exit("could not upgrade pip in the virtual environment")
-    if _run(*pip, "install", "-e", ".[dev]") != 0:
+    if _run(*pip, "install", "-c", LOCK, "-e", ".[dev]") != 0:
         sys.exit("could not install QBO Link: see pip's message above")
     STAMP.write_text(wanted)
 
@@ -91,6 +103,8 @@ def test(extra: list[str]) -> int:
         ("ruff check", [BIN / "ruff", "check", "."], None),
         ("ruff format --check", [BIN / "ruff", "format", "--check", "."], None),
         ("mypy", [BIN / "mypy", "."], None),
+        # The import rules of pyproject.toml's [tool.importlinter] (docs/import-rules.md).
+        ("lint-imports", [BIN / "lint-imports", "--no-cache", "--no-logo"], None),
         # The pinned CLI over the app, with cdk-nag (an unacknowledged finding fails the synth).
         ("cdk synth", [CDK, "synth", "--quiet", "--no-notices"], cdk_env()),
         ("cfn-lint", [BIN / "cfn-lint", "--ignore-checks", *CFN_LINT_IGNORED, "--", TEMPLATE], None),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
@@ -30,6 +30,10 @@ from constructs import Construct
 
 from infra import manifest
 from shared.kernel import constants
+
+if TYPE_CHECKING:
+    from infra.constructs.functions import Functions
+    from infra.constructs.monitoring import MonitoredQueue
 
 CONTEXT_PREFIX: Final = "qbo-link:"
 DEPLOYABLE_ENVIRONMENTS: Final = ("sandbox", "production")
@@ -151,10 +155,9 @@ class QboLinkStack(Stack):
         from infra.constructs.api import Api, ApiSettings
         from infra.constructs.data import Data
         from infra.constructs.events import Events
-        from infra.constructs.functions import Functions, LambdaDefaults
-        from infra.constructs.monitoring import MonitoredQueue, Monitoring, metrics_namespace
-        from infra.constructs.outputs import CALLBACK_PATH, Outputs
-        from infra.constructs.queues import ASYNC_FAILURES_LOGICAL_ID, Queues
+        from infra.constructs.monitoring import Monitoring
+        from infra.constructs.outputs import Outputs
+        from infra.constructs.queues import Queues
         from infra.constructs.secrets import Secrets
 
         self.settings = settings
@@ -173,6 +176,33 @@ class QboLinkStack(Stack):
                 jwt_audience=settings.jwt_audience,
             ),
         )
+        self.functions = self._functions(asset, settings)
+        self.api.add_routes(self.functions.functions)
+        self.events.add_triggers(dict(self.functions.functions), self.queues.async_failures)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            functions=self.functions.functions,
+            queues=self._monitored_queues(),
+            http_api=self.api.http_api,
+            alarm_email=settings.alarm_email,
+        )
+        Outputs(
+            self,
+            "Outputs",
+            api=self.api,
+            secrets=self.secrets,
+            queues=self.queues,
+            events=self.events,
+            functions=self.functions.functions,
+        )
+
+    def _functions(self, asset: CodeAsset, settings: DeploymentSettings) -> Functions:
+        """The dependency layer and every function, all with the same Lambda defaults."""
+        from infra.constructs.functions import Functions, LambdaDefaults
+        from infra.constructs.monitoring import metrics_namespace
+        from infra.constructs.outputs import CALLBACK_PATH
+
         # The one place for Lambda defaults: every function and the layer take them from here.
         defaults = LambdaDefaults(
             runtime_name=asset.runtime_name,
@@ -195,7 +225,7 @@ class QboLinkStack(Stack):
             compatible_architectures=[defaults.architecture],
             description="QBO Link's third-party Python packages",
         )
-        self.functions = Functions(
+        return Functions(
             self,
             "Functions",
             defaults=defaults,
@@ -212,8 +242,12 @@ class QboLinkStack(Stack):
                 "QBO_LINK_APP_ID": settings.app_id,
             },
         )
-        self.api.add_routes(self.functions.functions)
-        self.events.add_triggers(dict(self.functions.functions), self.queues.async_failures)
+
+    def _monitored_queues(self) -> list[MonitoredQueue]:
+        """Every work queue (watched for age) and every dead-letter queue (watched for any message)."""
+        from infra.constructs.monitoring import MonitoredQueue
+        from infra.constructs.queues import ASYNC_FAILURES_LOGICAL_ID
+
         monitored = [
             MonitoredQueue(spec.logical_id, self.queues.queue(spec), dead_letter=False)
             for spec in manifest.QUEUES
@@ -225,20 +259,4 @@ class QboLinkStack(Stack):
         monitored.append(
             MonitoredQueue(ASYNC_FAILURES_LOGICAL_ID, self.queues.async_failures, dead_letter=True)
         )
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            functions=self.functions.functions,
-            queues=monitored,
-            http_api=self.api.http_api,
-            alarm_email=settings.alarm_email,
-        )
-        Outputs(
-            self,
-            "Outputs",
-            api=self.api,
-            secrets=self.secrets,
-            queues=self.queues,
-            events=self.events,
-            functions=self.functions.functions,
-        )
+        return monitored

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from qbo_link_cli.operator import API_URL_ENV
+from qbo_link_cli import API_URL_ENV
 
 LOCAL_REGION: Final = "us-east-1"
 SERVICE: Final = "execute-api"

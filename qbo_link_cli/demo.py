@@ -35,6 +35,8 @@ from qbo_link_cli.documents import Document
 from qbo_link_cli.scenario import UNMAPPED_CODE, Check, Scenario, build_scenario, check_qbo
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from qbo_link_local.stack import LocalStack
 
 PENDING_STATES: Final = ("received", "queued", "in_flight", "uncertain")
@@ -306,14 +308,28 @@ def _rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _tables(demo: Demo, qbo_ids: Mapping[tuple[str, str], str]) -> None:
-    from rich import box
-    from rich.table import Table
-
-    scenario = demo.scenario
     qbo = {
         e: {r["Id"]: r for r in _rows(demo.sandbox(f"companies/{demo.realm}/entities/{e}"))}
         for e in _ENTITIES
     }
+    posted, totals = _posted_table(demo, qbo, qbo_ids)
+    demo.console.print(posted)
+    demo.console.print(_clients_table(demo.scenario, qbo, qbo_ids))
+    demo.console.print(_totals_table(totals))
+    demo.console.print(operator.postings_summary_table(demo.api.get(f"{demo.base}/postings/summary")))
+    demo.console.print(
+        operator.exchange_line(demo.api.get(f"{demo.base}/exchanges/latest")["exchange"]), highlight=False
+    )
+
+
+def _posted_table(
+    demo: Demo, qbo: Mapping[str, Mapping[str, Any]], qbo_ids: Mapping[tuple[str, str], str]
+) -> tuple[Table, dict[str, list[Decimal]]]:
+    """Each document posted, and per kind: [app total, QBO total, count]."""
+    from rich import box
+    from rich.table import Table
+
+    scenario = demo.scenario
     names = {c["id"]: c["display_name"] for c in scenario.clients}
     posted = Table(
         title=f"Posted to QuickBooks (realm {demo.realm})", box=box.SIMPLE_HEAD, title_justify="left"
@@ -346,7 +362,15 @@ def _tables(demo: Demo, qbo_ids: Mapping[tuple[str, str], str]) -> None:
             f"{qbo_total:,.2f}",
             f"{Decimal(str(balance)):,.2f}" if balance != "" else "",
         )
-    demo.console.print(posted)
+    return posted, totals
+
+
+def _clients_table(
+    scenario: Scenario, qbo: Mapping[str, Mapping[str, Any]], qbo_ids: Mapping[tuple[str, str], str]
+) -> Table:
+    from rich import box
+    from rich.table import Table
+
     clients = Table(title="Clients in QuickBooks", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("App id", "Name", "QBO id", "How", "Parent (QBO)"):
         clients.add_column(column)
@@ -357,7 +381,13 @@ def _tables(demo: Demo, qbo_ids: Mapping[tuple[str, str], str]) -> None:
         clients.add_row(
             client["id"], client["display_name"], qbo_id, how, (row.get("ParentRef") or {}).get("value", "")
         )
-    demo.console.print(clients)
+    return clients
+
+
+def _totals_table(totals: Mapping[str, list[Decimal]]) -> Table:
+    from rich import box
+    from rich.table import Table
+
     both = Table(title="Totals in both systems", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("Kind", "Documents", "App", "QuickBooks", "Difference"):
         both.add_column(column, justify="left" if column == "Kind" else "right")
@@ -365,11 +395,7 @@ def _tables(demo: Demo, qbo_ids: Mapping[tuple[str, str], str]) -> None:
         both.add_row(
             kind, str(count), f"{app_total:,.2f}", f"{qbo_total:,.2f}", f"{app_total - qbo_total:,.2f}"
         )
-    demo.console.print(both)
-    demo.console.print(operator.postings_summary_table(demo.api.get(f"{demo.base}/postings/summary")))
-    demo.console.print(
-        operator.exchange_line(demo.api.get(f"{demo.base}/exchanges/latest")["exchange"]), highlight=False
-    )
+    return both
 
 
 # --- running it ----------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from qbo_link_cli import API_URL_ENV
+
 if TYPE_CHECKING:
     import httpx2
     from rich.console import Console
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
     from qbo_link_cli.client import ApiClient
 
 DEFAULT_API_URL: Final = "http://127.0.0.1:8700"  # `qbo-link dev`'s gateway
-API_URL_ENV: Final = "QBO_LINK_API_URL"
 EXIT_REFUSED: Final = 1
 EXIT_USAGE: Final = 2
 POSTING_STATES: Final = (

@@ -163,6 +163,29 @@ def _invoice(index: int, client_id: str, day: date) -> dict[str, Any]:
 def build_scenario(today: date, tenant: str = TENANT) -> Scenario:
     """The firm's catalog and documents, dated in the 40 days before ``today``."""
     billable = [c[0] for c in _CLIENTS]
+    start = today - timedelta(days=_INVOICES)
+    invoices = [
+        _invoice(i, billable[(i * 5) % len(billable)], start + timedelta(days=i)) for i in range(_INVOICES)
+    ]
+    payments = _payments(invoices, today)
+    assert {i["id"] for i in invoices} >= {a["invoice_id"] for p in payments for a in p["applications"]}
+    work_codes = [
+        {"id": code.app_id, "version": 1, "name": code.name, "account_id": _REVENUE_ACCOUNT["id"]}
+        for code in _WORK_CODES
+    ]
+    return Scenario(
+        tenant=tenant,
+        accounts=[{**_REVENUE_ACCOUNT, "version": 1}],
+        work_codes=work_codes,
+        clients=_clients(),
+        invoices=invoices,
+        payments=payments,
+        credit_memos=[_credit_memo(invoices, payments, today)],
+        expected_links={c[0]: c[3] for c in _CLIENTS if c[3] is not None},
+    )
+
+
+def _clients() -> list[dict[str, Any]]:
     clients = []
     for app_id, name, email, _qbo, parent in _CLIENTS:
         client: dict[str, Any] = {"id": app_id, "version": 1, "type": "client", "display_name": name}
@@ -173,11 +196,11 @@ def build_scenario(today: date, tenant: str = TENANT) -> Scenario:
         if email:
             client["email"] = email
         clients.append(client)
-    start = today - timedelta(days=_INVOICES)
-    invoices = [
-        _invoice(i, billable[(i * 5) % len(billable)], start + timedelta(days=i)) for i in range(_INVOICES)
-    ]
-    by_id = {invoice["id"]: invoice for invoice in invoices}
+    return clients
+
+
+def _payments(invoices: Sequence[Mapping[str, Any]], today: date) -> list[dict[str, Any]]:
+    """Every other of the first 40 invoices paid, some in part; the last payment settles two."""
     payments = []
     for n in range(20):
         invoice = invoices[n * 2]
@@ -214,13 +237,32 @@ def build_scenario(today: date, tenant: str = TENANT) -> Scenario:
             {"invoice_id": second["id"], "amount": second["total"]},
         ],
     }
-    assert set(by_id) >= {a["invoice_id"] for p in payments for a in p["applications"]}
-    credit = {
+    return payments
+
+
+def _credit_memo(
+    invoices: Sequence[Mapping[str, Any]], payments: Sequence[Mapping[str, Any]], today: date
+) -> dict[str, Any]:
+    """A 75.00 goodwill credit, applied to the latest invoice with 75.00 still open (one that does
+    not wait), as the app says: QBO Link applies it with a zero-amount payment, so QuickBooks'
+    "automatically apply credits" cannot spend it elsewhere first."""
+    paid: dict[str, Decimal] = {}
+    for payment in payments:
+        for application in payment["applications"]:
+            paid[application["invoice_id"]] = paid.get(application["invoice_id"], ZERO) + Decimal(
+                application["amount"]
+            )
+    target = next(
+        i
+        for n, i in reversed(list(enumerate(invoices)))
+        if n % _WAITING_EVERY != 5 and Decimal(i["total"]) - paid.get(i["id"], ZERO) >= 75
+    )
+    return {
         "id": "cm-9001",
         "version": 1,
         "number": "CM-9001",
         "date": (today - timedelta(days=2)).isoformat(),
-        "client_id": "",  # the client of the invoice it is applied to, below
+        "client_id": target["client_id"],
         "lines": [
             {
                 "line_id": "1",
@@ -236,37 +278,8 @@ def build_scenario(today: date, tenant: str = TENANT) -> Scenario:
         "tax_total": "0.00",
         "total": "75.00",
         "memo": "Goodwill credit",
+        "applications": [{"invoice_id": target["id"], "amount": "75.00"}],
     }
-    # The credit goes to the latest invoice with 75.00 still open (one that does not wait), as the
-    # app says: QBO Link applies it with a zero-amount payment, so QuickBooks' "automatically apply
-    # credits" cannot spend it elsewhere first.
-    paid: dict[str, Decimal] = {}
-    for payment in payments:
-        for application in payment["applications"]:
-            paid[application["invoice_id"]] = paid.get(application["invoice_id"], ZERO) + Decimal(
-                application["amount"]
-            )
-    target = next(
-        i
-        for n, i in reversed(list(enumerate(invoices)))
-        if n % _WAITING_EVERY != 5 and Decimal(i["total"]) - paid.get(i["id"], ZERO) >= 75
-    )
-    credit["client_id"] = target["client_id"]
-    credit["applications"] = [{"invoice_id": target["id"], "amount": "75.00"}]
-    work_codes = [
-        {"id": code.app_id, "version": 1, "name": code.name, "account_id": _REVENUE_ACCOUNT["id"]}
-        for code in _WORK_CODES
-    ]
-    return Scenario(
-        tenant=tenant,
-        accounts=[{**_REVENUE_ACCOUNT, "version": 1}],
-        work_codes=work_codes,
-        clients=clients,
-        invoices=invoices,
-        payments=payments,
-        credit_memos=[credit],
-        expected_links={c[0]: c[3] for c in _CLIENTS if c[3] is not None},
-    )
 
 
 # --- the checks ----------------------------------------------------------------------------------
@@ -289,13 +302,24 @@ def check_qbo(
     """What the sandbox holds (``qbo``: entity name -> rows) against what the app sent.
 
     ``qbo_ids``: (kind, app id) -> the QBO id the posting log recorded."""
-    checks: list[Check] = []
+    return [
+        *_check_clients(scenario, qbo, qbo_ids),
+        *_check_invoices(scenario, qbo),
+        _check_payments(scenario, qbo, qbo_ids),
+        _check_credit_memos(scenario, qbo),
+    ]
+
+
+def _check_clients(
+    scenario: Scenario,
+    qbo: Mapping[str, Sequence[Mapping[str, Any]]],
+    qbo_ids: Mapping[tuple[str, str], str],
+) -> list[Check]:
+    """One customer per client (the seeded ones reused, not copied); sites under their parent."""
     customers = {row["Id"]: row for row in qbo.get("Customer", ())}
     by_name: dict[str, list[Mapping[str, Any]]] = {}
     for row in customers.values():
         by_name.setdefault(str(row.get("DisplayName", "")).casefold(), []).append(row)
-
-    # Clients: one customer each (the seeded ones reused, not copied); sites under their parent.
     missing = [c["id"] for c in scenario.clients if qbo_ids.get(("client", c["id"])) not in customers]
     doubled = [
         c["display_name"] for c in scenario.clients if len(by_name.get(c["display_name"].casefold(), [])) > 1
@@ -305,16 +329,14 @@ def check_qbo(
         for app, seeded in scenario.expected_links.items()
         if qbo_ids.get(("client", app)) != seeded
     }
-    checks.append(
-        Check(
-            "clients",
-            not missing and not doubled and not relinked,
-            f"{len(scenario.clients)} clients in QBO once each: {len(scenario.expected_links)} matched to "
-            f"existing customers, {len(scenario.clients) - len(scenario.expected_links)} created"
-            + (f"; missing {missing}" if missing else "")
-            + (f"; duplicated {doubled}" if doubled else "")
-            + (f"; linked elsewhere {relinked}" if relinked else ""),
-        )
+    clients = Check(
+        "clients",
+        not missing and not doubled and not relinked,
+        f"{len(scenario.clients)} clients in QBO once each: {len(scenario.expected_links)} matched to "
+        f"existing customers, {len(scenario.clients) - len(scenario.expected_links)} created"
+        + (f"; missing {missing}" if missing else "")
+        + (f"; duplicated {doubled}" if doubled else "")
+        + (f"; linked elsewhere {relinked}" if relinked else ""),
     )
     wrong_parent = []
     for site in (c for c in scenario.clients if c.get("parent_id")):
@@ -323,16 +345,19 @@ def check_qbo(
         if (row.get("ParentRef") or {}).get("value") != parent or not row.get("Job"):
             wrong_parent.append(site["id"])
     sites = sum(1 for c in scenario.clients if c.get("parent_id"))
-    checks.append(
+    return [
+        clients,
         Check(
             "sites",
             not wrong_parent,
             f"{sites} sites are sub-customers of their client's customer"
             + (f"; wrong: {wrong_parent}" if wrong_parent else ""),
-        )
-    )
+        ),
+    ]
 
-    # Invoices: exactly one each, to the cent, balance = total - payments applied.
+
+def _check_invoices(scenario: Scenario, qbo: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Check]:
+    """Exactly one QBO invoice per app invoice, to the cent, balance = total - payments applied."""
     invoices = list(qbo.get("Invoice", ()))
     applied = scenario.applied()
     counts: dict[str, int] = {}
@@ -356,37 +381,39 @@ def check_qbo(
                 f"{invoice['number']} expected {expected_balance} QBO {_money(row.get('Balance', 0))}"
             )
     not_once = {k: v for k, v in counts.items() if v != 1}
-    checks.append(
-        Check(
-            "exactly once",
-            not not_once,
-            f"{len(scenario.invoices)} invoices, each in QBO exactly once"
-            + (f"; not once: {not_once}" if not_once else ""),
-        )
-    )
-    checks.append(
-        Check(
-            "totals to the cent",
-            not totals_off and app_sum == qbo_sum,
-            f"invoices total {app_sum} in the app and {qbo_sum} in QBO, each invoice equal (tax included)"
-            + (f"; off: {totals_off[:3]}" if totals_off else ""),
-        )
-    )
     partial = sum(
         1
         for k, v in applied.items()
         if v < Decimal(next(i["total"] for i in scenario.invoices if i["id"] == k))
     )
-    checks.append(
+    return [
+        Check(
+            "exactly once",
+            not not_once,
+            f"{len(scenario.invoices)} invoices, each in QBO exactly once"
+            + (f"; not once: {not_once}" if not_once else ""),
+        ),
+        Check(
+            "totals to the cent",
+            not totals_off and app_sum == qbo_sum,
+            f"invoices total {app_sum} in the app and {qbo_sum} in QBO, each invoice equal (tax included)"
+            + (f"; off: {totals_off[:3]}" if totals_off else ""),
+        ),
         Check(
             "balances after payments",
             not balances_off,
             f"{len(applied)} paid invoices ({partial} partly) show the right open balance"
             + (f"; off: {balances_off[:3]}" if balances_off else ""),
-        )
-    )
+        ),
+    ]
 
-    # Payments and the credit memo: one each, the right amount, applied to the right invoices.
+
+def _check_payments(
+    scenario: Scenario,
+    qbo: Mapping[str, Sequence[Mapping[str, Any]]],
+    qbo_ids: Mapping[tuple[str, str], str],
+) -> Check:
+    """One QBO payment per app payment, the right amount, applied to the invoices it pays."""
     payments = list(qbo.get("Payment", ()))
     invoice_ids = {i["id"]: qbo_ids.get(("invoice", i["id"])) for i in scenario.invoices}
     payments_off = []
@@ -406,14 +433,16 @@ def check_qbo(
         if linked != wanted:
             payments_off.append(payment["id"])
     ids = [qbo_ids.get(("payment", p["id"])) for p in scenario.payments]
-    checks.append(
-        Check(
-            "payments applied",
-            not payments_off and len(set(ids)) == len(ids),
-            f"{len(scenario.payments)} payments, one QBO payment each, applied to the invoices they pay"
-            + (f"; wrong: {payments_off}" if payments_off else ""),
-        )
+    return Check(
+        "payments applied",
+        not payments_off and len(set(ids)) == len(ids),
+        f"{len(scenario.payments)} payments, one QBO payment each, applied to the invoices they pay"
+        + (f"; wrong: {payments_off}" if payments_off else ""),
     )
+
+
+def _check_credit_memos(scenario: Scenario, qbo: Mapping[str, Sequence[Mapping[str, Any]]]) -> Check:
+    """One QBO credit memo per app credit memo, its remaining credit what the app did not apply."""
     memos = list(qbo.get("CreditMemo", ()))
     memos_off = []
     for memo in scenario.credit_memos:
@@ -424,13 +453,10 @@ def check_qbo(
             (Decimal(memo["total"]), left)
         ]:
             memos_off.append(memo["id"])
-    checks.append(
-        Check(
-            "credit memo",
-            not memos_off,
-            f"{len(scenario.credit_memos)} credit memo in QBO once, for "
-            f"{sum(Decimal(m['total']) for m in scenario.credit_memos)}, applied to the invoice the app names"
-            + (f"; wrong: {memos_off}" if memos_off else ""),
-        )
+    return Check(
+        "credit memo",
+        not memos_off,
+        f"{len(scenario.credit_memos)} credit memo in QBO once, for "
+        f"{sum(Decimal(m['total']) for m in scenario.credit_memos)}, applied to the invoice the app names"
+        + (f"; wrong: {memos_off}" if memos_off else ""),
     )
-    return checks

@@ -113,6 +113,36 @@ def _rule_target(sqs: Any, events: Any, bus: str, function: FunctionSpec, rule: 
     return RuleTarget(rule, function, queue, dlq)
 
 
+def _create_secrets(secretsmanager: Any, secret_values: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Each manifest secret with its given (or generated) fields; logical id -> ARN."""
+    arns: dict[str, str] = {}
+    for secret in stack.SECRETS:
+        given = dict(secret_values.get(secret.logical_id, {}))
+        if secret.generated_field and not given.get(secret.generated_field):
+            given[secret.generated_field] = secrets.token_urlsafe(32)
+        missing = [name for name in secret.fields if not given.get(name)]
+        if missing:
+            raise ValueError(f"secret {secret.logical_id} needs a value for {', '.join(missing)}")
+        value = json.dumps({name: given[name] for name in secret.fields})
+        created = secretsmanager.create_secret(
+            Name=secret.default_name, SecretString=value, Description=secret.description
+        )
+        arns[secret.logical_id] = created["ARN"]
+    return arns
+
+
+def _outbound_queue(sqs: Any, events: Any, bus: str) -> QueueInfo:
+    """A queue every event of the bus also goes to: the stack's log of outbound events."""
+    outbound_url = _create_queue(sqs, OUTBOUND_QUEUE, {"MessageRetentionPeriod": str(DAY)})
+    outbound = QueueInfo("OutboundEvents", outbound_url, _queue_arn(OUTBOUND_QUEUE), False)
+    everything = {"source": [constants.EVENT_SOURCE]}
+    events.put_rule(
+        Name=OUTBOUND_RULE, EventBusName=bus, EventPattern=json.dumps(everything), State="ENABLED"
+    )
+    events.put_targets(Rule=OUTBOUND_RULE, EventBusName=bus, Targets=[{"Id": "log", "Arn": outbound.arn}])
+    return outbound
+
+
 def create_resources(
     clients: Mapping[str, Any], secret_values: Mapping[str, Mapping[str, str]]
 ) -> LocalResources:
@@ -136,19 +166,7 @@ def create_resources(
     )["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=stack.TOKENS_KEY_ALIAS, TargetKeyId=key_id)
 
-    arns: dict[str, str] = {}
-    for secret in stack.SECRETS:
-        given = dict(secret_values.get(secret.logical_id, {}))
-        if secret.generated_field and not given.get(secret.generated_field):
-            given[secret.generated_field] = secrets.token_urlsafe(32)
-        missing = [name for name in secret.fields if not given.get(name)]
-        if missing:
-            raise ValueError(f"secret {secret.logical_id} needs a value for {', '.join(missing)}")
-        value = json.dumps({name: given[name] for name in secret.fields})
-        created = secretsmanager.create_secret(
-            Name=secret.default_name, SecretString=value, Description=secret.description
-        )
-        arns[secret.logical_id] = created["ARN"]
+    arns = _create_secrets(secretsmanager, secret_values)
 
     bus = stack.EVENT_BUS_DEFAULT_NAME
     events.create_event_bus(Name=bus)
@@ -161,13 +179,7 @@ def create_resources(
         queues[target.queue.logical_id] = target.queue
         queues[target.dead_letter.logical_id] = target.dead_letter
 
-    outbound_url = _create_queue(sqs, OUTBOUND_QUEUE, {"MessageRetentionPeriod": str(DAY)})
-    outbound = QueueInfo("OutboundEvents", outbound_url, _queue_arn(OUTBOUND_QUEUE), False)
-    everything = {"source": [constants.EVENT_SOURCE]}
-    events.put_rule(
-        Name=OUTBOUND_RULE, EventBusName=bus, EventPattern=json.dumps(everything), State="ENABLED"
-    )
-    events.put_targets(Rule=OUTBOUND_RULE, EventBusName=bus, Targets=[{"Id": "log", "Arn": outbound.arn}])
+    outbound = _outbound_queue(sqs, events, bus)
 
     names = Names(
         tables=table_names,

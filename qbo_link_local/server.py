@@ -1,6 +1,6 @@
 """The local API Gateway: an HTTP/1.1 server that hands each request to a dispatch function.
 
-The dispatch (``LocalStack._dispatch``) chooses the route from the manifest, builds the payload
+The dispatch (``qbo_link_local.http_api.dispatch``) chooses the route from the manifest, builds the payload
 2.0 event, invokes the handler and reads its answer (``qbo_link_local.gateway``); this module only
 speaks HTTP: keep-alive, Content-Length and chunked bodies, API Gateway's 10 MB payload limit, and
 a clean stop that also closes idle keep-alive connections.

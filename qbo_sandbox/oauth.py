@@ -259,16 +259,13 @@ class _ConsentRefused(Exception):
 
 
 class OAuthService:
-    """Codes, grants and tokens of one sandbox, and the HTTP endpoints that hand them out."""
+    """The HTTP endpoints that hand out one sandbox's codes and tokens (kept in ``state``); the
+    sandbox's levers on them are ``controls``."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        self._lock = threading.Lock()
-        self._codes: dict[str, AuthCode] = {}
-        self._grants: dict[str, Grant] = {}
-        self._access_tokens: dict[str, AccessToken] = {}
-        self._refresh_tokens: dict[str, RefreshToken] = {}
-        self._deny_next = 0
+        self.state = OAuthState()
+        self.controls = OAuthControls(self)
 
     # --- routes -------------------------------------------------------------------------------
 
@@ -280,21 +277,7 @@ class OAuthService:
         router.add("POST", REVOKE_PATH, self._revoke_handler, name="oauth.revoke")
         router.add("GET", JWKS_PATH, self._jwks_handler, name="oauth.jwks")
         router.add("GET", USERINFO_PATH, self._userinfo_handler, name="oauth.userinfo")
-        controls: list[tuple[str, str, Callable[[Request], Response]]] = [
-            ("POST", "/deny-consents", self._control_deny),
-            ("POST", "/expire-access-tokens", self._control_expire),
-            ("POST", "/revoke", self._control_revoke),
-            ("POST", "/refresh-token-life", self._control_refresh_life),
-            ("GET", "/grants", self._control_grants),
-            ("POST", "/tokens", self._control_tokens),
-        ]
-        for method, suffix, handler in controls:
-            router.add(
-                method,
-                CONTROL_PREFIX + suffix,
-                _control_route(handler),
-                name="oauth.control" + suffix.replace("/", "."),
-            )
+        self.controls.register_routes(router)
 
     # --- discovery ----------------------------------------------------------------------------
 
@@ -399,10 +382,10 @@ class OAuthService:
             raise _ConsentRefused(
                 "invalid_request", f"sandbox_country must be one of {', '.join(sorted(SUPPORTED_COUNTRIES))}"
             )
-        with self._lock:
-            denied = consent == "deny" or self._deny_next > 0
-            if consent != "deny" and self._deny_next > 0:
-                self._deny_next -= 1
+        with self.state.lock:
+            denied = consent == "deny" or self.state.deny_next > 0
+            if consent != "deny" and self.state.deny_next > 0:
+                self.state.deny_next -= 1
         if denied:
             # UNCONFIRMED: Intuit's denial redirect is not documented; this is RFC 6749 §4.1.2.1.
             raise _ConsentRefused("access_denied", "The user denied the authorization request")
@@ -418,9 +401,9 @@ class OAuthService:
     ) -> str:
         now = self.sandbox.clock.now()
         value = _opaque_value(now + CODE_LIFETIME)
-        with self._lock:
-            self._purge(now)
-            self._codes[_digest(value)] = AuthCode(
+        with self.state.lock:
+            self.state.purge(now)
+            self.state.codes[_digest(value)] = AuthCode(
                 key=_digest(value),
                 client_id=client_id,
                 redirect_uri=redirect_uri,
@@ -460,7 +443,7 @@ class OAuthService:
         return Response.json(body, headers=NO_STORE)
 
     def _count(self, key: str) -> None:
-        with self._lock:
+        with self.state.lock:
             self.sandbox.counters.oauth[key] += 1
 
     def _authenticate_client(self, request: Request, form: dict[str, str]) -> str:
@@ -487,15 +470,15 @@ class OAuthService:
         if not redirect_uri:
             raise _invalid_request("redirect_uri is required")
         now = self.sandbox.clock.now()
-        with self._lock:
-            record = self._codes.get(_digest(code))
+        with self.state.lock:
+            record = self.state.codes.get(_digest(code))
             if record is None or record.client_id != client_id:
                 raise _invalid_grant("Invalid authorization code")
             if record.used_at is not None:
                 # RFC 6749 §4.1.2: a replayed code revokes what it produced; the double-callback
                 # bug of the field notes (P1) loses the first pair this way.
                 if record.grant_id is not None:
-                    self._revoke_grant(record.grant_id, now, "authorization code reused")
+                    self.state.revoke_grant(record.grant_id, now, "authorization code reused")
                 raise _invalid_grant("Authorization code has already been used")
             if now >= record.expires_at:
                 raise _invalid_grant("Authorization code expired")
@@ -504,7 +487,7 @@ class OAuthService:
                 raise _invalid_grant("PKCE verification failed")
             if record.redirect_uri != redirect_uri:
                 raise _invalid_grant("redirect_uri does not match the authorization request")
-            grant = self._new_grant(client_id, record.realm_id, record.scopes, now)
+            grant = self.state.new_grant(client_id, record.realm_id, record.scopes, now)
             record.used_at = now
             record.grant_id = grant.grant_id
             return self._issue_tokens(grant, now, include_hard)
@@ -515,9 +498,9 @@ class OAuthService:
             raise _invalid_request("refresh_token is required")
         # A scope parameter on refresh is ignored: the grant keeps the scopes of its consent.
         now = self.sandbox.clock.now()
-        with self._lock:
-            token = self._refresh_tokens.get(_digest(value))
-            grant = self._grants.get(token.grant_id) if token is not None else None
+        with self.state.lock:
+            token = self.state.refresh_tokens.get(_digest(value))
+            grant = self.state.grants.get(token.grant_id) if token is not None else None
             if token is None or grant is None or grant.client_id != client_id:
                 raise _invalid_grant("Token invalid")
             if grant.revoked_at is not None:
@@ -530,31 +513,19 @@ class OAuthService:
                 token.rotated_at = now
             return self._issue_tokens(grant, now, include_hard)
 
-    def _new_grant(self, client_id: str, realm_id: str, scopes: list[str], now: datetime) -> Grant:
-        grant = Grant(
-            grant_id="grant-" + secrets.token_hex(8),
-            client_id=client_id,
-            realm_id=realm_id,
-            scopes=list(scopes),
-            created_at=now,
-            hard_expires_at=now + HARD_LIFETIME,
-        )
-        self._grants[grant.grant_id] = grant
-        return grant
-
     def _issue_tokens(self, grant: Grant, now: datetime, include_hard: bool) -> dict[str, Any]:
         """A fresh access and refresh token for ``grant``; the caller holds the lock."""
-        self._purge(now)
+        self.state.purge(now)
         refresh_expires = min(now + REFRESH_TOKEN_LIFETIME, grant.hard_expires_at)
         access_value = _access_token_value()
         refresh_value = _opaque_value(refresh_expires)
-        self._access_tokens[_digest(access_value)] = AccessToken(
+        self.state.access_tokens[_digest(access_value)] = AccessToken(
             key=_digest(access_value),
             grant_id=grant.grant_id,
             issued_at=now,
             expires_at=now + ACCESS_TOKEN_LIFETIME,
         )
-        self._refresh_tokens[_digest(refresh_value)] = RefreshToken(
+        self.state.refresh_tokens[_digest(refresh_value)] = RefreshToken(
             key=_digest(refresh_value),
             grant_id=grant.grant_id,
             issued_at=now,
@@ -571,13 +542,6 @@ class OAuthService:
             body["x_refresh_token_hard_expires_in"] = _seconds(grant.hard_expires_at - now)
         return body
 
-    def _purge(self, now: datetime) -> None:
-        horizon = now - RETENTION
-        for key in [k for k, c in self._codes.items() if c.expires_at < horizon]:
-            del self._codes[key]
-        for key in [k for k, t in self._access_tokens.items() if t.expires_at < horizon]:
-            del self._access_tokens[key]
-
     # --- revoke -------------------------------------------------------------------------------
 
     def _revoke_handler(self, _sandbox: Sandbox, request: Request, _params: dict[str, str]) -> Response:
@@ -591,26 +555,13 @@ class OAuthService:
         except OAuthProtocolError as error:
             return error.response()
         now = self.sandbox.clock.now()
-        with self._lock:
-            grant = self._grant_of_token(token)
+        with self.state.lock:
+            grant = self.state.grant_of_token(token)
             # RFC 7009 §2.2: an unknown token is not an error (UNCONFIRMED for Intuit), which also
             # keeps a client's disconnect idempotent.
             if grant is not None and grant.client_id == client_id:
-                self._revoke_grant(grant.grant_id, now, "revoked by the app")
+                self.state.revoke_grant(grant.grant_id, now, "revoked by the app")
         return Response(200, b"", dict(NO_STORE))
-
-    def _grant_of_token(self, value: str) -> Grant | None:
-        key = _digest(value)
-        owner = self._refresh_tokens.get(key) or self._access_tokens.get(key)
-        return self._grants.get(owner.grant_id) if owner is not None else None
-
-    def _revoke_grant(self, grant_id: str, now: datetime, reason: str) -> bool:
-        grant = self._grants.get(grant_id)
-        if grant is None or grant.revoked_at is not None:
-            return False
-        grant.revoked_at = now
-        grant.revoked_reason = reason
-        return True
 
     # --- the Accounting API's gate ------------------------------------------------------------
 
@@ -627,9 +578,9 @@ class OAuthService:
         if scheme.lower() != "bearer" or not value:
             raise faults.authentication_failed("Authorization header must carry a Bearer token")
         now = self.sandbox.clock.now()
-        with self._lock:
-            token = self._access_tokens.get(_digest(value))
-            grant = self._grants.get(token.grant_id) if token is not None else None
+        with self.state.lock:
+            token = self.state.access_tokens.get(_digest(value))
+            grant = self.state.grants.get(token.grant_id) if token is not None else None
             if token is None or grant is None:
                 raise faults.authentication_failed("Token invalid")
             if grant.revoked_at is not None:
@@ -639,123 +590,65 @@ class OAuthService:
             if grant.realm_id != realm_id:
                 raise faults.authorization_failed()
 
-    # --- control operations (also reachable under /_sandbox/oauth/) ---------------------------
+    # --- lifecycle ----------------------------------------------------------------------------
 
-    def deny_next_consents(self, count: int) -> int:
-        """The next ``count`` consents are denied (0 cancels); returns the number armed."""
-        if count < 0:
-            raise ControlInputError("count must be a non-negative integer")
-        with self._lock:
-            self._deny_next = count
-            return self._deny_next
+    def reset(self) -> None:
+        self.state.reset()
 
-    def expire_access_tokens(self, realm_id: str | None = None) -> int:
-        """Expire every live access token (of one realm, or all); returns how many."""
-        if realm_id is not None:
-            self._require_realm(realm_id)
-        now = self.sandbox.clock.now()
-        expired = 0
-        with self._lock:
-            for token in self._access_tokens.values():
-                grant = self._grants.get(token.grant_id)
-                if grant is None or (realm_id is not None and grant.realm_id != realm_id):
-                    continue
-                if token.expires_at > now:
-                    token.expires_at = now
-                    expired += 1
-        return expired
+    def dump(self) -> dict[str, Any]:
+        return self.state.dump()
 
-    def revoke_realm(self, realm_id: str, reason: str = "disconnected by the user in QuickBooks") -> int:
-        """Revoke every grant of a realm, as when the user disconnects the app; returns how many."""
-        self._require_realm(realm_id)
-        now = self.sandbox.clock.now()
-        with self._lock:
-            return sum(
-                self._revoke_grant(g.grant_id, now, reason)
-                for g in list(self._grants.values())
-                if g.realm_id == realm_id
-            )
+    def load(self, data: dict[str, Any]) -> None:
+        """Replace the state with a :meth:`dump`; an empty dict means no state."""
+        self.state.load(data)
 
-    def set_refresh_token_life(
-        self,
-        *,
-        refresh_token: str | None = None,
-        grant_id: str | None = None,
-        expires_in: int | None = None,
-        hard_expires_in: int | None = None,
-    ) -> dict[str, Any]:
-        """Set the remaining life of one refresh token (or of every live one of a grant).
 
-        ``expires_in`` replaces the rolling limit; ``hard_expires_in`` moves the grant's 5-year
-        limit.  Returns the grant as :meth:`grants` lists it.
-        """
-        if (refresh_token is None) == (grant_id is None):
-            raise ControlInputError("give exactly one of refresh_token and grant_id")
-        if expires_in is None and hard_expires_in is None:
-            raise ControlInputError("give expires_in, hard_expires_in or both")
-        if expires_in is not None and not 0 <= expires_in <= _seconds(REFRESH_TOKEN_LIFETIME):
-            raise ControlInputError(f"expires_in must be between 0 and {_seconds(REFRESH_TOKEN_LIFETIME)}")
-        if hard_expires_in is not None and not 0 <= hard_expires_in <= _seconds(HARD_LIFETIME):
-            raise ControlInputError(f"hard_expires_in must be between 0 and {_seconds(HARD_LIFETIME)}")
-        now = self.sandbox.clock.now()
-        with self._lock:
-            if refresh_token is not None:
-                token = self._refresh_tokens.get(_digest(refresh_token))
-                if token is None:
-                    raise ControlInputError("unknown refresh_token", status=404)
-                targets = [token]
-                grant = self._grants[token.grant_id]
-            else:
-                found = self._grants.get(grant_id or "")
-                if found is None:
-                    raise ControlInputError(f"unknown grant_id {grant_id}", status=404)
-                grant = found
-                targets = [
-                    t
-                    for t in self._refresh_tokens.values()
-                    if t.grant_id == grant.grant_id and t.valid_until() > now
-                ]
-            if expires_in is not None:
-                for token in targets:
-                    token.expires_at = now + timedelta(seconds=expires_in)
-            if hard_expires_in is not None:
-                grant.hard_expires_at = now + timedelta(seconds=hard_expires_in)
-            return self._grant_view(grant, now)
+class OAuthState:
+    """Codes, grants and tokens of one sandbox (digests of the values only), under one lock.
 
-    def grants(self, realm_id: str | None = None) -> list[dict[str, Any]]:
-        """Grants (of one realm, or all) with their tokens' ids and lifetimes, never their values."""
-        now = self.sandbox.clock.now()
-        with self._lock:
-            return [
-                self._grant_view(g, now)
-                for g in self._grants.values()
-                if realm_id is None or g.realm_id == realm_id
-            ]
+    Every method but ``reset``, ``dump`` and ``load`` expects the caller to hold ``lock``."""
 
-    def issue_tokens(
-        self, realm_id: str, *, scopes: list[str] | None = None, include_hard_expiry: bool = False
-    ) -> dict[str, Any]:
-        """Connect this app to a realm without the browser flow; returns the token response."""
-        self._require_realm(realm_id)
-        granted = scopes if scopes is not None else [ACCOUNTING_SCOPE]
-        try:
-            granted = _parse_scopes(" ".join(granted))
-        except _ConsentRefused as refused:
-            raise ControlInputError(refused.description) from refused
-        now = self.sandbox.clock.now()
-        with self._lock:
-            grant = self._new_grant(self.sandbox.settings.client_id, realm_id, granted, now)
-            return self._issue_tokens(grant, now, include_hard_expiry)
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.codes: dict[str, AuthCode] = {}
+        self.grants: dict[str, Grant] = {}
+        self.access_tokens: dict[str, AccessToken] = {}
+        self.refresh_tokens: dict[str, RefreshToken] = {}
+        self.deny_next = 0
 
-    def _require_realm(self, realm_id: str) -> None:
-        if self.sandbox.company(realm_id) is not None:
-            return
-        with self._lock:
-            if any(g.realm_id == realm_id for g in self._grants.values()):
-                return
-        raise ControlInputError(f"unknown realm {realm_id}", status=404)
+    def purge(self, now: datetime) -> None:
+        horizon = now - RETENTION
+        for key in [k for k, c in self.codes.items() if c.expires_at < horizon]:
+            del self.codes[key]
+        for key in [k for k, t in self.access_tokens.items() if t.expires_at < horizon]:
+            del self.access_tokens[key]
 
-    def _grant_view(self, grant: Grant, now: datetime) -> dict[str, Any]:
+    def grant_of_token(self, value: str) -> Grant | None:
+        key = _digest(value)
+        owner = self.refresh_tokens.get(key) or self.access_tokens.get(key)
+        return self.grants.get(owner.grant_id) if owner is not None else None
+
+    def revoke_grant(self, grant_id: str, now: datetime, reason: str) -> bool:
+        grant = self.grants.get(grant_id)
+        if grant is None or grant.revoked_at is not None:
+            return False
+        grant.revoked_at = now
+        grant.revoked_reason = reason
+        return True
+
+    def new_grant(self, client_id: str, realm_id: str, scopes: list[str], now: datetime) -> Grant:
+        grant = Grant(
+            grant_id="grant-" + secrets.token_hex(8),
+            client_id=client_id,
+            realm_id=realm_id,
+            scopes=list(scopes),
+            created_at=now,
+            hard_expires_at=now + HARD_LIFETIME,
+        )
+        self.grants[grant.grant_id] = grant
+        return grant
+
+    def grant_view(self, grant: Grant, now: datetime) -> dict[str, Any]:
         revoked = grant.revoked_at is not None
         hard_passed = now >= grant.hard_expires_at
 
@@ -772,11 +665,11 @@ class OAuthService:
             return "expired" if now >= token.expires_at else "active"
 
         access = sorted(
-            (t for t in self._access_tokens.values() if t.grant_id == grant.grant_id),
+            (t for t in self.access_tokens.values() if t.grant_id == grant.grant_id),
             key=lambda t: t.issued_at,
         )
         refresh = sorted(
-            (t for t in self._refresh_tokens.values() if t.grant_id == grant.grant_id),
+            (t for t in self.refresh_tokens.values() if t.grant_id == grant.grant_id),
             key=lambda t: t.issued_at,
         )
         return {
@@ -812,6 +705,186 @@ class OAuthService:
                 for t in refresh
             ],
         }
+
+    def reset(self) -> None:
+        with self.lock:
+            self.codes.clear()
+            self.grants.clear()
+            self.access_tokens.clear()
+            self.refresh_tokens.clear()
+            self.deny_next = 0
+
+    def dump(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "version": 1,
+                "deny_next": self.deny_next,
+                "codes": [_encode(c) for c in self.codes.values()],
+                "grants": [_encode(g) for g in self.grants.values()],
+                "access_tokens": [_encode(t) for t in self.access_tokens.values()],
+                "refresh_tokens": [_encode(t) for t in self.refresh_tokens.values()],
+            }
+
+    def load(self, data: dict[str, Any]) -> None:
+        """Replace the state with a :meth:`dump`; an empty dict means no state."""
+        version = data.get("version", 1)
+        if version != 1:
+            raise ValueError(f"unsupported oauth state version {version}")
+        codes = [_decode(AuthCode, raw) for raw in data.get("codes", [])]
+        grants = [_decode(Grant, raw) for raw in data.get("grants", [])]
+        access = [_decode(AccessToken, raw) for raw in data.get("access_tokens", [])]
+        refresh = [_decode(RefreshToken, raw) for raw in data.get("refresh_tokens", [])]
+        with self.lock:
+            self.codes = {c.key: c for c in codes}
+            self.grants = {g.grant_id: g for g in grants}
+            self.access_tokens = {t.key: t for t in access}
+            self.refresh_tokens = {t.key: t for t in refresh}
+            self.deny_next = int(data.get("deny_next", 0))
+
+
+class OAuthControls:
+    """The sandbox's levers on its OAuth server, also under ``/_sandbox/oauth/``: deny the next
+    consents, expire or revoke tokens, set a refresh token's remaining life, list the grants, and
+    connect a realm without the browser flow."""
+
+    def __init__(self, service: OAuthService) -> None:
+        self._service = service
+        self._state = service.state
+
+    @property
+    def _sandbox(self) -> Sandbox:
+        return self._service.sandbox
+
+    def register_routes(self, router: Router) -> None:
+        controls: list[tuple[str, str, Callable[[Request], Response]]] = [
+            ("POST", "/deny-consents", self._control_deny),
+            ("POST", "/expire-access-tokens", self._control_expire),
+            ("POST", "/revoke", self._control_revoke),
+            ("POST", "/refresh-token-life", self._control_refresh_life),
+            ("GET", "/grants", self._control_grants),
+            ("POST", "/tokens", self._control_tokens),
+        ]
+        for method, suffix, handler in controls:
+            router.add(
+                method,
+                CONTROL_PREFIX + suffix,
+                _control_route(handler),
+                name="oauth.control" + suffix.replace("/", "."),
+            )
+
+    def deny_next_consents(self, count: int) -> int:
+        """The next ``count`` consents are denied (0 cancels); returns the number armed."""
+        if count < 0:
+            raise ControlInputError("count must be a non-negative integer")
+        with self._state.lock:
+            self._state.deny_next = count
+            return self._state.deny_next
+
+    def expire_access_tokens(self, realm_id: str | None = None) -> int:
+        """Expire every live access token (of one realm, or all); returns how many."""
+        if realm_id is not None:
+            self._require_realm(realm_id)
+        now = self._sandbox.clock.now()
+        expired = 0
+        with self._state.lock:
+            for token in self._state.access_tokens.values():
+                grant = self._state.grants.get(token.grant_id)
+                if grant is None or (realm_id is not None and grant.realm_id != realm_id):
+                    continue
+                if token.expires_at > now:
+                    token.expires_at = now
+                    expired += 1
+        return expired
+
+    def revoke_realm(self, realm_id: str, reason: str = "disconnected by the user in QuickBooks") -> int:
+        """Revoke every grant of a realm, as when the user disconnects the app; returns how many."""
+        self._require_realm(realm_id)
+        now = self._sandbox.clock.now()
+        with self._state.lock:
+            return sum(
+                self._state.revoke_grant(g.grant_id, now, reason)
+                for g in list(self._state.grants.values())
+                if g.realm_id == realm_id
+            )
+
+    def set_refresh_token_life(
+        self,
+        *,
+        refresh_token: str | None = None,
+        grant_id: str | None = None,
+        expires_in: int | None = None,
+        hard_expires_in: int | None = None,
+    ) -> dict[str, Any]:
+        """Set the remaining life of one refresh token (or of every live one of a grant).
+
+        ``expires_in`` replaces the rolling limit; ``hard_expires_in`` moves the grant's 5-year
+        limit.  Returns the grant as :meth:`grants` lists it.
+        """
+        if (refresh_token is None) == (grant_id is None):
+            raise ControlInputError("give exactly one of refresh_token and grant_id")
+        if expires_in is None and hard_expires_in is None:
+            raise ControlInputError("give expires_in, hard_expires_in or both")
+        if expires_in is not None and not 0 <= expires_in <= _seconds(REFRESH_TOKEN_LIFETIME):
+            raise ControlInputError(f"expires_in must be between 0 and {_seconds(REFRESH_TOKEN_LIFETIME)}")
+        if hard_expires_in is not None and not 0 <= hard_expires_in <= _seconds(HARD_LIFETIME):
+            raise ControlInputError(f"hard_expires_in must be between 0 and {_seconds(HARD_LIFETIME)}")
+        now = self._sandbox.clock.now()
+        with self._state.lock:
+            if refresh_token is not None:
+                token = self._state.refresh_tokens.get(_digest(refresh_token))
+                if token is None:
+                    raise ControlInputError("unknown refresh_token", status=404)
+                targets = [token]
+                grant = self._state.grants[token.grant_id]
+            else:
+                found = self._state.grants.get(grant_id or "")
+                if found is None:
+                    raise ControlInputError(f"unknown grant_id {grant_id}", status=404)
+                grant = found
+                targets = [
+                    t
+                    for t in self._state.refresh_tokens.values()
+                    if t.grant_id == grant.grant_id and t.valid_until() > now
+                ]
+            if expires_in is not None:
+                for token in targets:
+                    token.expires_at = now + timedelta(seconds=expires_in)
+            if hard_expires_in is not None:
+                grant.hard_expires_at = now + timedelta(seconds=hard_expires_in)
+            return self._state.grant_view(grant, now)
+
+    def grants(self, realm_id: str | None = None) -> list[dict[str, Any]]:
+        """Grants (of one realm, or all) with their tokens' ids and lifetimes, never their values."""
+        now = self._sandbox.clock.now()
+        with self._state.lock:
+            return [
+                self._state.grant_view(g, now)
+                for g in self._state.grants.values()
+                if realm_id is None or g.realm_id == realm_id
+            ]
+
+    def issue_tokens(
+        self, realm_id: str, *, scopes: list[str] | None = None, include_hard_expiry: bool = False
+    ) -> dict[str, Any]:
+        """Connect this app to a realm without the browser flow; returns the token response."""
+        self._require_realm(realm_id)
+        granted = scopes if scopes is not None else [ACCOUNTING_SCOPE]
+        try:
+            granted = _parse_scopes(" ".join(granted))
+        except _ConsentRefused as refused:
+            raise ControlInputError(refused.description) from refused
+        now = self._sandbox.clock.now()
+        with self._state.lock:
+            grant = self._state.new_grant(self._sandbox.settings.client_id, realm_id, granted, now)
+            return self._service._issue_tokens(grant, now, include_hard_expiry)
+
+    def _require_realm(self, realm_id: str) -> None:
+        if self._sandbox.company(realm_id) is not None:
+            return
+        with self._state.lock:
+            if any(g.realm_id == realm_id for g in self._state.grants.values()):
+                return
+        raise ControlInputError(f"unknown realm {realm_id}", status=404)
 
     # --- control HTTP handlers ----------------------------------------------------------------
 
@@ -862,43 +935,6 @@ class OAuthService:
             realm_id, scopes=scope.split() if scope is not None else None, include_hard_expiry=include_hard
         )
         return Response.json(tokens, headers=NO_STORE)
-
-    # --- lifecycle ----------------------------------------------------------------------------
-
-    def reset(self) -> None:
-        with self._lock:
-            self._codes.clear()
-            self._grants.clear()
-            self._access_tokens.clear()
-            self._refresh_tokens.clear()
-            self._deny_next = 0
-
-    def dump(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "version": 1,
-                "deny_next": self._deny_next,
-                "codes": [_encode(c) for c in self._codes.values()],
-                "grants": [_encode(g) for g in self._grants.values()],
-                "access_tokens": [_encode(t) for t in self._access_tokens.values()],
-                "refresh_tokens": [_encode(t) for t in self._refresh_tokens.values()],
-            }
-
-    def load(self, data: dict[str, Any]) -> None:
-        """Replace the state with a :meth:`dump`; an empty dict means no state."""
-        version = data.get("version", 1)
-        if version != 1:
-            raise ValueError(f"unsupported oauth state version {version}")
-        codes = [_decode(AuthCode, raw) for raw in data.get("codes", [])]
-        grants = [_decode(Grant, raw) for raw in data.get("grants", [])]
-        access = [_decode(AccessToken, raw) for raw in data.get("access_tokens", [])]
-        refresh = [_decode(RefreshToken, raw) for raw in data.get("refresh_tokens", [])]
-        with self._lock:
-            self._codes = {c.key: c for c in codes}
-            self._grants = {g.grant_id: g for g in grants}
-            self._access_tokens = {t.key: t for t in access}
-            self._refresh_tokens = {t.key: t for t in refresh}
-            self._deny_next = int(data.get("deny_next", 0))
 
 
 # --- helpers ----------------------------------------------------------------------------------

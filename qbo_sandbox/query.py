@@ -102,6 +102,50 @@ def _lexical_error(line: int, column: int, found: str, after: str, hint: str) ->
     )
 
 
+def _number_end(text: str, i: int) -> int:
+    """Where the number starting at ``i`` (digits, an optional sign and decimals) ends."""
+    n = len(text)
+    j = i + 1
+    while j < n and text[j] in _DIGITS:
+        j += 1
+    if j + 1 < n and text[j] == "." and text[j + 1] in _DIGITS:
+        j += 2
+        while j < n and text[j] in _DIGITS:
+            j += 1
+    return j
+
+
+def _string(text: str, i: int, line: int, line_start: int) -> tuple[str, int, int, int]:
+    """The quoted string starting at ``i``: its value, where scanning resumes, and the line and
+    line start it ends on (a string may span lines)."""
+    n = len(text)
+    start_line, column = line, i - line_start + 1
+    chars: list[str] = []
+    j = i + 1
+    while True:
+        if j >= n:
+            raise _lexical_error(
+                line,
+                j - line_start + 1,
+                "<EOF>",
+                text[i:j],
+                f"The string starting at line {start_line}, column {column} is not closed; "
+                "end it with ' and write an apostrophe inside it as \\'.",
+            )
+        c = text[j]
+        if c == "\\" and j + 1 < n and text[j + 1] in "'\\":
+            chars.append(text[j + 1])
+            j += 2
+            continue
+        if c == "'":
+            break
+        if c == "\n":
+            line, line_start = line + 1, j + 1
+        chars.append(c)
+        j += 1
+    return "".join(chars), j + 1, line, line_start
+
+
 def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     i, n = 0, len(text)
@@ -123,42 +167,13 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token(WORD, text[i:j], line, column))
             i = j
         elif ch in _DIGITS or (ch == "-" and i + 1 < n and text[i + 1] in _DIGITS):
-            j = i + 1
-            while j < n and text[j] in _DIGITS:
-                j += 1
-            if j + 1 < n and text[j] == "." and text[j + 1] in _DIGITS:
-                j += 2
-                while j < n and text[j] in _DIGITS:
-                    j += 1
+            j = _number_end(text, i)
             tokens.append(Token(NUMBER, text[i:j], line, column))
             i = j
         elif ch == "'":
-            start_line = line
-            chars: list[str] = []
-            j = i + 1
-            while True:
-                if j >= n:
-                    raise _lexical_error(
-                        line,
-                        j - line_start + 1,
-                        "<EOF>",
-                        text[i:j],
-                        f"The string starting at line {start_line}, column {column} is not closed; "
-                        "end it with ' and write an apostrophe inside it as \\'.",
-                    )
-                c = text[j]
-                if c == "\\" and j + 1 < n and text[j + 1] in "'\\":
-                    chars.append(text[j + 1])
-                    j += 2
-                    continue
-                if c == "'":
-                    break
-                if c == "\n":
-                    line, line_start = line + 1, j + 1
-                chars.append(c)
-                j += 1
-            tokens.append(Token(STRING, "".join(chars), start_line, column))
-            i = j + 1
+            value, i, end_line, line_start = _string(text, i, line, line_start)
+            tokens.append(Token(STRING, value, line, column))
+            line = end_line
         elif ch in "<>=!":
             pair = text[i : i + 2]
             op = pair if pair in ("<=", ">=", "<>", "!=") else ch

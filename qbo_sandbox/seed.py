@@ -14,7 +14,7 @@ only from ``now``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -364,6 +364,12 @@ def _seed_tax(
             },
         )
 
+    _seed_tax_codes(seeder, codes, by_id)
+
+
+def _seed_tax_codes(
+    seeder: _Seeder, codes: tuple[TaxCodeSeed, ...], by_id: Mapping[str, TaxRateSeed]
+) -> None:
     def details(ids: tuple[str, ...]) -> Entity:
         return {
             "TaxRateDetail": [
@@ -436,6 +442,7 @@ def _seed_company_info(
     )
 
 
+# long: QBO's Preferences entity, field by field as the real sandbox company answers it
 def _seed_preferences(seeder: _Seeder, *, fiscal_month: str, partner_tax: bool) -> None:
     currency = COUNTRY_CURRENCY[seeder.co.country]
     tax_prefs: Entity = {"UsingSalesTax": True, "PartnerTaxEnabled": partner_tax}

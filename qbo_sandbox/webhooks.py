@@ -355,6 +355,58 @@ class _State:
     next_attempt_id: int = 1
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """What one POST of a batch sends, fixed under the lock before the I/O."""
+
+    config: WebhookConfig
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    deadline: float  # real seconds
+    sit_out: float  # an injected delivery delay still to wait, in scaled seconds
+    generation: int  # a reset since makes the outcome moot
+
+
+def _log_entry(
+    state: _State, batch: _Batch, attempt: _Attempt, at: datetime, result: _PostResult, *, duplicate: bool
+) -> dict[str, Any]:
+    """One attempt's line in the delivery log (its outcome filled in by the caller)."""
+    entry: dict[str, Any] = {
+        "attempt_id": state.next_attempt_id,
+        "batch_id": batch.batch_id,
+        "attempt": batch.attempts,
+        "at": utc_z(at),
+        "url": attempt.url,
+        "format": attempt.config.format,
+        "status": result.status,
+        "error": result.error,
+        "ok": result.ok,
+        "duration_ms": round(result.duration * 1000, 3),
+        "event_ids": batch.event_ids,
+        "realms": batch.realms,
+        "duplicate": duplicate,
+        "delayed_seconds": batch.delayed_seconds if batch.attempts == 1 else 0.0,
+        "outcome": None,
+        "next_retry_in_seconds": None,
+    }
+    state.next_attempt_id += 1
+    return entry
+
+
+def _log_attempts(entries: list[dict[str, Any]]) -> None:
+    for item in entries:
+        log.info(
+            "webhook attempt batch=%s attempt=%s status=%s error=%s events=%d outcome=%s",
+            item["batch_id"],
+            item["attempt"],
+            item["status"],
+            item["error"],
+            len(item["event_ids"]),
+            item["outcome"],
+        )
+
+
 class WebhookDispatcher:
     """Queues change events and delivers them to the configured endpoint, one batch at a time.
 
@@ -553,42 +605,70 @@ class WebhookDispatcher:
         Called with ``_delivery_lock`` held.  ``honour_due`` is False for flush, which skips the
         retry delay but still sits out an injected delivery delay.
         """
+        attempt = self._begin_attempt(batch, honour_due=honour_due)
+        if not isinstance(attempt, _Attempt):
+            return [], attempt
+        if attempt.sit_out > 0:
+            self.clock.sleep(attempt.sit_out)
+        started_at = self.clock.now()
+        result = _post(client, attempt.url, attempt.body, attempt.headers, attempt.deadline)
+        duplicate = (
+            _post(client, attempt.url, attempt.body, attempt.headers, attempt.deadline)
+            if result.ok and batch.duplicate
+            else None
+        )
+        entries, held = self._end_attempt(batch, attempt, started_at, result, duplicate)
+        _log_attempts(entries)
+        return entries, held
+
+    def _begin_attempt(self, batch: _Batch, *, honour_due: bool) -> _Attempt | bool:
+        """The request to make for ``batch`` now, or whether it stays held (no attempt now)."""
         with self._cond:
             state = self._state
             if state.head is not batch:
-                return [], False
+                return False
             now = self.clock.monotonic()
             if honour_due and batch.due > now:
-                return [], True
+                return True
             config = state.config
             url = config.endpoint_url
             if url is None:
-                return [], False
+                return False
             sit_out = batch.due - now if batch.attempts == 0 and batch.due > now else 0.0
             if batch.fmt != config.format:
                 # The app switched formats while this batch waited: same events, same ids.
                 batch.fmt = config.format
                 batch.body = render(batch.events, config.format, self._source)
             batch.attempts += 1
-            generation = self._generation
-            body = batch.body
             content_type = config.content_type if config.format == "cloudevents" else "application/json"
-            headers = {
-                "Content-Type": content_type,
-                SIGNATURE_HEADER: sign(body, config.verifier_token),
-            }
-            deadline = max(MIN_REAL_DEADLINE, config.deadline_seconds / self.clock.time_scale)
-        if sit_out > 0:
-            self.clock.sleep(sit_out)
-        started_at = self.clock.now()
-        result = _post(client, url, body, headers, deadline)
-        duplicate = _post(client, url, body, headers, deadline) if result.ok and batch.duplicate else None
+            return _Attempt(
+                config=config,
+                url=url,
+                body=batch.body,
+                headers={
+                    "Content-Type": content_type,
+                    SIGNATURE_HEADER: sign(batch.body, config.verifier_token),
+                },
+                deadline=max(MIN_REAL_DEADLINE, config.deadline_seconds / self.clock.time_scale),
+                sit_out=sit_out,
+                generation=self._generation,
+            )
 
+    def _end_attempt(
+        self,
+        batch: _Batch,
+        attempt: _Attempt,
+        started_at: datetime,
+        result: _PostResult,
+        duplicate: _PostResult | None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Record the outcome: delivered, given up, or held for a retry (whether it is held)."""
+        config = attempt.config
         with self._cond:
-            if generation != self._generation:
+            if attempt.generation != self._generation:
                 return [], False
             state = self._state
-            entry = self._log_entry(batch, url, config.format, started_at, result, duplicate=False)
+            entry = _log_entry(state, batch, attempt, started_at, result, duplicate=False)
             held = False
             if state.head is not batch:
                 entry["outcome"] = "abandoned"
@@ -612,47 +692,12 @@ class WebhookDispatcher:
                     held = True
             entries = [entry]
             if duplicate is not None:
-                dup = self._log_entry(batch, url, config.format, started_at, duplicate, duplicate=True)
+                dup = _log_entry(state, batch, attempt, started_at, duplicate, duplicate=True)
                 dup["outcome"] = "duplicate_sent"
                 entries.append(dup)
             state.log.extend(entries)
             self._cond.notify_all()
-        for item in entries:
-            log.info(
-                "webhook attempt batch=%s attempt=%s status=%s error=%s events=%d outcome=%s",
-                item["batch_id"],
-                item["attempt"],
-                item["status"],
-                item["error"],
-                len(item["event_ids"]),
-                item["outcome"],
-            )
         return entries, held
-
-    def _log_entry(
-        self, batch: _Batch, url: str, fmt: str, at: datetime, result: _PostResult, *, duplicate: bool
-    ) -> dict[str, Any]:
-        state = self._state
-        entry: dict[str, Any] = {
-            "attempt_id": state.next_attempt_id,
-            "batch_id": batch.batch_id,
-            "attempt": batch.attempts,
-            "at": utc_z(at),
-            "url": url,
-            "format": fmt,
-            "status": result.status,
-            "error": result.error,
-            "ok": result.ok,
-            "duration_ms": round(result.duration * 1000, 3),
-            "event_ids": batch.event_ids,
-            "realms": batch.realms,
-            "duplicate": duplicate,
-            "delayed_seconds": batch.delayed_seconds if batch.attempts == 1 else 0.0,
-            "outcome": None,
-            "next_retry_in_seconds": None,
-        }
-        state.next_attempt_id += 1
-        return entry
 
     def flush(self) -> list[dict[str, Any]]:
         """Deliver everything queued now, ignoring the batch window and retry delays.
@@ -726,19 +771,7 @@ class WebhookDispatcher:
             state = self._state
             config = state.config
             head = state.head
-            held: dict[str, Any] | None = None
-            if head is not None:
-                held = {
-                    "batch_id": head.batch_id,
-                    "event_ids": head.event_ids,
-                    "realms": head.realms,
-                    "attempts": head.attempts,
-                    "next_attempt_in_seconds": max(0.0, head.due - self.clock.monotonic()),
-                    "last_status": head.last_status,
-                    "last_error": head.last_error,
-                    "duplicate": head.duplicate,
-                    "delayed_seconds": head.delayed_seconds,
-                }
+            held = _held_view(head, self.clock.monotonic()) if head is not None else None
             return {
                 "config": config.model_dump(),
                 "effective": {
@@ -763,7 +796,19 @@ class WebhookDispatcher:
         with self._cond:
             return [dict(entry) for entry in self._state.log]
 
-    # --- control API ------------------------------------------------------------------------
+    def faults(self) -> WebhookFaults:
+        with self._cond:
+            return self._state.faults
+
+    def register_routes(self, router: Router) -> None:
+        WebhookControls(self).register_routes(router)
+
+
+class WebhookControls:
+    """The control API under ``/_sandbox/webhooks``: configure, flush, inject events and faults."""
+
+    def __init__(self, webhooks: WebhookDispatcher) -> None:
+        self._webhooks = webhooks
 
     def register_routes(self, router: Router) -> None:
         base = "/_sandbox/webhooks"
@@ -778,7 +823,7 @@ class WebhookDispatcher:
         router.add("DELETE", f"{base}/faults", self._delete_faults)
 
     def _get_status(self, _sandbox: Sandbox, _request: Request, _params: dict[str, str]) -> Response:
-        return Response.json(self.status())
+        return Response.json(self._webhooks.status())
 
     def _post_config(self, _sandbox: Sandbox, request: Request, _params: dict[str, str]) -> Response:
         return self._config_request(request, replace=False)
@@ -791,18 +836,18 @@ class WebhookDispatcher:
         if isinstance(body, Response):
             return body
         try:
-            self.configure(body, replace=replace)
+            self._webhooks.configure(body, replace=replace)
         except ValidationError as exc:
             return _invalid("invalid_config", exc)
-        return Response.json(self.status())
+        return Response.json(self._webhooks.status())
 
     def _post_flush(self, _sandbox: Sandbox, _request: Request, _params: dict[str, str]) -> Response:
-        attempts = self.flush()
-        status = self.status()
+        attempts = self._webhooks.flush()
+        status = self._webhooks.status()
         return Response.json({"attempts": attempts, "queue": status["queue"]})
 
     def _get_deliveries(self, _sandbox: Sandbox, _request: Request, _params: dict[str, str]) -> Response:
-        entries = self.deliveries()
+        entries = self._webhooks.deliveries()
         return Response.json({"deliveries": entries, "count": len(entries)})
 
     def _post_events(self, _sandbox: Sandbox, request: Request, _params: dict[str, str]) -> Response:
@@ -820,12 +865,12 @@ class WebhookDispatcher:
             except ValidationError as exc:
                 prefix = [index] if isinstance(raw, list) else []
                 return _invalid("invalid_event", exc, prefix)
-        if self.config.endpoint_url is None:
+        if self._webhooks.config.endpoint_url is None:
             return _error(409, "no_endpoint", "no webhook endpoint is configured, so events would be dropped")
         queued: list[WebhookEvent] = []
         for item in parsed:
             at = datetime.fromisoformat(item.time) if item.time is not None else None
-            event = self.enqueue(
+            event = self._webhooks.enqueue(
                 item.realm, item.entity, item.id, item.operation, at=at, deleted_id=item.deletedId
             )
             if event is not None:
@@ -833,25 +878,38 @@ class WebhookDispatcher:
         return Response.json({"event_ids": [e.event_id for e in queued]}, status=202)
 
     def _get_faults(self, _sandbox: Sandbox, _request: Request, _params: dict[str, str]) -> Response:
-        with self._cond:
-            return Response.json(self._state.faults.public())
+        return Response.json(self._webhooks.faults().public())
 
     def _post_faults(self, _sandbox: Sandbox, request: Request, _params: dict[str, str]) -> Response:
         body = _json_object(request)
         if isinstance(body, Response):
             return body
         try:
-            faults = self.set_faults(FaultRequest.model_validate(body))
+            faults = self._webhooks.set_faults(FaultRequest.model_validate(body))
         except ValidationError as exc:
             return _invalid("invalid_faults", exc)
         return Response.json(faults.public())
 
     def _delete_faults(self, _sandbox: Sandbox, _request: Request, _params: dict[str, str]) -> Response:
-        self.clear_faults()
+        self._webhooks.clear_faults()
         return Response.json(WebhookFaults().public())
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _held_view(head: _Batch, now: float) -> dict[str, Any]:
+    return {
+        "batch_id": head.batch_id,
+        "event_ids": head.event_ids,
+        "realms": head.realms,
+        "attempts": head.attempts,
+        "next_attempt_in_seconds": max(0.0, head.due - now),
+        "last_status": head.last_status,
+        "last_error": head.last_error,
+        "duplicate": head.duplicate,
+        "delayed_seconds": head.delayed_seconds,
+    }
 
 
 def _new_client() -> httpx2.Client:

@@ -667,6 +667,14 @@ def make_roster(n: int = 2000, seed: int = 20260505) -> Roster:
 
 
 def _build_case(b: _Builder, case: str) -> None:
+    if case.startswith("absent"):
+        _build_absent_case(b, case)
+    else:
+        _build_matched_case(b, case)
+
+
+def _build_matched_case(b: _Builder, case: str) -> None:
+    """A client with its QBO customer, under the case's difference between the two."""
     r = b.rng
     if case == "exact":
         name = b.fresh(b.org)
@@ -708,7 +716,14 @@ def _build_case(b: _Builder, case: str) -> None:
         slipped = b.typo(name, 1)
         b.pair(case, (name, slipped), (None, b.org_email(name) if r.random() < 0.5 else None))
         b.add_qbo(name, None)  # the stray duplicate
-    elif case == "absent":
+    else:  # pragma: no cover - the case list is closed
+        raise ValueError(case)
+
+
+def _build_absent_case(b: _Builder, case: str) -> None:
+    """A client QBO does not have, sometimes beside a QBO customer that looks like it."""
+    r = b.rng
+    if case == "absent":
         if r.random() < 0.7:
             name = b.fresh(b.org)
             b.add_app(case, name, b.org_email(name) if r.random() < 0.7 else None)

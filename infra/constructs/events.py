@@ -56,17 +56,22 @@ class Events(Construct):
 
     def add_triggers(self, functions: dict[str, lambda_.IFunction], failures: sqs.IQueue) -> None:
         """The manifest's schedules and event rules, targeting the functions that declare them."""
+        self._add_schedules(functions, failures)
+        self._add_rules(functions, failures)
+
+    def _add_schedules(self, functions: dict[str, lambda_.IFunction], failures: sqs.IQueue) -> None:
         scheduled = [spec for spec in manifest.FUNCTIONS if spec.schedules]
-        if scheduled:
-            account = Stack.of(self).account
-            self.scheduler_role = iam.Role(
-                self,
-                "SchedulerRole",
-                assumed_by=iam.ServicePrincipal(
-                    "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": account}}
-                ),
-                description="EventBridge Scheduler: invoke QBO Link's scheduled functions, nothing else",
-            )
+        if not scheduled:
+            return
+        account = Stack.of(self).account
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": account}}
+            ),
+            description="EventBridge Scheduler: invoke QBO Link's scheduled functions, nothing else",
+        )
         for spec in scheduled:
             for schedule in spec.schedules:
                 target = scheduler_targets.LambdaInvoke(
@@ -86,18 +91,19 @@ class Events(Construct):
                     target=target,
                     description=schedule.description,
                 )
-        if self.scheduler_role is not None:
-            stack = Stack.of(self)
-            Validations.of(self.scheduler_role).acknowledge(
-                *(
-                    Acknowledgment(
-                        id=f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(_cfn(functions[spec.name]))}.Arn>:*]",
-                        reason=f"lambda:InvokeFunction on the {spec.name} function's versions and aliases "
-                        "(the scheduler target's grant); no other function",
-                    )
-                    for spec in scheduled
+        stack = Stack.of(self)
+        Validations.of(self.scheduler_role).acknowledge(
+            *(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(_cfn(functions[spec.name]))}.Arn>:*]",
+                    reason=f"lambda:InvokeFunction on the {spec.name} function's versions and aliases "
+                    "(the scheduler target's grant); no other function",
                 )
+                for spec in scheduled
             )
+        )
+
+    def _add_rules(self, functions: dict[str, lambda_.IFunction], failures: sqs.IQueue) -> None:
         for spec in manifest.FUNCTIONS:
             for rule in spec.event_rules:
                 self.rules[rule.logical_id] = events.Rule(

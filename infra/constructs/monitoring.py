@@ -84,8 +84,17 @@ class Monitoring(Construct):
         alarm_email: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.topic_key, self.topic = self._alarm_topic(alarm_email)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self._namespace = metrics_namespace()
+        self._queue_alarms(queues)
+        self._function_alarms(functions)
+        self._service_alarms(http_api)
+        self.dashboard = self._dashboard(functions, queues, http_api)
+
+    def _alarm_topic(self, alarm_email: str | None) -> tuple[kms.Key, sns.Topic]:
         # CloudWatch cannot publish to a topic under the AWS-managed SNS key: ours, with CloudWatch allowed.
-        self.topic_key = kms.Key(
+        key = kms.Key(
             self,
             "AlarmTopicKey",
             description="QBO Link: alarm notifications",
@@ -93,17 +102,15 @@ class Monitoring(Construct):
             removal_policy=RemovalPolicy.DESTROY,  # encrypts only notifications in flight
             pending_window=Duration.days(7),
         )
-        self.topic_key.grant(
-            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey"
-        )
-        self.topic = sns.Topic(
-            self, "AlarmTopic", display_name="QBO Link alarms", master_key=self.topic_key, enforce_ssl=True
+        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey")
+        topic = sns.Topic(
+            self, "AlarmTopic", display_name="QBO Link alarms", master_key=key, enforce_ssl=True
         )
         if alarm_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        self.alarms: dict[str, cloudwatch.Alarm] = {}
-        self._namespace = metrics_namespace()
+            topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        return key, topic
 
+    def _queue_alarms(self, queues: list[MonitoredQueue]) -> None:
         for monitored in queues:
             if monitored.dead_letter:
                 self._alarm(
@@ -124,6 +131,8 @@ class Monitoring(Construct):
                     threshold=QUEUE_AGE_ALARM_SECONDS,
                     description=f"{monitored.logical_id} has work waiting for over an hour",
                 )
+
+    def _function_alarms(self, functions: Mapping[str, lambda_.IFunction]) -> None:
         for spec in manifest.FUNCTIONS:
             function = functions[spec.name]
             self._alarm(
@@ -138,6 +147,9 @@ class Monitoring(Construct):
                 threshold=1,
                 description=f"The {spec.name} function was throttled",
             )
+
+    def _service_alarms(self, http_api: apigwv2.IHttpApi) -> None:
+        """The API's 5xx and the business metrics a person must act on."""
         self._alarm(
             "ApiServerErrors",
             http_api.metric_server_error(period=Duration.minutes(5), statistic="Sum"),
@@ -163,7 +175,6 @@ class Monitoring(Construct):
             threshold=1,
             description="Webhook notices the changes queue refused (Intuit retries them)",
         )
-        self.dashboard = self._dashboard(functions, queues, http_api)
 
     def business_metric(self, name: str, period: Duration) -> cloudwatch.Metric:
         return cloudwatch.Metric(
@@ -198,6 +209,7 @@ class Monitoring(Construct):
         queues: list[MonitoredQueue],
         http_api: apigwv2.IHttpApi,
     ) -> cloudwatch.Dashboard:
+        """One row of alarms, then rows of two graphs each."""
         dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-overview"
         )
@@ -207,7 +219,13 @@ class Monitoring(Construct):
                 title="Alarms", alarms=list(self.alarms.values()), width=24, height=4
             )
         )
-        dashboard.add_widgets(
+        dashboard.add_widgets(*self._api_widgets(http_api, period))
+        dashboard.add_widgets(*self._function_widgets(functions, period))
+        dashboard.add_widgets(*self._queue_widgets(queues, period))
+        return dashboard
+
+    def _api_widgets(self, http_api: apigwv2.IHttpApi, period: Duration) -> list[cloudwatch.IWidget]:
+        return [
             cloudwatch.GraphWidget(
                 title="HTTP API",
                 left=[http_api.metric_count(period=period), http_api.metric_server_error(period=period)],
@@ -223,8 +241,13 @@ class Monitoring(Construct):
                 ],
                 width=12,
             ),
-        )
-        dashboard.add_widgets(
+        ]
+
+    @staticmethod
+    def _function_widgets(
+        functions: Mapping[str, lambda_.IFunction], period: Duration
+    ) -> list[cloudwatch.IWidget]:
+        return [
             cloudwatch.GraphWidget(
                 title="Function errors",
                 left=[
@@ -240,8 +263,10 @@ class Monitoring(Construct):
                 ],
                 width=12,
             ),
-        )
-        dashboard.add_widgets(
+        ]
+
+    def _queue_widgets(self, queues: list[MonitoredQueue], period: Duration) -> list[cloudwatch.IWidget]:
+        return [
             cloudwatch.GraphWidget(
                 title="Queues: visible messages",
                 left=[
@@ -259,5 +284,4 @@ class Monitoring(Construct):
                 ],
                 width=12,
             ),
-        )
-        return dashboard
+        ]

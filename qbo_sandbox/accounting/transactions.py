@@ -16,7 +16,7 @@ from __future__ import annotations
 import calendar
 import copy
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -424,21 +424,8 @@ def _thousands(value: Decimal) -> str:
     return f"{value:,}"
 
 
-def _sales_item_line(co: Company, line: Entity, out: Entity, *, us: bool, inclusive: bool) -> _SalesLine:
-    detail = line.get("SalesItemLineDetail")
-    if not isinstance(detail, dict):
-        raise faults.required_param("Line.SalesItemLineDetail", "Line")
-    detail_out: Entity = {k: v for k, v in detail.items() if k not in {"ItemAccountRef"}}
-    out["DetailType"] = "SalesItemLineDetail"
-    out["SalesItemLineDetail"] = detail_out
-    out["CustomExtensions"] = line.get("CustomExtensions", [])
-
-    item = require_ref(co, detail, "ItemRef", "Item")
-    if item is None:
-        # QBO's documented rule: a line without an item is documentation only.
-        out["Amount"] = 0
-        return _SalesLine(out, ZERO, (), False)
-    detail_out["ItemRef"] = display_ref(item)
+def _sales_line_gross(line: Entity, detail: Entity, item: Entity, *, inclusive: bool) -> Decimal:
+    """The line's amount (tax included when the document is), checked against Qty * UnitPrice."""
     if "Amount" not in line or line["Amount"] is None:
         raise faults.required_param("Line.Amount", "Line")
     gross = money(line["Amount"], "Line.Amount")
@@ -464,7 +451,25 @@ def _sales_item_line(co: Company, line: Entity, out: Entity, *, us: bool, inclus
             f"Amount is not equal to UnitPrice * Qty. Supplied value:{_thousands(gross)}",
             "Line.Amount",
         )
-    gross = cents(gross)  # QBO keeps currency amounts to the cent
+    return cents(gross)  # QBO keeps currency amounts to the cent
+
+
+def _sales_item_line(co: Company, line: Entity, out: Entity, *, us: bool, inclusive: bool) -> _SalesLine:
+    detail = line.get("SalesItemLineDetail")
+    if not isinstance(detail, dict):
+        raise faults.required_param("Line.SalesItemLineDetail", "Line")
+    detail_out: Entity = {k: v for k, v in detail.items() if k not in {"ItemAccountRef"}}
+    out["DetailType"] = "SalesItemLineDetail"
+    out["SalesItemLineDetail"] = detail_out
+    out["CustomExtensions"] = line.get("CustomExtensions", [])
+
+    item = require_ref(co, detail, "ItemRef", "Item")
+    if item is None:
+        # QBO's documented rule: a line without an item is documentation only.
+        out["Amount"] = 0
+        return _SalesLine(out, ZERO, (), False)
+    detail_out["ItemRef"] = display_ref(item)
+    gross = _sales_line_gross(line, detail, item, inclusive=inclusive)
     account_id = ref_id(item, "IncomeAccountRef")
     account = co.get("Account", account_id) if account_id else None
     if account is not None:
@@ -666,6 +671,74 @@ class _Priced:
     tax_detail: Entity
 
 
+def _apply_discounts(discounts: Sequence[_Discount], subtotal: Decimal) -> Decimal:
+    """Each discount line's amount (a percentage of the subtotal when it is one); their total."""
+    total = ZERO
+    for discount in discounts:
+        value = discount.amount
+        if discount.percent is not None:
+            value = cents(subtotal * discount.percent / 100)
+        discount.out["Amount"] = number(value)
+        total += value
+    return total
+
+
+def _us_tax(
+    co: Company,
+    sales: Sequence[_SalesLine],
+    nets: Sequence[Decimal],
+    shares: Sequence[Decimal],
+    *,
+    sent_tax: dict[str, Any],
+    customer: Entity,
+) -> tuple[tuple[tax.TaxLine, ...], dict[str, str] | None]:
+    """US: one tax code for the whole transaction, on the taxable lines; its lines and code."""
+    taxable = sum((n - d for s, n, d in zip(sales, nets, shares, strict=True) if s.taxable), ZERO)
+    wanted = (
+        taxable != 0 or sent_tax.get("TotalTax") is not None or ref_id(sent_tax, "TxnTaxCodeRef") is not None
+    )
+    code = _us_tax_code(co, sent_tax, customer) if wanted else None
+    rates = _rates_of(co, code) if code is not None else ()
+    tax_lines = tax.transaction_tax(taxable, rates) if taxable != 0 else ()
+    for sale in sales:
+        sale.out["Amount"] = number(sale.amount)
+    return tax_lines, ({"value": code["Id"]} if code is not None else None)
+
+
+def _line_tax(
+    co: Company,
+    sales: Sequence[_SalesLine],
+    shares: Sequence[Decimal],
+    *,
+    sent_tax: dict[str, Any],
+    inclusive: bool,
+) -> tuple[tuple[tax.TaxLine, ...], dict[str, tax.SentTaxLine]]:
+    """Outside the US: each line's own tax code; the tax lines and the ones the request sent."""
+    result = tax.per_line_tax(
+        [tax.TaxableLine(s.amount, s.rates, d) for s, d in zip(sales, shares, strict=True)],
+        inclusive=inclusive,
+    )
+    sent_lines = _sent_tax_lines(co, sent_tax, (t.rate for t in result.tax_lines))
+    for sale, line_result in zip(sales, result.lines, strict=True):
+        sale.out["Amount"] = number(line_result.net)
+        if inclusive:
+            sale.out["SalesItemLineDetail"]["TaxInclusiveAmt"] = number(cents(sale.amount))
+    return result.tax_lines, sent_lines
+
+
+def _honour_sent_tax(
+    tax_lines: tuple[tax.TaxLine, ...], sent_lines: dict[str, tax.SentTaxLine], sent_tax: dict[str, Any]
+) -> tuple[tuple[tax.TaxLine, ...], Decimal]:
+    """The tax lines and total after the amounts the request sent (per rate, or a total) win."""
+    if sent_lines:
+        tax_lines = tax.honour_tax_lines(tax_lines, sent_lines)
+        return tax_lines, sum((t.amount for t in tax_lines), ZERO)
+    if sent_tax.get("TotalTax") is not None:
+        explicit = cents(money(sent_tax["TotalTax"], "TxnTaxDetail.TotalTax"))
+        return tax.honour_total(explicit, tax_lines), explicit
+    return tax_lines, sum((t.amount for t in tax_lines), ZERO)
+
+
 def _price(
     co: Company,
     lines: _Lines,
@@ -681,57 +754,19 @@ def _price(
     else:
         nets = [tax.net_of_tax(s.amount, s.rates) for s in lines.sales]
     subtotal = sum(nets, ZERO)
-    discount_total = ZERO
-    for discount in lines.discounts:
-        value = discount.amount
-        if discount.percent is not None:
-            value = cents(subtotal * discount.percent / 100)
-        discount.out["Amount"] = number(value)
-        discount_total += value
+    discount_total = _apply_discounts(lines.discounts, subtotal)
     shares = (
         tax.allocate_discount(discount_total, nets)
         if after_discount and discount_total
         else [ZERO] * len(nets)
     )
-
-    tax_lines: tuple[tax.TaxLine, ...]
     code_ref: dict[str, str] | None = None
     sent_lines: dict[str, tax.SentTaxLine] = {}
     if us:
-        taxable = sum((n - d for s, n, d in zip(lines.sales, nets, shares, strict=True) if s.taxable), ZERO)
-        wanted = (
-            taxable != 0
-            or sent_tax.get("TotalTax") is not None
-            or ref_id(sent_tax, "TxnTaxCodeRef") is not None
-        )
-        code = _us_tax_code(co, sent_tax, customer) if wanted else None
-        rates = _rates_of(co, code) if code is not None else ()
-        tax_lines = tax.transaction_tax(taxable, rates) if taxable != 0 else ()
-        if code is not None:
-            code_ref = {"value": code["Id"]}
-        for sale in lines.sales:
-            sale.out["Amount"] = number(sale.amount)
+        tax_lines, code_ref = _us_tax(co, lines.sales, nets, shares, sent_tax=sent_tax, customer=customer)
     else:
-        result = tax.per_line_tax(
-            [tax.TaxableLine(s.amount, s.rates, d) for s, d in zip(lines.sales, shares, strict=True)],
-            inclusive=inclusive,
-        )
-        tax_lines = result.tax_lines
-        sent_lines = _sent_tax_lines(co, sent_tax, (t.rate for t in tax_lines))
-        for sale, line_result in zip(lines.sales, result.lines, strict=True):
-            sale.out["Amount"] = number(line_result.net)
-            if inclusive:
-                sale.out["SalesItemLineDetail"]["TaxInclusiveAmt"] = number(cents(sale.amount))
-
-    if sent_lines:
-        tax_lines = tax.honour_tax_lines(tax_lines, sent_lines)
-        total_tax = sum((t.amount for t in tax_lines), ZERO)
-    elif sent_tax.get("TotalTax") is not None:
-        explicit = cents(money(sent_tax["TotalTax"], "TxnTaxDetail.TotalTax"))
-        tax_lines = tax.honour_total(explicit, tax_lines)
-        total_tax = explicit
-    else:
-        total_tax = sum((t.amount for t in tax_lines), ZERO)
+        tax_lines, sent_lines = _line_tax(co, lines.sales, shares, sent_tax=sent_tax, inclusive=inclusive)
+    tax_lines, total_tax = _honour_sent_tax(tax_lines, sent_lines, sent_tax)
 
     detail: Entity = {}
     if code_ref is not None and (tax_lines or total_tax):
@@ -896,10 +931,10 @@ _STATUS_VALUES = {
 }
 
 
-def _build_sales_doc(
-    co: Company, entity: str, body: Entity, stored: Entity | None, *, sparse: bool, now: datetime
-) -> tuple[Entity, bool]:
-    """The document QBO would save for this request, and whether its DocNumber was assigned."""
+def _sent_sales_doc(
+    body: Entity, stored: Entity | None, *, sparse: bool
+) -> tuple[Entity, Any, dict[str, Any]]:
+    """The request's fields over the stored ones (a sparse update), its lines and its tax detail."""
     hidden = READ_ONLY | SALES_COMPUTED | {"Line", "TxnTaxDetail"}
     if stored is not None and sparse:
         doc = {k: copy.deepcopy(v) for k, v in stored.items() if k not in hidden}
@@ -916,20 +951,13 @@ def _build_sales_doc(
         doc = {k: v for k, v in body.items() if k not in hidden}
         sent_lines = body.get("Line")
         sent_tax = body.get("TxnTaxDetail") or {}
-    doc = _present(doc)
     if not isinstance(sent_tax, dict):
         raise faults.invalid_field("TxnTaxDetail", "TxnTaxDetail must be an object")
+    return _present(doc), sent_lines, sent_tax
 
-    customer = require_ref(co, doc, "CustomerRef", "Customer", required=True)
-    assert customer is not None  # required=True raises instead
-    doc["CustomerRef"] = display_ref(customer, "DisplayName")
 
-    if doc.get("TxnDate") in (None, ""):
-        doc["TxnDate"] = stored["TxnDate"] if stored is not None else _today(co, now)
-    txn_date = _parse_date(doc["TxnDate"], "TxnDate")
-    doc["CurrencyRef"] = _currency(co, doc)
-    assigned = _doc_number(co, entity, doc, stored)
-
+def _tax_settings(co: Company, doc: Entity) -> tuple[bool, bool, bool]:
+    """(US, amounts include tax, tax after discount), GlobalTaxCalculation checked outside the US."""
     us = co.country == "US"
     inclusive = not us and doc.get("GlobalTaxCalculation") == "TaxInclusive"
     if not us:
@@ -940,10 +968,44 @@ def _build_sales_doc(
                 "GlobalTaxCalculation must be TaxExcluded, TaxInclusive or NotApplicable",
             )
     after_discount = doc.setdefault("ApplyTaxAfterDiscount", False) in (True, "true")
+    return us, inclusive, after_discount
+
+
+def _statuses(doc: Entity) -> None:
     for key, allowed in _STATUS_VALUES.items():
         doc.setdefault(key, "NeedToPrint" if key == "PrintStatus" else "NotSet")
         if doc[key] not in allowed:
             raise faults.invalid_field(key, f"{key} must be one of {', '.join(allowed)}")
+
+
+def _check_total(entity: str, total: Decimal, applied: Decimal) -> None:
+    if total < 0:
+        raise faults.business_rule(f"The {entity} total cannot be negative (TotalAmt {total}).", "TotalAmt")
+    if total < applied:
+        raise faults.business_rule(
+            f"The {entity} total ({total}) cannot be less than the amount already applied to "
+            f"it by payments ({applied}). Remove or reduce the payments first.",
+            "TotalAmt",
+        )
+
+
+def _build_sales_doc(
+    co: Company, entity: str, body: Entity, stored: Entity | None, *, sparse: bool, now: datetime
+) -> tuple[Entity, bool]:
+    """The document QBO would save for this request, and whether its DocNumber was assigned."""
+    doc, sent_lines, sent_tax = _sent_sales_doc(body, stored, sparse=sparse)
+    customer = require_ref(co, doc, "CustomerRef", "Customer", required=True)
+    assert customer is not None  # required=True raises instead
+    doc["CustomerRef"] = display_ref(customer, "DisplayName")
+
+    if doc.get("TxnDate") in (None, ""):
+        doc["TxnDate"] = stored["TxnDate"] if stored is not None else _today(co, now)
+    txn_date = _parse_date(doc["TxnDate"], "TxnDate")
+    doc["CurrencyRef"] = _currency(co, doc)
+    assigned = _doc_number(co, entity, doc, stored)
+
+    us, inclusive, after_discount = _tax_settings(co, doc)
+    _statuses(doc)
     _copy_customer_contact(doc, customer)
     if entity == "Invoice":
         _due_date(co, doc, body, customer, txn_date=txn_date, stored=stored)
@@ -965,17 +1027,8 @@ def _build_sales_doc(
         customer=customer,
         sent_tax=sent_tax,
     )
-    if priced.total < 0:
-        raise faults.business_rule(
-            f"The {entity} total cannot be negative (TotalAmt {priced.total}).", "TotalAmt"
-        )
     applied = _applied(co, entity, stored["Id"]) if stored is not None else ZERO
-    if priced.total < applied:
-        raise faults.business_rule(
-            f"The {entity} total ({priced.total}) cannot be less than the amount already applied to "
-            f"it by payments ({applied}). Remove or reduce the payments first.",
-            "TotalAmt",
-        )
+    _check_total(entity, priced.total, applied)
     doc["LinkedTxn"] = list(stored.get("LinkedTxn") or []) if stored is not None else []
     doc["Line"] = priced.lines
     doc["TxnTaxDetail"] = priced.tax_detail
@@ -1153,41 +1206,60 @@ def _payment_lines(
     lines: list[Entity] = []
     plan: dict[tuple[str, str], Decimal] = {}
     for line in sent:
-        if not isinstance(line, dict):
-            raise faults.invalid_field("Line", "Each line must be an object")
-        if line.get("Amount") is None:
-            raise faults.required_param("Line.Amount", "Line")
-        amount = money(line["Amount"], "Line.Amount")
-        if amount < 0:
-            raise faults.invalid_field("Line.Amount", "A payment line amount cannot be negative")
-        linked = line.get("LinkedTxn")
-        if not isinstance(linked, list) or not linked:
-            raise faults.required_param("Line.LinkedTxn", "Line")
-        if len(linked) != 1 or not isinstance(linked[0], dict):
-            raise faults.invalid_field("Line.LinkedTxn", "Each payment line links exactly one transaction")
-        txn_type = linked[0].get("TxnType")
-        txn_id = str(linked[0].get("TxnId") or "")
-        if txn_type not in SALES_DOCS:
-            raise faults.invalid_field(
-                "Line.LinkedTxn.TxnType",
-                f"Unsupported TxnType {txn_type!r}: payments apply to Invoice or CreditMemo",
-            )
-        if not txn_id:
-            raise faults.required_param("Line.LinkedTxn.TxnId", "Line")
-        target = visible(co, txn_type, txn_id)
-        if target is None:
-            raise faults.object_not_found(txn_type, txn_id, "Line.LinkedTxn.TxnId")
-        if not _is_same_or_descendant(co, target["CustomerRef"]["value"], customer["Id"]):
-            raise faults.business_rule(
-                f"{txn_type} {txn_id} belongs to another customer "
-                f"(Customer {target['CustomerRef']['value']}); a payment from Customer "
-                f"{customer['Id']} can only apply to its own or its sub-customers' transactions.",
-                "Line.LinkedTxn.TxnId",
-            )
+        txn_type, txn_id, amount = _payment_line(co, line, customer)
         key = (txn_type, txn_id)
         plan[key] = plan.get(key, ZERO) + amount
         lines.append({"Amount": number(amount), "LinkedTxn": [{"TxnId": txn_id, "TxnType": txn_type}]})
+    open_before = _open_before(co, plan, old_links)
+    for line in lines:
+        linked = line["LinkedTxn"][0]
+        target = co.get(linked["TxnType"], linked["TxnId"])
+        assert target is not None
+        line["LineEx"] = line_ex(linked["TxnId"], open_before[(linked["TxnType"], linked["TxnId"])], target)
+    return lines, plan
 
+
+def _payment_line(co: Company, line: Any, customer: Entity) -> tuple[str, str, Decimal]:
+    """One payment line checked: the (TxnType, TxnId) it applies to, of this customer, and its amount."""
+    if not isinstance(line, dict):
+        raise faults.invalid_field("Line", "Each line must be an object")
+    if line.get("Amount") is None:
+        raise faults.required_param("Line.Amount", "Line")
+    amount = money(line["Amount"], "Line.Amount")
+    if amount < 0:
+        raise faults.invalid_field("Line.Amount", "A payment line amount cannot be negative")
+    linked = line.get("LinkedTxn")
+    if not isinstance(linked, list) or not linked:
+        raise faults.required_param("Line.LinkedTxn", "Line")
+    if len(linked) != 1 or not isinstance(linked[0], dict):
+        raise faults.invalid_field("Line.LinkedTxn", "Each payment line links exactly one transaction")
+    txn_type = linked[0].get("TxnType")
+    txn_id = str(linked[0].get("TxnId") or "")
+    if txn_type not in SALES_DOCS:
+        raise faults.invalid_field(
+            "Line.LinkedTxn.TxnType",
+            f"Unsupported TxnType {txn_type!r}: payments apply to Invoice or CreditMemo",
+        )
+    if not txn_id:
+        raise faults.required_param("Line.LinkedTxn.TxnId", "Line")
+    target = visible(co, txn_type, txn_id)
+    if target is None:
+        raise faults.object_not_found(txn_type, txn_id, "Line.LinkedTxn.TxnId")
+    if not _is_same_or_descendant(co, target["CustomerRef"]["value"], customer["Id"]):
+        raise faults.business_rule(
+            f"{txn_type} {txn_id} belongs to another customer "
+            f"(Customer {target['CustomerRef']['value']}); a payment from Customer "
+            f"{customer['Id']} can only apply to its own or its sub-customers' transactions.",
+            "Line.LinkedTxn.TxnId",
+        )
+    return txn_type, txn_id, amount
+
+
+def _open_before(
+    co: Company, plan: dict[tuple[str, str], Decimal], old_links: dict[tuple[str, str], Decimal]
+) -> dict[tuple[str, str], Decimal]:
+    """What each transaction had open before this payment (its own earlier amounts given back);
+    a payment may not apply more."""
     open_before: dict[tuple[str, str], Decimal] = {}
     for (txn_type, txn_id), amount in plan.items():
         target = co.get(txn_type, txn_id)
@@ -1201,12 +1273,7 @@ def _payment_lines(
                 "Line.Amount",
             )
         open_before[(txn_type, txn_id)] = open_amount
-    for line in lines:
-        linked = line["LinkedTxn"][0]
-        target = co.get(linked["TxnType"], linked["TxnId"])
-        assert target is not None
-        line["LineEx"] = line_ex(linked["TxnId"], open_before[(linked["TxnType"], linked["TxnId"])], target)
-    return lines, plan
+    return open_before
 
 
 NAME_VALUE = {
@@ -1394,6 +1461,59 @@ def _void_payment(co: Company, stored: Entity, body: Entity, now: datetime) -> E
 _ENTITY_TYPES = ("Customer", "Vendor", "Employee")
 
 
+def _journal_line(co: Company, line: Any) -> tuple[str, Decimal, str, Entity]:
+    """One journal line checked: its DetailType, amount, posting type and detail as QBO keeps it."""
+    if not isinstance(line, dict):
+        raise faults.invalid_field("Line", "Each line must be an object")
+    kind = line.get("DetailType")
+    if kind is None:
+        raise faults.required_param("Line.DetailType", "Line")
+    if kind != "JournalEntryLineDetail":
+        raise faults.invalid_field("Line.DetailType", f"Unsupported DetailType {kind!r} for JournalEntry")
+    detail = line.get("JournalEntryLineDetail")
+    if not isinstance(detail, dict):
+        raise faults.required_param("Line.JournalEntryLineDetail", "Line")
+    if line.get("Amount") is None:
+        raise faults.required_param("Line.Amount", "Line")
+    amount = money(line["Amount"], "Line.Amount")
+    if amount < 0:
+        raise faults.invalid_field("Line.Amount", "A journal line amount cannot be negative")
+    posting = detail.get("PostingType")
+    if posting is None:
+        raise faults.required_param("Line.JournalEntryLineDetail.PostingType", "Line")
+    if posting not in ("Debit", "Credit"):
+        raise faults.invalid_field(
+            "Line.JournalEntryLineDetail.PostingType", "PostingType must be Debit or Credit"
+        )
+    account = require_ref(co, detail, "AccountRef", "Account", required=True)
+    assert account is not None
+    detail_out: Entity = dict(detail)
+    detail_out["AccountRef"] = display_ref(account)
+    party = detail.get("Entity")
+    party_type = None
+    if party is not None:
+        if not isinstance(party, dict) or party.get("Type") not in _ENTITY_TYPES:
+            raise faults.invalid_field(
+                "Line.JournalEntryLineDetail.Entity.Type",
+                "Entity.Type must be Customer, Vendor or Employee",
+            )
+        party_type = party["Type"]
+        target = require_ref(co, party, "EntityRef", party_type, required=True)
+        assert target is not None
+        detail_out["Entity"] = {"Type": party_type, "EntityRef": display_ref(target, "DisplayName")}
+    if account.get("AccountType") == "Accounts Receivable" and party_type != "Customer":
+        raise faults.business_rule(
+            "When you use Accounts Receivable, you must choose a customer in the Name field.",
+            "Line.JournalEntryLineDetail.Entity",
+        )
+    if account.get("AccountType") == "Accounts Payable" and party_type != "Vendor":
+        raise faults.business_rule(
+            "When you use Accounts Payable, you must select a vendor in the Name field.",
+            "Line.JournalEntryLineDetail.Entity",
+        )
+    return kind, amount, posting, detail_out
+
+
 def _journal_lines(co: Company, sent: Any, old_lines: list[Entity]) -> tuple[list[Entity], Decimal]:
     if sent is not None and not isinstance(sent, list):
         raise faults.invalid_field("Line", "Line must be an array")
@@ -1405,54 +1525,7 @@ def _journal_lines(co: Company, sent: Any, old_lines: list[Entity]) -> tuple[lis
     lines: list[Entity] = []
     debits = credits = ZERO
     for line in sent:
-        if not isinstance(line, dict):
-            raise faults.invalid_field("Line", "Each line must be an object")
-        kind = line.get("DetailType")
-        if kind is None:
-            raise faults.required_param("Line.DetailType", "Line")
-        if kind != "JournalEntryLineDetail":
-            raise faults.invalid_field("Line.DetailType", f"Unsupported DetailType {kind!r} for JournalEntry")
-        detail = line.get("JournalEntryLineDetail")
-        if not isinstance(detail, dict):
-            raise faults.required_param("Line.JournalEntryLineDetail", "Line")
-        if line.get("Amount") is None:
-            raise faults.required_param("Line.Amount", "Line")
-        amount = money(line["Amount"], "Line.Amount")
-        if amount < 0:
-            raise faults.invalid_field("Line.Amount", "A journal line amount cannot be negative")
-        posting = detail.get("PostingType")
-        if posting is None:
-            raise faults.required_param("Line.JournalEntryLineDetail.PostingType", "Line")
-        if posting not in ("Debit", "Credit"):
-            raise faults.invalid_field(
-                "Line.JournalEntryLineDetail.PostingType", "PostingType must be Debit or Credit"
-            )
-        account = require_ref(co, detail, "AccountRef", "Account", required=True)
-        assert account is not None
-        detail_out: Entity = dict(detail)
-        detail_out["AccountRef"] = display_ref(account)
-        party = detail.get("Entity")
-        party_type = None
-        if party is not None:
-            if not isinstance(party, dict) or party.get("Type") not in _ENTITY_TYPES:
-                raise faults.invalid_field(
-                    "Line.JournalEntryLineDetail.Entity.Type",
-                    "Entity.Type must be Customer, Vendor or Employee",
-                )
-            party_type = party["Type"]
-            target = require_ref(co, party, "EntityRef", party_type, required=True)
-            assert target is not None
-            detail_out["Entity"] = {"Type": party_type, "EntityRef": display_ref(target, "DisplayName")}
-        if account.get("AccountType") == "Accounts Receivable" and party_type != "Customer":
-            raise faults.business_rule(
-                "When you use Accounts Receivable, you must choose a customer in the Name field.",
-                "Line.JournalEntryLineDetail.Entity",
-            )
-        if account.get("AccountType") == "Accounts Payable" and party_type != "Vendor":
-            raise faults.business_rule(
-                "When you use Accounts Payable, you must select a vendor in the Name field.",
-                "Line.JournalEntryLineDetail.Entity",
-            )
+        kind, amount, posting, detail_out = _journal_line(co, line)
         line_id = str(line["Id"]) if line.get("Id") is not None else None
         if line_id is None or line_id not in old_ids or line_id in used:
             line_id = str(next_id)
@@ -1533,6 +1606,7 @@ def _delete_journal(co: Company, stored: Entity, body: Entity, now: datetime) ->
 # --- seed -------------------------------------------------------------------------------------
 
 
+# long: a seed of sample documents (four invoices and a payment), spelled out as a person would enter them
 def seed_demo_transactions(co: Company, now: datetime) -> None:
     """A few open invoices and one payment for the US demo company (Craig's Design and Landscaping).
 

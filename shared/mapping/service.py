@@ -527,7 +527,7 @@ class MappingService:
 
     # --- export --------------------------------------------------------------------------------
 
-    def export(self, tenant_id: str, kind: str, app_ids: Sequence[str]) -> list[ItemOutcome]:
+    def export(self, tenant_id: str, kind: str, app_ids: Sequence[str]) -> list[ItemOutcome]:  # noqa: C901 - TODO(split MappingService): one pass per kind
         """Create each app entity in QBO and link it; one outcome per id, in order.  Sites become
         sub-customers of their client's linked customer (so clients go first in one request);
         work and expense codes become Service items, accounts accounts of their use's type.

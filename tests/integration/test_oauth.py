@@ -309,7 +309,7 @@ def test_authorize_accepts_accounting_with_payment_scope(
     code, realm = new_code(http, sandbox_server, scope=f"{ACCOUNTING} com.intuit.quickbooks.payment")
 
     assert exchange(http, sandbox_server, code).status_code == 200
-    [grant] = sandbox_server.sandbox.oauth.grants(realm)
+    [grant] = sandbox_server.sandbox.oauth.controls.grants(realm)
     assert grant["scopes"] == [ACCOUNTING, "com.intuit.quickbooks.payment"]
 
 
@@ -476,7 +476,7 @@ def test_reused_code_is_invalid_grant_and_revokes_the_first_pair(
     fault = auth_fault(sandbox_server, first["access_token"], realm)
     assert fault is not None
     assert fault.status == 401
-    [grant] = sandbox_server.sandbox.oauth.grants(realm)
+    [grant] = sandbox_server.sandbox.oauth.controls.grants(realm)
     assert grant["revoked"] is True
     assert grant["revoked_reason"] == "authorization code reused"
 
@@ -848,7 +848,7 @@ def test_control_shortens_a_refresh_tokens_life(http: httpx2.Client, sandbox_ser
 
 def test_control_shortens_a_grants_hard_expiry(http: httpx2.Client, sandbox_server: SandboxServer) -> None:
     tokens, realm = connect(http, sandbox_server)
-    [grant] = sandbox_server.sandbox.oauth.grants(realm)
+    [grant] = sandbox_server.sandbox.oauth.controls.grants(realm)
 
     response = http.post(
         "/_sandbox/oauth/refresh-token-life", json={"grant_id": grant["grant_id"], "hard_expires_in": 86400}
@@ -993,7 +993,7 @@ def test_concurrent_refreshes_with_one_token_all_succeed_within_grace(
     assert [r.status_code for r in responses] == [200] * workers
     assert len({r.json()["refresh_token"] for r in responses}) == workers
     assert sandbox_server.sandbox.counters.oauth["refresh_token"] == workers
-    [grant] = sandbox_server.sandbox.oauth.grants(realm)
+    [grant] = sandbox_server.sandbox.oauth.controls.grants(realm)
     assert len(grant["refresh_tokens"]) == workers + 1
 
 
@@ -1021,5 +1021,5 @@ def test_reset_forgets_tokens_and_pending_denials(http: httpx2.Client, sandbox_s
     sandbox_server.sandbox.reset()
 
     assert_oauth_error(refresh(http, sandbox_server, tokens["refresh_token"]), "invalid_grant")
-    assert sandbox_server.sandbox.oauth.grants() == []
+    assert sandbox_server.sandbox.oauth.controls.grants() == []
     assert "code" in callback(authorize(http, sandbox_server))
