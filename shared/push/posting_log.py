@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.adapters.dynamo import (
     ConditionFailedError,
     InvalidPageTokenError,
+    ItemUpdate,
     client_errors,
     decode_page_token,
     encode_page_token,
@@ -349,103 +350,6 @@ Judgement = tuple[PostingState, Sequence[Reason]]
 """What a new version's readiness decides: the state it lands in, and why (``accept``'s ``judge``)."""
 
 
-# --- expressions ------------------------------------------------------------------------------
-
-
-class _Write:
-    """One UpdateExpression with placeholders, usable as ``update_item`` arguments or as a
-    transaction action, and replayable on the item read before (``apply``)."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {}
-        self.values: dict[str, Any] = {}
-        self._sets: dict[str, Any] = {}
-        self._removes: list[str] = []
-        self._adds: dict[str, int] = {}
-        self._conditions: list[str] = []
-
-    def name(self, attribute: str) -> str:
-        for placeholder, existing in self.names.items():
-            if existing == attribute:
-                return placeholder
-        placeholder = f"#n{len(self.names)}"
-        self.names[placeholder] = attribute
-        return placeholder
-
-    def value(self, value: Any) -> str:
-        placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = value
-        return placeholder
-
-    def set(self, attribute: str, value: Any) -> _Write:
-        self._sets[attribute] = value
-        return self
-
-    def remove(self, *attributes: str) -> _Write:
-        self._removes.extend(attributes)
-        return self
-
-    def add(self, attribute: str, amount: int) -> _Write:
-        self._adds[attribute] = self._adds.get(attribute, 0) + amount
-        return self
-
-    def when(self, condition: str) -> _Write:
-        self._conditions.append(f"({condition})")
-        return self
-
-    def arguments(self, key: Mapping[str, str]) -> dict[str, Any]:
-        """``update_item`` keyword arguments (the same every time it is called)."""
-        values = dict(self.values)
-        parts = []
-        if self._sets:
-            clauses = []
-            for index, (attribute, value) in enumerate(self._sets.items()):
-                values[f":s{index}"] = value
-                clauses.append(f"{self.name(attribute)} = :s{index}")
-            parts.append("SET " + ", ".join(clauses))
-        removes = [a for a in dict.fromkeys(self._removes) if a not in self._sets]
-        if removes:
-            parts.append("REMOVE " + ", ".join(self.name(a) for a in removes))
-        if self._adds:
-            clauses = []
-            for index, (attribute, amount) in enumerate(self._adds.items()):
-                values[f":a{index}"] = amount
-                clauses.append(f"{self.name(attribute)} :a{index}")
-            parts.append("ADD " + ", ".join(clauses))
-        arguments: dict[str, Any] = {
-            "Key": dict(key),
-            "UpdateExpression": " ".join(parts),
-            "ExpressionAttributeNames": dict(self.names),
-        }
-        if values:
-            arguments["ExpressionAttributeValues"] = values
-        if self._conditions:
-            arguments["ConditionExpression"] = " AND ".join(self._conditions)
-        return arguments
-
-    def put_action(self, table_name: str, key: Mapping[str, str]) -> dict[str, Any]:
-        """The write as a Put of a new item (what it sets, under its conditions): for an item that
-        does not exist yet, the same outcome as the update, said whole."""
-        put: dict[str, Any] = {"TableName": table_name, "Item": {**key, **self._sets}}
-        if self._conditions:
-            put["ConditionExpression"] = " AND ".join(self._conditions)
-            put["ExpressionAttributeNames"] = dict(self.names)
-            if self.values:
-                put["ExpressionAttributeValues"] = dict(self.values)
-        return {"Put": put}
-
-    def action(self, table_name: str, key: Mapping[str, str]) -> dict[str, Any]:
-        # Plain values: the client of a boto3 Table resource serialises them like the resource does.
-        return {"Update": {"TableName": table_name, **self.arguments(key)}}
-
-    def apply(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        after = {k: v for k, v in item.items() if k not in self._removes}
-        after.update(self._sets)
-        for attribute, amount in self._adds.items():
-            after[attribute] = int(after.get(attribute, 0)) + amount
-        return after
-
-
 # --- values -----------------------------------------------------------------------------------
 
 
@@ -621,7 +525,7 @@ class PostingLog:
                     raise InvalidTransitionError(PostingState.RECEIVED, judged[0])
             state, reasons = judged
             now = _stamp(self._clock.now())
-            write = _Write()
+            write = ItemUpdate()
             write.set("tenant_id", tenant_id).set("kind", kind).set("app_id", app_id)
             write.set("version", version).set("document", body).set("attempts", 0).set("updated_at", now)
             self._set_state(write, tenant_id, state)
@@ -784,11 +688,11 @@ class PostingLog:
         attempt: Attempt | None,
         from_seen: bool,
         notes: Sequence[Reason] = (),
-    ) -> tuple[_Write, list[Mapping[str, Any]]]:
+    ) -> tuple[ItemUpdate, list[Mapping[str, Any]]]:
         """The head's write for a move decided on ``current`` (and the attempt's Put, if any)."""
         tenant_id, kind, app_id = str(current["tenant_id"]), str(current["kind"]), str(current["app_id"])
         now = self._clock.now()
-        write = _Write().set("updated_at", _stamp(now))
+        write = ItemUpdate().set("updated_at", _stamp(now))
         self._set_state(write, tenant_id, target)
         if reasons:
             write.set("reasons", _reason_maps(reasons))
@@ -849,7 +753,7 @@ class PostingLog:
         if len(tenants) != 1 or size > _TRANSACTION_ACTIONS:
             raise InvalidPostingRequestError(f"one tenant and at most {_TRANSACTION_ACTIONS} actions at once")
         [tenant_id] = tenants
-        counters = _Write().set("tenant_id", tenant_id).set("updated_at", _stamp(self._clock.now()))
+        counters = ItemUpdate().set("tenant_id", tenant_id).set("updated_at", _stamp(self._clock.now()))
         actions: list[Mapping[str, Any]] = []
         after: list[PostingEntry] = []
         for posting in postings:
@@ -911,14 +815,14 @@ class PostingLog:
             raise InvalidPostingRequestError(f"one tenant and at most {_TRANSACTION_HEADS} documents at once")
         [tenant_id] = tenants
         now = self._clock.now()
-        counters = _Write().set("tenant_id", tenant_id).set("updated_at", _stamp(now))
+        counters = ItemUpdate().set("tenant_id", tenant_id).set("updated_at", _stamp(now))
         actions: list[Mapping[str, Any]] = []
         after: list[PostingEntry] = []
         for entry in seen:
             if target not in TRANSITIONS[entry.state]:
                 raise InvalidTransitionError(entry.state, target)
             current = _item_of(entry)
-            write = _Write().set("updated_at", _stamp(now)).remove("reasons")
+            write = ItemUpdate().set("updated_at", _stamp(now)).remove("reasons")
             self._set_state(write, tenant_id, target)
             request_id = (request_ids or {}).get((entry.kind, entry.app_id))
             if request_id is not None:
@@ -975,7 +879,7 @@ class PostingLog:
             raise InvalidPostingRequestError(f"unknown attempt outcome {outcome!r}") from None
         if fault is not None and fault.intuit_tid is None and intuit_tid is not None:
             fault = fault.model_copy(update={"intuit_tid": intuit_tid})
-        write = _Write().add("attempts", 1).set("updated_at", _stamp(self._clock.now()))
+        write = ItemUpdate().add("attempts", 1).set("updated_at", _stamp(self._clock.now()))
         if fault is not None:
             write.set("last_error", _fault_map(fault))
         if request_id is not None:
@@ -1202,7 +1106,7 @@ class PostingLog:
         lost, or waits behind a long backlog).  Returns the marker set (``at``), or None when a fresh
         one is already there: a recheck is queued that has not started, and it will see whatever
         the caller changed before calling."""
-        write = _Write().set("tenant_id", tenant_id).set(_RECHECK_PENDING, _stamp(at))
+        write = ItemUpdate().set("tenant_id", tenant_id).set(_RECHECK_PENDING, _stamp(at))
         name = write.name(_RECHECK_PENDING)
         write.when(f"attribute_not_exists({name}) OR {name} < {write.value(_stamp(stale_before))}")
         try:
@@ -1214,7 +1118,7 @@ class PostingLog:
     def clear_recheck(self, tenant_id: str, marked: datetime | None = None) -> None:
         """Remove the marker: a recheck starts (any marker goes, so the next change queues another), or
         the one ``marked`` by a caller whose message never reached the queue (only that one)."""
-        write = _Write().remove(_RECHECK_PENDING)
+        write = ItemUpdate().remove(_RECHECK_PENDING)
         if marked is not None:
             write.when(f"{write.name(_RECHECK_PENDING)} = {write.value(_stamp(marked))}")
         try:
@@ -1222,7 +1126,7 @@ class PostingLog:
         except ConditionFailedError:
             return  # another caller's marker now: theirs to keep
 
-    def _summary_update(self, tenant_id: str, write: _Write, operation: str) -> None:
+    def _summary_update(self, tenant_id: str, write: ItemUpdate, operation: str) -> None:
         """One UpdateItem of the summary item, retried with backoff while it collides with a
         transaction moving the tenant's counters (DynamoDB refuses it as a conflict meanwhile)."""
         arguments = write.arguments(self._summary_key(_check_tenant(tenant_id)))
@@ -1243,7 +1147,7 @@ class PostingLog:
         return f"{txn_date.isoformat() if txn_date else _UNDATED}#{kind}#{app_id}"
 
     @staticmethod
-    def _set_state(write: _Write, tenant_id: str, state: PostingState) -> None:
+    def _set_state(write: ItemUpdate, tenant_id: str, state: PostingState) -> None:
         write.set("state", state.value)
         write.set(constants.POSTING_BY_STATE_PK, constants.posting_state_pk(tenant_id, state.value))
 
@@ -1255,7 +1159,7 @@ class PostingLog:
     def _commit(
         self,
         key: Mapping[str, str],
-        write: _Write,
+        write: ItemUpdate,
         tenant_id: str,
         kind: str,
         *,
@@ -1276,7 +1180,7 @@ class PostingLog:
         head = write.put_action(self._table.name, key) if new else write.action(self._table.name, key)
         actions: list[Mapping[str, Any]] = [head]
         if source is not target:
-            counters = _Write().set("tenant_id", tenant_id).set("updated_at", _stamp(self._clock.now()))
+            counters = ItemUpdate().set("tenant_id", tenant_id).set("updated_at", _stamp(self._clock.now()))
             counters.add(f"{kind}#{target.value}", 1)
             if source is not None:
                 counters.add(f"{kind}#{source.value}", -1)
@@ -1306,7 +1210,7 @@ class PostingLog:
         sync_token: str | None,
     ) -> bool:
         """Keep a stale worker's news for the newer version: its QBO id, or that it may exist."""
-        write = _Write()
+        write = ItemUpdate()
         if target is PostingState.POSTED and qbo_id:
             write.set("qbo_id", qbo_id).remove("needs_lookup")
             if sync_token is not None:
