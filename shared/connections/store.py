@@ -202,7 +202,7 @@ class ConnectionStore:
     def get(self, tenant_id: str) -> Connection | None:
         answer = self._table.get_item(Key=self.key(tenant_id), ConsistentRead=True)
         item = answer.get("Item")
-        return self._connection(item) if item else None
+        return _connection_of(item) if item else None
 
     def exists(self, tenant_id: str) -> bool:
         """Whether QBO Link knows the tenant: any item in its partition, its connection record
@@ -270,7 +270,7 @@ class ConnectionStore:
         found: list[Connection] = []
         while True:  # a Limit counts items read, not kept: read no further than the page needs
             answer = self._table.scan(**request, Limit=limit - len(found))
-            found += [self._connection(item) for item in answer.get("Items", [])]
+            found += [_connection_of(item) for item in answer.get("Items", [])]
             last = answer.get("LastEvaluatedKey")
             if not last:
                 return found, None
@@ -283,41 +283,11 @@ class ConnectionStore:
             answer = operation(**request)
             for item in answer.get("Items", []):
                 if item.get(constants.SK) == constants.CONNECTION_SK:
-                    yield self._connection(item)
+                    yield _connection_of(item)
             last = answer.get("LastEvaluatedKey")
             if not last:
                 return
             request = {**request, "ExclusiveStartKey": last}
-
-    @staticmethod
-    def _connection(item: Mapping[str, Any]) -> Connection:
-        company = item.get("company")
-        return Connection(
-            tenant_id=str(item["tenant_id"]),
-            realm_id=str(item["realm_id"]),
-            health=Health(item["health"]) if item.get("health") else None,
-            health_reason=item.get("health_reason"),
-            health_changed_at=_instant(item.get("health_changed_at")),
-            company=CompanyFacts.model_validate(_plain(company)) if company else None,
-            access_token_ct=_binary(item.get("access_token_ct")),
-            refresh_token_ct=_binary(item.get("refresh_token_ct")),
-            access_expires_at=_instant(item.get("access_expires_at")),
-            refresh_expires_at=_instant(item.get("refresh_expires_at")),
-            hard_expires_at=_instant(item.get("hard_expires_at")),
-            token_version=_number(item.get("token_version")),
-            lease_owner=item.get("lease_owner"),
-            lease_until=_instant(item.get("lease_until")),
-            refresh_failures=_number(item.get("refresh_failures")),
-            last_refresh_at=_instant(item.get("last_refresh_at")),
-            last_success_at=_instant(item.get("last_success_at")),
-            connected_at=_instant(item.get("connected_at")),
-            disconnected_at=_instant(item.get("disconnected_at")),
-            keep_mappings=item.get("keep_mappings"),
-            hard_expiry_warned_days=(
-                _number(item["hard_expiry_warned_days"]) if "hard_expiry_warned_days" in item else None
-            ),
-            revoke_error=item.get("revoke_error"),
-        )
 
     # --- realm ownership --------------------------------------------------------------------
 
@@ -586,6 +556,37 @@ class ConnectionStore:
         except ConditionFailedError:
             return False
         return True
+
+
+def _connection_of(item: Mapping[str, Any]) -> Connection:
+    """The connection item as a ``Connection`` (epoch seconds as UTC datetimes)."""
+    company = item.get("company")
+    return Connection(
+        tenant_id=str(item["tenant_id"]),
+        realm_id=str(item["realm_id"]),
+        health=Health(item["health"]) if item.get("health") else None,
+        health_reason=item.get("health_reason"),
+        health_changed_at=_instant(item.get("health_changed_at")),
+        company=CompanyFacts.model_validate(_plain(company)) if company else None,
+        access_token_ct=_binary(item.get("access_token_ct")),
+        refresh_token_ct=_binary(item.get("refresh_token_ct")),
+        access_expires_at=_instant(item.get("access_expires_at")),
+        refresh_expires_at=_instant(item.get("refresh_expires_at")),
+        hard_expires_at=_instant(item.get("hard_expires_at")),
+        token_version=_number(item.get("token_version")),
+        lease_owner=item.get("lease_owner"),
+        lease_until=_instant(item.get("lease_until")),
+        refresh_failures=_number(item.get("refresh_failures")),
+        last_refresh_at=_instant(item.get("last_refresh_at")),
+        last_success_at=_instant(item.get("last_success_at")),
+        connected_at=_instant(item.get("connected_at")),
+        disconnected_at=_instant(item.get("disconnected_at")),
+        keep_mappings=item.get("keep_mappings"),
+        hard_expiry_warned_days=(
+            _number(item["hard_expiry_warned_days"]) if "hard_expiry_warned_days" in item else None
+        ),
+        revoke_error=item.get("revoke_error"),
+    )
 
 
 def _company_map(company: CompanyFacts) -> dict[str, Any]:
