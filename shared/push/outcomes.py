@@ -57,7 +57,7 @@ class Outcomes:
         self.clock = clock
         self.versions = versions
 
-    # --- before the call -----------------------------------------------------------------------
+    # --- before the call -------------------------------------------------------------------------
 
     def start(self, job: Job, report: BatchReport) -> bool:
         try:
@@ -83,7 +83,7 @@ class Outcomes:
             job.entry = entry
         return list(jobs)
 
-    # --- success -------------------------------------------------------------------------------
+    # --- success ---------------------------------------------------------------------------------
 
     def posting(self, ctx: TenantRun, job: Job, answer: Body, started: Any, *, new: bool = False) -> Posting:
         """What QBO's answer makes of the document: its id, the successful attempt, its link
@@ -259,7 +259,7 @@ class Outcomes:
             make_event(detail_type, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version))
         )
 
-    # --- failure -------------------------------------------------------------------------------
+    # --- failure ---------------------------------------------------------------------------------
 
     def call_failed(
         self,
@@ -308,7 +308,7 @@ class Outcomes:
             return
         report.count("failed")
 
-    # --- the log -------------------------------------------------------------------------------
+    # --- the log ---------------------------------------------------------------------------------
 
     def attempt(
         self,

@@ -24,25 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.kernel import constants
 
-__all__ = [
-    "MAX_PAGE",
-    "TRANSITIONS",
-    "AcceptOutcome",
-    "Attempt",
-    "AttemptOutcome",
-    "Change",
-    "Expect",
-    "InvalidPostingRequestError",
-    "InvalidTransitionError",
-    "Judgement",
-    "PostingEntry",
-    "PostingFault",
-    "PostingLogError",
-    "PostingState",
-    "Reason",
-    "StaleVersionError",
-]
-
 
 class PostingState(StrEnum):
     RECEIVED = "received"  # accepted from the app, not yet checked
@@ -92,7 +73,7 @@ _APP_ID = re.compile(constants.APP_ID_PATTERN)
 _KEY_PART = re.compile(r"^[^#\x00-\x1f]{1,128}$")
 
 
-# --- errors --------------------------------------------------------------------------------------
+# --- errors -------------------------------------------------------------------------------------
 
 
 class PostingLogError(Exception):
@@ -130,7 +111,7 @@ class InvalidTransitionError(PostingLogError):
         self.to_state = to_state
 
 
-# --- models --------------------------------------------------------------------------------------
+# --- models -------------------------------------------------------------------------------------
 
 
 class Reason(BaseModel):
@@ -224,7 +205,7 @@ Judgement = tuple[PostingState, Sequence[Reason]]
 """What a new version's readiness decides: the state it lands in, and why (``accept``'s ``judge``)."""
 
 
-# --- values --------------------------------------------------------------------------------------
+# --- values -------------------------------------------------------------------------------------
 
 
 def stamp(at: datetime) -> str:
@@ -320,6 +301,9 @@ def check_limit(limit: int) -> int:
     return limit
 
 
+# --- the head and attempt items -----------------------------------------------------------------
+
+
 def fault_of(value: Any) -> PostingFault | None:
     return PostingFault.model_validate(dict(value)) if isinstance(value, Mapping) else None
 
@@ -327,10 +311,7 @@ def fault_of(value: Any) -> PostingFault | None:
 def numbered(attempt: Attempt, number: int) -> Attempt:
     """The attempt with its number, its fault carrying the call's ``intuit_tid`` (as
     ``record_attempt`` stores it)."""
-    fault = attempt.fault
-    if fault is not None and fault.intuit_tid is None and attempt.intuit_tid is not None:
-        fault = fault.model_copy(update={"intuit_tid": attempt.intuit_tid})
-    return attempt.model_copy(update={"number": number, "fault": fault})
+    return attempt.model_copy(update={"number": number, "fault": with_tid(attempt.fault, attempt.intuit_tid)})
 
 
 def same_document(entry: PostingEntry, tenant_id: str, kind: str, app_id: str) -> bool:
@@ -405,7 +386,7 @@ def attempt_of(item: Mapping[str, Any]) -> Attempt:
     )
 
 
-# --- changes ----------------------------------------------------------------------------------
+# --- changes ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
