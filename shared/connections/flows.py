@@ -44,6 +44,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Final, NamedTuple, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from shared.adapters.dynamo import ConditionFailedError, failed_conditions
 from shared.connections.health import Health, HealthChange, HealthReason
 from shared.connections.store import CompanyFacts, ConnectionStore, RealmTakenError, TaxModel
 from shared.connections.vault import ConnectionDeadError, TokenProvider, TokenVault, VaultError
@@ -364,17 +365,18 @@ class OAuthStateStore:
         """Mark the state used, once: StateNotFoundError, StateExpiredError or StateAlreadyUsedError
         otherwise. The used item lives ``keep_seconds`` more so that a replay is recognised."""
         try:
-            answer = self._table.update_item(
-                Key=self._key(state_id),
-                UpdateExpression="SET consumed_at = :now, #ttl = :keep",
-                ConditionExpression=(
-                    "attribute_exists(#pk) AND attribute_not_exists(consumed_at) AND #ttl > :now"
-                ),
-                ExpressionAttributeNames={"#pk": constants.PK, "#ttl": constants.TTL_ATTRIBUTE},
-                ExpressionAttributeValues={":now": now, ":keep": now + keep_seconds},
-                ReturnValues="ALL_OLD",
-            )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            with failed_conditions():
+                answer = self._table.update_item(
+                    Key=self._key(state_id),
+                    UpdateExpression="SET consumed_at = :now, #ttl = :keep",
+                    ConditionExpression=(
+                        "attribute_exists(#pk) AND attribute_not_exists(consumed_at) AND #ttl > :now"
+                    ),
+                    ExpressionAttributeNames={"#pk": constants.PK, "#ttl": constants.TTL_ATTRIBUTE},
+                    ExpressionAttributeValues={":now": now, ":keep": now + keep_seconds},
+                    ReturnValues="ALL_OLD",
+                )
+        except ConditionFailedError:
             current = self.get(state_id)
             if current is None:
                 raise StateNotFoundError(state_id) from None
@@ -401,18 +403,19 @@ class OAuthStateStore:
         """Record that a code is about to be exchanged, once ever: CodeAlreadyUsedError when it was
         recorded before (by this callback's twin, a replay, or an attacker's second try)."""
         try:
-            self._table.put_item(
-                Item={
-                    **self._code_key(code_digest),
-                    "tenant_id": tenant_id,
-                    "realm_id": realm_id,
-                    "used_at": now,
-                    constants.TTL_ATTRIBUTE: keep_until,
-                },
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": constants.PK},
-            )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            with failed_conditions():
+                self._table.put_item(
+                    Item={
+                        **self._code_key(code_digest),
+                        "tenant_id": tenant_id,
+                        "realm_id": realm_id,
+                        "used_at": now,
+                        constants.TTL_ATTRIBUTE: keep_until,
+                    },
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": constants.PK},
+                )
+        except ConditionFailedError:
             # Kept past its TTL by DynamoDB's lazy deletion or not, a recorded code stays used.
             raise CodeAlreadyUsedError(self.used_code(code_digest) or UsedCode("", "", now)) from None
 

@@ -10,6 +10,7 @@ was disconnected or declared dead meanwhile.  The token attributes (``*_ct``, ex
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,10 +18,15 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Attr, Key
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.adapters.dynamo import decode_page_token, encode_page_token
+from shared.adapters.dynamo import (
+    ConditionFailedError,
+    ItemUpdate,
+    decode_page_token,
+    encode_page_token,
+    failed_conditions,
+)
 from shared.connections.health import REFRESHABLE, Health
 from shared.kernel import constants
 
@@ -37,7 +43,6 @@ TOKEN_ATTRIBUTES: tuple[str, ...] = (
     "lease_until",
     "hard_expiry_warned_days",
 )
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class CompanyFacts(BaseModel):
@@ -149,83 +154,13 @@ def _binary(value: Any) -> bytes | None:
     return bytes(getattr(value, "value", value))
 
 
-class _Update:
-    """Builds one UpdateExpression with placeholder names, so reserved words never bite."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {}
-        self.values: dict[str, Any] = {}
-        self._set: list[str] = []
-        self._remove: list[str] = []
-        self._add: list[str] = []
-        self.conditions: list[str] = []
-
-    def name(self, attribute: str) -> str:
-        placeholder = f"#{attribute}"
-        self.names[placeholder] = attribute
-        return placeholder
-
-    def value(self, value: Any) -> str:
-        placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = value
-        return placeholder
-
-    def set(self, attribute: str, value: Any) -> _Update:
-        self._set.append(f"{self.name(attribute)} = {self.value(value)}")
-        return self
-
-    def set_expression(self, attribute: str, expression: str) -> _Update:
-        self._set.append(f"{self.name(attribute)} = {expression}")
-        return self
-
-    def remove(self, *attributes: str) -> _Update:
-        self._remove.extend(self.name(a) for a in attributes)
-        return self
-
-    def add(self, attribute: str, amount: int) -> _Update:
-        self._add.append(f"{self.name(attribute)} {self.value(amount)}")
-        return self
-
-    def when(self, condition: str) -> _Update:
-        self.conditions.append(f"({condition})")
-        return self
-
-    def health(self, write: HealthWrite) -> _Update:
-        self.set(constants.STATUS_INDEX_PK, write.health.value)
-        if write.changed:
-            self.set("health_reason", write.reason)
-            self.set("health_changed_at", epoch(write.at))
-        return self
-
-    def request(self, key: Mapping[str, str], return_values: str = "NONE") -> dict[str, Any]:
-        parts = []
-        if self._set:
-            parts.append("SET " + ", ".join(self._set))
-        if self._remove:
-            parts.append("REMOVE " + ", ".join(self._remove))
-        if self._add:
-            parts.append("ADD " + ", ".join(self._add))
-        request: dict[str, Any] = {
-            "Key": dict(key),
-            "UpdateExpression": " ".join(parts),
-            "ExpressionAttributeNames": self.names,
-            "ReturnValues": return_values,
-        }
-        if self.values:
-            request["ExpressionAttributeValues"] = self.values
-        if self.conditions:
-            request["ConditionExpression"] = " AND ".join(self.conditions)
-        return request
-
-
-def _failed_condition(error: ClientError) -> bool:
-    code = str(error.response.get("Error", {}).get("Code"))
-    if code == "TransactionCanceledException":  # a transaction refused by one of its conditions
-        reasons = error.response.get("CancellationReasons") or []
-        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or (
-            "ConditionalCheckFailed" in str(error)
-        )
-    return code == _CONDITION_FAILED
+def _health(update: ItemUpdate, write: HealthWrite) -> ItemUpdate:
+    """``update`` also stores a health value (with why and when, if it changed)."""
+    update.set(constants.STATUS_INDEX_PK, write.health.value)
+    if write.changed:
+        update.set("health_reason", write.reason)
+        update.set("health_changed_at", epoch(write.at))
+    return update
 
 
 def _directory_item(realm_id: str, tenant_id: str) -> dict[str, str]:
@@ -267,7 +202,7 @@ class ConnectionStore:
     def get(self, tenant_id: str) -> Connection | None:
         answer = self._table.get_item(Key=self.key(tenant_id), ConsistentRead=True)
         item = answer.get("Item")
-        return self._connection(item) if item else None
+        return _connection_of(item) if item else None
 
     def exists(self, tenant_id: str) -> bool:
         """Whether QBO Link knows the tenant: any item in its partition, its connection record
@@ -287,7 +222,8 @@ class ConnectionStore:
         one write only the first time. The item is never read back; ``exists`` sees it."""
         if self.exists(tenant_id):
             return
-        try:
+        # A concurrent first write that made it known as well is as good as this one.
+        with contextlib.suppress(ConditionFailedError), failed_conditions():
             self._table.put_item(
                 Item={
                     constants.PK: constants.tenant_pk(tenant_id),
@@ -297,9 +233,6 @@ class ConnectionStore:
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": constants.PK},
             )
-        except ClientError as error:
-            if not _failed_condition(error):  # a concurrent first write made it known as well
-                raise
 
     def require(self, tenant_id: str) -> Connection:
         connection = self.get(tenant_id)
@@ -337,7 +270,7 @@ class ConnectionStore:
         found: list[Connection] = []
         while True:  # a Limit counts items read, not kept: read no further than the page needs
             answer = self._table.scan(**request, Limit=limit - len(found))
-            found += [self._connection(item) for item in answer.get("Items", [])]
+            found += [_connection_of(item) for item in answer.get("Items", [])]
             last = answer.get("LastEvaluatedKey")
             if not last:
                 return found, None
@@ -350,41 +283,11 @@ class ConnectionStore:
             answer = operation(**request)
             for item in answer.get("Items", []):
                 if item.get(constants.SK) == constants.CONNECTION_SK:
-                    yield self._connection(item)
+                    yield _connection_of(item)
             last = answer.get("LastEvaluatedKey")
             if not last:
                 return
             request = {**request, "ExclusiveStartKey": last}
-
-    @staticmethod
-    def _connection(item: Mapping[str, Any]) -> Connection:
-        company = item.get("company")
-        return Connection(
-            tenant_id=str(item["tenant_id"]),
-            realm_id=str(item["realm_id"]),
-            health=Health(item["health"]) if item.get("health") else None,
-            health_reason=item.get("health_reason"),
-            health_changed_at=_instant(item.get("health_changed_at")),
-            company=CompanyFacts.model_validate(_plain(company)) if company else None,
-            access_token_ct=_binary(item.get("access_token_ct")),
-            refresh_token_ct=_binary(item.get("refresh_token_ct")),
-            access_expires_at=_instant(item.get("access_expires_at")),
-            refresh_expires_at=_instant(item.get("refresh_expires_at")),
-            hard_expires_at=_instant(item.get("hard_expires_at")),
-            token_version=_number(item.get("token_version")),
-            lease_owner=item.get("lease_owner"),
-            lease_until=_instant(item.get("lease_until")),
-            refresh_failures=_number(item.get("refresh_failures")),
-            last_refresh_at=_instant(item.get("last_refresh_at")),
-            last_success_at=_instant(item.get("last_success_at")),
-            connected_at=_instant(item.get("connected_at")),
-            disconnected_at=_instant(item.get("disconnected_at")),
-            keep_mappings=item.get("keep_mappings"),
-            hard_expiry_warned_days=(
-                _number(item["hard_expiry_warned_days"]) if "hard_expiry_warned_days" in item else None
-            ),
-            revoke_error=item.get("revoke_error"),
-        )
 
     # --- realm ownership --------------------------------------------------------------------
 
@@ -394,64 +297,57 @@ class ConnectionStore:
 
     def claim_realm(self, realm_id: str, tenant_id: str, *, at: datetime | None = None) -> None:
         """Make ``tenant_id`` the realm's one owner; idempotent for the same tenant."""
-        update = _Update()
+        update = ItemUpdate()
         update.set("tenant_id", tenant_id).set("realm_id", realm_id)
         update.set_expression(
             "claimed_at",
             f"if_not_exists({update.name('claimed_at')}, {update.value(epoch(at or datetime.now(UTC)))})",
         )
-        update.when(f"attribute_not_exists({update.name(constants.PK)}) OR {update.name('tenant_id')} = :t")
-        update.values[":t"] = tenant_id
-        request = update.request(self.realm_key(realm_id))
+        owned = f"{update.name('tenant_id')} = {update.value(tenant_id)}"
+        update.when(f"attribute_not_exists({update.name(constants.PK)}) OR {owned}")
+        key = self.realm_key(realm_id)
         try:
-            if self._directory is None:
-                self._table.update_item(**request)
-            else:  # the claim and its mirror together, or neither
-                request.pop("ReturnValues")
-                self._table.meta.client.transact_write_items(
-                    TransactItems=[
-                        {"Update": {"TableName": self._table.name, **request}},
-                        {
-                            "Put": {
-                                "TableName": self._directory.name,
-                                "Item": _directory_item(realm_id, tenant_id),
-                            }
-                        },
-                    ]
-                )
-        except ClientError as error:
-            if not _failed_condition(error):
-                raise
+            with failed_conditions():
+                if self._directory is None:
+                    self._table.update_item(**update.arguments(key))
+                else:  # the claim and its mirror together, or neither
+                    directory = {
+                        "TableName": self._directory.name,
+                        "Item": _directory_item(realm_id, tenant_id),
+                    }
+                    self._table.meta.client.transact_write_items(
+                        TransactItems=[update.action(self._table.name, key), {"Put": directory}]
+                    )
+        except ConditionFailedError:
             raise RealmTakenError(realm_id, self.owner_of(realm_id)) from None
 
     def release_realm(self, realm_id: str, tenant_id: str) -> bool:
         """Give the realm up if ``tenant_id`` owns it; False when it did not (nothing changes)."""
         try:
-            if self._directory is None:
-                self._table.delete_item(
-                    Key=self.realm_key(realm_id),
-                    ConditionExpression=Attr("tenant_id").eq(tenant_id),
-                )
-            else:
-                key = RealmDirectory.key(realm_id)
-                self._table.meta.client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Delete": {
-                                "TableName": self._table.name,
-                                "Key": self.realm_key(realm_id),
-                                "ConditionExpression": "#t = :t",
-                                "ExpressionAttributeNames": {"#t": "tenant_id"},
-                                "ExpressionAttributeValues": {":t": tenant_id},
-                            }
-                        },
-                        {"Delete": {"TableName": self._directory.name, "Key": key}},
-                    ]
-                )
-        except ClientError as error:
-            if _failed_condition(error):
-                return False
-            raise
+            with failed_conditions():
+                if self._directory is None:
+                    self._table.delete_item(
+                        Key=self.realm_key(realm_id),
+                        ConditionExpression=Attr("tenant_id").eq(tenant_id),
+                    )
+                else:
+                    key = RealmDirectory.key(realm_id)
+                    self._table.meta.client.transact_write_items(
+                        TransactItems=[
+                            {
+                                "Delete": {
+                                    "TableName": self._table.name,
+                                    "Key": self.realm_key(realm_id),
+                                    "ConditionExpression": "#t = :t",
+                                    "ExpressionAttributeNames": {"#t": "tenant_id"},
+                                    "ExpressionAttributeValues": {":t": tenant_id},
+                                }
+                            },
+                            {"Delete": {"TableName": self._directory.name, "Key": key}},
+                        ]
+                    )
+        except ConditionFailedError:
+            return False
         return True
 
     def owner_of(self, realm_id: str) -> str | None:
@@ -469,16 +365,16 @@ class ConnectionStore:
         company: CompanyFacts | None = None,
     ) -> None:
         """Create or re-open the tenant's connection item; token attributes are left alone."""
-        update = _Update()
+        update = ItemUpdate()
         update.set("tenant_id", tenant_id).set("realm_id", realm_id)
         update.set("connected_at", epoch(connected_at))
         if company is not None:
             update.set("company", _company_map(company))
         update.remove("disconnected_at", "keep_mappings")
-        self._table.update_item(**update.request(self.key(tenant_id)))
+        self._table.update_item(**update.arguments(self.key(tenant_id)))
 
     def update_company(self, tenant_id: str, company: CompanyFacts) -> None:
-        update = _Update().set("company", _company_map(company))
+        update = ItemUpdate().set("company", _company_map(company))
         update.when(f"attribute_exists({update.name(constants.PK)})")
         self._update_existing(tenant_id, update)
 
@@ -487,7 +383,7 @@ class ConnectionStore:
 
         Tokens are not touched here: ``TokenVault.revoke_and_delete`` revokes and removes them.
         """
-        update = _Update()
+        update = ItemUpdate()
         update.set(constants.STATUS_INDEX_PK, Health.DISCONNECTED.value)
         update.set("health_reason", "disconnected_by_tenant")
         update.set("health_changed_at", epoch(at))
@@ -500,14 +396,15 @@ class ConnectionStore:
         return Health(previous) if previous else None
 
     def _update_existing(
-        self, tenant_id: str, update: _Update, return_values: str = "NONE"
+        self, tenant_id: str, update: ItemUpdate, return_values: str = "NONE"
     ) -> dict[str, Any] | None:
         try:
-            answer = self._table.update_item(**update.request(self.key(tenant_id), return_values))
-        except ClientError as error:
-            if _failed_condition(error):
-                raise ConnectionNotFoundError(tenant_id) from None
-            raise
+            with failed_conditions():
+                answer = self._table.update_item(
+                    **update.arguments(self.key(tenant_id)), ReturnValues=return_values
+                )
+        except ConditionFailedError:
+            raise ConnectionNotFoundError(tenant_id) from None
         attributes = answer.get("Attributes")
         return dict(attributes) if attributes else None
 
@@ -525,11 +422,11 @@ class ConnectionStore:
         """Vault: store a new consent's tokens; the new ``token_version``, or None if it moved.
 
         ``expected_version`` is the version read before (0 for an item without tokens ever)."""
-        update = _Update()
+        update = ItemUpdate()
         update.set("tenant_id", tenant_id).set("realm_id", realm_id)
         self._token_fields(update, tokens)
         update.set("last_refresh_at", epoch(health.at)).set("refresh_failures", 0)
-        update.health(health)
+        _health(update, health)
         update.remove("lease_owner", "lease_until", "hard_expiry_warned_days", "revoke_error")
         update.remove("disconnected_at", "keep_mappings")
         version = update.name("token_version")
@@ -542,7 +439,7 @@ class ConnectionStore:
         self, tenant_id: str, owner: str, *, expected_version: int, now: datetime, until: datetime
     ) -> bool:
         """Vault: take the refresh lease if it is free or expired and the tokens did not move."""
-        update = _Update()
+        update = ItemUpdate()
         update.set("lease_owner", owner).set("lease_until", epoch(until))
         update.when(f"{update.name('token_version')} = {update.value(expected_version)}")
         lease = update.name("lease_until")
@@ -560,11 +457,11 @@ class ConnectionStore:
         health: HealthWrite,
     ) -> bool:
         """Vault: store refreshed tokens under our lease; False if the lease or version was lost."""
-        update = _Update()
+        update = ItemUpdate()
         self._token_fields(update, tokens)
         update.set("token_version", expected_version + 1)
         update.set("last_refresh_at", epoch(health.at)).set("refresh_failures", 0)
-        update.health(health)
+        _health(update, health)
         update.remove("lease_owner", "lease_until")
         if tokens.hard_expires_at is None:
             update.remove("hard_expires_at")
@@ -576,7 +473,7 @@ class ConnectionStore:
         self, tenant_id: str, owner: str, *, expected_version: int, health: HealthWrite
     ) -> bool:
         """Vault: count a failed refresh, set refresh_failing and free our lease."""
-        update = _Update().add("refresh_failures", 1).health(health)
+        update = _health(ItemUpdate().add("refresh_failures", 1), health)
         update.remove("lease_owner", "lease_until")
         self._owned(update, owner, expected_version)
         self._refreshable_only(update)
@@ -584,13 +481,13 @@ class ConnectionStore:
 
     def mark_grant_dead(self, tenant_id: str, *, expected_version: int, health: HealthWrite) -> bool:
         """Vault: the grant is dead (invalid_grant) and nobody rotated it meanwhile."""
-        update = _Update().health(health).remove("lease_owner", "lease_until")
+        update = _health(ItemUpdate(), health).remove("lease_owner", "lease_until")
         update.when(f"{update.name('token_version')} = {update.value(expected_version)}")
         self._refreshable_only(update)
         return self._conditional(update, tenant_id)
 
     def release_lease(self, tenant_id: str, owner: str) -> bool:
-        update = _Update().remove("lease_owner", "lease_until")
+        update = ItemUpdate().remove("lease_owner", "lease_until")
         update.when(f"{update.name('lease_owner')} = {update.value(owner)}")
         return self._conditional(update, tenant_id)
 
@@ -602,9 +499,9 @@ class ConnectionStore:
         revoke_error: str | None = None,
     ) -> bool:
         """Vault: drop every token attribute (version +1 so an in-flight refresh cannot commit)."""
-        update = _Update().remove(*TOKEN_ATTRIBUTES).add("token_version", 1)
+        update = ItemUpdate().remove(*TOKEN_ATTRIBUTES).add("token_version", 1)
         if health is not None:
-            update.health(health)
+            _health(update, health)
         if revoke_error is not None:
             update.set("revoke_error", revoke_error)
         else:
@@ -614,7 +511,7 @@ class ConnectionStore:
 
     def record_success(self, tenant_id: str, at: datetime, *, min_interval_seconds: int) -> bool:
         """Stamp ``last_success_at`` unless it was stamped less than ``min_interval_seconds`` ago."""
-        update = _Update().set("last_success_at", epoch(at))
+        update = ItemUpdate().set("last_success_at", epoch(at))
         last = update.name("last_success_at")
         update.when(f"attribute_exists({update.name(constants.PK)})")
         update.when(
@@ -624,7 +521,7 @@ class ConnectionStore:
 
     def mark_hard_expiry_warned(self, tenant_id: str, days: int, hard_expires_at: datetime) -> bool:
         """True the first time the ``days`` warning is recorded for this hard expiry (once only)."""
-        update = _Update().set("hard_expiry_warned_days", days)
+        update = ItemUpdate().set("hard_expiry_warned_days", days)
         warned = update.name("hard_expiry_warned_days")
         update.when(f"attribute_not_exists({warned}) OR {warned} > {update.value(days)}")
         update.when(f"{update.name('hard_expires_at')} = {update.value(epoch(hard_expires_at))}")
@@ -633,7 +530,7 @@ class ConnectionStore:
     # --- helpers ----------------------------------------------------------------------------
 
     @staticmethod
-    def _token_fields(update: _Update, tokens: StoredTokens) -> None:
+    def _token_fields(update: ItemUpdate, tokens: StoredTokens) -> None:
         update.set("access_token_ct", tokens.access_token_ct)
         update.set("refresh_token_ct", tokens.refresh_token_ct)
         update.set("access_expires_at", epoch(tokens.access_expires_at))
@@ -642,24 +539,54 @@ class ConnectionStore:
             update.set("hard_expires_at", epoch(tokens.hard_expires_at))
 
     @staticmethod
-    def _owned(update: _Update, owner: str, expected_version: int) -> None:
+    def _owned(update: ItemUpdate, owner: str, expected_version: int) -> None:
         update.when(f"{update.name('lease_owner')} = {update.value(owner)}")
         update.when(f"{update.name('token_version')} = {update.value(expected_version)}")
 
     @staticmethod
-    def _refreshable_only(update: _Update) -> None:
+    def _refreshable_only(update: ItemUpdate) -> None:
         current = update.name(constants.STATUS_INDEX_PK)
         allowed = ", ".join(update.value(h.value) for h in sorted(REFRESHABLE))
         update.when(f"{current} IN ({allowed})")
 
-    def _conditional(self, update: _Update, tenant_id: str) -> bool:
+    def _conditional(self, update: ItemUpdate, tenant_id: str) -> bool:
         try:
-            self._table.update_item(**update.request(self.key(tenant_id)))
-        except ClientError as error:
-            if _failed_condition(error):
-                return False
-            raise
+            with failed_conditions():
+                self._table.update_item(**update.arguments(self.key(tenant_id)))
+        except ConditionFailedError:
+            return False
         return True
+
+
+def _connection_of(item: Mapping[str, Any]) -> Connection:
+    """The connection item as a ``Connection`` (epoch seconds as UTC datetimes)."""
+    company = item.get("company")
+    return Connection(
+        tenant_id=str(item["tenant_id"]),
+        realm_id=str(item["realm_id"]),
+        health=Health(item["health"]) if item.get("health") else None,
+        health_reason=item.get("health_reason"),
+        health_changed_at=_instant(item.get("health_changed_at")),
+        company=CompanyFacts.model_validate(_plain(company)) if company else None,
+        access_token_ct=_binary(item.get("access_token_ct")),
+        refresh_token_ct=_binary(item.get("refresh_token_ct")),
+        access_expires_at=_instant(item.get("access_expires_at")),
+        refresh_expires_at=_instant(item.get("refresh_expires_at")),
+        hard_expires_at=_instant(item.get("hard_expires_at")),
+        token_version=_number(item.get("token_version")),
+        lease_owner=item.get("lease_owner"),
+        lease_until=_instant(item.get("lease_until")),
+        refresh_failures=_number(item.get("refresh_failures")),
+        last_refresh_at=_instant(item.get("last_refresh_at")),
+        last_success_at=_instant(item.get("last_success_at")),
+        connected_at=_instant(item.get("connected_at")),
+        disconnected_at=_instant(item.get("disconnected_at")),
+        keep_mappings=item.get("keep_mappings"),
+        hard_expiry_warned_days=(
+            _number(item["hard_expiry_warned_days"]) if "hard_expiry_warned_days" in item else None
+        ),
+        revoke_error=item.get("revoke_error"),
+    )
 
 
 def _company_map(company: CompanyFacts) -> dict[str, Any]:

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
-from botocore.exceptions import ClientError
-
+from shared.adapters.dynamo import AwsServiceError, aws_errors
 from shared.connections.health import (
     REFRESHABLE,
     Health,
@@ -279,7 +278,7 @@ class TokenVault:
             return self._grant_refused(connection, error)
         except OAuthFailureError as error:
             raise self._refresh_failed(connection, error) from None
-        except (TokenCryptoError, ClientError):
+        except (TokenCryptoError, AwsServiceError):
             self._store.release_lease(tenant_id, self.owner_id)
             raise
         now = self._clock.now()
@@ -293,7 +292,7 @@ class TokenVault:
             committed = self._store.commit_refresh(
                 tenant_id, self.owner_id, sealed, expected_version=version, health=write
             )
-        except (TokenCryptoError, ClientError):
+        except (TokenCryptoError, AwsServiceError):
             self._store.release_lease(tenant_id, self.owner_id)
             raise
         if not committed:
@@ -413,7 +412,7 @@ class TokenVault:
         except ConnectionDeadError:
             report.dead += 1
             return None
-        except (TokenRefreshError, TokenCryptoError, ClientError) as error:
+        except (TokenRefreshError, TokenCryptoError, AwsServiceError) as error:
             # One tenant's failure must not stop the sweep for the others.
             logger.warning(
                 "keep-alive refresh failed", tenant_id=connection.tenant_id, error=type(error).__name__
@@ -590,25 +589,21 @@ class TokenVault:
         )
 
     def _encrypt(self, tenant_id: str, realm_id: str, plaintext: str) -> bytes:
-        try:
+        with aws_errors(_crypto_failure(tenant_id, "encrypt"), cause=False):
             answer = self._kms.encrypt(
                 KeyId=self._key_id,
                 Plaintext=plaintext.encode(),
                 EncryptionContext=self.context(tenant_id, realm_id),
             )
-        except ClientError as error:
-            raise TokenCryptoError(tenant_id, "encrypt", _code(error)) from None
         return bytes(answer["CiphertextBlob"])
 
     def _decrypt(self, connection: Connection, ciphertext: bytes) -> str:
-        try:
+        with aws_errors(_crypto_failure(connection.tenant_id, "decrypt"), cause=False):
             answer = self._kms.decrypt(
                 KeyId=self._key_id,
                 CiphertextBlob=ciphertext,
                 EncryptionContext=self.context(connection.tenant_id, connection.realm_id),
             )
-        except ClientError as error:
-            raise TokenCryptoError(connection.tenant_id, "decrypt", _code(error)) from None
         return bytes(answer["Plaintext"]).decode()
 
     def _publish(self, event: OutboundEvent) -> None:
@@ -619,8 +614,13 @@ class TokenVault:
             logger.error("event publish failed", detail_type=event.detail_type, error=str(error))
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", "unknown"))
+def _crypto_failure(tenant_id: str, operation: str) -> Callable[[str, Exception], TokenCryptoError]:
+    """What a refused KMS call becomes: the tenant, the operation and KMS's error code."""
+
+    def failure(code: str, _error: Exception) -> TokenCryptoError:
+        return TokenCryptoError(tenant_id, operation, code or "unknown")
+
+    return failure
 
 
 def _iso(value: datetime | None) -> str | None:

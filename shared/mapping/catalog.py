@@ -32,9 +32,9 @@ from functools import partial
 from typing import Any, Final, Literal, Protocol
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.adapters.dynamo import ConditionFailedError, aws_errors
 from shared.kernel import constants
 from shared.kernel.clock import Clock, SystemClock
 
@@ -152,11 +152,8 @@ class UpsertOutcome(BaseModel):
 
 
 def _table_call(operation: str, call: Callable[[], Any]) -> Any:
-    try:
+    with aws_errors(lambda code, _: CatalogError(f"{operation} failed: {code or 'unknown error'}")):
         return call()
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        raise CatalogError(f"{operation} failed: {code or 'unknown error'}") from error
 
 
 def _query_all(table: Any, request: dict[str, Any], operation: str) -> Iterator[dict[str, Any]]:
@@ -187,15 +184,14 @@ class AppCatalog:
             **{k: v for k, v in entity.model_dump().items() if v is not None},
         }
         try:
-            self._table.put_item(
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk) OR #v < :v",
-                ExpressionAttributeNames={"#pk": constants.PK, "#v": "version"},
-                ExpressionAttributeValues={":v": entity.version},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise CatalogError("upsert failed") from error
+            with aws_errors(lambda _code, _error: CatalogError("upsert failed"), conditions=True):
+                self._table.put_item(
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(#pk) OR #v < :v",
+                    ExpressionAttributeNames={"#pk": constants.PK, "#v": "version"},
+                    ExpressionAttributeValues={":v": entity.version},
+                )
+        except ConditionFailedError:
             current = self.get(tenant_id, kind, entity.id)
             return UpsertOutcome(entity=current or entity, stored=False)
         return UpsertOutcome(entity=entity, stored=True)

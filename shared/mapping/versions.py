@@ -35,8 +35,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
+from shared.adapters.dynamo import ConditionFailedError, failed_conditions
 from shared.kernel import constants
 from shared.kernel.clock import Clock, SystemClock
 
@@ -497,10 +496,9 @@ class VersionLedger:
                 arguments["ConditionExpression"] = "attribute_not_exists(#t) OR #t <= :t"
                 arguments["ExpressionAttributeValues"][":t"] = version.sync_token
             try:
-                self._table.update_item(**arguments)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
+                with failed_conditions():
+                    self._table.update_item(**arguments)
+            except ConditionFailedError:
                 continue  # a newer version of ours was recorded meanwhile: it stands
             written += 1
         return written

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
+from shared.adapters.dynamo import ConditionFailedError, failed_conditions
 from shared.kernel import constants
 from shared.kernel.clock import Clock, SystemClock
 
@@ -124,20 +123,19 @@ class CursorStore:
             expression += " REMOVE " + ", ".join(f"#c{i}" for i in range(len(clear)))
         for entity in entities:
             try:
-                self._table.update_item(
-                    Key={constants.PK: cursor_pk(tenant_id), constants.SK: _check_entity(entity)},
-                    UpdateExpression=expression,
-                    ConditionExpression="attribute_not_exists(#p) OR #p < :p",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={
-                        ":p": stamp,
-                        ":u": _stamp(self._clock.now()),
-                        ":x": exchange_id,
-                    },
-                )
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
+                with failed_conditions():
+                    self._table.update_item(
+                        Key={constants.PK: cursor_pk(tenant_id), constants.SK: _check_entity(entity)},
+                        UpdateExpression=expression,
+                        ConditionExpression="attribute_not_exists(#p) OR #p < :p",
+                        ExpressionAttributeNames=names,
+                        ExpressionAttributeValues={
+                            ":p": stamp,
+                            ":u": _stamp(self._clock.now()),
+                            ":x": exchange_id,
+                        },
+                    )
+            except ConditionFailedError:
                 continue  # another run already went further: a cursor never moves back
             moved += 1
         return moved

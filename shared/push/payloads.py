@@ -569,14 +569,7 @@ def journal_entry_for_day(
     the app's own amounts, so the entry balances to the cent by construction (every invoice's total
     is its lines plus its tax).  ``mappings`` is keyed by app invoice id.
     """
-    included: list[AppInvoice] = []
-    for invoice in invoices:
-        if invoice.date != day:
-            raise PayloadError(f"invoice {invoice.id!r} is dated {invoice.date}, not {day}")
-        if not invoice.voided:
-            included.append(invoice)
-    if not included:
-        raise PayloadError(f"no invoice to summarise on {day}")
+    included = _day_invoices(day, invoices)
     revenue: dict[str, Decimal] = {}
     tax_total = ZERO
     grand_total = ZERO
@@ -614,6 +607,20 @@ def journal_entry_for_day(
         "Line": lines,
     }
     return _with_existing(body, existing)
+
+
+def _day_invoices(day: date, invoices: Iterable[AppInvoice]) -> list[AppInvoice]:
+    """The day's invoices that go into its journal entry (the voided ones stay out); every invoice
+    given must be dated ``day``, and at least one must remain."""
+    included: list[AppInvoice] = []
+    for invoice in invoices:
+        if invoice.date != day:
+            raise PayloadError(f"invoice {invoice.id!r} is dated {invoice.date}, not {day}")
+        if not invoice.voided:
+            included.append(invoice)
+    if not included:
+        raise PayloadError(f"no invoice to summarise on {day}")
+    return included
 
 
 def _check_balanced(lines: Sequence[Payload]) -> None:

@@ -555,6 +555,39 @@ def reason_dict(reason: Reason) -> dict[str, Any]:
 # --- the service -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _ReportQuery:
+    """A transactions report's ranges, and which of the entries read it keeps."""
+
+    txn_from: date | None
+    txn_to: date | None
+    posted_from: date | None
+    posted_to: date | None
+    include_unposted: bool
+
+    @property
+    def has_txn(self) -> bool:
+        return self.txn_from is not None or self.txn_to is not None
+
+    @property
+    def has_posted(self) -> bool:
+        return self.posted_from is not None or self.posted_to is not None
+
+    def keeps(self, entry: PostingEntry) -> bool:
+        """Posted documents (and the others with ``include_unposted``); with both ranges, the index
+        gave the transaction dates, so the posting date is checked here."""
+        if entry.state is not PostingState.POSTED:
+            return self.include_unposted
+        if self.has_txn and self.has_posted:
+            day = entry.posted_at.astimezone(UTC).date() if entry.posted_at else None
+            return (
+                day is not None
+                and (self.posted_from is None or day >= self.posted_from)
+                and (self.posted_to is None or day <= self.posted_to)
+            )
+        return True
+
+
 class PushService:
     """Upserts, rechecks (queued), retry and reports; everything a tenant API route needs (docs/push.md)."""
 
@@ -741,59 +774,57 @@ class PushService:
         reads the by-posted index.  Only ``posted`` documents unless ``include_unposted``.  The first
         page (no ``page_token``) carries ``totals`` per kind over the whole range; later pages don't.
         """
-        has_txn = txn_from is not None or txn_to is not None
-        has_posted = posted_from is not None or posted_to is not None
-        if not has_txn and not has_posted:
+        query = _ReportQuery(txn_from, txn_to, posted_from, posted_to, include_unposted)
+        if not query.has_txn and not query.has_posted:
             raise InvalidReportRequestError(
                 "give a transaction-date range (txn_from/txn_to) and/or a posting-date range "
                 "(posted_from/posted_to)"
             )
         if not 1 <= limit <= REPORT_PAGE_MAX:
             raise InvalidReportRequestError(f"limit must be between 1 and {REPORT_PAGE_MAX}")
-
-        def keep(entry: PostingEntry) -> bool:
-            posted = entry.state is PostingState.POSTED
-            if not posted:
-                return include_unposted
-            if has_txn and has_posted:  # the index gave the transaction dates: check the posting date
-                day = entry.posted_at.astimezone(UTC).date() if entry.posted_at else None
-                return (
-                    day is not None
-                    and (posted_from is None or day >= posted_from)
-                    and (posted_to is None or day <= posted_to)
-                )
-            return True
-
-        def fetch(token: str | None, size: int) -> tuple[list[ReportRow], str | None]:
-            page: PostingPage
-            if has_txn:
-                page = self.posting_log.query_by_txn_date(
-                    tenant_id,
-                    txn_from,
-                    txn_to,
-                    kinds=REPORT_KINDS,
-                    states=None if include_unposted else (PostingState.POSTED,),
-                    page_token=token,
-                    limit=size,
-                )
-            else:
-                page = self.posting_log.query_by_posted_date(
-                    tenant_id, posted_from, posted_to, kinds=REPORT_KINDS, page_token=token, limit=size
-                )
-            return [report_row(e) for e in page.entries if keep(e)], page.next_token
-
-        rows, next_token = fetch(page_token, limit)
-        totals: dict[str, ReportTotal] | None = None
-        if page_token is None:
-            totals = {kind: ReportTotal() for kind in REPORT_KINDS}
-            more, token = rows, next_token
-            while True:
-                for row in more:
-                    totals[row.kind].add(row)
-                if not token:
-                    break
-                more, token = fetch(token, REPORT_PAGE_MAX)
+        rows, next_token = self._report_page(tenant_id, query, page_token, limit)
+        totals = self._report_totals(tenant_id, query, rows, next_token) if page_token is None else None
         return TransactionsReport(rows, next_token, totals)
+
+    def _report_page(
+        self, tenant_id: str, query: _ReportQuery, token: str | None, size: int
+    ) -> tuple[list[ReportRow], str | None]:
+        """One page of the report's rows: from the by-txn-date index when there is a transaction-date
+        range, else from the by-posted index."""
+        page: PostingPage
+        if query.has_txn:
+            page = self.posting_log.query_by_txn_date(
+                tenant_id,
+                query.txn_from,
+                query.txn_to,
+                kinds=REPORT_KINDS,
+                states=None if query.include_unposted else (PostingState.POSTED,),
+                page_token=token,
+                limit=size,
+            )
+        else:
+            page = self.posting_log.query_by_posted_date(
+                tenant_id,
+                query.posted_from,
+                query.posted_to,
+                kinds=REPORT_KINDS,
+                page_token=token,
+                limit=size,
+            )
+        return [report_row(e) for e in page.entries if query.keeps(e)], page.next_token
+
+    def _report_totals(
+        self, tenant_id: str, query: _ReportQuery, rows: list[ReportRow], token: str | None
+    ) -> dict[str, ReportTotal]:
+        """Totals per kind over the whole range: the first page's rows, then every further page."""
+        totals = {kind: ReportTotal() for kind in REPORT_KINDS}
+        more = rows
+        while True:
+            for row in more:
+                totals[row.kind].add(row)
+            if not token:
+                return totals
+            more, token = self._report_page(tenant_id, query, token, REPORT_PAGE_MAX)
 
     # --- helpers -----------------------------------------------------------------------------
 

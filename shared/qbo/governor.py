@@ -42,8 +42,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypedDict, Unpack
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from shared.adapters.dynamo import ConditionFailedError, aws_errors
 from shared.kernel import constants
 from shared.kernel.clock import Clock, SystemClock
 from shared.kernel.observability import logger
@@ -362,10 +361,8 @@ class RateGovernor(_Governor):
 
     def _read(self, realm_id: str) -> BudgetState:
         self._stats.add("dynamodb_calls")
-        try:
+        with aws_errors(_unavailable("read"), transport=True):
             answer = self._table.get_item(Key=budget_key(realm_id), ConsistentRead=True)
-        except (ClientError, BotoCoreError) as error:
-            raise GovernorUnavailableError(f"governor read failed: {type(error).__name__}") from error
         item = answer.get("Item")
         return _state_of(item) if item else BudgetState()
 
@@ -396,21 +393,18 @@ class RateGovernor(_Governor):
             condition = "#v = :v0"
         self._stats.add("dynamodb_calls")
         try:
-            self._table.update_item(
-                Key=budget_key(realm_id),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise GovernorUnavailableError(f"governor write failed: {type(error).__name__}") from error
-            raw = error.response.get("Item")
-            raise _ConflictError(_state_of(_deserialise(raw)) if raw else None) from error
-        except BotoCoreError as error:
-            raise GovernorUnavailableError(f"governor write failed: {type(error).__name__}") from error
+            with aws_errors(_unavailable("write"), conditions=True, transport=True):
+                self._table.update_item(
+                    Key=budget_key(realm_id),
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ConditionFailedError as failed:
+            seen = failed.failed.get(0)
+            raise _ConflictError(_state_of(seen) if seen else None) from failed
         leases = {k: v for k, v in state.leases.items() if k not in step.expired and v > now}
         leases[lease] = lease_until
         return BudgetState(state.version + 1, step.next_at, step.next_batch_at, leases)
@@ -419,17 +413,17 @@ class RateGovernor(_Governor):
         with self._realm_lock(realm_id):
             self._stats.add("dynamodb_calls")
             try:
-                self._table.update_item(
-                    Key=budget_key(realm_id),
-                    UpdateExpression="REMOVE #l.#me",
-                    ConditionExpression="attribute_exists(#l)",
-                    ExpressionAttributeNames={"#l": "leases", "#me": lease},
-                )
-            except (ClientError, BotoCoreError) as error:
+                with aws_errors(_unavailable("release"), transport=True):
+                    self._table.update_item(
+                        Key=budget_key(realm_id),
+                        UpdateExpression="REMOVE #l.#me",
+                        ConditionExpression="attribute_exists(#l)",
+                        ExpressionAttributeNames={"#l": "leases", "#me": lease},
+                    )
+            except GovernorUnavailableError as error:
                 # The lease ends by itself; failing the caller's finished QBO call would be worse.
-                logger.warning(
-                    "governor lease not released", extra={"realm_id": realm_id, "error": type(error).__name__}
-                )
+                cause = type(error.__cause__).__name__
+                logger.warning("governor lease not released", extra={"realm_id": realm_id, "error": cause})
             # A release leaves the version as it is, so the cached copy stays usable without it.
             cached = self._cache.get(realm_id)
             if cached is not None:
@@ -450,9 +444,10 @@ def _state_of(item: Mapping[str, Any]) -> BudgetState:
     )
 
 
-def _deserialise(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """An item in DynamoDB's wire format (as a refused condition returns it) as Python values."""
-    from boto3.dynamodb.types import TypeDeserializer
+def _unavailable(operation: str) -> Callable[[str, Exception], GovernorUnavailableError]:
+    """What a failed read or write of the budget becomes (named by the failure's type)."""
 
-    deserializer = TypeDeserializer()
-    return {key: deserializer.deserialize(value) for key, value in raw.items()}
+    def failure(_code: str, error: Exception) -> GovernorUnavailableError:
+        return GovernorUnavailableError(f"governor {operation} failed: {type(error).__name__}")
+
+    return failure
