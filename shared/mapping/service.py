@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, cast
+from typing import Any, Final, Literal, Protocol, TypeVar, cast
 
 from shared.kernel.clock import Clock
 from shared.kernel.events import EventPublisher, make_event
@@ -42,9 +42,6 @@ from shared.mapping.catalog import (
 from shared.mapping.links import Link, LinkConflictError, LinkStore
 from shared.mapping.versions import VersionLedger
 from shared.qbo.errors import DuplicateNameError, QboError
-
-if TYPE_CHECKING:
-    from shared.push.models import TenantSettings
 
 PARTY_KINDS: Final = frozenset({"client", "site", "employee"})
 CODE_KINDS: Final = frozenset({"work_code", "expense_code"})
@@ -236,6 +233,17 @@ class QboWriter(Protocol):
 # --- the service ---------------------------------------------------------------------------------
 
 
+class MappingSettings(Protocol):
+    """What mapping reads of a tenant's settings (the push settings satisfy it): which client types
+    sync, and the revenue account new items fall back on."""
+
+    @property
+    def client_types(self) -> frozenset[str]: ...
+
+    @property
+    def revenue_account_id(self) -> str | None: ...
+
+
 class MappingService:
     def __init__(  # noqa: PLR0917 - the collaborators, positionally, as docs/mappings.md lists them
         self,
@@ -246,7 +254,7 @@ class MappingService:
         events: EventPublisher,
         clock: Clock,
         *,
-        tenant_settings: Callable[[str], TenantSettings],
+        tenant_settings: Callable[[str], MappingSettings],
         mappings_changed: Callable[[str, str, Collection[str]], object] | None = None,
         versions: VersionLedger | None = None,
     ) -> None:
@@ -262,7 +270,7 @@ class MappingService:
         # What an export writes in QBO is recorded as ours, so its webhook costs the pull nothing.
         self._versions = versions
 
-    def _settings(self, tenant_id: str) -> TenantSettings:
+    def _settings(self, tenant_id: str) -> MappingSettings:
         return self._tenant_settings(tenant_id)
 
     def _changed(self, tenant_id: str, operation: str, kinds: Collection[str]) -> None:

@@ -53,12 +53,12 @@ from shared.history.exchanges import Exchange, ExchangeLog
 from shared.kernel.clock import Clock
 from shared.kernel.events import EventPublisher, OutboundEvent, make_event, publish_all
 from shared.kernel.observability import logger
+from shared.kernel.reasons import Reason
 from shared.mapping.catalog import QboCache, belongs_to, qbo_entity
 from shared.mapping.links import Link, LinkConflictError, LinkError, LinkStore
+from shared.mapping.markers import parse_marker
 from shared.mapping.versions import TOUCH_TOLERANCE, KnownVersion, VersionLedger, is_deleted, sync_token
 from shared.pull.cursors import CursorState, CursorStore
-from shared.push.payloads import parse_marker
-from shared.push.posting_log import PostingLog, Reason
 
 # --- event types (EventBridge detail-type; docs/pull.md) ----------------------------------------
 CLIENT_IMPORTED: Final = "Client Imported"
@@ -227,6 +227,13 @@ def sweep_request_body(tenant_id: str, realm_id: str, requested_at: datetime) ->
 
 
 # --- ports ----------------------------------------------------------------------------------------
+
+
+class DocumentNotes(Protocol):
+    """Where the applier notes what QBO did to one of the app's documents by itself (the posting
+    log's ``add_note``); False when no such document was posted."""
+
+    def add_note(self, tenant_id: str, kind: str, app_id: str, note: Reason) -> bool: ...
 
 
 class ChangeReader(Protocol):
@@ -417,7 +424,7 @@ class ChangeApplier:
         clock: Clock,
         versions: VersionLedger,
         *,
-        postings: PostingLog | None = None,
+        postings: DocumentNotes | None = None,
     ) -> None:
         self._links = links
         self._cache = cache

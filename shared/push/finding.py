@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shared.mapping.markers import Marker, MarkerKind, parse_marker
 from shared.push.jobs import Body, Job, TenantRun
 from shared.push.models import AppClient, AppCreditApplication, AppInvoice, AppPayment
-from shared.push.payloads import Marker, MarkerKind, display_name, parse_marker
+from shared.push.payloads import display_name
 from shared.qbo.errors import StaleObjectError
 
 

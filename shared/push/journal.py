@@ -18,6 +18,7 @@ from typing import Any
 from shared.connections.vault import VaultError
 from shared.kernel.clock import Clock
 from shared.mapping.links import LinkConflictError, LinkStore
+from shared.mapping.markers import Marker, parse_marker
 from shared.mapping.versions import VersionLedger
 from shared.push.finding import select
 from shared.push.jobs import MAPPING_MISSING, BatchReport, Body, Builder, Job, TenantRun, needs_lookup
@@ -25,12 +26,10 @@ from shared.push.models import AppInvoice
 from shared.push.outcomes import Outcomes
 from shared.push.payloads import (
     JournalAccounts,
-    Marker,
     PayloadError,
     ResolvedMappings,
     journal_doc_number,
     journal_entry_for_day,
-    parse_marker,
 )
 from shared.push.posting_log import (
     AttemptOutcome,

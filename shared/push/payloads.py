@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple
 
+from shared.mapping.markers import MarkerKind, marker
 from shared.push.models import (
     DISPLAY_NAME_MAX,
     PRIVATE_NOTE_MAX,
@@ -45,13 +46,6 @@ from shared.push.models import (
 
 Payload = dict[str, Any]
 TaxModel = Literal["us_automated", "us_manual", "per_line"]
-MarkerKind = Literal[
-    "client", "site", "invoice", "payment", "credit_memo", "credit_application", "journal_day"
-]
-
-MARKER_PREFIX = "qbo-link"
-MARKER_KINDS: tuple[MarkerKind, ...] = get_args(MarkerKind)  # the posting kinds (constants.POSTING_KINDS)
-_MARKER = re.compile(rf"(?:^|\s){MARKER_PREFIX}:({'|'.join(MARKER_KINDS)}):([A-Za-z0-9._:-]{{1,64}})(?=\s|$)")
 _SPACES = re.compile(r"\s+")
 ZERO = Decimal("0.00")
 
@@ -165,32 +159,6 @@ class JournalAccounts:
 
 
 # --- markers ----------------------------------------------------------------------------------
-
-
-class Marker(NamedTuple):
-    kind: MarkerKind
-    app_id: str
-
-
-def marker(kind: MarkerKind, app_id: str) -> str:
-    """``qbo-link:<kind>:<app id>``: the key that finds a document in QBO when an outcome is uncertain."""
-    if kind not in MARKER_KINDS:
-        raise ValueError(f"unknown marker kind {kind!r}")
-    text = f"{MARKER_PREFIX}:{kind}:{app_id}"
-    if _MARKER.fullmatch(text) is None:
-        raise ValueError(f"app id {app_id!r} cannot be carried in a marker")
-    return text
-
-
-def parse_marker(private_note: str | None) -> Marker | None:
-    """The marker in a ``PrivateNote`` (first one wins), wherever a bookkeeper may have moved it."""
-    if not private_note:
-        return None
-    found = _MARKER.search(private_note)
-    if found is None:
-        return None
-    kind = next(k for k in MARKER_KINDS if k == found.group(1))
-    return Marker(kind, found.group(2))
 
 
 def _private_note(kind: MarkerKind, app_id: str, memo: str | None) -> str:

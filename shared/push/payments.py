@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from shared.connections.vault import VaultError
 from shared.kernel.clock import Clock
+from shared.kernel.reasons import Reason
 from shared.mapping.versions import VersionLedger
 from shared.push.finding import quote
 from shared.push.jobs import (
@@ -27,7 +28,7 @@ from shared.push.jobs import (
     payment_builder,
 )
 from shared.push.models import AppPayment
-from shared.push.posting_log import AttemptOutcome, Reason
+from shared.push.posting_log import AttemptOutcome
 from shared.push.service import StoreLookup, reason_of
 from shared.qbo.errors import QboError
 

@@ -49,6 +49,7 @@ from shared.adapters.dynamo import (
 )
 from shared.kernel import constants
 from shared.kernel.clock import Clock
+from shared.kernel.reasons import Reason
 from shared.push import posting_rules as rules
 from shared.push.posting_rules import (
     TRANSITIONS,
@@ -64,7 +65,6 @@ from shared.push.posting_rules import (
     PostingFault,
     PostingLogError,
     PostingState,
-    Reason,
     StaleVersionError,
     as_int,
     attempt_of,

@@ -20,9 +20,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from shared.kernel import constants
+from shared.kernel.reasons import Reason
 
 
 class PostingState(StrEnum):
@@ -112,15 +113,6 @@ class InvalidTransitionError(PostingLogError):
 
 
 # --- models -------------------------------------------------------------------------------------
-
-
-class Reason(BaseModel):
-    """Why a document waits or was skipped: a stable code and a human detail."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    code: str = Field(min_length=1, max_length=100)
-    detail: str | None = Field(default=None, max_length=2000)
 
 
 class PostingFault(BaseModel):

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from shared.kernel import constants
+from shared.mapping.markers import Marker, marker, parse_marker
 from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment
 from shared.push.payloads import (
     CompanyFacts,
     ExistingEntity,
     JournalAccounts,
-    Marker,
     MissingMappingError,
     PayloadError,
     ResolvedMappings,
@@ -24,8 +24,6 @@ from shared.push.payloads import (
     display_name,
     invoice_payload,
     journal_entry_for_day,
-    marker,
-    parse_marker,
     payment_payload,
     rate_for_percent,
     void_payload,
