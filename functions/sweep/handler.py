@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.kernel.observability import logger, metrics, tracer
+from shared.kernel.observability import logger, metrics
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -120,7 +120,6 @@ def fan_out(event: dict[str, Any], sqs: Any, queue_url: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     del context

@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.adapters.dynamo import decode_page_token, encode_page_token
+from shared.adapters.dynamo import Attr, Key, decode_page_token, encode_page_token
 from shared.connections.health import REFRESHABLE, Health
 from shared.kernel import constants
 

@@ -31,10 +31,10 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Final, Literal, Protocol
 
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.adapters.dynamo import Key
 from shared.kernel import constants
 from shared.kernel.clock import Clock, SystemClock
 

@@ -36,20 +36,24 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
-from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.dynamo import (
+    Attr,
     ConditionFailedError,
     InvalidPageTokenError,
+    Key,
     client_errors,
     decode_page_token,
     encode_page_token,
 )
 from shared.kernel import constants
 from shared.kernel.clock import Clock
+
+if TYPE_CHECKING:
+    from boto3.dynamodb.conditions import ConditionBase
 
 __all__ = [
     "TRANSITIONS",

@@ -1,0 +1,234 @@
+"""Cold-start cost of each Lambda handler: CPU time of its import, in fresh interpreters.
+
+Each handler of ``infra/manifest.py``'s ``FUNCTIONS`` is imported as Lambda imports it, from the
+code asset and the dependency layer alone (``infra/bundle.py``: the same folders and the same
+isolated interpreter as the import check, ``-I -S -B`` with ``sys.path`` = the standard library, the
+code folder, the layer's ``python/``, and the environment Lambda gives that function).  The layer is
+the one built for this machine's architecture and the interpreter's Python version, compiled to byte
+code with that interpreter, as the deployed layer is; the code asset ships as source, as it does.
+
+For every handler, ``-n`` fresh interpreters each import it once; a run's cost is the child's CPU
+time (user + system, from the kernel's accounting of the reaped child) minus the floor: the median
+CPU time of the same interpreter, started the same way, importing nothing.  CPU time rather than
+wall time, because this machine is shared and a busy neighbour stretches wall time far more than
+it stretches our own CPU time.  Runs are interleaved across handlers, so a burst of load spreads
+over all of them.  The floor is printed on its own.
+
+Usage:
+
+    .venv/bin/python scripts/bench_cold_start.py [--python ~/.pyenv/versions/3.13.0/bin/python3.13]
+        [-n 7] [--only api,oauth] [--why api] [--top 25] [--no-bytecode]
+
+Exit status 1 when a handler's median is over its budget (``BUDGETS_MS``).  ``--why HANDLER`` (a
+function name such as ``api``) then prints that handler's top offenders under ``-X importtime``:
+the packages that cost the most including what they import, and the single modules that cost the
+most by themselves (wall time of one run, in ms: a guide to what to make lazy, not a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from infra import bundle  # noqa: E402
+from infra import manifest as stack  # noqa: E402
+
+# Import CPU budgets (ms over the floor) per function; the API's resolver and routes cost more.
+DEFAULT_BUDGET_MS = 200.0
+BUDGETS_MS = {"api": 250.0}
+
+_HOST_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+# The child: Lambda's sys.path order, then the handler module, then its handler must be callable.
+# No other import (json, importlib) so the floor is the interpreter alone.
+_CHILD = r"""
+import sys
+sys.path[:0] = sys.argv[1].split(":")
+name, _, attribute = sys.argv[2].rpartition(".")
+if sys.argv[2].startswith("!"):  # a snippet (--tracing) rather than a handler
+    exec(sys.argv[2][1:])
+elif name:
+    __import__(name)
+    if not callable(getattr(sys.modules[name], attribute, None)):
+        raise SystemExit(f"{name}.{attribute} is not a callable")
+"""
+
+
+@dataclass(frozen=True)
+class Setup:
+    python: Path
+    version: str  # 3.13
+    code: Path
+    packages: Path  # the layer's python/
+    chosen: bundle.Target
+
+
+def python_version(python: Path) -> str:
+    probe = subprocess.run(
+        [str(python), "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return probe.stdout.strip()
+
+
+def prepare(python: Path, *, bytecode: bool = True) -> Setup:
+    """The code asset and the layer for this machine and ``python``'s version (built or cached)."""
+    version = python_version(python)
+    architecture = _HOST_ARCHITECTURES.get(platform.machine().lower())
+    if architecture is None:
+        raise bundle.BundleError(f"no Lambda architecture matches this machine ({platform.machine()})")
+    chosen = bundle.target(f"python{version}", architecture)
+    layer = bundle.dependency_layer_dir(runtime=chosen.runtime, architecture=architecture, bytecode=bytecode)
+    return Setup(python, version, bundle.code_dir(), layer / "python", chosen)
+
+
+def _child_command(setup: Setup, handler: str, *options: str) -> list[str]:
+    roots = ":".join(str(p) for p in (setup.code, setup.packages))
+    return [str(setup.python), "-I", "-S", "-B", *options, "-c", _CHILD, roots, handler]
+
+
+def child_cpu_ms(setup: Setup, handler: str, env: Mapping[str, str]) -> float:
+    """User + system CPU of one fresh interpreter importing ``handler`` ("" for none), in ms."""
+    with tempfile.TemporaryDirectory(prefix="qbo-link-bench-") as scratch:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = subprocess.run(
+            _child_command(setup, handler),
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=scratch,
+            env=dict(env),
+            timeout=120,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise bundle.ImportCheckError(f"{handler or 'the empty interpreter'} failed:\n{result.stderr[-3000:]}")
+    return 1000 * ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+
+
+def measure(setup: Setup, functions: Sequence[stack.FunctionSpec], runs: int) -> tuple[list[float], dict[str, list[float]]]:
+    """(floor runs, {function: runs}) in ms of CPU, the handlers' runs with the floor not yet taken off."""
+    envs = {spec.name: bundle.lambda_environment(spec.name, setup.code, setup.chosen) for spec in functions}
+    floor_env = envs[functions[0].name]
+    floor: list[float] = []
+    raw: dict[str, list[float]] = {spec.name: [] for spec in functions}
+    child_cpu_ms(setup, "", floor_env)  # warm the page cache, untimed
+    for spec in functions:
+        child_cpu_ms(setup, spec.handler, envs[spec.name])
+    for _ in range(runs):
+        floor.append(child_cpu_ms(setup, "", floor_env))
+        for spec in functions:
+            raw[spec.name].append(child_cpu_ms(setup, spec.handler, envs[spec.name]))
+    return floor, raw
+
+
+def budget_ms(function: str) -> float:
+    return BUDGETS_MS.get(function, DEFAULT_BUDGET_MS)
+
+
+def why(setup: Setup, spec: stack.FunctionSpec, top: int) -> str:
+    """``-X importtime`` of one import of ``spec``'s handler: the costliest packages and modules."""
+    env = bundle.lambda_environment(spec.name, setup.code, setup.chosen)
+    with tempfile.TemporaryDirectory(prefix="qbo-link-bench-") as scratch:
+        result = subprocess.run(
+            _child_command(setup, spec.handler, "-X", "importtime"),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=scratch,
+            env=env,
+            timeout=120,
+        )
+    own: dict[str, int] = {}
+    packages: dict[str, int] = {}
+    cumulative: dict[str, int] = {}
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        fields = line.removeprefix("import time:").split("|")
+        self_us, cumulative_us, name = int(fields[0]), int(fields[1]), fields[2]
+        module = name.strip()
+        own[module] = self_us
+        cumulative[module] = cumulative_us
+        top_level = module.split(".")[0]
+        packages[top_level] = packages.get(top_level, 0) + self_us
+    total = sum(own.values())
+    lines = [f"-X importtime of {spec.handler}: {len(own)} modules, {total / 1000:.0f} ms of own time"]
+    lines.append(f"\n  top-level packages by own time summed over their modules (top {top})")
+    for name, us in sorted(packages.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"    {us / 1000:8.1f} ms  {name}")
+    lines.append(f"\n  modules by cumulative time (what importing it brought in; top {top})")
+    for name, us in sorted(cumulative.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"    {us / 1000:8.1f} ms  {name}")
+    lines.append(f"\n  modules by own time (top {top})")
+    for name, us in sorted(own.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"    {us / 1000:8.1f} ms  {name}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--python", type=Path, help="the interpreter (default: CPython of the runtime)")
+    parser.add_argument("-n", "--runs", type=int, default=7, help="fresh interpreters per handler")
+    parser.add_argument("--only", help="comma-separated function names (default: every handler)")
+    parser.add_argument("--why", metavar="HANDLER", help="print -X importtime's top offenders of one")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-bytecode", action="store_true", help="a layer without compiled files")
+    args = parser.parse_args(argv)
+
+    python = args.python or bundle.find_python(bundle.target().python_version) or Path(sys.executable)
+    names = [spec.name for spec in stack.FUNCTIONS]
+    chosen_names = args.only.split(",") if args.only else names
+    unknown = set(chosen_names) - set(names) | ({args.why} - set(names) if args.why else set())
+    if unknown:
+        parser.error(f"unknown function(s) {sorted(unknown)}: one of {names}")
+    functions = [spec for spec in stack.FUNCTIONS if spec.name in chosen_names]
+    setup = prepare(python.expanduser(), bytecode=not args.no_bytecode)
+    print(f"== cold import of each handler: {setup.python} (Python {setup.version})")
+    print(f"code  {setup.code}\nlayer {setup.packages.parent}")
+    if args.why:
+        spec = next(s for s in stack.FUNCTIONS if s.name == args.why)
+        print()
+        print(why(setup, spec, args.top))
+        return 0
+
+    floor, raw = measure(setup, functions, args.runs)
+    base = statistics.median(floor)
+    print(f"floor (empty interpreter, -I -S -B): median {base:.0f} ms CPU, max {max(floor):.0f} ms, n={args.runs}\n")
+    print(f"  {'function':10} {'handler':42} {'median':>8} {'max':>8} {'budget':>8}  verdict")
+    over = []
+    for spec in functions:
+        runs = [value - base for value in raw[spec.name]]
+        median, worst = statistics.median(runs), max(runs)
+        limit = budget_ms(spec.name)
+        verdict = "ok" if median <= limit else "OVER"
+        if verdict != "ok":
+            over.append(spec.name)
+        print(
+            f"  {spec.name:10} {spec.handler:42} {median:6.0f} ms {worst:5.0f} ms {limit:5.0f} ms  {verdict}"
+        )
+    print("\n(import CPU over the floor: user + system of the child minus the floor's median)")
+    if over:
+        print(f"OVER BUDGET: {', '.join(over)}")
+        return 1
+    print("every handler within its budget")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.pop("PYTHONPATH", None)  # the children get Lambda's environment, never ours
+    sys.exit(main())
