@@ -18,11 +18,15 @@ Usage:
 
     .venv/bin/python scripts/bench_cold_start.py [--python ~/.pyenv/versions/3.13.0/bin/python3.13]
         [-n 7] [--only api,oauth] [--why api] [--top 25] [--no-bytecode]
+        [--snippet NAME=CODE ...] [--extra-path DIR]
 
 Exit status 1 when a handler's median is over its budget (``BUDGETS_MS``).  ``--why HANDLER`` (a
-function name such as ``api``) then prints that handler's top offenders under ``-X importtime``:
-the packages that cost the most including what they import, and the single modules that cost the
-most by themselves (wall time of one run, in ms: a guide to what to make lazy, not a measurement).
+function name such as ``api``) instead prints that handler's top offenders under ``-X importtime``:
+the packages that cost the most, the modules that cost the most including what they import, and
+the single modules that cost the most by themselves (wall time of one run, in ms: a guide to what to
+make lazy, not a measurement).  ``--snippet NAME=CODE`` (repeatable) measures code run in the same
+children instead of the handlers, e.g. one way of setting up tracing against another, with
+``--extra-path`` appended to their ``sys.path`` after the layer (packages the layer lacks).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ _CHILD = r"""
 import sys
 sys.path[:0] = sys.argv[1].split(":")
 name, _, attribute = sys.argv[2].rpartition(".")
-if sys.argv[2].startswith("!"):  # a snippet (--tracing) rather than a handler
+if sys.argv[2].startswith("!"):  # a snippet (--snippet) rather than a handler
     exec(sys.argv[2][1:])
 elif name:
     __import__(name)
@@ -73,6 +77,7 @@ class Setup:
     code: Path
     packages: Path  # the layer's python/
     chosen: bundle.Target
+    extra: tuple[Path, ...] = ()  # after the layer (--extra-path)
 
 
 def python_version(python: Path) -> str:
@@ -85,7 +90,7 @@ def python_version(python: Path) -> str:
     return probe.stdout.strip()
 
 
-def prepare(python: Path, *, bytecode: bool = True) -> Setup:
+def prepare(python: Path, *, bytecode: bool = True, extra: tuple[Path, ...] = ()) -> Setup:
     """The code asset and the layer for this machine and ``python``'s version (built or cached)."""
     version = python_version(python)
     architecture = _HOST_ARCHITECTURES.get(platform.machine().lower())
@@ -93,11 +98,11 @@ def prepare(python: Path, *, bytecode: bool = True) -> Setup:
         raise bundle.BundleError(f"no Lambda architecture matches this machine ({platform.machine()})")
     chosen = bundle.target(f"python{version}", architecture)
     layer = bundle.dependency_layer_dir(runtime=chosen.runtime, architecture=architecture, bytecode=bytecode)
-    return Setup(python, version, bundle.code_dir(), layer / "python", chosen)
+    return Setup(python, version, bundle.code_dir(), layer / "python", chosen, extra)
 
 
 def _child_command(setup: Setup, handler: str, *options: str) -> list[str]:
-    roots = ":".join(str(p) for p in (setup.code, setup.packages))
+    roots = ":".join(str(p) for p in (setup.code, setup.packages, *setup.extra))
     return [str(setup.python), "-I", "-S", "-B", *options, "-c", _CHILD, roots, handler]
 
 
@@ -116,23 +121,26 @@ def child_cpu_ms(setup: Setup, handler: str, env: Mapping[str, str]) -> float:
         )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
-        raise bundle.ImportCheckError(f"{handler or 'the empty interpreter'} failed:\n{result.stderr[-3000:]}")
+        what = handler or "the empty interpreter"
+        raise bundle.ImportCheckError(f"{what} failed:\n{result.stderr[-3000:]}")
     return 1000 * ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
 
 
-def measure(setup: Setup, functions: Sequence[stack.FunctionSpec], runs: int) -> tuple[list[float], dict[str, list[float]]]:
-    """(floor runs, {function: runs}) in ms of CPU, the handlers' runs with the floor not yet taken off."""
-    envs = {spec.name: bundle.lambda_environment(spec.name, setup.code, setup.chosen) for spec in functions}
-    floor_env = envs[functions[0].name]
+def measure(
+    setup: Setup, children: Mapping[str, tuple[str, Mapping[str, str]]], runs: int
+) -> tuple[list[float], dict[str, list[float]]]:
+    """(floor runs, {name: runs}) in ms of CPU for each child (what it imports or runs, its
+    environment), the floor not yet taken off; runs interleaved, after one untimed run of each."""
+    floor_env = next(iter(children.values()))[1]
     floor: list[float] = []
-    raw: dict[str, list[float]] = {spec.name: [] for spec in functions}
-    child_cpu_ms(setup, "", floor_env)  # warm the page cache, untimed
-    for spec in functions:
-        child_cpu_ms(setup, spec.handler, envs[spec.name])
+    raw: dict[str, list[float]] = {name: [] for name in children}
+    child_cpu_ms(setup, "", floor_env)  # warms the page cache
+    for what, env in children.values():
+        child_cpu_ms(setup, what, env)
     for _ in range(runs):
         floor.append(child_cpu_ms(setup, "", floor_env))
-        for spec in functions:
-            raw[spec.name].append(child_cpu_ms(setup, spec.handler, envs[spec.name]))
+        for name, (what, env) in children.items():
+            raw[name].append(child_cpu_ms(setup, what, env))
     return floor, raw
 
 
@@ -188,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--why", metavar="HANDLER", help="print -X importtime's top offenders of one")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-bytecode", action="store_true", help="a layer without compiled files")
+    parser.add_argument("--snippet", action="append", default=[], metavar="NAME=CODE")
+    parser.add_argument("--extra-path", action="append", default=[], type=Path, metavar="DIR")
     args = parser.parse_args(argv)
 
     python = args.python or bundle.find_python(bundle.target().python_version) or Path(sys.executable)
@@ -196,20 +206,29 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(chosen_names) - set(names) | ({args.why} - set(names) if args.why else set())
     if unknown:
         parser.error(f"unknown function(s) {sorted(unknown)}: one of {names}")
+    if any("=" not in snippet for snippet in args.snippet):
+        parser.error("--snippet takes NAME=CODE")
     functions = [spec for spec in stack.FUNCTIONS if spec.name in chosen_names]
-    setup = prepare(python.expanduser(), bytecode=not args.no_bytecode)
+    extra = tuple(path.expanduser().resolve() for path in args.extra_path)
+    setup = prepare(python.expanduser(), bytecode=not args.no_bytecode, extra=extra)
     print(f"== cold import of each handler: {setup.python} (Python {setup.version})")
-    print(f"code  {setup.code}\nlayer {setup.packages.parent}")
+    print(f"code  {setup.code}\nlayer {setup.packages.parent}" + "".join(f"\nextra {p}" for p in extra))
     if args.why:
         spec = next(s for s in stack.FUNCTIONS if s.name == args.why)
         print()
         print(why(setup, spec, args.top))
         return 0
+    if args.snippet:
+        return _snippets(setup, args.snippet, functions[0], args.runs)
 
-    floor, raw = measure(setup, functions, args.runs)
+    envs = {spec.name: bundle.lambda_environment(spec.name, setup.code, setup.chosen) for spec in functions}
+    floor, raw = measure(setup, {spec.name: (spec.handler, envs[spec.name]) for spec in functions}, args.runs)
     base = statistics.median(floor)
-    print(f"floor (empty interpreter, -I -S -B): median {base:.0f} ms CPU, max {max(floor):.0f} ms, n={args.runs}\n")
-    print(f"  {'function':10} {'handler':42} {'median':>8} {'max':>8} {'budget':>8}  verdict")
+    print(
+        f"floor (empty interpreter, -I -S -B): median {base:.0f} ms CPU, max {max(floor):.0f} ms,"
+        f" n={args.runs}"
+    )
+    print(f"\n  {'function':10} {'handler':42} {'median':>8} {'max':>8} {'budget':>8}  verdict")
     over = []
     for spec in functions:
         runs = [value - base for value in raw[spec.name]]
@@ -219,13 +238,31 @@ def main(argv: list[str] | None = None) -> int:
         if verdict != "ok":
             over.append(spec.name)
         print(
-            f"  {spec.name:10} {spec.handler:42} {median:6.0f} ms {worst:5.0f} ms {limit:5.0f} ms  {verdict}"
+            f"  {spec.name:10} {spec.handler:42} {median:5.0f} ms {worst:5.0f} ms {limit:5.0f} ms  {verdict}"
         )
     print("\n(import CPU over the floor: user + system of the child minus the floor's median)")
     if over:
         print(f"OVER BUDGET: {', '.join(over)}")
         return 1
     print("every handler within its budget")
+    return 0
+
+
+def _snippets(setup: Setup, snippets: Sequence[str], spec: stack.FunctionSpec, runs: int) -> int:
+    env = bundle.lambda_environment(spec.name, setup.code, setup.chosen)
+    children = {}
+    for snippet in snippets:
+        name, _, code = snippet.partition("=")
+        children[name] = ("!" + code, env)
+    floor, raw = measure(setup, children, runs)
+    base = statistics.median(floor)
+    print(
+        f"floor (empty interpreter, -I -S -B): median {base:.0f} ms CPU, n={runs};"
+        f" the environment of {spec.name}\n"
+    )
+    for name, values in raw.items():
+        runs_over = [value - base for value in values]
+        print(f"  {name:40} median {statistics.median(runs_over):5.0f} ms  max {max(runs_over):5.0f} ms")
     return 0
 
 
