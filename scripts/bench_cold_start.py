@@ -90,15 +90,26 @@ def python_version(python: Path) -> str:
     return probe.stdout.strip()
 
 
-def prepare(python: Path, *, bytecode: bool = True, extra: tuple[Path, ...] = ()) -> Setup:
-    """The code asset and the layer for this machine and ``python``'s version (built or cached)."""
+def prepare(
+    python: Path, *, bytecode: bool = True, extra: tuple[Path, ...] = (), root: Path = bundle.ROOT
+) -> Setup:
+    """The code asset and the layer of the checkout at ``root`` for this machine and ``python``'s
+    version (built or cached under ``root/.build``)."""
     version = python_version(python)
     architecture = _HOST_ARCHITECTURES.get(platform.machine().lower())
     if architecture is None:
         raise bundle.BundleError(f"no Lambda architecture matches this machine ({platform.machine()})")
     chosen = bundle.target(f"python{version}", architecture)
-    layer = bundle.dependency_layer_dir(runtime=chosen.runtime, architecture=architecture, bytecode=bytecode)
-    return Setup(python, version, bundle.code_dir(), layer / "python", chosen, extra)
+    build = root / ".build"
+    layer = bundle.dependency_layer_dir(
+        runtime=chosen.runtime,
+        architecture=architecture,
+        bytecode=bytecode,
+        build_dir=build,
+        pyproject=root / "pyproject.toml",
+    )
+    code = bundle.code_dir(root=root, build_dir=build)
+    return Setup(python, version, code, layer / "python", chosen, extra)
 
 
 def _child_command(setup: Setup, handler: str, *options: str) -> list[str]:
@@ -126,21 +137,22 @@ def child_cpu_ms(setup: Setup, handler: str, env: Mapping[str, str]) -> float:
     return 1000 * ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
 
 
-def measure(
-    setup: Setup, children: Mapping[str, tuple[str, Mapping[str, str]]], runs: int
-) -> tuple[list[float], dict[str, list[float]]]:
-    """(floor runs, {name: runs}) in ms of CPU for each child (what it imports or runs, its
-    environment), the floor not yet taken off; runs interleaved, after one untimed run of each."""
-    floor_env = next(iter(children.values()))[1]
+Child = tuple[Setup, str, Mapping[str, str]]  # where, what it imports or runs, its environment
+
+
+def measure(children: Mapping[str, Child], runs: int) -> tuple[list[float], dict[str, list[float]]]:
+    """(floor runs, {name: runs}) in ms of CPU for each child, the floor not yet taken off; runs
+    interleaved (floor, then each child, ``runs`` times), after one untimed run of each."""
+    setup, _, floor_env = next(iter(children.values()))
     floor: list[float] = []
     raw: dict[str, list[float]] = {name: [] for name in children}
     child_cpu_ms(setup, "", floor_env)  # warms the page cache
-    for what, env in children.values():
-        child_cpu_ms(setup, what, env)
+    for where, what, env in children.values():
+        child_cpu_ms(where, what, env)
     for _ in range(runs):
         floor.append(child_cpu_ms(setup, "", floor_env))
-        for name, (what, env) in children.items():
-            raw[name].append(child_cpu_ms(setup, what, env))
+        for name, (where, what, env) in children.items():
+            raw[name].append(child_cpu_ms(where, what, env))
     return floor, raw
 
 
@@ -198,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-bytecode", action="store_true", help="a layer without compiled files")
     parser.add_argument("--snippet", action="append", default=[], metavar="NAME=CODE")
     parser.add_argument("--extra-path", action="append", default=[], type=Path, metavar="DIR")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="ROOT", help="another checkout, measured interleaved with this one"
+    )
     args = parser.parse_args(argv)
 
     python = args.python or bundle.find_python(bundle.target().python_version) or Path(sys.executable)
@@ -222,24 +237,36 @@ def main(argv: list[str] | None = None) -> int:
         return _snippets(setup, args.snippet, functions[0], args.runs)
 
     envs = {spec.name: bundle.lambda_environment(spec.name, setup.code, setup.chosen) for spec in functions}
-    floor, raw = measure(setup, {spec.name: (spec.handler, envs[spec.name]) for spec in functions}, args.runs)
+    children: dict[str, Child] = {spec.name: (setup, spec.handler, envs[spec.name]) for spec in functions}
+    if args.baseline is not None:
+        before = prepare(setup.python, bytecode=not args.no_bytecode, root=args.baseline.resolve())
+        print(f"baseline code  {before.code}\nbaseline layer {before.packages.parent}")
+        children.update(
+            {f"before:{spec.name}": (before, spec.handler, envs[spec.name]) for spec in functions}
+        )
+    floor, raw = measure(children, args.runs)
     base = statistics.median(floor)
     print(
         f"floor (empty interpreter, -I -S -B): median {base:.0f} ms CPU, max {max(floor):.0f} ms,"
         f" n={args.runs}"
     )
-    print(f"\n  {'function':10} {'handler':42} {'median':>8} {'max':>8} {'budget':>8}  verdict")
+    baseline = "   before  ratio" if args.baseline is not None else ""
+    print(f"\n  {'function':10} {'handler':42} {'median':>8} {'max':>8} {'budget':>8}  verdict{baseline}")
     over = []
     for spec in functions:
         runs = [value - base for value in raw[spec.name]]
         median, worst = statistics.median(runs), max(runs)
         limit = budget_ms(spec.name)
-        verdict = "ok" if median <= limit else "OVER"
-        if verdict != "ok":
+        verdict = "ok  " if median <= limit else "OVER"
+        if median > limit:
             over.append(spec.name)
-        print(
+        line = (
             f"  {spec.name:10} {spec.handler:42} {median:5.0f} ms {worst:5.0f} ms {limit:5.0f} ms  {verdict}"
         )
+        if args.baseline is not None:
+            earlier = statistics.median(value - base for value in raw[f"before:{spec.name}"])
+            line += f"    {earlier:5.0f} ms  {median / earlier:4.2f}"
+        print(line)
     print("\n(import CPU over the floor: user + system of the child minus the floor's median)")
     if over:
         print(f"OVER BUDGET: {', '.join(over)}")
@@ -250,11 +277,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _snippets(setup: Setup, snippets: Sequence[str], spec: stack.FunctionSpec, runs: int) -> int:
     env = bundle.lambda_environment(spec.name, setup.code, setup.chosen)
-    children = {}
+    children: dict[str, Child] = {}
     for snippet in snippets:
         name, _, code = snippet.partition("=")
-        children[name] = ("!" + code, env)
-    floor, raw = measure(setup, children, runs)
+        children[name] = (setup, "!" + code, env)
+    floor, raw = measure(children, runs)
     base = statistics.median(floor)
     print(
         f"floor (empty interpreter, -I -S -B): median {base:.0f} ms CPU, n={runs};"

@@ -18,9 +18,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.api import connection_routes, mapping_routes, push_routes
 from functions.api.common import body_refusal, refusal, tenant_refusal, unknown_tenant_refusal
-from shared.connections.flows import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
+from shared.connections.errors import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
 from shared.kernel.observability import logger, metrics
-from shared.push.service import PushQueueError
+from shared.push.errors import PushQueueError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
