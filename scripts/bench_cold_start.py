@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     functions = [spec for spec in stack.FUNCTIONS if spec.name in chosen_names]
     extra = tuple(path.expanduser().resolve() for path in args.extra_path)
     setup = prepare(python.expanduser(), bytecode=not args.no_bytecode, extra=extra)
-    print(f"== cold import of each handler: {setup.python} (Python {setup.version})")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"== cold import of each handler: {setup.python} (Python {setup.version}); load average {load}")
     print(f"code  {setup.code}\nlayer {setup.packages.parent}" + "".join(f"\nextra {p}" for p in extra))
     if args.why:
         spec = next(s for s in stack.FUNCTIONS if s.name == args.why)
