@@ -122,7 +122,8 @@ def read_documents(path: Path) -> list[Document]:
 
 def validate(document: Document) -> list[Problem]:
     """The API's own validation of ``document``, each problem pointing at its row when it can."""
-    from shared.push.service import DocumentInvalidError, parse_document
+    from shared.push.errors import DocumentInvalidError
+    from shared.push.service import parse_document
 
     try:
         parse_document(document.kind, document.body)

@@ -441,7 +441,7 @@ def push_worker() -> PushWorker:
 
 def tenant_qbo_client(tenant_id: str) -> QboClient:
     """A QBO client for a tenant's connected company; NotConnectedError if it never connected."""
-    from shared.connections.flows import NotConnectedError
+    from shared.connections.errors import NotConnectedError
 
     connection = store().get(tenant_id)
     if connection is None:

@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.connections.flows import TENANT_ID_PATTERN
+from shared.kernel.constants import TENANT_ID_PATTERN
 from shared.kernel.observability import metrics
 
 TENANT_CLAIM = "tenant_id"  # the JWT claim naming the one tenant a tenant-scoped caller may reach
@@ -115,7 +115,8 @@ def body_refusal(event: dict[str, Any]) -> dict[str, Any] | None:
 def path_tenant(path: str) -> str | None:
     """The tenant of a ``/tenants/<tenant>/...`` path when it is a well-formed tenant id, else None
     (a malformed one is the route's 422)."""
-    from shared.connections.flows import InvalidTenantIdError, check_tenant_id
+    from shared.connections.errors import InvalidTenantIdError
+    from shared.connections.flows import check_tenant_id
 
     parts = path.strip("/").split("/")
     if len(parts) < 2 or parts[0] != "tenants":

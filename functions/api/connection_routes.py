@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.common import TenantId, error_response, jwt_claims, refusal
 from shared.adapters.dynamo import InvalidPageTokenError
-from shared.connections.flows import MAX_RETURN_URL_LENGTH
+from shared.kernel.constants import MAX_RETURN_URL_LENGTH
 from shared.kernel.observability import metrics
 
 if TYPE_CHECKING:

@@ -18,9 +18,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.api import connection_routes, mapping_routes, push_routes
 from functions.api.common import body_refusal, refusal, tenant_refusal, unknown_tenant_refusal
-from shared.connections.flows import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
-from shared.kernel.observability import logger, metrics, tracer
-from shared.push.service import PushQueueError
+from shared.connections.errors import MappingsAlreadyRemovedError, NotConnectedError, ReturnUrlError
+from shared.kernel.observability import logger, metrics
+from shared.push.errors import PushQueueError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -98,7 +98,6 @@ def not_found(_error: Exception) -> Response[dict[str, Any]]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Every route, before the resolver: a JWT caller reaches only its own tenant, and a body no

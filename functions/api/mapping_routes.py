@@ -12,11 +12,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.common import TenantId, error_response, refusal
-from shared.connections.vault import ConnectionDeadError
+from shared.connections.errors import ConnectionDeadError
 from shared.kernel import constants
+from shared.kernel.constants import MAPPING_PAGE_DEFAULT as DEFAULT_PAGE_SIZE
+from shared.kernel.constants import MAPPING_PAGE_MAX as MAX_PAGE_SIZE
 from shared.kernel.observability import metrics
-from shared.mapping.catalog import AppEntity
-from shared.mapping.service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MappingError
+from shared.mapping.errors import MappingError
 from shared.qbo.errors import QboError
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ def upsert_catalog_entry(
     tenant_id: TenantId, kind: Kind, app_id: AppId, entry: CatalogEntry
 ) -> dict[str, Any]:
     from shared import wiring
+    from shared.mapping.catalog import AppEntity
 
     entity = AppEntity(id=app_id, **entry.model_dump())
     outcome = _service().upsert_app_entity(tenant_id, kind, entity)

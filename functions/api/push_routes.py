@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -25,9 +25,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from functions.api.common import TenantId, error_response, refusal
-from shared.history.exchanges import ExchangeLog
+from shared.kernel.constants import APP_ID_PATTERN, REPORT_PAGE_MAX
 from shared.kernel.observability import metrics
-from shared.push.models import APP_ID_PATTERN, TenantSettings, validation_problems
+from shared.push.errors import (
+    CompanyFactsMissingError,
+    DocumentInvalidError,
+    InvalidReportRequestError,
+    NotRetryableError,
+    PostingNotFoundError,
+    TenantDisconnectedError,
+    UnknownTenantError,
+)
 from shared.push.posting_log import (
     Attempt,
     InvalidPageTokenError,
@@ -36,19 +44,10 @@ from shared.push.posting_log import (
     PostingPage,
     PostingState,
 )
-from shared.push.service import (
-    REPORT_PAGE_MAX,
-    CompanyFactsMissingError,
-    DocumentInvalidError,
-    InvalidReportRequestError,
-    NotRetryableError,
-    PostingNotFoundError,
-    PushService,
-    SubmitOutcome,
-    TenantDisconnectedError,
-    UnknownTenantError,
-    reason_dict,
-)
+
+if TYPE_CHECKING:
+    from shared.history.exchanges import ExchangeLog
+    from shared.push.service import PushService, SubmitOutcome
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped
 
@@ -99,6 +98,8 @@ def _body() -> dict[str, Any]:
 
 
 def _outcome(outcome: SubmitOutcome) -> Response[dict[str, Any]]:
+    from shared.push.service import reason_dict
+
     body = {
         "status": outcome.status,
         "kind": outcome.kind,
@@ -121,6 +122,8 @@ def _upsert(tenant_id: str, kind: str, app_id: str) -> Response[dict[str, Any]]:
 
 
 def _entry(entry: PostingEntry, attempts: list[Attempt] | None = None) -> dict[str, Any]:
+    from shared.push.service import reason_dict
+
     out = entry.model_dump(mode="json", exclude={"reasons", "document"})
     out["reasons"] = [reason_dict(r) for r in entry.reasons]
     if attempts is not None:
@@ -206,6 +209,8 @@ def get_settings(tenant_id: TenantId) -> dict[str, Any]:
     responses={422: error_response("A setting is invalid")},
 )
 def put_settings(tenant_id: TenantId) -> dict[str, Any]:
+    from shared.push.models import TenantSettings, validation_problems
+
     _count_request()
     try:
         settings = TenantSettings.model_validate(_body())

@@ -16,34 +16,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict, Field
 
 from shared.kernel import constants
-from shared.kernel.observability import logger, metrics, tracer
+from shared.kernel.observability import logger, metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-class ConnectedDetail(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    tenant_id: str = Field(alias="tenantId", min_length=1)
-    reconnected: bool = False  # the tenant had a connection to the same company before
-
-
-class ConnectedEvent(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    detail_type: str = Field(alias="detail-type")
-    source: str
-    detail: ConnectedDetail
-
-
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from functions.onboard.event import ConnectedEvent  # pydantic on first use: a cold start's import
     from shared import wiring
 
     del context  # the decorators use it

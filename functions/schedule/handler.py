@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.kernel.observability import logger, metrics, tracer
+from shared.kernel.observability import logger, metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(_event: dict[str, Any], _context: LambdaContext) -> dict[str, int]:
     from shared import wiring

@@ -140,6 +140,7 @@ class Functions(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel(self._defaults.log_level),
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            # Lambda's own segments only: the code has no X-Ray SDK (docs/packaging.md, "Cold start").
             tracing=lambda_.Tracing.ACTIVE,
             # Scheduled and event-driven runs are invoked asynchronously: retried by Lambda, then kept.
             retry_attempts=ASYNC_RETRY_ATTEMPTS if asynchronous else None,

@@ -1,7 +1,13 @@
 """What every DynamoDB data-access class shares: one translation of botocore's ClientError (and of
 the other AWS calls' failures), the condition-failure it carries back, one update-expression builder
-(``ItemUpdate``), and opaque, tenant-checked page tokens.  No module outside ``shared.adapters``
-imports botocore: they use these helpers."""
+(``ItemUpdate``), opaque, tenant-checked page tokens, and boto3's condition builders (``Key``,
+``Attr``) imported on first use.  No module outside ``shared.adapters`` imports botocore.
+
+Importing ``boto3`` (any of its modules: ``boto3.dynamodb.conditions`` runs ``boto3/__init__``, which
+loads botocore's session) is the costliest import of a cold start; the stores build conditions only
+when they query, so they take ``Key`` and ``Attr`` from here and a handler's import does not pay for
+boto3 (docs/packaging.md, "Cold start").  ``botocore.exceptions`` is light and imported as usual.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,9 @@ import binascii
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import cache
 from typing import Any, Final
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 BUSY_CODES: Final = frozenset(
@@ -26,7 +32,27 @@ BUSY_CODES: Final = frozenset(
     }
 )
 _MAX_TOKEN_LENGTH: Final = 4096
-_DESERIALIZER = TypeDeserializer()
+
+
+def Key(name: str) -> Any:  # boto3's name: a call site reads as boto3's
+    """``boto3.dynamodb.conditions.Key(name)``, boto3 imported on the first call."""
+    from boto3.dynamodb.conditions import Key as key
+
+    return key(name)
+
+
+def Attr(name: str) -> Any:
+    """``boto3.dynamodb.conditions.Attr(name)``, boto3 imported on the first call."""
+    from boto3.dynamodb.conditions import Attr as attr
+
+    return attr(name)
+
+
+@cache
+def _deserializer() -> Any:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
 
 AwsServiceError = ClientError
 """An AWS service's refusal, untranslated: for a caller that only cleans up and raises it again."""
@@ -49,7 +75,7 @@ def plain_item(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A low-level item (``{"S": ...}``) from an error response as plain values."""
     if not item:
         return None
-    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+    return {name: _deserializer().deserialize(value) for name, value in item.items()}
 
 
 def error_code(error: ClientError) -> str:

@@ -45,6 +45,13 @@ from typing import Any, ClassVar, Final, NamedTuple, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from shared.adapters.dynamo import ConditionFailedError, failed_conditions
+from shared.connections.errors import (
+    InvalidStateError,
+    InvalidTenantIdError,
+    MappingsAlreadyRemovedError,
+    NotConnectedError,
+    ReturnUrlError,
+)
 from shared.connections.health import Health, HealthChange, HealthReason
 from shared.connections.store import CompanyFacts, ConnectionStore, RealmTakenError, TaxModel
 from shared.connections.vault import ConnectionDeadError, TokenProvider, TokenVault, VaultError
@@ -63,7 +70,7 @@ from shared.qbo.oauth import (
     TokenSet,
 )
 
-TENANT_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # never '#': it separates key parts
+TENANT_ID_PATTERN: Final = constants.TENANT_ID_PATTERN
 REALM_ID_PATTERN: Final = r"^[0-9]{1,32}$"  # Intuit's realm ids are decimal strings
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 _REALM_ID = re.compile(REALM_ID_PATTERN)
@@ -76,7 +83,7 @@ CODE_SK: Final = "CODE"
 CODE_RECORD_SECONDS: Final = 30 * 86_400
 _TENANT_RETURN_PREFIX: Final = "TENANT#"  # OAUTHSTATE#TENANT#<id>: state ids never contain '#'
 
-MAX_RETURN_URL_LENGTH: Final = 2048
+MAX_RETURN_URL_LENGTH: Final = constants.MAX_RETURN_URL_LENGTH
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 _STATE_MAC_CONTEXT: Final = b"qbo-link oauth state v1\x00"
 _STATE_FORMAT = re.compile(r"^[A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{43}$")
@@ -104,35 +111,7 @@ _MONTHS: Final = (
 # fmt: on
 
 
-# --- errors -------------------------------------------------------------------------------------
-
-
-class ConnectionFlowError(Exception):
-    """A connection request the flows refuse; the message is safe to show to the caller."""
-
-
-class InvalidTenantIdError(ConnectionFlowError, ValueError):
-    pass
-
-
-class ReturnUrlError(ConnectionFlowError, ValueError):
-    """The return URL is malformed or outside the allow-list (the message says which)."""
-
-
-class NotConnectedError(ConnectionFlowError):
-    """The tenant has never connected a QBO company."""
-
-
-class MappingsAlreadyRemovedError(ConnectionFlowError):
-    """A disconnect asked to keep mappings after an earlier one removed them."""
-
-
-class InvalidStateError(ConnectionFlowError):
-    """The callback's state is forged, unknown or expired (``reason`` says which)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+# --- tenant ids (the errors are in shared.connections.errors) ------------------------------------
 
 
 def check_tenant_id(tenant_id: str) -> str:

@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import Attr, Key
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.dynamo import (
+    Attr,
     ConditionFailedError,
     ItemUpdate,
+    Key,
     decode_page_token,
     encode_page_token,
     failed_conditions,

@@ -24,6 +24,12 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from shared.adapters.dynamo import AwsServiceError, aws_errors
+from shared.connections.errors import (
+    ConnectionDeadError,
+    TokenCryptoError,
+    TokenRefreshError,
+    VaultError,
+)
 from shared.connections.health import (
     REFRESHABLE,
     Health,
@@ -79,46 +85,6 @@ class TokenProvider(Protocol):
     def access_token(self) -> str: ...
 
     def token_rejected(self, token: str) -> None: ...
-
-
-class VaultError(Exception):
-    pass
-
-
-class ConnectionDeadError(VaultError):
-    """The connection cannot get tokens any more: the tenant must reconnect (or has disconnected)."""
-
-    def __init__(self, tenant_id: str, health: Health | None, reason: str | None) -> None:
-        super().__init__(f"connection of tenant {tenant_id} is {health}: {reason}")
-        self.tenant_id = tenant_id
-        self.health = health
-        self.reason = reason
-
-
-class TokenRefreshError(VaultError):
-    """A refresh failed in a way that may pass (Intuit or the network); retry later."""
-
-    def __init__(
-        self,
-        tenant_id: str,
-        error: str,
-        description: str | None = None,
-        intuit_tid: str | None = None,
-    ) -> None:
-        super().__init__(f"token refresh for tenant {tenant_id} failed: {error}")
-        self.tenant_id = tenant_id
-        self.error = error
-        self.description = description
-        self.intuit_tid = intuit_tid
-
-
-class TokenCryptoError(VaultError):
-    """KMS refused to encrypt or decrypt (wrong key, wrong encryption context, KMS unavailable)."""
-
-    def __init__(self, tenant_id: str, operation: str, code: str) -> None:
-        super().__init__(f"KMS {operation} for tenant {tenant_id} failed: {code}")
-        self.tenant_id = tenant_id
-        self.code = code
 
 
 @dataclass

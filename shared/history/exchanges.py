@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
-from boto3.dynamodb.conditions import Key
-
-from shared.adapters.dynamo import decode_page_token, encode_page_token
+from shared.adapters.dynamo import Key, decode_page_token, encode_page_token
 from shared.kernel import constants
 from shared.kernel.clock import Clock, SystemClock
 from shared.mapping.links import check_limit

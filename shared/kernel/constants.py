@@ -69,6 +69,14 @@ POSTING_LOG_TABLE_ENV: Final = "POSTING_LOG_TABLE"
 
 # The app's own ids (documents, clients, codes, ...): never '#', which separates key parts.
 APP_ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,64}$"
+# The host app's tenant (firm) ids: never '#' either (shared.connections.flows checks them).
+TENANT_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# Longest return URL a connection may be started with (the API's document declares it).
+MAX_RETURN_URL_LENGTH: Final = 2048
+# Pages of the tenant API's listings (the routes declare the bounds, the services enforce them).
+MAPPING_PAGE_DEFAULT: Final = 200  # match tab rows of each side
+MAPPING_PAGE_MAX: Final = 1000
+REPORT_PAGE_MAX: Final = 1000  # the transactions report
 
 # Kinds of link: app entity <-> QBO entity (docs/push.md, "Kinds").
 LINK_KINDS: Final[tuple[str, ...]] = (

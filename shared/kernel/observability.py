@@ -1,15 +1,20 @@
-"""One observability setup for every function: Powertools logger, tracer and metrics.
+"""One observability setup for every function: Powertools logger and metrics.
+
+Tracing is Lambda's own (active tracing, ``infra/constructs/functions.py``): each invocation's segment
+with its initialisation, invocation and overhead, and log lines carry its ``xray_trace_id``.  There
+is no X-Ray SDK in the functions (no Powertools ``Tracer``): importing it cost more than any handler's
+own import, patching botocore at import time (docs/packaging.md, "Cold start"), and its only addition
+would be subsegments for the boto3 calls.
 
 Log messages are short lowercase sentences with structured fields.  Tokens, secrets and QBO data
-never reach a log line: callers log ids, codes and counts only, and ``capture_response=False`` is
-used on every traced method that handles them.
+never reach a log line: callers log ids, codes and counts only.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.kernel.constants import SERVICE
@@ -22,7 +27,6 @@ if TYPE_CHECKING:
 NAMESPACE: Final = "QBOLink"
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 

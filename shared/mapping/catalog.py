@@ -31,10 +31,9 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Final, Literal, Protocol
 
-from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.adapters.dynamo import ConditionFailedError, aws_errors
+from shared.adapters.dynamo import ConditionFailedError, Key, aws_errors
 from shared.kernel import constants
 from shared.kernel.clock import Clock, SystemClock
 

@@ -21,12 +21,11 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, NamedTuple
 
-from boto3.dynamodb.conditions import Key
-from boto3.dynamodb.types import TypeDeserializer
 from pydantic import BaseModel, ConfigDict
 
 from shared.adapters.dynamo import (
     ConditionFailedError,
+    Key,
     client_errors,
     decode_page_token,
     encode_page_token,
@@ -46,7 +45,6 @@ _BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
 _CLEAR_PAIRS_PER_TRANSACTION: Final = 12
 _RETRIES: Final = 3  # re-reads after a concurrent change before giving up with LinkBusyError
 _Actions = list[dict[str, Any]]  # TransactItems (an alias: ``LinkStore.list`` shadows the builtin)
-_DESERIALIZER = TypeDeserializer()
 
 
 # --- errors ------------------------------------------------------------------------------------

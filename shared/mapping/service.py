@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypeVar, cast
 
+from shared.kernel import constants
 from shared.kernel.clock import Clock
 from shared.kernel.events import EventPublisher, make_event
 from shared.mapping import automatch as matching
@@ -39,6 +40,18 @@ from shared.mapping.catalog import (
     belongs_to,
     qbo_entity,
 )
+from shared.mapping.errors import (
+    AlreadyLinkedError,
+    AppEntityNotFoundError,
+    IncompatibleEntityError,
+    InvalidPageTokenError,
+    MappingError,
+    NotLinkedError,
+    QboEntityNotFoundError,
+    RevenueAccountMissingError,
+    UnknownKindError,
+    UnsupportedOperationError,
+)
 from shared.mapping.links import Link, LinkConflictError, LinkStore
 from shared.mapping.versions import VersionLedger
 from shared.qbo.errors import DuplicateNameError, QboError
@@ -52,8 +65,8 @@ TAX_EXPORT_REFUSAL: Final = (
     "QBO's API cannot create tax codes (a tax rate and its agency are set up in QBO itself): "
     "create the tax in QBO, then refresh and link or import it"
 )
-DEFAULT_PAGE_SIZE: Final = 200
-MAX_PAGE_SIZE: Final = 1000
+DEFAULT_PAGE_SIZE: Final = constants.MAPPING_PAGE_DEFAULT
+MAX_PAGE_SIZE: Final = constants.MAPPING_PAGE_MAX
 _PAGE_END: Final = ""  # a side's cursor once it has no more rows (ids are never empty)
 # QBO entities whose DisplayName must be unique across all three (6240).
 _NAME_CACHE_KINDS: Final[tuple[tuple[str, matching.QboNameEntity], ...]] = (
@@ -75,71 +88,7 @@ IMPORT_EVENTS: Final[Mapping[str, str]] = {
 IMPORTED_ID_PREFIX: Final = "qbo."  # the app id an imported entity is linked under until the app relinks
 
 
-# --- errors --------------------------------------------------------------------------------------
-
-
-class MappingError(Exception):
-    """A request the mapping service refuses; ``field`` names the input at fault (API ``loc``)."""
-
-    status = 422
-    code = "invalid"
-
-    def __init__(self, message: str, field: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class UnknownKindError(MappingError):
-    code = "unknown_kind"
-
-
-class AppEntityNotFoundError(MappingError):
-    status = 404
-    code = "app_entity_not_found"
-
-
-class QboEntityNotFoundError(MappingError):
-    status = 404
-    code = "qbo_entity_not_found"
-
-
-class NotLinkedError(MappingError):
-    status = 404
-    code = "not_linked"
-
-
-class AlreadyLinkedError(MappingError):
-    """One-to-one: the app entity or the QBO entity already has a partner (named in the message)."""
-
-    status = 409
-    code = "already_linked"
-
-    def __init__(
-        self, message: str, field: tuple[str, ...], *, app_partner: str | None, qbo_partner: str | None
-    ):
-        super().__init__(message, field)
-        self.app_partner = app_partner
-        self.qbo_partner = qbo_partner
-
-
-class IncompatibleEntityError(MappingError):
-    """The QBO entity cannot play the app entity's role (an A/R account on a line, ...)."""
-
-    code = "incompatible_entity"
-
-
-class UnsupportedOperationError(MappingError):
-    code = "unsupported_for_kind"
-
-
-class RevenueAccountMissingError(MappingError):
-    """A code's item needs an income account and neither its own account nor the tenant's has one."""
-
-    code = "revenue_account_missing"
-
-
-class InvalidPageTokenError(MappingError):
-    code = "invalid_page_token"
+# --- errors (shared.mapping.errors) ----------------------------------------------------------------
 
 
 def check_kind(kind: str) -> str:

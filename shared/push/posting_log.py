@@ -34,15 +34,16 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from pydantic import BaseModel, ConfigDict
 
 from shared.adapters.dynamo import (
+    Attr,
     ConditionFailedError,
     InvalidPageTokenError,
     ItemUpdate,
+    Key,
     client_errors,
     decode_page_token,
     encode_page_token,
@@ -79,6 +80,9 @@ from shared.push.posting_rules import (
     instant,
     stamp,
 )
+
+if TYPE_CHECKING:
+    from boto3.dynamodb.conditions import ConditionBase
 
 __all__ = [
     "TRANSITIONS",

@@ -31,6 +31,7 @@ from shared.connections.store import ConnectionStore
 from shared.kernel.clock import Clock
 from shared.kernel.observability import logger
 from shared.mapping.links import LinkStore
+from shared.push.errors import DocumentInvalidError, PushError
 from shared.push.posting_log import (
     ConcurrentChangeError,
     DocumentNotFoundError,
@@ -44,8 +45,6 @@ from shared.push.posting_log import (
 from shared.push.service import (
     NOT_CONNECTED,
     AppDocument,
-    DocumentInvalidError,
-    PushError,
     PushMessage,
     PushQueue,
     QueueMessage,

@@ -31,9 +31,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.adapters.sqs import FifoMessage, FifoSender, QueueSendError
 from shared.connections.health import Health
 from shared.connections.store import Connection, ConnectionStore
+from shared.kernel import constants
 from shared.kernel.clock import Clock
 from shared.mapping.catalog import QboCache, QboEntity
 from shared.mapping.links import Link, LinkStore
+from shared.push.errors import (
+    CompanyFactsMissingError,
+    DocumentInvalidError,
+    InvalidReportRequestError,
+    NotRetryableError,
+    PostingNotFoundError,
+    PushQueueError,
+    TenantDisconnectedError,
+    UnknownTenantError,
+)
+from shared.push.errors import PushError as PushError  # noqa: PLC0414 - shared.push.worker imports it here
 from shared.push.models import (
     AppClient,
     AppCreditApplication,
@@ -80,7 +92,7 @@ MODELS: Final[Mapping[str, type[BaseModel]]] = {
 CREDIT_APPLICATION: Final = "credit_application"
 ITEM_LINK_KINDS: Final[Mapping[str, str]] = {"work": "work_code", "expense": "expense_code"}
 REPORT_KINDS: Final[tuple[str, ...]] = ("invoice", "payment", "credit_memo")
-REPORT_PAGE_MAX: Final = 1000
+REPORT_PAGE_MAX: Final = constants.REPORT_PAGE_MAX
 
 NOT_CONNECTED = "not_connected"
 DEDUPLICATION_ID_MAX = 128  # SQS's limit
@@ -101,59 +113,6 @@ READINESS_LINK_KINDS: Final = frozenset({"client", "site", "work_code", "expense
 EVENT_DOCUMENT_POSTED: Final = "Document Posted"
 EVENT_DOCUMENT_FAILED: Final = "Document Failed"
 EVENT_DOCUMENT_VOIDED: Final = "Document Voided"
-
-
-# --- errors ------------------------------------------------------------------------------------
-
-
-class PushError(Exception):
-    """A push request cannot be done."""
-
-
-class UnknownTenantError(PushError, LookupError):
-    def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"tenant {tenant_id!r} has never connected a QBO company")
-        self.tenant_id = tenant_id
-
-
-class TenantDisconnectedError(PushError):
-    def __init__(self, tenant_id: str, health: str | None) -> None:
-        super().__init__(
-            f"tenant {tenant_id!r} is not connected to QBO ({health or 'no tokens'}); reconnect first"
-        )
-        self.tenant_id = tenant_id
-
-
-class CompanyFactsMissingError(PushError):
-    def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"tenant {tenant_id!r}: the connected company's country and tax model are unknown")
-
-
-class DocumentInvalidError(PushError, ValueError):
-    """The document does not validate; ``problems`` name every offending field."""
-
-    def __init__(self, problems: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in problems))
-        self.problems = problems
-
-
-class PostingNotFoundError(PushError, LookupError):
-    def __init__(self, tenant_id: str, kind: str, app_id: str) -> None:
-        super().__init__(f"tenant {tenant_id!r} has no {kind} {app_id!r}")
-
-
-class NotRetryableError(PushError):
-    def __init__(self, kind: str, app_id: str, state: str) -> None:
-        super().__init__(f"{kind} {app_id!r} is {state}; only a failed document can be retried")
-        self.state = state
-
-
-class InvalidReportRequestError(PushError, ValueError):
-    """A transactions report without a date range (or with a bad one)."""
-
-
-class PushQueueError(PushError):
-    """The push queue did not take a message (SQS unreachable, throttling, a refused entry)."""
 
 
 # --- the queue ---------------------------------------------------------------------------------

@@ -10,12 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Final
-
-import httpx2
+from typing import TYPE_CHECKING, Any, Final
 
 from shared.kernel.observability import logger
 from shared.kernel.settings import IntuitEnvironment, Settings
+
+if TYPE_CHECKING:
+    import httpx2
 
 # Intuit's discovery documents (the host name the Python SDK uses; facts §1.1).
 PRODUCTION_DISCOVERY_URL: Final = "https://developer.intuit.com/.well-known/openid_configuration/"
@@ -109,6 +110,8 @@ def endpoints_for(settings: Settings, http: httpx2.Client | None = None) -> Intu
 
 
 def _fetch(url: str, http: httpx2.Client | None) -> dict[str, Any]:
+    import httpx2  # on first use: a cold start that never fetches does not pay for it
+
     try:
         if http is not None:
             response = http.get(url, headers={"Accept": "application/json"})

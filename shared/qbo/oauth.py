@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import httpx2
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client import OAuth2Client
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from shared.kernel.clock import Clock
 from shared.kernel.observability import logger
 from shared.kernel.settings import Settings, SettingsError
 from shared.qbo.environment import IntuitEndpoints
+
+if TYPE_CHECKING:  # authlib and httpx2: imported by the calls that use them (cold starts)
+    import httpx2
 
 ACCOUNTING_SCOPE: Final = "com.intuit.quickbooks.accounting"
 HARD_EXPIRY_HEADER: Final = "x-include-refresh-token-hard-expires-in"
@@ -130,8 +130,12 @@ class IntuitOAuth:
         self._settings = settings
         self._endpoints = endpoints
         self._clock = clock
+        if http_factory is None:
+            from authlib.integrations.httpx_client import OAuth2Client
+
+            http_factory = OAuth2Client
         # Called with OAuth2Client's keyword arguments; tests pass partial(OAuth2Client, transport=...).
-        self._factory: ClientFactory = http_factory or OAuth2Client
+        self._factory: ClientFactory = http_factory
 
     @property
     def endpoints(self) -> IntuitEndpoints:
@@ -195,6 +199,8 @@ class IntuitOAuth:
         The body is JSON ``{"token": ...}`` as Intuit's documentation and Python SDK send it;
         only HTTP 200 is success (facts §1.4).
         """
+        import httpx2
+
         with self._client() as client:
             try:
                 response = client.post(
@@ -213,6 +219,9 @@ class IntuitOAuth:
         raise _classify(code or f"http_{response.status_code}", description, tid)
 
     def _token_call(self, grant: str, call: Callable[[Any], Any], hook: str) -> TokenSet:
+        import httpx2
+        from authlib.integrations.base_client import OAuthError
+
         seen: list[httpx2.Response] = []
 
         def capture(response: httpx2.Response) -> httpx2.Response:

@@ -15,13 +15,13 @@ import pytest
 
 from shared import wiring
 from shared.kernel import constants
+from shared.push.errors import PushQueueError
 from shared.push.posting_log import PostingState
 from shared.push.recheck import Rechecker
 from shared.push.service import (
     InMemoryPushQueue,
     PushMessage,
     PushQueue,
-    PushQueueError,
     QueueMessage,
     RecheckMessage,
 )

@@ -11,12 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from shared.connections.errors import InvalidStateError, InvalidTenantIdError, ReturnUrlError
 from shared.connections.flows import (
     CallbackParams,
-    InvalidStateError,
-    InvalidTenantIdError,
     Page,
-    ReturnUrlError,
     StateCodec,
     check_return_url,
     check_tenant_id,

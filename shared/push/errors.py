@@ -1,0 +1,59 @@
+"""The push service's errors, apart from the service that raises them.
+
+The tenant API registers a handler for each of them when it is imported; here they cost nothing to
+import, where ``shared.push.service`` (with the posting log, the document models, the payloads and
+the readiness rules) would cost a cold start more than the API's own routes (docs/packaging.md,
+"Cold start").
+"""
+
+from __future__ import annotations
+
+
+class PushError(Exception):
+    """A push request cannot be done."""
+
+
+class UnknownTenantError(PushError, LookupError):
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r} has never connected a QBO company")
+        self.tenant_id = tenant_id
+
+
+class TenantDisconnectedError(PushError):
+    def __init__(self, tenant_id: str, health: str | None) -> None:
+        super().__init__(
+            f"tenant {tenant_id!r} is not connected to QBO ({health or 'no tokens'}); reconnect first"
+        )
+        self.tenant_id = tenant_id
+
+
+class CompanyFactsMissingError(PushError):
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r}: the connected company's country and tax model are unknown")
+
+
+class DocumentInvalidError(PushError, ValueError):
+    """The document does not validate; ``problems`` name every offending field."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in problems))
+        self.problems = problems
+
+
+class PostingNotFoundError(PushError, LookupError):
+    def __init__(self, tenant_id: str, kind: str, app_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r} has no {kind} {app_id!r}")
+
+
+class NotRetryableError(PushError):
+    def __init__(self, kind: str, app_id: str, state: str) -> None:
+        super().__init__(f"{kind} {app_id!r} is {state}; only a failed document can be retried")
+        self.state = state
+
+
+class InvalidReportRequestError(PushError, ValueError):
+    """A transactions report without a date range (or with a bad one)."""
+
+
+class PushQueueError(PushError):
+    """The push queue did not take a message (SQS unreachable, throttling, a refused entry)."""
