@@ -49,7 +49,14 @@ from shared.connections.store import CompanyFacts, ConnectionStore, RealmTakenEr
 from shared.connections.vault import ConnectionDeadError, TokenProvider, TokenVault, VaultError
 from shared.kernel import constants
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, EventPublishError, OutboundEvent, make_event
+from shared.kernel.events import (
+    CONNECTION_CONNECTED,
+    CONNECTION_DISCONNECTED,
+    EventPublisher,
+    EventPublishError,
+    OutboundEvent,
+    make_event,
+)
 from shared.kernel.observability import logger
 from shared.kernel.settings import Settings
 from shared.qbo.errors import AuthenticationError, AuthorizationError, QboError
@@ -958,9 +965,7 @@ class ConnectionFlows:
             "reconnected": previous is not None and previous.realm_id == realm_id,
             "connectedAt": now.isoformat(),
         }
-        self._publish(
-            make_event(constants.EVENT_CONNECTION_CONNECTED, tenant_id, detail, realm_id, state.state_id)
-        )
+        self._publish(make_event(CONNECTION_CONNECTED, tenant_id, detail, realm_id, state.state_id))
         return self._back(state, CallbackResult.CONNECTED, None, realm_id)
 
     def _revoke_quietly(self, tokens: TokenSet, tenant_id: str, realm_id: str) -> None:
@@ -1068,7 +1073,7 @@ class ConnectionFlows:
         }
         self._publish(
             make_event(
-                constants.EVENT_CONNECTION_DISCONNECTED,
+                CONNECTION_DISCONNECTED,
                 tenant_id,
                 detail,
                 current.realm_id,

@@ -41,9 +41,14 @@ from shared.connections.store import (
     HealthWrite,
     StoredTokens,
 )
-from shared.kernel import constants
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, EventPublishError, OutboundEvent, make_event
+from shared.kernel.events import (
+    CONNECTION_HARD_EXPIRY_APPROACHING,
+    EventPublisher,
+    EventPublishError,
+    OutboundEvent,
+    make_event,
+)
 from shared.kernel.observability import logger
 from shared.qbo.oauth import (
     IntuitOAuth,
@@ -54,7 +59,6 @@ from shared.qbo.oauth import (
 )
 
 TOKEN_PURPOSE: Final = "qbo-oauth-token"  # noqa: S105 - the encryption-context purpose, not a secret
-EVENT_HARD_EXPIRY_WARNING: Final = constants.EVENT_CONNECTION_HARD_EXPIRY
 HARD_EXPIRY_WARNING_DAYS: Final = (30, 7)  # Intuit's sample: in-product at T-30, e-mail at T-7
 KEEP_ALIVE_AFTER: Final = timedelta(hours=20)  # refresh anything older: every connection daily
 SUCCESS_WRITE_INTERVAL_SECONDS: Final = 60
@@ -62,7 +66,6 @@ MAX_ROUNDS: Final = 100  # read-decide-act rounds of one token request; waits ar
 SUCCESS_RETRY_SECONDS: Final = 10  # after another Lambda won the minute's write
 
 __all__ = [
-    "EVENT_HARD_EXPIRY_WARNING",
     "ConnectionDeadError",
     "ConnectionNotFoundError",
     "KeepAliveReport",
@@ -451,7 +454,7 @@ class TokenVault:
             "reconnectUrl": self._oauth.reconnect_url(connection.realm_id),
         }
         return make_event(
-            EVENT_HARD_EXPIRY_WARNING,
+            CONNECTION_HARD_EXPIRY_APPROACHING,
             connection.tenant_id,
             detail,
             connection.realm_id,

@@ -23,7 +23,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, cast
 
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, make_event
+from shared.kernel.events import (
+    ACCOUNT_IMPORTED,
+    CLIENT_IMPORTED,
+    EMPLOYEE_IMPORTED,
+    EXPENSE_CODE_IMPORTED,
+    SITE_IMPORTED,
+    TAX_IMPORTED,
+    WORK_CODE_IMPORTED,
+    DetailType,
+    EventPublisher,
+    make_event,
+)
 from shared.mapping import automatch as matching
 from shared.mapping.catalog import (
     ACCOUNT_TYPE_TO_CREATE,
@@ -65,15 +76,15 @@ _NAME_CACHE_KINDS: Final[tuple[tuple[str, matching.QboNameEntity], ...]] = (
     ("vendor", "Vendor"),
     ("employee", "Employee"),
 )
-# The detail-type of the event an import emits, per kind ("Client Imported", ...).
-IMPORT_EVENTS: Final[Mapping[str, str]] = {
-    "client": "Client Imported",
-    "site": "Site Imported",
-    "employee": "Employee Imported",
-    "work_code": "Work Code Imported",
-    "expense_code": "Expense Code Imported",
-    "tax": "Tax Imported",
-    "account": "Account Imported",
+# The event an import emits, per kind ("Client Imported", ...).
+IMPORT_EVENTS: Final[Mapping[str, DetailType]] = {
+    "client": CLIENT_IMPORTED,
+    "site": SITE_IMPORTED,
+    "employee": EMPLOYEE_IMPORTED,
+    "work_code": WORK_CODE_IMPORTED,
+    "expense_code": EXPENSE_CODE_IMPORTED,
+    "tax": TAX_IMPORTED,
+    "account": ACCOUNT_IMPORTED,
 }
 IMPORTED_ID_PREFIX: Final = "qbo."  # the app id an imported entity is linked under until the app relinks
 

@@ -99,11 +99,6 @@ AFTER_RECONNECT: Final[tuple[RecheckScope, ...]] = ("needs_attention", "failed")
 # cannot make a waiting document ready.
 READINESS_LINK_KINDS: Final = frozenset({"client", "site", "work_code", "expense_code", "tax"})
 
-# Outbound events (EventBridge detail-type).
-EVENT_DOCUMENT_POSTED: Final = "Document Posted"
-EVENT_DOCUMENT_FAILED: Final = "Document Failed"
-EVENT_DOCUMENT_VOIDED: Final = "Document Voided"
-
 
 # --- errors ------------------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ from shared.connections.store import Connection, ConnectionStore
 from shared.connections.vault import VaultError
 from shared.history.exchanges import Exchange, ExchangeLog, ExchangeSource
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, make_event
+from shared.kernel.events import DOCUMENT_FAILED, DOCUMENT_POSTED, DOCUMENT_VOIDED, EventPublisher, make_event
 from shared.kernel.observability import logger
 from shared.mapping.links import LinkConflictError, LinkError, LinkStore
 from shared.mapping.versions import VersionLedger, last_updated, touched_documents
@@ -100,9 +100,6 @@ from shared.push.posting_log import (
 from shared.push.readiness import CREATE_CUSTOMER_FIRST, NotReady, Ready, Skipped
 from shared.push.recheck import Rechecker, RecheckReport
 from shared.push.service import (
-    EVENT_DOCUMENT_FAILED,
-    EVENT_DOCUMENT_POSTED,
-    EVENT_DOCUMENT_VOIDED,
     AppDocument,
     PushError,
     PushMessage,
@@ -833,7 +830,7 @@ class PushWorker:
             detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, "qboId": qbo_id}
             self.events.publish(
                 make_event(
-                    EVENT_DOCUMENT_POSTED,
+                    DOCUMENT_POSTED,
                     entry.tenant_id,
                     detail,
                     entry.kind,
@@ -1117,9 +1114,7 @@ class PushWorker:
             "qboId": job.existing_id,
         }
         self.events.publish(
-            make_event(
-                EVENT_DOCUMENT_VOIDED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version)
-            )
+            make_event(DOCUMENT_VOIDED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version))
         )
 
     def _withdraw_application(self, ctx: _Tenant, memo_id: str) -> None:
@@ -1363,9 +1358,7 @@ class PushWorker:
         entry = job.entry
         detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, "qboId": qbo_id}
         self.events.publish(
-            make_event(
-                EVENT_DOCUMENT_POSTED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version)
-            )
+            make_event(DOCUMENT_POSTED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version))
         )
 
     @staticmethod
@@ -1415,9 +1408,7 @@ class PushWorker:
         report.count("failed")
         detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, "error": fault.message}
         self.events.publish(
-            make_event(
-                EVENT_DOCUMENT_FAILED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version)
-            )
+            make_event(DOCUMENT_FAILED, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version))
         )
 
     def _give_up(self, entry: PostingEntry, message: str, report: BatchReport) -> None:

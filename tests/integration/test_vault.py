@@ -31,14 +31,16 @@ from shared.connections.store import (
     RealmTakenError,
 )
 from shared.connections.vault import (
-    EVENT_HARD_EXPIRY_WARNING,
     ConnectionDeadError,
     TokenCryptoError,
     TokenRefreshError,
     TokenVault,
 )
-from shared.kernel import constants
-from shared.kernel.events import RecordingPublisher
+from shared.kernel.events import (
+    CONNECTION_HARD_EXPIRY_APPROACHING,
+    CONNECTION_HEALTH_CHANGED,
+    RecordingPublisher,
+)
 from shared.kernel.settings import IntuitEnvironment, Settings
 from shared.qbo.environment import endpoints_for
 from shared.qbo.oauth import IntuitOAuth, OAuthGrantError, TokenSet
@@ -150,7 +152,7 @@ class World:
         return realm, tokens
 
     def health_events(self) -> list[dict[str, Any]]:
-        return [e.detail for e in self.events.of_type(constants.EVENT_CONNECTION_HEALTH_CHANGED)]
+        return [e.detail for e in self.events.of_type(CONNECTION_HEALTH_CHANGED)]
 
 
 @pytest.fixture
@@ -632,7 +634,7 @@ def test_hard_expiry_warnings_once_per_threshold(world: World) -> None:
             warning_days.append(day)
         assert vault.keep_alive().warnings == 0  # a second run the same day sends nothing new
 
-    events = world.events.of_type(EVENT_HARD_EXPIRY_WARNING)
+    events = world.events.of_type(CONNECTION_HARD_EXPIRY_APPROACHING)
     assert [e.detail["thresholdDays"] for e in events] == [30, 7]
     assert warning_days == [10, 33]  # 30 days left after day 10, 7 after day 33
     assert events[0].detail["reason"] == "hard_expiry_in_30_days"
@@ -655,7 +657,7 @@ def test_connection_created_close_to_its_hard_expiry_gets_only_the_urgent_warnin
     report = vault.keep_alive()
 
     assert (report.fresh, report.warnings) == (1, 1)
-    [event] = world.events.of_type(EVENT_HARD_EXPIRY_WARNING)
+    [event] = world.events.of_type(CONNECTION_HARD_EXPIRY_APPROACHING)
     assert event.detail["thresholdDays"] == 7
     assert event.detail["daysLeft"] == 4
     # The same fact computed again has the same id (consumers de-duplicate by it).
