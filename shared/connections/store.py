@@ -40,8 +40,10 @@ TOKEN_ATTRIBUTES: tuple[str, ...] = (
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-class CompanyFacts(BaseModel):
-    """What QBO Link keeps of the company (from CompanyInfo and Preferences)."""
+class CompanyRecord(BaseModel):
+    """What QBO Link keeps of the company on the connection item (from CompanyInfo and Preferences).
+
+    The push reads the part a payload needs from it (``shared.push.payloads.CompanyFacts``)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -66,7 +68,7 @@ class Connection(BaseModel):
     health: Health | None = None
     health_reason: str | None = None
     health_changed_at: datetime | None = None
-    company: CompanyFacts | None = None
+    company: CompanyRecord | None = None
     access_token_ct: bytes | None = Field(default=None, repr=False)
     refresh_token_ct: bytes | None = Field(default=None, repr=False)
     access_expires_at: datetime | None = None
@@ -102,9 +104,13 @@ class RealmTakenError(Exception):
         self.owner_tenant = owner_tenant
 
 
-class ConnectionNotFoundError(LookupError):
-    def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"tenant {tenant_id} has no connection")
+class NeverConnectedError(LookupError):
+    """The tenant has never connected a QBO company: QBO Link holds no connection item for it (a
+    disconnected tenant keeps its item).  The one exception for it, whoever finds out (the store,
+    the vault, the flows, the push); the tenant API answers it 404 ``not_connected``."""
+
+    def __init__(self, tenant_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"tenant {tenant_id!r} has never connected a QBO company")
         self.tenant_id = tenant_id
 
 
@@ -304,7 +310,7 @@ class ConnectionStore:
     def require(self, tenant_id: str) -> Connection:
         connection = self.get(tenant_id)
         if connection is None:
-            raise ConnectionNotFoundError(tenant_id)
+            raise NeverConnectedError(tenant_id)
         return connection
 
     def list_by_health(self, health: Health) -> Iterator[Connection]:
@@ -365,7 +371,7 @@ class ConnectionStore:
             health=Health(item["health"]) if item.get("health") else None,
             health_reason=item.get("health_reason"),
             health_changed_at=_instant(item.get("health_changed_at")),
-            company=CompanyFacts.model_validate(_plain(company)) if company else None,
+            company=CompanyRecord.model_validate(_plain(company)) if company else None,
             access_token_ct=_binary(item.get("access_token_ct")),
             refresh_token_ct=_binary(item.get("refresh_token_ct")),
             access_expires_at=_instant(item.get("access_expires_at")),
@@ -466,7 +472,7 @@ class ConnectionStore:
         realm_id: str,
         *,
         connected_at: datetime,
-        company: CompanyFacts | None = None,
+        company: CompanyRecord | None = None,
     ) -> None:
         """Create or re-open the tenant's connection item; token attributes are left alone."""
         update = _Update()
@@ -477,7 +483,7 @@ class ConnectionStore:
         update.remove("disconnected_at", "keep_mappings")
         self._table.update_item(**update.request(self.key(tenant_id)))
 
-    def update_company(self, tenant_id: str, company: CompanyFacts) -> None:
+    def update_company(self, tenant_id: str, company: CompanyRecord) -> None:
         update = _Update().set("company", _company_map(company))
         update.when(f"attribute_exists({update.name(constants.PK)})")
         self._update_existing(tenant_id, update)
@@ -506,7 +512,7 @@ class ConnectionStore:
             answer = self._table.update_item(**update.request(self.key(tenant_id), return_values))
         except ClientError as error:
             if _failed_condition(error):
-                raise ConnectionNotFoundError(tenant_id) from None
+                raise NeverConnectedError(tenant_id) from None
             raise
         attributes = answer.get("Attributes")
         return dict(attributes) if attributes else None
@@ -662,7 +668,7 @@ class ConnectionStore:
         return True
 
 
-def _company_map(company: CompanyFacts) -> dict[str, Any]:
+def _company_map(company: CompanyRecord) -> dict[str, Any]:
     return {k: v for k, v in company.model_dump().items() if v is not None}
 
 

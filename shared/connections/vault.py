@@ -36,9 +36,9 @@ from shared.connections.health import (
 )
 from shared.connections.store import (
     Connection,
-    ConnectionNotFoundError,
     ConnectionStore,
     HealthWrite,
+    NeverConnectedError,
     StoredTokens,
 )
 from shared.kernel.clock import Clock
@@ -67,7 +67,6 @@ SUCCESS_RETRY_SECONDS: Final = 10  # after another Lambda won the minute's write
 
 __all__ = [
     "ConnectionDeadError",
-    "ConnectionNotFoundError",
     "KeepAliveReport",
     "TokenCryptoError",
     "TokenProvider",
@@ -487,7 +486,7 @@ class TokenVault:
         """The user disconnected the app in QuickBooks (Intuit's disconnect URL): tokens are dead."""
         connection = self._store.get(tenant_id)
         if connection is None:
-            raise ConnectionNotFoundError(tenant_id)
+            raise NeverConnectedError(tenant_id)
         before = connection.health
         if before is not None and not allowed(before, HealthEvent.REVOKED_BY_USER):
             return

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, cast
 
+from shared.adapters.dynamo import InvalidPageTokenError
 from shared.kernel.clock import Clock
 from shared.kernel.events import (
     ACCOUNT_IMPORTED,
@@ -150,10 +151,6 @@ class RevenueAccountMissingError(MappingError):
     """A code's item needs an income account and neither its own account nor the tenant's has one."""
 
     code = "revenue_account_missing"
-
-
-class InvalidPageTokenError(MappingError):
-    code = "invalid_page_token"
 
 
 def check_kind(kind: str) -> str:
@@ -934,16 +931,13 @@ def _read_page_token(token: str | None, kind: str, hide_linked: bool) -> tuple[s
     """The (app, QBO) cursors of a page token; (None, None) for the first page."""
     if token is None:
         return None, None
-    where = ("query", "page_token")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         cursor = json.loads(raw)
     except (binascii.Error, ValueError):
-        raise InvalidPageTokenError("page_token is not a token this API gave", where) from None
+        raise InvalidPageTokenError("page_token is not a token this API gave") from None
     if not isinstance(cursor, dict) or not all(isinstance(cursor.get(k), str) for k in ("k", "a", "q")):
-        raise InvalidPageTokenError("page_token is not a token this API gave", where)
+        raise InvalidPageTokenError("page_token is not a token this API gave")
     if cursor["k"] != kind or cursor.get("h") is not hide_linked:
-        raise InvalidPageTokenError(
-            "page_token belongs to another listing (kind or hide_linked differ)", where
-        )
+        raise InvalidPageTokenError("page_token belongs to another listing (kind or hide_linked differ)")
     return str(cursor["a"]), str(cursor["q"])

@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.connections.health import Health
-from shared.connections.store import Connection, ConnectionStore
+from shared.connections.store import Connection, ConnectionStore, NeverConnectedError
 from shared.kernel.clock import Clock
 from shared.mapping.catalog import QboCache, QboEntity
 from shared.mapping.links import Link, LinkStore
@@ -105,12 +105,6 @@ READINESS_LINK_KINDS: Final = frozenset({"client", "site", "work_code", "expense
 
 class PushError(Exception):
     """A push request cannot be done."""
-
-
-class UnknownTenantError(PushError, LookupError):
-    def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"tenant {tenant_id!r} has never connected a QBO company")
-        self.tenant_id = tenant_id
 
 
 class TenantDisconnectedError(PushError):
@@ -513,7 +507,7 @@ def company_facts(tenant_id: str, connection: Connection) -> CompanyFacts:
 def require_connection(store: ConnectionStore, tenant_id: str) -> Connection:
     connection = store.get(tenant_id)
     if connection is None:
-        raise UnknownTenantError(tenant_id)
+        raise NeverConnectedError(tenant_id)
     if connection.health in (Health.DISCONNECTED, Health.REVOKED) or not connection.has_tokens:
         raise TenantDisconnectedError(tenant_id, connection.health.value if connection.health else None)
     return connection

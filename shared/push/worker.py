@@ -47,7 +47,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from shared.connections.store import Connection, ConnectionStore
+from shared.connections.store import Connection, ConnectionStore, NeverConnectedError
 from shared.connections.vault import VaultError
 from shared.history.exchanges import Exchange, ExchangeLog, ExchangeSource
 from shared.kernel.clock import Clock
@@ -380,7 +380,7 @@ class PushWorker:
             return
         try:
             ctx = self._context(tenant_id)
-        except PushError as error:
+        except (PushError, NeverConnectedError) as error:
             for entry in entries.values():
                 self._give_up(entry, str(error), report)
             return

@@ -25,9 +25,9 @@ from infra import tables
 from qbo_sandbox.server import SandboxServer
 from shared.connections.health import Health
 from shared.connections.store import (
-    CompanyFacts,
-    ConnectionNotFoundError,
+    CompanyRecord,
     ConnectionStore,
+    NeverConnectedError,
     RealmTakenError,
 )
 from shared.connections.vault import (
@@ -708,7 +708,7 @@ def test_disconnect_and_revoked_by_user(world: World) -> None:
     assert connection is not None
     assert (connection.health, connection.keep_mappings) == (Health.DISCONNECTED, True)
     assert connection.disconnected_at is not None
-    with pytest.raises(ConnectionNotFoundError):
+    with pytest.raises(NeverConnectedError):
         store.mark_disconnected("nobody", False, world.clock.now())
 
     vault.mark_revoked("t2")
@@ -811,18 +811,18 @@ def test_connection_item_company_and_listing(world: World) -> None:
     store = world.store()
     now = world.clock.now()
     store.put_connection("t1", "100", connected_at=now)
-    store.put_connection("t2", "200", connected_at=now, company=CompanyFacts(name="B", country="CA"))
+    store.put_connection("t2", "200", connected_at=now, company=CompanyRecord(name="B", country="CA"))
     store.update_company(
         "t1",
-        CompanyFacts(name="A", legal_name="A Ltd", country="US", currency="USD", tax_model="us_automated"),
+        CompanyRecord(name="A", legal_name="A Ltd", country="US", currency="USD", tax_model="us_automated"),
     )
-    with pytest.raises(ConnectionNotFoundError):
-        store.update_company("nobody", CompanyFacts(name="x"))
+    with pytest.raises(NeverConnectedError):
+        store.update_company("nobody", CompanyRecord(name="x"))
     store.claim_realm("100", "t1")
 
     one = store.get("t1")
     assert one is not None
-    assert one.company == CompanyFacts(
+    assert one.company == CompanyRecord(
         name="A", legal_name="A Ltd", country="US", currency="USD", tax_model="us_automated"
     )
     assert one.health is None
