@@ -1,12 +1,15 @@
 """The token vault: QBO tokens encrypted with KMS, refreshed once however many Lambdas need them.
 
-Intuit rotates the refresh token on refresh and kills a chain that two workers refresh at once
-(field notes P1), so a refresh is single-flight across every Lambda: a conditional lease on the
-connection item, one token-endpoint call, the new tokens persisted (conditional on our lease and
-the version we read) before the new access token is used.  Workers that lose the lease wait and
+Intuit rotates the refresh token on refresh, and a refresh with a token already replaced gets
+``invalid_grant`` (https://help.developer.intuit.com/s/article/Validity-of-Refresh-Token;
+two workers racing: https://github.com/intuit/oauth-jsclient/issues/138),
+so a refresh is single-flight across every Lambda: a conditional lease on the connection item,
+one token-endpoint call, the new tokens persisted (conditional on our lease and the version we
+read) before the new access token is used.  Workers that lose the lease wait and
 re-read.  Before a grant is declared dead on ``invalid_grant`` the row is read again, because
 another worker may have rotated it.  A daily keep-alive refreshes every live connection (the
-100-day inactivity expiry) and warns ahead of the 5-year hard expiry (P2).
+100-day inactivity expiry) and warns ahead of the 5-year hard expiry
+(https://blogs.a.intuit.com/2025/11/12/important-changes-to-refresh-token-policy).
 
 Plaintext tokens exist only in memory: ``access_token()`` returns one, nothing else does, and
 nothing is logged but ids, versions, error codes and ``intuit_tid``.
@@ -289,7 +292,8 @@ class TokenVault:
         after = transition(before, HealthEvent.REFRESHED)
         write = HealthWrite(after, HealthReason.REFRESHED, now, changed=after != before)
         # Persist before use.  If this fails the new refresh token is lost, but the one stored
-        # stays valid for 24 h after its use (facts §1.6), so the next refresh still works.
+        # stays valid for 24 h after its replacement, so the next refresh still works (Intuit's
+        # Node client's README, "Refresh access_token": https://github.com/intuit/oauth-jsclient).
         try:
             sealed = self._seal(tenant_id, connection.realm_id, tokens)
             committed = self._store.commit_refresh(
