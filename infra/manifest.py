@@ -19,7 +19,7 @@ from typing import Final
 
 from infra import tables
 from infra.tables import TableSpec
-from shared.kernel import constants
+from shared.kernel import constants, events
 
 # --- queues ---------------------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ ONBOARD = FunctionSpec(
     # queues for the documents waiting for a mapping or a connection.
     writes=(tables.CONNECTIONS, tables.RUNTIME, tables.LINKS, tables.POSTINGS),
     sends_to=(PUSH_QUEUE,),
-    event_rules=(EventRule("OnboardRule", (constants.EVENT_CONNECTION_CONNECTED,)),),
+    event_rules=(EventRule("OnboardRule", (events.CONNECTION_CONNECTED,)),),
     tokens=True,
     secrets=(INTUIT_APP_SECRET,),
     puts_events=True,

@@ -31,7 +31,8 @@ BATCH_REQUESTID_MAX = 36
 BATCH_BID_MAX_WITH_REQUESTID = 10
 CDC_MAX_OBJECTS = 1000
 CDC_MAX_AGE = timedelta(days=30)
-# QBO's CDC does not serve these (facts §5); the rest of RULES with cdc=False are refused too.
+# QBO's CDC does not serve these (https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/change-data-capture);
+# the rest of RULES with cdc=False are refused too.
 CDC_UNSUPPORTED = frozenset({"JournalCode", "TaxAgency", "TimeActivity", "TaxCode", "TaxRate"})
 
 Answer = tuple[int, dict[str, Any]]

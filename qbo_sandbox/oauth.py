@@ -2,7 +2,10 @@
 
 One consent makes a *grant*: the connection of this app to one realm.  A grant owns every access
 and refresh token minted from it, so revoking any of its tokens (or reusing the code that created
-it) kills them all, as Intuit's disconnect does.  Lifetimes follow qbo-api-facts.md §1.6 and run on
+it) kills them all, as Intuit's disconnect does.  Lifetimes follow Intuit's: the access token 1 hour, the
+refresh token 100 days rolling (https://developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/faq),
+a replaced one 24 hours more (the README of https://github.com/intuit/oauth-jsclient), a 5-year cap
+(https://blogs.a.intuit.com/2025/11/12/important-changes-to-refresh-token-policy).  They run on
 the sandbox's virtual clock, so tests make hours or years pass with ``sandbox.clock.advance``.
 
 Token values are never stored: state keeps a SHA-256 digest of each one, so ``dump()`` (and the
@@ -475,8 +478,8 @@ class OAuthService:
             if record is None or record.client_id != client_id:
                 raise _invalid_grant("Invalid authorization code")
             if record.used_at is not None:
-                # RFC 6749 §4.1.2: a replayed code revokes what it produced; the double-callback
-                # bug of the field notes (P1) loses the first pair this way.
+                # RFC 6749 §4.1.2: a replayed code revokes what it produced; an app whose callback
+                # runs twice loses the first pair this way: https://github.com/intuit/oauth-jsclient/issues/173
                 if record.grant_id is not None:
                     self.state.revoke_grant(record.grant_id, now, "authorization code reused")
                 raise _invalid_grant("Authorization code has already been used")

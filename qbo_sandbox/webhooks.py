@@ -68,8 +68,8 @@ PAST_TENSE = {
     "Emailed": "emailed",
 }
 
-# Entities Intuit sends webhooks for (qbo-api-facts.md §8.1); changes of any other entity
-# (TaxCode, TaxRate, CompanyInfo, ...) produce no event, as in QBO.
+# Entities Intuit sends webhooks for (the table of https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks);
+# changes of any other entity (TaxCode, TaxRate, CompanyInfo, ...) produce no event, as in QBO.
 WEBHOOK_ENTITIES = frozenset(
     {
         "Account", "Bill", "BillPayment", "Budget", "Class", "CreditMemo", "Currency", "Customer",

@@ -38,7 +38,7 @@ from infra import tables  # noqa: E402
 from qbo_sandbox.server import SandboxServer  # noqa: E402
 from qbo_sandbox.settings import SandboxSettings  # noqa: E402
 from shared import wiring  # noqa: E402
-from shared.kernel.events import RecordingPublisher  # noqa: E402
+from shared.kernel.events import CLIENT_IMPORTED, RecordingPublisher  # noqa: E402
 from shared.kernel.observability import logger  # noqa: E402
 from shared.kernel.settings import IntuitEnvironment, Settings  # noqa: E402
 from shared.pull import changes  # noqa: E402
@@ -158,7 +158,7 @@ def environment(server: SandboxServer) -> Iterator[tuple[Bench, RecordingPublish
 
 
 def imported(events: RecordingPublisher) -> int:
-    return len({e.event_id for e in events.of_type(changes.CLIENT_IMPORTED)})
+    return len({e.event_id for e in events.of_type(CLIENT_IMPORTED)})
 
 
 def idle_day(bench: Bench, sweep_hours: float) -> int:

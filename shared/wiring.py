@@ -440,12 +440,12 @@ def push_worker() -> PushWorker:
 
 
 def tenant_qbo_client(tenant_id: str) -> QboClient:
-    """A QBO client for a tenant's connected company; NotConnectedError if it never connected."""
-    from shared.connections.errors import NotConnectedError
+    """A QBO client for a tenant's connected company; NeverConnectedError if it never connected."""
+    from shared.connections.errors import NeverConnectedError
 
     connection = store().get(tenant_id)
     if connection is None:
-        raise NotConnectedError(f"tenant {tenant_id} has never connected a QBO company")
+        raise NeverConnectedError(tenant_id, f"tenant {tenant_id} has never connected a QBO company")
     return qbo_client(connection.realm_id, vault().provider(tenant_id))
 
 

@@ -1,13 +1,10 @@
-"""What every tenant API route module shares: the tenant id parameter and the refusal shape.
-
-Every refusal has one shape, the one the generated OpenAPI document describes (Powertools'
-``HTTPValidationError``): ``{"statusCode": n, "detail": [{"loc": [...], "msg": ..., "type": ...}]}``,
-``loc`` naming where (``body``, ``path``, ``query``) and which field.
+"""What every tenant API route module shares: the tenant id parameter, the refusal's place in the
+OpenAPI document, and the gates that run before the resolver (the caller's tenant, the body, an
+unknown tenant).  The refusal shape and every exception's answer: ``functions.api.errors``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -15,10 +12,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.metrics import MetricUnit
 
+from functions.api.errors import raw_refusal, refusal
 from shared.kernel.constants import TENANT_ID_PATTERN
-from shared.kernel.observability import metrics
 
 TENANT_CLAIM = "tenant_id"  # the JWT claim naming the one tenant a tenant-scoped caller may reach
 
@@ -29,12 +25,6 @@ def error_response(description: str) -> OpenAPIResponse:
     """A refusal in the document: the same schema as Powertools' validation errors."""
     schema = {"$ref": "#/components/schemas/HTTPValidationError"}
     return {"description": description, "content": {content_types.APPLICATION_JSON: {"schema": schema}}}
-
-
-def refusal(status: int, where: tuple[str, ...], kind: str, message: str) -> Response[dict[str, Any]]:
-    metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
-    body = {"statusCode": status, "detail": [{"loc": list(where), "msg": message, "type": kind}]}
-    return Response(status, content_types.APPLICATION_JSON, body)
 
 
 def jwt_claims(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -72,18 +62,6 @@ def tenant_refusal(event: dict[str, Any]) -> dict[str, Any] | None:
     else:
         return None
     return raw_refusal(403, where, kind, message)
-
-
-def raw_refusal(status: int, where: tuple[str, ...], kind: str, message: str) -> dict[str, Any]:
-    """A refusal as the handler's raw answer, for the gates that run before the resolver."""
-    metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
-    body = {"statusCode": status, "detail": [{"loc": list(where), "msg": message, "type": kind}]}
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
 
 
 def body_refusal(event: dict[str, Any]) -> dict[str, Any] | None:

@@ -5,20 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.api.common import TenantId, error_response, refusal
-from shared.connections.errors import ConnectionDeadError
+from functions.api.common import TenantId, error_response
 from shared.kernel import constants
 from shared.kernel.constants import MAPPING_PAGE_DEFAULT as DEFAULT_PAGE_SIZE
 from shared.kernel.constants import MAPPING_PAGE_MAX as MAX_PAGE_SIZE
 from shared.kernel.observability import metrics
-from shared.mapping.errors import MappingError
-from shared.qbo.errors import QboError
 
 if TYPE_CHECKING:
     from shared.mapping.links import Link
@@ -107,26 +103,6 @@ def _view_json(view: LinkView) -> dict[str, Any]:
         "app": view.app.model_dump(mode="json") if view.app else None,
         "qbo": view.qbo.model_dump(mode="json") if view.qbo else None,
     }
-
-
-# --- refusals ------------------------------------------------------------------------------------
-
-
-def mapping_refused(error: MappingError) -> Response[dict[str, Any]]:
-    return refusal(error.status, error.field, error.code, str(error))
-
-
-def connection_dead(error: ConnectionDeadError) -> Response[dict[str, Any]]:
-    return refusal(409, ("path", "tenant_id"), "connection_unusable", str(error))
-
-
-def qbo_failed(error: QboError) -> Response[dict[str, Any]]:
-    return refusal(502, ("qbo",), error.code or "qbo_error", str(error))
-
-
-router.exception_handler(MappingError)(mapping_refused)
-router.exception_handler(ConnectionDeadError)(connection_dead)
-router.exception_handler(QboError)(qbo_failed)
 
 
 # --- routes --------------------------------------------------------------------------------------

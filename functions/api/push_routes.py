@@ -24,22 +24,15 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from functions.api.common import TenantId, error_response, refusal
+from functions.api.common import TenantId, error_response
+from functions.api.errors import BadBodyError
 from shared.kernel.constants import APP_ID_PATTERN, REPORT_PAGE_MAX
 from shared.kernel.observability import metrics
 from shared.push.errors import (
-    CompanyFactsMissingError,
-    DocumentInvalidError,
-    InvalidReportRequestError,
-    NotRetryableError,
     PostingNotFoundError,
-    TenantDisconnectedError,
-    UnknownTenantError,
 )
 from shared.push.posting_log import (
     Attempt,
-    InvalidPageTokenError,
-    InvalidPostingRequestError,
     PostingEntry,
     PostingPage,
     PostingState,
@@ -64,12 +57,6 @@ PATH_KINDS = {
     "credit_memo": "credit_memo",
     "credit_application": "credit_application",
 }
-
-
-class BadBodyError(Exception):
-    def __init__(self, problems: list[dict[str, str]]) -> None:
-        super().__init__("invalid body")
-        self.problems = problems
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -140,58 +127,6 @@ def _kind(kind: str) -> str:
     if found is None:
         raise BadBodyError([{"field": "kind", "message": f"unknown document kind {kind!r}"}])
     return found
-
-
-# --- refusals ----------------------------------------------------------------------------------
-
-
-def _invalid_document(error: DocumentInvalidError) -> Response[dict[str, Any]]:
-    return _problems(error.problems)
-
-
-def _bad_body(error: BadBodyError) -> Response[dict[str, Any]]:
-    return _problems(error.problems)
-
-
-def _problems(problems: list[dict[str, str]]) -> Response[dict[str, Any]]:
-    metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
-    detail = [
-        {"loc": ["body", *p["field"].split(".")], "msg": p["message"], "type": "invalid_document"}
-        for p in problems
-    ]
-    return Response(422, content_types.APPLICATION_JSON, {"statusCode": 422, "detail": detail})
-
-
-def _unknown_tenant(error: UnknownTenantError) -> Response[dict[str, Any]]:
-    return refusal(404, ("path", "tenant_id"), "not_connected", str(error))
-
-
-def _disconnected(error: Exception) -> Response[dict[str, Any]]:
-    return refusal(409, ("path", "tenant_id"), "disconnected", str(error))
-
-
-def _no_posting(error: PostingNotFoundError) -> Response[dict[str, Any]]:
-    return refusal(404, ("path", "id"), "not_found", str(error))
-
-
-def _not_retryable(error: NotRetryableError) -> Response[dict[str, Any]]:
-    return refusal(409, ("path", "id"), "not_retryable", str(error))
-
-
-def _bad_query(error: Exception) -> Response[dict[str, Any]]:
-    return refusal(422, ("query",), "invalid_query", str(error))
-
-
-# Registered by call: Powertools' exception_handler decorator is untyped.
-router.exception_handler(DocumentInvalidError)(_invalid_document)
-router.exception_handler(BadBodyError)(_bad_body)
-router.exception_handler(UnknownTenantError)(_unknown_tenant)
-router.exception_handler([TenantDisconnectedError, CompanyFactsMissingError])(_disconnected)
-router.exception_handler(PostingNotFoundError)(_no_posting)
-router.exception_handler(NotRetryableError)(_not_retryable)
-router.exception_handler([InvalidPageTokenError, InvalidPostingRequestError, InvalidReportRequestError])(
-    _bad_query
-)
 
 
 # --- settings ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.kernel import constants
+from shared.kernel import constants, events
 from shared.kernel.observability import logger, metrics
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     del context  # the decorators use it
     parsed = ConnectedEvent.model_validate(event)
-    if parsed.source != constants.EVENT_SOURCE or parsed.detail_type != constants.EVENT_CONNECTION_CONNECTED:
+    if parsed.source != constants.EVENT_SOURCE or parsed.detail_type != events.CONNECTION_CONNECTED:
         metrics.add_metric(name="OnboardingEventsRejected", unit=MetricUnit.Count, value=1)
         raise ValueError(f"unexpected event {parsed.source}/{parsed.detail_type}")
     tenant_id = parsed.detail.tenant_id

@@ -1,6 +1,7 @@
 """Intuit's webhook deliveries: ``POST /webhooks/qbo`` (public route, no IAM).
 
-Verify and enqueue, nothing else, within Intuit's 3-second deadline (qbo-api-facts.md §8): 403 for
+Verify and enqueue, nothing else, within Intuit's 3-second deadline
+(https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks/best-practices): 403 for
 a missing or wrong signature, 200 for everything signed (a body we cannot read is kept and still
 acknowledged, since a 4xx makes Intuit retry the whole batch), 500 only when the changes queue
 refused messages or the runtime table could not say who owns the realms, so that Intuit's retry

@@ -54,6 +54,7 @@ def _deserializer() -> Any:
 
     return TypeDeserializer()
 
+
 AwsServiceError = ClientError
 """An AWS service's refusal, untranslated: for a caller that only cleans up and raises it again."""
 

@@ -13,6 +13,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from shared.connections.health import Health
 
+
+class NeverConnectedError(LookupError):
+    """The tenant has never connected a QBO company: QBO Link holds no connection item for it (a
+    disconnected tenant keeps its item).  The one exception for it, whoever finds out (the store,
+    the vault, the flows, the push); the tenant API answers it 404 ``not_connected``."""
+
+    def __init__(self, tenant_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"tenant {tenant_id!r} has never connected a QBO company")
+        self.tenant_id = tenant_id
+
+
 # --- the connection flows -------------------------------------------------------------------------
 
 
@@ -26,10 +37,6 @@ class InvalidTenantIdError(ConnectionFlowError, ValueError):
 
 class ReturnUrlError(ConnectionFlowError, ValueError):
     """The return URL is malformed or outside the allow-list (the message says which)."""
-
-
-class NotConnectedError(ConnectionFlowError):
-    """The tenant has never connected a QBO company."""
 
 
 class MappingsAlreadyRemovedError(ConnectionFlowError):

@@ -49,15 +49,22 @@ from shared.connections.errors import (
     InvalidStateError,
     InvalidTenantIdError,
     MappingsAlreadyRemovedError,
-    NotConnectedError,
+    NeverConnectedError,
     ReturnUrlError,
 )
 from shared.connections.health import Health, HealthChange, HealthReason
-from shared.connections.store import CompanyFacts, ConnectionStore, RealmTakenError, TaxModel
+from shared.connections.store import CompanyRecord, ConnectionStore, RealmTakenError, TaxModel
 from shared.connections.vault import ConnectionDeadError, TokenProvider, TokenVault, VaultError
 from shared.kernel import constants
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, EventPublishError, OutboundEvent, make_event
+from shared.kernel.events import (
+    CONNECTION_CONNECTED,
+    CONNECTION_DISCONNECTED,
+    EventPublisher,
+    EventPublishError,
+    OutboundEvent,
+    make_event,
+)
 from shared.kernel.observability import logger
 from shared.kernel.settings import Settings
 from shared.qbo.errors import AuthenticationError, AuthorizationError, QboError
@@ -467,7 +474,7 @@ def _section(body: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def company_facts(info: Mapping[str, Any], preferences: Mapping[str, Any]) -> CompanyFacts:
+def company_record(info: Mapping[str, Any], preferences: Mapping[str, Any]) -> CompanyRecord:
     """What QBO Link keeps of a company, from its CompanyInfo and Preferences entities.
 
     Tax model: a US company with automated sales tax (``PartnerTaxEnabled``) lets QBO compute the
@@ -484,7 +491,7 @@ def company_facts(info: Mapping[str, Any], preferences: Mapping[str, Any]) -> Co
         month = _month_number(_section(preferences, "AccountingInfoPrefs").get("FirstMonthOfFiscalYear"))
     name = info.get("CompanyName")
     legal_name = info.get("LegalName") or name
-    return CompanyFacts(
+    return CompanyRecord(
         name=str(name) if name else None,
         legal_name=str(legal_name) if legal_name else None,
         country=country or None,
@@ -513,7 +520,7 @@ AUTO_APPLY_CREDIT_WARNING: Final = {
 
 
 class CompanyPreferences:
-    """Keeps the connection's company facts in step with QBO's Preferences after the connect (the
+    """Keeps the connection's company record in step with QBO's Preferences after the connect (the
     change worker hands it a fresh Preferences entity when QBO says they changed)."""
 
     def __init__(self, store: ConnectionStore) -> None:
@@ -534,7 +541,7 @@ class CompanyPreferences:
         return True
 
 
-def company_warnings(company: CompanyFacts | None) -> list[dict[str, str]]:
+def company_warnings(company: CompanyRecord | None) -> list[dict[str, str]]:
     """What the firm should change in its QuickBooks company for the sync to follow the app."""
     if company is not None and company.auto_apply_credit:
         return [dict(AUTO_APPLY_CREDIT_WARNING)]
@@ -906,7 +913,7 @@ class ConnectionFlows:
         try:
             client = self._qbo_client(realm_id, _FreshTokens(tokens))
             try:
-                facts = company_facts(client.company_info(), client.preferences())
+                company = company_record(client.company_info(), client.preferences())
             except (AuthenticationError, AuthorizationError):
                 logger.warning("callback realm is not the grant's", tenant_id=tenant_id, realm_id=realm_id)
                 return self._back(state, CallbackResult.ERROR, "realm_mismatch", realm_id)
@@ -926,23 +933,21 @@ class ConnectionFlows:
             if not saved:
                 self._revoke_quietly(tokens, tenant_id, realm_id)
         now = self._clock.now()
-        self._store.put_connection(tenant_id, realm_id, connected_at=now, company=facts)
+        self._store.put_connection(tenant_id, realm_id, connected_at=now, company=company)
         self._vault.record_success(tenant_id, now)  # the company reads above were calls that worked
         self._states.remember_return_url(
             tenant_id, state.return_url, _epoch(now) + RETURN_URL_RETENTION_SECONDS
         )
         detail = {
             "realmId": realm_id,
-            "companyName": facts.name,
-            "country": facts.country,
-            "currency": facts.currency,
-            "taxModel": facts.tax_model,
+            "companyName": company.name,
+            "country": company.country,
+            "currency": company.currency,
+            "taxModel": company.tax_model,
             "reconnected": previous is not None and previous.realm_id == realm_id,
             "connectedAt": now.isoformat(),
         }
-        self._publish(
-            make_event(constants.EVENT_CONNECTION_CONNECTED, tenant_id, detail, realm_id, state.state_id)
-        )
+        self._publish(make_event(CONNECTION_CONNECTED, tenant_id, detail, realm_id, state.state_id))
         return self._back(state, CallbackResult.CONNECTED, None, realm_id)
 
     def _revoke_quietly(self, tokens: TokenSet, tenant_id: str, realm_id: str) -> None:
@@ -1021,7 +1026,7 @@ class ConnectionFlows:
         check_tenant_id(tenant_id)
         current = self._store.get(tenant_id)
         if current is None:
-            raise NotConnectedError(f"tenant {tenant_id} has no QuickBooks Online connection")
+            raise NeverConnectedError(tenant_id, f"tenant {tenant_id} has no QuickBooks Online connection")
         repeat = current.health is Health.DISCONNECTED and current.keep_mappings in {keep_mappings, None}
         if current.health is Health.DISCONNECTED and current.keep_mappings is False and keep_mappings:
             raise MappingsAlreadyRemovedError(
@@ -1050,7 +1055,7 @@ class ConnectionFlows:
         }
         self._publish(
             make_event(
-                constants.EVENT_CONNECTION_DISCONNECTED,
+                CONNECTION_DISCONNECTED,
                 tenant_id,
                 detail,
                 current.realm_id,

@@ -16,8 +16,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from shared.kernel import constants
-from shared.kernel.events import OutboundEvent, make_event
+from shared.kernel.events import CONNECTION_HEALTH_CHANGED, OutboundEvent, make_event
 
 
 class Health(StrEnum):
@@ -165,7 +164,7 @@ class HealthChange:
         if self.intuit_tid:
             detail["intuitTid"] = self.intuit_tid
         return make_event(
-            constants.EVENT_CONNECTION_HEALTH_CHANGED,
+            CONNECTION_HEALTH_CHANGED,
             self.tenant_id,
             detail,
             str(detail["from"]),

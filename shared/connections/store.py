@@ -28,6 +28,7 @@ from shared.adapters.dynamo import (
     encode_page_token,
     failed_conditions,
 )
+from shared.connections.errors import NeverConnectedError
 from shared.connections.health import REFRESHABLE, Health
 from shared.kernel import constants
 
@@ -46,8 +47,10 @@ TOKEN_ATTRIBUTES: tuple[str, ...] = (
 )
 
 
-class CompanyFacts(BaseModel):
-    """What QBO Link keeps of the company (from CompanyInfo and Preferences)."""
+class CompanyRecord(BaseModel):
+    """What QBO Link keeps of the company on the connection item (from CompanyInfo and Preferences).
+
+    The push reads the part a payload needs from it (``shared.push.payloads.CompanyFacts``)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -72,7 +75,7 @@ class Connection(BaseModel):
     health: Health | None = None
     health_reason: str | None = None
     health_changed_at: datetime | None = None
-    company: CompanyFacts | None = None
+    company: CompanyRecord | None = None
     access_token_ct: bytes | None = Field(default=None, repr=False)
     refresh_token_ct: bytes | None = Field(default=None, repr=False)
     access_expires_at: datetime | None = None
@@ -106,12 +109,6 @@ class RealmTakenError(Exception):
         super().__init__(f"realm {realm_id} is already connected to another tenant")
         self.realm_id = realm_id
         self.owner_tenant = owner_tenant
-
-
-class ConnectionNotFoundError(LookupError):
-    def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"tenant {tenant_id} has no connection")
-        self.tenant_id = tenant_id
 
 
 @dataclass(frozen=True)
@@ -238,7 +235,7 @@ class ConnectionStore:
     def require(self, tenant_id: str) -> Connection:
         connection = self.get(tenant_id)
         if connection is None:
-            raise ConnectionNotFoundError(tenant_id)
+            raise NeverConnectedError(tenant_id)
         return connection
 
     def list_by_health(self, health: Health) -> Iterator[Connection]:
@@ -363,7 +360,7 @@ class ConnectionStore:
         realm_id: str,
         *,
         connected_at: datetime,
-        company: CompanyFacts | None = None,
+        company: CompanyRecord | None = None,
     ) -> None:
         """Create or re-open the tenant's connection item; token attributes are left alone."""
         update = ItemUpdate()
@@ -374,7 +371,7 @@ class ConnectionStore:
         update.remove("disconnected_at", "keep_mappings")
         self._table.update_item(**update.arguments(self.key(tenant_id)))
 
-    def update_company(self, tenant_id: str, company: CompanyFacts) -> None:
+    def update_company(self, tenant_id: str, company: CompanyRecord) -> None:
         update = ItemUpdate().set("company", _company_map(company))
         update.when(f"attribute_exists({update.name(constants.PK)})")
         self._update_existing(tenant_id, update)
@@ -405,7 +402,7 @@ class ConnectionStore:
                     **update.arguments(self.key(tenant_id)), ReturnValues=return_values
                 )
         except ConditionFailedError:
-            raise ConnectionNotFoundError(tenant_id) from None
+            raise NeverConnectedError(tenant_id) from None
         attributes = answer.get("Attributes")
         return dict(attributes) if attributes else None
 
@@ -568,7 +565,7 @@ def _connection_of(item: Mapping[str, Any]) -> Connection:
         health=Health(item["health"]) if item.get("health") else None,
         health_reason=item.get("health_reason"),
         health_changed_at=_instant(item.get("health_changed_at")),
-        company=CompanyFacts.model_validate(_plain(company)) if company else None,
+        company=CompanyRecord.model_validate(_plain(company)) if company else None,
         access_token_ct=_binary(item.get("access_token_ct")),
         refresh_token_ct=_binary(item.get("refresh_token_ct")),
         access_expires_at=_instant(item.get("access_expires_at")),
@@ -590,7 +587,7 @@ def _connection_of(item: Mapping[str, Any]) -> Connection:
     )
 
 
-def _company_map(company: CompanyFacts) -> dict[str, Any]:
+def _company_map(company: CompanyRecord) -> dict[str, Any]:
     return {k: v for k, v in company.model_dump().items() if v is not None}
 
 

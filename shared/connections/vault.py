@@ -1,12 +1,15 @@
 """The token vault: QBO tokens encrypted with KMS, refreshed once however many Lambdas need them.
 
-Intuit rotates the refresh token on refresh and kills a chain that two workers refresh at once
-(field notes P1), so a refresh is single-flight across every Lambda: a conditional lease on the
-connection item, one token-endpoint call, the new tokens persisted (conditional on our lease and
-the version we read) before the new access token is used.  Workers that lose the lease wait and
+Intuit rotates the refresh token on refresh, and a refresh with a token already replaced gets
+``invalid_grant`` (https://help.developer.intuit.com/s/article/Validity-of-Refresh-Token;
+two workers racing: https://github.com/intuit/oauth-jsclient/issues/138),
+so a refresh is single-flight across every Lambda: a conditional lease on the connection item,
+one token-endpoint call, the new tokens persisted (conditional on our lease and the version we
+read) before the new access token is used.  Workers that lose the lease wait and
 re-read.  Before a grant is declared dead on ``invalid_grant`` the row is read again, because
 another worker may have rotated it.  A daily keep-alive refreshes every live connection (the
-100-day inactivity expiry) and warns ahead of the 5-year hard expiry (P2).
+100-day inactivity expiry) and warns ahead of the 5-year hard expiry
+(https://blogs.a.intuit.com/2025/11/12/important-changes-to-refresh-token-policy).
 
 Plaintext tokens exist only in memory: ``access_token()`` returns one, nothing else does, and
 nothing is logged but ids, versions, error codes and ``intuit_tid``.
@@ -26,6 +29,7 @@ from typing import Any, Final, Protocol
 from shared.adapters.dynamo import AwsServiceError, aws_errors
 from shared.connections.errors import (
     ConnectionDeadError,
+    NeverConnectedError,
     TokenCryptoError,
     TokenRefreshError,
     VaultError,
@@ -39,16 +43,15 @@ from shared.connections.health import (
     allowed,
     transition,
 )
-from shared.connections.store import (
-    Connection,
-    ConnectionNotFoundError,
-    ConnectionStore,
-    HealthWrite,
-    StoredTokens,
-)
-from shared.kernel import constants
+from shared.connections.store import Connection, ConnectionStore, HealthWrite, StoredTokens
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, EventPublishError, OutboundEvent, make_event
+from shared.kernel.events import (
+    CONNECTION_HARD_EXPIRY_APPROACHING,
+    EventPublisher,
+    EventPublishError,
+    OutboundEvent,
+    make_event,
+)
 from shared.kernel.observability import logger
 from shared.qbo.oauth import (
     IntuitOAuth,
@@ -59,7 +62,6 @@ from shared.qbo.oauth import (
 )
 
 TOKEN_PURPOSE: Final = "qbo-oauth-token"  # noqa: S105 - the encryption-context purpose, not a secret
-EVENT_HARD_EXPIRY_WARNING: Final = constants.EVENT_CONNECTION_HARD_EXPIRY
 HARD_EXPIRY_WARNING_DAYS: Final = (30, 7)  # Intuit's sample: in-product at T-30, e-mail at T-7
 KEEP_ALIVE_AFTER: Final = timedelta(hours=20)  # refresh anything older: every connection daily
 SUCCESS_WRITE_INTERVAL_SECONDS: Final = 60
@@ -67,9 +69,7 @@ MAX_ROUNDS: Final = 100  # read-decide-act rounds of one token request; waits ar
 SUCCESS_RETRY_SECONDS: Final = 10  # after another Lambda won the minute's write
 
 __all__ = [
-    "EVENT_HARD_EXPIRY_WARNING",
     "ConnectionDeadError",
-    "ConnectionNotFoundError",
     "KeepAliveReport",
     "TokenCryptoError",
     "TokenProvider",
@@ -252,7 +252,8 @@ class TokenVault:
         after = transition(before, HealthEvent.REFRESHED)
         write = HealthWrite(after, HealthReason.REFRESHED, now, changed=after != before)
         # Persist before use.  If this fails the new refresh token is lost, but the one stored
-        # stays valid for 24 h after its use (facts §1.6), so the next refresh still works.
+        # stays valid for 24 h after its replacement, so the next refresh still works (Intuit's
+        # Node client's README, "Refresh access_token": https://github.com/intuit/oauth-jsclient).
         try:
             sealed = self._seal(tenant_id, connection.realm_id, tokens)
             committed = self._store.commit_refresh(
@@ -416,7 +417,7 @@ class TokenVault:
             "reconnectUrl": self._oauth.reconnect_url(connection.realm_id),
         }
         return make_event(
-            EVENT_HARD_EXPIRY_WARNING,
+            CONNECTION_HARD_EXPIRY_APPROACHING,
             connection.tenant_id,
             detail,
             connection.realm_id,
@@ -449,7 +450,7 @@ class TokenVault:
         """The user disconnected the app in QuickBooks (Intuit's disconnect URL): tokens are dead."""
         connection = self._store.get(tenant_id)
         if connection is None:
-            raise ConnectionNotFoundError(tenant_id)
+            raise NeverConnectedError(tenant_id)
         before = connection.health
         if before is not None and not allowed(before, HealthEvent.REVOKED_BY_USER):
             return

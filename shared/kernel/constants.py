@@ -1,6 +1,6 @@
-"""Names shared by ``shared/``, ``functions/``, ``infra/`` and ``tests/``: tables, keys, indexes,
-environment variables and event names.  One place, so the CDK stack, the local stack and the code
-can never disagree."""
+"""Names shared by ``shared/``, ``functions/``, ``infra/`` and ``tests/``: tables, keys, indexes and
+environment variables (event names: ``shared.kernel.events``).  One place, so the CDK stack, the local
+stack and the code can never disagree."""
 
 from __future__ import annotations
 
@@ -56,12 +56,6 @@ STATE_SECRET_ARN_ENV: Final = "STATE_SECRET_ARN"  # noqa: S105
 # SQS FIFO queue URLs (producers only)
 PUSH_QUEUE_URL_ENV: Final = "PUSH_QUEUE_URL"
 CHANGES_QUEUE_URL_ENV: Final = "CHANGES_QUEUE_URL"
-
-# --- outbound events (EventBridge detail-type) -------------------------------------------------
-EVENT_CONNECTION_CONNECTED: Final = "Connection Connected"
-EVENT_CONNECTION_DISCONNECTED: Final = "Connection Disconnected"
-EVENT_CONNECTION_HEALTH_CHANGED: Final = "Connection Health Changed"
-EVENT_CONNECTION_HARD_EXPIRY: Final = "Connection Hard Expiry Approaching"
 
 # --- links and posting log (issues 4 and 5; layouts: docs/push.md) ---------------------------
 LINKS_TABLE_ENV: Final = "LINKS_TABLE"

@@ -1,7 +1,10 @@
 """Outbound events: what QBO Link tells the host app through EventBridge.
 
-Every event carries the tenant, a stable id (the same fact published twice has the same id, so
-consumers can de-duplicate) and a detail documented in docs/events.md.
+The catalogue below names every event the product emits (its EventBridge detail-type), grouped by
+area, each with when it is emitted and the fields of its detail.  Code passes these constants (typed
+``DetailType``) to ``make_event``: a detail-type is spelled once, here (``tests/unit/test_events.py``
+checks it).  Every event carries the tenant, a stable id (the same fact published twice has the
+same id, so consumers can de-duplicate) and a detail documented in docs/events.md.
 """
 
 from __future__ import annotations
@@ -9,16 +12,301 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from types import MappingProxyType
+from typing import Any, Final, Literal, NewType, Protocol, get_args
 
 from shared.kernel import constants
+
+# --- the catalogue --------------------------------------------------------------------------------
+
+DetailType = NewType("DetailType", str)
+"""An EventBridge detail-type of the catalogue; only this module makes one."""
+
+Area = Literal["connection", "mapping", "push", "pull"]
+AREAS: Final[tuple[Area, ...]] = get_args(Area)
+
+
+@dataclass(frozen=True)
+class Emission:
+    """One way an event comes about: the area that emits it, when, and the fields of its detail
+    (besides ``tenantId`` and ``eventId``, which every event has)."""
+
+    area: Area
+    when: str
+    detail: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EventType:
+    detail_type: DetailType
+    emissions: tuple[Emission, ...]
+
+    @property
+    def areas(self) -> tuple[Area, ...]:
+        return tuple(dict.fromkeys(e.area for e in self.emissions))
+
+
+_CATALOGUE: dict[DetailType, EventType] = {}
+
+
+def _event(name: str, *emissions: Emission) -> DetailType:
+    detail_type = DetailType(name)
+    if detail_type in _CATALOGUE:
+        raise ValueError(f"detail-type {name!r} is defined twice")
+    _CATALOGUE[detail_type] = EventType(detail_type, emissions)
+    return detail_type
+
+
+# connection (shared.connections: flows, vault) -- camelCase detail fields
+
+CONNECTION_CONNECTED: Final = _event(
+    "Connection Connected",
+    Emission(
+        "connection",
+        "a consent completed: the tokens are stored and the company read (a first connection or a reconnect)",
+        ("realmId", "companyName", "country", "currency", "taxModel", "reconnected", "connectedAt"),
+    ),
+)
+CONNECTION_DISCONNECTED: Final = _event(
+    "Connection Disconnected",
+    Emission(
+        "connection",
+        "the host app disconnected the tenant (DELETE /connection, a repeat included)",
+        ("realmId", "keepMappings", "disconnectedAt"),
+    ),
+)
+CONNECTION_HEALTH_CHANGED: Final = _event(
+    "Connection Health Changed",
+    Emission(
+        "connection",
+        "a connection's health changed (refresh failing, refreshed again, grant dead, revoked, ...)",
+        ("realmId", "from", "to", "reason", "changedAt", "description", "intuitTid"),
+    ),
+)
+CONNECTION_HARD_EXPIRY_APPROACHING: Final = _event(
+    "Connection Hard Expiry Approaching",
+    Emission(
+        "connection",
+        "the keep-alive found the refresh token's 5-year hard expiry within 30, then within 7 days",
+        ("realmId", "reason", "thresholdDays", "daysLeft", "hardExpiresAt", "reconnectUrl"),
+    ),
+)
+
+# mapping (shared.mapping.service: the match tabs' import) -- camelCase detail fields; the pull
+# emits "Client Imported" and "Site Imported" too, with its own detail (below)
+
+_IMPORT_DETAIL: Final = ("kind", "appId", "qboId", "parentAppId", "entity")
+_CUSTOMER_DETAIL: Final = (
+    "qbo_id",
+    "sync_token",
+    "display_name",
+    "company_name",
+    "given_name",
+    "family_name",
+    "email",
+    "phone",
+    "bill_address",
+    "active",
+    "updated_at",
+)
+_SITE_DETAIL: Final = (
+    *_CUSTOMER_DETAIL,
+    "site_id",
+    "parent_qbo_id",
+    "parent_id",
+    "parent_kind",
+    "fully_qualified_name",
+)
+
+
+def _imported(kind: str) -> Emission:
+    return Emission(
+        "mapping", f"a match tab imported a QBO entity as a new app {kind} (qbo.<id>)", _IMPORT_DETAIL
+    )
+
+
+CLIENT_IMPORTED: Final = _event(
+    "Client Imported",
+    _imported("client"),
+    Emission(
+        "pull", "an active top-level customer nobody linked appeared in QBO", (*_CUSTOMER_DETAIL, "client_id")
+    ),
+)
+SITE_IMPORTED: Final = _event(
+    "Site Imported",
+    _imported("site"),
+    Emission("pull", "an active sub-customer (job) nobody linked appeared in QBO", _SITE_DETAIL),
+)
+EMPLOYEE_IMPORTED: Final = _event("Employee Imported", _imported("employee"))
+WORK_CODE_IMPORTED: Final = _event("Work Code Imported", _imported("work code"))
+EXPENSE_CODE_IMPORTED: Final = _event("Expense Code Imported", _imported("expense code"))
+TAX_IMPORTED: Final = _event("Tax Imported", _imported("tax"))
+ACCOUNT_IMPORTED: Final = _event("Account Imported", _imported("account"))
+
+# push (shared.push.worker) -- camelCase detail fields
+
+DOCUMENT_POSTED: Final = _event(
+    "Document Posted",
+    Emission(
+        "push",
+        "a version of an app document is in QBO (created or updated; an invoice of a summarised day)",
+        ("kind", "appId", "version", "qboId"),
+    ),
+)
+DOCUMENT_FAILED: Final = _event(
+    "Document Failed",
+    Emission(
+        "push",
+        "a version of an app document failed for good (QBO refused it, or it was given up)",
+        ("kind", "appId", "version", "error"),
+    ),
+)
+DOCUMENT_VOIDED: Final = _event(
+    "Document Voided",
+    Emission(
+        "push", "a posted document the app withdrew was voided in QBO", ("kind", "appId", "version", "qboId")
+    ),
+)
+
+# pull (shared.pull.changes: the change worker and the sweep) -- snake_case detail fields
+
+_PAYMENT_HEADER: Final = (
+    "qbo_id",
+    "sync_token",
+    "client_id",
+    "client_kind",
+    "qbo_customer_id",
+    "txn_date",
+    "updated_at",
+)
+_PAYMENT_DETAIL: Final = (
+    *_PAYMENT_HEADER,
+    "total",
+    "unapplied",
+    "currency",
+    "payment_ref_num",
+    "payment_method",
+    "applied",
+)
+_DRIFT_DETAIL: Final = (
+    "kind",
+    "app_id",
+    "qbo_id",
+    "change",
+    "sync_token",
+    "stored_sync_token",
+    "doc_number",
+    "total",
+    "balance",
+    "updated_at",
+)
+_EXCHANGE_DETAIL: Final = (
+    "exchange_id",
+    "realm_id",
+    "source",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "notices",
+    "reads",
+    "changes",
+    "echoes",
+    "coalesced",
+    "cache_refreshed",
+    "events",
+    "ignored",
+    "read_for",
+    "trigger",
+    "error",
+)
+
+CLIENT_CHANGED: Final = _event(
+    "Client Changed",
+    Emission(
+        "pull", "a linked top-level customer changed in QBO and is active", (*_CUSTOMER_DETAIL, "client_id")
+    ),
+)
+CLIENT_DEACTIVATED: Final = _event(
+    "Client Deactivated",
+    Emission(
+        "pull", "a linked top-level customer changed in QBO and is inactive", (*_CUSTOMER_DETAIL, "client_id")
+    ),
+)
+CLIENT_MERGED_IN_QBO: Final = _event(
+    "Client Merged In QBO",
+    Emission(
+        "pull",
+        "QBO merged a linked customer into another: the app entity is relinked to the survivor if it can be",
+        ("kind", "app_id", "merged_qbo_id", "survivor_qbo_id", "relinked", "survivor_linked_to"),
+    ),
+)
+SITE_CHANGED: Final = _event(
+    "Site Changed",
+    Emission("pull", "a linked sub-customer changed in QBO (deactivated included: see active)", _SITE_DETAIL),
+)
+PAYMENT_RECEIVED: Final = _event(
+    "Payment Received",
+    Emission(
+        "pull",
+        "a payment made in QBO (not by the push) for a linked customer, or its new version",
+        _PAYMENT_DETAIL,
+    ),
+)
+PAYMENT_VOIDED_IN_QBO: Final = _event(
+    "Payment Voided In QBO",
+    Emission("pull", "such a payment was voided in QBO", _PAYMENT_DETAIL),
+)
+CREDIT_APPLIED_IN_QBO: Final = _event(
+    "Credit Applied In QBO",
+    Emission(
+        "pull",
+        "a payment made in QBO (by QBO itself or a bookkeeper) spends credit memos of a linked customer",
+        (*_PAYMENT_HEADER, "total", "automatic", "credits", "applied"),
+    ),
+)
+INVOICE_CHANGED_IN_QBO: Final = _event(
+    "Invoice Changed In QBO",
+    Emission(
+        "pull", "an invoice the push posted was changed, voided or deleted in QBO (drift)", _DRIFT_DETAIL
+    ),
+)
+CREDIT_MEMO_CHANGED_IN_QBO: Final = _event(
+    "Credit Memo Changed In QBO",
+    Emission(
+        "pull", "a credit memo the push posted was changed, voided or deleted in QBO (drift)", _DRIFT_DETAIL
+    ),
+)
+PAYMENT_CHANGED_IN_QBO: Final = _event(
+    "Payment Changed In QBO",
+    Emission(
+        "pull", "a payment the push posted was changed, voided or deleted in QBO (drift)", _DRIFT_DETAIL
+    ),
+)
+EXCHANGE_FINISHED: Final = _event(
+    "Exchange Finished",
+    Emission(
+        "pull",
+        "a webhook delivery that read QBO or published something, or a sweep, ended (succeeded or failed)",
+        _EXCHANGE_DETAIL,
+    ),
+)
+
+CATALOGUE: Final[Mapping[DetailType, EventType]] = MappingProxyType(_CATALOGUE)
+
+
+def emitted_by(area: Area) -> tuple[DetailType, ...]:
+    """The detail-types ``area`` emits, in catalogue order."""
+    return tuple(t.detail_type for t in CATALOGUE.values() if area in t.areas)
+
+
+# --- the envelope ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class OutboundEvent:
-    detail_type: str
+    detail_type: DetailType
     tenant_id: str
     detail: dict[str, Any]
     event_id: str
@@ -33,7 +321,9 @@ class OutboundEvent:
         }
 
 
-def make_event(detail_type: str, tenant_id: str, detail: dict[str, Any], *identity: str) -> OutboundEvent:
+def make_event(
+    detail_type: DetailType, tenant_id: str, detail: dict[str, Any], *identity: str
+) -> OutboundEvent:
     """An event whose id is derived from what it is about (``identity``), not from when it was sent."""
     seed = "|".join((detail_type, tenant_id, *identity))
     event_id = hashlib.sha256(seed.encode()).hexdigest()[:32]

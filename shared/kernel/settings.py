@@ -30,7 +30,8 @@ class SettingsError(ValueError):
 
 
 class GovernorLimits(BaseModel):
-    """Per-realm budgets the rate governor keeps below Intuit's limits (facts §7)."""
+    """Per-realm budgets the rate governor keeps below Intuit's limits:
+    https://developer.intuit.com/app/developer/qbo/docs/learn/limits-and-throttles"""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -68,7 +68,3 @@ class RevenueAccountMissingError(MappingError):
     """A code's item needs an income account and neither its own account nor the tenant's has one."""
 
     code = "revenue_account_missing"
-
-
-class InvalidPageTokenError(MappingError):
-    code = "invalid_page_token"

@@ -22,9 +22,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypeVar, cast
 
+from shared.adapters.dynamo import InvalidPageTokenError
 from shared.kernel import constants
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, make_event
+from shared.kernel.events import (
+    ACCOUNT_IMPORTED,
+    CLIENT_IMPORTED,
+    EMPLOYEE_IMPORTED,
+    EXPENSE_CODE_IMPORTED,
+    SITE_IMPORTED,
+    TAX_IMPORTED,
+    WORK_CODE_IMPORTED,
+    DetailType,
+    EventPublisher,
+    make_event,
+)
 from shared.mapping import automatch as matching
 from shared.mapping.catalog import (
     ACCOUNT_TYPE_TO_CREATE,
@@ -44,7 +56,6 @@ from shared.mapping.errors import (
     AlreadyLinkedError,
     AppEntityNotFoundError,
     IncompatibleEntityError,
-    InvalidPageTokenError,
     MappingError,
     NotLinkedError,
     QboEntityNotFoundError,
@@ -75,15 +86,15 @@ _NAME_CACHE_KINDS: Final[tuple[tuple[str, matching.QboNameEntity], ...]] = (
     ("vendor", "Vendor"),
     ("employee", "Employee"),
 )
-# The detail-type of the event an import emits, per kind ("Client Imported", ...).
-IMPORT_EVENTS: Final[Mapping[str, str]] = {
-    "client": "Client Imported",
-    "site": "Site Imported",
-    "employee": "Employee Imported",
-    "work_code": "Work Code Imported",
-    "expense_code": "Expense Code Imported",
-    "tax": "Tax Imported",
-    "account": "Account Imported",
+# The event an import emits, per kind ("Client Imported", ...).
+IMPORT_EVENTS: Final[Mapping[str, DetailType]] = {
+    "client": CLIENT_IMPORTED,
+    "site": SITE_IMPORTED,
+    "employee": EMPLOYEE_IMPORTED,
+    "work_code": WORK_CODE_IMPORTED,
+    "expense_code": EXPENSE_CODE_IMPORTED,
+    "tax": TAX_IMPORTED,
+    "account": ACCOUNT_IMPORTED,
 }
 IMPORTED_ID_PREFIX: Final = "qbo."  # the app id an imported entity is linked under until the app relinks
 
@@ -880,16 +891,13 @@ def _read_page_token(token: str | None, kind: str, hide_linked: bool) -> tuple[s
     """The (app, QBO) cursors of a page token; (None, None) for the first page."""
     if token is None:
         return None, None
-    where = ("query", "page_token")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         cursor = json.loads(raw)
     except (binascii.Error, ValueError):
-        raise InvalidPageTokenError("page_token is not a token this API gave", where) from None
+        raise InvalidPageTokenError("page_token is not a token this API gave") from None
     if not isinstance(cursor, dict) or not all(isinstance(cursor.get(k), str) for k in ("k", "a", "q")):
-        raise InvalidPageTokenError("page_token is not a token this API gave", where)
+        raise InvalidPageTokenError("page_token is not a token this API gave")
     if cursor["k"] != kind or cursor.get("h") is not hide_linked:
-        raise InvalidPageTokenError(
-            "page_token belongs to another listing (kind or hide_linked differ)", where
-        )
+        raise InvalidPageTokenError("page_token belongs to another listing (kind or hide_linked differ)")
     return str(cursor["a"]), str(cursor["q"])

@@ -51,7 +51,26 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from shared.history.exchanges import Exchange, ExchangeLog
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, OutboundEvent, make_event, publish_all
+from shared.kernel.events import (
+    CLIENT_CHANGED,
+    CLIENT_DEACTIVATED,
+    CLIENT_IMPORTED,
+    CLIENT_MERGED_IN_QBO,
+    CREDIT_APPLIED_IN_QBO,
+    CREDIT_MEMO_CHANGED_IN_QBO,
+    EXCHANGE_FINISHED,
+    INVOICE_CHANGED_IN_QBO,
+    PAYMENT_CHANGED_IN_QBO,
+    PAYMENT_RECEIVED,
+    PAYMENT_VOIDED_IN_QBO,
+    SITE_CHANGED,
+    SITE_IMPORTED,
+    DetailType,
+    EventPublisher,
+    OutboundEvent,
+    make_event,
+    publish_all,
+)
 from shared.kernel.observability import logger
 from shared.kernel.reasons import Reason
 from shared.mapping.catalog import QboCache, belongs_to, qbo_entity
@@ -59,36 +78,6 @@ from shared.mapping.links import Link, LinkConflictError, LinkError, LinkStore
 from shared.mapping.markers import parse_marker
 from shared.mapping.versions import TOUCH_TOLERANCE, KnownVersion, VersionLedger, is_deleted, sync_token
 from shared.pull.cursors import CursorState, CursorStore
-
-# --- event types (EventBridge detail-type; docs/pull.md) ----------------------------------------
-CLIENT_IMPORTED: Final = "Client Imported"
-CLIENT_CHANGED: Final = "Client Changed"
-CLIENT_DEACTIVATED: Final = "Client Deactivated"
-CLIENT_MERGED: Final = "Client Merged In QBO"
-SITE_IMPORTED: Final = "Site Imported"
-SITE_CHANGED: Final = "Site Changed"
-PAYMENT_RECEIVED: Final = "Payment Received"
-PAYMENT_VOIDED: Final = "Payment Voided In QBO"
-CREDIT_APPLIED_IN_QBO: Final = "Credit Applied In QBO"
-INVOICE_CHANGED_IN_QBO: Final = "Invoice Changed In QBO"
-PAYMENT_CHANGED_IN_QBO: Final = "Payment Changed In QBO"
-CREDIT_MEMO_CHANGED_IN_QBO: Final = "Credit Memo Changed In QBO"
-EXCHANGE_FINISHED: Final = "Exchange Finished"
-EVENT_TYPES: Final[tuple[str, ...]] = (
-    CLIENT_IMPORTED,
-    CLIENT_CHANGED,
-    CLIENT_DEACTIVATED,
-    CLIENT_MERGED,
-    SITE_IMPORTED,
-    SITE_CHANGED,
-    PAYMENT_RECEIVED,
-    PAYMENT_VOIDED,
-    CREDIT_APPLIED_IN_QBO,
-    INVOICE_CHANGED_IN_QBO,
-    PAYMENT_CHANGED_IN_QBO,
-    CREDIT_MEMO_CHANGED_IN_QBO,
-    EXCHANGE_FINISHED,
-)
 
 # Entities whose changes the app hears about (one CDC call reads them all); everything else is
 # ignored and counted (Q4).
@@ -105,7 +94,7 @@ TAX_REFRESH_CURSOR: Final = "TaxCode"
 # A tenant without a cursor yet (just connected; its lists were imported by the match tabs).
 FIRST_SWEEP_LOOKBACK: Final = timedelta(days=1)
 # Documents we push, by QBO entity: the link kind and the drift event.
-_DOCUMENTS: Final[Mapping[str, tuple[str, str]]] = {
+_DOCUMENTS: Final[Mapping[str, tuple[str, DetailType]]] = {
     "Invoice": ("invoice", INVOICE_CHANGED_IN_QBO),
     "CreditMemo": ("credit_memo", CREDIT_MEMO_CHANGED_IN_QBO),
     "Payment": ("payment", PAYMENT_CHANGED_IN_QBO),
@@ -507,7 +496,7 @@ class ChangeApplier:
             raise EventsRefusedError(f"EventBridge refused {len(refused)} of {len(out.events)} events")
 
     def _event(
-        self, kind: str, tenant_id: str, detail: dict[str, Any], entity: str, row: Mapping[str, Any]
+        self, kind: DetailType, tenant_id: str, detail: dict[str, Any], entity: str, row: Mapping[str, Any]
     ) -> OutboundEvent:
         return make_event(kind, tenant_id, detail, entity, str(row.get("Id")), _token(row))
 
@@ -633,7 +622,7 @@ class ChangeApplier:
                 "relinked": relinked,
                 "survivor_linked_to": None if relinked or taken is None else taken.app_id,
             }
-            event = make_event(CLIENT_MERGED, tenant_id, detail, "Merge", kind, merged, survivor)
+            event = make_event(CLIENT_MERGED_IN_QBO, tenant_id, detail, "Merge", kind, merged, survivor)
             self._events.publish(event)
             report.count_event(event)
             return
@@ -759,7 +748,7 @@ class ChangeApplier:
             else None,
             "applied": self._applications(row, "Invoice", "invoice", links),
         }
-        kind = PAYMENT_VOIDED if _voided(row) else PAYMENT_RECEIVED
+        kind = PAYMENT_VOIDED_IN_QBO if _voided(row) else PAYMENT_RECEIVED
         out.emit(self._event(kind, tenant_id, detail, "Payment", row), applied)
 
     @staticmethod

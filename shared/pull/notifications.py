@@ -1,9 +1,11 @@
 """Intuit webhook intake: verify the signature, parse both payload formats, enqueue per tenant.
 
-Facts: qbo-api-facts.md §8.  The receiver answers Intuit within 3 seconds, so it only verifies,
-parses, de-duplicates and enqueues; the change worker does the metered reads.  Intuit retries a
-whole batch on anything but a 200, so a signed body we cannot read is kept for inspection and
-acknowledged rather than refused.  Intuit data (bodies, entity ids) never reaches a log line.
+Intuit wants a 200 within 3 seconds and retries anything else (its webhooks best practices:
+https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks/best-practices),
+so the receiver only verifies, parses, de-duplicates and enqueues; the change worker does the
+metered reads.  Intuit retries a whole batch on anything but a 200, so a signed body we cannot
+read is kept for inspection and acknowledged rather than refused.  Intuit data (bodies, entity
+ids) never reaches a log line.
 
 A delivery costs a constant number of calls whatever its size (docs/pull.md, "The receiver"): one
 BatchGetItem reads the owners of its realms and the ledger items of its event ids together, the
@@ -62,8 +64,9 @@ _OPERATION_BY_VERB: Final = {
     "voided": "Void",
     "emailed": "Emailed",
 }
-# Entities Intuit sends webhooks for (facts §8.1), to restore QBO's spelling from CloudEvents'
-# lowercase ``type``; an entity not listed keeps a capitalised spelling and the worker ignores it.
+# Entities Intuit sends webhooks for (the table of https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks),
+# to restore QBO's spelling from CloudEvents' lowercase ``type``; an entity not listed keeps a
+# capitalised spelling and the worker ignores it.
 WEBHOOK_ENTITIES: Final = (
     "Account", "Bill", "BillPayment", "Budget", "Class", "CreditMemo", "Currency", "Customer",
     "Department", "Deposit", "Employee", "Estimate", "Invoice", "Item", "JournalCode",

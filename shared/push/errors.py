@@ -13,12 +13,6 @@ class PushError(Exception):
     """A push request cannot be done."""
 
 
-class UnknownTenantError(PushError, LookupError):
-    def __init__(self, tenant_id: str) -> None:
-        super().__init__(f"tenant {tenant_id!r} has never connected a QBO company")
-        self.tenant_id = tenant_id
-
-
 class TenantDisconnectedError(PushError):
     def __init__(self, tenant_id: str, health: str | None) -> None:
         super().__init__(

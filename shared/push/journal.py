@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.connections.vault import VaultError
 from shared.kernel.clock import Clock
+from shared.kernel.events import DOCUMENT_POSTED
 from shared.mapping.links import LinkConflictError, LinkStore
 from shared.mapping.markers import Marker, parse_marker
 from shared.mapping.versions import VersionLedger
@@ -41,7 +42,7 @@ from shared.push.posting_log import (
     StaleVersionError,
 )
 from shared.push.readiness import Ready, Skipped
-from shared.push.service import EVENT_DOCUMENT_POSTED, evaluate, parse_document, reason_of
+from shared.push.service import evaluate, parse_document, reason_of
 from shared.qbo.errors import QboError, StaleObjectError
 
 _DAY_STATES = (PostingState.QUEUED, PostingState.UNCERTAIN, PostingState.IN_FLIGHT, PostingState.POSTED)
@@ -315,4 +316,4 @@ class JournalPoster:
             return
         ctx.posted += 1
         report.count("posted")
-        self.outcomes.publish(EVENT_DOCUMENT_POSTED, entry, {"qboId": qbo_id})
+        self.outcomes.publish(DOCUMENT_POSTED, entry, {"qboId": qbo_id})

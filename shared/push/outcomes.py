@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from shared.connections.vault import VaultError
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, make_event
+from shared.kernel.events import DOCUMENT_FAILED, DOCUMENT_POSTED, DetailType, EventPublisher, make_event
 from shared.mapping.links import LinkConflictError, LinkStore
 from shared.mapping.versions import VersionLedger, last_updated, touched_documents
 from shared.push.jobs import BatchReport, Body, Job, TenantRun, fault_of, qbo_name
@@ -33,7 +33,6 @@ from shared.push.posting_log import (
     PostingState,
     StaleVersionError,
 )
-from shared.push.service import EVENT_DOCUMENT_FAILED, EVENT_DOCUMENT_POSTED
 from shared.qbo.errors import AuthenticationError, AuthorizationError, QboError, ThrottledError
 
 POSTING_ACTIONS: Final = 99  # a transaction's 100 actions, less the summary update
@@ -243,7 +242,7 @@ class Outcomes:
         self.linked(ctx, job)
         ctx.posted += 1
         report.count("posted")
-        self.publish(EVENT_DOCUMENT_POSTED, job.entry, {"qboId": qbo_id})
+        self.publish(DOCUMENT_POSTED, job.entry, {"qboId": qbo_id})
 
     @staticmethod
     def linked(ctx: TenantRun, job: Job) -> None:
@@ -252,7 +251,7 @@ class Outcomes:
             ctx.lookup.client_changed(job.entry.app_id)
         job.done = True
 
-    def publish(self, detail_type: str, entry: PostingEntry, extra: dict[str, Any]) -> None:
+    def publish(self, detail_type: DetailType, entry: PostingEntry, extra: dict[str, Any]) -> None:
         """The document's event: its kind, app id and version, and ``extra``."""
         detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, **extra}
         self.events.publish(
@@ -299,7 +298,7 @@ class Outcomes:
         except (StaleVersionError, InvalidTransitionError):
             return
         report.count("failed")
-        self.publish(EVENT_DOCUMENT_FAILED, entry, {"error": fault.message})
+        self.publish(DOCUMENT_FAILED, entry, {"error": fault.message})
 
     def give_up(self, entry: PostingEntry, message: str, report: BatchReport) -> None:
         try:

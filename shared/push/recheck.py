@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from shared.connections.errors import NeverConnectedError
 from shared.connections.store import ConnectionStore
 from shared.kernel.clock import Clock
 from shared.kernel.observability import logger
@@ -152,7 +153,7 @@ class Rechecker:
         try:
             connection = require_connection(self.connection_store, tenant_id)
             facts = company_facts(tenant_id, connection)
-        except PushError as error:
+        except (PushError, NeverConnectedError) as error:
             # Disconnected since (or never usable): the documents keep waiting, and the recheck
             # stops here; the reconnect queues one that covers them.
             logger.info("recheck skipped", extra={"tenant_id": tenant_id, "why": str(error)})

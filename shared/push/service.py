@@ -29,6 +29,7 @@ from typing import Any, Final, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.adapters.sqs import FifoMessage, FifoSender, QueueSendError
+from shared.connections.errors import NeverConnectedError
 from shared.connections.health import Health
 from shared.connections.store import Connection, ConnectionStore
 from shared.kernel import constants
@@ -43,7 +44,6 @@ from shared.push.errors import (
     PostingNotFoundError,
     PushQueueError,
     TenantDisconnectedError,
-    UnknownTenantError,
 )
 from shared.push.errors import PushError as PushError  # noqa: PLC0414 - shared.push.worker imports it here
 from shared.push.models import (
@@ -108,11 +108,6 @@ AFTER_RECONNECT: Final[tuple[RecheckScope, ...]] = ("needs_attention", "failed")
 # The links readiness reads (``StoreLookup``): a change to another kind (an employee, an account)
 # cannot make a waiting document ready.
 READINESS_LINK_KINDS: Final = frozenset({"client", "site", "work_code", "expense_code", "tax"})
-
-# Outbound events (EventBridge detail-type).
-EVENT_DOCUMENT_POSTED: Final = "Document Posted"
-EVENT_DOCUMENT_FAILED: Final = "Document Failed"
-EVENT_DOCUMENT_VOIDED: Final = "Document Voided"
 
 
 # --- the queue ---------------------------------------------------------------------------------
@@ -449,7 +444,7 @@ def company_facts(tenant_id: str, connection: Connection) -> CompanyFacts:
 def require_connection(store: ConnectionStore, tenant_id: str) -> Connection:
     connection = store.get(tenant_id)
     if connection is None:
-        raise UnknownTenantError(tenant_id)
+        raise NeverConnectedError(tenant_id)
     if connection.health in (Health.DISCONNECTED, Health.REVOKED) or not connection.has_tokens:
         raise TenantDisconnectedError(tenant_id, connection.health.value if connection.health else None)
     return connection

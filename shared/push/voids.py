@@ -11,6 +11,7 @@ import contextlib
 from typing import Any
 
 from shared.connections.vault import VaultError
+from shared.kernel.events import DOCUMENT_VOIDED
 from shared.mapping.versions import VersionLedger
 from shared.push.finding import find
 from shared.push.jobs import BatchReport, Body, Job, TenantRun
@@ -24,7 +25,7 @@ from shared.push.posting_log import (
     PostingState,
     StaleVersionError,
 )
-from shared.push.service import EVENT_DOCUMENT_VOIDED, parse_document, reason_of
+from shared.push.service import parse_document, reason_of
 from shared.qbo.client import QboClient
 from shared.qbo.errors import QboError, StaleObjectError
 
@@ -91,7 +92,7 @@ class Voids:
             report.count("superseded")
             return
         report.count("voided")
-        self.outcomes.publish(EVENT_DOCUMENT_VOIDED, entry, {"qboId": job.existing_id})
+        self.outcomes.publish(DOCUMENT_VOIDED, entry, {"qboId": job.existing_id})
 
     def _withdraw_application(self, ctx: TenantRun, memo_id: str) -> None:
         """Before a credit memo is voided, the Payment that applies it must leave QBO (QBO refuses to

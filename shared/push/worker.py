@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from shared.connections.errors import NeverConnectedError
 from shared.connections.store import Connection, ConnectionStore
 from shared.history.exchanges import Exchange, ExchangeLog, ExchangeSource
 from shared.kernel.clock import Clock
@@ -244,7 +245,7 @@ class PushWorker:
             return
         try:
             ctx = self._context(tenant_id)
-        except PushError as error:
+        except (PushError, NeverConnectedError) as error:
             for entry in entries.values():
                 self.outcomes.give_up(entry, str(error), report)
             return

@@ -1,6 +1,12 @@
 """The one way QBO Link calls the QBO Accounting API v3 for a realm.
 
-What it absorbs (qbo-api-facts.md §2, §4–§7; field notes P3, P7, P10):
+What it absorbs (Intuit's pages: request ids https://developer.intuit.com/app/developer/qbo/docs/learn/learn-basic-field-definitions#request-id,
+minor versions https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/minor-versions,
+queries https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/data-queries,
+CDC https://developer.intuit.com/app/developer/qbo/docs/learn/explore-the-quickbooks-online-api/change-data-capture,
+errors https://developer.intuit.com/app/developer/qbo/docs/develop/troubleshooting/error-codes,
+limits https://developer.intuit.com/app/developer/qbo/docs/learn/limits-and-throttles;
+a requestid QBO did not honour: https://github.com/intuit/QuickBooks-V3-DotNET-SDK/issues/352):
 
 * Idempotent writes: every write carries ``requestid`` = :func:`request_id` of the caller's
   idempotency key, identical on every retry, so a retry after a lost answer gets QBO's original
@@ -63,7 +69,7 @@ CDC_LOOKBACK_MARGIN = timedelta(minutes=10)
 CDC_MIN_WINDOW = timedelta(seconds=1)
 
 # Name-list entities are deactivated, never deleted, and queries return only active ones unless
-# the WHERE clause mentions Active (facts §3.1).
+# the WHERE clause mentions Active.
 NAME_LIST_ENTITIES = frozenset(
     {"Customer", "Vendor", "Employee", "Item", "Account", "Class", "Department", "Term", "PaymentMethod"}
 )
@@ -313,7 +319,7 @@ class QboClient:
         self, entity: str, body: Mapping[str, Any], *, idempotency_key: str, sparse: bool = True
     ) -> dict[str, Any]:
         """Update with the body's Id and SyncToken; sparse by default (a full update clears every
-        writable field left out, field notes P15)."""
+        writable field it leaves out)."""
         path = _entity_path(entity)
         _check_update_body(body)
         payload = {**body, "sparse": sparse}
@@ -363,7 +369,7 @@ class QboClient:
         self, select_without_paging: str, page_size: int = QUERY_MAX_PAGE
     ) -> Iterator[dict[str, Any]]:
         """Every row of a SELECT, page by page (STARTPOSITION is 1-based).  A page shorter than
-        ``page_size`` ends it: QBO's own ``maxResults`` has been seen to disagree (facts §4).
+        ``page_size`` ends it: QBO's own ``maxResults`` has been seen to disagree with the page.
         Add an ORDERBY for a stable order across pages."""
         if _PAGING_CLAUSE.search(select_without_paging):
             raise ValueError("query_all adds STARTPOSITION and MAXRESULTS itself")

@@ -1,8 +1,9 @@
 """Where Intuit lives for each environment: OAuth endpoints from the discovery document, API base.
 
-Intuit's platform requirements ask apps to read the OAuth endpoints from the discovery document
-rather than hard-code them (facts §1.1, §9).  The documented values stay here as the fallback for
-when the document cannot be fetched, so a discovery outage does not stop token refreshes.
+Intuit asks apps to read the OAuth endpoints from the discovery document rather than hard-code them
+(https://developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/oauth-openid-discovery-doc).
+The documented values stay here as the fallback for when the document cannot be fetched, so a
+discovery outage does not stop token refreshes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from shared.kernel.settings import IntuitEnvironment, Settings
 if TYPE_CHECKING:
     import httpx2
 
-# Intuit's discovery documents (the host name the Python SDK uses; facts §1.1).
+# Intuit's discovery documents (the host name Intuit's Python client uses: https://github.com/intuit/oauth-pythonclient).
 PRODUCTION_DISCOVERY_URL: Final = "https://developer.intuit.com/.well-known/openid_configuration/"
 SANDBOX_DISCOVERY_URL: Final = "https://developer.intuit.com/.well-known/openid_sandbox_configuration/"
 LOCAL_DISCOVERY_PATH: Final = "/.well-known/openid_configuration"
@@ -28,11 +29,13 @@ AUTHORIZATION_ENDPOINT: Final = "https://appcenter.intuit.com/connect/oauth2"
 TOKEN_ENDPOINT: Final = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"  # noqa: S105 - a URL
 REVOCATION_ENDPOINT: Final = "https://developer.api.intuit.com/v2/oauth2/tokens/revoke"
 
-# Accounting API roots; the client appends ``/v3/company/{realmId}/...`` (facts §2).
+# Accounting API roots (production, Intuit's sandbox companies); the client appends
+# ``/v3/company/{realmId}/...``.
 PRODUCTION_API_BASE_URL: Final = "https://quickbooks.api.intuit.com"
 SANDBOX_API_BASE_URL: Final = "https://sandbox-quickbooks.api.intuit.com"
 
-# Intuit's sample reconnect link (facts §1.6); placeholders ``{app_id}`` and ``{realm_id}``.
+# Intuit's sample reconnect link, placeholders ``{app_id}`` and ``{realm_id}``
+# (RefreshTokenHardExpirationService.java of https://github.com/IntuitDeveloper/SampleApp-Webhooks-Java-Cloudevents).
 RECONNECT_URL_TEMPLATE: Final = (
     "https://appcenter.intuit.com/app/connect/oauth2/request?appId={app_id}&realmId={realm_id}&mode=reconnect"
 )

@@ -1,8 +1,9 @@
 """QBO's failures as typed exceptions, and the one parser that reads every error body QBO sends.
 
-QBO answers errors in four shapes (qbo-api-facts.md §6): the data service's capitalised
-``{"Fault": {"Error": [...], "type": ...}}``, the API gateway's lower-case
-``{"fault": {"error": [...], "type": ...}}`` (401 / 403 / 429), the throttle answer in XML
+QBO answers errors in four shapes (https://developer.intuit.com/app/developer/qbo/docs/develop/troubleshooting/error-codes;
+the XML one as SDK users met it: https://github.com/routablehq/python-quickbooks/issues/43):
+the data service's capitalised ``{"Fault": {"Error": [...], "type": ...}}``, the API gateway's
+lower-case ``{"fault": {"error": [...], "type": ...}}`` (401 / 403 / 429), the throttle answer in XML
 (``<IntuitResponse><Fault>``) even when JSON was asked for, and whatever a proxy puts in front of
 them (an HTML 502).  An HTTP 200 can carry a ``Fault`` too, at the top level or per batch item.
 
@@ -130,8 +131,8 @@ class ServerError(QboError):
 
     @property
     def outcome_uncertain(self) -> bool:
-        # A 500 can come after the commit (field notes P3): only a replayed requestid or a lookup
-        # tells whether a write happened.
+        # A 500 does not say the write was not committed: only a replayed requestid or a lookup
+        # tells whether it happened.
         return self.write
 
 
@@ -188,7 +189,8 @@ def classify(status: int | None, code: str, fault_type: str) -> type[QboError]:
     if status == 401:
         return AuthenticationError
     if status == 403:
-        # Before 2016 QBO throttled with a 403 carrying 3001 (facts §6.4); the code is unambiguous.
+        # Before 2016 QBO throttled with a 403 carrying 3001 (the code is unambiguous):
+        # https://github.com/routablehq/python-quickbooks/issues/43
         return ThrottledError if code == "3001" else AuthorizationError
     if status == 429:
         return ThrottledError

@@ -1,6 +1,7 @@
-"""Per-realm budgets for calls to QBO, shared by every worker: Intuit's limits (facts §7) are per
-company, so every Lambda calling one realm must draw on one budget, and one realm's work never
-draws on another realm's budget (each realm has its own item; a busy tenant only waits for itself).
+"""Per-realm budgets for calls to QBO, shared by every worker: Intuit's limits are per company
+(https://developer.intuit.com/app/developer/qbo/docs/learn/limits-and-throttles),
+so every Lambda calling one realm must draw on one budget, and one realm's work never draws on
+another realm's budget (each realm has its own item; a busy tenant only waits for itself).
 
 How the budget is kept (one planning function, :func:`plan`, for both implementations):
 

@@ -1,5 +1,5 @@
-"""Intuit's OAuth 2.0 (facts §1) through authlib's httpx2 client: consent URL, code exchange,
-refresh, revoke.
+"""Intuit's OAuth 2.0 (https://developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/oauth-2.0)
+through authlib's httpx2 client: consent URL, code exchange, refresh, revoke.
 
 Every token-endpoint call sends ``x-include-refresh-token-hard-expires-in: true`` so the 5-year
 hard expiry is known.  Failures become three exceptions the vault can act on: the grant is dead
@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # authlib and httpx2: imported by the calls that use them (co
 ACCOUNTING_SCOPE: Final = "com.intuit.quickbooks.accounting"
 HARD_EXPIRY_HEADER: Final = "x-include-refresh-token-hard-expires-in"
 INTUIT_TID_HEADER: Final = "intuit_tid"
-CLIENT_AUTH_METHOD: Final = "client_secret_basic"  # what every Intuit SDK uses (facts §1.4)
+# HTTP Basic client authentication, as Intuit's SDKs send it (intuitlib/utils.py of https://github.com/intuit/oauth-pythonclient)
+CLIENT_AUTH_METHOD: Final = "client_secret_basic"
 # Intuit's documented rolling refresh-token life, used only if a response omits it.
 DEFAULT_REFRESH_LIFETIME_SECONDS: Final = 8_726_400
 _TOKEN_HEADERS: Final = {
@@ -142,7 +143,8 @@ class IntuitOAuth:
         return self._endpoints
 
     def reconnect_url(self, realm_id: str) -> str:
-        """Intuit's reconnect link for a realm (facts §1.6), shown when a connection must be renewed."""
+        """Intuit's reconnect link for a realm (``environment.RECONNECT_URL_TEMPLATE``), shown when a
+        connection must be renewed."""
         return self._endpoints.reconnect_url(self._settings.app_id, realm_id)
 
     def _client(self) -> Any:
@@ -197,7 +199,8 @@ class IntuitOAuth:
         """Revoke the grant ``token`` belongs to (Intuit revokes the whole grant).
 
         The body is JSON ``{"token": ...}`` as Intuit's documentation and Python SDK send it;
-        only HTTP 200 is success (facts §1.4).
+        only HTTP 200 is success, as Intuit's clients take it (intuitlib/client.py of
+        https://github.com/intuit/oauth-pythonclient).
         """
         import httpx2
 

@@ -28,6 +28,7 @@ from qbo_link_local.runtime import Invocation
 from qbo_link_local.scheduler import ScheduleExpressionError, rate_seconds, scheduled_functions
 from qbo_link_local.stack import LocalStack, LocalStackConfig, LocalStackError
 from shared.kernel import constants
+from shared.kernel.events import CONNECTION_CONNECTED
 from tests.e2e.dev_process import DevProcess, clean_env, dev
 from tests.e2e.local_fixtures import Host, client, free_ports, host, invoice, jwt, local_stack
 
@@ -53,7 +54,7 @@ def test_a_connected_tenant_pushes_a_client_and_an_invoice_into_quickbooks(host:
     # Given two tenants connected by the OAuth flow: Intuit's "connected" reached the onboarding
     # function through the event bus rule, once per tenant
     onboarded = {i.detail["id"] for i in stack_.invocations("onboard") if i.ok and i.trigger == "OnboardRule"}
-    connected = stack_.events(constants.EVENT_CONNECTION_CONNECTED)
+    connected = stack_.events(CONNECTION_CONNECTED)
     assert {e["detail"]["tenantId"] for e in connected} >= {"firm-a", "firm-b"}
     assert {e["id"] for e in connected} <= onboarded
     # When the host app sends a client and its invoice
@@ -223,7 +224,7 @@ def test_event_rules_deliver_only_matching_events_and_keep_failing_ones_aside(ho
     # An event the rule does not match reaches the bus (the host app would see it), not the function
     other = put("Document Posted", "firm-ghost")
     # A matching event whose function fails (no such tenant) is tried 4 times, then kept aside
-    failing = put(constants.EVENT_CONNECTION_CONNECTED, "firm-ghost")
+    failing = put(CONNECTION_CONNECTED, "firm-ghost")
     stack_.wait_idle(60)
     runs = [i for i in stack_.invocations("onboard") if i.detail.get("id") in (other, failing)]
     assert [i.detail["id"] for i in runs] == [failing] * 4

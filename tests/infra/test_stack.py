@@ -16,6 +16,7 @@ import pytest
 from infra import manifest, tables
 from infra.manifest import Auth, FunctionSpec
 from shared.kernel import constants
+from shared.kernel.events import CONNECTION_CONNECTED
 from tests.infra.conftest import SYNTH_TIMEOUT_SECONDS
 from tests.infra.synth import Synthesized
 
@@ -417,7 +418,7 @@ def test_connection_connected_events_reach_onboarding(synthesized: Synthesized) 
         assert target["Arn"] == {"Fn::GetAtt": [_function_id(synthesized, spec), "Arn"]}
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["AsyncFailureQueue", "Arn"]}}
     assert (manifest.ONBOARD, manifest.ONBOARD.event_rules[0]) in expected
-    assert manifest.ONBOARD.event_rules[0].detail_types == (constants.EVENT_CONNECTION_CONNECTED,)
+    assert manifest.ONBOARD.event_rules[0].detail_types == (CONNECTION_CONNECTED,)
 
 
 def test_asynchronous_runs_that_keep_failing_are_kept_not_dropped(synthesized: Synthesized) -> None:

@@ -19,7 +19,18 @@ from qbo_sandbox.server import SandboxServer
 from shared import wiring
 from shared.history.exchanges import ExchangeLog
 from shared.kernel import constants
-from shared.kernel.events import OutboundEvent, RecordingPublisher
+from shared.kernel.events import (
+    CLIENT_CHANGED,
+    CLIENT_DEACTIVATED,
+    CLIENT_IMPORTED,
+    CLIENT_MERGED_IN_QBO,
+    EXCHANGE_FINISHED,
+    INVOICE_CHANGED_IN_QBO,
+    PAYMENT_RECEIVED,
+    SITE_IMPORTED,
+    OutboundEvent,
+    RecordingPublisher,
+)
 from shared.kernel.settings import IntuitEnvironment, Settings
 from shared.mapping.catalog import QboCache
 from shared.mapping.links import LinkStore
@@ -52,7 +63,7 @@ class FlakyPublisher(RecordingPublisher):
     broken: bool = False
 
     def publish(self, event: OutboundEvent) -> None:
-        if self.broken and event.detail_type != changes.EXCHANGE_FINISHED:
+        if self.broken and event.detail_type != EXCHANGE_FINISHED:
             raise RuntimeError("EventBridge is down")
         super().publish(event)
 
@@ -246,7 +257,7 @@ def test_customer_created_in_qbo_is_imported_with_one_read(pull: Pull) -> None:
     # Then one metered read brought it, and the app hears "Client Imported"
     assert result == {"batchItemFailures": []}
     assert pull.metered_reads() - before == 1
-    (event,) = pull.published(changes.CLIENT_IMPORTED)
+    (event,) = pull.published(CLIENT_IMPORTED)
     assert event.tenant_id == TENANT
     assert event.detail["qbo_id"] == created["Id"]
     assert event.detail["display_name"] == "Harbor Kites"
@@ -255,7 +266,7 @@ def test_customer_created_in_qbo_is_imported_with_one_read(pull: Pull) -> None:
 
     # And a replayed notice publishes the same event id again (consumers de-duplicate)
     pull.deliver(pull.notice("Customer", created["Id"]))
-    assert {e.event_id for e in pull.published(changes.CLIENT_IMPORTED)} == {event.event_id}
+    assert {e.event_id for e in pull.published(CLIENT_IMPORTED)} == {event.event_id}
 
 
 def test_our_own_write_coming_back_is_not_echoed(pull: Pull) -> None:
@@ -271,7 +282,7 @@ def test_our_own_write_coming_back_is_not_echoed(pull: Pull) -> None:
     pull.deliver(pull.notice("Customer", "2", "Update"))
 
     # Then nothing reaches the app, and the exchange says it saw an echo
-    assert pull.published(changes.CLIENT_CHANGED) == []
+    assert pull.published(CLIENT_CHANGED) == []
     latest = pull.history.latest(TENANT)
     assert latest is not None
     assert latest.ignored.get("echo") == 1
@@ -283,7 +294,7 @@ def test_our_own_write_coming_back_is_not_echoed(pull: Pull) -> None:
         "Customer", {"Id": "2", "SyncToken": written["SyncToken"], "sparse": True, "Notes": "ui"}, "update"
     )
     pull.deliver(pull.notice("Customer", "2", "Update"))
-    (event,) = pull.published(changes.CLIENT_CHANGED)
+    (event,) = pull.published(CLIENT_CHANGED)
     assert event.detail["client_id"] == "cl-2"
 
 
@@ -300,13 +311,13 @@ def test_deactivation_and_sub_customer(pull: Pull) -> None:
     pull.deliver(pull.notice("Customer", "2", "Update"), pull.notice("Customer", job["Id"]))
 
     # Then the app hears both
-    (deactivated,) = pull.published(changes.CLIENT_DEACTIVATED)
+    (deactivated,) = pull.published(CLIENT_DEACTIVATED)
     assert deactivated.detail["client_id"] == "cl-2"
     assert deactivated.detail["active"] is False
-    (site,) = pull.published(changes.SITE_IMPORTED)
+    (site,) = pull.published(SITE_IMPORTED)
     assert site.detail["qbo_id"] == job["Id"]
     assert site.detail["parent_id"] == "cl-7"
-    assert pull.published(changes.CLIENT_IMPORTED) == []
+    assert pull.published(CLIENT_IMPORTED) == []
 
 
 def test_merge_relinks_the_app_client_to_the_survivor(pull: Pull) -> None:
@@ -318,7 +329,7 @@ def test_merge_relinks_the_app_client_to_the_survivor(pull: Pull) -> None:
     assert link is not None
     assert link.qbo_id == "4"
     assert pull.links.get_by_qbo(TENANT, "client", "3") is None
-    (event,) = pull.published(changes.CLIENT_MERGED)
+    (event,) = pull.published(CLIENT_MERGED_IN_QBO)
     assert event.detail == {
         "kind": "client",
         "app_id": "cl-3",
@@ -351,13 +362,13 @@ def test_payment_in_qbo_names_the_app_invoice_and_amount(pull: Pull) -> None:
 
     # Then one read, one "Payment Received" naming the app's invoice, and no drift for the invoice
     assert pull.metered_reads() - before == 1
-    (event,) = pull.published(changes.PAYMENT_RECEIVED)
+    (event,) = pull.published(PAYMENT_RECEIVED)
     assert event.detail["client_id"] == "cl-2"
     assert event.detail["total"] == "40.10"
     assert event.detail["applied"] == [
         {"invoice_id": f"inv-{invoice['Id']}", "qbo_invoice_id": invoice["Id"], "amount": "40.10"}
     ]
-    assert pull.published(changes.INVOICE_CHANGED_IN_QBO) == []
+    assert pull.published(INVOICE_CHANGED_IN_QBO) == []
 
 
 def test_invoice_voided_in_qbo_is_drift(pull: Pull) -> None:
@@ -366,7 +377,7 @@ def test_invoice_voided_in_qbo_is_drift(pull: Pull) -> None:
     pull.ui("Invoice", {"Id": invoice["Id"], "SyncToken": invoice["SyncToken"]}, "void")
     pull.deliver(pull.notice("Invoice", invoice["Id"], "Void"))
 
-    (event,) = pull.published(changes.INVOICE_CHANGED_IN_QBO)
+    (event,) = pull.published(INVOICE_CHANGED_IN_QBO)
     assert event.detail["app_id"] == f"inv-{invoice['Id']}"
     assert event.detail["change"] == "voided"
     assert event.detail["stored_sync_token"] == invoice["SyncToken"]
@@ -431,8 +442,8 @@ def test_twenty_notices_cost_at_most_two_metered_reads(pull: Pull) -> None:
 
     assert result == {"batchItemFailures": []}
     assert pull.metered_reads() - before == 1  # one CDC call for Customer, Invoice and Payment
-    assert len(pull.published(changes.CLIENT_IMPORTED)) == 10
-    assert len(pull.published(changes.PAYMENT_RECEIVED)) == 5
+    assert len(pull.published(CLIENT_IMPORTED)) == 10
+    assert len(pull.published(PAYMENT_RECEIVED)) == 5
 
 
 # --- the worker's failures ------------------------------------------------------------------------------
@@ -486,7 +497,7 @@ def test_sweep_advances_the_cursor_only_after_apply_and_a_rerun_is_harmless(pull
     before = pull.metered_reads()
     assert pull.sweep()["succeeded"] == 1
     assert pull.metered_reads() - before == 1
-    (event,) = pull.published(changes.CLIENT_IMPORTED)
+    (event,) = pull.published(CLIENT_IMPORTED)
     assert event.detail["qbo_id"] == created["Id"]
     moved = pull.cursors.get(TENANT, changes.CHANGES_CURSOR)
     assert moved is not None
@@ -497,7 +508,7 @@ def test_sweep_advances_the_cursor_only_after_apply_and_a_rerun_is_harmless(pull
     before = pull.metered_reads()
     pull.sweep()
     assert pull.metered_reads() - before == 1
-    assert {e.event_id for e in pull.published(changes.CLIENT_IMPORTED)} == {event.event_id}
+    assert {e.event_id for e in pull.published(CLIENT_IMPORTED)} == {event.event_id}
 
     # And the history records each run, newest first, pageable
     page = pull.history.history(TENANT, limit=2)
@@ -524,7 +535,7 @@ def test_a_sweep_over_the_cdc_cap_applies_every_change(pull: Pull) -> None:
     assert pull.sweep()["succeeded"] == 1
 
     # Then every one is imported, once, for a handful of reads
-    imported = pull.published(changes.CLIENT_IMPORTED)
+    imported = pull.published(CLIENT_IMPORTED)
     assert len(imported) == 1200
     assert len({e.event_id for e in imported}) == 1200
     reads = pull.metered_reads() - before
@@ -548,7 +559,7 @@ def test_a_cursor_older_than_30_days_falls_back_to_queries(pull: Pull) -> None:
     # Then CDC (refused beyond 30 days) is replaced by one query per entity (+1: the daily TaxCode
     # refresh, never done yet for this tenant), and the change arrives
     assert pull.metered_reads() - before == len(changes.SWEEP_ENTITIES) + 1
-    assert created["Id"] in {e.detail["qbo_id"] for e in pull.published(changes.CLIENT_IMPORTED)}
+    assert created["Id"] in {e.detail["qbo_id"] for e in pull.published(CLIENT_IMPORTED)}
     position = pull.cursors.get(TENANT, changes.CHANGES_CURSOR)
     assert position is not None
     assert position > old
@@ -627,7 +638,7 @@ def test_a_sweep_request_brings_changes_made_in_qbo(pull: Pull) -> None:
 
     assert result == {"batchItemFailures": []}
     assert pull.metered_reads() - before == 1
-    (event,) = pull.published(changes.CLIENT_IMPORTED)
+    (event,) = pull.published(CLIENT_IMPORTED)
     assert event.detail["qbo_id"] == created["Id"]
     moved = pull.cursors.get(TENANT, changes.CHANGES_CURSOR)
     assert start is not None

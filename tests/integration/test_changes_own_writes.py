@@ -13,8 +13,16 @@ from typing import Any
 import pytest
 
 from shared import wiring
+from shared.kernel.events import (
+    CLIENT_CHANGED,
+    CLIENT_IMPORTED,
+    CREDIT_APPLIED_IN_QBO,
+    EXCHANGE_FINISHED,
+    INVOICE_CHANGED_IN_QBO,
+    PAYMENT_RECEIVED,
+    emitted_by,
+)
 from shared.mapping.versions import VersionLedger
-from shared.pull import changes
 from shared.pull.changes import ApplyReport, Notice, PullService, PullTiming
 from tests.integration.test_changes import TENANT, Pull
 from tests.integration.test_changes import pull as pull_fixture  # noqa: F401 - a fixture
@@ -52,7 +60,7 @@ def _update_ours(pull: Pull, entity: str, body: dict[str, Any], kind: str, app_i
 
 def _data_events(pull: Pull) -> list[Any]:
     """What the pull published about changes (not its exchanges, not the connection's events)."""
-    wanted = set(changes.EVENT_TYPES) - {changes.EXCHANGE_FINISHED}
+    wanted = set(emitted_by("pull")) - {EXCHANGE_FINISHED}
     return [e for e in pull.events.events if e.detail_type in wanted]
 
 
@@ -127,11 +135,11 @@ def test_a_stale_cdc_row_of_our_document_is_never_drift(pull: Pull) -> None:
     wiring.pull_service().applier.apply_rows(TENANT, {"Invoice": [stale]}, report)
 
     # Then it is not drift: older than what we wrote
-    assert pull.published(changes.INVOICE_CHANGED_IN_QBO) == []
+    assert pull.published(INVOICE_CHANGED_IN_QBO) == []
     assert report.ignored["already_applied"] == 1
     later = {**second, "SyncToken": "10", "TotalAmt": 999}
     wiring.pull_service().applier.apply_rows(TENANT, {"Invoice": [later]}, ApplyReport())
-    (drift,) = pull.published(changes.INVOICE_CHANGED_IN_QBO)
+    (drift,) = pull.published(INVOICE_CHANGED_IN_QBO)
     assert drift.detail["sync_token"] == "10"
 
 
@@ -151,7 +159,7 @@ def test_a_customer_whose_create_answer_was_lost_is_linked_not_imported(pull: Pu
 
     # Then the app hears nothing (a "Client Imported" would make it create a duplicate client)...
     assert pull.metered_reads() - before == 1
-    assert pull.published(changes.CLIENT_IMPORTED) == []
+    assert pull.published(CLIENT_IMPORTED) == []
     # ...and the customer is linked to the app's client, so the push's retry updates it in place
     link = pull.links.get_by_app(TENANT, "client", "cl-lost")
     assert link is not None
@@ -166,7 +174,7 @@ def test_a_customer_whose_create_answer_was_lost_is_linked_not_imported(pull: Pu
     body = {"Id": created["Id"], "SyncToken": "0", "sparse": True, "Notes": "edited"}
     edited = pull.ui("Customer", body, "update")
     pull.deliver(_notice(pull, "Customer", edited, "Update"))
-    (changed,) = pull.published(changes.CLIENT_CHANGED)
+    (changed,) = pull.published(CLIENT_CHANGED)
     assert changed.detail["client_id"] == "cl-lost"
 
 
@@ -179,7 +187,7 @@ def test_a_replayed_delivery_publishes_nothing_new(pull: Pull) -> None:
     notice = _notice(pull, "Customer", created)
     pull.world.sandbox("POST", "/clock/advance", {"seconds": 3})  # Intuit's webhook comes later
     pull.deliver(notice)
-    (imported,) = pull.published(changes.CLIENT_IMPORTED)
+    (imported,) = pull.published(CLIENT_IMPORTED)
     pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
     before = pull.metered_reads()
 
@@ -189,11 +197,11 @@ def test_a_replayed_delivery_publishes_nothing_new(pull: Pull) -> None:
 
     # Then it costs no read (the cursor covers it) and publishes nothing
     assert pull.metered_reads() == before
-    assert pull.published(changes.CLIENT_IMPORTED) == [imported]
+    assert pull.published(CLIENT_IMPORTED) == [imported]
 
     # And a sweep re-reading the window (overlap) publishes nothing either
     pull.sweep()
-    assert pull.published(changes.CLIENT_IMPORTED) == [imported]
+    assert pull.published(CLIENT_IMPORTED) == [imported]
 
 
 def test_a_backlog_of_500_notices_costs_one_read(pull: Pull) -> None:
@@ -211,7 +219,7 @@ def test_a_backlog_of_500_notices_costs_one_read(pull: Pull) -> None:
 
     # Then the first read covered them all: one metered read, 500 imports, each once
     assert pull.metered_reads() - before == 1
-    imported = pull.published(changes.CLIENT_IMPORTED)
+    imported = pull.published(CLIENT_IMPORTED)
     assert len(imported) == 500
     assert len({e.detail["qbo_id"] for e in imported}) == 500
     latest = pull.history.latest(TENANT)
@@ -239,7 +247,7 @@ def test_reads_of_a_tenant_are_paced_and_wait_for_our_postings(pull: Pull) -> No
     assert len(waits) == 1
     assert 2 <= waits[0] <= 5
     assert pull.metered_reads() - before == 2
-    assert {e.detail["display_name"] for e in pull.published(changes.CLIENT_IMPORTED)} == {
+    assert {e.detail["display_name"] for e in pull.published(CLIENT_IMPORTED)} == {
         "Paced One",
         "Paced Two",
     }
@@ -268,7 +276,7 @@ def test_a_notice_that_outruns_our_posting_is_still_ours(pull: Pull) -> None:
     assert waits[0] <= 2
     assert exchange is None
     assert pull.metered_reads() == before
-    assert pull.published(changes.CLIENT_IMPORTED) == []
+    assert pull.published(CLIENT_IMPORTED) == []
 
 
 def test_our_payment_moves_an_invoice_balance_without_drift_or_read(pull: Pull) -> None:
@@ -301,8 +309,8 @@ def test_our_payment_moves_an_invoice_balance_without_drift_or_read(pull: Pull) 
 
     # And a read of those rows (the sweep) sees a balance moved, not drift
     pull.sweep()
-    assert pull.published(changes.INVOICE_CHANGED_IN_QBO) == []
-    assert pull.published(changes.PAYMENT_RECEIVED) == []
+    assert pull.published(INVOICE_CHANGED_IN_QBO) == []
+    assert pull.published(PAYMENT_RECEIVED) == []
 
     # But a bookkeeper's edit of the invoice's lines is drift, published once
     stored = pull.stored("Invoice", invoice["Id"])
@@ -319,7 +327,7 @@ def test_our_payment_moves_an_invoice_balance_without_drift_or_read(pull: Pull) 
     pull.world.sandbox("POST", "/clock/advance", {"seconds": 10})
     pull.deliver(notice)
     pull.sweep()
-    (drift,) = pull.published(changes.INVOICE_CHANGED_IN_QBO)
+    (drift,) = pull.published(INVOICE_CHANGED_IN_QBO)
     assert drift.detail["app_id"] == "inv-paid"
     assert drift.detail["total"] == "150.00"
 
@@ -350,7 +358,7 @@ def test_a_bookkeepers_payment_read_in_its_own_second_is_not_read_again(pull: Pu
     before = pull.metered_reads()
     pull.deliver(_notice(pull, "Payment", payment))
     assert pull.metered_reads() == before + 1
-    assert len(pull.published(changes.PAYMENT_RECEIVED)) == 1
+    assert len(pull.published(PAYMENT_RECEIVED)) == 1
 
     # Then the notices QBO sends later for the same changes cost no read: the invoice's balance
     # moved by another's payment is remembered, and so is the payment's version
@@ -358,8 +366,8 @@ def test_a_bookkeepers_payment_read_in_its_own_second_is_not_read_again(pull: Pu
     pull.deliver(_notice(pull, "Invoice", paid, "Update"))
     pull.deliver(_notice(pull, "Payment", payment))
     assert pull.metered_reads() == before + 1
-    assert len(pull.published(changes.PAYMENT_RECEIVED)) == 1
-    assert pull.published(changes.INVOICE_CHANGED_IN_QBO) == []
+    assert len(pull.published(PAYMENT_RECEIVED)) == 1
+    assert pull.published(INVOICE_CHANGED_IN_QBO) == []
 
 
 def test_an_update_in_the_second_of_a_create_that_was_read_is_still_news(pull: Pull) -> None:
@@ -367,7 +375,7 @@ def test_an_update_in_the_second_of_a_create_that_was_read_is_still_news(pull: P
     _at_start_of_a_second(pull)
     created = pull.ui("Customer", {"DisplayName": "Same Second Gardens"})
     pull.deliver(_notice(pull, "Customer", created))
-    assert len(pull.published(changes.CLIENT_IMPORTED)) == 1
+    assert len(pull.published(CLIENT_IMPORTED)) == 1
     before = pull.metered_reads()
     # When the bookkeeper edits it at once (its Update notice stamped in that second or the next)
     edited = pull.ui(
@@ -385,7 +393,7 @@ def test_an_update_in_the_second_of_a_create_that_was_read_is_still_news(pull: P
     # Then it is read: a Create we applied does not explain an Update (the customer is still not
     # linked to a client of the app, so its new state comes as another Client Imported)
     assert pull.metered_reads() == before + 1
-    imported = pull.published(changes.CLIENT_IMPORTED)
+    imported = pull.published(CLIENT_IMPORTED)
     assert [e.detail["email"] for e in imported] == [None, "office@samesecond.example"]
 
 
@@ -413,7 +421,7 @@ def test_a_credit_quickbooks_applied_by_itself_is_an_event_and_marks_the_invoice
     pull.deliver(_notice(pull, "Payment", auto))
 
     # Then the app hears which of its invoices got which of its credits, once
-    (event,) = pull.published(changes.CREDIT_APPLIED_IN_QBO)
+    (event,) = pull.published(CREDIT_APPLIED_IN_QBO)
     assert event.detail["client_id"] == "cl-2"
     assert event.detail["applied"] == [
         {"invoice_id": "inv-9", "qbo_invoice_id": invoice["Id"], "amount": "30.00"}
@@ -421,7 +429,7 @@ def test_a_credit_quickbooks_applied_by_itself_is_an_event_and_marks_the_invoice
     assert event.detail["credits"] == [
         {"credit_memo_id": "cm-9", "qbo_credit_memo_id": memo["Id"], "amount": "30.00"}
     ]
-    assert pull.published(changes.PAYMENT_RECEIVED) == []
+    assert pull.published(PAYMENT_RECEIVED) == []
     # And the push will read that invoice's balance before paying it
     known = _ledger().get_many(TENANT, [("Invoice", invoice["Id"])])
     assert known[("Invoice", invoice["Id"])].credited
@@ -487,4 +495,4 @@ def test_a_customer_exported_from_the_match_tab_comes_back_as_an_echo(pull: Pull
 
     # Then it is ours: no read, no Client Imported
     assert pull.metered_reads() == before
-    assert pull.published(changes.CLIENT_IMPORTED) == []
+    assert pull.published(CLIENT_IMPORTED) == []

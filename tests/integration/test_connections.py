@@ -42,7 +42,13 @@ from shared.connections.flows import (
 )
 from shared.connections.store import ConnectionStore
 from shared.kernel import constants
-from shared.kernel.events import EventBridgePublisher, RecordingPublisher
+from shared.kernel.events import (
+    CONNECTION_CONNECTED,
+    CONNECTION_DISCONNECTED,
+    CONNECTION_HEALTH_CHANGED,
+    EventBridgePublisher,
+    RecordingPublisher,
+)
 from shared.kernel.observability import logger
 from shared.kernel.settings import IntuitEnvironment, Settings, settings_from_env
 from tests.integration.connections_fixtures import (
@@ -54,9 +60,9 @@ from tests.integration.connections_fixtures import (
 )
 from tests.qbo_helpers import basic_auth
 
-CONNECTED = constants.EVENT_CONNECTION_CONNECTED
-DISCONNECTED = constants.EVENT_CONNECTION_DISCONNECTED
-HEALTH = constants.EVENT_CONNECTION_HEALTH_CHANGED
+CONNECTED = CONNECTION_CONNECTED
+DISCONNECTED = CONNECTION_DISCONNECTED
+HEALTH = CONNECTION_HEALTH_CHANGED
 SIGNING_KEY = "integration-test-state-signing-key"
 ROOT = Path(__file__).resolve().parents[2]
 

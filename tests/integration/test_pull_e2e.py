@@ -21,8 +21,17 @@ import pytest
 from functions.changes import handler as changes_handler
 from shared import wiring
 from shared.kernel import constants
-from shared.kernel.events import OutboundEvent
-from shared.pull import changes
+from shared.kernel.events import (
+    CLIENT_CHANGED,
+    CLIENT_DEACTIVATED,
+    CLIENT_IMPORTED,
+    CLIENT_MERGED_IN_QBO,
+    EXCHANGE_FINISHED,
+    INVOICE_CHANGED_IN_QBO,
+    PAYMENT_RECEIVED,
+    SITE_IMPORTED,
+    OutboundEvent,
+)
 from tests.integration.connections_fixtures import REGION, LambdaContext
 from tests.integration.test_changes import CHANGES_QUEUE, TENANT, Pull, _qbo_invoice
 from tests.integration.test_changes import pull as pull_fixture  # noqa: F401 - a fixture
@@ -194,22 +203,22 @@ def _one(pull: Pull, detail_type: str, **match: Any) -> OutboundEvent:
 
 
 def _assert_common_events(pull: Pull, s: Scenario) -> None:
-    imported = _one(pull, changes.CLIENT_IMPORTED, qbo_id=s.created)
+    imported = _one(pull, CLIENT_IMPORTED, qbo_id=s.created)
     assert imported.detail["display_name"] == "Harbor Kites"
-    site = _one(pull, changes.SITE_IMPORTED, qbo_id=s.job)
+    site = _one(pull, SITE_IMPORTED, qbo_id=s.job)
     assert (site.detail["parent_id"], site.detail["parent_kind"]) == ("cl-7", "client")
-    edited = _one(pull, changes.CLIENT_CHANGED, client_id="cl-2")
+    edited = _one(pull, CLIENT_CHANGED, client_id="cl-2")
     assert edited.detail["display_name"] == "Bill's Kite Shop"
-    deactivated = _one(pull, changes.CLIENT_DEACTIVATED, client_id="cl-5")
+    deactivated = _one(pull, CLIENT_DEACTIVATED, client_id="cl-5")
     assert deactivated.detail["active"] is False
-    paid = _one(pull, changes.PAYMENT_RECEIVED, qbo_id=s.payment)
+    paid = _one(pull, PAYMENT_RECEIVED, qbo_id=s.payment)
     assert paid.detail["client_id"] == "cl-1"
     assert paid.detail["total"] == "60.00"
     assert paid.detail["applied"] == [
         {"invoice_id": f"inv-{s.invoice}", "qbo_invoice_id": s.invoice, "amount": "60.00"}
     ]
     # Neither our own invoice write nor the payment's effect on that invoice is drift
-    assert pull.published(changes.INVOICE_CHANGED_IN_QBO) == []
+    assert pull.published(INVOICE_CHANGED_IN_QBO) == []
 
 
 @pytest.mark.parametrize("fmt", ["legacy", "cloudevents"])
@@ -228,7 +237,7 @@ def test_six_changes_reach_the_app_via_webhooks(stage: Stage, fmt: str) -> None:
 
     # Then each change is the right event
     _assert_common_events(pull, scenario)
-    merged = _one(pull, changes.CLIENT_MERGED, app_id="cl-13")
+    merged = _one(pull, CLIENT_MERGED_IN_QBO, app_id="cl-13")
     assert merged.detail == {
         "kind": "client",
         "app_id": "cl-13",
@@ -241,7 +250,7 @@ def test_six_changes_reach_the_app_via_webhooks(stage: Stage, fmt: str) -> None:
     assert relinked is not None
     assert relinked.qbo_id == "14"
     # And every event id is distinct (each object version announced once)
-    ids = [e.event_id for e in pull.events.events if e.detail_type != changes.EXCHANGE_FINISHED]
+    ids = [e.event_id for e in pull.events.events if e.detail_type != EXCHANGE_FINISHED]
     assert len(ids) == len(set(ids))
     assert polls <= 2  # ≤ 10 notices per delivery, one CDC read each
 
@@ -267,10 +276,10 @@ def test_six_changes_reach_the_app_via_the_sweep_with_webhooks_off(stage: Stage)
     # A merge, honestly: CDC has no merge operation, so the sweep sees the merged-away customer
     # deactivated and the survivor changed. No relink happens (the next webhook-less merge needs a
     # human); the survivor, not linked, is offered as an import.
-    assert pull.published(changes.CLIENT_MERGED) == []
-    gone = _one(pull, changes.CLIENT_DEACTIVATED, client_id="cl-13")
+    assert pull.published(CLIENT_MERGED_IN_QBO) == []
+    gone = _one(pull, CLIENT_DEACTIVATED, client_id="cl-13")
     assert gone.detail["qbo_id"] == "13"
-    survivor = _one(pull, changes.CLIENT_IMPORTED, qbo_id="14")
+    survivor = _one(pull, CLIENT_IMPORTED, qbo_id="14")
     assert survivor.detail["client_id"] is None
     still = pull.links.get_by_app(TENANT, "client", "cl-13")
     assert still is not None
@@ -296,7 +305,7 @@ def test_1500_changes_inside_one_window_are_all_applied(stage: Stage) -> None:
     assert pull.sweep()["succeeded"] == 1
 
     # Then all 1,500 are imported once: the client split the window that held the 1,000 cap
-    imported = pull.published(changes.CLIENT_IMPORTED)
+    imported = pull.published(CLIENT_IMPORTED)
     assert len(imported) == 1500
     assert len({e.detail["qbo_id"] for e in imported}) == 1500
     reads = pull.metered_reads() - before
@@ -311,7 +320,7 @@ def _crashing_publisher(
     count = [0]
 
     def publish(event: OutboundEvent) -> None:
-        if event.detail_type != changes.EXCHANGE_FINISHED:
+        if event.detail_type != EXCHANGE_FINISHED:
             count[0] += 1
             if count[0] == after:
                 raise failure()
@@ -348,11 +357,11 @@ def test_a_crash_mid_batch_loses_nothing_and_duplicates_no_event(
     assert failed == {r["messageId"] for r in first}  # the whole tenant group comes back
     refused_only = failure is not WorkerCrash
     # A refused entry does not stop the others; a crash stops everything after it
-    assert len(pull.published(changes.CLIENT_IMPORTED)) == (24 if refused_only else 4)
+    assert len(pull.published(CLIENT_IMPORTED)) == (24 if refused_only else 4)
     polls = stage.drain()
 
     # Then every customer was imported, and under exactly one event id each
-    imported = pull.published(changes.CLIENT_IMPORTED)
+    imported = pull.published(CLIENT_IMPORTED)
     by_customer: dict[str, set[str]] = {}
     for event in imported:
         by_customer.setdefault(event.detail["qbo_id"], set()).add(event.event_id)
@@ -388,7 +397,7 @@ def test_the_receiver_answers_while_the_change_worker_is_stuck(
     original = pull.events.publish
 
     def stuck(event: OutboundEvent) -> None:
-        if event.detail_type != changes.EXCHANGE_FINISHED:
+        if event.detail_type != EXCHANGE_FINISHED:
             entered.set()
             assert release.wait(30)
         original(event)
@@ -418,5 +427,5 @@ def test_the_receiver_answers_while_the_change_worker_is_stuck(
     worker.join(30)
     assert not worker.is_alive()
     stage.drain()
-    display = {e.detail["display_name"] for e in pull.published(changes.CLIENT_IMPORTED)}
+    display = {e.detail["display_name"] for e in pull.published(CLIENT_IMPORTED)}
     assert display == {"First Wave", *names}

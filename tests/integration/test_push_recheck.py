@@ -15,6 +15,7 @@ import pytest
 
 from shared import wiring
 from shared.kernel import constants
+from shared.kernel.events import CONNECTION_CONNECTED
 from shared.push.errors import PushQueueError
 from shared.push.posting_log import PostingState
 from shared.push.recheck import Rechecker
@@ -432,7 +433,7 @@ def test_the_onboard_function_queues_a_recheck_after_its_automatch(
         "version": "0",
         "id": "e-onboard",
         "source": constants.EVENT_SOURCE,
-        "detail-type": constants.EVENT_CONNECTION_CONNECTED,
+        "detail-type": CONNECTION_CONNECTED,
         "detail": {"tenantId": TENANT, "realmId": "r"},
     }
     result = handler.lambda_handler(event, LambdaContext())
@@ -500,9 +501,7 @@ def test_a_reconnect_brings_back_what_failed_for_want_of_a_connection(
     assert state_of(push_world, "invoice", "lost") == "failed"
     # The onboard function gets "Connection Connected", which says it is a reconnect
     [connected_event] = [
-        e
-        for e in push_world.world.events.of_type(constants.EVENT_CONNECTION_CONNECTED)
-        if e.detail["reconnected"]
+        e for e in push_world.world.events.of_type(CONNECTION_CONNECTED) if e.detail["reconnected"]
     ]
     event = {
         "version": "0",

@@ -471,7 +471,8 @@ def test_a_timeout_after_commit_is_replayed_not_repeated(env: Env) -> None:
 
 
 def test_if_qbo_ignored_the_requestid_the_retry_would_meet_the_duplicate(env: Env) -> None:
-    # What developers report (field notes P3): the id is ignored.  The client cannot know, so it
+    # What developers report (https://github.com/intuit/QuickBooks-V3-DotNET-SDK/issues/352):
+    # the id is ignored.  The client cannot know, so it
     # surfaces QBO's answer to the repeat; the caller's look-up guard takes it from there.
     env.control("POST", "settings", {"requestid_mode": "ignore"})
     client = env.client()

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from shared import wiring
-from shared.pull import changes
+from shared.kernel.events import CREDIT_APPLIED_IN_QBO
 from tests.integration.push_fixtures import PushWorld, push_world
 
 __all__ = ["push_world"]
@@ -200,7 +200,7 @@ class Corpus:
         assert connection is not None
         wiring.pull_service().sweep(self.tenant, self.realm, connected_at=connection.connected_at)
         learned = 0
-        for event in self.push.world.events.of_type(changes.CREDIT_APPLIED_IN_QBO):
+        for event in self.push.world.events.of_type(CREDIT_APPLIED_IN_QBO):
             if event.tenant_id != self.tenant:
                 continue
             for applied in event.detail["applied"]:

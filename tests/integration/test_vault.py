@@ -23,22 +23,20 @@ from moto import mock_aws
 
 from infra import tables
 from qbo_sandbox.server import SandboxServer
+from shared.connections.errors import NeverConnectedError
 from shared.connections.health import Health
-from shared.connections.store import (
-    CompanyFacts,
-    ConnectionNotFoundError,
-    ConnectionStore,
-    RealmTakenError,
-)
+from shared.connections.store import CompanyRecord, ConnectionStore, RealmTakenError
 from shared.connections.vault import (
-    EVENT_HARD_EXPIRY_WARNING,
     ConnectionDeadError,
     TokenCryptoError,
     TokenRefreshError,
     TokenVault,
 )
-from shared.kernel import constants
-from shared.kernel.events import RecordingPublisher
+from shared.kernel.events import (
+    CONNECTION_HARD_EXPIRY_APPROACHING,
+    CONNECTION_HEALTH_CHANGED,
+    RecordingPublisher,
+)
 from shared.kernel.settings import IntuitEnvironment, Settings
 from shared.qbo.environment import endpoints_for
 from shared.qbo.oauth import IntuitOAuth, OAuthGrantError, TokenSet
@@ -150,7 +148,7 @@ class World:
         return realm, tokens
 
     def health_events(self) -> list[dict[str, Any]]:
-        return [e.detail for e in self.events.of_type(constants.EVENT_CONNECTION_HEALTH_CHANGED)]
+        return [e.detail for e in self.events.of_type(CONNECTION_HEALTH_CHANGED)]
 
 
 @pytest.fixture
@@ -632,7 +630,7 @@ def test_hard_expiry_warnings_once_per_threshold(world: World) -> None:
             warning_days.append(day)
         assert vault.keep_alive().warnings == 0  # a second run the same day sends nothing new
 
-    events = world.events.of_type(EVENT_HARD_EXPIRY_WARNING)
+    events = world.events.of_type(CONNECTION_HARD_EXPIRY_APPROACHING)
     assert [e.detail["thresholdDays"] for e in events] == [30, 7]
     assert warning_days == [10, 33]  # 30 days left after day 10, 7 after day 33
     assert events[0].detail["reason"] == "hard_expiry_in_30_days"
@@ -655,7 +653,7 @@ def test_connection_created_close_to_its_hard_expiry_gets_only_the_urgent_warnin
     report = vault.keep_alive()
 
     assert (report.fresh, report.warnings) == (1, 1)
-    [event] = world.events.of_type(EVENT_HARD_EXPIRY_WARNING)
+    [event] = world.events.of_type(CONNECTION_HARD_EXPIRY_APPROACHING)
     assert event.detail["thresholdDays"] == 7
     assert event.detail["daysLeft"] == 4
     # The same fact computed again has the same id (consumers de-duplicate by it).
@@ -706,7 +704,7 @@ def test_disconnect_and_revoked_by_user(world: World) -> None:
     assert connection is not None
     assert (connection.health, connection.keep_mappings) == (Health.DISCONNECTED, True)
     assert connection.disconnected_at is not None
-    with pytest.raises(ConnectionNotFoundError):
+    with pytest.raises(NeverConnectedError):
         store.mark_disconnected("nobody", False, world.clock.now())
 
     vault.mark_revoked("t2")
@@ -809,18 +807,18 @@ def test_connection_item_company_and_listing(world: World) -> None:
     store = world.store()
     now = world.clock.now()
     store.put_connection("t1", "100", connected_at=now)
-    store.put_connection("t2", "200", connected_at=now, company=CompanyFacts(name="B", country="CA"))
+    store.put_connection("t2", "200", connected_at=now, company=CompanyRecord(name="B", country="CA"))
     store.update_company(
         "t1",
-        CompanyFacts(name="A", legal_name="A Ltd", country="US", currency="USD", tax_model="us_automated"),
+        CompanyRecord(name="A", legal_name="A Ltd", country="US", currency="USD", tax_model="us_automated"),
     )
-    with pytest.raises(ConnectionNotFoundError):
-        store.update_company("nobody", CompanyFacts(name="x"))
+    with pytest.raises(NeverConnectedError):
+        store.update_company("nobody", CompanyRecord(name="x"))
     store.claim_realm("100", "t1")
 
     one = store.get("t1")
     assert one is not None
-    assert one.company == CompanyFacts(
+    assert one.company == CompanyRecord(
         name="A", legal_name="A Ltd", country="US", currency="USD", tax_model="us_automated"
     )
     assert one.health is None

@@ -18,7 +18,7 @@ from shared.connections.health import (
     allowed,
     transition,
 )
-from shared.kernel import constants
+from shared.kernel.events import CONNECTION_HEALTH_CHANGED
 
 H, E = Health, HealthEvent
 
@@ -110,7 +110,7 @@ def test_health_change_event_says_from_to_and_why_with_a_stable_id() -> None:
         intuit_tid="tid-1",
     )
     event = change.event()
-    assert event.detail_type == constants.EVENT_CONNECTION_HEALTH_CHANGED
+    assert event.detail_type == CONNECTION_HEALTH_CHANGED
     assert event.tenant_id == "tenant-1"
     assert event.detail["from"] == "healthy"
     assert event.detail["to"] == "needs_reconnect"

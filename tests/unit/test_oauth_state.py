@@ -18,7 +18,7 @@ from shared.connections.flows import (
     StateCodec,
     check_return_url,
     check_tenant_id,
-    company_facts,
+    company_record,
     with_params,
 )
 
@@ -277,7 +277,7 @@ def _prefs(*, partner_tax: bool | None = None, currency: str | None = "USD") -> 
 
 
 def test_a_us_company_with_automated_sales_tax() -> None:
-    facts = company_facts(_info("US", FiscalYearStartMonth="January"), _prefs(partner_tax=True))
+    facts = company_record(_info("US", FiscalYearStartMonth="January"), _prefs(partner_tax=True))
     assert facts.tax_model == "us_automated"
     assert (facts.name, facts.legal_name, facts.country, facts.currency) == ("Acme", "Acme LLC", "US", "USD")
     assert facts.fiscal_year_start_month == 1
@@ -285,18 +285,18 @@ def test_a_us_company_with_automated_sales_tax() -> None:
 
 @pytest.mark.parametrize("partner_tax", [False, None])
 def test_a_us_company_without_automated_sales_tax_is_manual(partner_tax: bool | None) -> None:
-    assert company_facts(_info("US"), _prefs(partner_tax=partner_tax)).tax_model == "us_manual"
+    assert company_record(_info("US"), _prefs(partner_tax=partner_tax)).tax_model == "us_manual"
 
 
 @pytest.mark.parametrize("country", ["CA", "GB", "AU"])
 def test_non_us_companies_put_tax_on_every_line(country: str) -> None:
-    facts = company_facts(_info(country), _prefs(partner_tax=True, currency="CAD"))
+    facts = company_record(_info(country), _prefs(partner_tax=True, currency="CAD"))
     assert facts.tax_model == "per_line"
     assert facts.currency == "CAD"
 
 
 def test_missing_facts_stay_unknown() -> None:
-    facts = company_facts({"CompanyName": "Bare"}, {})
+    facts = company_record({"CompanyName": "Bare"}, {})
     assert facts.legal_name == "Bare"  # falls back to the company name
     assert facts.country is None
     assert facts.currency is None
@@ -305,4 +305,4 @@ def test_missing_facts_stay_unknown() -> None:
 
 
 def test_the_fiscal_year_falls_back_to_the_preferences() -> None:
-    assert company_facts(_info("GB"), _prefs()).fiscal_year_start_month == 4
+    assert company_record(_info("GB"), _prefs()).fiscal_year_start_month == 4

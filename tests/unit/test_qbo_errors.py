@@ -1,5 +1,6 @@
-"""parse_fault against every error body QBO sends: the sandbox's exact bytes and the samples of
-qbo-api-facts.md §6 (Intuit docs and recorded SDK issues)."""
+"""parse_fault against every error body QBO sends: the sandbox's exact bytes and samples from Intuit's
+error pages (https://developer.intuit.com/app/developer/qbo/docs/develop/troubleshooting/error-codes)
+and from SDK issues that recorded QBO's answers (e.g. https://github.com/routablehq/python-quickbooks/issues/43)."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def test_sandbox_element_is_kept() -> None:
     assert error.element == "requestid"
 
 
-# --- qbo-api-facts.md §6 samples ---------------------------------------------------------------
+# --- samples: Intuit's error pages and recorded SDK issues -------------------------------------
 
 DOC_SAMPLE = (
     b'{"Fault":{"Error":[{"Message":"A business validation error has occurred while processing your '
