@@ -61,13 +61,13 @@ from shared.mapping.errors import MappingError
 from shared.push.errors import (
     CompanyFactsMissingError,
     DocumentInvalidError,
+    InvalidPostingRequestError,
     InvalidReportRequestError,
     NotRetryableError,
     PostingNotFoundError,
     PushQueueError,
     TenantDisconnectedError,
 )
-from shared.push.posting_rules import InvalidPostingRequestError
 from shared.qbo.errors import QboError
 
 Problem = tuple[Sequence[str | int], str, str]  # (loc, msg, type)

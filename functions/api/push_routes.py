@@ -31,15 +31,11 @@ from shared.kernel.observability import metrics
 from shared.push.errors import (
     PostingNotFoundError,
 )
-from shared.push.posting_log import (
-    Attempt,
-    PostingEntry,
-    PostingPage,
-    PostingState,
-)
+from shared.push.states import PostingState
 
 if TYPE_CHECKING:
     from shared.history.exchanges import ExchangeLog
+    from shared.push.posting_log import Attempt, PostingEntry, PostingPage
     from shared.push.service import PushService, SubmitOutcome
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped

@@ -51,3 +51,18 @@ class InvalidReportRequestError(PushError, ValueError):
 
 class PushQueueError(PushError):
     """The push queue did not take a message (SQS unreachable, throttling, a refused entry)."""
+
+
+# --- the posting log ---------------------------------------------------------------------------
+
+
+class PostingLogError(Exception):
+    """Base of every error the posting log raises."""
+
+
+class InvalidPostingRequestError(PostingLogError, ValueError):
+    """A kind, id, version, state or range that cannot be stored or queried (nothing changed)."""
+
+
+class DocumentTooLargeError(InvalidPostingRequestError):
+    pass

@@ -52,20 +52,17 @@ from shared.kernel import constants
 from shared.kernel.clock import Clock
 from shared.kernel.reasons import Reason
 from shared.push import posting_rules as rules
+from shared.push.errors import DocumentTooLargeError, InvalidPostingRequestError, PostingLogError
 from shared.push.posting_rules import (
     TRANSITIONS,
     AcceptOutcome,
     Attempt,
     AttemptOutcome,
     Change,
-    DocumentTooLargeError,
-    InvalidPostingRequestError,
     InvalidTransitionError,
     Judgement,
     PostingEntry,
     PostingFault,
-    PostingLogError,
-    PostingState,
     StaleVersionError,
     as_int,
     attempt_of,
@@ -80,6 +77,7 @@ from shared.push.posting_rules import (
     instant,
     stamp,
 )
+from shared.push.states import PostingState
 
 if TYPE_CHECKING:
     from boto3.dynamodb.conditions import ConditionBase

@@ -24,19 +24,8 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.kernel import constants
 from shared.kernel.reasons import Reason
-
-
-class PostingState(StrEnum):
-    RECEIVED = "received"  # accepted from the app, not yet checked
-    NEEDS_ATTENTION = "needs_attention"  # not ready (reasons say why); goes by itself once fixed
-    QUEUED = "queued"  # ready, waiting for the push worker
-    IN_FLIGHT = "in_flight"  # a worker is calling QBO
-    UNCERTAIN = "uncertain"  # the call may have reached QBO: look it up before re-creating
-    POSTED = "posted"  # in QBO (qbo_id, sync_token)
-    FAILED = "failed"  # QBO refused it (last_error) or it was poison; retry puts it back in the queue
-    SKIPPED = "skipped"  # not pushed on purpose (before go-live, type not synced, push switched off)
-    VOIDED = "voided"  # voided in QBO (void propagation)
-
+from shared.push.errors import DocumentTooLargeError, InvalidPostingRequestError, PostingLogError
+from shared.push.states import PostingState
 
 _S = PostingState
 TRANSITIONS: Final[Mapping[PostingState, frozenset[PostingState]]] = MappingProxyType(
@@ -75,18 +64,6 @@ _KEY_PART = re.compile(r"^[^#\x00-\x1f]{1,128}$")
 
 
 # --- errors -------------------------------------------------------------------------------------
-
-
-class PostingLogError(Exception):
-    """Base of every error the posting log raises."""
-
-
-class InvalidPostingRequestError(PostingLogError, ValueError):
-    """A kind, id, version, state or range that cannot be stored or queried (nothing changed)."""
-
-
-class DocumentTooLargeError(InvalidPostingRequestError):
-    pass
 
 
 class StaleVersionError(PostingLogError):
