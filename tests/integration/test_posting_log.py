@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,31 +33,21 @@ from shared.push.posting_log import (
     Reason,
     StaleVersionError,
 )
-from tests.moto_env import REGION, counting_calls, mocked_aws
+from tests.moto_env import REGION, FixedClock, fresh_table, mocked_aws, taken
 
 S = PostingState
 INVOICE = {"number": "1001", "total": Decimal("107.50"), "lines": [{"amount": Decimal("100.00")}]}
 
 
 @dataclass
-class MovableClock:
-    at: datetime = field(default_factory=lambda: datetime(2025, 3, 1, 9, 0, tzinfo=UTC))
-
-    def now(self) -> datetime:
-        return self.at
-
-
-@dataclass
 class World:
     table: Any
     log: PostingLog
-    clock: MovableClock
+    clock: FixedClock
     calls: Counter[str]
 
     def count(self) -> Counter[str]:
-        made = Counter(self.calls)
-        self.calls.clear()
-        return made
+        return taken(self.calls)
 
     def add(
         self,
@@ -92,14 +81,9 @@ def dynamodb() -> Iterator[Any]:
 
 @pytest.fixture
 def world(dynamodb: Any) -> Iterator[World]:
-    name = tables.create_table(dynamodb.meta.client, tables.POSTINGS, name=f"postings-{uuid.uuid4().hex}")
-    table = dynamodb.Table(name)
-    clock = MovableClock()
-    try:
-        with counting_calls(table.meta.client.meta.events) as calls:
-            yield World(table, PostingLog(table, clock), clock, calls)
-    finally:
-        table.delete()
+    clock = FixedClock()
+    with fresh_table(dynamodb, tables.POSTINGS) as (table, calls):
+        yield World(table, PostingLog(table, clock), clock, calls)
 
 
 def every_page(fetch: Any) -> tuple[list[str], int]:
