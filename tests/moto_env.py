@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 from moto import mock_aws
 
@@ -39,6 +40,27 @@ def mocked_aws() -> Iterator[None]:
         env.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws():
             yield
+
+
+@dataclass(frozen=True)
+class Backends:
+    """What ``mocked_backends`` made: the DynamoDB resource, the KMS client and the tokens' key."""
+
+    dynamodb: Any
+    kms: Any
+    key_id: str
+
+
+@contextmanager
+def mocked_backends() -> Iterator[Backends]:
+    """``mocked_aws`` with every table of ``infra.tables`` created and a KMS key for the tokens."""
+    with mocked_aws():
+        dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        for spec in tables.TABLES:
+            tables.create_table(dynamodb.meta.client, spec)
+        kms = boto3.client("kms", region_name=REGION)
+        key_id = kms.create_key(Description="qbo-link tokens")["KeyMetadata"]["KeyId"]
+        yield Backends(dynamodb, kms, key_id)
 
 
 @contextmanager
