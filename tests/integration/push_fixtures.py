@@ -6,10 +6,11 @@ Builds on ``connections_fixtures.World`` (API Gateway v2 events, the OAuth dance
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,9 @@ import boto3
 import pytest
 
 from infra import tables
+from qbo_link_local.moto_dynamodb import atomic_dynamodb
 from qbo_sandbox.server import SandboxServer
+from qbo_sandbox.settings import SandboxSettings
 from shared import wiring
 from shared.connections.store import Connection
 from shared.kernel.events import RecordingPublisher
@@ -175,6 +178,31 @@ def push_environment(server: SandboxServer) -> Iterator[PushWorld]:
         finally:
             wiring.reset()
             world.http.close()
+
+
+def link_new_clients(push: PushWorld, tenant: str, realm: str, count: int, name: str) -> None:
+    """``count`` customers made in QBO (``name`` and a number), linked to ``tenant``'s clients k0,
+    k1, ..."""
+    for k in range(count):
+        made = push.sandbox("POST", f"/companies/{realm}/entities/Customer", {"DisplayName": f"{name} {k}"})
+        push.links.link(tenant, "client", f"k{k}", str(made["Customer"]["Id"]))
+
+
+@contextmanager
+def bench_push_environment() -> Iterator[tuple[PushWorld, Any]]:
+    """For the benchmarks: ``push_environment`` over moto with atomic DynamoDB writes and a sandbox
+    on a loopback port, the handlers' metric and log lines swallowed; yields the world and boto3's
+    default session (where the wiring builds its clients, for counting their calls)."""
+    with (
+        atomic_dynamodb(),
+        SandboxServer(SandboxSettings(port=0)) as server,
+        push_environment(server) as push,
+        redirect_stdout(io.StringIO()),
+    ):
+        # moto starts a fresh default session; wiring builds its DynamoDB resource from it lazily.
+        session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+        assert session is not None
+        yield push, session
 
 
 @pytest.fixture
