@@ -27,7 +27,7 @@ from shared.mapping.links import (
     LinkStore,
     LinkStoreError,
 )
-from tests.moto_env import REGION, FixedClock, fresh_table, mocked_aws, taken
+from tests.moto_env import REGION, FixedClock, fresh_table, taken
 
 
 @dataclass
@@ -42,17 +42,10 @@ class World:
         return taken(self.calls)
 
 
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[Any]:
-    """One moto backend per module (fast); every test gets its own table."""
-    with mocked_aws():
-        yield boto3.resource("dynamodb", region_name=REGION)
-
-
 @pytest.fixture
-def world(dynamodb: Any) -> Iterator[World]:
+def world(module_dynamodb: Any) -> Iterator[World]:
     clock = FixedClock()
-    with fresh_table(dynamodb, tables.LINKS) as (table, calls):
+    with fresh_table(module_dynamodb, tables.LINKS) as (table, calls):
         yield World(table, LinkStore(table, clock), clock, calls)
 
 

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 
 from infra import tables
@@ -21,7 +20,7 @@ from qbo_sandbox.query import run_query
 from qbo_sandbox.seed import seed_company
 from shared.mapping.catalog import TAX_RATE_QUERY, QboCache, QboTaxRate
 from shared.mapping.links import LinkStore
-from tests.moto_env import REGION, FixedClock, fresh_table, mocked_aws
+from tests.moto_env import FixedClock, fresh_table
 
 TENANT = "firm-ca"
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -59,18 +58,12 @@ class World:
     calls: Counter[str]
 
 
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[Any]:
-    with mocked_aws():
-        yield boto3.resource("dynamodb", region_name=REGION)
-
-
 @pytest.fixture
-def world(dynamodb: Any) -> Iterator[World]:
+def world(module_dynamodb: Any) -> Iterator[World]:
     company = Company(realm_id="9341000000000099", country="CA", name="CA", created_at=NOW)
     seed_company(company, NOW)
     clock = FixedClock(NOW)
-    with fresh_table(dynamodb, tables.LINKS) as (table, calls):
+    with fresh_table(module_dynamodb, tables.LINKS) as (table, calls):
         yield World(QboCache(table, clock), LinkStore(table, clock), CompanyReader(company), clock, calls)
 
 
