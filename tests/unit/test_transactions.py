@@ -19,6 +19,7 @@ from qbo_sandbox import accounting
 from qbo_sandbox.accounting import transactions
 from qbo_sandbox.company import Company
 from qbo_sandbox.faults import QboFault
+from tests.sandbox_company import must_get, seeded_company
 
 D = Decimal
 # 03:00 UTC is the previous evening in California: TxnDate defaults to the company's local date.
@@ -280,12 +281,6 @@ def payment(co: Company, total: Any, *lines: Entity, customer: str = "3", **fiel
 
 def read(co: Company, entity: str, entity_id: str) -> Entity:
     return accounting.read(co, entity, entity_id)
-
-
-def stored(co: Company, entity: str, entity_id: str) -> Entity:
-    row = co.get(entity, entity_id)
-    assert row is not None
-    return row
 
 
 def balance(co: Company, customer_id: str) -> tuple[Decimal, Decimal]:
@@ -1410,7 +1405,7 @@ def test_sent_tax_lines_are_the_tax_of_each_rate_exactly(entity):
         "TaxPercent": 5,
         "NetAmountTaxable": -300,
     }
-    assert stored(co, entity, doc["Id"])["TxnTaxDetail"] == doc["TxnTaxDetail"]
+    assert must_get(co, entity, doc["Id"])["TxnTaxDetail"] == doc["TxnTaxDetail"]
 
 
 def test_rates_without_a_sent_tax_line_keep_their_computed_tax():
@@ -1631,8 +1626,8 @@ def test_seed_demo_transactions_is_starting_state_not_a_change():
 def test_seed_demo_transactions_does_not_count_balances_the_seed_already_holds():
     co = seedable_company()
     for customer_id, recorded in [("24", D("362.07")), ("8", D("477.5"))]:
-        stored(co, "Customer", customer_id).update(Balance=recorded, BalanceWithJobs=recorded)
-    stored(co, "Customer", "7")["BalanceWithJobs"] = D("477.5")
+        must_get(co, "Customer", customer_id).update(Balance=recorded, BalanceWithJobs=recorded)
+    must_get(co, "Customer", "7")["BalanceWithJobs"] = D("477.5")
 
     transactions.seed_demo_transactions(co, NOW)
 
@@ -1665,11 +1660,7 @@ def test_every_transaction_entity_is_registered_for_dispatch():
 
 
 def seeded(country: str) -> Company:
-    from qbo_sandbox.seed import seed_company
-
-    company = Company(realm_id=f"93410000000000{country}", country=country, name=country, created_at=NOW)
-    seed_company(company, NOW)
-    return company
+    return seeded_company(country, realm=f"93410000000000{country}", name=country, now=NOW)
 
 
 def test_real_us_seed_runs_the_transaction_hook_with_consistent_balances():
