@@ -37,6 +37,12 @@ def _add(co: Company, entity: str, entity_id: str, **fields: Any) -> Entity:
     return co.insert(entity, fields, NOW, entity_id=entity_id, journal=False)
 
 
+def _item(co: Company, item_id: str, name: str, kind: str, **fields: Any) -> Entity:
+    """An item named ``name`` at the top level, of type ``kind``, active unless ``fields`` say not."""
+    fields = {"Name": name, "FullyQualifiedName": name, "Type": kind, "Active": True, **fields}
+    return _add(co, "Item", item_id, **fields)
+
+
 def _address(addr_id: str, line1: str) -> Entity:
     return {
         "Id": addr_id,
@@ -92,49 +98,12 @@ def us_company(*, auto_apply: bool = True, custom_numbers: bool = False) -> Comp
         }
         _add(co, "Customer", cust_id, **fields)
     _add(co, "Vendor", "41", DisplayName="Books by Bessie", Active=True)
-    _add(
-        co,
-        "Item",
-        "1",
-        Name="Services",
-        FullyQualifiedName="Services",
-        Type="Service",
-        Active=True,
-        Taxable=False,
-        IncomeAccountRef={"value": "1", "name": "Services"},
-    )
-    _add(
-        co,
-        "Item",
-        "2",
-        Name="Hours",
-        FullyQualifiedName="Hours",
-        Type="Service",
-        Active=True,
-        Taxable=True,
-        IncomeAccountRef={"value": "1", "name": "Services"},
-    )
-    _add(
-        co,
-        "Item",
-        "5",
-        Name="Rock Fountain",
-        FullyQualifiedName="Rock Fountain",
-        Type="Inventory",
-        Active=True,
-        Taxable=True,
-        IncomeAccountRef={"value": "79", "name": "Sales of Product Income"},
-    )
-    _add(
-        co,
-        "Item",
-        "18",
-        Name="Trimming",
-        FullyQualifiedName="Trimming",
-        Type="Service",
-        Active=False,
-        IncomeAccountRef={"value": "1"},
-    )
+    services = {"value": "1", "name": "Services"}
+    _item(co, "1", "Services", "Service", Taxable=False, IncomeAccountRef=services)
+    _item(co, "2", "Hours", "Service", Taxable=True, IncomeAccountRef=services)
+    product_income = {"value": "79", "name": "Sales of Product Income"}
+    _item(co, "5", "Rock Fountain", "Inventory", Taxable=True, IncomeAccountRef=product_income)
+    _item(co, "18", "Trimming", "Service", Active=False, IncomeAccountRef={"value": "1"})
     _add(co, "TaxRate", "3", Name="California", RateValue=8, Active=True)
     _add(co, "TaxRate", "4", Name="State", RateValue=6, Active=True)
     _add(co, "TaxRate", "6", Name="County", RateValue=D("2.25"), Active=True)
@@ -190,16 +159,7 @@ def _company_abroad(realm_id: str, country: str, name: str, customer: str, curre
         Balance=0,
         BalanceWithJobs=0,
     )
-    _add(
-        co,
-        "Item",
-        "1",
-        Name="Consulting",
-        FullyQualifiedName="Consulting",
-        Type="Service",
-        Active=True,
-        IncomeAccountRef={"value": "1"},
-    )
+    _item(co, "1", "Consulting", "Service", IncomeAccountRef={"value": "1"})
     _add(
         co,
         "Preferences",
