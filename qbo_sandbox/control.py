@@ -17,7 +17,7 @@ from qbo_sandbox import accounting
 from qbo_sandbox.faults import QboFault
 from qbo_sandbox.merge import control_merge
 from qbo_sandbox.traffic import FAULT_KINDS, FaultRule
-from qbo_sandbox.wire import Request, Response, Router
+from qbo_sandbox.wire import Handler, Request, Response, Router
 
 if TYPE_CHECKING:
     from qbo_sandbox.company import Company
@@ -191,33 +191,42 @@ def _delete_company(sandbox: Sandbox, request: Request, params: dict[str, str]) 
     return Response.json({"deleted": params["realm"]})
 
 
-def _entity_name(raw: str) -> str | None:
-    return accounting.PATHS.get(raw.lower())
+_EntityHandler = Callable[["Sandbox", Request, dict[str, str], "Company", str], Response]
 
 
-def _list_entities(sandbox: Sandbox, request: Request, params: dict[str, str]) -> Response:
+def _on_entity(handler: _EntityHandler) -> Handler:
+    """A handler under ``companies/{realm}/entities/{entity}``: a 404 for an unknown company or
+    entity, else ``handler`` called with the company and the entity's name."""
+
+    def handle(sandbox: Sandbox, request: Request, params: dict[str, str]) -> Response:
+        company = _company(sandbox, params["realm"])
+        if isinstance(company, Response):
+            return company
+        name = accounting.PATHS.get(params["entity"].lower())
+        if name is None:
+            return _error(f"unknown entity {params['entity']}", status=404)
+        return handler(sandbox, request, params, company, name)
+
+    return handle
+
+
+@_on_entity
+def _list_entities(
+    sandbox: Sandbox, request: Request, params: dict[str, str], company: Company, name: str
+) -> Response:
     """Every stored row of a type, inactive ones and deletion tombstones included."""
-    del request
-    company = _company(sandbox, params["realm"])
-    if isinstance(company, Response):
-        return company
-    name = _entity_name(params["entity"])
-    if name is None:
-        return _error(f"unknown entity {params['entity']}", status=404)
+    del sandbox, request, params
     with company.lock:
         rows = [company.snapshot(r) for r in company.rows(name)]
         deleted = [company.snapshot(r) for r in company.tombstones.get(name, {}).values()]
     return Response.json({name: rows, "deleted": deleted})
 
 
-def _get_entity(sandbox: Sandbox, request: Request, params: dict[str, str]) -> Response:
-    del request
-    company = _company(sandbox, params["realm"])
-    if isinstance(company, Response):
-        return company
-    name = _entity_name(params["entity"])
-    if name is None:
-        return _error(f"unknown entity {params['entity']}", status=404)
+@_on_entity
+def _get_entity(
+    sandbox: Sandbox, request: Request, params: dict[str, str], company: Company, name: str
+) -> Response:
+    del sandbox, request
     with company.lock:
         row = company.get(name, params["id"]) or company.tombstones.get(name, {}).get(params["id"])
         if row is None:
@@ -225,15 +234,13 @@ def _get_entity(sandbox: Sandbox, request: Request, params: dict[str, str]) -> R
         return Response.json({name: company.snapshot(row)})
 
 
-def _change_entity(sandbox: Sandbox, request: Request, params: dict[str, str]) -> Response:
+@_on_entity
+def _change_entity(
+    sandbox: Sandbox, request: Request, params: dict[str, str], company: Company, name: str
+) -> Response:
     """A change made in QBO itself (a bookkeeper in the UI): QBO's rules, but no token, limit or
     counter; it is journalled, so CDC and webhooks report it like any other change."""
-    company = _company(sandbox, params["realm"])
-    if isinstance(company, Response):
-        return company
-    name = _entity_name(params["entity"])
-    if name is None:
-        return _error(f"unknown entity {params['entity']}", status=404)
+    del params
     operation = request.param("operation") or "create"
     if operation not in ("create", "update", "delete", "void"):
         return _error("operation must be create, update, delete or void")

@@ -22,7 +22,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -31,38 +30,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
 
-from infra import tables  # noqa: E402
 from qbo_sandbox.server import SandboxServer  # noqa: E402
 from qbo_sandbox.settings import SandboxSettings  # noqa: E402
 from shared import wiring  # noqa: E402
 from shared.kernel.events import CLIENT_IMPORTED, RecordingPublisher  # noqa: E402
 from shared.kernel.observability import logger  # noqa: E402
-from shared.kernel.settings import IntuitEnvironment, Settings  # noqa: E402
 from shared.pull import changes  # noqa: E402
 from tests.integration.connections_fixtures import (  # noqa: E402
-    ALLOWED_PREFIXES,
-    REDIRECT_URI,
-    REGION,
+    LIMITS_OFF,
     LambdaContext,
     World,
+    sandbox_settings,
 )
+from tests.moto_env import mocked_backends  # noqa: E402
 from tests.sqs_records import made_up_record  # noqa: E402
 
 TENANT = "bench-firm"
 CHANGES_QUEUE = "qbo-link-changes.fifo"
 BUILDER_READS_PER_MONTH = 500_000
 DAYS_PER_MONTH = 30
-LIMITS_OFF = {"requests_per_minute": 0, "requests_per_second": 0, "concurrent": 0, "batch_per_minute": 0}
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "POWERTOOLS_TRACE_DISABLED": "true",
-}
 
 
 class Bench:
@@ -115,46 +102,24 @@ class Bench:
 
 @contextlib.contextmanager
 def environment(server: SandboxServer) -> Iterator[tuple[Bench, RecordingPublisher]]:
-    saved = {name: os.environ.get(name) for name in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    try:
-        with mock_aws():
-            dynamodb = boto3.resource("dynamodb", region_name=REGION)
-            for spec in tables.TABLES:
-                tables.create_table(dynamodb.meta.client, spec)
-            kms = boto3.client("kms", region_name=REGION)
-            key_id = kms.create_key(Description="qbo-link tokens")["KeyMetadata"]["KeyId"]
-            settings = Settings.model_validate(
-                {
-                    "client_id": server.sandbox.settings.client_id,
-                    "client_secret": server.sandbox.settings.client_secret,
-                    "redirect_uri": REDIRECT_URI,
-                    "return_url_allowlist": ALLOWED_PREFIXES,
-                    "app_id": "qbo-link-bench-app",
-                    "state_signing_key": "pull-bench-state-signing-key",
-                    "intuit_environment": IntuitEnvironment.LOCAL,
-                    "local_sandbox_url": server.url,
-                    "http_timeout_seconds": 30,
-                    "kms_key_id": key_id,
-                }
-            )
-            events = RecordingPublisher()
+    with mocked_backends() as aws:
+        settings = sandbox_settings(
+            server,
+            "pull-bench-state-signing-key",
+            app_id="qbo-link-bench-app",
+            http_timeout_seconds=30,
+            kms_key_id=aws.key_id,
+        )
+        events = RecordingPublisher()
+        wiring.reset()
+        wiring.override(settings=settings, clock=server.sandbox.clock, events=events)
+        world = World(server, settings, events, aws.key_id, aws.dynamodb, aws.kms)
+        try:
+            world.sandbox("POST", "/limits", LIMITS_OFF)
+            yield Bench(world, world.connect(TENANT)), events
+        finally:
             wiring.reset()
-            wiring.override(settings=settings, clock=server.sandbox.clock, events=events)
-            world = World(server, settings, events, key_id, dynamodb, kms)
-            try:
-                world.sandbox("POST", "/limits", LIMITS_OFF)
-                yield Bench(world, world.connect(TENANT)), events
-            finally:
-                wiring.reset()
-                world.http.close()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+            world.http.close()
 
 
 def imported(events: RecordingPublisher) -> int:

@@ -17,8 +17,6 @@ DynamoDB operations per QBO call.  Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import sys
 import time
 from collections import Counter
@@ -28,12 +26,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
 
-from qbo_link_local.moto_dynamodb import atomic_dynamodb  # noqa: E402
-from qbo_sandbox.server import SandboxServer  # noqa: E402
-from qbo_sandbox.settings import SandboxSettings  # noqa: E402
-from tests.integration.push_fixtures import PushWorld, push_environment  # noqa: E402
+from tests.integration.push_fixtures import (  # noqa: E402
+    PushWorld,
+    bench_push_environment,
+    link_new_clients,
+)
 
 TENANT = "bench-firm"
 
@@ -79,23 +77,11 @@ def main() -> None:
     args = parser.parse_args()
 
     counter = DynamoCounter()
-    quiet = contextlib.redirect_stdout(io.StringIO())  # the handlers' metric and log lines
-    with (
-        atomic_dynamodb(),
-        SandboxServer(SandboxSettings(port=0)) as server,
-        push_environment(server) as push,
-        quiet,
-    ):
-        # moto starts a fresh default session; wiring builds its DynamoDB resource from it lazily.
-        session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
-        assert session is not None
+    with bench_push_environment() as (push, session):
         session.events.register("before-call.dynamodb", counter)
         realm = push.world.connect(TENANT)
         push.links.link(TENANT, "work_code", "W1", "1")
-        for k in range(args.clients):
-            path = f"/companies/{realm}/entities/Customer"
-            customer = push.sandbox("POST", path, {"DisplayName": f"Bench Client {k}"})["Customer"]
-            push.links.link(TENANT, "client", f"k{k}", str(customer["Id"]))
+        link_new_clients(push, TENANT, realm, args.clients, "Bench Client")
         _qbo(push, realm)
         counter.take()
 

@@ -22,8 +22,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import statistics
@@ -37,19 +35,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # before the handlers' logger is made
 
-import boto3  # noqa: E402
 import httpx2  # noqa: E402
 
-from qbo_link_local.moto_dynamodb import atomic_dynamodb  # noqa: E402
 from qbo_link_local.stack import LocalStack, LocalStackConfig  # noqa: E402
-from qbo_sandbox.server import SandboxServer  # noqa: E402
-from qbo_sandbox.settings import SandboxSettings  # noqa: E402
 from shared import wiring  # noqa: E402
 from shared.push.posting_log import PostingState  # noqa: E402
 from tests.e2e.local_fixtures import Host, client  # noqa: E402
 from tests.e2e.local_fixtures import invoice as local_invoice  # noqa: E402
 from tests.integration.connections_fixtures import LambdaContext  # noqa: E402
-from tests.integration.push_fixtures import QUEUE_NAME, PushWorld, push_environment  # noqa: E402
+from tests.integration.push_fixtures import (  # noqa: E402
+    QUEUE_NAME,
+    PushWorld,
+    bench_push_environment,
+    link_new_clients,
+)
 from tests.sqs_records import lambda_record  # noqa: E402
 
 TENANT = "bench-firm"
@@ -119,23 +118,11 @@ def _of(calls: Counter[str], service: str) -> dict[str, int]:
 
 def in_process(count: int) -> None:
     calls = Calls()
-    quiet = contextlib.redirect_stdout(io.StringIO())  # the handlers' metric and log lines
-    with (
-        atomic_dynamodb(),
-        SandboxServer(SandboxSettings(port=0)) as server,
-        push_environment(server) as push,
-        quiet,
-    ):
-        session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
-        assert session is not None
+    with bench_push_environment() as (push, session):
         session.events.register("before-call.*", calls.before)
         session.events.register("after-call.*", calls.after)
         realm = push.world.connect(TENANT)
-        for k in range(10):
-            customer = push.sandbox(
-                "POST", f"/companies/{realm}/entities/Customer", {"DisplayName": f"Rk {k}"}
-            )
-            push.links.link(TENANT, "client", f"k{k}", str(customer["Customer"]["Id"]))
+        link_new_clients(push, TENANT, realm, 10, "Rk")
         started = time.perf_counter()
         _seed(push, count)
         seed_seconds = time.perf_counter() - started

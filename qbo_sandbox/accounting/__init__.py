@@ -9,6 +9,7 @@ answers it and raise :class:`qbo_sandbox.faults.QboFault` for everything QBO ref
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from qbo_sandbox import faults
 from qbo_sandbox.accounting.common import EntityRules, check_sync_token, visible, without_empty_values
@@ -18,6 +19,8 @@ from qbo_sandbox.company import Company, Entity
 
 RULES: dict[str, EntityRules] = {**NAME_RULES, **TRANSACTION_RULES}
 PATHS: dict[str, str] = {name.lower(): name for name in RULES}
+
+_Rule = TypeVar("_Rule")
 
 
 def rules_for(entity: str) -> EntityRules:
@@ -61,32 +64,30 @@ def create(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
     return co.snapshot(rules.create(co, body, now))
 
 
-def update(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
-    rules = rules_for(entity)
-    if rules.update is None:
-        raise faults.unsupported_operation(f"Operation update is not supported for {entity}")
+def _on_stored(
+    co: Company, entity: str, operation: str, rule: _Rule | None, body: Entity
+) -> tuple[_Rule, Entity, Entity]:
+    """``rule`` (QBO's fault where ``entity`` has none for ``operation``), the body as an object and
+    the stored entity it names, the body's SyncToken checked against it."""
+    if rule is None:
+        raise faults.unsupported_operation(f"Operation {operation} is not supported for {entity}")
     body = _object(entity, body)
     stored = _stored(co, entity, body)
     check_sync_token(stored, body)
+    return rule, body, stored
+
+
+def update(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
+    rule, body, stored = _on_stored(co, entity, "update", rules_for(entity).update, body)
     sparse = body.get("sparse") in (True, "true")
-    return co.snapshot(rules.update(co, stored, body, sparse, now))
+    return co.snapshot(rule(co, stored, body, sparse, now))
 
 
 def delete(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
-    rules = rules_for(entity)
-    if rules.delete is None:
-        raise faults.unsupported_operation(f"Operation delete is not supported for {entity}")
-    body = _object(entity, body)
-    stored = _stored(co, entity, body)
-    check_sync_token(stored, body)
-    return co.snapshot(rules.delete(co, stored, body, now))
+    rule, body, stored = _on_stored(co, entity, "delete", rules_for(entity).delete, body)
+    return co.snapshot(rule(co, stored, body, now))
 
 
 def void(co: Company, entity: str, body: Entity, now: datetime) -> Entity:
-    rules = rules_for(entity)
-    if rules.void is None:
-        raise faults.unsupported_operation(f"Operation void is not supported for {entity}")
-    body = _object(entity, body)
-    stored = _stored(co, entity, body)
-    check_sync_token(stored, body)
-    return co.snapshot(rules.void(co, stored, body, now))
+    rule, body, stored = _on_stored(co, entity, "void", rules_for(entity).void, body)
+    return co.snapshot(rule(co, stored, body, now))

@@ -17,6 +17,7 @@ import calendar
 import copy
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -931,29 +932,37 @@ _STATUS_VALUES = {
 }
 
 
+def _sent_doc(
+    body: Entity, stored: Entity | None, hidden: AbstractSet[str], *, sparse: bool
+) -> tuple[Entity, Any]:
+    """The request's fields but ``hidden`` (over the stored ones for a sparse update), those with a
+    value, and the lines sent (a sparse update that sends none keeps the stored ones)."""
+    if stored is not None and sparse:
+        doc = {k: copy.deepcopy(v) for k, v in stored.items() if k not in hidden}
+        doc.update({k: v for k, v in body.items() if k not in hidden})
+        sent_lines = body["Line"] if "Line" in body else stored.get("Line")
+    else:
+        doc = {k: v for k, v in body.items() if k not in hidden}
+        sent_lines = body.get("Line")
+    return _present(doc), sent_lines
+
+
 def _sent_sales_doc(
     body: Entity, stored: Entity | None, *, sparse: bool
 ) -> tuple[Entity, Any, dict[str, Any]]:
     """The request's fields over the stored ones (a sparse update), its lines and its tax detail."""
     hidden = READ_ONLY | SALES_COMPUTED | {"Line", "TxnTaxDetail"}
-    if stored is not None and sparse:
-        doc = {k: copy.deepcopy(v) for k, v in stored.items() if k not in hidden}
-        doc.update({k: v for k, v in body.items() if k not in hidden})
-        sent_lines = body["Line"] if "Line" in body else stored.get("Line")
-        if "TxnTaxDetail" in body:
-            sent_tax = body.get("TxnTaxDetail") or {}
-        elif "Line" in body:
-            kept = (stored.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef")
-            sent_tax = {"TxnTaxCodeRef": kept} if kept else {}
-        else:
-            sent_tax = stored.get("TxnTaxDetail") or {}
-    else:
-        doc = {k: v for k, v in body.items() if k not in hidden}
-        sent_lines = body.get("Line")
+    doc, sent_lines = _sent_doc(body, stored, hidden, sparse=sparse)
+    if stored is None or not sparse or "TxnTaxDetail" in body:
         sent_tax = body.get("TxnTaxDetail") or {}
+    elif "Line" in body:
+        kept = (stored.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef")
+        sent_tax = {"TxnTaxCodeRef": kept} if kept else {}
+    else:
+        sent_tax = stored.get("TxnTaxDetail") or {}
     if not isinstance(sent_tax, dict):
         raise faults.invalid_field("TxnTaxDetail", "TxnTaxDetail must be an object")
-    return _present(doc), sent_lines, sent_tax
+    return doc, sent_lines, sent_tax
 
 
 def _tax_settings(co: Company, doc: Entity) -> tuple[bool, bool, bool]:
@@ -1308,15 +1317,7 @@ def line_ex(txn_id: str, open_balance: Decimal, target: Entity) -> Entity:
 def _build_payment(
     co: Company, body: Entity, stored: Entity | None, sparse: bool, now: datetime
 ) -> tuple[Entity, dict[tuple[str, str], Decimal]]:
-    hidden = READ_ONLY | PAYMENT_COMPUTED | {"Line"}
-    if stored is not None and sparse:
-        doc = {k: copy.deepcopy(v) for k, v in stored.items() if k not in hidden}
-        doc.update({k: v for k, v in body.items() if k not in hidden})
-        sent_lines = body["Line"] if "Line" in body else stored.get("Line")
-    else:
-        doc = {k: v for k, v in body.items() if k not in hidden}
-        sent_lines = body.get("Line")
-    doc = _present(doc)
+    doc, sent_lines = _sent_doc(body, stored, READ_ONLY | PAYMENT_COMPUTED | {"Line"}, sparse=sparse)
 
     customer = require_ref(co, doc, "CustomerRef", "Customer", required=True)
     assert customer is not None
@@ -1549,15 +1550,7 @@ def _journal_lines(co: Company, sent: Any, old_lines: list[Entity]) -> tuple[lis
 
 
 def _build_journal(co: Company, body: Entity, stored: Entity | None, sparse: bool, now: datetime) -> Entity:
-    hidden = READ_ONLY | JOURNAL_COMPUTED | {"Line"}
-    if stored is not None and sparse:
-        doc = {k: copy.deepcopy(v) for k, v in stored.items() if k not in hidden}
-        doc.update({k: v for k, v in body.items() if k not in hidden})
-        sent_lines = body["Line"] if "Line" in body else stored.get("Line")
-    else:
-        doc = {k: v for k, v in body.items() if k not in hidden}
-        sent_lines = body.get("Line")
-    doc = _present(doc)
+    doc, sent_lines = _sent_doc(body, stored, READ_ONLY | JOURNAL_COMPUTED | {"Line"}, sparse=sparse)
     if doc.get("TxnDate") in (None, ""):
         doc["TxnDate"] = stored["TxnDate"] if stored is not None else _today(co, now)
     _parse_date(doc["TxnDate"], "TxnDate")
@@ -1701,25 +1694,22 @@ def _register_seed_hook() -> None:
 # --- rules ------------------------------------------------------------------------------------
 
 
+def _sales_rules(entity: str) -> EntityRules:
+    """Invoice and CreditMemo: one set of sales-form rules, each bound to its entity."""
+    return EntityRules(
+        entity,
+        name_list=False,
+        cdc=True,
+        create=_create_sales(entity),
+        update=_update_sales(entity),
+        delete=_delete_sales(entity),
+        void=_void_sales(entity),
+    )
+
+
 TRANSACTION_RULES: dict[str, EntityRules] = {
-    "Invoice": EntityRules(
-        "Invoice",
-        name_list=False,
-        cdc=True,
-        create=_create_sales("Invoice"),
-        update=_update_sales("Invoice"),
-        delete=_delete_sales("Invoice"),
-        void=_void_sales("Invoice"),
-    ),
-    "CreditMemo": EntityRules(
-        "CreditMemo",
-        name_list=False,
-        cdc=True,
-        create=_create_sales("CreditMemo"),
-        update=_update_sales("CreditMemo"),
-        delete=_delete_sales("CreditMemo"),
-        void=_void_sales("CreditMemo"),
-    ),
+    "Invoice": _sales_rules("Invoice"),
+    "CreditMemo": _sales_rules("CreditMemo"),
     "Payment": EntityRules(
         "Payment",
         name_list=False,

@@ -16,12 +16,32 @@ from qbo_sandbox.server import SandboxServer
 from shared.connections.vault import TokenVault
 from shared.kernel import constants
 from shared.kernel.events import OutboundEvent, RecordingPublisher
-from shared.kernel.settings import Settings
+from shared.kernel.settings import IntuitEnvironment, Settings
 
 REGION = "us-east-1"
 RETURN_URL = "https://app.example.com/qbo/settings"
 ALLOWED_PREFIXES = ("https://app.example.com/qbo", "https://admin.example.com/")
 REDIRECT_URI = "http://127.0.0.1:9/oauth/callback"
+# The sandbox's rate limits switched off (``POST /_sandbox/limits``).
+LIMITS_OFF = {"requests_per_minute": 0, "requests_per_second": 0, "concurrent": 0, "batch_per_minute": 0}
+
+
+def sandbox_settings(server: SandboxServer, state_signing_key: str, **changes: Any) -> Settings:
+    """The connector's settings against the sandbox ``server`` (its app's client, a loopback
+    redirect), with ``changes`` on top."""
+    values: dict[str, Any] = {
+        "client_id": server.sandbox.settings.client_id,
+        "client_secret": server.sandbox.settings.client_secret,
+        "redirect_uri": REDIRECT_URI,
+        "return_url_allowlist": ALLOWED_PREFIXES,
+        "app_id": "qbo-link-test-app",
+        "state_signing_key": state_signing_key,
+        "intuit_environment": IntuitEnvironment.LOCAL,
+        "local_sandbox_url": server.url,
+        "http_timeout_seconds": 10,
+        **changes,
+    }
+    return Settings.model_validate(values)
 
 
 @dataclass

@@ -6,38 +6,38 @@ Builds on ``connections_fixtures.World`` (API Gateway v2 events, the OAuth dance
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from infra import tables
+from qbo_link_local.moto_dynamodb import atomic_dynamodb
 from qbo_sandbox.server import SandboxServer
+from qbo_sandbox.settings import SandboxSettings
 from shared import wiring
 from shared.connections.store import Connection
 from shared.kernel.events import RecordingPublisher
-from shared.kernel.settings import IntuitEnvironment, Settings
 from shared.mapping.links import LinkStore
 from shared.push.posting_log import PostingLog
 from shared.qbo.client import QboClient
 from tests.integration.connections_fixtures import (
-    ALLOWED_PREFIXES,
-    REDIRECT_URI,
+    LIMITS_OFF,
     REGION,
     HttpAnswer,
     LambdaContext,
     World,
     http_event,
+    sandbox_settings,
 )
-from tests.moto_env import AWS_TEST_ENV, counting_calls
+from tests.moto_env import counting_calls, mocked_backends
 from tests.sqs_records import lambda_record
 
 QUEUE_NAME = "qbo-link-push.fifo"
@@ -154,69 +154,55 @@ class PushWorld:
         return data
 
 
-def push_settings(server: SandboxServer, key_id: str, queue_url: str) -> Settings:
-    return Settings.model_validate(
-        {
-            "client_id": server.sandbox.settings.client_id,
-            "client_secret": server.sandbox.settings.client_secret,
-            "redirect_uri": REDIRECT_URI,
-            "return_url_allowlist": ALLOWED_PREFIXES,
-            "app_id": "qbo-link-test-app",
-            "state_signing_key": SIGNING_KEY,
-            "intuit_environment": IntuitEnvironment.LOCAL,
-            "local_sandbox_url": server.url,
-            "http_timeout_seconds": 10,
-            "kms_key_id": key_id,
-            "push_queue_url": queue_url,
-        }
-    )
-
-
 @contextmanager
 def push_environment(server: SandboxServer) -> Iterator[PushWorld]:
     """moto (DynamoDB, KMS, SQS FIFO), the sandbox with limits off, and the push wiring; the
     environment variables it sets are restored afterwards (also used by scripts/bench_push.py)."""
-    saved = {name: os.environ.get(name) for name in (*AWS_TEST_ENV, "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_TEST_ENV)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    try:
-        with mock_aws():
-            dynamodb = boto3.resource("dynamodb", region_name=REGION)
-            for spec in tables.TABLES:
-                tables.create_table(dynamodb.meta.client, spec)
-            kms = boto3.client("kms", region_name=REGION)
-            key_id = kms.create_key(Description="qbo-link tokens")["KeyMetadata"]["KeyId"]
-            sqs = boto3.client("sqs", region_name=REGION)
-            queue_url = sqs.create_queue(
-                QueueName=QUEUE_NAME, Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"}
-            )["QueueUrl"]
-            events = RecordingPublisher()
+    with mocked_backends() as aws:
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue_url = sqs.create_queue(
+            QueueName=QUEUE_NAME, Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"}
+        )["QueueUrl"]
+        events = RecordingPublisher()
+        wiring.reset()
+        wiring.override(
+            settings=sandbox_settings(server, SIGNING_KEY, kms_key_id=aws.key_id, push_queue_url=queue_url),
+            clock=server.sandbox.clock,
+            events=events,
+            push_qbo_client=fast_client,
+        )
+        world = World(server, wiring.settings(), events, aws.key_id, aws.dynamodb, aws.kms)
+        world.sandbox("POST", "/limits", LIMITS_OFF)
+        try:
+            yield PushWorld(world, sqs, queue_url)
+        finally:
             wiring.reset()
-            wiring.override(
-                settings=push_settings(server, key_id, queue_url),
-                clock=server.sandbox.clock,
-                events=events,
-                push_qbo_client=fast_client,
-            )
-            world = World(server, wiring.settings(), events, key_id, dynamodb, kms)
-            limits_off = {
-                "requests_per_minute": 0,
-                "requests_per_second": 0,
-                "concurrent": 0,
-                "batch_per_minute": 0,
-            }
-            world.sandbox("POST", "/limits", limits_off)
-            try:
-                yield PushWorld(world, sqs, queue_url)
-            finally:
-                wiring.reset()
-                world.http.close()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+            world.http.close()
+
+
+def link_new_clients(push: PushWorld, tenant: str, realm: str, count: int, name: str) -> None:
+    """``count`` customers made in QBO (``name`` and a number), linked to ``tenant``'s clients k0,
+    k1, ..."""
+    for k in range(count):
+        made = push.sandbox("POST", f"/companies/{realm}/entities/Customer", {"DisplayName": f"{name} {k}"})
+        push.links.link(tenant, "client", f"k{k}", str(made["Customer"]["Id"]))
+
+
+@contextmanager
+def bench_push_environment() -> Iterator[tuple[PushWorld, Any]]:
+    """For the benchmarks: ``push_environment`` over moto with atomic DynamoDB writes and a sandbox
+    on a loopback port, the handlers' metric and log lines swallowed; yields the world and boto3's
+    default session (where the wiring builds its clients, for counting their calls)."""
+    with (
+        atomic_dynamodb(),
+        SandboxServer(SandboxSettings(port=0)) as server,
+        push_environment(server) as push,
+        redirect_stdout(io.StringIO()),
+    ):
+        # moto starts a fresh default session; wiring builds its DynamoDB resource from it lazily.
+        session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+        assert session is not None
+        yield push, session
 
 
 @pytest.fixture

@@ -64,6 +64,22 @@ def documents_file(tmp_path: Path, **kinds: list[dict[str, Any]]) -> Path:
     return path
 
 
+def push_one_invoice(
+    push: PushWorld, gateway: Gateway, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> str:
+    """The tenant connected, client c1 and invoice i1 (100.00) pushed through the CLI and posted;
+    returns the realm."""
+    realm = connect(push)
+    path = documents_file(
+        tmp_path,
+        clients=[{"id": "c1", "version": 1, "type": "client", "company_name": "Acme Law"}],
+        invoices=[invoice("i1", "100.00")],
+    )
+    assert cli(gateway, capsys, "push", TENANT, str(path)).code == 0
+    push.drain()
+    return realm
+
+
 def qbo_invoices(push: PushWorld, realm: str) -> dict[str, dict[str, Any]]:
     return {
         i["DocNumber"]: i for i in push.entities(realm, "Invoice") if i.get("DocNumber", "").startswith("A-")
@@ -91,14 +107,7 @@ def test_tenants_prints_a_table_and_json_is_the_apis_answer(
 def test_status_shows_the_connection_the_posting_counts_and_the_latest_exchange(
     push_world: PushWorld, gateway: Gateway, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    realm = connect(push_world)
-    path = documents_file(
-        tmp_path,
-        clients=[{"id": "c1", "version": 1, "type": "client", "company_name": "Acme Law"}],
-        invoices=[invoice("i1", "100.00")],
-    )
-    assert cli(gateway, capsys, "push", TENANT, str(path)).code == 0
-    push_world.drain()
+    realm = push_one_invoice(push_world, gateway, capsys, tmp_path)
     status = cli(gateway, capsys, "status", TENANT)
     assert status.code == 0, status.err
     assert "connected, healthy" in status.out
@@ -242,14 +251,7 @@ def test_push_to_a_tenant_that_never_connected_is_one_line(
 def test_postings_report_and_retry_of_a_document_qbo_refused(
     push_world: PushWorld, gateway: Gateway, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    realm = connect(push_world)
-    first = documents_file(
-        tmp_path,
-        clients=[{"id": "c1", "version": 1, "type": "client", "company_name": "Acme Law"}],
-        invoices=[invoice("i1", "100.00")],
-    )
-    assert cli(gateway, capsys, "push", TENANT, str(first)).code == 0
-    push_world.drain()
+    realm = push_one_invoice(push_world, gateway, capsys, tmp_path)
     # QBO refuses the next invoice once
     push_world.fault(kind="status", status=400, code="6000", count=1, entity="invoice", operation="create")
     second = tmp_path / "second.json"

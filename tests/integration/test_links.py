@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -28,15 +27,7 @@ from shared.mapping.links import (
     LinkStore,
     LinkStoreError,
 )
-from tests.moto_env import REGION, counting_calls, mocked_aws
-
-
-@dataclass
-class FixedClock:
-    at: datetime = field(default_factory=lambda: datetime(2025, 3, 1, 9, 0, tzinfo=UTC))
-
-    def now(self) -> datetime:
-        return self.at
+from tests.moto_env import REGION, FixedClock, fresh_table, taken
 
 
 @dataclass
@@ -48,28 +39,14 @@ class World:
 
     def count(self) -> Counter[str]:
         """DynamoDB operations made since the last count."""
-        made = Counter(self.calls)
-        self.calls.clear()
-        return made
-
-
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[Any]:
-    """One moto backend per module (fast); every test gets its own table."""
-    with mocked_aws():
-        yield boto3.resource("dynamodb", region_name=REGION)
+        return taken(self.calls)
 
 
 @pytest.fixture
-def world(dynamodb: Any) -> Iterator[World]:
-    name = tables.create_table(dynamodb.meta.client, tables.LINKS, name=f"links-{uuid.uuid4().hex}")
-    table = dynamodb.Table(name)
+def world(module_dynamodb: Any) -> Iterator[World]:
     clock = FixedClock()
-    try:
-        with counting_calls(table.meta.client.meta.events) as calls:
-            yield World(table, LinkStore(table, clock), clock, calls)
-    finally:
-        table.delete()
+    with fresh_table(module_dynamodb, tables.LINKS) as (table, calls):
+        yield World(table, LinkStore(table, clock), clock, calls)
 
 
 def raw_items(world: World) -> list[dict[str, Any]]:

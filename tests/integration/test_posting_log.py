@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -34,31 +32,21 @@ from shared.push.posting_log import (
     Reason,
     StaleVersionError,
 )
-from tests.moto_env import REGION, counting_calls, mocked_aws
+from tests.moto_env import FixedClock, fresh_table, taken
 
 S = PostingState
 INVOICE = {"number": "1001", "total": Decimal("107.50"), "lines": [{"amount": Decimal("100.00")}]}
 
 
 @dataclass
-class MovableClock:
-    at: datetime = field(default_factory=lambda: datetime(2025, 3, 1, 9, 0, tzinfo=UTC))
-
-    def now(self) -> datetime:
-        return self.at
-
-
-@dataclass
 class World:
     table: Any
     log: PostingLog
-    clock: MovableClock
+    clock: FixedClock
     calls: Counter[str]
 
     def count(self) -> Counter[str]:
-        made = Counter(self.calls)
-        self.calls.clear()
-        return made
+        return taken(self.calls)
 
     def add(
         self,
@@ -83,23 +71,11 @@ class World:
         return entry
 
 
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[Any]:
-    """One moto backend per module (fast); every test gets its own table."""
-    with mocked_aws():
-        yield boto3.resource("dynamodb", region_name=REGION)
-
-
 @pytest.fixture
-def world(dynamodb: Any) -> Iterator[World]:
-    name = tables.create_table(dynamodb.meta.client, tables.POSTINGS, name=f"postings-{uuid.uuid4().hex}")
-    table = dynamodb.Table(name)
-    clock = MovableClock()
-    try:
-        with counting_calls(table.meta.client.meta.events) as calls:
-            yield World(table, PostingLog(table, clock), clock, calls)
-    finally:
-        table.delete()
+def world(module_dynamodb: Any) -> Iterator[World]:
+    clock = FixedClock()
+    with fresh_table(module_dynamodb, tables.POSTINGS) as (table, calls):
+        yield World(table, PostingLog(table, clock), clock, calls)
 
 
 def every_page(fetch: Any) -> tuple[list[str], int]:
@@ -221,13 +197,16 @@ PATHS: dict[PostingState, tuple[PostingState, ...]] = {
 
 
 def test_every_move_the_state_machine_allows_succeeds_and_every_other_is_refused(
-    world: World, dynamodb: Any
+    world: World, module_dynamodb: Any
 ) -> None:
     for source, path in PATHS.items():
         # A small table per source state: moto copies the whole table on every transaction.
-        name = tables.create_table(dynamodb.meta.client, tables.POSTINGS, name=f"moves-{source.value}")
+        name = tables.create_table(module_dynamodb.meta.client, tables.POSTINGS, name=f"moves-{source.value}")
         here = World(
-            dynamodb.Table(name), PostingLog(dynamodb.Table(name), world.clock), world.clock, Counter()
+            module_dynamodb.Table(name),
+            PostingLog(module_dynamodb.Table(name), world.clock),
+            world.clock,
+            Counter(),
         )
         for target in PostingState:
             app_id = f"{source.value}.{target.value}"

@@ -57,15 +57,18 @@ def invoice(
     }
 
 
-def connected(push: PushWorld, tenant: str = TENANT) -> str:
+def connected(push: PushWorld, tenant: str = TENANT, *, c1_as: str | None = None) -> str:
+    """``tenant`` connected, work code W1 linked to QBO item 1 (and with ``c1_as``, the app's
+    client c1 linked to that QBO customer); returns the realm."""
     realm = push.world.connect(tenant)
     push.links.link(tenant, "work_code", "W1", "1")
+    if c1_as is not None:
+        push.links.link(tenant, "client", "c1", c1_as)
     return realm
 
 
 def test_smoke_invoice_posts(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     answer = push_world.put(TENANT, "clients", client())
     assert answer.status == 202, answer.body
     answer = push_world.put(TENANT, "invoices", invoice())
@@ -94,8 +97,7 @@ def test_not_ready_waits_with_exact_reasons_then_goes_once_the_mapping_is_fixed(
     push_world: PushWorld,
 ) -> None:
     # Given a linked client and an invoice whose second work code has no QBO item
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.put(TENANT, "clients", client())
     document = invoice()
     document["lines"].append(
@@ -126,8 +128,7 @@ def test_not_ready_waits_with_exact_reasons_then_goes_once_the_mapping_is_fixed(
 
 
 def test_documents_before_go_live_are_skipped_and_never_posted(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     settings = push_world.api("PUT", f"/tenants/{TENANT}/settings", body={"go_live_date": "2026-11-01"})
     assert settings.status == 200, settings.body
     old = push_world.put(TENANT, "invoices", invoice("old", when="2026-10-31"))
@@ -141,8 +142,7 @@ def test_documents_before_go_live_are_skipped_and_never_posted(push_world: PushW
 
 
 def test_client_types_that_do_not_sync_keep_their_invoices_back(push_world: PushWorld) -> None:
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     push_world.api("PUT", f"/tenants/{TENANT}/settings", body={"client_types": ["client"]})
     push_world.put(TENANT, "clients", client(type="prospect"))
     answer = push_world.put(TENANT, "invoices", invoice())
@@ -176,8 +176,7 @@ def test_auto_created_customer_and_site_then_invoice(push_world: PushWorld) -> N
 
 
 def test_a_new_version_updates_the_same_invoice_in_place(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.put(TENANT, "invoices", invoice())
     push_world.drain()
     [first] = invoices_numbered(push_world, realm, "A-i1")
@@ -197,8 +196,7 @@ def test_a_new_version_updates_the_same_invoice_in_place(push_world: PushWorld) 
 
 
 def test_older_or_equal_version_is_acknowledged_and_ignored(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.put(TENANT, "invoices", invoice(version=3))
     push_world.drain()
     stale = push_world.put(TENANT, "invoices", invoice(version=2, amount="999.00"))
@@ -211,8 +209,7 @@ def test_older_or_equal_version_is_acknowledged_and_ignored(push_world: PushWorl
 
 
 def test_payment_is_applied_to_the_invoice_it_pays_and_changes_in_place(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.put(TENANT, "invoices", invoice())
     payment = {
         "id": "p1",
@@ -259,8 +256,7 @@ def test_payment_is_applied_to_the_invoice_it_pays_and_changes_in_place(push_wor
 def test_exactly_once_when_qbo_commits_then_fails_and_when_the_connection_drops(
     push_world: PushWorld,
 ) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     # QBO does the work and then answers 500; then the next create's connection drops unanswered
     push_world.fault(kind="commit_then_fail", status=500, count=1, entity="invoice", operation="create")
     push_world.put(TENANT, "invoices", invoice("i1"))
@@ -278,8 +274,7 @@ def test_exactly_once_when_qbo_commits_then_fails_and_when_the_connection_drops(
 
 def test_exactly_once_without_qbo_requestid_help_the_lookup_finds_the_invoice(push_world: PushWorld) -> None:
     # Given QBO ignoring requestid (as developers report), so a repeated create would duplicate
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.sandbox("POST", "/settings", {"requestid_mode": "ignore"})
     # and every retry inside the client failing, so the worker is left with an uncertain outcome
     push_world.fault(kind="commit_then_fail", status=500, count=1, entity="invoice", operation="create")
@@ -295,8 +290,7 @@ def test_exactly_once_without_qbo_requestid_help_the_lookup_finds_the_invoice(pu
 
 
 def test_a_rejected_invoice_fails_with_qbos_text_and_can_be_retried(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.fault(kind="status", status=400, code="6000", count=1, entity="invoice", operation="create")
     push_world.put(TENANT, "invoices", invoice())
     push_world.drain()
@@ -318,8 +312,7 @@ def test_a_rejected_invoice_fails_with_qbos_text_and_can_be_retried(push_world: 
 
 
 def test_posting_log_queries_and_summary(push_world: PushWorld) -> None:
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     push_world.put(TENANT, "invoices", invoice("i1", when="2026-11-10"))
     push_world.put(TENANT, "invoices", invoice("i2", when="2026-11-20"))
     push_world.put(TENANT, "invoices", invoice("i3", code="W9", when="2026-11-15"))
@@ -354,8 +347,7 @@ def test_bad_documents_name_every_field_and_change_nothing(push_world: PushWorld
 
 
 def test_a_jwt_caller_cannot_reach_another_tenant(push_world: PushWorld) -> None:
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     own = push_world.api(
         "PUT", f"/tenants/{TENANT}/invoices/i1", body=invoice(), claims={"tenant_id": TENANT}
     )
@@ -376,8 +368,7 @@ def test_a_jwt_caller_cannot_reach_another_tenant(push_world: PushWorld) -> None
 def test_bulk_invoices_share_batch_requests_and_one_real_time_invoice_costs_one_call(
     push_world: PushWorld,
 ) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     for n in range(31):
         push_world.put(TENANT, "invoices", invoice(f"b{n}"))
     push_world.sandbox("DELETE", "/counters")
@@ -398,8 +389,7 @@ def test_bulk_invoices_share_batch_requests_and_one_real_time_invoice_costs_one_
 def test_an_upsert_is_judged_and_stored_in_one_transaction(
     push_world: PushWorld, dynamodb_calls: Counter[str]
 ) -> None:
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     dynamodb_calls.clear()
     answer = push_world.put(TENANT, "invoices", invoice())
     assert answer.status == 202, answer.body
@@ -426,8 +416,7 @@ def test_a_lost_batch_is_settled_with_one_lookup_request_and_one_update_request(
     push_world: PushWorld,
 ) -> None:
     # Given five ready invoices, and QBO doing the batch of creates and then dropping the connection
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     wiring.override(push_qbo_client=one_attempt_client)
     for n in range(5):
         push_world.put(TENANT, "invoices", invoice(f"i{n}"))
@@ -447,8 +436,7 @@ def test_a_lost_batch_is_settled_with_one_lookup_request_and_one_update_request(
 
 
 def test_new_versions_of_posted_invoices_go_in_one_batch_request_without_reads(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     for n in range(4):
         push_world.put(TENANT, "invoices", invoice(f"i{n}"))
     push_world.drain()
@@ -468,8 +456,7 @@ def test_new_versions_of_posted_invoices_go_in_one_batch_request_without_reads(p
 
 def test_a_posting_whose_link_would_break_one_to_one_fails_and_is_not_posted(push_world: PushWorld) -> None:
     # Given an invoice, and the id QBO will give it already linked to another app invoice
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     path = f"/companies/{realm}/entities/Invoice"
     body = {
         "CustomerRef": {"value": "1"},
@@ -500,8 +487,7 @@ def test_a_posting_whose_link_would_break_one_to_one_fails_and_is_not_posted(pus
 
 
 def test_a_document_that_never_gets_through_ends_failed_not_stuck(push_world: PushWorld) -> None:
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     push_world.fault(kind="status", status=429, count=1000, entity="invoice", operation="create")
     push_world.put(TENANT, "invoices", invoice())
     deliveries = push_world.drain()
@@ -516,8 +502,7 @@ def test_a_document_that_never_gets_through_ends_failed_not_stuck(push_world: Pu
 
 
 def test_void_propagates_only_when_the_tenant_enables_it(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.put(TENANT, "invoices", invoice("i1"))
     push_world.put(TENANT, "invoices", invoice("i2"))
     push_world.drain()
@@ -545,8 +530,7 @@ def report(push: PushWorld, tenant: str = TENANT, **query: str) -> Any:
 
 def test_transactions_report_by_transaction_and_posting_dates_with_totals(push_world: PushWorld) -> None:
     # Given, on day 1, two posted invoices, one waiting for a mapping and a posted payment
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     push_world.put(TENANT, "invoices", invoice("i1", when="2026-11-10"))
     push_world.put(TENANT, "invoices", invoice("i2", amount="50.25", when="2026-11-20"))
     push_world.put(TENANT, "invoices", invoice("i3", code="W9", when="2026-11-15"))
@@ -635,8 +619,7 @@ def test_transactions_report_by_transaction_and_posting_dates_with_totals(push_w
 def test_push_runs_are_recorded_as_exchanges_next_to_the_pull_ones(push_world: PushWorld) -> None:
     from shared.history.exchanges import ExchangeLog
 
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     base = f"/tenants/{TENANT}/exchanges"
     assert push_world.api("GET", f"{base}/latest").json() == {"exchange": None}
     history = ExchangeLog(

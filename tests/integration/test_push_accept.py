@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
@@ -22,9 +23,9 @@ from shared.push.posting_log import (
     Reason,
     StaleVersionError,
 )
-from tests.integration.test_posting_log import World, dynamodb, world
+from tests.integration.test_posting_log import World, world
 
-__all__ = ["dynamodb", "world"]
+__all__ = ["world"]
 
 S = PostingState
 DAY = date(2025, 3, 1)
@@ -168,19 +169,25 @@ def test_a_move_from_an_out_of_date_entry_reads_and_decides_again(world: World) 
     assert world.log.summary("firm-a").by_state == heads_by_state(world.log)
 
 
-def test_posted_with_its_attempt_and_a_companion_write_is_one_transaction(world: World) -> None:
-    entry = world.log.transition(
+def in_flight_i1(world: World) -> PostingEntry:
+    """Invoice i1 queued and taken by a worker."""
+    return world.log.transition(
         "firm-a", "invoice", "i1", expected_version=1, to_state=S.IN_FLIGHT, seen=queued(world, "i1")
     )
-    companion = {
-        "Put": {
-            "TableName": world.table.name,
-            "Item": {"pk": "OTHER", "sk": "link-i1", "qbo_id": "77"},
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
+
+
+def post_i1(world: World, entry: PostingEntry, *, return_old: bool = False) -> PostingEntry:
+    """Invoice i1 posted as QBO id 77, in one transaction with its successful attempt and a companion
+    write: a link item for i1 to 77, only where there is none yet (``return_old``: the refusal
+    carries the item that was there)."""
+    companion: dict[str, Any] = {
+        "TableName": world.table.name,
+        "Item": {"pk": "OTHER", "sk": "link-i1", "qbo_id": "77"},
+        "ConditionExpression": "attribute_not_exists(pk)",
     }
-    world.count()
-    posted = world.log.transition(
+    if return_old:
+        companion["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    return world.log.transition(
         "firm-a",
         "invoice",
         "i1",
@@ -189,8 +196,14 @@ def test_posted_with_its_attempt_and_a_companion_write_is_one_transaction(world:
         qbo_id="77",
         seen=entry,
         attempt=attempt_of(entry),
-        along=[companion],
+        along=[{"Put": companion}],
     )
+
+
+def test_posted_with_its_attempt_and_a_companion_write_is_one_transaction(world: World) -> None:
+    entry = in_flight_i1(world)
+    world.count()
+    posted = post_i1(world, entry)
     assert world.count() == Counter({"TransactWriteItems": 1})
     assert (posted.state, posted.qbo_id, posted.attempts) == (S.POSTED, "77", 1)
     [attempt] = world.log.attempts("firm-a", "invoice", "i1")
@@ -199,30 +212,10 @@ def test_posted_with_its_attempt_and_a_companion_write_is_one_transaction(world:
 
 
 def test_a_refused_companion_write_leaves_everything_as_it_was(world: World) -> None:
-    entry = world.log.transition(
-        "firm-a", "invoice", "i1", expected_version=1, to_state=S.IN_FLIGHT, seen=queued(world, "i1")
-    )
+    entry = in_flight_i1(world)
     world.table.put_item(Item={"pk": "OTHER", "sk": "link-i1", "qbo_id": "55"})
-    companion = {
-        "Put": {
-            "TableName": world.table.name,
-            "Item": {"pk": "OTHER", "sk": "link-i1", "qbo_id": "77"},
-            "ConditionExpression": "attribute_not_exists(pk)",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    }
     with pytest.raises(CompanionRefusedError) as refused:
-        world.log.transition(
-            "firm-a",
-            "invoice",
-            "i1",
-            expected_version=1,
-            to_state=S.POSTED,
-            qbo_id="77",
-            seen=entry,
-            attempt=attempt_of(entry),
-            along=[companion],
-        )
+        post_i1(world, entry, return_old=True)
     assert refused.value.failed[0] is not None
     assert refused.value.failed[0]["qbo_id"] == "55"
     assert world.log.get("firm-a", "invoice", "i1") == entry

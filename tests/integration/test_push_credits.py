@@ -78,8 +78,7 @@ def our_payments(push: PushWorld, realm: str, marker: str) -> list[dict[str, Any
 
 
 def test_a_credit_memo_is_applied_to_the_invoices_the_app_names(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
 
     # Given a credit memo applying 20 to i1 and 10 to i2, sent before those invoices
     early = push_world.put(TENANT, "credit-memos", credit_memo(applications=[
@@ -120,8 +119,7 @@ def test_a_credit_memo_is_applied_to_the_invoices_the_app_names(push_world: Push
 def test_a_changed_application_updates_it_in_place_and_a_removed_one_comes_back_out(
     push_world: PushWorld,
 ) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.put(TENANT, "invoices", invoice("i1"))
     push_world.put(TENANT, "invoices", invoice("i2"))
     push_world.drain()
@@ -153,8 +151,7 @@ def test_a_changed_application_updates_it_in_place_and_a_removed_one_comes_back_
 
 
 def test_a_voided_credit_memo_takes_its_application_out_first(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.api("PUT", f"/tenants/{TENANT}/settings", body={"propagate_deletes": True})
     push_world.put(TENANT, "invoices", invoice("i1"))
     push_world.put(
@@ -174,8 +171,7 @@ def test_a_voided_credit_memo_takes_its_application_out_first(push_world: PushWo
 def test_a_credit_quickbooks_applied_by_itself_never_gets_the_apps_payment_refused(
     push_world: PushWorld,
 ) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     # Given an open credit memo (the app names no invoice) and AutoApplyCredit on (QBO's default)
     push_world.put(TENANT, "credit-memos", credit_memo())
     push_world.drain()
@@ -229,8 +225,7 @@ def test_without_auto_apply_an_open_credit_stays_open(push_world: PushWorld) -> 
 
 
 def test_the_app_cannot_apply_more_than_the_credit(push_world: PushWorld) -> None:
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     answer = push_world.put(
         TENANT,
         "credit-memos",
@@ -249,8 +244,7 @@ def test_a_refusal_for_a_credit_not_known_yet_is_answered_by_reading_what_is_ope
 ) -> None:
     # Given an invoice QBO spent an open credit on, which the ledger does not know about (QBO's
     # create answer need not show it, and the change worker has not read it yet)
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     push_world.put(TENANT, "credit-memos", credit_memo())
     push_world.drain()
     push_world.put(TENANT, "invoices", invoice("i1"))

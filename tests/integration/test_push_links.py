@@ -10,9 +10,9 @@ import pytest
 
 from shared.adapters.dynamo import ConditionFailedError, client_errors
 from shared.mapping.links import LinkConflictError
-from tests.integration.test_links import World, dynamodb, raw_items, world
+from tests.integration.test_links import World, raw_items, world
 
-__all__ = ["dynamodb", "world"]
+__all__ = ["world"]
 
 
 def transact(world: World, actions: list[dict[str, Any]]) -> None:

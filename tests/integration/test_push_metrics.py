@@ -44,8 +44,7 @@ def test_a_delivery_reports_qbo_latency_per_call_and_each_throttled_answer(
     push_world: PushWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a ready invoice whose create QBO throttles twice before taking it
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     push_world.fault(kind="status", status=429, count=2, entity="invoice", operation="create")
     assert push_world.put(TENANT, "invoices", invoice()).status == 202
     capsys.readouterr()  # what the connection and the API printed
@@ -71,8 +70,7 @@ def test_a_lost_answer_is_a_call_too_and_a_batch_is_one(
     push_world: PushWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given three ready invoices, and QBO dropping the connection on the first batch request
-    connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    connected(push_world, c1_as="1")
     for n in range(3):
         push_world.put(TENANT, "invoices", invoice(f"i{n}"))
     push_world.fault(kind="drop", count=1, entity="batch")

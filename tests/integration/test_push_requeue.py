@@ -42,8 +42,7 @@ class FlakyQueue:
 
 
 def test_a_retried_upsert_whose_first_enqueue_failed_is_queued_and_posted_once(push_world: PushWorld) -> None:
-    realm = connected(push_world)
-    push_world.links.link(TENANT, "client", "c1", "1")
+    realm = connected(push_world, c1_as="1")
     flaky = FlakyQueue(wiring.push_queue(), failures=1)
     wiring.override(push_queue=flaky)
 

@@ -5,7 +5,6 @@ Agency, PST BC 7 % to the province; codes 2 GST, 3 HST ON, 4 GST/PST BC)."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 
 from infra import tables
@@ -22,21 +20,13 @@ from qbo_sandbox.query import run_query
 from qbo_sandbox.seed import seed_company
 from shared.mapping.catalog import TAX_RATE_QUERY, QboCache, QboTaxRate
 from shared.mapping.links import LinkStore
-from tests.moto_env import REGION, counting_calls, mocked_aws
+from tests.moto_env import FixedClock, fresh_table
 
 TENANT = "firm-ca"
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 GST = QboTaxRate(id="1", name="GST", percent=Decimal(5), agency_id="1")
 HST = QboTaxRate(id="2", name="HST ON", percent=Decimal(13), agency_id="1")
 PST = QboTaxRate(id="3", name="PST BC", percent=Decimal(7), agency_id="2")
-
-
-@dataclass
-class FixedClock:
-    at: datetime = NOW
-
-    def now(self) -> datetime:
-        return self.at
 
 
 @dataclass
@@ -68,24 +58,13 @@ class World:
     calls: Counter[str]
 
 
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[Any]:
-    with mocked_aws():
-        yield boto3.resource("dynamodb", region_name=REGION)
-
-
 @pytest.fixture
-def world(dynamodb: Any) -> Iterator[World]:
-    name = tables.create_table(dynamodb.meta.client, tables.LINKS, name=f"links-{uuid.uuid4().hex}")
-    table = dynamodb.Table(name)
+def world(module_dynamodb: Any) -> Iterator[World]:
     company = Company(realm_id="9341000000000099", country="CA", name="CA", created_at=NOW)
     seed_company(company, NOW)
-    clock = FixedClock()
-    try:
-        with counting_calls(table.meta.client.meta.events) as calls:
-            yield World(QboCache(table, clock), LinkStore(table, clock), CompanyReader(company), clock, calls)
-    finally:
-        table.delete()
+    clock = FixedClock(NOW)
+    with fresh_table(module_dynamodb, tables.LINKS) as (table, calls):
+        yield World(QboCache(table, clock), LinkStore(table, clock), CompanyReader(company), clock, calls)
 
 
 def rates_of(world: World) -> dict[str, tuple[QboTaxRate, ...] | None]:

@@ -12,6 +12,7 @@ from qbo_sandbox import accounting, seed
 from qbo_sandbox.accounting.names import NAME_RULES, adjust_customer_balance
 from qbo_sandbox.company import Company
 from qbo_sandbox.faults import QboFault
+from tests.sandbox_company import must_get, seeded_company
 
 NOW = datetime(2026, 5, 5, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -19,16 +20,7 @@ REALM = "9341450000000001"
 
 
 def make_company(country: str = "US") -> Company:
-    company = Company(realm_id=REALM, country=country, name=f"Sandbox Company_{country}_1", created_at=NOW)
-    seed.seed_company(company, NOW)
-    return company
-
-
-def must_get(co: Company, entity: str, entity_id: str) -> dict[str, Any]:
-    """A stored entity that must exist."""
-    stored = co.get(entity, entity_id)
-    assert stored is not None, (entity, entity_id)
-    return stored
+    return seeded_company(country, realm=REALM, name=f"Sandbox Company_{country}_1", now=NOW)
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ import pytest
 
 from qbo_sandbox import accounting, seed
 from qbo_sandbox.company import Company
+from tests.sandbox_company import must_get, seeded_company
 
 NOW = datetime(2026, 5, 5, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -18,16 +19,7 @@ NAME_LISTS = ("Customer", "Vendor", "Employee", "Item", "Account", "Term", "Paym
 
 
 def make_company(country: str = "US", *, realm: str = REALM) -> Company:
-    company = Company(realm_id=realm, country=country, name=f"Sandbox Company_{country}_7", created_at=NOW)
-    seed.seed_company(company, NOW)
-    return company
-
-
-def must_get(co: Company, entity: str, entity_id: str) -> dict[str, Any]:
-    """A stored entity that must exist."""
-    stored = co.get(entity, entity_id)
-    assert stored is not None, (entity, entity_id)
-    return stored
+    return seeded_company(country, realm=realm, name=f"Sandbox Company_{country}_7", now=NOW)
 
 
 @pytest.fixture(autouse=True)

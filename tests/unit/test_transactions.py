@@ -19,6 +19,7 @@ from qbo_sandbox import accounting
 from qbo_sandbox.accounting import transactions
 from qbo_sandbox.company import Company
 from qbo_sandbox.faults import QboFault
+from tests.sandbox_company import must_get, seeded_company
 
 D = Decimal
 # 03:00 UTC is the previous evening in California: TxnDate defaults to the company's local date.
@@ -34,6 +35,12 @@ Entity = dict[str, Any]
 
 def _add(co: Company, entity: str, entity_id: str, **fields: Any) -> Entity:
     return co.insert(entity, fields, NOW, entity_id=entity_id, journal=False)
+
+
+def _item(co: Company, item_id: str, name: str, kind: str, **fields: Any) -> Entity:
+    """An item named ``name`` at the top level, of type ``kind``, active unless ``fields`` say not."""
+    fields = {"Name": name, "FullyQualifiedName": name, "Type": kind, "Active": True, **fields}
+    return _add(co, "Item", item_id, **fields)
 
 
 def _address(addr_id: str, line1: str) -> Entity:
@@ -91,49 +98,12 @@ def us_company(*, auto_apply: bool = True, custom_numbers: bool = False) -> Comp
         }
         _add(co, "Customer", cust_id, **fields)
     _add(co, "Vendor", "41", DisplayName="Books by Bessie", Active=True)
-    _add(
-        co,
-        "Item",
-        "1",
-        Name="Services",
-        FullyQualifiedName="Services",
-        Type="Service",
-        Active=True,
-        Taxable=False,
-        IncomeAccountRef={"value": "1", "name": "Services"},
-    )
-    _add(
-        co,
-        "Item",
-        "2",
-        Name="Hours",
-        FullyQualifiedName="Hours",
-        Type="Service",
-        Active=True,
-        Taxable=True,
-        IncomeAccountRef={"value": "1", "name": "Services"},
-    )
-    _add(
-        co,
-        "Item",
-        "5",
-        Name="Rock Fountain",
-        FullyQualifiedName="Rock Fountain",
-        Type="Inventory",
-        Active=True,
-        Taxable=True,
-        IncomeAccountRef={"value": "79", "name": "Sales of Product Income"},
-    )
-    _add(
-        co,
-        "Item",
-        "18",
-        Name="Trimming",
-        FullyQualifiedName="Trimming",
-        Type="Service",
-        Active=False,
-        IncomeAccountRef={"value": "1"},
-    )
+    services = {"value": "1", "name": "Services"}
+    _item(co, "1", "Services", "Service", Taxable=False, IncomeAccountRef=services)
+    _item(co, "2", "Hours", "Service", Taxable=True, IncomeAccountRef=services)
+    product_income = {"value": "79", "name": "Sales of Product Income"}
+    _item(co, "5", "Rock Fountain", "Inventory", Taxable=True, IncomeAccountRef=product_income)
+    _item(co, "18", "Trimming", "Service", Active=False, IncomeAccountRef={"value": "1"})
     _add(co, "TaxRate", "3", Name="California", RateValue=8, Active=True)
     _add(co, "TaxRate", "4", Name="State", RateValue=6, Active=True)
     _add(co, "TaxRate", "6", Name="County", RateValue=D("2.25"), Active=True)
@@ -189,16 +159,7 @@ def _company_abroad(realm_id: str, country: str, name: str, customer: str, curre
         Balance=0,
         BalanceWithJobs=0,
     )
-    _add(
-        co,
-        "Item",
-        "1",
-        Name="Consulting",
-        FullyQualifiedName="Consulting",
-        Type="Service",
-        Active=True,
-        IncomeAccountRef={"value": "1"},
-    )
+    _item(co, "1", "Consulting", "Service", IncomeAccountRef={"value": "1"})
     _add(
         co,
         "Preferences",
@@ -280,12 +241,6 @@ def payment(co: Company, total: Any, *lines: Entity, customer: str = "3", **fiel
 
 def read(co: Company, entity: str, entity_id: str) -> Entity:
     return accounting.read(co, entity, entity_id)
-
-
-def stored(co: Company, entity: str, entity_id: str) -> Entity:
-    row = co.get(entity, entity_id)
-    assert row is not None
-    return row
 
 
 def balance(co: Company, customer_id: str) -> tuple[Decimal, Decimal]:
@@ -1410,7 +1365,7 @@ def test_sent_tax_lines_are_the_tax_of_each_rate_exactly(entity):
         "TaxPercent": 5,
         "NetAmountTaxable": -300,
     }
-    assert stored(co, entity, doc["Id"])["TxnTaxDetail"] == doc["TxnTaxDetail"]
+    assert must_get(co, entity, doc["Id"])["TxnTaxDetail"] == doc["TxnTaxDetail"]
 
 
 def test_rates_without_a_sent_tax_line_keep_their_computed_tax():
@@ -1631,8 +1586,8 @@ def test_seed_demo_transactions_is_starting_state_not_a_change():
 def test_seed_demo_transactions_does_not_count_balances_the_seed_already_holds():
     co = seedable_company()
     for customer_id, recorded in [("24", D("362.07")), ("8", D("477.5"))]:
-        stored(co, "Customer", customer_id).update(Balance=recorded, BalanceWithJobs=recorded)
-    stored(co, "Customer", "7")["BalanceWithJobs"] = D("477.5")
+        must_get(co, "Customer", customer_id).update(Balance=recorded, BalanceWithJobs=recorded)
+    must_get(co, "Customer", "7")["BalanceWithJobs"] = D("477.5")
 
     transactions.seed_demo_transactions(co, NOW)
 
@@ -1665,11 +1620,7 @@ def test_every_transaction_entity_is_registered_for_dispatch():
 
 
 def seeded(country: str) -> Company:
-    from qbo_sandbox.seed import seed_company
-
-    company = Company(realm_id=f"93410000000000{country}", country=country, name=country, created_at=NOW)
-    seed_company(company, NOW)
-    return company
+    return seeded_company(country, realm=f"93410000000000{country}", name=country, now=NOW)
 
 
 def test_real_us_seed_runs_the_transaction_hook_with_consistent_balances():
