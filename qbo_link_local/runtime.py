@@ -78,6 +78,7 @@ class _MetricsSink:
 
     def install(self) -> None:
         from shared.kernel import observability
+        from shared.qbo import metrics as qbo_metrics
 
         provider: Any = observability.metrics.provider
         provider.add_metric = self.add_metric
@@ -85,19 +86,19 @@ class _MetricsSink:
         self._provider = provider
         # The QBO client's observer prints one EMF line per QBO call (``single_metric``): counted
         # here instead, per function (wiring looks the observer up when it builds a client).
-        self._observer = getattr(observability, "record_qbo_call", None)
+        self._observer = getattr(qbo_metrics, "record_qbo_call", None)
         if self._observer is not None:
-            observability.record_qbo_call = self.record_qbo_call
+            qbo_metrics.record_qbo_call = self.record_qbo_call
 
     def uninstall(self) -> None:
-        from shared.kernel import observability
+        from shared.qbo import metrics as qbo_metrics
 
         provider, self._provider = self._provider, None
         if provider is not None:
             for name in ("add_metric", "flush_metrics"):
                 provider.__dict__.pop(name, None)
         if self._observer is not None:
-            observability.record_qbo_call = self._observer  # type: ignore[assignment]
+            qbo_metrics.record_qbo_call = self._observer  # type: ignore[assignment]
             self._observer = None
 
     def record_qbo_call(self, call: Any) -> None:

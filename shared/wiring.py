@@ -219,21 +219,21 @@ def governor() -> RateGovernor:
 
 def pull_observer() -> Callable[[ApplyReport], None]:
     """What the change worker reports each delivery and sweep to: the function's metrics."""
-    from shared.kernel.observability import record_pull
+    from shared.pull.metrics import record_pull
 
     return record_pull
 
 
 def recheck_observer() -> Callable[[str, str, RecheckScheduled], None]:
     """What the push service reports each recheck it was asked for to: the function's metrics."""
-    from shared.kernel.observability import record_recheck
+    from shared.push.metrics import record_recheck
 
     return record_recheck
 
 
 def qbo_call_observer() -> Callable[[QboCall], None]:
     """What every QBO client reports each call to: the function's metrics (latency, throttling)."""
-    from shared.kernel.observability import record_qbo_call
+    from shared.qbo.metrics import record_qbo_call
 
     return record_qbo_call
 
