@@ -103,7 +103,7 @@ def test(extra: list[str]) -> int:
         ("ruff check", [BIN / "ruff", "check", "."], None),
         ("ruff format --check", [BIN / "ruff", "format", "--check", "."], None),
         ("mypy", [BIN / "mypy", "."], None),
-        # The import rules of pyproject.toml's [tool.importlinter] (docs/import-rules.md).
+        # The import rules of pyproject.toml's [tool.importlinter] (docs/architecture.md).
         ("lint-imports", [BIN / "lint-imports", "--no-cache", "--no-logo"], None),
         # The pinned CLI over the app, with cdk-nag (an unacknowledged finding fails the synth).
         ("cdk synth", [CDK, "synth", "--quiet", "--no-notices"], cdk_env()),

@@ -1,6 +1,6 @@
 """The code's shape, read from the source only (AST and grimp's import graph; nothing is imported).
 
-- The import contracts in pyproject.toml hold (``lint-imports``; docs/import-rules.md).
+- The import contracts in pyproject.toml hold (``lint-imports``; docs/architecture.md).
 - No import cycle among the runtime packages, counting module- and function-level imports but not
   ``if TYPE_CHECKING:`` ones (those never run).
 - No class over 400 lines and no function over 60 unless a ``# long: <reason>`` comment sits on the
