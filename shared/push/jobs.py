@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from shared.connections.store import Connection
 from shared.connections.vault import VaultError
+from shared.kernel.reasons import Reason
 from shared.push.models import (
     AppClient,
     AppCreditApplication,
@@ -36,7 +37,7 @@ from shared.push.payloads import (
     payment_payload,
 )
 from shared.push.posting_log import PostingEntry, PostingFault, PostingState
-from shared.push.service import AppDocument, StoreLookup
+from shared.push.service import AppDocument, StoreLookup, reason_of
 from shared.qbo.client import QboClient
 from shared.qbo.errors import QboError
 
@@ -272,3 +273,42 @@ def capped(
     if not caps:
         return mappings
     return dataclasses.replace(mappings, open_balances=caps)
+
+
+# --- a payment QBO applied less of than asked -------------------------------------------------
+
+APPLIED_LESS_THAN_ASKED: Final = "applied_less_than_asked"
+
+
+def applied_less(job: Job, answer: Body, lookup: StoreLookup) -> list[Reason]:
+    """Notes for a payment QBO applied less of than the app asked (a credit QBO applied to the
+    invoice by itself took the rest): what each invoice got; the rest is unapplied on the customer."""
+    payment = job.document
+    if not isinstance(payment, AppPayment):
+        return []
+    applied = _applied(answer)
+    notes = []
+    for application in payment.applications:
+        qbo = lookup.invoice_qbo_id(application.invoice_id)
+        got = applied.get(qbo or "", Decimal("0.00"))
+        if got < application.amount:
+            details = {
+                "invoice_id": application.invoice_id,
+                "asked": str(application.amount),
+                "applied": str(got.quantize(Decimal("0.01"))),
+                "unapplied": str((application.amount - got).quantize(Decimal("0.01"))),
+            }
+            notes.append(reason_of(APPLIED_LESS_THAN_ASKED, details))
+    return notes
+
+
+def _applied(answer: Body) -> dict[str, Decimal]:
+    """What a Payment QBO answered applies to each invoice (by QBO id)."""
+    applied: dict[str, Decimal] = {}
+    lines: list[Any] = answer.get("Line") or []
+    for line in lines:
+        for linked in line.get("LinkedTxn") or [] if isinstance(line, dict) else []:
+            if isinstance(linked, dict) and linked.get("TxnType") == "Invoice":
+                key = str(linked.get("TxnId"))
+                applied[key] = applied.get(key, Decimal("0.00")) + Decimal(str(line.get("Amount", 0)))
+    return applied

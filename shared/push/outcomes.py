@@ -17,9 +17,8 @@ from shared.kernel.clock import Clock
 from shared.kernel.events import DOCUMENT_FAILED, DOCUMENT_POSTED, DetailType, EventPublisher, make_event
 from shared.mapping.links import LinkConflictError, LinkStore
 from shared.mapping.versions import VersionLedger, last_updated, touched_documents
-from shared.push.jobs import BatchReport, Body, Job, TenantRun, fault_of, qbo_name
+from shared.push.jobs import BatchReport, Body, Job, TenantRun, applied_less, fault_of, qbo_name
 from shared.push.models import AppClient
-from shared.push.payments import applied_less
 from shared.push.posting_log import (
     Attempt,
     AttemptOutcome,

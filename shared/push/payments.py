@@ -3,23 +3,21 @@ itself, so an invoice can hold less open than the app's payment applies to it: t
 version ledger knows QBO credited are read first (one query per 100) and a new payment applies what
 each holds open; one QBO refuses for that reason (business rule 6000) is sent once more with the
 balances read then.  A payment QBO applied less of than asked is posted with a note per invoice
-saying what it got (``applied_less``); the rest stays unapplied on the customer.
+saying what it got (``shared.push.jobs.applied_less``); the rest stays unapplied on the customer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from shared.connections.vault import VaultError
 from shared.kernel.clock import Clock
-from shared.kernel.reasons import Reason
 from shared.mapping.versions import VersionLedger
 from shared.push.finding import quote
 from shared.push.jobs import (
     BatchReport,
-    Body,
     Job,
     TenantRun,
     capped,
@@ -29,7 +27,6 @@ from shared.push.jobs import (
 )
 from shared.push.models import AppPayment
 from shared.push.posting_log import AttemptOutcome
-from shared.push.service import StoreLookup, reason_of
 from shared.qbo.errors import QboError
 
 if TYPE_CHECKING:
@@ -38,7 +35,6 @@ if TYPE_CHECKING:
 BUSINESS_RULE_CODE: Final = "6000"  # QBO's business-rule refusal (a payment applying more than is open)
 BALANCE_QUERY_IDS: Final = 100  # invoice ids per balance query
 # A posting note: QBO held less open on an invoice than the app's payment applied to it.
-APPLIED_LESS_THAN_ASKED: Final = "applied_less_than_asked"
 
 
 class PaymentBalances:
@@ -109,37 +105,3 @@ class PaymentBalances:
             return True
         self.outcomes.posted(ctx, job, answer, started, report)
         return True
-
-
-def applied_less(job: Job, answer: Body, lookup: StoreLookup) -> list[Reason]:
-    """Notes for a payment QBO applied less of than the app asked (a credit QBO applied to the
-    invoice by itself took the rest): what each invoice got; the rest is unapplied on the customer."""
-    payment = job.document
-    if not isinstance(payment, AppPayment):
-        return []
-    applied = _applied(answer)
-    notes = []
-    for application in payment.applications:
-        qbo = lookup.invoice_qbo_id(application.invoice_id)
-        got = applied.get(qbo or "", Decimal("0.00"))
-        if got < application.amount:
-            details = {
-                "invoice_id": application.invoice_id,
-                "asked": str(application.amount),
-                "applied": str(got.quantize(Decimal("0.01"))),
-                "unapplied": str((application.amount - got).quantize(Decimal("0.01"))),
-            }
-            notes.append(reason_of(APPLIED_LESS_THAN_ASKED, details))
-    return notes
-
-
-def _applied(answer: Body) -> dict[str, Decimal]:
-    """What a Payment QBO answered applies to each invoice (by QBO id)."""
-    applied: dict[str, Decimal] = {}
-    lines: list[Any] = answer.get("Line") or []
-    for line in lines:
-        for linked in line.get("LinkedTxn") or [] if isinstance(line, dict) else []:
-            if isinstance(linked, dict) and linked.get("TxnType") == "Invoice":
-                key = str(linked.get("TxnId"))
-                applied[key] = applied.get(key, Decimal("0.00")) + Decimal(str(line.get("Amount", 0)))
-    return applied
