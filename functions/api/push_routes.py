@@ -187,10 +187,10 @@ def _upsert_route(kind: str) -> Callable[[str, str], Response[dict[str, Any]]]:
     return route
 
 
-for _path, _kind, _summary in _UPSERT_ROUTES:
-    router.put(f"/tenants/<tenant_id>/{_path}/<app_id>", summary=_summary, responses=_UPSERT_RESPONSES)(
-        _upsert_route(_kind)
-    )
+for _upsert_path, _upsert_kind, _upsert_summary in _UPSERT_ROUTES:
+    router.put(
+        f"/tenants/<tenant_id>/{_upsert_path}/<app_id>", summary=_upsert_summary, responses=_UPSERT_RESPONSES
+    )(_upsert_route(_upsert_kind))
 
 
 # --- the posting log ---------------------------------------------------------------------------
