@@ -142,15 +142,11 @@ class Outcomes:
         entry, qbo_id = posting.entry, posting.qbo_id
         touches = list(self.touches(ctx, job, answer).values())
         try:
-            job.entry = self.posting_log.transition(
-                entry.tenant_id,
-                entry.kind,
-                entry.app_id,
-                expected_version=entry.version,
-                to_state=PostingState.POSTED,
+            job.entry = self.posting_log.advance(
+                entry,
+                PostingState.POSTED,
                 qbo_id=qbo_id,
                 sync_token=posting.sync_token,
-                seen=entry,
                 attempt=posting.attempt,
                 along=[*posting.along, *touches],
                 notes=posting.notes,
@@ -344,12 +340,4 @@ class Outcomes:
 
     def move(self, entry: PostingEntry, state: PostingState, **changes: Any) -> PostingEntry:
         """Move ``entry`` (as the worker last had it: no read unless it changed meanwhile)."""
-        return self.posting_log.transition(
-            entry.tenant_id,
-            entry.kind,
-            entry.app_id,
-            expected_version=entry.version,
-            to_state=state,
-            seen=entry,
-            **changes,
-        )
+        return self.posting_log.advance(entry, state, **changes)
