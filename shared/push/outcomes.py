@@ -338,6 +338,21 @@ class Outcomes:
                 changes["last_error"] = recorded.fault
             job.entry = entry.model_copy(update=changes)
 
+    def succeeded(self, ctx: TenantRun, job: Job, started: Any) -> None:
+        """QBO did what the job asked: the attempt recorded and the job done."""
+        self.attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
+        job.done = True
+
+    def moved(self, job: Job, report: BatchReport, state: PostingState, **changes: Any) -> bool:
+        """``job``'s entry moved to ``state``; False (counted ``superseded``) when a newer version
+        came meanwhile."""
+        try:
+            self.move(job.entry, state, **changes)
+        except (StaleVersionError, InvalidTransitionError):
+            report.count("superseded")
+            return False
+        return True
+
     def move(self, entry: PostingEntry, state: PostingState, **changes: Any) -> PostingEntry:
         """Move ``entry`` (as the worker last had it: no read unless it changed meanwhile)."""
         return self.posting_log.advance(entry, state, **changes)
