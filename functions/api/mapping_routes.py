@@ -17,6 +17,8 @@ from shared.kernel.constants import MAPPING_PAGE_MAX as MAX_PAGE_SIZE
 from shared.kernel.observability import metrics
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
     from shared.mapping.links import Link
     from shared.mapping.service import LinkView, MappingService
 
@@ -97,12 +99,17 @@ def _link_json(link: Link) -> dict[str, Any]:
     return link.model_dump(mode="json")
 
 
-def _view_json(view: LinkView) -> dict[str, Any]:
+def _view_read(view: LinkView) -> dict[str, Any]:
+    """A link read by either side: counted, and answered with both entities."""
+    _count("MappingReads")
     return {
         "link": _link_json(view.link),
         "app": view.app.model_dump(mode="json") if view.app else None,
         "qbo": view.qbo.model_dump(mode="json") if view.qbo else None,
     }
+
+
+_NOT_LINKED: dict[int, OpenAPIResponse] = {404: error_response("Not linked")}
 
 
 # --- routes --------------------------------------------------------------------------------------
@@ -170,23 +177,19 @@ def list_mappings(
 @router.get(
     "/tenants/<tenant_id>/mappings/<kind>/app/<app_id>",
     summary="What an app entity is linked to",
-    responses={404: error_response("Not linked")},
+    responses=_NOT_LINKED,
 )
 def linked_to_app(tenant_id: TenantId, kind: Kind, app_id: AppId) -> dict[str, Any]:
-    view = _service().linked_to_app(tenant_id, kind, app_id)
-    _count("MappingReads")
-    return _view_json(view)
+    return _view_read(_service().linked_to_app(tenant_id, kind, app_id))
 
 
 @router.get(
     "/tenants/<tenant_id>/mappings/<kind>/qbo/<qbo_id>",
     summary="What a QBO entity is linked to",
-    responses={404: error_response("Not linked")},
+    responses=_NOT_LINKED,
 )
 def linked_to_qbo(tenant_id: TenantId, kind: Kind, qbo_id: QboId) -> dict[str, Any]:
-    view = _service().linked_to_qbo(tenant_id, kind, qbo_id)
-    _count("MappingReads")
-    return _view_json(view)
+    return _view_read(_service().linked_to_qbo(tenant_id, kind, qbo_id))
 
 
 @router.put(

@@ -13,6 +13,7 @@ tenant, or gets 403 and nothing is read or changed (checked for every route in `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
@@ -168,28 +169,28 @@ _UPSERT_RESPONSES: dict[int, OpenAPIResponse] = {
 }
 
 
-@router.put("/tenants/<tenant_id>/clients/<app_id>", summary="Upsert a client", responses=_UPSERT_RESPONSES)
-def put_client(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict[str, Any]]:
-    return _upsert(tenant_id, "client", app_id)
-
-
-@router.put(
-    "/tenants/<tenant_id>/invoices/<app_id>", summary="Upsert an invoice", responses=_UPSERT_RESPONSES
+_UPSERT_ROUTES = (
+    ("clients", "client", "Upsert a client"),
+    ("invoices", "invoice", "Upsert an invoice"),
+    ("payments", "payment", "Upsert a payment"),
+    ("credit-memos", "credit_memo", "Upsert a credit memo"),
 )
-def put_invoice(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict[str, Any]]:
-    return _upsert(tenant_id, "invoice", app_id)
 
 
-@router.put("/tenants/<tenant_id>/payments/<app_id>", summary="Upsert a payment", responses=_UPSERT_RESPONSES)
-def put_payment(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict[str, Any]]:
-    return _upsert(tenant_id, "payment", app_id)
+def _upsert_route(kind: str) -> Callable[[str, str], Response[dict[str, Any]]]:
+    """The ``PUT`` route of one document kind (named ``put_<kind>``, as its OpenAPI operation is)."""
+
+    def route(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict[str, Any]]:
+        return _upsert(tenant_id, kind, app_id)
+
+    route.__name__ = route.__qualname__ = f"put_{kind}"
+    return route
 
 
-@router.put(
-    "/tenants/<tenant_id>/credit-memos/<app_id>", summary="Upsert a credit memo", responses=_UPSERT_RESPONSES
-)
-def put_credit_memo(tenant_id: TenantId, app_id: AppDocumentId) -> Response[dict[str, Any]]:
-    return _upsert(tenant_id, "credit_memo", app_id)
+for _upsert_path, _upsert_kind, _upsert_summary in _UPSERT_ROUTES:
+    router.put(
+        f"/tenants/<tenant_id>/{_upsert_path}/<app_id>", summary=_upsert_summary, responses=_UPSERT_RESPONSES
+    )(_upsert_route(_upsert_kind))
 
 
 # --- the posting log ---------------------------------------------------------------------------

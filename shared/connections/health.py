@@ -65,30 +65,24 @@ DEFAULT_REASON: Mapping[HealthEvent, HealthReason] = MappingProxyType(
 _E = HealthEvent
 _H = Health
 
+# A live grant (healthy, or failing to refresh for now) takes every event the same way.
+_LIVE: Mapping[HealthEvent, Health] = MappingProxyType(
+    {
+        _E.REFRESHED: _H.HEALTHY,
+        _E.REFRESH_FAILED_RETRYABLE: _H.REFRESH_FAILING,
+        _E.GRANT_DEAD: _H.NEEDS_RECONNECT,
+        _E.REVOKED_BY_USER: _H.REVOKED,
+        _E.DISCONNECTED: _H.DISCONNECTED,
+        _E.RECONNECTED: _H.HEALTHY,
+    }
+)
+
 # Every (state, event) pair not listed is refused: e.g. a dead grant cannot "refresh" back to
 # healthy, and a connection nobody refreshes cannot start failing.
 TRANSITIONS: Mapping[Health, Mapping[HealthEvent, Health]] = MappingProxyType(
     {
-        _H.HEALTHY: MappingProxyType(
-            {
-                _E.REFRESHED: _H.HEALTHY,
-                _E.REFRESH_FAILED_RETRYABLE: _H.REFRESH_FAILING,
-                _E.GRANT_DEAD: _H.NEEDS_RECONNECT,
-                _E.REVOKED_BY_USER: _H.REVOKED,
-                _E.DISCONNECTED: _H.DISCONNECTED,
-                _E.RECONNECTED: _H.HEALTHY,
-            }
-        ),
-        _H.REFRESH_FAILING: MappingProxyType(
-            {
-                _E.REFRESHED: _H.HEALTHY,
-                _E.REFRESH_FAILED_RETRYABLE: _H.REFRESH_FAILING,
-                _E.GRANT_DEAD: _H.NEEDS_RECONNECT,
-                _E.REVOKED_BY_USER: _H.REVOKED,
-                _E.DISCONNECTED: _H.DISCONNECTED,
-                _E.RECONNECTED: _H.HEALTHY,
-            }
-        ),
+        _H.HEALTHY: _LIVE,
+        _H.REFRESH_FAILING: _LIVE,
         _H.NEEDS_RECONNECT: MappingProxyType(
             {
                 _E.GRANT_DEAD: _H.NEEDS_RECONNECT,

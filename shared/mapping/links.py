@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict
 
@@ -176,6 +176,15 @@ def _instant(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value)) if value else None
 
 
+class LinkDetails(TypedDict, total=False):
+    """What ``LinkStore.link`` records beside the pair (``link_actions`` holds the defaults)."""
+
+    qbo_name: str | None
+    sync_token: str | None
+    content_hash: str | None
+    source: LinkSource
+
+
 class LinkStore:
     """Data access for the links table (a boto3 ``Table`` resource of ``tables.LINKS``)."""
 
@@ -205,16 +214,7 @@ class LinkStore:
     # --- writes ------------------------------------------------------------------------------
 
     def link(
-        self,
-        tenant_id: str,
-        kind: str,
-        app_id: str,
-        qbo_id: str,
-        *,
-        qbo_name: str | None = None,
-        sync_token: str | None = None,
-        content_hash: str | None = None,
-        source: LinkSource = "manual",
+        self, tenant_id: str, kind: str, app_id: str, qbo_id: str, **details: Unpack[LinkDetails]
     ) -> None:
         """Link ``app_id`` to ``qbo_id`` (one TransactWriteItems of two items).
 
@@ -222,16 +222,7 @@ class LinkStore:
         the name, SyncToken and content hash given.  A second partner on either side raises
         ``LinkConflictError`` naming the side(s) and the partner(s) already linked.
         """
-        actions = self.link_actions(
-            tenant_id,
-            kind,
-            app_id,
-            qbo_id,
-            qbo_name=qbo_name,
-            sync_token=sync_token,
-            content_hash=content_hash,
-            source=source,
-        )
+        actions = self.link_actions(tenant_id, kind, app_id, qbo_id, **details)
         try:
             self._transact(actions, "link")
         except ConditionFailedError as failed:

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 from shared.adapters.dynamo import ConditionFailedError, failed_conditions
 from shared.kernel import constants
@@ -318,6 +318,13 @@ def _float(value: Decimal | None) -> float | None:
 # --- the store ------------------------------------------------------------------------------------
 
 
+class WriteOwner(TypedDict, total=False):
+    """The app document one of our writes is for (recorded when given)."""
+
+    kind: str | None
+    app_id: str | None
+
+
 class VersionLedger:
     """Data access for the ledger (a boto3 ``Table`` resource of ``tables.LINKS``)."""
 
@@ -335,13 +342,7 @@ class VersionLedger:
     # --- the push side: our own writes ---
 
     def written_action(
-        self,
-        tenant_id: str,
-        entity: str,
-        answer: Mapping[str, Any],
-        *,
-        kind: str | None = None,
-        app_id: str | None = None,
+        self, tenant_id: str, entity: str, answer: Mapping[str, Any], **owner: Unpack[WriteOwner]
     ) -> dict[str, Any]:
         """A TransactWriteItems Update recording QBO's answer to one of our writes, for the posting
         transaction.  No condition: it must never be what refuses a posting (the tenant's writes are
@@ -376,8 +377,8 @@ class VersionLedger:
         credited = True if entity == "Invoice" and auto_credited(answer) else None
         for attribute, value in (
             ("fingerprint", mark),
-            ("kind", kind),
-            ("app_id", app_id),
+            ("kind", owner.get("kind")),
+            ("app_id", owner.get("app_id")),
             ("credited", credited),
         ):
             if value is not None:
@@ -411,34 +412,22 @@ class VersionLedger:
         }
 
     def write_actions(
-        self,
-        tenant_id: str,
-        entity: str,
-        answer: Mapping[str, Any],
-        *,
-        kind: str | None = None,
-        app_id: str | None = None,
+        self, tenant_id: str, entity: str, answer: Mapping[str, Any], **owner: Unpack[WriteOwner]
     ) -> list[dict[str, Any]]:
         """Everything one write of ours records: the entity, and for a payment the documents whose
         balance it moved."""
-        actions = [self.written_action(tenant_id, entity, answer, kind=kind, app_id=app_id)]
+        actions = [self.written_action(tenant_id, entity, answer, **owner)]
         if entity == "Payment":
             at = last_updated(answer)
             actions += [self.touched_action(tenant_id, key, at) for key in touched_documents(answer)]
         return actions
 
     def record_written(
-        self,
-        tenant_id: str,
-        entity: str,
-        answer: Mapping[str, Any],
-        *,
-        kind: str | None = None,
-        app_id: str | None = None,
+        self, tenant_id: str, entity: str, answer: Mapping[str, Any], **owner: Unpack[WriteOwner]
     ) -> None:
         """``write_actions`` outside a posting transaction (one write each)."""
         client = self._table.meta.client
-        for action in self.write_actions(tenant_id, entity, answer, kind=kind, app_id=app_id):
+        for action in self.write_actions(tenant_id, entity, answer, **owner):
             client.update_item(**action["Update"])
 
     # --- the pull side ---

@@ -33,7 +33,6 @@ from shared.push.payloads import (
     journal_entry_for_day,
 )
 from shared.push.posting_log import (
-    AttemptOutcome,
     InvalidTransitionError,
     PostingEntry,
     PostingFault,
@@ -306,14 +305,9 @@ class JournalPoster:
     def _posted(
         self, ctx: TenantRun, job: Job, qbo_id: str, token: str, *, started: Any, report: BatchReport
     ) -> None:
-        self.outcomes.attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
-        job.done = True
-        entry = job.entry
-        try:
-            self.outcomes.move(entry, PostingState.POSTED, qbo_id=qbo_id, sync_token=token)
-        except (StaleVersionError, InvalidTransitionError):
-            report.count("superseded")
+        self.outcomes.succeeded(ctx, job, started)
+        if not self.outcomes.moved(job, report, PostingState.POSTED, qbo_id=qbo_id, sync_token=token):
             return
         ctx.posted += 1
         report.count("posted")
-        self.outcomes.publish(DOCUMENT_POSTED, entry, {"qboId": qbo_id})
+        self.outcomes.publish(DOCUMENT_POSTED, job.entry, {"qboId": qbo_id})

@@ -141,15 +141,11 @@ class Outcomes:
         entry, qbo_id = posting.entry, posting.qbo_id
         touches = list(self.touches(ctx, job, answer).values())
         try:
-            job.entry = self.posting_log.transition(
-                entry.tenant_id,
-                entry.kind,
-                entry.app_id,
-                expected_version=entry.version,
-                to_state=PostingState.POSTED,
+            job.entry = self.posting_log.advance(
+                entry,
+                PostingState.POSTED,
                 qbo_id=qbo_id,
                 sync_token=posting.sync_token,
-                seen=entry,
                 attempt=posting.attempt,
                 along=[*posting.along, *touches],
                 notes=posting.notes,
@@ -341,14 +337,21 @@ class Outcomes:
                 changes["last_error"] = recorded.fault
             job.entry = entry.model_copy(update=changes)
 
+    def succeeded(self, ctx: TenantRun, job: Job, started: Any) -> None:
+        """QBO did what the job asked: the attempt recorded and the job done."""
+        self.attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
+        job.done = True
+
+    def moved(self, job: Job, report: BatchReport, state: PostingState, **changes: Any) -> bool:
+        """``job``'s entry moved to ``state``; False (counted ``superseded``) when a newer version
+        came meanwhile."""
+        try:
+            self.move(job.entry, state, **changes)
+        except (StaleVersionError, InvalidTransitionError):
+            report.count("superseded")
+            return False
+        return True
+
     def move(self, entry: PostingEntry, state: PostingState, **changes: Any) -> PostingEntry:
         """Move ``entry`` (as the worker last had it: no read unless it changed meanwhile)."""
-        return self.posting_log.transition(
-            entry.tenant_id,
-            entry.kind,
-            entry.app_id,
-            expected_version=entry.version,
-            to_state=state,
-            seen=entry,
-            **changes,
-        )
+        return self.posting_log.advance(entry, state, **changes)

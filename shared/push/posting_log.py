@@ -722,6 +722,19 @@ class PostingLog(_PostingQueries, _PostingBatches):
             along=along,
         )
 
+    def advance(self, entry: PostingEntry, to_state: PostingState | str, **changes: Any) -> PostingEntry:
+        """``transition`` of ``entry`` as the caller last had it: its version, and no read unless it
+        changed meanwhile."""
+        return self.transition(
+            entry.tenant_id,
+            entry.kind,
+            entry.app_id,
+            expected_version=entry.version,
+            to_state=to_state,
+            seen=entry,
+            **changes,
+        )
+
     def _move(
         self,
         key: Mapping[str, str],

@@ -124,14 +124,19 @@ class MappingLookup(Protocol):
 
 
 @dataclass(frozen=True)
-class Reason:
-    """One stable reason code and what it is about."""
+class _Coded:
+    """A stable code and what it is about (the details frozen)."""
 
     code: str
     details: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
+
+
+@dataclass(frozen=True)
+class Reason(_Coded):
+    """One stable reason code and what it is about."""
 
     def as_dict(self) -> dict[str, Any]:
         """``{"code", "details"}``, as the API and the posting log show it."""
@@ -139,14 +144,8 @@ class Reason:
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(_Coded):
     """Work the worker does before posting the document itself."""
-
-    code: str
-    details: Mapping[str, str] = field(default_factory=dict, hash=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
 
 
 @dataclass(frozen=True)

@@ -190,15 +190,7 @@ class Rechecker:
         report.queued = self._move_ready(ready)
         for entry, state, reasons in rewrites:
             try:
-                self.posting_log.transition(
-                    tenant_id,
-                    entry.kind,
-                    entry.app_id,
-                    expected_version=entry.version,
-                    to_state=state,
-                    reasons=reasons,
-                    seen=entry,
-                )
+                self.posting_log.advance(entry, state, reasons=reasons)
             except (StaleVersionError, InvalidTransitionError, DocumentNotFoundError):
                 continue  # a newer version came meanwhile: it was judged when it was accepted
             report.rewritten += 1
@@ -217,14 +209,7 @@ class Rechecker:
                 pass
             for entry in chunk:
                 try:
-                    self.posting_log.transition(
-                        entry.tenant_id,
-                        entry.kind,
-                        entry.app_id,
-                        expected_version=entry.version,
-                        to_state=PostingState.QUEUED,
-                        seen=entry,
-                    )
+                    self.posting_log.advance(entry, PostingState.QUEUED)
                 except (StaleVersionError, InvalidTransitionError, DocumentNotFoundError):
                     continue
                 moved += 1

@@ -19,7 +19,6 @@ from shared.push.models import AppCreditApplication
 from shared.push.outcomes import Outcomes
 from shared.push.posting_log import (
     TRANSITIONS,
-    AttemptOutcome,
     InvalidTransitionError,
     PostingLog,
     PostingState,
@@ -70,29 +69,25 @@ class Voids:
         self, ctx: TenantRun, job: Job, answer: Body, token: str, *, started: Any, report: BatchReport
     ) -> None:
         """QBO voided the document: the attempt, then ``voided`` with the ledger's record, and the event."""
-        self.outcomes.attempt(ctx, job, AttemptOutcome.SUCCEEDED, started)
-        job.done = True
-        entry = job.entry
+        self.outcomes.succeeded(ctx, job, started)
         ledger = (
             self.versions.write_actions(
-                ctx.tenant_id, job.entity, answer, kind=job.link_kind, app_id=entry.app_id
+                ctx.tenant_id, job.entity, answer, kind=job.link_kind, app_id=job.entry.app_id
             )
             if self.versions is not None
             else []
         )
-        try:
-            self.outcomes.move(
-                entry,
-                PostingState.VOIDED,
-                qbo_id=job.existing_id,
-                sync_token=str(answer.get("SyncToken", token)),
-                along=ledger,
-            )
-        except (StaleVersionError, InvalidTransitionError):
-            report.count("superseded")
+        if not self.outcomes.moved(
+            job,
+            report,
+            PostingState.VOIDED,
+            qbo_id=job.existing_id,
+            sync_token=str(answer.get("SyncToken", token)),
+            along=ledger,
+        ):
             return
         report.count("voided")
-        self.outcomes.publish(DOCUMENT_VOIDED, entry, {"qboId": job.existing_id})
+        self.outcomes.publish(DOCUMENT_VOIDED, job.entry, {"qboId": job.existing_id})
 
     def _withdraw_application(self, ctx: TenantRun, memo_id: str) -> None:
         """Before a credit memo is voided, the Payment that applies it must leave QBO (QBO refuses to
