@@ -36,31 +36,14 @@ from shared.connections.errors import (
     TokenRefreshError,
     VaultError,
 )
-from shared.connections.health import (
-    Health,
-    HealthChange,
-    HealthEvent,
-    HealthReason,
-    allowed,
-    transition,
-)
+from shared.connections.health import Health, HealthChange, HealthEvent, HealthReason, allowed, transition
 from shared.connections.keep_alive import HARD_EXPIRY_WARNING_DAYS, KeepAlive, KeepAliveReport
 from shared.connections.sealing import TokenSealer, encryption_context
 from shared.connections.store import Connection, ConnectionStore, HealthWrite
 from shared.kernel.clock import Clock
-from shared.kernel.events import (
-    EventPublisher,
-    EventPublishError,
-    OutboundEvent,
-)
+from shared.kernel.events import EventPublisher, EventPublishError, OutboundEvent
 from shared.kernel.observability import logger
-from shared.qbo.oauth import (
-    IntuitOAuth,
-    OAuthClientError,
-    OAuthFailureError,
-    OAuthGrantError,
-    TokenSet,
-)
+from shared.qbo.oauth import IntuitOAuth, OAuthClientError, OAuthFailureError, OAuthGrantError, TokenSet
 
 SUCCESS_WRITE_INTERVAL_SECONDS: Final = 60
 MAX_ROUNDS: Final = 100  # read-decide-act rounds of one token request; waits are bounded separately
