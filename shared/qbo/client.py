@@ -240,6 +240,48 @@ class QboClient:
         """The ``intuit_tid`` of the last answer QBO gave this client (any thread's)."""
         return self._transport.last_intuit_tid
 
+    # The transport's settings, read and set through the client (a test sets ``max_attempts = 1``).
+
+    @property
+    def minor_version(self) -> int:
+        return self._transport.minor_version
+
+    @minor_version.setter
+    def minor_version(self, value: int) -> None:
+        self._transport.minor_version = value
+
+    @property
+    def max_attempts(self) -> int:
+        return self._transport.max_attempts
+
+    @max_attempts.setter
+    def max_attempts(self, value: int) -> None:
+        self._transport.max_attempts = value
+
+    @property
+    def backoff_base(self) -> float:
+        return self._transport.backoff_base
+
+    @backoff_base.setter
+    def backoff_base(self, value: float) -> None:
+        self._transport.backoff_base = value
+
+    @property
+    def throttle_wait(self) -> float:
+        return self._transport.throttle_wait
+
+    @throttle_wait.setter
+    def throttle_wait(self, value: float) -> None:
+        self._transport.throttle_wait = value
+
+    @property
+    def max_backoff(self) -> float:
+        return self._transport.max_backoff
+
+    @max_backoff.setter
+    def max_backoff(self, value: float) -> None:
+        self._transport.max_backoff = value
+
     def close(self) -> None:
         self._transport.close()
 
