@@ -121,7 +121,7 @@ class Data(Construct):
 
     def grant_tokens(self, grantee: iam.IGrantable) -> None:
         """Encrypt and decrypt token ciphertexts: the functions that call QBO, and no other."""
-        from shared.connections.vault import TOKEN_PURPOSE
+        from shared.connections.sealing import TOKEN_PURPOSE
 
         iam.Grant.add_to_principal(
             grantee=grantee,

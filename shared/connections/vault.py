@@ -13,6 +13,9 @@ another worker may have rotated it.  A daily keep-alive refreshes every live con
 
 Plaintext tokens exist only in memory: ``access_token()`` returns one, nothing else does, and
 nothing is logged but ids, versions, error codes and ``intuit_tid``.
+
+The KMS sealing and the in-memory access token are ``shared.connections.sealing``'s; the daily
+sweep is ``shared.connections.keep_alive``'s, refreshing through this vault.
 """
 
 from __future__ import annotations
@@ -22,11 +25,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
-from shared.adapters.dynamo import AwsServiceError, aws_errors
+from shared.adapters.dynamo import AwsServiceError
 from shared.connections.errors import (
     ConnectionDeadError,
     NeverConnectedError,
@@ -34,36 +36,15 @@ from shared.connections.errors import (
     TokenRefreshError,
     VaultError,
 )
-from shared.connections.health import (
-    REFRESHABLE,
-    Health,
-    HealthChange,
-    HealthEvent,
-    HealthReason,
-    allowed,
-    transition,
-)
-from shared.connections.store import Connection, ConnectionStore, HealthWrite, StoredTokens
+from shared.connections.health import Health, HealthChange, HealthEvent, HealthReason, allowed, transition
+from shared.connections.keep_alive import HARD_EXPIRY_WARNING_DAYS, KeepAlive, KeepAliveReport
+from shared.connections.sealing import TokenSealer, encryption_context
+from shared.connections.store import Connection, ConnectionStore, HealthWrite
 from shared.kernel.clock import Clock
-from shared.kernel.events import (
-    CONNECTION_HARD_EXPIRY_APPROACHING,
-    EventPublisher,
-    EventPublishError,
-    OutboundEvent,
-    make_event,
-)
+from shared.kernel.events import EventPublisher, EventPublishError, OutboundEvent
 from shared.kernel.observability import logger
-from shared.qbo.oauth import (
-    IntuitOAuth,
-    OAuthClientError,
-    OAuthFailureError,
-    OAuthGrantError,
-    TokenSet,
-)
+from shared.qbo.oauth import IntuitOAuth, OAuthClientError, OAuthFailureError, OAuthGrantError, TokenSet
 
-TOKEN_PURPOSE: Final = "qbo-oauth-token"  # noqa: S105 - the encryption-context purpose, not a secret
-HARD_EXPIRY_WARNING_DAYS: Final = (30, 7)  # Intuit's sample: in-product at T-30, e-mail at T-7
-KEEP_ALIVE_AFTER: Final = timedelta(hours=20)  # refresh anything older: every connection daily
 SUCCESS_WRITE_INTERVAL_SECONDS: Final = 60
 MAX_ROUNDS: Final = 100  # read-decide-act rounds of one token request; waits are bounded separately
 SUCCESS_RETRY_SECONDS: Final = 10  # after another Lambda won the minute's write
@@ -85,17 +66,6 @@ class TokenProvider(Protocol):
     def access_token(self) -> str: ...
 
     def token_rejected(self, token: str) -> None: ...
-
-
-@dataclass
-class KeepAliveReport:
-    checked: int = 0  # live connections looked at
-    refreshed: int = 0  # refreshed now (by this sweep, or by a worker it waited for)
-    fresh: int = 0  # refreshed less than KEEP_ALIVE_AFTER ago: left alone
-    failed: int = 0  # retryable failure: health refresh_failing
-    dead: int = 0  # invalid_grant: health needs_reconnect
-    skipped: int = 0  # no tokens stored
-    warnings: int = 0  # hard-expiry warnings published
 
 
 class _TenantTokens:
@@ -126,8 +96,7 @@ class TokenVault:
         owner_id: str | None = None,
     ) -> None:
         self._store = store
-        self._kms = kms_client
-        self._key_id = kms_key_id
+        self._sealer = TokenSealer(kms_client, kms_key_id)
         self._oauth = oauth
         self._events = events
         self._clock = clock
@@ -139,16 +108,15 @@ class TokenVault:
         self.owner_id = owner_id or uuid.uuid4().hex
         self._random = random.SystemRandom()
         self._lock = threading.Lock()
-        # tenant -> (token_version, access token): saves a KMS call while the version is unchanged.
-        self._plain: dict[str, tuple[int, str]] = {}
         # tenant -> earliest time this process writes last_success_at again.
         self._next_success_write: dict[str, datetime] = {}
+        self._keep_alive = KeepAlive(store, oauth, clock, refresh=self._refresh_stale, publish=self._publish)
 
     # --- connect -----------------------------------------------------------------------------
 
     def save_new_tokens(self, tenant_id: str, realm_id: str, tokens: TokenSet) -> None:
         """Store a consent's tokens (connect or reconnect) and make the connection healthy."""
-        sealed = self._seal(tenant_id, realm_id, tokens)
+        sealed = self._sealer.seal(tenant_id, realm_id, tokens)
         for _ in range(5):
             previous = self._store.get(tenant_id)
             before = previous.health if previous is not None else None
@@ -167,7 +135,7 @@ class TokenVault:
             )
             if version is None:
                 continue  # a refresh committed meanwhile: read again and write over it
-            self._remember(tenant_id, version, tokens.access_token.get_secret_value())
+            self._sealer.remember(tenant_id, version, tokens.access_token.get_secret_value())
             logger.info("qbo tokens saved", tenant_id=tenant_id, realm_id=realm_id, token_version=version)
             if before is not None and write.changed:
                 self._publish(
@@ -188,9 +156,9 @@ class TokenVault:
     def token_rejected(self, tenant_id: str, token: str) -> None:
         """QBO answered 401 to ``token``: refresh, unless another worker already replaced it."""
         connection = self._usable(self._store.require(tenant_id))
-        if self._access_plain(connection) != token:
+        if self._sealer.access_plain(connection) != token:
             return
-        self._forget(tenant_id)
+        self._sealer.forget(tenant_id)
         self._obtain(tenant_id, stale_version=connection.token_version)
 
     def _obtain(self, tenant_id: str, *, stale_version: int | None) -> str:
@@ -203,7 +171,7 @@ class TokenVault:
             now = self._clock.now()
             stale = stale_version is not None and connection.token_version <= stale_version
             if not stale and self._fresh(connection, now):
-                return self._access_plain(connection)
+                return self._sealer.access_plain(connection)
             lease_free = connection.lease_until is None or connection.lease_until <= now
             if lease_free and self._store.acquire_lease(
                 tenant_id,
@@ -238,7 +206,7 @@ class TokenVault:
         tenant_id, version = connection.tenant_id, connection.token_version
         try:
             assert connection.refresh_token_ct is not None  # _usable checked
-            refresh_token = self._decrypt(connection, connection.refresh_token_ct)
+            refresh_token = self._sealer.decrypt(connection, connection.refresh_token_ct)
             tokens = self._oauth.refresh(refresh_token)
         except OAuthGrantError as error:
             return self._grant_refused(connection, error)
@@ -255,7 +223,7 @@ class TokenVault:
         # stays valid for 24 h after its replacement, so the next refresh still works (Intuit's
         # Node client's README, "Refresh access_token": https://github.com/intuit/oauth-jsclient).
         try:
-            sealed = self._seal(tenant_id, connection.realm_id, tokens)
+            sealed = self._sealer.seal(tenant_id, connection.realm_id, tokens)
             committed = self._store.commit_refresh(
                 tenant_id, self.owner_id, sealed, expected_version=version, health=write
             )
@@ -272,7 +240,7 @@ class TokenVault:
             intuit_tid=tokens.intuit_tid,
         )
         access = tokens.access_token.get_secret_value()
-        self._remember(tenant_id, version + 1, access)
+        self._sealer.remember(tenant_id, version + 1, access)
         if write.changed:
             change = HealthChange(tenant_id, connection.realm_id, before, after, write.reason, now)
             self._publish(change.event())
@@ -296,7 +264,7 @@ class TokenVault:
             tenant_id, expected_version=connection.token_version, health=write
         ):
             return None  # the row moved (reconnect, disconnect): read it again
-        self._forget(tenant_id)
+        self._sealer.forget(tenant_id)
         logger.warning(
             "qbo grant is dead", tenant_id=tenant_id, error=error.error, intuit_tid=error.intuit_tid
         )
@@ -348,82 +316,12 @@ class TokenVault:
     # --- keep-alive ----------------------------------------------------------------------------
 
     def keep_alive(self, now: datetime | None = None) -> KeepAliveReport:
-        """Refresh every live connection not refreshed for KEEP_ALIVE_AFTER; warn of hard expiry."""
-        now = now or self._clock.now()
-        report = KeepAliveReport()
-        done: set[str] = set()
-        for health in sorted(REFRESHABLE):
-            for connection in self._store.list_by_health(health):
-                if connection.tenant_id in done:
-                    continue  # moved between the two index partitions while we swept
-                done.add(connection.tenant_id)
-                report.checked += 1
-                if not connection.has_tokens:
-                    report.skipped += 1
-                    continue
-                latest = self._keep_alive_one(connection, now, report)
-                if latest is not None:
-                    self._warn_hard_expiry(latest, now, report)
-        logger.info("keep-alive finished", **vars(report))
-        return report
+        """Refresh every live connection not refreshed for KEEP_ALIVE_AFTER; warn of hard expiry
+        (``shared.connections.keep_alive``)."""
+        return self._keep_alive.run(now)
 
-    def _keep_alive_one(
-        self, connection: Connection, now: datetime, report: KeepAliveReport
-    ) -> Connection | None:
-        last = connection.last_refresh_at
-        if last is not None and now - last < KEEP_ALIVE_AFTER:
-            report.fresh += 1
-            return connection
-        try:
-            self._obtain(connection.tenant_id, stale_version=connection.token_version)
-        except ConnectionDeadError:
-            report.dead += 1
-            return None
-        except (TokenRefreshError, TokenCryptoError, AwsServiceError) as error:
-            # One tenant's failure must not stop the sweep for the others.
-            logger.warning(
-                "keep-alive refresh failed", tenant_id=connection.tenant_id, error=type(error).__name__
-            )
-            report.failed += 1
-            return self._store.get(connection.tenant_id)
-        report.refreshed += 1
-        return self._store.get(connection.tenant_id)
-
-    def _warn_hard_expiry(self, connection: Connection, now: datetime, report: KeepAliveReport) -> None:
-        hard = connection.hard_expires_at
-        if hard is None:
-            return
-        left = hard - now
-        for days in sorted(HARD_EXPIRY_WARNING_DAYS):  # the most urgent threshold crossed only
-            if left > timedelta(days=days):
-                continue
-            warned = connection.hard_expiry_warned_days
-            if (warned is None or warned > days) and self._store.mark_hard_expiry_warned(
-                connection.tenant_id, days, hard
-            ):
-                self._publish(self._hard_expiry_event(connection, hard, days, left))
-                report.warnings += 1
-            return
-
-    def _hard_expiry_event(
-        self, connection: Connection, hard: datetime, days: int, left: timedelta
-    ) -> OutboundEvent:
-        detail = {
-            "realmId": connection.realm_id,
-            "reason": f"hard_expiry_in_{days}_days",
-            "thresholdDays": days,
-            "daysLeft": max(0, left.days),
-            "hardExpiresAt": hard.isoformat(),
-            "reconnectUrl": self._oauth.reconnect_url(connection.realm_id),
-        }
-        return make_event(
-            CONNECTION_HARD_EXPIRY_APPROACHING,
-            connection.tenant_id,
-            detail,
-            connection.realm_id,
-            str(days),
-            str(int(hard.timestamp())),
-        )
+    def _refresh_stale(self, tenant_id: str, stale_version: int) -> str:
+        return self._obtain(tenant_id, stale_version=stale_version)
 
     # --- disconnect, revoke --------------------------------------------------------------------
 
@@ -434,7 +332,7 @@ class TokenVault:
             return
         failure: str | None = None
         try:
-            self._oauth.revoke(self._decrypt(connection, connection.refresh_token_ct))
+            self._oauth.revoke(self._sealer.decrypt(connection, connection.refresh_token_ct))
         except OAuthFailureError as error:
             failure = f"{error.error}" + (f" (intuit_tid {error.intuit_tid})" if error.intuit_tid else "")
             logger.warning(
@@ -444,7 +342,7 @@ class TokenVault:
             failure = f"kms:{error.code}"
             logger.warning("token decrypt failed before revoke", tenant_id=tenant_id, code=error.code)
         self._store.remove_tokens(tenant_id, revoke_error=failure)
-        self._forget(tenant_id)
+        self._sealer.forget(tenant_id)
 
     def mark_revoked(self, tenant_id: str, reason: str = HealthReason.REVOKED_BY_USER) -> None:
         """The user disconnected the app in QuickBooks (Intuit's disconnect URL): tokens are dead."""
@@ -458,7 +356,7 @@ class TokenVault:
         now = self._clock.now()
         write = HealthWrite(after, reason, now, changed=after != before)
         self._store.remove_tokens(tenant_id, health=write)
-        self._forget(tenant_id)
+        self._sealer.forget(tenant_id)
         if write.changed:
             self._publish(HealthChange(tenant_id, connection.realm_id, before, after, reason, now).event())
 
@@ -521,57 +419,10 @@ class TokenVault:
         expires = connection.access_expires_at
         return expires is not None and expires - now > self._margin
 
-    def _access_plain(self, connection: Connection) -> str:
-        with self._lock:
-            cached = self._plain.get(connection.tenant_id)
-        if cached is not None and cached[0] == connection.token_version:
-            return cached[1]
-        assert connection.access_token_ct is not None  # callers checked has_tokens
-        token = self._decrypt(connection, connection.access_token_ct)
-        self._remember(connection.tenant_id, connection.token_version, token)
-        return token
-
-    def _remember(self, tenant_id: str, version: int, token: str) -> None:
-        with self._lock:
-            current = self._plain.get(tenant_id)
-            if current is None or current[0] <= version:
-                self._plain[tenant_id] = (version, token)
-
-    def _forget(self, tenant_id: str) -> None:
-        with self._lock:
-            self._plain.pop(tenant_id, None)
-
     @staticmethod
     def context(tenant_id: str, realm_id: str) -> dict[str, str]:
         """The KMS encryption context binding a ciphertext to its tenant and realm."""
-        return {"tenant_id": tenant_id, "realm_id": realm_id, "purpose": TOKEN_PURPOSE}
-
-    def _seal(self, tenant_id: str, realm_id: str, tokens: TokenSet) -> StoredTokens:
-        return StoredTokens(
-            access_token_ct=self._encrypt(tenant_id, realm_id, tokens.access_token.get_secret_value()),
-            refresh_token_ct=self._encrypt(tenant_id, realm_id, tokens.refresh_token.get_secret_value()),
-            access_expires_at=tokens.access_expires_at,
-            refresh_expires_at=tokens.refresh_expires_at,
-            hard_expires_at=tokens.hard_expires_at,
-        )
-
-    def _encrypt(self, tenant_id: str, realm_id: str, plaintext: str) -> bytes:
-        with aws_errors(_crypto_failure(tenant_id, "encrypt"), cause=False):
-            answer = self._kms.encrypt(
-                KeyId=self._key_id,
-                Plaintext=plaintext.encode(),
-                EncryptionContext=self.context(tenant_id, realm_id),
-            )
-        return bytes(answer["CiphertextBlob"])
-
-    def _decrypt(self, connection: Connection, ciphertext: bytes) -> str:
-        with aws_errors(_crypto_failure(connection.tenant_id, "decrypt"), cause=False):
-            answer = self._kms.decrypt(
-                KeyId=self._key_id,
-                CiphertextBlob=ciphertext,
-                EncryptionContext=self.context(connection.tenant_id, connection.realm_id),
-            )
-        return bytes(answer["Plaintext"]).decode()
+        return encryption_context(tenant_id, realm_id)
 
     def _publish(self, event: OutboundEvent) -> None:
         try:
@@ -579,15 +430,6 @@ class TokenVault:
         except EventPublishError as error:
             # The state change is stored; losing the notification must not fail a token call.
             logger.error("event publish failed", detail_type=event.detail_type, error=str(error))
-
-
-def _crypto_failure(tenant_id: str, operation: str) -> Callable[[str, Exception], TokenCryptoError]:
-    """What a refused KMS call becomes: the tenant, the operation and KMS's error code."""
-
-    def failure(code: str, _error: Exception) -> TokenCryptoError:
-        return TokenCryptoError(tenant_id, operation, code or "unknown")
-
-    return failure
 
 
 def _iso(value: datetime | None) -> str | None:

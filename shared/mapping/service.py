@@ -10,6 +10,9 @@ precise 4xx.
 (link, automatch with apply, export, import, onboard), even when it added none: a retry after a
 failure that came after the links were made still gets there.  The composition root makes it queue
 a recheck of the documents waiting for a mapping (docs/push.md, "Recheck").
+
+Export's writes are ``shared.mapping.export``'s ``Exporter``; linking a pair, the client types a
+tenant syncs and the names QBO holds are ``shared.mapping.pairing``'s, shared by both.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol, TypeVar, cast
+from typing import Final, TypeVar, cast
 
 from shared.adapters.dynamo import InvalidPageTokenError
 from shared.kernel import constants
@@ -39,18 +42,14 @@ from shared.kernel.events import (
 )
 from shared.mapping import automatch as matching
 from shared.mapping.catalog import (
-    ACCOUNT_TYPE_TO_CREATE,
     ACCOUNT_TYPES_FOR_USE,
     ACCOUNT_USES,
     MAPPING_KINDS,
-    QBO_ENTITY,
     AppCatalog,
     AppEntity,
     QboCache,
     QboEntity,
     UpsertOutcome,
-    belongs_to,
-    qbo_entity,
 )
 from shared.mapping.errors import (
     AlreadyLinkedError,
@@ -59,33 +58,24 @@ from shared.mapping.errors import (
     MappingError,
     NotLinkedError,
     QboEntityNotFoundError,
-    RevenueAccountMissingError,
     UnknownKindError,
     UnsupportedOperationError,
 )
-from shared.mapping.links import Link, LinkConflictError, LinkStore
-from shared.mapping.versions import VersionLedger
-from shared.qbo.errors import DuplicateNameError, QboError
-
-PARTY_KINDS: Final = frozenset({"client", "site", "employee"})
-CODE_KINDS: Final = frozenset({"work_code", "expense_code"})
-EXPORTABLE_KINDS: Final = frozenset({"client", "site", "employee", "work_code", "expense_code", "account"})
-# Kinds the tenant's client_types setting narrows (M3): clients by their type, sites by their client's.
-CLIENT_TYPE_KINDS: Final = frozenset({"client", "site"})
-TAX_EXPORT_REFUSAL: Final = (
-    "QBO's API cannot create tax codes (a tax rate and its agency are set up in QBO itself): "
-    "create the tax in QBO, then refresh and link or import it"
+from shared.mapping.export import EXPORTABLE_KINDS, TAX_EXPORT_REFUSAL, Exporter, ItemOutcome, QboWriter
+from shared.mapping.links import Link, LinkStore
+from shared.mapping.pairing import (
+    CODE_KINDS,
+    PARTY_KINDS,
+    ClientTypes,
+    MappingSettings,
+    link_pair,
+    qbo_names,
 )
+from shared.mapping.versions import VersionLedger
+
 DEFAULT_PAGE_SIZE: Final = constants.MAPPING_PAGE_DEFAULT
 MAX_PAGE_SIZE: Final = constants.MAPPING_PAGE_MAX
 _PAGE_END: Final = ""  # a side's cursor once it has no more rows (ids are never empty)
-# QBO entities whose DisplayName must be unique across all three (6240).
-_NAME_CACHE_KINDS: Final[tuple[tuple[str, matching.QboNameEntity], ...]] = (
-    ("client", "Customer"),
-    ("site", "Customer"),
-    ("vendor", "Vendor"),
-    ("employee", "Employee"),
-)
 # The event an import emits, per kind ("Client Imported", ...).
 IMPORT_EVENTS: Final[Mapping[str, DetailType]] = {
     "client": CLIENT_IMPORTED,
@@ -164,44 +154,13 @@ class AutomatchOutcome:
 
 
 @dataclass(frozen=True)
-class ItemOutcome:
-    """What an export or import did with one entity."""
-
-    id: str
-    status: Literal["created", "imported", "already_linked", "refused"]
-    app_id: str | None = None
-    qbo_id: str | None = None
-    reason: str | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True)
 class OnboardOutcome:
     refreshed: dict[str, int]
     applied: dict[str, int]
     unmatched: dict[str, int]
 
 
-class QboWriter(Protocol):
-    """What the service needs of a QBO client (``shared.qbo.client.QboClient``)."""
-
-    def query_all(self, select_without_paging: str, page_size: int = ...) -> Iterator[dict[str, Any]]: ...
-
-    def create(self, entity: str, body: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]: ...
-
-
 # --- the service ---------------------------------------------------------------------------------
-
-
-class MappingSettings(Protocol):
-    """What mapping reads of a tenant's settings (the push settings satisfy it): which client types
-    sync, and the revenue account new items fall back on."""
-
-    @property
-    def client_types(self) -> frozenset[str]: ...
-
-    @property
-    def revenue_account_id(self) -> str | None: ...
 
 
 class MappingService:
@@ -224,52 +183,16 @@ class MappingService:
         self._qbo = qbo_client_factory
         self._events = events
         self._clock = clock
-        # The tenant's push settings (client_types, revenue_account_id), as the push service reads them.
-        self._tenant_settings = tenant_settings
         self._mappings_changed = mappings_changed
-        # What an export writes in QBO is recorded as ours, so its webhook costs the pull nothing.
-        self._versions = versions
-
-    def _settings(self, tenant_id: str) -> MappingSettings:
-        return self._tenant_settings(tenant_id)
+        # The tenant's push settings (client_types, revenue_account_id), as the push service reads them.
+        self._client_types = ClientTypes(catalog, tenant_settings)
+        self._exporter = Exporter(
+            catalog, cache, links, qbo_client_factory, tenant_settings, self._client_types, versions
+        )
 
     def _changed(self, tenant_id: str, operation: str, kinds: Collection[str]) -> None:
         if self._mappings_changed is not None:
             self._mappings_changed(tenant_id, operation, kinds)
-
-    # --- client types (M3) ---------------------------------------------------------------------
-
-    def _synced(self, tenant_id: str, kind: str, entities: list[AppEntity]) -> list[AppEntity]:
-        """The app entities of ``kind`` the tenant syncs: clients whose type is in ``client_types``
-        and sites whose client is (a site whose client is not in the catalog is kept); every
-        entity of the other kinds, and of every kind when ``client_types`` is empty."""
-        if kind not in CLIENT_TYPE_KINDS:
-            return entities
-        types = self._settings(tenant_id).client_types
-        if not types:
-            return entities
-        if kind == "client":
-            return [e for e in entities if e.type in types]
-        left_out = {c.id for c in self._catalog.list(tenant_id, "client") if c.type not in types}
-        return [e for e in entities if e.parent_id not in left_out]
-
-    def _type_refusal(self, tenant_id: str, kind: str, app: AppEntity) -> str | None:
-        """Why an app client or site is not synced under the tenant's client types, or None."""
-        if kind not in CLIENT_TYPE_KINDS:
-            return None
-        types = self._settings(tenant_id).client_types
-        if not types:
-            return None
-        if kind == "client":
-            client: AppEntity | None = app
-        else:
-            client = self._catalog.get(tenant_id, "client", app.parent_id or "")
-        if client is None or client.type in types:
-            return None
-        return (
-            f"client {client.id} is of type {client.type!r}; the tenant syncs only "
-            f"{', '.join(sorted(types))} (client_types setting)"
-        )
 
     # --- app side ------------------------------------------------------------------------------
 
@@ -318,7 +241,7 @@ class MappingService:
                 by_app[e.id].qbo_id if e.id in by_app else None,
                 by_app[e.id].qbo_name if e.id in by_app else None,
             )
-            for e in self._synced(tenant_id, kind, self._catalog.list(tenant_id, kind))
+            for e in self._client_types.synced(tenant_id, kind, self._catalog.list(tenant_id, kind))
         ]
         qbo_rows = [QboRow(e, by_qbo.get(e.id)) for e in self._cache.list(tenant_id, kind)]
         if hide_linked:
@@ -382,23 +305,8 @@ class MappingService:
                 f"no QBO {kind} with id {qbo_id} (refresh the QBO lists if it is new)", ("body", "qbo_id")
             )
         check_fit(kind, app, qbo)
-        link = self._link(tenant_id, kind, app, qbo, "manual")
+        link = link_pair(self._links, tenant_id, kind, app, qbo, source="manual")
         self._changed(tenant_id, "link", (kind,))
-        return link
-
-    def _link(self, tenant_id: str, kind: str, app: AppEntity, qbo: QboEntity, source: Any) -> Link:
-        try:
-            self._links.link(
-                tenant_id, kind, app.id, qbo.id, qbo_name=qbo.name, sync_token=qbo.sync_token, source=source
-            )
-        except LinkConflictError as conflict:
-            where = ("path", "app_id") if conflict.app_partner is not None else ("body", "qbo_id")
-            raise AlreadyLinkedError(
-                str(conflict), where, app_partner=conflict.app_partner, qbo_partner=conflict.qbo_partner
-            ) from None
-        link = self._links.get_by_app(tenant_id, kind, app.id)
-        if link is None:  # unlinked again in the instant since
-            raise NotLinkedError(f"{kind} {app.id} was unlinked meanwhile", ("path", "app_id"))
         return link
 
     def unlink(self, tenant_id: str, kind: str, app_id: str) -> Link:
@@ -439,7 +347,14 @@ class MappingService:
         skipped: dict[str, str] = {}
         for match in proposal.applied:
             try:
-                self._link(tenant_id, kind, app_by_id[match.app_id], qbo_by_id[match.qbo_id], "auto")
+                link_pair(
+                    self._links,
+                    tenant_id,
+                    kind,
+                    app_by_id[match.app_id],
+                    qbo_by_id[match.qbo_id],
+                    source="auto",
+                )
             except AlreadyLinkedError as error:  # linked by someone else since we read
                 skipped[match.app_id] = str(error)
                 continue
@@ -458,16 +373,9 @@ class MappingService:
                 ("path", "kind"),
             )
         linked = {link.app_id for link in self._all_links(tenant_id, kind)}
-        synced = self._synced(tenant_id, kind, self._catalog.list(tenant_id, kind))
+        synced = self._client_types.synced(tenant_id, kind, self._catalog.list(tenant_id, kind))
         names = {e.id: e.name for e in synced if e.id not in linked}
-        return matching.duplicate_name_risks(names, self._qbo_names(tenant_id))
-
-    def _qbo_names(self, tenant_id: str) -> list[matching.QboName]:
-        return [
-            matching.QboName(e.id, e.name, entity, e.active)
-            for cache_kind, entity in _NAME_CACHE_KINDS
-            for e in self._cache.list(tenant_id, cache_kind)
-        ]
+        return matching.duplicate_name_risks(names, qbo_names(self._cache, tenant_id))
 
     # --- QBO lists -----------------------------------------------------------------------------
 
@@ -495,10 +403,11 @@ class MappingService:
 
     # --- export --------------------------------------------------------------------------------
 
-    def export(self, tenant_id: str, kind: str, app_ids: Sequence[str]) -> list[ItemOutcome]:  # noqa: C901 - TODO(split MappingService): one pass per kind
-        """Create each app entity in QBO and link it; one outcome per id, in order.  Sites become
-        sub-customers of their client's linked customer (so clients go first in one request);
-        work and expense codes become Service items, accounts accounts of their use's type.
+    def export(self, tenant_id: str, kind: str, app_ids: Sequence[str]) -> list[ItemOutcome]:
+        """Create each app entity in QBO and link it; one outcome per id, in order
+        (``shared.mapping.export``).  Sites become sub-customers of their client's linked customer
+        (so clients go first in one request); work and expense codes become Service items, accounts
+        accounts of their use's type.
 
         A code whose item would have no income account refuses the whole request (422
         ``revenue_account_missing``) before anything is created."""
@@ -509,176 +418,9 @@ class MappingService:
             raise UnsupportedOperationError(
                 f"exporting {kind} entities to QBO is not supported", ("path", "kind")
             )
-        ids = list(dict.fromkeys(app_ids))
-        apps = {app_id: self._catalog.get(tenant_id, kind, app_id) for app_id in ids}
-        item_accounts = (
-            self._item_accounts(tenant_id, kind, ids, apps, list(app_ids)) if kind in CODE_KINDS else {}
-        )
-        names = self._qbo_names(tenant_id) if kind in PARTY_KINDS else []
-        held = self._held_names(tenant_id, kind)
-        client: QboWriter | None = None
-        outcomes: list[ItemOutcome] = []
-        for app_id in ids:
-            app = apps[app_id]
-            if app is None:
-                outcomes.append(ItemOutcome(app_id, "refused", reason="app_entity_not_found"))
-                continue
-            existing = self._links.get_by_app(tenant_id, kind, app_id)
-            if existing is not None:
-                outcomes.append(ItemOutcome(app_id, "already_linked", app_id=app_id, qbo_id=existing.qbo_id))
-                continue
-            not_synced = self._type_refusal(tenant_id, kind, app)
-            if not_synced is not None:
-                outcomes.append(
-                    ItemOutcome(app_id, "refused", reason="client_type_not_synced", message=not_synced)
-                )
-                continue
-            clash = _name_clash(kind, app, names, held)
-            if clash is not None:
-                outcomes.append(ItemOutcome(app_id, "refused", reason="duplicate_name", message=clash))
-                continue
-            body = self._export_body(tenant_id, kind, app, item_accounts.get(app_id))
-            if isinstance(body, ItemOutcome):
-                outcomes.append(body)
-                continue
-            client = client or self._qbo(tenant_id)
-            try:
-                row = client.create(
-                    QBO_ENTITY[kind], body, idempotency_key=f"mapping-export:{kind}:{app_id}:v{app.version}"
-                )
-            except DuplicateNameError as error:
-                outcomes.append(
-                    ItemOutcome(app_id, "refused", reason="duplicate_name", message=error.message)
-                )
-                continue
-            except QboError as error:
-                if error.retryable or error.outcome_uncertain:
-                    raise  # the caller retries: the same idempotency key replays QBO's answer
-                outcomes.append(ItemOutcome(app_id, "refused", reason="qbo_refused", message=str(error)))
-                continue
-            created = qbo_entity(kind, row)
-            # Link before caching: a retry after a failed link must not meet its own name in the
-            # pre-check; the same idempotency key replays QBO's answer instead.
-            self._link(tenant_id, kind, app, created, "export")
-            if self._versions is not None:
-                self._versions.record_written(tenant_id, QBO_ENTITY[kind], row, kind=kind, app_id=app_id)
-            for cache_kind in sorted(CODE_KINDS) if kind in CODE_KINDS else [kind]:
-                if belongs_to(cache_kind, row):  # a new item serves work and expense codes alike
-                    self._cache.put(tenant_id, cache_kind, qbo_entity(cache_kind, row))
-            if kind in PARTY_KINDS:
-                names.append(
-                    matching.QboName(
-                        created.id, created.name, "Employee" if kind == "employee" else "Customer"
-                    )
-                )
-            else:
-                held[_name_key(created.name)] = created.id
-            outcomes.append(ItemOutcome(app_id, "created", app_id=app_id, qbo_id=created.id))
+        outcomes = self._exporter.export(tenant_id, kind, app_ids)
         self._changed(tenant_id, "export", (kind,))
         return outcomes
-
-    def _held_names(self, tenant_id: str, kind: str) -> dict[str, str]:
-        """Items' or accounts' names QBO already holds (cached, active), for the duplicate-name
-        check of codes and accounts; customers, vendors and employees go through ``_qbo_names``."""
-        if kind in PARTY_KINDS:
-            return {}
-        cache_kinds = sorted(CODE_KINDS) if kind in CODE_KINDS else [kind]
-        return {
-            _name_key(e.name): e.id
-            for cache_kind in cache_kinds
-            for e in self._cache.list(tenant_id, cache_kind)
-        }
-
-    def _item_accounts(
-        self,
-        tenant_id: str,
-        kind: str,
-        ids: Sequence[str],
-        apps: Mapping[str, AppEntity | None],
-        positions: list[str],
-    ) -> dict[str, tuple[str, str | None]]:
-        """The (income, expense) QBO account ids of each code to create; refuses the request when a
-        code has no income account: neither its own linked revenue account nor the tenant's."""
-        settings = self._settings(tenant_id)
-        found: dict[str, tuple[str, str | None]] = {}
-        for app_id in ids:
-            app = apps[app_id]
-            if app is None or self._links.get_by_app(tenant_id, kind, app_id) is not None:
-                continue  # nothing to create
-            income = self._linked_account(tenant_id, app.account_id, "revenue")
-            income = income or settings.revenue_account_id
-            if income is None:
-                own = (
-                    f"its account {app.account_id} is not a linked revenue account"
-                    if app.account_id
-                    else "it names no account_id"
-                )
-                raise RevenueAccountMissingError(
-                    f"set a revenue account first: {kind} {app_id} needs an income account for its "
-                    f"QBO item, and {own} and the tenant has no revenue_account_id setting",
-                    ("body", "app_ids", str(positions.index(app_id))),
-                )
-            expense = (
-                self._linked_account(tenant_id, app.expense_account_id, "expense")
-                if kind == "expense_code"
-                else None
-            )
-            found[app_id] = (income, expense)
-        return found
-
-    def _linked_account(self, tenant_id: str, account_id: str | None, use: str) -> str | None:
-        """The QBO account linked to app account ``account_id`` if that account has ``use``."""
-        if account_id is None:
-            return None
-        account = self._catalog.get(tenant_id, "account", account_id)
-        if account is None or account.type != use:
-            return None
-        link = self._links.get_by_app(tenant_id, "account", account_id)
-        return link.qbo_id if link is not None else None
-
-    def _export_body(
-        self, tenant_id: str, kind: str, app: AppEntity, accounts: tuple[str, str | None] | None
-    ) -> dict[str, Any] | ItemOutcome:
-        """The QBO create body of an app entity, or the refusal that stops it."""
-        if kind in CODE_KINDS:
-            if accounts is None:  # cannot happen: _item_accounts covered every code to create
-                raise RevenueAccountMissingError(
-                    f"set a revenue account first ({kind} {app.id})", ("body", "app_ids")
-                )
-            income, expense = accounts
-            item: dict[str, Any] = {
-                "Name": app.name,
-                "Type": "Service",
-                "IncomeAccountRef": {"value": income},
-            }
-            if expense is not None:
-                item["ExpenseAccountRef"] = {"value": expense}
-            return item
-        if kind == "account":
-            account_type = ACCOUNT_TYPE_TO_CREATE.get(app.type or "")
-            if account_type is None:
-                return ItemOutcome(
-                    app.id,
-                    "refused",
-                    reason="incompatible_entity",
-                    message=f"account {app.id} has no use QBO Link creates accounts for "
-                    f"({', '.join(ACCOUNT_TYPE_TO_CREATE)}); an Accounts Receivable account is never created",
-                )
-            return {"Name": app.name, "AccountType": account_type}
-        body: dict[str, Any] = {"DisplayName": app.name}
-        if kind in ("client", "site") and app.email:
-            body["PrimaryEmailAddr"] = {"Address": app.email}
-        if kind == "site":
-            parent = self._links.get_by_app(tenant_id, "client", app.parent_id or "")
-            if parent is None:
-                return ItemOutcome(
-                    app.id,
-                    "refused",
-                    reason="parent_not_linked",
-                    message=f"client {app.parent_id} is not linked",
-                )
-            body |= {"Job": True, "BillWithParent": True, "ParentRef": {"value": parent.qbo_id}}
-        return body
 
     # --- import --------------------------------------------------------------------------------
 
@@ -727,7 +469,7 @@ class MappingService:
                 parent_id=parent_app_id,
             )
             self._catalog.upsert(tenant_id, kind, app)
-            self._link(tenant_id, kind, app, qbo, "import")
+            link_pair(self._links, tenant_id, kind, app, qbo, source="import")
             detail = {
                 "kind": kind,
                 "appId": app.id,
@@ -842,30 +584,6 @@ def _merge(kind: str, parts: list[matching.MatchProposal], qbos: list[QboEntity]
         held_back=held,
         pairs_scored=sum(part.pairs_scored for part in parts),
     )
-
-
-# --- export names ---------------------------------------------------------------------------------
-
-
-def _name_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
-def _name_clash(
-    kind: str, app: AppEntity, names: list[matching.QboName], held: Mapping[str, str]
-) -> str | None:
-    """Why QBO would refuse the app entity's name (6240), or None.  Customers, vendors and
-    employees share one name space (inactive ones included); items share theirs, accounts theirs."""
-    if kind in PARTY_KINDS:
-        risks = matching.duplicate_name_risks({app.id: app.name}, names, include_active_customers=True)
-        if not risks:
-            return None
-        users = ", ".join(f"{c.entity} {c.id}{'' if c.active else ' (inactive)'}" for c in risks[0].conflicts)
-        return f"{app.name!r} is used by {users}"
-    qbo_id = held.get(_name_key(app.name))
-    if qbo_id is None:
-        return None
-    return f"{app.name!r} is used by QBO {QBO_ENTITY[kind]} {qbo_id}"
 
 
 # --- paging ----------------------------------------------------------------------------------------

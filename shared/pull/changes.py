@@ -30,7 +30,8 @@ Every event id derives from (entity, Id, SyncToken), so a re-publication after a
 publishing and recording carries the same id.
 
 ``PullService`` wraps both paths (webhook deliveries, sweep) in an exchange (history) and owns the
-cursor rule.
+cursor rule.  The documents and payments of an answer are ``shared.pull.documents``'s
+(``DocumentChanges``); the row readers and what an answer produces are ``shared.pull.rows``'.
 """
 
 from __future__ import annotations
@@ -38,13 +39,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -56,16 +55,9 @@ from shared.kernel.events import (
     CLIENT_DEACTIVATED,
     CLIENT_IMPORTED,
     CLIENT_MERGED_IN_QBO,
-    CREDIT_APPLIED_IN_QBO,
-    CREDIT_MEMO_CHANGED_IN_QBO,
     EXCHANGE_FINISHED,
-    INVOICE_CHANGED_IN_QBO,
-    PAYMENT_CHANGED_IN_QBO,
-    PAYMENT_RECEIVED,
-    PAYMENT_VOIDED_IN_QBO,
     SITE_CHANGED,
     SITE_IMPORTED,
-    DetailType,
     EventPublisher,
     OutboundEvent,
     make_event,
@@ -75,9 +67,22 @@ from shared.kernel.observability import logger
 from shared.kernel.reasons import Reason
 from shared.mapping.catalog import QboCache, belongs_to, qbo_entity
 from shared.mapping.links import Link, LinkConflictError, LinkError, LinkStore
-from shared.mapping.markers import parse_marker
 from shared.mapping.versions import TOUCH_TOLERANCE, KnownVersion, VersionLedger, is_deleted, sync_token
 from shared.pull.cursors import CursorState, CursorStore
+from shared.pull.documents import DocumentChanges
+from shared.pull.rows import (
+    DOCUMENTS,
+    ROW_ID,
+    Applied,
+    last_updated,
+    linked_txns,
+    older_or_same,
+    own_mark,
+    ref_value,
+    row_event,
+    row_id,
+    token_of,
+)
 
 # Entities whose changes the app hears about (one CDC call reads them all); everything else is
 # ignored and counted (Q4).
@@ -93,27 +98,8 @@ TAX_REFRESH_EVERY: Final = timedelta(days=1)
 TAX_REFRESH_CURSOR: Final = "TaxCode"
 # A tenant without a cursor yet (just connected; its lists were imported by the match tabs).
 FIRST_SWEEP_LOOKBACK: Final = timedelta(days=1)
-# Documents we push, by QBO entity: the link kind and the drift event.
-_DOCUMENTS: Final[Mapping[str, tuple[str, DetailType]]] = {
-    "Invoice": ("invoice", INVOICE_CHANGED_IN_QBO),
-    "CreditMemo": ("credit_memo", CREDIT_MEMO_CHANGED_IN_QBO),
-    "Payment": ("payment", PAYMENT_CHANGED_IN_QBO),
-}
-# Markers our push writes on what it creates (a customer's Notes, a transaction's PrivateNote): a row
-# carrying one that the ledger does not know yet is our write still being recorded.
-_OWN_MARKS: Final[Mapping[str, tuple[str, ...]]] = {
-    "Customer": ("client", "site"),
-    "Invoice": ("invoice",),
-    "CreditMemo": ("credit_memo",),
-    "Payment": ("payment", "credit_application"),
-}
-
-# A posting-log note on our invoice or credit memo: QBO applied a credit to it by itself.
-CREDIT_APPLIED_NOTE: Final = "credit_applied_in_qbo"
 
 Operation = Literal["Create", "Update", "Delete", "Merge", "Void", "Emailed"]
-_ID = re.compile(r"^[^#\x00-\x1f]{1,128}$")
-_CENT: Final = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -155,13 +141,13 @@ class Notice(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    tenant_id: str = Field(pattern=_ID.pattern)
+    tenant_id: str = Field(pattern=ROW_ID.pattern)
     realm_id: str = Field(pattern=r"^[0-9A-Za-z]{1,64}$")
     entity: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")
-    entity_id: str = Field(pattern=_ID.pattern)
+    entity_id: str = Field(pattern=ROW_ID.pattern)
     operation: Operation
     occurred_at: AwareDatetime
-    deleted_id: str | None = Field(default=None, pattern=_ID.pattern)
+    deleted_id: str | None = Field(default=None, pattern=ROW_ID.pattern)
     event_id: str = Field(min_length=1, max_length=256)
     source: Literal["webhook"] = "webhook"
 
@@ -172,7 +158,7 @@ class SweepRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tenant_id: str = Field(pattern=_ID.pattern)
+    tenant_id: str = Field(pattern=ROW_ID.pattern)
     realm_id: str = Field(pattern=r"^[0-9A-Za-z]{1,64}$")
     source: Literal["sweep"]
     requested_at: AwareDatetime
@@ -274,81 +260,13 @@ class ApplyReport:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _ref(row: Mapping[str, Any], name: str) -> str | None:
-    ref = row.get(name)
-    if isinstance(ref, Mapping) and ref.get("value") is not None:
-        return str(ref["value"])
-    return None
-
-
-def money(value: Any) -> str | None:
-    """An amount as QBO sent it (Decimal or int) as an exact decimal string with at least two
-    decimals ("40.1" -> "40.10", "5" -> "5.00"); more precision than cents is kept, never rounded."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    if not amount.is_finite():
-        return None
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        amount = amount.quantize(_CENT)
-    return format(amount, "f")
-
-
-def _token(row: Mapping[str, Any]) -> str:
-    return str(row.get("SyncToken", ""))
-
-
-def _voided(row: Mapping[str, Any]) -> bool:
-    """QBO keeps a voided document with zero amounts and "Voided" in its private note."""
-    note = str(row.get("PrivateNote") or "")
-    total = money(row.get("TotalAmt", 0))
-    return "voided" in note.lower() and total is not None and Decimal(total) == 0
-
-
-def _updated(row: Mapping[str, Any]) -> str | None:
-    meta = row.get("MetaData")
-    stamp = meta.get("LastUpdatedTime") if isinstance(meta, Mapping) else None
-    return str(stamp) if stamp else None
-
-
-def _own_mark(entity: str, row: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(kind, app id) of our marker on a row, if it carries one of ours for its entity."""
-    note = row.get("Notes") if entity == "Customer" else row.get("PrivateNote")
-    found = parse_marker(note if isinstance(note, str) else None)
-    if found is None or found.kind not in _OWN_MARKS.get(entity, ()):
-        return None
-    return found.kind, found.app_id
-
-
-def _row_id(row: Mapping[str, Any]) -> str | None:
-    value = row.get("Id")
-    text = str(value) if value is not None else ""
-    return text if _ID.match(text) else None
-
-
-def _linked(row: Mapping[str, Any], txn_type: str) -> list[tuple[str, Any]]:
-    """(TxnId, line Amount) of a payment's lines that link a ``txn_type``."""
-    found: list[tuple[str, Any]] = []
-    for line in row.get("Line") or []:
-        if not isinstance(line, Mapping):
-            continue
-        for linked in line.get("LinkedTxn") or []:
-            if isinstance(linked, Mapping) and linked.get("TxnType") == txn_type and linked.get("TxnId"):
-                found.append((str(linked["TxnId"]), line.get("Amount")))
-    return found
-
-
 def _customer_detail(row: Mapping[str, Any]) -> dict[str, Any]:
     email = row.get("PrimaryEmailAddr")
     phone = row.get("PrimaryPhone")
     address = row.get("BillAddr")
     return {
         "qbo_id": str(row.get("Id")),
-        "sync_token": _token(row),
+        "sync_token": token_of(row),
         "display_name": row.get("DisplayName"),
         "company_name": row.get("CompanyName"),
         "given_name": row.get("GivenName"),
@@ -363,39 +281,11 @@ def _customer_detail(row: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(address, Mapping)
         else None,
         "active": bool(row.get("Active", True)),
-        "updated_at": _updated(row),
+        "updated_at": last_updated(row),
     }
 
 
-def _older_or_same(row: Mapping[str, Any], stored: str | None) -> bool:
-    """A row whose SyncToken is not greater than ``stored`` (as numbers, never as text)."""
-    token = sync_token(row)
-    return token is not None and stored is not None and stored.isdigit() and token <= int(stored)
-
-
 # --- applying -------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Applied:
-    """What applying one CDC answer produces, before it is published and recorded."""
-
-    events: list[OutboundEvent] = field(default_factory=list)
-    versions: list[KnownVersion] = field(default_factory=list)
-    # The events each new version waits on: it is recorded only once they all went out.
-    waits_on: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    # Our invoices a credit was applied to in QBO (the push reads their balance before paying them).
-    credited: set[tuple[str, str]] = field(default_factory=set)
-    # Notes for the posting log: (kind, app id, note), written once their event went out.
-    notes: list[tuple[str, str, Reason, str]] = field(default_factory=list)
-
-    def emit(self, event: OutboundEvent, version: KnownVersion | None) -> None:
-        self.events.append(event)
-        if version is not None:
-            self.waits_on.setdefault(version.key, []).append(event.event_id)
-
-    def record(self, version: KnownVersion) -> None:
-        self.versions.append(version)
 
 
 class EventsRefusedError(RuntimeError):
@@ -432,14 +322,14 @@ class ChangeApplier:
             (entity, row)
             for entity in APPLIED_ENTITIES
             for row in changes.get(entity, ())
-            if _row_id(row) is not None
+            if row_id(row) is not None
         ]
         for entity, found in changes.items():
             if entity not in APPLIED_ENTITIES and found:
                 report.ignored[entity] += len(found)
         report.changes += len(rows)
         known = self._versions.get_many(tenant_id, ((entity, str(row["Id"])) for entity, row in rows))
-        out = _Applied()
+        out = Applied()
         news: list[tuple[str, Mapping[str, Any], KnownVersion | None]] = []
         for entity, row in rows:
             version = known.get((entity, str(row["Id"])))
@@ -463,15 +353,16 @@ class ChangeApplier:
             ref
             for entity, row, _ in news
             if entity == "Payment" and not is_deleted(row)
-            for ref, _ in _linked(row, "Invoice")
+            for ref, _ in linked_txns(row, "Invoice")
         }
+        documents = DocumentChanges(tenant_id, links, paid, report, out)
         for entity, row, version in news:
             if entity == "Customer":
                 self._customer(tenant_id, row, version, links, report, out)
-            elif entity in _DOCUMENTS and entity != "Payment":
-                self._document(tenant_id, entity, row, version, links, paid, report, out)
+            elif entity in DOCUMENTS and entity != "Payment":
+                documents.document(entity, row, version)
             elif entity == "Payment":
-                self._payment(tenant_id, row, version, links, report, out)
+                documents.payment(row, version)
             else:
                 self._cached(tenant_id, entity, row, version, report, out)
         for key in sorted(out.credited):
@@ -479,7 +370,7 @@ class ChangeApplier:
             out.record(dataclasses.replace(base or KnownVersion(key[0], key[1], None), credited=True))
         self._publish_and_record(tenant_id, out, report)
 
-    def _publish_and_record(self, tenant_id: str, out: _Applied, report: ApplyReport) -> None:
+    def _publish_and_record(self, tenant_id: str, out: Applied, report: ApplyReport) -> None:
         refused = {event.event_id for event in publish_all(self._events, out.events)}
         for event in out.events:
             if event.event_id not in refused:
@@ -495,11 +386,6 @@ class ChangeApplier:
         if refused:
             raise EventsRefusedError(f"EventBridge refused {len(refused)} of {len(out.events)} events")
 
-    def _event(
-        self, kind: DetailType, tenant_id: str, detail: dict[str, Any], entity: str, row: Mapping[str, Any]
-    ) -> OutboundEvent:
-        return make_event(kind, tenant_id, detail, entity, str(row.get("Id")), _token(row))
-
     # --- customers and sub-customers (Q1) ---
 
     def _customer(  # noqa: PLR0917 - the row, what is known of it, and where results go
@@ -509,20 +395,20 @@ class ChangeApplier:
         version: KnownVersion | None,
         links: Mapping[tuple[str, str], Link],
         report: ApplyReport,
-        out: _Applied,
+        out: Applied,
     ) -> None:
         if is_deleted(row):  # name lists are deactivated, never deleted; a merged-away one may be
             report.ignored["customer_deleted"] += 1
             return
         qbo_id = str(row.get("Id"))
-        parent = _ref(row, "ParentRef")
+        parent = ref_value(row, "ParentRef")
         active = bool(row.get("Active", True))
         site = bool(row.get("Job")) or parent is not None
         kind = "site" if site else "client"
         link = links.get((kind, qbo_id))
         if link is None and self._own_customer(tenant_id, row, report, out):
             return
-        if link is not None and version is None and _older_or_same(row, link.sync_token):
+        if link is not None and version is None and older_or_same(row, link.sync_token):
             report.echo()  # linked and written before the ledger existed: its SyncToken says ours
             out.record(KnownVersion.of_row("Customer", row, kind=kind, app_id=link.app_id))
             return
@@ -552,14 +438,14 @@ class ChangeApplier:
         if event_type is None:
             report.ignored["inactive_unlinked"] += 1
             return
-        out.emit(self._event(event_type, tenant_id, detail, "Customer", row), applied)
+        out.emit(row_event(event_type, tenant_id, detail, "Customer", row), applied)
 
     def _own_customer(
-        self, tenant_id: str, row: Mapping[str, Any], report: ApplyReport, out: _Applied
+        self, tenant_id: str, row: Mapping[str, Any], report: ApplyReport, out: Applied
     ) -> bool:
         """A customer carrying our marker but no link: our create, whose answer was lost or is not
         recorded yet.  It is linked now (never imported: the host app would create a duplicate)."""
-        mark = _own_mark("Customer", row)
+        mark = own_mark("Customer", row)
         if mark is None:
             return False
         kind, app_id = mark
@@ -571,7 +457,7 @@ class ChangeApplier:
                 app_id,
                 qbo_id,
                 qbo_name=row.get("DisplayName"),
-                sync_token=_token(row),
+                sync_token=token_of(row),
                 source="push",
             )
         except LinkConflictError:
@@ -628,202 +514,6 @@ class ChangeApplier:
             return
         report.ignored["merge_unlinked"] += 1
 
-    # --- documents we pushed (drift) and payments (Q2) ---
-
-    def _drift(  # noqa: PLR0917 - the row, what is known of it, and where results go
-        self,
-        tenant_id: str,
-        entity: str,
-        row: Mapping[str, Any],
-        link_app_id: str,
-        stored_token: str | None,
-        applied: KnownVersion,
-        out: _Applied,
-    ) -> None:
-        kind, event_type = _DOCUMENTS[entity]
-        change = "deleted" if is_deleted(row) else "voided" if _voided(row) else "changed"
-        detail = {
-            "kind": kind,
-            "app_id": link_app_id,
-            "qbo_id": str(row.get("Id")),
-            "change": change,
-            "sync_token": _token(row),
-            "stored_sync_token": stored_token,
-            "doc_number": row.get("DocNumber"),
-            "total": money(row.get("TotalAmt")),
-            "balance": money(row.get("Balance")),
-            "updated_at": _updated(row),
-        }
-        out.record(applied)
-        out.emit(self._event(event_type, tenant_id, detail, entity, row), applied)
-
-    def _document(  # noqa: PLR0917 - one decision needs all of it
-        self,
-        tenant_id: str,
-        entity: str,
-        row: Mapping[str, Any],
-        version: KnownVersion | None,
-        links: Mapping[tuple[str, str], Link],
-        paid: set[str],
-        report: ApplyReport,
-        out: _Applied,
-    ) -> None:
-        """An invoice or credit memo: ours changed in QBO is drift; the app owns documents, so one
-        it does not have is ignored."""
-        kind, _ = _DOCUMENTS[entity]
-        qbo_id = str(row.get("Id"))
-        link = links.get((kind, qbo_id))
-        app_id = link.app_id if link is not None else version.app_id if version is not None else None
-        if app_id is None:
-            if _own_mark(entity, row) is not None:
-                report.echo("own_in_flight")  # ours, its posting not recorded yet
-            else:
-                report.ignored[f"{kind}_unlinked"] += 1
-            return
-        applied = (version or KnownVersion(entity, qbo_id, None)).applied(row, kind=kind, app_id=app_id)
-        if version is None:  # posted before the ledger existed: the link's SyncToken is the baseline
-            if link is not None and _older_or_same(row, link.sync_token):
-                report.echo()
-                out.record(applied)
-                return
-            if entity == "Invoice" and not is_deleted(row) and not _voided(row) and qbo_id in paid:
-                report.ignored["invoice_paid"] += 1  # its balance moved with a payment of this set
-                out.record(applied)
-                return
-        stored = str(version.sync_token) if version and version.sync_token is not None else None
-        stored = stored or (link.sync_token if link else None)
-        self._drift(tenant_id, entity, row, app_id, stored, applied, out)
-
-    def _payment(  # noqa: PLR0917 - the row, what is known of it, and where results go
-        self,
-        tenant_id: str,
-        row: Mapping[str, Any],
-        version: KnownVersion | None,
-        links: Mapping[tuple[str, str], Link],
-        report: ApplyReport,
-        out: _Applied,
-    ) -> None:
-        qbo_id = str(row.get("Id"))
-        ours = links.get(("payment", qbo_id))
-        if ours is not None or (version is not None and version.own):
-            app_id = ours.app_id if ours is not None else str(version.app_id if version else "")
-            known = version or KnownVersion("Payment", qbo_id, None)
-            applied = known.applied(row, kind="payment", app_id=app_id)
-            if version is None and ours is not None and _older_or_same(row, ours.sync_token):
-                report.echo()
-                out.record(applied)
-                return
-            stored = str(version.sync_token) if version and version.sync_token is not None else None
-            stored = stored or (ours.sync_token if ours else None)
-            self._drift(tenant_id, "Payment", row, app_id, stored, applied, out)
-            return
-        if _own_mark("Payment", row) is not None:
-            report.echo("own_in_flight")  # a payment or credit application of ours being recorded
-            return
-        if is_deleted(row):
-            report.ignored["payment_deleted"] += 1  # a tombstone does not name its customer
-            return
-        customer = _ref(row, "CustomerRef")
-        owner = None
-        if customer is not None:
-            owner = links.get(("client", customer)) or links.get(("site", customer))
-        if owner is None:
-            report.ignored["payment_unlinked"] += 1
-            return
-        applied = (version or KnownVersion("Payment", qbo_id, None)).applied(row)
-        out.record(applied)
-        if _linked(row, "CreditMemo"):
-            event = self._credit_applied(tenant_id, row, owner, links)
-            out.emit(event, applied)
-            self._note_credit(row, links, event, out)
-            return
-        detail = {
-            **self._payment_header(row, owner, customer),
-            "total": money(row.get("TotalAmt")),
-            "unapplied": money(row.get("UnappliedAmt")),
-            "currency": _ref(row, "CurrencyRef"),
-            "payment_ref_num": row.get("PaymentRefNum"),
-            "payment_method": (row.get("PaymentMethodRef") or {}).get("name")
-            if isinstance(row.get("PaymentMethodRef"), Mapping)
-            else None,
-            "applied": self._applications(row, "Invoice", "invoice", links),
-        }
-        kind = PAYMENT_VOIDED_IN_QBO if _voided(row) else PAYMENT_RECEIVED
-        out.emit(self._event(kind, tenant_id, detail, "Payment", row), applied)
-
-    @staticmethod
-    def _payment_header(row: Mapping[str, Any], owner: Link, customer: str | None) -> dict[str, Any]:
-        return {
-            "qbo_id": str(row.get("Id")),
-            "sync_token": _token(row),
-            "client_id": owner.app_id,
-            "client_kind": owner.kind,
-            "qbo_customer_id": customer,
-            "txn_date": row.get("TxnDate"),
-            "updated_at": _updated(row),
-        }
-
-    @staticmethod
-    def _applications(
-        row: Mapping[str, Any], txn_type: str, kind: str, links: Mapping[tuple[str, str], Link]
-    ) -> list[dict[str, Any]]:
-        key = "invoice" if kind == "invoice" else "credit_memo"
-        found = []
-        for qbo_txn, amount in _linked(row, txn_type):
-            link = links.get((kind, qbo_txn))
-            found.append(
-                {
-                    f"{key}_id": link.app_id if link else None,
-                    f"qbo_{key}_id": qbo_txn,
-                    "amount": money(amount),
-                }
-            )
-        return found
-
-    def _credit_applied(
-        self,
-        tenant_id: str,
-        row: Mapping[str, Any],
-        owner: Link,
-        links: Mapping[tuple[str, str], Link],
-    ) -> OutboundEvent:
-        """A payment QBO made (or a bookkeeper made) that spends credit memos on invoices: with the
-        company's "automatically apply credits" on, QBO spends an open credit on the customer's next
-        invoice by itself."""
-        detail = {
-            **self._payment_header(row, owner, _ref(row, "CustomerRef")),
-            "total": money(row.get("TotalAmt")),
-            "automatic": "automatically applied" in str(row.get("PrivateNote") or "").lower(),
-            "credits": self._applications(row, "CreditMemo", "credit_memo", links),
-            "applied": self._applications(row, "Invoice", "invoice", links),
-        }
-        return self._event(CREDIT_APPLIED_IN_QBO, tenant_id, detail, "Payment", row)
-
-    @staticmethod
-    def _note_credit(
-        row: Mapping[str, Any], links: Mapping[tuple[str, str], Link], event: OutboundEvent, out: _Applied
-    ) -> None:
-        """A credit QBO applied by itself to our documents: their balances are less than the app
-        believes (the push reads them before paying), and their posting log says so."""
-        credits = [(q, money(a)) for q, a in _linked(row, "CreditMemo")]
-        for qbo_invoice, amount in _linked(row, "Invoice"):
-            link = links.get(("invoice", qbo_invoice))
-            if link is None:
-                continue
-            out.credited.add(("Invoice", qbo_invoice))
-            details = {
-                "qbo_payment_id": str(row.get("Id")),
-                "amount": money(amount) or "",
-                "qbo_credit_memo_ids": ",".join(q for q, _ in credits),
-            }
-            out.notes.append(("invoice", link.app_id, reason(CREDIT_APPLIED_NOTE, details), event.event_id))
-        for qbo_memo, amount in credits:
-            link = links.get(("credit_memo", qbo_memo))
-            if link is not None:
-                details = {"qbo_payment_id": str(row.get("Id")), "amount": amount or ""}
-                note = reason(CREDIT_APPLIED_NOTE, details)
-                out.notes.append(("credit_memo", link.app_id, note, event.event_id))
-
     # --- mapping caches (Q3) ---
 
     def _cached(  # noqa: PLR0917 - the row, what is known of it, and where results go
@@ -833,7 +523,7 @@ class ChangeApplier:
         row: Mapping[str, Any],
         version: KnownVersion | None,
         report: ApplyReport,
-        out: _Applied,
+        out: Applied,
     ) -> None:
         kinds = ("work_code", "expense_code") if entity == "Item" else ("account",)
         for kind in kinds:
@@ -843,28 +533,23 @@ class ChangeApplier:
         out.record((version or KnownVersion(entity, str(row.get("Id")), None)).applied(row))
 
 
-def reason(code: str, details: Mapping[str, str]) -> Reason:
-    """A posting-log note: a stable code and its details as JSON (as the push stores reasons)."""
-    return Reason(code=code, detail=json.dumps(dict(details), sort_keys=True))
-
-
 def _wanted(entity: str, row: Mapping[str, Any]) -> set[tuple[str, str]]:
     """The (kind, QBO id) links applying ``row`` needs."""
     qbo_id = str(row.get("Id"))
     wanted: set[tuple[str, str]] = set()
     if entity == "Customer":
         wanted |= {("client", qbo_id), ("site", qbo_id)}
-        parent = _ref(row, "ParentRef")
-        if parent is not None and _ID.match(parent):
+        parent = ref_value(row, "ParentRef")
+        if parent is not None and ROW_ID.match(parent):
             wanted |= {("client", parent), ("site", parent)}
-    elif entity in _DOCUMENTS:
-        wanted.add((_DOCUMENTS[entity][0], qbo_id))
+    elif entity in DOCUMENTS:
+        wanted.add((DOCUMENTS[entity][0], qbo_id))
     if entity == "Payment":
-        customer = _ref(row, "CustomerRef")
-        if customer is not None and _ID.match(customer):
+        customer = ref_value(row, "CustomerRef")
+        if customer is not None and ROW_ID.match(customer):
             wanted |= {("client", customer), ("site", customer)}
-        wanted |= {("invoice", ref) for ref, _ in _linked(row, "Invoice") if _ID.match(ref)}
-        wanted |= {("credit_memo", ref) for ref, _ in _linked(row, "CreditMemo") if _ID.match(ref)}
+        wanted |= {("invoice", ref) for ref, _ in linked_txns(row, "Invoice") if ROW_ID.match(ref)}
+        wanted |= {("credit_memo", ref) for ref, _ in linked_txns(row, "CreditMemo") if ROW_ID.match(ref)}
     return wanted
 
 

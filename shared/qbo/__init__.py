@@ -1,3 +1,3 @@
-"""QBO: the Accounting API client, its typed errors, Intuit OAuth, the Intuit environments and the
-per-realm rate governor.
+"""QBO: the Accounting API client and its transport, its typed errors, Intuit OAuth, the Intuit
+environments and the per-realm rate governor.
 """

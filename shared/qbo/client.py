@@ -24,40 +24,66 @@ Logs name the method, the path template, status, fault code, ``intuit_tid`` and 
 body or a token.  Every HTTP exchange is also reported to an optional ``observer`` (a
 :class:`QboCall`: operation, status, latency, throttled or not), which the wiring points at the
 function's metrics; the client itself knows nothing of metrics.
+
+The operations are :class:`QboClient`'s; the wire under them (token, governor, retries, JSON,
+logs, observer) is :class:`shared.qbo.transport.QboTransport`'s.
 """
 
 from __future__ import annotations
 
-import json
 import random as _random
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import httpx2
 
 from shared.kernel.clock import Clock, SystemClock
-from shared.kernel.observability import logger
 from shared.qbo.errors import (
     AuthenticationError,
     AuthorizationError,
     CdcOverflowError,
     QboError,
-    QboTransportError,
-    ServerError,
-    ThrottledError,
     error_from_fault,
-    parse_fault,
+)
+from shared.qbo.transport import (
+    DEFAULT_MINOR_VERSION,
+    OPERATIONS,
+    Governor,
+    QboCall,
+    QboTransport,
+    TokenProvider,
+    decode_json,
+    encode_json,
 )
 
-DEFAULT_MINOR_VERSION = 75
+# With the transport's names callers have always imported from here (shared.qbo.transport).
+__all__ = [
+    "BATCH_MAX_ITEMS",
+    "CDC_LOOKBACK",
+    "CDC_LOOKBACK_MARGIN",
+    "CDC_MAX_OBJECTS",
+    "CDC_MIN_WINDOW",
+    "DEFAULT_MINOR_VERSION",
+    "NAME_LIST_ENTITIES",
+    "OPERATIONS",
+    "QUERY_MAX_PAGE",
+    "BatchOperation",
+    "BatchResult",
+    "Governor",
+    "QboCall",
+    "QboClient",
+    "TokenProvider",
+    "decode_json",
+    "encode_json",
+    "request_id",
+]
+
 BATCH_MAX_ITEMS = 30  # Intuit's recommended (and enforced) maximum per BatchItemRequest
 QUERY_MAX_PAGE = 1000
 CDC_MAX_OBJECTS = 1000
@@ -81,39 +107,6 @@ _PAGING_CLAUSE = re.compile(r"\b(STARTPOSITION|MAXRESULTS)\b", re.IGNORECASE)
 _REQUESTID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:qbo-link:requestid")
 
 
-class TokenProvider(Protocol):
-    """Supplies the realm's current access token (the token vault, in production)."""
-
-    def access_token(self) -> str: ...
-
-    def token_rejected(self, token: str) -> None:
-        """QBO answered 401 to ``token``: refresh (single-flight) so the next call gets a new one."""
-
-
-@dataclass(frozen=True)
-class QboCall:
-    """One HTTP exchange with QBO (each retry is one), as the client's observer sees it."""
-
-    realm_id: str
-    operation: str  # one of OPERATIONS
-    status: int | None  # None: no answer (the connection failed or dropped)
-    seconds: float  # from sending the request to having the whole answer
-    throttled: bool  # QBO answered 429
-    fault_code: str = ""  # QBO's fault code when it answered with one
-
-
-OPERATIONS: frozenset[str] = frozenset(
-    {"read", "create", "update", "delete", "void", "query", "batch", "cdc"}
-)
-"""The operations a call is reported as: few, so a metric may use them as a dimension."""
-
-
-class Governor(Protocol):
-    """Holds a request until the realm's rate and concurrency budgets allow it."""
-
-    def acquire(self, realm_id: str, *, batch: bool = False) -> AbstractContextManager[None]: ...
-
-
 def request_id(realm_id: str, scope: str, idempotency_key: str) -> str:
     """QBO's ``requestid`` for a write: a UUID (36 characters, within both the 50-character limit
     and batch's 36) derived from realm, scope (entity + operation, or batch chunk) and the caller's
@@ -122,55 +115,6 @@ def request_id(realm_id: str, scope: str, idempotency_key: str) -> str:
     if not idempotency_key:
         raise ValueError("an idempotency key is required for every write")
     return str(uuid.uuid5(_REQUESTID_NAMESPACE, f"{realm_id}\n{scope}\n{idempotency_key}"))
-
-
-# --- JSON with exact money ----------------------------------------------------------------------
-
-
-def encode_json(value: Any) -> bytes:
-    """JSON bytes with ``Decimal`` written exactly as a JSON number ("10.10" stays "10.10").
-
-    Floats are refused: money must never pass through binary floating point on its way to QBO.
-    """
-    parts: list[str] = []
-    _encode(value, parts)
-    return "".join(parts).encode()
-
-
-def _encode(value: Any, out: list[str]) -> None:
-    if value is None or isinstance(value, bool | str):
-        out.append(json.dumps(value))
-    elif isinstance(value, int):
-        out.append(str(value))
-    elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"not a JSON number: {value}")
-        out.append(format(value, "f"))
-    elif isinstance(value, float):
-        raise TypeError("floats are not sent to QBO; use Decimal")
-    elif isinstance(value, Mapping):
-        out.append("{")
-        for index, (key, item) in enumerate(value.items()):
-            if index:
-                out.append(",")
-            out.append(json.dumps(str(key)))
-            out.append(":")
-            _encode(item, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for index, item in enumerate(value):
-            if index:
-                out.append(",")
-            _encode(item, out)
-        out.append("]")
-    else:
-        raise TypeError(f"cannot send {type(value).__name__} to QBO as JSON")
-
-
-def decode_json(body: bytes) -> Any:
-    """QBO's JSON with every fractional number as ``Decimal`` (whole numbers stay ``int``)."""
-    return json.loads(body, parse_float=Decimal)
 
 
 # --- batch ----------------------------------------------------------------------------------------
@@ -272,28 +216,74 @@ class QboClient:
     ) -> None:
         if not realm_id or not realm_id.isalnum():
             raise ValueError("realm_id must be QBO's company id")
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.realm_id = realm_id
-        self.minor_version = minor_version
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.throttle_wait = throttle_wait
-        self.max_backoff = max_backoff
-        self.last_intuit_tid: str | None = None
-        self._root = f"{base_url.rstrip('/')}/company/{realm_id}"
-        self._tokens = tokens
-        self._governor = governor
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx2.Client(timeout=timeout)
-        self._sleep = sleep
-        self._random = random
+        self._transport = QboTransport(
+            realm_id,
+            base_url,
+            tokens,
+            governor=governor,
+            http=http,
+            minor_version=minor_version,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            throttle_wait=throttle_wait,
+            max_backoff=max_backoff,
+            timeout=timeout,
+            sleep=sleep,
+            random=random,
+            observer=observer,
+        )
         self._clock: Clock = clock or SystemClock()
-        self._observer = observer
+
+    @property
+    def last_intuit_tid(self) -> str | None:
+        """The ``intuit_tid`` of the last answer QBO gave this client (any thread's)."""
+        return self._transport.last_intuit_tid
+
+    # The transport's settings, read and set through the client (a test sets ``max_attempts = 1``).
+
+    @property
+    def minor_version(self) -> int:
+        return self._transport.minor_version
+
+    @minor_version.setter
+    def minor_version(self, value: int) -> None:
+        self._transport.minor_version = value
+
+    @property
+    def max_attempts(self) -> int:
+        return self._transport.max_attempts
+
+    @max_attempts.setter
+    def max_attempts(self, value: int) -> None:
+        self._transport.max_attempts = value
+
+    @property
+    def backoff_base(self) -> float:
+        return self._transport.backoff_base
+
+    @backoff_base.setter
+    def backoff_base(self, value: float) -> None:
+        self._transport.backoff_base = value
+
+    @property
+    def throttle_wait(self) -> float:
+        return self._transport.throttle_wait
+
+    @throttle_wait.setter
+    def throttle_wait(self, value: float) -> None:
+        self._transport.throttle_wait = value
+
+    @property
+    def max_backoff(self) -> float:
+        return self._transport.max_backoff
+
+    @max_backoff.setter
+    def max_backoff(self, value: float) -> None:
+        self._transport.max_backoff = value
 
     def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> QboClient:
         return self
@@ -305,7 +295,9 @@ class QboClient:
 
     def read(self, entity: str, entity_id: str) -> dict[str, Any]:
         path = _entity_path(entity)
-        data = self._call("GET", f"{path}/{quote(str(entity_id), safe='')}", template="/{entity}/{id}")
+        data = self._transport.call(
+            "GET", f"{path}/{quote(str(entity_id), safe='')}", template="/{entity}/{id}"
+        )
         return _entity_of(data, entity)
 
     def create(self, entity: str, body: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
@@ -349,17 +341,17 @@ class QboClient:
         return _entity_of(data, entity)
 
     def company_info(self) -> dict[str, Any]:
-        data = self._call("GET", f"companyinfo/{self.realm_id}", template="/companyinfo/{realm}")
+        data = self._transport.call("GET", f"companyinfo/{self.realm_id}", template="/companyinfo/{realm}")
         return _entity_of(data, "CompanyInfo")
 
     def preferences(self) -> dict[str, Any]:
-        return _entity_of(self._call("GET", "preferences", template="/preferences"), "Preferences")
+        return _entity_of(self._transport.call("GET", "preferences", template="/preferences"), "Preferences")
 
     # --- queries --------------------------------------------------------------------------------
 
     def query(self, statement: str) -> list[dict[str, Any]]:
         """One page of a SELECT (QBO's default page is 100 rows; say MAXRESULTS for more)."""
-        data, tid = self._exchange("GET", "query", template="/query", params={"query": statement})
+        data, tid = self._transport.exchange("GET", "query", template="/query", params={"query": statement})
         response = data.get("QueryResponse")
         if not isinstance(response, dict):
             raise QboError("the answer has no QueryResponse", status=200, intuit_tid=tid)
@@ -400,7 +392,7 @@ class QboClient:
             rid = request_id(self.realm_id, f"batch:{chunk_no}", idempotency_key)
             body = {"BatchItemRequest": [op.item(str(i + 1)) for i, op in enumerate(chunk)]}
             try:
-                data, tid = self._exchange(
+                data, tid = self._transport.exchange(
                     "POST",
                     "batch",
                     template="/batch",
@@ -445,7 +437,7 @@ class QboClient:
         return _latest_by_id(names, found)
 
     def _cdc_call(self, names: list[str], since: datetime) -> list[tuple[str, dict[str, Any]]]:
-        data = self._call(
+        data = self._transport.call(
             "GET",
             "cdc",
             template="/cdc",
@@ -506,7 +498,7 @@ class QboClient:
             found.extend((name, row) for row in self.query_all(statement))
         return found
 
-    # --- the wire -------------------------------------------------------------------------------
+    # --- writes --------------------------------------------------------------------------------
 
     def _write(
         self,
@@ -518,184 +510,7 @@ class QboClient:
         params: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         query = {**(params or {}), "requestid": request_id(self.realm_id, scope, key)}
-        return self._call("POST", path, template="/{entity}", params=query, body=body, write=True)
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        template: str,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        write: bool = False,
-        batch: bool = False,
-    ) -> dict[str, Any]:
-        answer, _ = self._exchange(
-            method, path, template=template, params=params, body=body, write=write, batch=batch
-        )
-        return answer
-
-    def _exchange(
-        self,
-        method: str,
-        path: str,
-        *,
-        template: str,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        write: bool = False,
-        batch: bool = False,
-    ) -> tuple[dict[str, Any], str | None]:
-        """The decoded answer and its ``intuit_tid``, after retries; raises the last QboError."""
-        if write and "requestid" not in (params or {}):
-            raise ValueError("a write is never sent without a requestid")
-        query = {"minorversion": str(self.minor_version), **(params or {})}
-        content = encode_json(body) if body is not None else None
-        url = f"{self._root}/{path}"
-        attempt = 0  # attempts that count against max_attempts
-        sent = 0
-        refreshed = False
-        while True:
-            attempt += 1
-            sent += 1
-            token = self._tokens.access_token()
-            status, tid, data, error = self._attempt(
-                method, url, query, content, token, batch=batch, operation=_operation(method, path, query)
-            )
-            if error is None:
-                self._log(
-                    "qbo call answered",
-                    method=method,
-                    template=template,
-                    status=status,
-                    code="",
-                    intuit_tid=tid,
-                    attempt=sent,
-                )
-                return data, tid
-            error.write = write
-            self._log(
-                "qbo call failed",
-                method=method,
-                template=template,
-                status=error.status,
-                code=error.code,
-                intuit_tid=tid,
-                attempt=sent,
-            )
-            if isinstance(error, AuthenticationError) and error.status == 401 and not refreshed:
-                # One refresh and one repeat (same requestid); a second 401 is final.
-                refreshed = True
-                self._tokens.token_rejected(token)
-                attempt -= 1
-                continue
-            if not error.retryable or attempt >= self.max_attempts:
-                raise error
-            self._sleep(self._delay(error, attempt))
-
-    def _attempt(
-        self,
-        method: str,
-        url: str,
-        query: Mapping[str, str],
-        content: bytes | None,
-        token: str,
-        *,
-        batch: bool,
-        operation: str,
-    ) -> tuple[int | None, str | None, dict[str, Any], QboError | None]:
-        """One HTTP exchange: (status, intuit_tid, decoded answer, None), or the error it amounts to
-        in place of the answer.  The observer hears of every exchange that was sent."""
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        if content is not None:
-            headers["Content-Type"] = "application/json"
-        gate = self._governor.acquire(self.realm_id, batch=batch) if self._governor else nullcontext()
-        with gate:  # the governor's wait is not QBO's latency: the clock starts inside the gate
-            started = time.perf_counter()
-            try:
-                response = self._http.request(method, url, params=query, content=content, headers=headers)
-            except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
-                self._observe(operation, None, started, None)
-                reason = f"QBO could not be reached: {type(exc).__name__}"
-                return None, None, {}, QboTransportError(reason, sent=False)
-            except httpx2.TransportError as exc:
-                self._observe(operation, None, started, None)
-                lost = QboTransportError(f"QBO did not answer: {type(exc).__name__}", sent=True)
-                return None, None, {}, lost
-            elapsed = time.perf_counter() - started
-        status = response.status_code
-        tid = response.headers.get("intuit_tid")
-        self.last_intuit_tid = tid
-        error = parse_fault(status, response.headers, response.content)
-        self._observe(operation, status, started, error, elapsed=elapsed)
-        if error is not None:
-            return status, tid, {}, error
-        try:
-            data = decode_json(response.content)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            # A success we cannot read: a retry with the same requestid replays QBO's answer.
-            unreadable = ServerError("QBO's answer is not a JSON object", status=status, intuit_tid=tid)
-            return status, tid, {}, unreadable
-        return status, tid, data, None
-
-    def _observe(
-        self,
-        operation: str,
-        status: int | None,
-        started: float,
-        error: QboError | None,
-        *,
-        elapsed: float | None = None,
-    ) -> None:
-        if self._observer is None:
-            return
-        seconds = elapsed if elapsed is not None else time.perf_counter() - started
-        self._observer(
-            QboCall(
-                realm_id=self.realm_id,
-                operation=operation,
-                status=status,
-                seconds=seconds,
-                throttled=isinstance(error, ThrottledError),
-                fault_code=error.code if error is not None and error.code else "",
-            )
-        )
-
-    def _delay(self, error: QboError, attempt: int) -> float:
-        if isinstance(error, ThrottledError):
-            if error.retry_after is not None:
-                return min(self.max_backoff, error.retry_after * (1 + 0.1 * self._random()))
-            wait = self.throttle_wait * 2.0 ** (attempt - 1)
-            return min(self.max_backoff, wait * (1 + 0.25 * self._random()))
-        wait = min(self.max_backoff, self.backoff_base * 2.0 ** (attempt - 1))
-        return wait / 2 + wait / 2 * self._random()
-
-    @staticmethod
-    def _log(
-        message: str,
-        *,
-        method: str,
-        template: str,
-        status: int | None,
-        code: str,
-        intuit_tid: str | None,
-        attempt: int,
-    ) -> None:
-        fields = {
-            "method": method,
-            "path": f"/company/{{realm}}{template}",
-            "status": status,
-            "code": code,
-            "intuit_tid": intuit_tid,
-            "attempt": attempt,
-        }
-        if status is not None and status < 300:
-            logger.debug(message, extra=fields)
-        else:
-            logger.info(message, extra=fields)
+        return self._transport.call("POST", path, template="/{entity}", params=query, body=body, write=True)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -724,18 +539,6 @@ def _batch_results(
         else:
             results.append(BatchResult(op, entity=_entity_of(item, op.entity)))
     return results
-
-
-def _operation(method: str, path: str, query: Mapping[str, str]) -> str:
-    """The call as one of OPERATIONS (``path`` is relative to the company: ``invoice``, ``query``)."""
-    head = path.split("/", 1)[0]
-    if head in ("query", "batch", "cdc"):
-        return head
-    if method == "GET":
-        return "read"
-    if query.get("include") == "void":
-        return "void"
-    return query.get("operation", "create")
 
 
 def _check_entity(entity: str) -> str:
