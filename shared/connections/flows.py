@@ -86,9 +86,9 @@ from shared.kernel.clock import Clock
 from shared.kernel.events import (
     CONNECTION_DISCONNECTED,
     EventPublisher,
-    EventPublishError,
     OutboundEvent,
     make_event,
+    publish_after_commit,
 )
 from shared.kernel.observability import logger
 from shared.kernel.settings import Settings
@@ -354,11 +354,7 @@ class ConnectionFlows:
         return Redirect(self._consent_url(self._codec.new_reconnect(realm_id, expires_at)))
 
     def _publish(self, event: OutboundEvent) -> None:
-        try:
-            self._events.publish(event)
-        except EventPublishError as error:
-            # The connection change is stored; a lost notification must not undo it.
-            logger.error("event publish failed", detail_type=event.detail_type, error=str(error))
+        publish_after_commit(self._events, event)  # the connection change is stored already
 
 
 _STATUS_FIELDS: Final = (

@@ -41,7 +41,7 @@ from shared.connections.keep_alive import HARD_EXPIRY_WARNING_DAYS, KeepAlive, K
 from shared.connections.sealing import TokenSealer, encryption_context
 from shared.connections.store import Connection, ConnectionStore, HealthWrite
 from shared.kernel.clock import Clock
-from shared.kernel.events import EventPublisher, EventPublishError, OutboundEvent
+from shared.kernel.events import EventPublisher, OutboundEvent, publish_after_commit
 from shared.kernel.observability import logger
 from shared.qbo.oauth import IntuitOAuth, OAuthClientError, OAuthFailureError, OAuthGrantError, TokenSet
 
@@ -425,11 +425,7 @@ class TokenVault:
         return encryption_context(tenant_id, realm_id)
 
     def _publish(self, event: OutboundEvent) -> None:
-        try:
-            self._events.publish(event)
-        except EventPublishError as error:
-            # The state change is stored; losing the notification must not fail a token call.
-            logger.error("event publish failed", detail_type=event.detail_type, error=str(error))
+        publish_after_commit(self._events, event)  # the state change is stored already
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -385,6 +385,20 @@ class EventPublishError(RuntimeError):
     pass
 
 
+def publish_after_commit(events: EventPublisher, event: OutboundEvent) -> bool:
+    """Publish an event announcing a change that is already stored; a refusal is logged, not raised
+    (a lost notification must not undo the change or fail the call that made it).  False when the
+    bus refused it (docs/events.md says what a host app can rely on)."""
+    try:
+        events.publish(event)
+    except EventPublishError as error:
+        from shared.kernel.observability import logger
+
+        logger.error("event publish failed", detail_type=event.detail_type, error=str(error))
+        return False
+    return True
+
+
 @dataclass
 class RecordingPublisher:
     """Keeps events in memory: for tests and the local stack's event log."""
