@@ -31,17 +31,13 @@ logs, observer) is :class:`shared.qbo.transport.QboTransport`'s.
 
 from __future__ import annotations
 
-import random as _random
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
-
-import httpx2
 
 from shared.kernel.clock import Clock, SystemClock
 from shared.qbo.errors import (
@@ -58,6 +54,7 @@ from shared.qbo.transport import (
     QboCall,
     QboTransport,
     TokenProvider,
+    TransportOptions,
     decode_json,
     encode_json,
 )
@@ -201,38 +198,13 @@ class QboClient:
         base_url: str,
         tokens: TokenProvider,
         *,
-        governor: Governor | None = None,
-        http: httpx2.Client | None = None,
-        minor_version: int = DEFAULT_MINOR_VERSION,
-        max_attempts: int = 5,
-        backoff_base: float = 0.5,
-        throttle_wait: float = 60.0,
-        max_backoff: float = 120.0,
-        timeout: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = _random.random,
         clock: Clock | None = None,
-        observer: Callable[[QboCall], None] | None = None,
+        **options: Unpack[TransportOptions],
     ) -> None:
         if not realm_id or not realm_id.isalnum():
             raise ValueError("realm_id must be QBO's company id")
         self.realm_id = realm_id
-        self._transport = QboTransport(
-            realm_id,
-            base_url,
-            tokens,
-            governor=governor,
-            http=http,
-            minor_version=minor_version,
-            max_attempts=max_attempts,
-            backoff_base=backoff_base,
-            throttle_wait=throttle_wait,
-            max_backoff=max_backoff,
-            timeout=timeout,
-            sleep=sleep,
-            random=random,
-            observer=observer,
-        )
+        self._transport = QboTransport(realm_id, base_url, tokens, **options)
         self._clock: Clock = clock or SystemClock()
 
     @property

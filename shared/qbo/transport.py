@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import httpx2
 
@@ -122,46 +122,52 @@ def decode_json(body: bytes) -> Any:
 # --- the transport --------------------------------------------------------------------------------
 
 
+class TransportOptions(TypedDict, total=False):
+    """How a QBO client talks to QBO (every key optional; the defaults are the transport's):
+    ``governor`` (the per-realm budgets), ``http`` (a shared connection pool), ``minor_version``,
+    ``max_attempts``/``backoff_base``/``throttle_wait``/``max_backoff`` (retries), ``timeout``,
+    ``sleep`` and ``random`` (tests), ``observer`` (each exchange, for metrics)."""
+
+    governor: Governor | None
+    http: httpx2.Client | None
+    minor_version: int
+    max_attempts: int
+    backoff_base: float
+    throttle_wait: float
+    max_backoff: float
+    timeout: float
+    sleep: Callable[[float], None]
+    random: Callable[[], float]
+    observer: Callable[[QboCall], None] | None
+
+
 class QboTransport:
     """One realm's exchanges with QBO, retried, governed, logged and observed; see the module's
     docstring.  Thread-safe when its ``http`` client is (httpx2's is).  ``QboClient`` builds it from
     its own arguments (their meaning is documented there)."""
 
     def __init__(
-        self,
-        realm_id: str,
-        base_url: str,
-        tokens: TokenProvider,
-        *,
-        governor: Governor | None = None,
-        http: httpx2.Client | None = None,
-        minor_version: int = DEFAULT_MINOR_VERSION,
-        max_attempts: int = 5,
-        backoff_base: float = 0.5,
-        throttle_wait: float = 60.0,
-        max_backoff: float = 120.0,
-        timeout: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] = _random.random,
-        observer: Callable[[QboCall], None] | None = None,
+        self, realm_id: str, base_url: str, tokens: TokenProvider, **options: Unpack[TransportOptions]
     ) -> None:
+        max_attempts = options.get("max_attempts", 5)
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.realm_id = realm_id
-        self.minor_version = minor_version
+        self.minor_version = options.get("minor_version", DEFAULT_MINOR_VERSION)
         self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.throttle_wait = throttle_wait
-        self.max_backoff = max_backoff
+        self.backoff_base = options.get("backoff_base", 0.5)
+        self.throttle_wait = options.get("throttle_wait", 60.0)
+        self.max_backoff = options.get("max_backoff", 120.0)
         self.last_intuit_tid: str | None = None
         self._root = f"{base_url.rstrip('/')}/company/{realm_id}"
         self._tokens = tokens
-        self._governor = governor
+        self._governor = options.get("governor")
+        http = options.get("http")
         self._owns_http = http is None
-        self._http = http if http is not None else httpx2.Client(timeout=timeout)
-        self._sleep = sleep
-        self._random = random
-        self._observer = observer
+        self._http = http if http is not None else httpx2.Client(timeout=options.get("timeout", 30.0))
+        self._sleep = options.get("sleep", time.sleep)
+        self._random = options.get("random", _random.random)
+        self._observer = options.get("observer")
 
     def close(self) -> None:
         if self._owns_http:
