@@ -321,6 +321,33 @@ class _PostingTable:
             }
         }
 
+    def _dated_page(
+        self,
+        tenant_id: str,
+        index: str,
+        index_key: tuple[str, str, str],
+        dates: tuple[str, date | None, date | None],
+        *,
+        filters: ConditionBase | None = None,
+        page_token: str | None = None,
+        limit: int,
+    ) -> PostingPage:
+        """A page of one index's partition, its sort key within the dates (``(name, from, to)``:
+        ``name`` names the parameters in a refusal, ``txn_from``...)."""
+        partition_attribute, partition, sort_attribute = index_key
+        name, start, end = dates
+        condition = Key(partition_attribute).eq(partition)
+        sort = _date_range(sort_attribute, check_date(start, f"{name}_from"), check_date(end, f"{name}_to"))
+        return self._page(
+            tenant_id,
+            index,
+            condition & sort if sort is not None else condition,
+            index_key,
+            filters=filters,
+            page_token=page_token,
+            limit=limit,
+        )
+
     def _page(
         self,
         tenant_id: str,
@@ -423,15 +450,11 @@ class _PostingQueries(_PostingTable):
     ) -> PostingPage:
         """Documents in one state, by transaction date (undated ones first when no range is given)."""
         partition = constants.posting_state_pk(check_tenant(tenant_id), check_state(state).value)
-        condition = Key(constants.POSTING_BY_STATE_PK).eq(partition)
-        sort = _date_range(
-            constants.POSTING_BY_STATE_SK, check_date(txn_from, "txn_from"), check_date(txn_to, "txn_to")
-        )
-        return self._page(
+        return self._dated_page(
             tenant_id,
             constants.POSTING_BY_STATE_INDEX,
-            condition & sort if sort is not None else condition,
             (constants.POSTING_BY_STATE_PK, partition, constants.POSTING_BY_STATE_SK),
+            ("txn", txn_from, txn_to),
             page_token=page_token,
             limit=limit,
         )
@@ -453,15 +476,11 @@ class _PostingQueries(_PostingTable):
         hold fewer than ``limit`` entries while ``next_token`` is still set.
         """
         partition = constants.tenant_pk(check_tenant(tenant_id))
-        condition = Key(constants.POSTING_BY_TXN_DATE_PK).eq(partition)
-        sort = _date_range(
-            constants.POSTING_BY_TXN_DATE_SK, check_date(txn_from, "txn_from"), check_date(txn_to, "txn_to")
-        )
-        return self._page(
+        return self._dated_page(
             tenant_id,
             constants.POSTING_BY_TXN_DATE_INDEX,
-            condition & sort if sort is not None else condition,
             (constants.POSTING_BY_TXN_DATE_PK, partition, constants.POSTING_BY_TXN_DATE_SK),
+            ("txn", txn_from, txn_to),
             filters=_filters(kinds, states),
             page_token=page_token,
             limit=limit,
@@ -479,17 +498,11 @@ class _PostingQueries(_PostingTable):
     ) -> PostingPage:
         """Documents by the UTC date their current QBO state was posted (inclusive range)."""
         partition = constants.tenant_pk(check_tenant(tenant_id))
-        condition = Key(constants.POSTING_BY_POSTED_PK).eq(partition)
-        sort = _date_range(
-            constants.POSTING_BY_POSTED_SK,
-            check_date(posted_from, "posted_from"),
-            check_date(posted_to, "posted_to"),
-        )
-        return self._page(
+        return self._dated_page(
             tenant_id,
             constants.POSTING_BY_POSTED_INDEX,
-            condition & sort if sort is not None else condition,
             (constants.POSTING_BY_POSTED_PK, partition, constants.POSTING_BY_POSTED_SK),
+            ("posted", posted_from, posted_to),
             filters=_filters(kinds, None),
             page_token=page_token,
             limit=limit,
