@@ -24,21 +24,17 @@ and the send would leave a document ``queued`` with no message and out of the in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from shared.connections.errors import NeverConnectedError
-from shared.connections.store import ConnectionStore
-from shared.kernel.clock import Clock
 from shared.kernel.observability import logger
-from shared.mapping.links import LinkStore
 from shared.push.errors import DocumentInvalidError, PushError
 from shared.push.posting_log import (
     ConcurrentChangeError,
     DocumentNotFoundError,
     InvalidTransitionError,
     PostingEntry,
-    PostingLog,
     PostingState,
     Reason,
     StaleVersionError,
@@ -47,7 +43,7 @@ from shared.push.service import (
     NOT_CONNECTED,
     AppDocument,
     PushMessage,
-    PushQueue,
+    PushStores,
     QueueMessage,
     RecheckMessage,
     StoreLookup,
@@ -57,7 +53,6 @@ from shared.push.service import (
     parse_document,
     require_connection,
 )
-from shared.push.settings_store import TenantSettingsStore
 
 PAGE_SIZE: Final = 250
 MOVE_CHUNK: Final = 99  # transition_many's limit: a transaction's 100 actions, less the summary
@@ -91,27 +86,11 @@ class RecheckReport:
         return {name: count for name, count in counts.items() if count}
 
 
-class Rechecker:
+@dataclass(eq=False, repr=False)
+class Rechecker(PushStores):
     """One recheck message: judge a page, move and enqueue the ready documents, continue."""
 
-    def __init__(  # noqa: PLR0917 - the collaborators, as the push service has them
-        self,
-        posting_log: PostingLog,
-        links: LinkStore,
-        settings_store: TenantSettingsStore,
-        connection_store: ConnectionStore,
-        queue: PushQueue,
-        clock: Clock,
-        *,
-        page_size: int = PAGE_SIZE,
-    ) -> None:
-        self.posting_log = posting_log
-        self.links = links
-        self.settings_store = settings_store
-        self.connection_store = connection_store
-        self.queue = queue
-        self.clock = clock
-        self.page_size = page_size
+    page_size: int = field(default=PAGE_SIZE, kw_only=True)
 
     def run(self, message: RecheckMessage) -> RecheckReport:
         tenant_id = message.tenant

@@ -542,28 +542,25 @@ class _ReportQuery:
         return True
 
 
-class PushService:
+@dataclass(eq=False, repr=False)
+class PushStores:
+    """What the push service and the recheck it queues share: the stores, the queue and the clock
+    (given positionally, in this order)."""
+
+    posting_log: PostingLog
+    links: LinkStore
+    settings_store: TenantSettingsStore
+    connection_store: ConnectionStore
+    queue: PushQueue
+    clock: Clock
+
+
+@dataclass(eq=False, repr=False)
+class PushService(PushStores):
     """Upserts, rechecks (queued), retry and reports; everything a tenant API route needs (docs/push.md)."""
 
-    def __init__(  # noqa: PLR0917 - the collaborators, as the brief names them
-        self,
-        posting_log: PostingLog,
-        links: LinkStore,
-        settings_store: TenantSettingsStore,
-        connection_store: ConnectionStore,
-        queue: PushQueue,
-        clock: Clock,
-        *,
-        recheck_observer: Callable[[str, str, RecheckScheduled], None] | None = None,
-    ) -> None:
-        self.posting_log = posting_log
-        self.links = links
-        self.settings_store = settings_store
-        self.connection_store = connection_store
-        self.queue = queue
-        self.clock = clock
-        # told each tenant, reason and outcome of schedule_recheck (the function's metrics, from wiring)
-        self.recheck_observer = recheck_observer
+    # told each tenant, reason and outcome of schedule_recheck (the function's metrics, from wiring)
+    recheck_observer: Callable[[str, str, RecheckScheduled], None] | None = field(default=None, kw_only=True)
 
     def submit(self, tenant_id: str, kind: str, payload: Mapping[str, Any]) -> SubmitOutcome:
         """Validate, log and (when ready) queue one version of a document."""
