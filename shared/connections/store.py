@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -559,32 +559,39 @@ class ConnectionStore:
 def _connection_of(item: Mapping[str, Any]) -> Connection:
     """The connection item as a ``Connection`` (epoch seconds as UTC datetimes)."""
     company = item.get("company")
+    instants = {name: _instant(item.get(name)) for name in _INSTANT_FIELDS}
     return Connection(
         tenant_id=str(item["tenant_id"]),
         realm_id=str(item["realm_id"]),
         health=Health(item["health"]) if item.get("health") else None,
         health_reason=item.get("health_reason"),
-        health_changed_at=_instant(item.get("health_changed_at")),
         company=CompanyRecord.model_validate(_plain(company)) if company else None,
         access_token_ct=_binary(item.get("access_token_ct")),
         refresh_token_ct=_binary(item.get("refresh_token_ct")),
-        access_expires_at=_instant(item.get("access_expires_at")),
-        refresh_expires_at=_instant(item.get("refresh_expires_at")),
-        hard_expires_at=_instant(item.get("hard_expires_at")),
         token_version=_number(item.get("token_version")),
         lease_owner=item.get("lease_owner"),
-        lease_until=_instant(item.get("lease_until")),
         refresh_failures=_number(item.get("refresh_failures")),
-        last_refresh_at=_instant(item.get("last_refresh_at")),
-        last_success_at=_instant(item.get("last_success_at")),
-        connected_at=_instant(item.get("connected_at")),
-        disconnected_at=_instant(item.get("disconnected_at")),
         keep_mappings=item.get("keep_mappings"),
         hard_expiry_warned_days=(
             _number(item["hard_expiry_warned_days"]) if "hard_expiry_warned_days" in item else None
         ),
         revoke_error=item.get("revoke_error"),
+        **instants,
     )
+
+
+# The item's attributes stored as epoch seconds (``Connection`` holds them as UTC datetimes).
+_INSTANT_FIELDS: Final = (
+    "health_changed_at",
+    "access_expires_at",
+    "refresh_expires_at",
+    "hard_expires_at",
+    "lease_until",
+    "last_refresh_at",
+    "last_success_at",
+    "connected_at",
+    "disconnected_at",
+)
 
 
 def _company_map(company: CompanyRecord) -> dict[str, Any]:
