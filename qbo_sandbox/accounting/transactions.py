@@ -1228,15 +1228,21 @@ def _payment_lines(
     return lines, plan
 
 
-def _payment_line(co: Company, line: Any, customer: Entity) -> tuple[str, str, Decimal]:
-    """One payment line checked: the (TxnType, TxnId) it applies to, of this customer, and its amount."""
-    if not isinstance(line, dict):
-        raise faults.invalid_field("Line", "Each line must be an object")
+def _line_amount(line: dict[str, Any], what: str) -> Decimal:
+    """A payment or journal line's ``Amount``: required, money, never negative."""
     if line.get("Amount") is None:
         raise faults.required_param("Line.Amount", "Line")
     amount = money(line["Amount"], "Line.Amount")
     if amount < 0:
-        raise faults.invalid_field("Line.Amount", "A payment line amount cannot be negative")
+        raise faults.invalid_field("Line.Amount", f"A {what} line amount cannot be negative")
+    return amount
+
+
+def _payment_line(co: Company, line: Any, customer: Entity) -> tuple[str, str, Decimal]:
+    """One payment line checked: the (TxnType, TxnId) it applies to, of this customer, and its amount."""
+    if not isinstance(line, dict):
+        raise faults.invalid_field("Line", "Each line must be an object")
+    amount = _line_amount(line, "payment")
     linked = line.get("LinkedTxn")
     if not isinstance(linked, list) or not linked:
         raise faults.required_param("Line.LinkedTxn", "Line")
@@ -1474,11 +1480,7 @@ def _journal_line(co: Company, line: Any) -> tuple[str, Decimal, str, Entity]:
     detail = line.get("JournalEntryLineDetail")
     if not isinstance(detail, dict):
         raise faults.required_param("Line.JournalEntryLineDetail", "Line")
-    if line.get("Amount") is None:
-        raise faults.required_param("Line.Amount", "Line")
-    amount = money(line["Amount"], "Line.Amount")
-    if amount < 0:
-        raise faults.invalid_field("Line.Amount", "A journal line amount cannot be negative")
+    amount = _line_amount(line, "journal")
     posting = detail.get("PostingType")
     if posting is None:
         raise faults.required_param("Line.JournalEntryLineDetail.PostingType", "Line")
