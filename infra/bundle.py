@@ -45,7 +45,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypedDict, Unpack
 
 # Set by the CDK app before it asks for a folder (the stack's one place for Lambda defaults).
 LAMBDA_RUNTIME_NAME = "python3.13"
@@ -342,47 +342,59 @@ def layer_key(chosen: Target, requirements: Sequence[str], pins: Mapping[str, st
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def dependency_layer_dir(
-    *,
-    runtime: str | None = None,
-    architecture: str | None = None,
-    bytecode: bool | None = None,
-    build_dir: Path = BUILD_DIR,
-    pyproject: Path = ROOT / "pyproject.toml",
-) -> Path:
+class LayerOptions(TypedDict, total=False):
+    """Which layer: ``runtime`` and ``architecture`` (default: the stack's), ``bytecode`` (default
+    ``PRECOMPILE``), ``build_dir`` and ``pyproject`` (default: this checkout's)."""
+
+    runtime: str | None
+    architecture: str | None
+    bytecode: bool | None
+    build_dir: Path
+    pyproject: Path
+
+
+@dataclass(frozen=True)
+class _LayerPlan:
+    target: Target
+    requirements: tuple[str, ...]
+    pins: dict[str, str]
+    compiler: Path | None
+    path: Path
+
+
+def _layer_plan(options: LayerOptions) -> _LayerPlan:
+    chosen = target(options.get("runtime"), options.get("architecture"))
+    requirements = runtime_requirements(options.get("pyproject", ROOT / "pyproject.toml"))
+    pins = pinned_versions(requirements)
+    bytecode = options.get("bytecode")
+    compiler = find_python(chosen.python_version) if (PRECOMPILE if bytecode is None else bytecode) else None
+    path = _layer_path(options.get("build_dir", BUILD_DIR), chosen, requirements, pins, compiler)
+    return _LayerPlan(chosen, requirements, pins, compiler, path)
+
+
+def dependency_layer_dir(**options: Unpack[LayerOptions]) -> Path:
     """A folder holding ``python/<packages>`` for the Lambda runtime and architecture.
 
     Built once per requirement set (a cached folder is returned as it is), checked to contain no
     binary for another machine or Python, and checked with the code asset against Lambda's
     unzipped size limit.  With ``bytecode`` (default ``PRECOMPILE``) and a CPython of the runtime's
     version on this machine, the packages ship compiled (see ``_precompile``)."""
-    chosen = target(runtime, architecture)
-    requirements = runtime_requirements(pyproject)
-    pins = pinned_versions(requirements)
-    compiler = find_python(chosen.python_version) if (PRECOMPILE if bytecode is None else bytecode) else None
-    final = _layer_path(build_dir, chosen, requirements, pins, compiler)
+    plan = _layer_plan(options)
+    build_dir = options.get("build_dir", BUILD_DIR)
+    final = plan.path
     if not final.is_dir():
         build_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(build_dir / f".{final.name}.lock"):
             if not final.is_dir():
-                _build_layer(final, chosen, requirements, pins, compiler)
-    check_unzipped_size(final, code_dir(root=pyproject.parent, build_dir=build_dir))
+                _build_layer(final, plan.target, plan.requirements, plan.pins, plan.compiler)
+    root = options.get("pyproject", ROOT / "pyproject.toml").parent
+    check_unzipped_size(final, code_dir(root=root, build_dir=build_dir))
     return final
 
 
-def layer_location(
-    *,
-    runtime: str | None = None,
-    architecture: str | None = None,
-    bytecode: bool | None = None,
-    build_dir: Path = BUILD_DIR,
-    pyproject: Path = ROOT / "pyproject.toml",
-) -> Path:
+def layer_location(**options: Unpack[LayerOptions]) -> Path:
     """Where ``dependency_layer_dir`` with the same arguments keeps its layer (built or not)."""
-    chosen = target(runtime, architecture)
-    requirements = runtime_requirements(pyproject)
-    compiler = find_python(chosen.python_version) if (PRECOMPILE if bytecode is None else bytecode) else None
-    return _layer_path(build_dir, chosen, requirements, pinned_versions(requirements), compiler)
+    return _layer_plan(options).path
 
 
 def _layer_path(
