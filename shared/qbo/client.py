@@ -267,9 +267,9 @@ class QboClient:
 
     def read(self, entity: str, entity_id: str) -> dict[str, Any]:
         path = _entity_path(entity)
-        data = self._transport.call(
+        data = self._transport.exchange(
             "GET", f"{path}/{quote(str(entity_id), safe='')}", template="/{entity}/{id}"
-        )
+        )[0]
         return _entity_of(data, entity)
 
     def create(self, entity: str, body: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
@@ -313,11 +313,15 @@ class QboClient:
         return _entity_of(data, entity)
 
     def company_info(self) -> dict[str, Any]:
-        data = self._transport.call("GET", f"companyinfo/{self.realm_id}", template="/companyinfo/{realm}")
+        data = self._transport.exchange(
+            "GET", f"companyinfo/{self.realm_id}", template="/companyinfo/{realm}"
+        )[0]
         return _entity_of(data, "CompanyInfo")
 
     def preferences(self) -> dict[str, Any]:
-        return _entity_of(self._transport.call("GET", "preferences", template="/preferences"), "Preferences")
+        return _entity_of(
+            self._transport.exchange("GET", "preferences", template="/preferences")[0], "Preferences"
+        )
 
     # --- queries --------------------------------------------------------------------------------
 
@@ -409,12 +413,12 @@ class QboClient:
         return _latest_by_id(names, found)
 
     def _cdc_call(self, names: list[str], since: datetime) -> list[tuple[str, dict[str, Any]]]:
-        data = self._transport.call(
+        data = self._transport.exchange(
             "GET",
             "cdc",
             template="/cdc",
             params={"entities": ",".join(names), "changedSince": _qbo_datetime(since)},
-        )
+        )[0]
         found: list[tuple[str, dict[str, Any]]] = []
         for block in data.get("CDCResponse") or []:
             for response in (block or {}).get("QueryResponse") or []:
@@ -482,7 +486,9 @@ class QboClient:
         params: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         query = {**(params or {}), "requestid": request_id(self.realm_id, scope, key)}
-        return self._transport.call("POST", path, template="/{entity}", params=query, body=body, write=True)
+        return self._transport.exchange(
+            "POST", path, template="/{entity}", params=query, body=body, write=True
+        )[0]
 
 
 # --- helpers ----------------------------------------------------------------------------------------

@@ -173,22 +173,6 @@ class QboTransport:
         if self._owns_http:
             self._http.close()
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        template: str,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        write: bool = False,
-        batch: bool = False,
-    ) -> dict[str, Any]:
-        answer, _ = self.exchange(
-            method, path, template=template, params=params, body=body, write=write, batch=batch
-        )
-        return answer
-
     def exchange(
         self,
         method: str,
