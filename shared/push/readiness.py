@@ -207,6 +207,22 @@ def _go_live(document_date: date, settings: TenantSettings, today: date) -> Skip
     return None
 
 
+def _unless_skipped(
+    document: str, when: date, voided: bool, settings: TenantSettings, today: date
+) -> Skipped | Reason | None:
+    """A payment's or a credit application's first checks: skipped before the go-live date, when a
+    void is not propagated, and in summarised mode (the day's journal carries neither); else the
+    go-live reason to add (the go-live date is still ahead), or None."""
+    go_live = _go_live(when, settings, today)
+    if isinstance(go_live, Skipped):
+        return go_live
+    if voided and not settings.propagate_deletes:
+        return Skipped(Reason(VOID_NOT_PROPAGATED, {"document": document}))
+    if settings.posting_mode == "summarised":
+        return Skipped(Reason(SUMMARISED_MODE, {"document": document}))
+    return go_live
+
+
 def _client_type(client: AppClient, settings: TenantSettings, found: _Findings) -> None:
     if settings.client_types and client.type not in settings.client_types:
         found.reason(CLIENT_TYPE_EXCLUDED, client_id=client.id, type=client.type)
@@ -381,13 +397,9 @@ def evaluate_credit_application(
 
     Taking them back out (the memo's applications removed) is always done; a voided memo's follow
     the memo's void rules."""
-    go_live = _go_live(application.date, settings, today)
+    go_live = _unless_skipped("credit_memo", application.date, application.voided, settings, today)
     if isinstance(go_live, Skipped):
         return go_live
-    if application.voided and not settings.propagate_deletes:
-        return Skipped(Reason(VOID_NOT_PROPAGATED, {"document": "credit_memo"}))
-    if settings.posting_mode == "summarised":
-        return Skipped(Reason(SUMMARISED_MODE, {"document": "credit_memo"}))
     found = _Findings()
     if application.withdrawn:
         return found.result()  # the worker voids what QBO has, or skips what it never had
@@ -414,13 +426,9 @@ def evaluate_payment(
 ) -> Readiness:
     """Whether a payment can be posted: its client linked and every invoice it pays already in QBO."""
     del facts  # payments look the same in every tax model; kept for a uniform signature
-    go_live = _go_live(payment.date, settings, today)
+    go_live = _unless_skipped("payment", payment.date, payment.voided, settings, today)
     if isinstance(go_live, Skipped):
         return go_live
-    if payment.voided and not settings.propagate_deletes:
-        return Skipped(Reason(VOID_NOT_PROPAGATED, {"document": "payment"}))
-    if settings.posting_mode == "summarised":
-        return Skipped(Reason(SUMMARISED_MODE, {"document": "payment"}))
     found = _Findings()
     if not settings.push_payments:
         found.reason(PUSH_DISABLED, document="payment")
