@@ -188,51 +188,27 @@ def unsupported_operation(detail: str) -> QboFault:
     return validation("500", "Unsupported Operation", detail)
 
 
+def _gateway(code: str, name: str, status: int, fault_type: str, detail: str) -> QboFault:
+    """A refusal of Intuit's gateway (before the Accounting API): its message names the error, its
+    zero-padded code and the HTTP status."""
+    message = f"message={name}; errorCode={int(code):06d}; statusCode={status}"
+    return QboFault([FaultError(code, message, detail)], fault_type=fault_type, status=status, gateway=True)
+
+
 def authentication_failed(detail: str = "Token expired") -> QboFault:
     """401 from the gateway: missing, malformed, expired or revoked access token."""
-    return QboFault(
-        [
-            FaultError(
-                "3200",
-                "message=AuthenticationFailed; errorCode=003200; statusCode=401",
-                detail,
-            )
-        ],
-        fault_type="AUTHENTICATION",
-        status=401,
-        gateway=True,
-    )
+    return _gateway("3200", "AuthenticationFailed", 401, "AUTHENTICATION", detail)
 
 
 def authorization_failed() -> QboFault:
     """403 from the gateway: the token's app/realm may not call this company."""
-    return QboFault(
-        [
-            FaultError(
-                "3100",
-                "message=ApplicationAuthorizationFailed; errorCode=003100; statusCode=403",
-                "",
-            )
-        ],
-        fault_type="SERVICE",
-        status=403,
-        gateway=True,
-    )
+    return _gateway("3100", "ApplicationAuthorizationFailed", 403, "SERVICE", "")
 
 
 def throttled() -> QboFault:
     """429 from the gateway: a rate limit was exceeded."""
-    return QboFault(
-        [
-            FaultError(
-                "3001",
-                "message=ThrottleExceeded; errorCode=003001; statusCode=429",
-                "The request limit was reached.  Try again later",
-            )
-        ],
-        fault_type="SERVICE",
-        status=429,
-        gateway=True,
+    return _gateway(
+        "3001", "ThrottleExceeded", 429, "SERVICE", "The request limit was reached.  Try again later"
     )
 
 
