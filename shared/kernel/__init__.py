@@ -1,3 +1,4 @@
-"""The kernel: settings, the clock, observability (logger, metrics, tracer), the events catalogue
-and the project's constants.  Every other package may import it; it imports none of them.
+"""The kernel: settings, the clock, observability (logger and metrics), the events catalogue and
+its publisher, reasons and the project's constants.  Every other package may import it; it imports
+none of them.
 """
