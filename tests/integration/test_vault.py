@@ -62,6 +62,29 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
+class OneAtATime:
+    """A boto3 resource or client whose calls take turns.  moto's in-process backends are not
+    thread-safe (a read may iterate a dict another thread's write is changing), where DynamoDB and
+    KMS are; the worlds' "Lambdas" are threads, so they reach moto through one lock, as separate
+    Lambdas reach AWS through its own serialisation of each item."""
+
+    def __init__(self, target: Any, lock: threading.Lock) -> None:
+        self._target = target
+        self._lock = lock
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return value(*args, **kwargs)
+
+        return one_at_a_time
+
+
 @dataclass
 class World:
     server: SandboxServer
@@ -69,6 +92,7 @@ class World:
     table_name: str
     key_id: str
     events: RecordingPublisher = field(default_factory=RecordingPublisher)
+    moto_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def clock(self) -> Any:
@@ -88,9 +112,10 @@ class World:
     def lambda_(self, oauth: Any = None, **options: Any) -> TokenVault:
         """A vault as one Lambda instance would build it."""
         session = self.session()
+        table = OneAtATime(session.resource("dynamodb").Table(self.table_name), self.moto_lock)
         return TokenVault(
-            ConnectionStore(session.resource("dynamodb").Table(self.table_name)),
-            session.client("kms"),
+            ConnectionStore(table),
+            OneAtATime(session.client("kms"), self.moto_lock),
             self.key_id,
             oauth or self.oauth(),
             self.events,
