@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import httpx2
 
     from shared.adapters.sqs import FifoSender
-    from shared.connections.flows import ConnectionFlows, OAuthStateStore
+    from shared.connections.flows import ConnectionFlows
+    from shared.connections.oauth_state import OAuthStateStore
     from shared.connections.store import Connection, ConnectionStore
     from shared.connections.vault import TokenProvider, TokenVault
     from shared.history.exchanges import ExchangeLog
@@ -178,7 +179,7 @@ def store() -> ConnectionStore:
 
 
 def states() -> OAuthStateStore:
-    from shared.connections.flows import OAuthStateStore
+    from shared.connections.oauth_state import OAuthStateStore
 
     return _once("states", lambda: OAuthStateStore(dynamodb().Table(settings().runtime_table)))
 
@@ -462,7 +463,7 @@ def pull_service() -> PullService:
     def build() -> PullService:
         from datetime import timedelta
 
-        from shared.connections.flows import CompanyPreferences
+        from shared.connections.company import CompanyPreferences
         from shared.pull.changes import ChangeApplier, PullService, PullTiming
         from shared.pull.cursors import CursorStore
 

@@ -16,7 +16,7 @@ from shared.kernel.observability import logger, metrics
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from shared.connections.flows import Page, Redirect
+    from shared.connections.callback import Page, Redirect
 
 app = APIGatewayHttpResolver()
 
@@ -31,7 +31,7 @@ _HEADERS = {
 
 
 def _browser(answer: Redirect | Page) -> Response[str]:
-    from shared.connections.flows import Redirect
+    from shared.connections.callback import Redirect
 
     if isinstance(answer, Redirect):
         return Response(302, headers={**_HEADERS, "Location": answer.url}, body="")
@@ -45,7 +45,7 @@ def _query(name: str) -> str | None:
 @app.get("/oauth/callback")
 def callback() -> Response[str]:
     from shared import wiring
-    from shared.connections.flows import CallbackParams
+    from shared.connections.callback import CallbackParams
 
     params = CallbackParams.from_query({k: _query(k) for k in CallbackParams.QUERY_NAMES})
     outcome = wiring.connections().complete_connection(params)

@@ -43,41 +43,25 @@ from typing import Any, Final
 
 from shared.connections.callback import (
     REALM_ID,
-    REALM_ID_PATTERN,
     RECONNECT_TITLE,
     CallbackOutcome,
     CallbackParams,
-    CallbackResult,
-    CompanyReader,
     OAuthCallback,
     Page,
     QboClientFactory,
     Redirect,
 )
 from shared.connections.company import (
-    AUTO_APPLY_CREDIT_WARNING,
-    CompanyPreferences,
-    auto_apply_credit,
-    company_record,
     company_warnings,
 )
 from shared.connections.errors import InvalidTenantIdError, MappingsAlreadyRemovedError, NeverConnectedError
 from shared.connections.health import Health, HealthChange, HealthReason
 from shared.connections.oauth_state import (
-    CODE_RECORD_SECONDS,
-    MAX_RETURN_URL_LENGTH,
-    CodeAlreadyUsedError,
     OAuthState,
     OAuthStateStore,
-    ReconnectClaim,
-    StateAlreadyUsedError,
     StateCodec,
-    StateExpiredError,
-    StateNotFoundError,
-    UsedCode,
     check_return_url,
     epoch,
-    with_params,
 )
 from shared.connections.store import ConnectionStore
 from shared.connections.vault import ConnectionDeadError, TokenVault, VaultError
@@ -96,37 +80,11 @@ from shared.qbo.errors import QboError
 from shared.qbo.oauth import IntuitOAuth
 
 __all__ = [
-    "AUTO_APPLY_CREDIT_WARNING",
-    "CODE_RECORD_SECONDS",
-    "MAX_RETURN_URL_LENGTH",
-    "REALM_ID_PATTERN",
     "TENANT_ID_PATTERN",
-    "CallbackOutcome",
-    "CallbackParams",
-    "CallbackResult",
-    "CodeAlreadyUsedError",
-    "CompanyPreferences",
-    "CompanyReader",
     "ConnectionFlows",
     "DisconnectOutcome",
-    "OAuthState",
-    "OAuthStateStore",
-    "Page",
-    "QboClientFactory",
-    "ReconnectClaim",
-    "Redirect",
     "StartedConnection",
-    "StateAlreadyUsedError",
-    "StateCodec",
-    "StateExpiredError",
-    "StateNotFoundError",
-    "UsedCode",
-    "auto_apply_credit",
-    "check_return_url",
     "check_tenant_id",
-    "company_record",
-    "company_warnings",
-    "with_params",
 ]
 
 TENANT_ID_PATTERN: Final = constants.TENANT_ID_PATTERN

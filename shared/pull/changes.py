@@ -224,7 +224,7 @@ class ChangeReader(Protocol):
 
 
 class CompanyPreferences(Protocol):
-    """Where a tenant's company preferences are kept (``shared.connections.flows.CompanyPreferences``)."""
+    """Where a tenant's company preferences are kept (``shared.connections.company.CompanyPreferences``)."""
 
     def preferences_changed(self, tenant_id: str, preferences: Mapping[str, Any]) -> bool: ...
 

@@ -27,12 +27,9 @@ from moto import mock_aws
 from infra import tables
 from qbo_sandbox.server import SandboxServer
 from shared import wiring
-from shared.connections.flows import (
-    TENANT_ID_PATTERN,
-    CallbackOutcome,
-    CallbackParams,
-    CallbackResult,
-    ConnectionFlows,
+from shared.connections.callback import CallbackOutcome, CallbackParams, CallbackResult
+from shared.connections.flows import TENANT_ID_PATTERN, ConnectionFlows
+from shared.connections.oauth_state import (
     OAuthState,
     OAuthStateStore,
     StateAlreadyUsedError,

@@ -11,16 +11,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from shared.connections.callback import CallbackParams, Page
+from shared.connections.company import company_record
 from shared.connections.errors import InvalidStateError, InvalidTenantIdError, ReturnUrlError
-from shared.connections.flows import (
-    CallbackParams,
-    Page,
-    StateCodec,
-    check_return_url,
-    check_tenant_id,
-    company_record,
-    with_params,
-)
+from shared.connections.flows import check_tenant_id
+from shared.connections.oauth_state import StateCodec, check_return_url, with_params
 
 KEY = "unit-test-state-signing-key-0123456789"
 ALLOW = ("https://app.example.com/qbo", "https://admin.example.com/", "http://127.0.0.1:3000/cb")
