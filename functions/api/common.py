@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from functions.api.errors import raw_refusal, refusal
+from functions.api.paths import unversioned
 from shared.kernel.constants import TENANT_ID_PATTERN
 
 TENANT_CLAIM = "tenant_id"  # the JWT claim naming the one tenant a tenant-scoped caller may reach
@@ -49,7 +50,7 @@ def tenant_refusal(event: dict[str, Any]) -> dict[str, Any] | None:
     if claims is None:
         return None
     path = str(event.get("rawPath") or (event.get("requestContext") or {}).get("http", {}).get("path", ""))
-    parts = path.strip("/").split("/")
+    parts = unversioned(path).strip("/").split("/")
     where: tuple[str, ...]
     if parts[0] != "tenants" or len(parts) < 2 or not parts[1]:
         where, kind, message = ("path",), "tenant_scoped_caller", "a tenant-scoped caller cannot list tenants"
@@ -96,7 +97,7 @@ def path_tenant(path: str) -> str | None:
     from shared.connections.errors import InvalidTenantIdError
     from shared.connections.flows import check_tenant_id
 
-    parts = path.strip("/").split("/")
+    parts = unversioned(path).strip("/").split("/")
     if len(parts) < 2 or parts[0] != "tenants":
         return None
     try:
@@ -129,7 +130,7 @@ def unknown_tenant_refusal(
     never reads as an empty tenant.
     """
     tenant_id = path_tenant(path)
-    if tenant_id is None or _SELF_CHECKED.match(f"{method.upper()} {path}") or exists(tenant_id):
+    if tenant_id is None or _SELF_CHECKED.match(f"{method.upper()} {unversioned(path)}") or exists(tenant_id):
         return None
     return refusal(
         404, ("path", "tenant_id"), "not_connected", f"tenant {tenant_id!r} has never connected a QBO company"

@@ -49,6 +49,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.metrics import MetricUnit
 
+from functions.api.paths import unversioned
 from shared.adapters.dynamo import InvalidPageTokenError
 from shared.connections.errors import (
     ConnectionDeadError,
@@ -183,7 +184,7 @@ def install(app: APIGatewayHttpResolver) -> None:
     """Register every mapping above on the resolver (Powertools looks an exception up along its MRO)."""
 
     def page_token_refused(error: InvalidPageTokenError) -> Response[dict[str, Any]]:
-        listing = PUSH_QUERY if _PUSH_LISTINGS.match(app.current_event.path) else PAGE_TOKEN
+        listing = PUSH_QUERY if _PUSH_LISTINGS.match(unversioned(app.current_event.path)) else PAGE_TOKEN
         return refusal(listing.status, listing.where, listing.code, str(error))
 
     handlers: list[tuple[type[Exception] | list[type[Exception]], Callable[..., Any]]] = [

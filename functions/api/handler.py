@@ -1,7 +1,9 @@
-"""The tenant API (IAM-authorised): one resolver, one router per feature.
+"""The tenant API (IAM-authorised): one resolver, one router per feature, every route under ``/v1``.
 
-Bad input is a 422 naming every offending field and changes nothing; ``app.get_openapi_json_schema()``
-gives the document.  Route modules: ``connection_routes`` (more join with the push and mapping work).
+Bad input is a 422 naming every offending field and changes nothing.  The contract is
+``functions.api.openapi.document()``, served at ``GET /v1/openapi.json`` with Swagger UI at
+``GET /v1/docs`` (``docs_routes``) and checked in as ``docs/openapi.json``.  The tenant routes answer
+without the prefix too: deprecated aliases, with a ``Deprecation`` header naming their successor.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-from functions.api import connection_routes, errors, mapping_routes, push_routes
+from functions.api import connection_routes, docs_routes, errors, mapping_routes, push_routes
 from functions.api.common import body_refusal, tenant_refusal, unknown_tenant_refusal
+from functions.api.paths import DEPRECATED_SINCE, VERSION_PREFIX, is_deprecated_alias
 from shared.kernel.observability import logger, metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver(enable_validation=True)
-app.include_router(connection_routes.router)
-app.include_router(push_routes.router)
-app.include_router(mapping_routes.router)
+for _router in (connection_routes.router, push_routes.router, mapping_routes.router):
+    app.include_router(_router, prefix=VERSION_PREFIX)
+    app.include_router(_router)  # the deprecated alias (``_deprecated``)
+docs_routes.install(app)
 errors.install(app)  # every refusal: functions.api.errors
 
 
@@ -48,6 +52,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # Every route, before the resolver: a JWT caller reaches only its own tenant, and a body no
     # parser can read safely is refused (whether the tenant exists: ``tenant_exists``).
     refused = tenant_refusal(event) or body_refusal(event)
-    if refused is not None:
-        return refused
-    return app.resolve(event, context)
+    answer = refused if refused is not None else app.resolve(event, context)
+    path = str(event.get("rawPath") or "")
+    return _deprecated(answer, path) if is_deprecated_alias(path) else answer
+
+
+def _deprecated(answer: dict[str, Any], path: str) -> dict[str, Any]:
+    """An unversioned tenant route's answer, marked (RFC 9745's ``Deprecation``, RFC 8288's ``Link``)."""
+    headers = dict(answer.get("headers") or {})
+    headers["Deprecation"] = DEPRECATED_SINCE
+    headers["Link"] = f'<{VERSION_PREFIX}{path}>; rel="successor-version"'
+    return {**answer, "headers": headers}

@@ -169,17 +169,11 @@ class Api(Construct):
                     routes = self.http_api.add_routes(
                         path=route.path, methods=_methods(route), integration=integration
                     )
-                    self._acknowledge_public(routes, spec)
+                    self._acknowledge_public(routes, spec, route)
 
     @staticmethod
-    def _acknowledge_public(routes: Sequence[apigwv2.HttpRoute], spec: FunctionSpec) -> None:
-        for route in routes:
-            Validations.of(route).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-APIG4",
-                    reason=(
-                        f"Intuit calls this route ({spec.name}) and cannot sign requests or hold our tokens; "
-                        "the handler authenticates what it receives (OAuth state HMAC, webhook signature)."
-                    ),
-                )
+    def _acknowledge_public(routes: Sequence[apigwv2.HttpRoute], spec: FunctionSpec, route: Route) -> None:
+        for public in routes:
+            Validations.of(public).acknowledge(
+                Acknowledgment(id="AwsSolutions-APIG4", reason=f"{spec.name}: {route.public_because}")
             )
