@@ -28,6 +28,7 @@ LOCAL_REGION: Final = "us-east-1"
 SERVICE: Final = "execute-api"
 _EXECUTE_API_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 _TENANT_PATH = re.compile(r"^/tenants/([^/]+)")
+API_PREFIX = "/v1"  # the API's version: every path below is under it (docs/api.md)
 _SIGNED_HEADERS: Final = ("host", "content-type")
 
 
@@ -168,7 +169,9 @@ class ApiClient:
             content = dumps(body)
             headers["content-type"] = "application/json"
         try:
-            response = self._http.request(method, path, params=query, content=content, headers=headers)
+            response = self._http.request(
+                method, f"{API_PREFIX}{path}", params=query, content=content, headers=headers
+            )
         except httpx2.ConnectError:
             raise ApiError(self._unreachable()) from None
         except httpx2.TimeoutException:

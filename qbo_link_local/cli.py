@@ -88,13 +88,13 @@ def _banner(stack: Any) -> list[str]:
     return [
         "QBO Link local stack: the real handlers, AWS in moto, QuickBooks in "
         + ("the local sandbox" if stack.sandbox_url else "Intuit's sandbox"),
-        f"  tenant API       {api}/tenants",
-        f"  connect (OAuth)  POST {api}/tenants/<tenant_id>/connection  {connect}",
+        f"  tenant API       {api}/v1/tenants   (contract: {api}/v1/openapi.json, {api}/v1/docs)",
+        f"  connect (OAuth)  POST {api}/v1/tenants/<tenant_id>/connection  {connect}",
         f"  OAuth callback   {stack.callback_url}",
         f"  webhooks         {stack.webhook_url}",
         f"  QuickBooks       {qbo}",
         f"  moto (AWS)       {stack.moto_url}   (aws --endpoint-url {stack.moto_url} ...; any credentials)",
-        f"  try              curl -s -X POST {api}/tenants/firm-1/connection "
+        f"  try              curl -s -X POST {api}/v1/tenants/firm-1/connection "
         f"-H 'content-type: application/json' -d '{connect}'",
         "Ready. Press Ctrl-C to stop.",
     ]

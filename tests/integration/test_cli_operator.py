@@ -151,7 +151,7 @@ def test_push_sends_a_json_file_in_dependency_order_and_says_what_waits(
     pushed = cli(gateway, capsys, "push", TENANT, str(path))
     assert pushed.code == 0, pushed.err
     sent = [r.url.path for r in gateway.requests]
-    base = f"/tenants/{TENANT}"
+    base = f"/v1/tenants/{TENANT}"  # the CLI calls the versioned API
     assert sent == [
         f"{base}/clients/c1",
         f"{base}/clients/s1",

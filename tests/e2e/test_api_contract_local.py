@@ -1,0 +1,102 @@
+"""The contract a host app builds on, against the local stack (``qbo-link dev``'s engine): the
+document it serves is the checked-in one, Swagger UI opens, and a typed client generated from the
+served document (openapi-python-client) posts a client and an invoice into QuickBooks."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from tests.e2e.local_fixtures import Host, client, host, invoice, local_stack
+
+__all__ = ["host", "local_stack"]
+
+REPO = Path(__file__).resolve().parents[2]
+GENERATED = "qbo_link_generated_client"
+
+
+def test_the_local_stack_serves_the_checked_in_document_and_swagger_ui(host: Host) -> None:
+    served = host.http.get(f"{host.api}/v1/openapi.json")
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "application/json"
+    assert served.text == (REPO / "docs" / "openapi.json").read_text(encoding="utf-8")
+    validate(served.json())
+    page = host.http.get(f"{host.api}/v1/docs")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "SwaggerUIBundle" in page.text
+
+
+@pytest.fixture
+def generated(host: Host, tmp_path: Path) -> Iterator[Any]:
+    """A client package generated from the document the stack serves, importable for one test."""
+    document = tmp_path / "openapi.json"
+    document.write_text(host.http.get(f"{host.api}/v1/openapi.json").text, encoding="utf-8")
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    generate = [str(bin_dir / "openapi-python-client"), "generate", "--path", str(document)]
+    done = subprocess.run(
+        [*generate, "--meta", "none", "--output-path", str(tmp_path / GENERATED)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for module in (tmp_path / GENERATED).rglob("*.py"):  # httpx2: httpx's maintained continuation
+        text = module.read_text(encoding="utf-8")
+        module.write_text(text.replace("import httpx\n", "import httpx2 as httpx\n"), encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield importlib.import_module(GENERATED)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == GENERATED or m.startswith(f"{GENERATED}.")]:
+            del sys.modules[name]
+
+
+def test_a_client_generated_from_the_served_document_posts_an_invoice(host: Host, generated: Any) -> None:
+    api = importlib.import_module(f"{GENERATED}.api.default")
+    models = importlib.import_module(f"{GENERATED}.models")
+    put_client = importlib.import_module(f"{api.__name__}.put_client")
+    put_invoice = importlib.import_module(f"{api.__name__}.put_invoice")
+    get_posting = importlib.import_module(f"{api.__name__}.get_posting")
+
+    with generated.Client(base_url=host.api, raise_on_unexpected_status=True, timeout=60) as typed:
+        # The typed models build the bodies; the typed answers come back parsed.
+        body = models.AppClient.from_dict(client("c-gen", "Generated Client Co"))
+        answer = put_client.sync_detailed(tenant_id="firm-a", app_id="c-gen", client=typed, body=body)
+        assert answer.status_code == 202
+        assert isinstance(answer.parsed, models.UpsertAnswer)
+        assert answer.parsed.status == "accepted"
+
+        document = models.AppInvoice.from_dict(invoice("i-gen", "c-gen", amount="99.95"))
+        answer = put_invoice.sync_detailed(tenant_id="firm-a", app_id="i-gen", client=typed, body=document)
+        assert answer.status_code == 202
+        assert (answer.parsed.kind, answer.parsed.id, answer.parsed.version) == ("invoice", "i-gen", 1)
+
+        host.stack.wait_idle(60)
+        [posted] = host.invoices_numbered("firm-a", "E2E-i-gen")
+        assert posted["TotalAmt"] == Decimal("99.95")
+        entry = get_posting.sync(tenant_id="firm-a", kind="invoice", app_id="i-gen", client=typed)
+        assert entry.to_dict()["state"] == "posted"
+        assert entry.to_dict()["qbo_id"] == posted["Id"]
+
+        # A refusal comes back in the one error shape, typed.
+        refused = put_invoice.sync_detailed(
+            tenant_id="firm-nobody", app_id="i-gen", client=typed, body=document
+        )
+        assert refused.status_code == 404
+        assert isinstance(refused.parsed, models.Error)
+        assert refused.parsed.detail[0].type_ == "not_connected"
