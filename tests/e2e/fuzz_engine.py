@@ -62,7 +62,7 @@ API_ERROR_KEYS: Final = {"loc", "msg", "type"}
 @dataclass(frozen=True)
 class Probe:
     target: str  # "api", "webhook", "oauth"
-    route: str  # the operation, for the figures: "PUT /tenants/{tenant_id}/invoices/{app_id}"
+    route: str  # the operation, for the figures: "PUT /v1/tenants/{tenant_id}/invoices/{app_id}"
     method: str
     path: str  # already percent-encoded
     query: str = ""
@@ -117,7 +117,7 @@ class Figures:
 @dataclass(frozen=True)
 class Operation:
     method: str
-    path: str  # OpenAPI template: /tenants/{tenant_id}/...
+    path: str  # OpenAPI template: /v1/tenants/{tenant_id}/...
     parameters: tuple[dict[str, Any], ...]
     body_schema: dict[str, Any] | None
 
@@ -127,10 +127,10 @@ class Operation:
 
 
 def api_document() -> dict[str, Any]:
-    from functions.api import handler
+    """The contract the stack serves (``/v1`` routes, the push documents' bodies included)."""
+    from functions.api import handler, openapi
 
-    document = handler.app.get_openapi_schema().model_dump(by_alias=True, exclude_none=True, mode="json")
-    return {str(k): v for k, v in document.items()}
+    return json.loads(openapi.document_json(handler.app))
 
 
 def operations(document: dict[str, Any]) -> list[Operation]:
@@ -413,7 +413,7 @@ class Generator:
             query.append((draw(hostile_text), draw(hostile_text)))
         body, content_type = b"", JSON_TYPE
         upsert = re.fullmatch(
-            r"/tenants/\{tenant_id\}/(clients|invoices|payments|credit-memos)/\{app_id\}", op.path
+            r"/v1/tenants/\{tenant_id\}/(clients|invoices|payments|credit-memos)/\{app_id\}", op.path
         )
         if upsert is not None and op.method == "PUT":
             app_id = path.rsplit("/", 1)[-1]

@@ -15,14 +15,14 @@ __all__ = ["host", "local_stack"]
 NEVER_SEEN = "firm-never-seen"  # not the fuzz run's unknown tenant, which its settings may make known
 # How the host app makes a tenant known: its first consent, its settings, its lists.
 REGISTRATIONS = (
-    "POST /tenants/{tenant_id}/connection",
-    "PUT /tenants/{tenant_id}/settings",
-    "PUT /tenants/{tenant_id}/catalog/{kind}/{app_id}",
+    "POST /v1/tenants/{tenant_id}/connection",
+    "PUT /v1/tenants/{tenant_id}/settings",
+    "PUT /v1/tenants/{tenant_id}/catalog/{kind}/{app_id}",
 )
 VALID_BODIES: dict[str, Any] = {
-    "PUT /tenants/{tenant_id}/mappings/{kind}/app/{app_id}": {"qbo_id": "1"},
-    "POST /tenants/{tenant_id}/mappings/{kind}/export": {"app_ids": ["a1"]},
-    "POST /tenants/{tenant_id}/mappings/{kind}/import": {"qbo_ids": ["1"]},
+    "PUT /v1/tenants/{tenant_id}/mappings/{kind}/app/{app_id}": {"qbo_id": "1"},
+    "POST /v1/tenants/{tenant_id}/mappings/{kind}/export": {"app_ids": ["a1"]},
+    "POST /v1/tenants/{tenant_id}/mappings/{kind}/import": {"qbo_ids": ["1"]},
 }
 
 
@@ -55,7 +55,7 @@ def test_every_tenant_route_is_a_404_for_a_tenant_that_never_connected(host: Hos
         assert not re.search(r"\{\w+\}", path), path
         body = VALID_BODIES.get(op.route)
         kind = re.fullmatch(
-            r"/tenants/\{tenant_id\}/(clients|invoices|payments|credit-memos)/\{app_id\}", op.path
+            r"/v1/tenants/\{tenant_id\}/(clients|invoices|payments|credit-memos)/\{app_id\}", op.path
         )
         if kind is not None:
             body = documents(kind.group(1), "a1")
