@@ -39,6 +39,13 @@ class PostingNotFoundError(PushError, LookupError):
         super().__init__(f"tenant {tenant_id!r} has no {kind} {app_id!r}")
 
 
+class BulkJobNotFoundError(PushError, LookupError):
+    """No such bulk job for this tenant (never made, another tenant's, or past its retention)."""
+
+    def __init__(self, tenant_id: str, job_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r} has no bulk job {job_id!r}")
+
+
 class NotRetryableError(PushError):
     def __init__(self, kind: str, app_id: str, state: str) -> None:
         super().__init__(f"{kind} {app_id!r} is {state}; only a failed document can be retried")

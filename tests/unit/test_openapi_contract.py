@@ -29,6 +29,7 @@ BODY_OPERATIONS = {
     ("put", f"{TENANT}/mappings/{{kind}}/app/{{app_id}}"),
     ("post", f"{TENANT}/mappings/{{kind}}/export"),
     ("post", f"{TENANT}/mappings/{{kind}}/import"),
+    ("post", f"{TENANT}/documents"),
 }
 
 
