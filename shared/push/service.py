@@ -463,6 +463,16 @@ def parse_document(kind: str, payload: Mapping[str, Any]) -> AppDocument:
     return document
 
 
+def as_validated(kind: str, stored: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A stored document as its model reads it today, to compare with a new body of its version:
+    a field added to the model since it was stored compares as its default.  One the model no
+    longer takes is compared as stored (a body that validates cannot then be the same)."""
+    try:
+        return parse_document(kind, stored).model_dump(mode="json")
+    except DocumentInvalidError:
+        return stored
+
+
 def evaluate(
     document: AppDocument,
     settings: TenantSettings,
@@ -563,7 +573,11 @@ class PushService(PushStores):
     recheck_observer: Callable[[str, str, RecheckScheduled], None] | None = field(default=None, kw_only=True)
 
     def submit(self, tenant_id: str, kind: str, payload: Mapping[str, Any]) -> SubmitOutcome:
-        """Validate, log and (when ready) queue one version of a document."""
+        """Validate, log and (when ready) queue one version of a document.
+
+        An older version, or the same one with the same body (the app's retry), is ``ignored``;
+        the same version with another body is refused with ``VersionConflictError`` and changes
+        nothing (the log compares it with the head it reads anyway)."""
         document = parse_document(kind, payload)
         connection = require_connection(self.connection_store, tenant_id)
         facts = company_facts(tenant_id, connection)
@@ -583,6 +597,7 @@ class PushService(PushStores):
             document.model_dump(mode="json"),
             txn_date,
             judge=judge,
+            normalise=lambda stored: as_validated(kind, stored),
         )
         if not accepted.accepted:
             if accepted.version == document.version and isinstance(document, AppCreditMemo):
@@ -625,6 +640,7 @@ class PushService(PushStores):
             application.model_dump(mode="json"),
             application.date,
             judge=judge,
+            normalise=lambda stored: as_validated(CREDIT_APPLICATION, stored),
         )
         if accepted.accepted and accepted.state is PostingState.QUEUED:
             self.enqueue(tenant_id, CREDIT_APPLICATION, application.id, application.version)
