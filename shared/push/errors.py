@@ -34,6 +34,15 @@ class DocumentInvalidError(PushError, ValueError):
         self.problems = problems
 
 
+class SettingsInvalidError(DocumentInvalidError):
+    """Settings (a PUT's body, or a patch applied to the stored ones) that do not validate;
+    ``problems`` name every offending field, as for a document."""
+
+
+class SettingsBusyError(PushError):
+    """A settings patch kept meeting concurrent changes of the same settings: safe to retry."""
+
+
 class PostingNotFoundError(PushError, LookupError):
     def __init__(self, tenant_id: str, kind: str, app_id: str) -> None:
         super().__init__(f"tenant {tenant_id!r} has no {kind} {app_id!r}")

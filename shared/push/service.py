@@ -43,6 +43,7 @@ from shared.push.errors import (
     NotRetryableError,
     PostingNotFoundError,
     PushQueueError,
+    SettingsInvalidError,
     TenantDisconnectedError,
 )
 from shared.push.errors import PushError as PushError  # noqa: PLC0414 - shared.push.worker imports it here
@@ -684,6 +685,24 @@ class PushService(PushStores):
             if not sent and marked is not None:
                 self.posting_log.clear_recheck(tenant_id, marked)
         return RecheckScheduled("scheduled", waiting)
+
+    def patch_settings(self, tenant_id: str, patch: Mapping[str, Any]) -> TenantSettings:
+        """``PATCH /settings``: apply a JSON merge patch (RFC 7386) to the tenant's settings: a key
+        given replaces the setting, ``null`` resets it to its default, a key not given stays.  The
+        result is validated as a PUT's body is (``SettingsInvalidError`` names every offending
+        field, an unknown key included; nothing is written), stored, and a recheck is queued as
+        after a PUT (documents waiting on a setting go by themselves)."""
+        if not isinstance(patch, Mapping):
+            raise SettingsInvalidError(
+                [{"field": "(body)", "message": "a merge patch must be a JSON object"}]
+            )
+        try:
+            settings = self.settings_store.patch(tenant_id, patch)
+        except ValidationError as error:
+            raise SettingsInvalidError(validation_problems(error)) from None
+        # A retry after a failed send queues the recheck again: every trigger fires, changed or not.
+        self.schedule_recheck(tenant_id, "settings")
+        return settings
 
     def request_recheck(self, tenant_id: str) -> RecheckScheduled:
         """``POST /postings/recheck``: an unknown or disconnected tenant is refused as before; no
