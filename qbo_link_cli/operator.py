@@ -1,9 +1,10 @@
 """The operator commands of ``qbo-link``: tenants, status, postings, report, push and retry.
 
 They call the tenant API (``qbo_link_cli.client``) of a deployed stack (API URL + AWS credentials)
-or of the local stack (``qbo-link dev``), print human tables with rich, or with ``--json`` the API's
-JSON answers for scripts.  Failures are one line on stderr: exit 1 when the API (or a file's
-validation) refused, 2 for a wrong command line.
+or of the local stack (``qbo-link dev``), print human tables with rich, fitted to the terminal's
+width (the widest columns cut with an ellipsis; ``--wide`` prints full values:
+``qbo_link_cli.tables``), or with ``--json`` the API's JSON answers for scripts.  Failures are one
+line on stderr: exit 1 when the API (or a file's validation) refused, 2 for a wrong command line.
 
 Only argparse is imported here at start-up; rich, httpx2 and the models load when a command runs.
 """
@@ -61,7 +62,7 @@ def _date(text: str) -> str:
 
 
 def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
-    """``--api-url``, ``--region``, ``--json``: before or after the subcommand.  On subcommands
+    """``--api-url``, ``--region``, ``--json``, ``--wide``: before or after the subcommand.  On subcommands
     they default to SUPPRESS so that a value given before the subcommand is kept."""
 
     def default(value: Any) -> Any:
@@ -77,6 +78,12 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     )
     parser.add_argument(
         "--json", action="store_true", default=default(False), help="print the API's JSON instead of tables"
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        default=default(False),
+        help="print tables with full values (by default they fit the terminal, cut with an ellipsis)",
     )
 
 
@@ -135,8 +142,9 @@ def run(args: argparse.Namespace, *, transport: httpx2.BaseTransport | None = No
 
     from qbo_link_cli.client import ApiClient, ApiError
     from qbo_link_cli.documents import DocumentFileError
+    from qbo_link_cli.tables import output_width
 
-    out = Console(soft_wrap=False)
+    out = Console(soft_wrap=False, width=output_width(wide=args.wide))
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     command: Callable[[ApiClient, argparse.Namespace, Console], int] = _COMMANDS[args.command]
     try:
@@ -182,14 +190,12 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
-def _table(title: str | None, *columns: str) -> Table:
-    from rich import box
-    from rich.table import Table
+def _table(title: str | None, *columns: str, whole: Sequence[str] = ()) -> Table:
+    """A table whose rows stay on one line, fitted to the output's width, the widest columns cut
+    first (``whole``: the columns cut last; ``qbo_link_cli.tables``)."""
+    from qbo_link_cli.tables import table
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
+    return table(title, *columns, whole=whole)
 
 
 def _when(value: Any) -> str:
@@ -226,7 +232,11 @@ def _tenants(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
     if args.json:
         print_json(answer)
         return 0
-    table = _table(None, "Tenant", "Realm", "Company", "Country", "Health", "Connected since", "Disconnected")
+    table = _table(
+        None,
+        *("Tenant", "Realm", "Company", "Country", "Health", "Connected since", "Disconnected"),
+        whole=("Tenant", "Health"),
+    )
     for row in answer["tenants"]:
         health = row.get("health") or ""
         style = "green" if health == "healthy" else "yellow" if health == "refresh_failing" else "red"
@@ -319,7 +329,11 @@ def _postings(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
     if args.json:
         print_json(answer)
         return 0
-    table = _table(None, "Kind", "Id", "Ver", "State", "Date", "QBO id", "Tries", "Posted at", "Why")
+    table = _table(
+        None,
+        *("Kind", "Id", "Ver", "State", "Date", "QBO id", "Tries", "Posted at", "Why"),
+        whole=("Kind", "Ver", "State", "Date", "Tries"),
+    )
     for entry in answer["entries"]:
         table.add_row(
             entry["kind"],
@@ -367,6 +381,7 @@ def _report(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
         "State",
         "QBO id",
         "Posted at",
+        whole=("Kind", "Date", "Total", "State"),
     )
     for row in answer["documents"]:
         table.add_row(
@@ -439,7 +454,13 @@ def _push(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
     for answer in answers:
         key = (answer["kind"], answer["state"] or answer["status"])
         counts[key] = counts.get(key, 0) + 1
-    table = _table(f"Pushed {len(answers)} document(s) to {args.tenant}", "Kind", "State", "Documents")
+    table = _table(
+        f"Pushed {len(answers)} document(s) to {args.tenant}",
+        "Kind",
+        "State",
+        "Documents",
+        whole=("Kind", "State"),
+    )
     for (kind, state), number in sorted(
         counts.items(), key=lambda kv: (POSTING_KINDS.index(kv[0][0]), kv[0][1])
     ):
@@ -448,7 +469,9 @@ def _push(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
     waiting = [a for a in answers if a.get("reasons")]
     if waiting:
         attention = _table(
-            "Waiting (they go by themselves once the cause is fixed)", "Kind", "Id", "State", "Why"
+            "Waiting (they go by themselves once the cause is fixed)",
+            *("Kind", "Id", "State", "Why"),
+            whole=("Kind", "State"),
         )
         for answer in waiting:
             attention.add_row(answer["kind"], answer["id"], _state(answer["state"] or ""), _reasons(answer))

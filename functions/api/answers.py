@@ -7,12 +7,12 @@ Imported by the document's builder and by tests, never on a request's path.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shared.push.bulk import MAX_BULK_ITEMS
-from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment
+from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment, TenantSettings
 
 
 class _Answer(BaseModel):
@@ -99,3 +99,16 @@ class JobStatus(_Answer):
         "posted, failed, skipped, voided or needs_attention."
     )
     items: list[JobItemStatus]
+
+
+# PATCH .../settings: every setting optional, null resets it to its default (RFC 7386).
+_PATCHED: dict[str, Any] = {
+    name: (Optional[info.annotation], Field(default=None, description=info.description))  # noqa: UP045
+    for name, info in TenantSettings.model_fields.items()
+}
+SettingsPatch = create_model(
+    "SettingsPatch",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="A JSON merge patch of the settings: a key given replaces, null resets to the default.",
+    **_PATCHED,
+)

@@ -114,7 +114,7 @@ _SELF_CHECKED = re.compile(
     r"|POST /tenants/[^/]+/postings/recheck"
     r"|POST /tenants/[^/]+/documents"
     r"|(?:POST|DELETE) /tenants/[^/]+/connection"
-    r"|PUT /tenants/[^/]+/settings"
+    r"|(?:PUT|PATCH) /tenants/[^/]+/settings"
     r"|PUT /tenants/[^/]+/catalog/[^/]+/[^/]+)/?$"
 )
 

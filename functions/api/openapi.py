@@ -126,6 +126,7 @@ def _read_bodies() -> dict[tuple[str, str], Body]:
     bodies: dict[tuple[str, str], Body] = {
         ("put", f"{tenant}/settings"): (models.TenantSettings, {"200": "TenantSettings"}),
         ("post", f"{tenant}/documents"): (answers.BulkRequest, bulk),
+        ("patch", f"{tenant}/settings"): (answers.SettingsPatch, {"200": "TenantSettings"}),
     }
     upsert = {"200": "UpsertAnswer", "202": "UpsertAnswer"}
     for path, name in _PUSH_DOCUMENTS.items():

@@ -157,15 +157,30 @@ def put_settings(tenant_id: TenantId) -> dict[str, Any]:
     return settings.model_dump(mode="json")
 
 
+@router.patch(
+    "/tenants/<tenant_id>/settings",
+    summary="Change some of the tenant's push settings (a JSON merge patch: null resets a setting)",
+    responses={
+        422: error_response("A setting is invalid, or unknown"),
+        503: error_response("Another change of the settings raced this one: send it again"),
+    },
+)
+def patch_settings(tenant_id: TenantId) -> dict[str, Any]:
+    """RFC 7386 semantics, sent as ``application/json``: a key given replaces the setting, ``null``
+    resets it to its default, a key not given stays; the result is validated as a PUT's body."""
+    _count_request()
+    return _service().patch_settings(tenant_id, _body()).model_dump(mode="json")
+
+
 # --- documents ---------------------------------------------------------------------------------
 
 
 _UPSERT_RESPONSES: dict[int, OpenAPIResponse] = {
-    200: {"description": "An older or equal version: acknowledged and ignored"},
+    200: {"description": "An older version, or the same one with the same body: acknowledged and ignored"},
     202: {"description": "Accepted: the document's posting state"},
     403: error_response("The caller is not authorized for this tenant"),
     404: error_response("The tenant never connected"),
-    409: error_response("The tenant is disconnected"),
+    409: error_response("The tenant is disconnected, or this version was sent before with another body"),
     422: error_response("Every offending field"),
 }
 

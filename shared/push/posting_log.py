@@ -52,7 +52,12 @@ from shared.kernel import constants
 from shared.kernel.clock import Clock
 from shared.kernel.reasons import Reason
 from shared.push import posting_rules as rules
-from shared.push.errors import DocumentTooLargeError, InvalidPostingRequestError, PostingLogError
+from shared.push.errors import (
+    DocumentTooLargeError,
+    InvalidPostingRequestError,
+    PostingLogError,
+    VersionConflictError,
+)
 from shared.push.posting_rules import (
     TRANSITIONS,
     AcceptOutcome,
@@ -107,6 +112,7 @@ __all__ = [
     "PostingSummary",
     "Reason",
     "StaleVersionError",
+    "VersionConflictError",
 ]
 
 _BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
@@ -641,10 +647,15 @@ class PostingLog(_PostingQueries, _PostingBatches):
         txn_date: date | None,
         *,
         judge: Callable[[], Judgement] | None = None,
+        normalise: rules.Normalise | None = None,
     ) -> AcceptOutcome:
         """Store a version of a document if it is newer than the stored one.
 
-        An older or equal version is ``ignored`` (nothing written, ``judge`` not called).  A newer
+        An older or equal version is ``ignored`` (nothing written, ``judge`` not called), unless
+        the stored version is this one with another body: then ``VersionConflictError``, nothing
+        written.  The bodies are compared on the head already read (no other read): keys sorted,
+        the stored one first passed through ``normalise`` when given (how a document stored by an
+        older model reads today).  A newer
         version of a posted document keeps its ``qbo_id`` and ``sync_token``: it updates the QBO
         document in place.  ``txn_date`` is None only for documents without one (clients, sites).
 
@@ -660,7 +671,7 @@ class PostingLog(_PostingQueries, _PostingBatches):
         judged: Judgement | None = None
         for _ in range(_RETRIES):
             current = self._read(key)
-            ignored = rules.ignored(current, version)
+            ignored = rules.ignored(current, new, normalise)
             if ignored is not None:
                 return ignored
             if judged is None:

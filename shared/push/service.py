@@ -43,7 +43,9 @@ from shared.push.errors import (
     NotRetryableError,
     PostingNotFoundError,
     PushQueueError,
+    SettingsInvalidError,
     TenantDisconnectedError,
+    VersionConflictError,
 )
 from shared.push.errors import PushError as PushError  # noqa: PLC0414 - shared.push.worker imports it here
 from shared.push.models import (
@@ -323,6 +325,7 @@ class _Intake:
             document.model_dump(mode="json"),
             txn_date,
             judge=lambda: self._judge(document),
+            normalise=lambda stored: as_validated(kind, stored),
         )
         if not accepted.accepted:
             if accepted.version == document.version and isinstance(document, AppCreditMemo):
@@ -361,6 +364,7 @@ class _Intake:
             application.model_dump(mode="json"),
             application.date,
             judge=lambda: self._judge(application),
+            normalise=lambda stored: as_validated(CREDIT_APPLICATION, stored),
         )
         if accepted.accepted and accepted.state is PostingState.QUEUED:
             self._queue(CREDIT_APPLICATION, application.id, application.version)
@@ -578,6 +582,16 @@ def parse_document(kind: str, payload: Mapping[str, Any]) -> AppDocument:
     return document
 
 
+def as_validated(kind: str, stored: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A stored document as its model reads it today, to compare with a new body of its version:
+    a field added to the model since it was stored compares as its default.  One the model no
+    longer takes is compared as stored (a body that validates cannot then be the same)."""
+    try:
+        return parse_document(kind, stored).model_dump(mode="json")
+    except DocumentInvalidError:
+        return stored
+
+
 def evaluate(
     document: AppDocument,
     settings: TenantSettings,
@@ -678,7 +692,11 @@ class PushService(PushStores):
     recheck_observer: Callable[[str, str, RecheckScheduled], None] | None = field(default=None, kw_only=True)
 
     def submit(self, tenant_id: str, kind: str, payload: Mapping[str, Any]) -> SubmitOutcome:
-        """Validate, log and (when ready) queue one version of a document."""
+        """Validate, log and (when ready) queue one version of a document.
+
+        An older version, or the same one with the same body (the app's retry), is ``ignored``;
+        the same version with another body is refused with ``VersionConflictError`` and changes
+        nothing (the log compares it with the head it reads anyway)."""
         document = parse_document(kind, payload)
         intake = _Intake(self, tenant_id, [document])
         outcome = intake.take(kind, document)
@@ -713,7 +731,11 @@ class PushService(PushStores):
         if parsed:
             intake = _Intake(self, tenant_id, [document for _, _, document in parsed])
             for index, kind, document in sorted(parsed, key=lambda p: (INTAKE_ORDER[p[1]], p[0])):
-                results[index] = intake.take(kind, document)
+                try:
+                    results[index] = intake.take(kind, document)
+                except VersionConflictError as conflict:  # this item's: the others go on
+                    problem = {"field": "version", "message": str(conflict)}
+                    results[index] = ItemRefused(kind, document.id, (problem,))
             intake.flush()
         return [r for r in results if r is not None]
 
@@ -756,6 +778,24 @@ class PushService(PushStores):
             if not sent and marked is not None:
                 self.posting_log.clear_recheck(tenant_id, marked)
         return RecheckScheduled("scheduled", waiting)
+
+    def patch_settings(self, tenant_id: str, patch: Mapping[str, Any]) -> TenantSettings:
+        """``PATCH /settings``: apply a JSON merge patch (RFC 7386) to the tenant's settings: a key
+        given replaces the setting, ``null`` resets it to its default, a key not given stays.  The
+        result is validated as a PUT's body is (``SettingsInvalidError`` names every offending
+        field, an unknown key included; nothing is written), stored, and a recheck is queued as
+        after a PUT (documents waiting on a setting go by themselves)."""
+        if not isinstance(patch, Mapping):
+            raise SettingsInvalidError(
+                [{"field": "(body)", "message": "a merge patch must be a JSON object"}]
+            )
+        try:
+            settings = self.settings_store.patch(tenant_id, patch)
+        except ValidationError as error:
+            raise SettingsInvalidError(validation_problems(error)) from None
+        # A retry after a failed send queues the recheck again: every trigger fires, changed or not.
+        self.schedule_recheck(tenant_id, "settings")
+        return settings
 
     def request_recheck(self, tenant_id: str) -> RecheckScheduled:
         """``POST /postings/recheck``: an unknown or disconnected tenant is refused as before; no

@@ -314,3 +314,53 @@ def test_the_documented_examples_are_valid_files(tmp_path: Path) -> None:
     ]
     assert [line["amount"] for line in from_csv[1].body["lines"]] == ["100.00", "50.00"]
     assert from_csv[2].body["applications"] == [{"invoice_id": "i1", "amount": "158.00"}]
+
+
+# --- tables at the terminal's width ---------------------------------------------------------------
+
+
+def test_tables_fit_80_columns_and_wide_prints_full_values(
+    push_world: PushWorld,
+    gateway: Gateway,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what a terminal of 80 columns (or a pipe) gets
+    realm = connect(push_world)
+    waiting = invoice("i-waiting-for-a-work-code", "30.00")
+    waiting["lines"][0]["code"] = "W9"  # a work code with no QBO item
+    waiting["number"] = "A-waiting"
+    path = documents_file(
+        tmp_path,
+        clients=[{"id": "c1", "version": 1, "type": "client", "company_name": "Acme Law"}],
+        invoices=[waiting],
+    )
+    reason = "item_not_mapped (code=W9, kind=work, line_id=1)"
+    commands = [
+        ["push", TENANT, str(path)],
+        ["tenants"],
+        ["status", TENANT],
+        ["postings", TENANT],
+        ["report", TENANT, "--from", DAY, "--to", DAY, "--unposted"],
+    ]
+    for command in commands:
+        result = cli(gateway, capsys, *command)
+        assert result.code == 0, result.err
+        assert max(len(line) for line in result.out.splitlines()) <= 80, (command, result.out)
+
+    postings = cli(gateway, capsys, "postings", TENANT)
+    [row] = [line for line in postings.out.splitlines() if line.split()[:1] == ["invoice"]]
+    assert "…" in row  # the widest columns (the id, why it waits) are cut, on one line
+    assert row.split()[2:5] == ["1", "needs_attention", DAY]  # the codes are kept whole
+    assert reason not in postings.out
+
+    wide = cli(gateway, capsys, "postings", TENANT, "--wide")
+    [row] = [line for line in wide.out.splitlines() if line.split()[:1] == ["invoice"]]
+    assert "i-waiting-for-a-work-code" in row
+    assert reason in row
+    assert "…" not in wide.out
+    tenants = cli(gateway, capsys, "--wide", "tenants")  # before the command, as every global option
+    [header] = [line for line in tenants.out.splitlines() if "Tenant" in line]
+    assert header.split()[-3:] == ["Connected", "since", "Disconnected"]
+    assert realm in tenants.out
