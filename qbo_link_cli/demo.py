@@ -187,7 +187,7 @@ def _push(demo: Demo) -> None:
         + [Document("credit_memo", m, m["id"]) for m in scenario.credit_memos]
         + [Document("payment", p, p["id"]) for p in scenario.payments]
     )
-    answers = operator.send_documents(demo.api, scenario.tenant, documents, demo.console, label="pushing")
+    answers, _ = operator.send_documents(demo.api, scenario.tenant, documents, demo.console, label="pushing")
     accepted = sum(1 for a in answers if a["status"] == "accepted")
     demo.check(
         "accepted", accepted == len(documents), f"{accepted} of {len(documents)} documents accepted (202)"

@@ -150,15 +150,16 @@ def test_push_sends_a_json_file_in_dependency_order_and_says_what_waits(
     )
     pushed = cli(gateway, capsys, "push", TENANT, str(path))
     assert pushed.code == 0, pushed.err
-    sent = [r.url.path for r in gateway.requests]
-    base = f"/v1/tenants/{TENANT}"  # the CLI calls the versioned API
+    [request] = gateway.requests  # one bulk request, the documents in sending order
+    assert request.url.path == f"/v1/tenants/{TENANT}/documents"
+    sent = [(item["kind"], item["document"]["id"]) for item in json.loads(request.content)["documents"]]
     assert sent == [
-        f"{base}/clients/c1",
-        f"{base}/clients/s1",
-        f"{base}/invoices/i1",
-        f"{base}/invoices/i2",
-        f"{base}/invoices/i3",
-        f"{base}/payments/p1",
+        ("client", "c1"),
+        ("client", "s1"),
+        ("invoice", "i1"),
+        ("invoice", "i2"),
+        ("invoice", "i3"),
+        ("payment", "p1"),
     ]
     assert "Pushed 6 document(s)" in pushed.out
     assert "item_not_mapped (code=W9" in pushed.out
@@ -239,7 +240,7 @@ def test_push_to_a_tenant_that_never_connected_is_one_line(
     refused = cli(gateway, capsys, "push", "nobody", str(path))
     assert refused.code == 1
     [line] = refused.err.strip().splitlines()
-    assert line.startswith("qbo-link: sent 0 of 1; client c1 (clients[0]) was refused: tenant nobody has not")
+    assert line.startswith("qbo-link: sent 0 of 1; the next 1 were refused: tenant nobody has not")
     missing = cli(gateway, capsys, "push", TENANT, str(tmp_path / "missing.json"))
     assert missing.code == 2
     assert "no such file" in missing.err
