@@ -155,12 +155,13 @@ class QboLink(Construct):
         name_prefix: str = "",
         asset: CodeAsset | None = None,
     ) -> None:
-        names = ResourceNames(name_prefix)  # refused before anything joins the tree
+        # Refused before anything joins the tree.
+        names = ResourceNames(name_prefix)
+        stack = Stack.of(scope)
+        _refuse_a_second_in(stack)
         super().__init__(scope, construct_id)
         self.names = names
         self.settings = settings or DeploymentSettings()
-        stack = Stack.of(self)
-        self._refuse_a_second_in(stack)
         data = Data(self, "Data", tokens_key=tokens_key, key_alias=self.names.tokens_key_alias)
         queues = Queues(self, "Queues")
         secrets = Secrets(self, "Secrets")
@@ -212,15 +213,6 @@ class QboLink(Construct):
         self.alarms: Mapping[str, cloudwatch.Alarm] = dict(monitoring.alarms)
         self.dashboard: cloudwatch.Dashboard = monitoring.dashboard
 
-    def _refuse_a_second_in(self, stack: Stack) -> None:
-        """The manifest's logical ids are fixed, so two in one stack would claim the same ones."""
-        for other in stack.node.find_all():
-            if isinstance(other, QboLink) and other is not self and Stack.of(other) is stack:
-                raise ValueError(
-                    f"{stack.node.path} already holds QBO Link ({other.node.path}): one per stack, since "
-                    "its tables, key, queues and secrets keep the manifest's logical ids"
-                )
-
     def _functions(
         self, asset: CodeAsset, *, data: Data, queues: Queues, secrets: Secrets, triggers: Events, api: Api
     ) -> Functions:
@@ -264,6 +256,16 @@ class QboLink(Construct):
                 "QBO_LINK_APP_ID": self.settings.app_id,
             },
         )
+
+
+def _refuse_a_second_in(stack: Stack) -> None:
+    """The manifest's logical ids are fixed, so two in one stack would claim the same ones."""
+    for other in stack.node.find_all():
+        if isinstance(other, QboLink) and Stack.of(other).node.path == stack.node.path:
+            raise ValueError(
+                f"{stack.node.path} already holds QBO Link ({other.node.path}): one per stack, since "
+                "its tables, key, queues and secrets keep the manifest's logical ids"
+            )
 
 
 def _monitored(queues: Queues) -> list[MonitoredQueue]:
