@@ -119,9 +119,9 @@ def test_an_imported_bus_and_key_are_used_and_no_second_is_created(imported: Syn
     [key_id] = imported.of_type("AWS::KMS::Key")  # the alarm topic's own, nothing for tokens
     [topic] = imported.of_type("AWS::SNS::Topic").values()
     assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
-    for spec in tables.TABLES:
-        sse = imported.resources[spec.logical_id]["Properties"]["SSESpecification"]
-        assert sse.get("KMSMasterKeyId") == (HOST_KEY_ARN if spec.customer_managed_key else None)
+    for table in tables.TABLES:
+        sse = imported.resources[table.logical_id]["Properties"]["SSESpecification"]
+        assert sse.get("KMSMasterKeyId") == (HOST_KEY_ARN if table.customer_managed_key else None)
     [rule] = imported.of_type("AWS::Events::Rule").values()
     assert rule["Properties"]["EventBusName"] == HOST_BUS
     for spec in manifest.FUNCTIONS:
