@@ -100,21 +100,24 @@ def package_dir(name: str) -> Path:
 ROOT: Final = package_dir("shared").parent
 
 
-def is_checkout(root: Path = ROOT) -> bool:
-    """Whether ``root`` is QBO Link's source tree (its own pyproject.toml), not an installation."""
-    pyproject = root / "pyproject.toml"
+def is_checkout(root: Path | None = None) -> bool:
+    """Whether ``root`` (default ``ROOT``) is QBO Link's source tree (its own pyproject.toml), not an
+    installation."""
+    pyproject = (root or ROOT) / "pyproject.toml"
     if not pyproject.is_file():
         return False
     with pyproject.open("rb") as handle:
         return bool(tomllib.load(handle).get("project", {}).get("name") == DISTRIBUTION)
 
 
-def default_build_dir() -> Path:
-    """Where the asset and the layers are cached: a checkout's ``.build/`` (git-ignored), else the
-    user's cache (``$XDG_CACHE_HOME/qbo-link``, by default ``~/.cache/qbo-link``): never the folder
-    of an installed package, which may be read-only and belongs to pip."""
-    if is_checkout():
-        return ROOT / ".build"
+def default_build_dir(root: Path | None = None) -> Path:
+    """Where the asset and the layers of the code in ``root`` (default ``ROOT``) are cached: a
+    checkout's ``.build/`` (git-ignored), else the user's cache (``$XDG_CACHE_HOME/qbo-link``, by
+    default ``~/.cache/qbo-link``): never the folder of an installed package, which may be read-only
+    and belongs to pip."""
+    root = root or ROOT
+    if is_checkout(root):
+        return root / ".build"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / DISTRIBUTION
 
 
@@ -276,10 +279,12 @@ def runtime_requirements(pyproject: Path | None = None) -> tuple[str, ...]:
     return tuple(project.get("dependencies", ()))
 
 
-def installed_requirements(root: Path = ROOT) -> tuple[str, ...]:
-    """The run-time requirements of the QBO Link installed in ``root`` (its ``*.dist-info`` there)."""
+def installed_requirements(root: Path | None = None) -> tuple[str, ...]:
+    """The run-time requirements of the QBO Link installed in ``root`` (default ``ROOT``): the lines
+    without an extra of its ``*.dist-info/METADATA`` there."""
     from importlib import metadata
 
+    root = root or ROOT
     for distribution in metadata.distributions(path=[str(root)]):
         if _canonical(distribution.metadata["Name"] or "") == DISTRIBUTION:
             requires = distribution.requires or ()
