@@ -135,13 +135,30 @@ class QboLink(Construct):
       deployment in the same account and region; default none;
     - ``asset``: the code and the dependency layer (``CodeAsset``); default ``bundled_asset()``.
 
-    Attributes: ``api_url``, ``jwt_api_url`` (or None), ``redirect_uri`` (Intuit's OAuth redirect),
-    ``webhook_url``, ``disconnect_url``, ``reconnect_url`` (the four URLs of Intuit's developer
-    portal), ``http_api``, ``jwt_http_api``, ``event_bus``, ``tokens_key``, ``alarm_topic``,
-    ``functions`` (by manifest name: ``api``, ``oauth``, ...), ``tables``, ``secrets``, ``queues``
-    and ``dead_letter_queues`` (by the manifest's logical id of the table, secret or work queue),
-    ``async_failure_queue``, ``alarms``, ``dashboard``, ``settings`` and ``names``.
+    Its outputs are the attributes below (tokens until deployment, like any CDK attribute).
     """
+
+    settings: DeploymentSettings
+    names: ResourceNames
+    api_url: str  # the tenant API's base URL (IAM, SigV4), with a trailing slash
+    jwt_api_url: str | None  # the JWT tenant API's, when the settings ask for it
+    redirect_uri: str  # Intuit's portal: Keys & OAuth > Redirect URIs (the OAuth callback)
+    webhook_url: str  # Intuit's portal: Webhooks > Endpoint URL
+    disconnect_url: str  # Intuit's portal: app settings > Disconnect URL
+    reconnect_url: str  # Intuit's portal: app settings > Launch/Reconnect URL
+    http_api: apigwv2.HttpApi
+    jwt_http_api: apigwv2.HttpApi | None
+    event_bus: events.IEventBus  # where QBO Link's events go (source qbo-link), given or created
+    tokens_key: kms.IKey  # given or created
+    alarm_topic: sns.ITopic  # given or created
+    functions: Mapping[str, lambda_.Function]  # by manifest name: api, oauth, webhooks, push, ...
+    tables: Mapping[str, dynamodb.Table]  # by the manifest's logical id: ConnectionsTable, ...
+    secrets: Mapping[str, secretsmanager.Secret]  # by logical id: IntuitAppSecret, ...
+    queues: Mapping[str, sqs.Queue]  # the FIFO work queues by logical id: PushQueue, ChangesQueue
+    dead_letter_queues: Mapping[str, sqs.Queue]  # by the logical id of their work queue
+    async_failure_queue: sqs.Queue  # failed scheduled and event-driven runs
+    alarms: Mapping[str, cloudwatch.Alarm]
+    dashboard: cloudwatch.Dashboard
 
     def __init__(
         self,
@@ -166,17 +183,7 @@ class QboLink(Construct):
         queues = Queues(self, "Queues")
         secrets = Secrets(self, "Secrets")
         triggers = Events(self, "Events", bus=event_bus, bus_name=self.names.event_bus)
-        api = Api(
-            self,
-            "Api",
-            settings=ApiSettings(
-                rate_limit=self.settings.api_rate_limit,
-                burst_limit=self.settings.api_burst_limit,
-                log_retention=self.settings.log_retention,
-                jwt_issuer=self.settings.jwt_issuer,
-                jwt_audience=self.settings.jwt_audience,
-            ),
-        )
+        api = Api(self, "Api", settings=self._api_settings())
         functions = self._functions(
             asset or bundled_asset(), data=data, queues=queues, secrets=secrets, triggers=triggers, api=api
         )
@@ -192,26 +199,56 @@ class QboLink(Construct):
             alarm_topic=alarm_topic,
             alarm_email=self.settings.alarm_email,
         )
+        self._expose(
+            api,
+            data=data,
+            queues=queues,
+            secrets=secrets,
+            triggers=triggers,
+            functions=functions,
+            monitoring=monitoring,
+        )
 
-        self.api_url: str = api.url
-        self.jwt_api_url: str | None = api.jwt_url
-        self.redirect_uri: str = api.url_of(CALLBACK_PATH)
-        self.webhook_url: str = api.url_of(WEBHOOK_PATH)
-        self.disconnect_url: str = api.url_of(DISCONNECT_PATH)
-        self.reconnect_url: str = api.url_of(RECONNECT_PATH)
-        self.http_api: apigwv2.HttpApi = api.http_api
-        self.jwt_http_api: apigwv2.HttpApi | None = api.jwt_api
-        self.event_bus: events.IEventBus = triggers.bus
-        self.tokens_key: kms.IKey = data.tokens_key
-        self.alarm_topic: sns.ITopic = monitoring.topic
-        self.functions: Mapping[str, lambda_.Function] = dict(functions.functions)
-        self.tables: Mapping[str, dynamodb.Table] = dict(data.tables)
-        self.secrets: Mapping[str, secretsmanager.Secret] = dict(secrets.secrets)
-        self.queues: Mapping[str, sqs.Queue] = dict(queues.queues)
-        self.dead_letter_queues: Mapping[str, sqs.Queue] = dict(queues.dead_letter_queues)
-        self.async_failure_queue: sqs.Queue = queues.async_failures
-        self.alarms: Mapping[str, cloudwatch.Alarm] = dict(monitoring.alarms)
-        self.dashboard: cloudwatch.Dashboard = monitoring.dashboard
+    def _api_settings(self) -> ApiSettings:
+        return ApiSettings(
+            rate_limit=self.settings.api_rate_limit,
+            burst_limit=self.settings.api_burst_limit,
+            log_retention=self.settings.log_retention,
+            jwt_issuer=self.settings.jwt_issuer,
+            jwt_audience=self.settings.jwt_audience,
+        )
+
+    def _expose(
+        self,
+        api: Api,
+        *,
+        data: Data,
+        queues: Queues,
+        secrets: Secrets,
+        triggers: Events,
+        functions: Functions,
+        monitoring: Monitoring,
+    ) -> None:
+        """The attributes a stack reads (the class lists them)."""
+        self.api_url = api.url
+        self.jwt_api_url = api.jwt_url
+        self.redirect_uri = api.url_of(CALLBACK_PATH)
+        self.webhook_url = api.url_of(WEBHOOK_PATH)
+        self.disconnect_url = api.url_of(DISCONNECT_PATH)
+        self.reconnect_url = api.url_of(RECONNECT_PATH)
+        self.http_api = api.http_api
+        self.jwt_http_api = api.jwt_api
+        self.event_bus = triggers.bus
+        self.tokens_key = data.tokens_key
+        self.alarm_topic = monitoring.topic
+        self.functions = dict(functions.functions)
+        self.tables = dict(data.tables)
+        self.secrets = dict(secrets.secrets)
+        self.queues = dict(queues.queues)
+        self.dead_letter_queues = dict(queues.dead_letter_queues)
+        self.async_failure_queue = queues.async_failures
+        self.alarms = dict(monitoring.alarms)
+        self.dashboard = monitoring.dashboard
 
     def _functions(
         self, asset: CodeAsset, *, data: Data, queues: Queues, secrets: Secrets, triggers: Events, api: Api

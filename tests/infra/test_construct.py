@@ -76,8 +76,13 @@ def prefixed(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 
 def _violations(s: Synthesized) -> list[Any]:
+    acknowledged = [
+        rule["id"]
+        for resource in s.resources.values()
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    ]
+    assert "AwsSolutions-L1" in acknowledged, "cdk-nag did not run on the host app"
     report = s.validation_report()
-    assert [p["pluginName"] for p in report["pluginReports"]] == ["AwsSolutions"]  # nag did run
     return [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])]
 
 
