@@ -60,7 +60,9 @@ from shared.push.models import (
 )
 from shared.push.payloads import CompanyFacts, SalesTaxRate
 from shared.push.posting_log import (
+    AcceptOutcome,
     Judgement,
+    Offered,
     PostingEntry,
     PostingLog,
     PostingPage,
@@ -316,17 +318,49 @@ class _Intake:
 
     def take(self, kind: str, document: AppDocument) -> SubmitOutcome:
         """Log this version of ``document`` (judged, when newer) and queue it when it is ready."""
-        txn_date = None if isinstance(document, AppClient) else document.date
+        offer = self._offer(kind, document)
         accepted = self._stores.posting_log.accept(
             self._tenant,
             kind,
             document.id,
             document.version,
+            offer.document,
+            offer.txn_date,
+            judge=offer.judge,
+            normalise=offer.normalise,
+        )
+        return self._taken(kind, document, accepted)
+
+    def take_many(
+        self, taken: Sequence[tuple[str, AppDocument]]
+    ) -> list[SubmitOutcome | VersionConflictError]:
+        """``take`` for several documents in one go (``PostingLog.accept_many``: one read per 100,
+        one transaction per 99 newer versions), in the order given; a conflict is the document's."""
+        offers = [self._offer(kind, document) for kind, document in taken]
+        answers = self._stores.posting_log.accept_many(self._tenant, offers)
+        return [
+            answer if isinstance(answer, VersionConflictError) else self._taken(kind, document, answer)
+            for (kind, document), answer in zip(taken, answers, strict=True)
+        ]
+
+    def _offer(self, kind: str, document: AppDocument) -> Offered:
+        def judge() -> Judgement:
+            judged = self._judge(document)
+            if isinstance(document, AppClient) and self._lookup is not None:
+                self._lookup.client_taken(document)  # the request's later documents see it
+            return judged
+
+        return Offered(
+            kind,
+            document.id,
+            document.version,
             document.model_dump(mode="json"),
-            txn_date,
-            judge=lambda: self._judge(document),
+            None if isinstance(document, AppClient) else document.date,
+            judge=judge,
             normalise=lambda stored: as_validated(kind, stored),
         )
+
+    def _taken(self, kind: str, document: AppDocument, accepted: AcceptOutcome) -> SubmitOutcome:
         if not accepted.accepted:
             if accepted.version == document.version and isinstance(document, AppCreditMemo):
                 # The app's retry of this version: its application may be what the first try lost.
@@ -340,8 +374,6 @@ class _Intake:
             return SubmitOutcome("ignored", kind, document.id, accepted.version, accepted.previous_state)
         if accepted.state is PostingState.QUEUED:
             self._queue(kind, document.id, document.version)
-        if isinstance(document, AppClient) and self._lookup is not None:
-            self._lookup.client_taken(document)
         if isinstance(document, AppCreditMemo):
             self._derive_application(document)
         return SubmitOutcome(
@@ -730,12 +762,14 @@ class PushService(PushStores):
             parsed.append((index, kind, document))
         if parsed:
             intake = _Intake(self, tenant_id, [document for _, _, document in parsed])
-            for index, kind, document in sorted(parsed, key=lambda p: (INTAKE_ORDER[p[1]], p[0])):
-                try:
-                    results[index] = intake.take(kind, document)
-                except VersionConflictError as conflict:  # this item's: the others go on
-                    problem = {"field": "version", "message": str(conflict)}
+            ordered = sorted(parsed, key=lambda p: (INTAKE_ORDER[p[1]], p[0]))
+            taken = intake.take_many([(kind, document) for _, kind, document in ordered])
+            for (index, kind, document), outcome in zip(ordered, taken, strict=True):
+                if isinstance(outcome, VersionConflictError):  # this item's: the others go on
+                    problem = {"field": "version", "message": str(outcome)}
                     results[index] = ItemRefused(kind, document.id, (problem,))
+                else:
+                    results[index] = outcome
             intake.flush()
         return [r for r in results if r is not None]
 
