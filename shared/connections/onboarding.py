@@ -75,17 +75,17 @@ class Onboarder:
             raise NeverConnectedError(tenant_id)
         if connection.onboarding is not None and connection.onboarding.state == "finished":
             return self._announce(connection, repeated=True)
-        if not self._store.start_onboarding(tenant_id, connected_at, self._clock.now()):
+        if not self._store.onboarding.start(tenant_id, connected_at, self._clock.now()):
             return self._settled(tenant_id, connected_at)
         try:
             counts = self._run(tenant_id)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
-            self._store.fail_onboarding(tenant_id, connected_at, self._clock.now(), message)
+            self._store.onboarding.fail(tenant_id, connected_at, self._clock.now(), message)
             logger.warning("onboarding failed", tenant_id=tenant_id, error=message)
             raise
         recorded = {"read": counts.refreshed, "linked": counts.applied, "unmatched": counts.unmatched}
-        self._store.finish_onboarding(tenant_id, connected_at, self._clock.now(), recorded)
+        self._store.onboarding.finish(tenant_id, connected_at, self._clock.now(), recorded)
         return self._settled(tenant_id, connected_at)
 
     def _settled(self, tenant_id: str, connected_at: datetime) -> OnboardingOutcome:

@@ -221,6 +221,7 @@ class ConnectionStore:
         for the webhook receiver, which has no access to this table."""
         self._table = table
         self._directory = directory
+        self.onboarding = OnboardingRecords(table)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -439,39 +440,6 @@ class ConnectionStore:
         attributes = answer.get("Attributes")
         return dict(attributes) if attributes else None
 
-    # --- onboarding (shared.connections.onboarding) -----------------------------------------
-
-    def start_onboarding(self, tenant_id: str, connected_at: datetime, at: datetime) -> bool:
-        """Mark the onboarding of the connection made at ``connected_at`` running; False when it
-        finished already, or the tenant connected again since (that consent's onboarding is another)."""
-        update = ItemUpdate().set(ONBOARDING_STATE, "running").set("onboarding_started_at", epoch(at))
-        update.remove("onboarding_failed_at", "onboarding_error")
-        return self._conditional(self._same_onboarding(update, connected_at), tenant_id)
-
-    def finish_onboarding(
-        self, tenant_id: str, connected_at: datetime, at: datetime, counts: Mapping[str, Mapping[str, int]]
-    ) -> bool:
-        """Record the onboarding finished with its ``counts`` (``read``, ``linked``, ``unmatched``);
-        False when it had finished already (a concurrent run: its record stands) or the tenant
-        connected again since."""
-        update = ItemUpdate().set(ONBOARDING_STATE, "finished").set("onboarding_finished_at", epoch(at))
-        update.set("onboarding_counts", {name: dict(values) for name, values in counts.items()})
-        update.remove("onboarding_failed_at", "onboarding_error")
-        return self._conditional(self._same_onboarding(update, connected_at), tenant_id)
-
-    def fail_onboarding(self, tenant_id: str, connected_at: datetime, at: datetime, error: str) -> bool:
-        """Record the onboarding failed (unless a concurrent run finished it meanwhile)."""
-        update = ItemUpdate().set(ONBOARDING_STATE, "failed").set("onboarding_failed_at", epoch(at))
-        update.set("onboarding_error", error[:500])
-        return self._conditional(self._same_onboarding(update, connected_at), tenant_id)
-
-    @staticmethod
-    def _same_onboarding(update: ItemUpdate, connected_at: datetime) -> ItemUpdate:
-        """Only the onboarding of the connection made at ``connected_at``, and never once finished."""
-        update.when(f"{update.name('connected_at')} = {update.value(epoch(connected_at))}")
-        state = update.name(ONBOARDING_STATE)
-        return update.when(f"attribute_not_exists({state}) OR {state} <> {update.value('finished')}")
-
     # --- vault: token attributes ------------------------------------------------------------
 
     def save_tokens(
@@ -617,6 +585,45 @@ class ConnectionStore:
         try:
             with failed_conditions():
                 self._table.update_item(**update.arguments(self.key(tenant_id)))
+        except ConditionFailedError:
+            return False
+        return True
+
+
+class OnboardingRecords:
+    """The onboarding attributes of the connection item (``shared.connections.onboarding``), for
+    the connection made at ``connected_at`` only, and never again once finished: a run for an older
+    consent, or a second run of a finished one, writes nothing (False)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def start(self, tenant_id: str, connected_at: datetime, at: datetime) -> bool:
+        update = ItemUpdate().set(ONBOARDING_STATE, "running").set("onboarding_started_at", epoch(at))
+        update.remove("onboarding_failed_at", "onboarding_error")
+        return self._write(tenant_id, update, connected_at)
+
+    def finish(
+        self, tenant_id: str, connected_at: datetime, at: datetime, counts: Mapping[str, Mapping[str, int]]
+    ) -> bool:
+        """Finished, with its ``counts`` (``read``, ``linked``, ``unmatched``, per kind)."""
+        update = ItemUpdate().set(ONBOARDING_STATE, "finished").set("onboarding_finished_at", epoch(at))
+        update.set("onboarding_counts", {name: dict(values) for name, values in counts.items()})
+        update.remove("onboarding_failed_at", "onboarding_error")
+        return self._write(tenant_id, update, connected_at)
+
+    def fail(self, tenant_id: str, connected_at: datetime, at: datetime, error: str) -> bool:
+        update = ItemUpdate().set(ONBOARDING_STATE, "failed").set("onboarding_failed_at", epoch(at))
+        update.set("onboarding_error", error[:500])
+        return self._write(tenant_id, update, connected_at)
+
+    def _write(self, tenant_id: str, update: ItemUpdate, connected_at: datetime) -> bool:
+        update.when(f"{update.name('connected_at')} = {update.value(epoch(connected_at))}")
+        state = update.name(ONBOARDING_STATE)
+        update.when(f"attribute_not_exists({state}) OR {state} <> {update.value('finished')}")
+        try:
+            with failed_conditions():
+                self._table.update_item(**update.arguments(ConnectionStore.key(tenant_id)))
         except ConditionFailedError:
             return False
         return True

@@ -64,6 +64,7 @@ Counts = dict[str, Annotated[int, Field(ge=0)]]
 
 HealthValue = Literal["healthy", "refresh_failing", "needs_reconnect", "revoked", "disconnected"]
 HealthReasonValue = Literal[
+    "connected",
     "refreshed",
     "refresh_failed",
     "invalid_client",

@@ -55,7 +55,7 @@ def test_a_connected_tenant_pushes_a_client_and_an_invoice_into_quickbooks(host:
     # function through the event bus rule, once per tenant
     onboarded = {i.detail["id"] for i in stack_.invocations("onboard") if i.ok and i.trigger == "OnboardRule"}
     connected = stack_.events(CONNECTION_CONNECTED)
-    assert {e["detail"]["tenantId"] for e in connected} >= {"firm-a", "firm-b"}
+    assert {e["detail"]["tenant_id"] for e in connected} >= {"firm-a", "firm-b"}
     assert {e["id"] for e in connected} <= onboarded
     # When the host app sends a client and its invoice
     assert host.call("PUT", "/tenants/firm-a/clients/c-1", client("c-1")).status_code == 202
@@ -71,10 +71,10 @@ def test_a_connected_tenant_pushes_a_client_and_an_invoice_into_quickbooks(host:
     assert entry["state"] == "posted"
     assert entry["qbo_id"] == posted["Id"]
     [event] = [
-        e for e in stack_.events("Document Posted") if e["detail"].get("appId") == "i-1"
+        e for e in stack_.events("Document Posted") if e["detail"].get("app_id") == "i-1"
     ]  # the event the host app subscribes to
     assert event["source"] == constants.EVENT_SOURCE
-    assert event["detail"]["qboId"] == posted["Id"]
+    assert event["detail"]["qbo_id"] == posted["Id"]
 
 
 def test_a_change_made_in_quickbooks_reaches_the_change_worker_by_webhook(host: Host) -> None:
@@ -105,7 +105,7 @@ def test_a_change_made_in_quickbooks_reaches_the_change_worker_by_webhook(host: 
         for e in stack_.events("Client Changed")
         if e["detail"].get("client_id") == "c-web" and e["detail"].get("email") == "ap@c-web.example"
     ]
-    assert changed["detail"]["tenantId"] == "firm-b"
+    assert changed["detail"]["tenant_id"] == "firm-b"
     assert any(i.trigger == "ChangesQueue" and i.ok for i in stack_.invocations("changes"))
 
 
@@ -213,7 +213,7 @@ def test_event_rules_deliver_only_matching_events_and_keep_failing_ones_aside(ho
         entry = {
             "Source": constants.EVENT_SOURCE,
             "DetailType": detail_type,
-            "Detail": json.dumps({"tenantId": tenant, "eventId": uuid.uuid4().hex}),
+            "Detail": json.dumps({"tenant_id": tenant, "eventId": uuid.uuid4().hex}),
             "EventBusName": stack_.names.event_bus,
         }
         answer = events.put_events(Entries=[entry])
@@ -232,7 +232,7 @@ def test_event_rules_deliver_only_matching_events_and_keep_failing_ones_aside(ho
     assert runs[0].traceback, "a failed invocation is logged with its traceback"
     [kept] = [json.loads(body) for body in stack_.dead_letters("OnboardRuleDeadLetter")]
     assert kept["id"] == failing
-    assert kept["detail"]["tenantId"] == "firm-ghost"
+    assert kept["detail"]["tenant_id"] == "firm-ghost"
     assert {e["id"] for e in stack_.events()} >= {other, failing}
 
 

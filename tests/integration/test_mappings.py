@@ -232,7 +232,7 @@ def test_sites_link_export_as_sub_customer_and_import_with_parent(tab: Tab, worl
         "message": None,
     }
     (event,) = world.published("Site Imported")
-    assert event.detail["parentAppId"] == "c-shara"
+    assert event.detail["parent_app_id"] == "c-shara"
     assert event.detail["entity"]["parent_id"] == "22"
 
 
@@ -288,7 +288,7 @@ def test_import_links_active_customers_and_emits_client_imported(tab: Tab, world
     ]
     (event,) = world.published("Client Imported")
     assert event.tenant_id == TENANT
-    assert event.detail["appId"] == "qbo.1"
+    assert event.detail["app_id"] == "qbo.1"
     assert event.detail["entity"]["name"] == "Amy's Bird Sanctuary"
     assert event.detail["entity"]["email"] == "Birds@Intuit.com"
     assert tab.ok("GET", "/mappings/client/qbo/1")["link"]["source"] == "import"
@@ -484,7 +484,7 @@ def test_connection_connected_event_onboards_the_tenant(tab: Tab) -> None:
         "id": "e-1",
         "source": "qbo-link",
         "detail-type": "Connection Connected",
-        "detail": {"tenantId": tab.tenant, "realmId": tab.realm},
+        "detail": {"tenant_id": tab.tenant, "realm_id": tab.realm},
     }
     result = handler.lambda_handler(event, LambdaContext())
     assert result["applied"]["client"] == 1
@@ -685,4 +685,4 @@ def test_import_links_a_qbo_entity_of_every_kind_and_emits_its_event(
     assert shown["app"]["id"] == result["app_id"]
     published = [e for e in world.events.events if e.detail_type == event]
     assert published, [e.detail_type for e in world.events.events]
-    assert published[-1].detail["qboId"] == qbo_id
+    assert published[-1].detail["qbo_id"] == qbo_id

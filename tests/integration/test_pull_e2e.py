@@ -374,7 +374,7 @@ def test_a_crash_mid_batch_loses_nothing_and_duplicates_no_event(
         assert len(imported) == 25
     else:
         # Died between publishing and recording: those are published again under the same ids
-        # (at-least-once; consumers de-duplicate on eventId)
+        # (at-least-once; consumers de-duplicate on event_id)
         assert len(imported) >= 25
     assert polls >= 3
     failures = [x for x in pull.history.history(TENANT, limit=50).exchanges if x.outcome != "succeeded"]

@@ -226,8 +226,7 @@ def test_the_connection_models_know_every_health_and_every_reason_an_event_gives
     from shared.connections.health import Health, HealthReason
 
     assert set(get_args(event_models.HealthValue)) == {h.value for h in Health}
-    # "connected" is a first connection's, which gives no health event (Connection Connected says it)
-    assert set(get_args(event_models.HealthReasonValue)) == {r.value for r in HealthReason} - {"connected"}
+    assert set(get_args(event_models.HealthReasonValue)) == {r.value for r in HealthReason}
 
 
 def test_every_area_emits_something() -> None:
