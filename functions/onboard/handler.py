@@ -40,14 +40,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if parsed.detail.reconnected:
         rechecked = wiring.push_service().schedule_recheck(tenant_id, "reconnect", reconnect=True)
         logger.info("recheck after reconnect", tenant_id=tenant_id, status=rechecked.status)
-    outcome = wiring.onboarder().onboard(tenant_id)
+    try:
+        outcome = wiring.onboarder().onboard(tenant_id)
+    except Exception:
+        metrics.add_metric(name="OnboardingFailures", unit=MetricUnit.Count, value=1)
+        raise  # recorded as failed; the event rule retries
     onboarding = outcome.onboarding
     linked = dict(onboarding.linked) if onboarding is not None else {}
-    if not outcome.repeated:
-        metrics.add_metric(name="OnboardingLinks", unit=MetricUnit.Count, value=sum(linked.values()))
-    logger.info(
-        "tenant onboarded", tenant_id=tenant_id, linked=sum(linked.values()), repeated=outcome.repeated
-    )
+    made = 0 if outcome.repeated else sum(linked.values())  # a repeat linked nothing
+    metrics.add_metric(name="OnboardingLinks", unit=MetricUnit.Count, value=made)
+    logger.info("tenant onboarded", tenant_id=tenant_id, linked=made, repeated=outcome.repeated)
     return {
         "tenant_id": tenant_id,
         "state": onboarding.state if onboarding is not None else None,
