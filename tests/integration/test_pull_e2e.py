@@ -239,6 +239,7 @@ def test_six_changes_reach_the_app_via_webhooks(stage: Stage, fmt: str) -> None:
     _assert_common_events(pull, scenario)
     merged = _one(pull, CLIENT_MERGED_IN_QBO, app_id="cl-13")
     assert merged.detail == {
+        "version": 1,
         "kind": "client",
         "app_id": "cl-13",
         "merged_qbo_id": "13",
