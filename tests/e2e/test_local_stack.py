@@ -36,6 +36,7 @@ from shared.kernel.events import (
     DetailType,
     make_event,
 )
+from tests.e2e.conftest import EventCheck
 from tests.e2e.dev_process import DevProcess, clean_env, dev
 from tests.e2e.local_fixtures import Host, client, free_ports, host, invoice, jwt, local_stack
 
@@ -56,7 +57,9 @@ def _deliveries_with(invocations: list[Invocation], message_id: str) -> list[Inv
 # --- the product through the gateway ------------------------------------------------------------
 
 
-def test_a_connected_tenant_pushes_a_client_and_an_invoice_into_quickbooks(host: Host) -> None:
+def test_a_connected_tenant_pushes_a_client_and_an_invoice_into_quickbooks(
+    host: Host, event_check: EventCheck
+) -> None:
     stack_ = host.stack
     # Given two tenants connected by the OAuth flow: Intuit's "connected" reached the onboarding
     # function through the event bus rule, once per tenant
@@ -90,6 +93,8 @@ def test_a_connected_tenant_pushes_a_client_and_an_invoice_into_quickbooks(host:
     assert event["source"] == constants.EVENT_SOURCE
     assert event["detail"]["qbo_id"] == posted["Id"]
     assert (event["detail"]["document_version"], event["detail"]["version"]) == (1, 1)
+    # and every event so far went through the tier's schema check (tests/e2e/conftest.py)
+    assert event_check.checked >= len(stack_.events()) > 0
 
 
 def test_a_change_made_in_quickbooks_reaches_the_change_worker_by_webhook(host: Host) -> None:
