@@ -934,6 +934,19 @@ def test_importing_the_handlers_creates_no_client() -> None:
     assert answer.stdout.strip() == "[]"
 
 
+def test_importing_any_handler_builds_no_event_model() -> None:
+    """The events' pydantic models are built when an event is (shared.kernel.event_models), not
+    at a cold start's import (docs/packaging.md)."""
+    from infra import manifest
+
+    handlers = ", ".join(spec.handler.rpartition(".")[0] for spec in manifest.FUNCTIONS)
+    code = f"import sys\nimport {handlers}\nprint('shared.kernel.event_models' in sys.modules)\n"
+    answer = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60
+    )
+    assert answer.stdout.strip() == "False"
+
+
 # --- helpers ------------------------------------------------------------------------------------------
 
 
