@@ -60,9 +60,9 @@ class EventCheck:
         where = f"{detail_type} {event.get('id')}"
         if event.get("source") != constants.EVENT_SOURCE:
             return [f"{where}: source {event.get('source')!r}"]
-        validator = self._validators.get(detail_type) if isinstance(detail_type, str) else None
-        if validator is None:
+        if not isinstance(detail_type, str) or DetailType(detail_type) not in self._validators:
             return [f"{where}: a detail-type of no catalogue entry"]
+        validator = self._validators[DetailType(detail_type)]
         found = [
             f"{where}: {'/'.join(map(str, error.absolute_path)) or 'detail'}: {error.message}"
             for error in validator.iter_errors(detail)
