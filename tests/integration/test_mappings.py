@@ -572,6 +572,40 @@ def test_a_reconnect_onboards_again_under_a_new_event_id(tab: Tab) -> None:
     assert second.detail["connected_at"] > first.detail["connected_at"]
 
 
+def test_two_onboardings_at_once_announce_the_one_recorded(tab: Tab) -> None:
+    from dataclasses import dataclass
+
+    from shared import wiring
+    from shared.connections.onboarding import Onboarder
+    from shared.kernel.events import RecordingPublisher
+
+    @dataclass(frozen=True)
+    class Counts:
+        refreshed: dict[str, int]
+        applied: dict[str, int]
+        unmatched: dict[str, int]
+
+    published = RecordingPublisher()
+
+    def second(tenant_id: str) -> Counts:
+        return Counts({"client": 2}, {"client": 2}, {"client": 0})
+
+    def first(tenant_id: str) -> Counts:
+        # a second delivery of the same Connection Connected runs meanwhile and finishes first
+        Onboarder(wiring.store(), second, published, wiring.clock()).onboard(tenant_id)
+        return Counts({"client": 1}, {"client": 1}, {"client": 5})
+
+    outcome = Onboarder(wiring.store(), first, published, wiring.clock()).onboard(tab.tenant)
+
+    # The slower run's counts lose the conditional write; both announce what is recorded
+    assert outcome.onboarding is not None
+    assert dict(outcome.onboarding.linked) == {"client": 2}
+    assert [e.event_id for e in published.events] == [published.events[0].event_id] * 2
+    assert published.events[0].detail == published.events[1].detail
+    assert published.events[1].detail["linked"] == {"client": 2}
+    assert tab.ok("GET", "/connection")["onboarding"]["linked"] == {"client": 2}
+
+
 # --- export of codes, accounts and taxes -----------------------------------------------------------
 
 
