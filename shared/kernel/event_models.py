@@ -448,6 +448,7 @@ def wire_model(model: type[Detail]) -> type[Detail]:
     )
 
 
+@cache
 def detail_adapter(detail_type: DetailType) -> TypeAdapter[Any]:
     """Validates a whole detail of ``detail_type`` (with ``tenant_id`` and ``event_id``)."""
     models = [wire_model(m) for m in models_of(detail_type)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -122,3 +123,17 @@ def _shapes(schema: dict[str, Any]) -> list[dict[str, Any]]:
     if "oneOf" not in schema:
         return [schema]
     return [schema["$defs"][ref["$ref"].rsplit("/", 1)[1]] for ref in schema["oneOf"]]
+
+
+def test_every_example_in_the_docs_matches_its_schema() -> None:
+    """The JSON examples of docs/events.md are events a subscriber could receive."""
+    text = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
+    examples = [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", text, flags=re.DOTALL)]
+    events_shown = [e for e in examples if isinstance(e.get("detail-type"), str)]
+    assert len(events_shown) >= 10
+    for example in events_shown:
+        validator = jsonschema.Draft202012Validator(
+            _file(example["detail-type"]), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        errors = [e.message for e in validator.iter_errors(example["detail"])]
+        assert errors == [], (example["detail-type"], errors)
