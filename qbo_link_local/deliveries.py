@@ -126,7 +126,7 @@ class OutboundEvents:
             with self._lock:
                 self._events.append(event)
                 self._counts[detail_type] += 1
-            tenant = detail.get("tenantId", "") if isinstance(detail, dict) else ""
+            tenant = detail.get("tenant_id", "") if isinstance(detail, dict) else ""
             self._log(note_line(datetime.now(UTC), "event", f"{detail_type}  tenant={tenant}"))
         return set()
 
