@@ -42,10 +42,10 @@ def qbo_link(stack_url: str, *argv: str, timeout: float = 60) -> subprocess.Comp
     )
 
 
-def connect(stack: LocalStack) -> str:
+def connect(stack: LocalStack, tenant: str = TENANT) -> str:
     with httpx2.Client(timeout=30, trust_env=False) as http:
         started = http.post(
-            f"{stack.api_url}/tenants/{TENANT}/connection", json={"return_url": stack.landing_url}
+            f"{stack.api_url}/tenants/{tenant}/connection", json={"return_url": stack.landing_url}
         )
         assert started.status_code == 201, started.text
         consent = http.get(started.json()["authorization_url"])
@@ -55,7 +55,7 @@ def connect(stack: LocalStack) -> str:
         stack.wait_idle(timeout=60)  # onboarding has read the QBO lists
         for kind, app_id, qbo_id in (("work_code", "W1", "2"), ("client", "c1", "1")):
             catalog = http.put(
-                f"{stack.api_url}/tenants/{TENANT}/catalog/{kind}/{app_id}",
+                f"{stack.api_url}/tenants/{tenant}/catalog/{kind}/{app_id}",
                 json={
                     "version": 1,
                     "name": f"{kind} {app_id}",
@@ -64,19 +64,19 @@ def connect(stack: LocalStack) -> str:
             )
             assert catalog.status_code == 200, catalog.text
             link = http.put(
-                f"{stack.api_url}/tenants/{TENANT}/mappings/{kind}/app/{app_id}", json={"qbo_id": qbo_id}
+                f"{stack.api_url}/tenants/{tenant}/mappings/{kind}/app/{app_id}", json={"qbo_id": qbo_id}
             )
             assert link.status_code == 200, link.text
     return params["realmId"][0]
 
 
-def invoice(app_id: str, amount: str) -> dict[str, Any]:
+def invoice(app_id: str, amount: str, day: str = DAY) -> dict[str, Any]:
     line = {"line_id": "1", "kind": "work", "code": "W1", "amount": amount, "taxable": False}
     return {
         "id": app_id,
         "version": 1,
         "number": f"E-{app_id}",
-        "date": DAY,
+        "date": day,
         "client_id": "c1",
         "lines": [line],
         "total": amount,
@@ -120,23 +120,34 @@ def test_the_cli_drives_the_local_stack_from_another_process(stack: LocalStack, 
 def test_push_wait_sends_2000_documents_in_4_bulk_requests_and_reports_their_final_states(
     stack: LocalStack, tmp_path: Path
 ) -> None:
-    connect(stack)
-    invoices = [invoice(f"w{n}", f"{1 + n % 500}.{n % 100:02d}") for n in range(2000)]
+    # Given a firm going live on 1 November that sends its history with the new month: 1,800
+    # invoices of October (skipped: before the go-live date, never posted) and 200 of November
+    tenant = "firm-bulk"
+    connect(stack, tenant)
+    with httpx2.Client(timeout=30, trust_env=False) as http:
+        go_live = {"go_live_date": "2026-11-01"}
+        assert http.patch(f"{stack.api_url}/v1/tenants/{tenant}/settings", json=go_live).status_code == 200
+    history = [invoice(f"h{n}", f"{1 + n % 500}.{n % 100:02d}", day="2026-10-15") for n in range(1800)]
+    current = [invoice(f"w{n}", f"{1 + n % 300}.{n % 100:02d}") for n in range(200)]
     path = tmp_path / "many.json"
-    path.write_text(json.dumps({"invoices": invoices}))
+    path.write_text(json.dumps({"invoices": history + current}))
     before = len(stack.invocations("api"))
-    pushed = qbo_link(stack.api_url, "push", TENANT, str(path), "--wait", "--json", timeout=840)
+    # When qbo-link pushes the file and waits
+    pushed = qbo_link(stack.api_url, "push", tenant, str(path), "--wait", "--json", timeout=840)
+    # Then 2,000 documents went in 4 requests, and it reports every one's final state
     assert pushed.returncode == 0, pushed.stderr[-2000:]
     bulk = [i for i in stack.invocations("api")[before:] if i.trigger.startswith("POST /v1/tenants/")]
-    assert [i.outcome for i in bulk] == ["202"] * 4  # 2,000 documents, 500 a request
+    assert [i.outcome for i in bulk] == ["202"] * 4  # 500 a request
     finals = json.loads(pushed.stdout)
     assert len(finals) == 2000
-    assert {row["state"] for row in finals} == {"posted"}
-    assert len({row["qbo_id"] for row in finals}) == 2000
-    report = qbo_link(stack.api_url, "report", TENANT, "--from", DAY, "--to", DAY, "--json", timeout=120)
+    states = {row["id"]: row["state"] for row in finals}
+    assert {states[f"h{n}"] for n in range(1800)} == {"skipped"}
+    assert {states[f"w{n}"] for n in range(200)} == {"posted"}
+    assert len({row["qbo_id"] for row in finals if row["state"] == "posted"}) == 200
+    # and QuickBooks holds the 200 to the cent
+    report = qbo_link(stack.api_url, "report", tenant, "--from", DAY, "--to", DAY, "--json", timeout=120)
     totals = json.loads(report.stdout)["totals"]["invoice"]
-    expected = sum(Decimal(i["total"]) for i in invoices) + Decimal("200.50")  # and the 2 pushed before
-    assert Decimal(totals["posted_total"]) == expected, totals
+    assert Decimal(totals["posted_total"]) == sum(Decimal(i["total"]) for i in current), totals
 
 
 @pytest.mark.parametrize(
