@@ -14,6 +14,8 @@ environment of the machine that synthesizes:
 ``qbo-link:logRetentionDays``        retention of function and access logs (default 30)
 ``qbo-link:apiRateLimit``            HTTP API steady rate per stage, requests/s (default 50)
 ``qbo-link:apiBurstLimit``           HTTP API burst (default 100)
+``qbo-link:eventsUrl``               the host app's https endpoint every event is also delivered to
+                                     (docs/events.md); empty (default): delivery is off, dormant
 ===================================  ===========================================================
 """
 
@@ -64,6 +66,7 @@ class DeploymentSettings:
     log_retention_days: int = 30
     api_rate_limit: int = 50
     api_burst_limit: int = 100
+    events_url: str = ""  # the host app's endpoint for the events; "" = delivery off
 
     def __post_init__(self) -> None:
         if self.intuit_environment not in DEPLOYABLE_ENVIRONMENTS:
@@ -82,6 +85,13 @@ class DeploymentSettings:
             )
         if self.api_rate_limit < 1 or self.api_burst_limit < 1:
             raise DeploymentSettingsError("the API's rate and burst limits must be positive")
+        if self.events_url:
+            from shared.delivery.endpoint import EndpointError, check_events_url
+
+            try:
+                check_events_url(self.events_url, loopback_http=False)
+            except EndpointError as error:
+                raise DeploymentSettingsError(f"{CONTEXT_PREFIX}eventsUrl: {error}") from None
 
     @classmethod
     def from_context(cls, get: Any) -> DeploymentSettings:
@@ -107,6 +117,7 @@ class DeploymentSettings:
             log_retention_days=number("logRetentionDays", 30),
             api_rate_limit=number("apiRateLimit", 50),
             api_burst_limit=number("apiBurstLimit", 100),
+            events_url=_text(value("eventsUrl")),
         )
 
     @property
@@ -179,6 +190,11 @@ class QboLinkStack(Stack):
         self.functions = self._functions(asset, settings)
         self.api.add_routes(self.functions.functions)
         self.events.add_triggers(dict(self.functions.functions), self.queues.async_failures)
+        self.events.add_delivery_rule(
+            self.queues.queue(manifest.DELIVERY_QUEUE),
+            self.queues.async_failures,
+            enabled=bool(settings.events_url),
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -241,6 +257,9 @@ class QboLinkStack(Stack):
                 "QBO_LINK_RETURN_URL_ALLOWLIST": ",".join(settings.return_url_allowlist),
                 "QBO_LINK_APP_ID": settings.app_id,
             },
+            # Delivery off: the deliverer's trigger is paused too (what waits stays in its queue).
+            events_url=settings.events_url,
+            paused=() if settings.events_url else (manifest.DELIVER.name,),
         )
 
     def _monitored_queues(self) -> list[MonitoredQueue]:
