@@ -9,6 +9,8 @@ What runs (docs/local.md has the operator's view):
 * the QBO sandbox in this process (or Intuit's own sandbox, by settings only).
 * the gateway (``qbo_link_local.server``): API Gateway's HTTP API in front of the handlers.
 * one SQS poller per queue source, one per event rule, and the outbound-event log.
+* with ``events_url``, the delivery of every event to that endpoint, signed, by the real deliverer
+  (the delivery rule feeds its queue; the signing key is generated, or kept in the state directory).
 * the scheduler for the manifest's ``rate(...)`` schedules.
 
 The handlers run in this process's threads with the union of their environments
@@ -26,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from infra import manifest as stack
@@ -55,6 +58,8 @@ CALLBACK_PATH: Final = "/oauth/callback"
 # Intuit batches webhook notices; locally a short window keeps a change's round trip well under a second.
 WEBHOOK_WINDOW_SECONDS: Final = 0.25
 MAX_EVENTS_KEPT: Final = 5_000
+EVENTS_KEY_FILE: Final = "events-signing-key"  # in the state directory: the same key after a restart
+EVENTS_KEY_VARIABLE: Final = "QBO_LINK_EVENTS_SIGNING_KEY"  # a key of one's own (a receiver's config)
 
 
 _running: list[LocalStack] = []  # at most one: the environment and Powertools' state are per process
@@ -73,6 +78,7 @@ class LocalStackConfig:
     log: LogSink | None = None  # one readable line at a time
     env: dict[str, str] = field(default_factory=dict)  # overrides of the handlers' environment
     retry_delay: float = 0.5  # seconds before a failed SQS message is visible again
+    events_url: str | None = None  # deliver every event there too, signed (http only to loopback)
 
 
 def _public_host(host: str) -> str:
@@ -113,6 +119,7 @@ class LocalStack:
         self._schedule_runs: Counter[str] = Counter()
         self._state = threading.Lock()
         self.api_url = ""
+        self.events_signing_key = ""  # the key the deliverer signs with (the receiver's to check)
         self.cold_start_ms: dict[str, float] = {}
         self._outer_env: dict[str, str] = dict(os.environ)
 
@@ -147,6 +154,16 @@ class LocalStack:
     @property
     def webhook_url(self) -> str:
         return self.api_url + WEBHOOK_PATH
+
+    @property
+    def events_url(self) -> str:
+        """Where every event is also delivered ("" when not)."""
+        return self.config.events_url or ""
+
+    @property
+    def events_tail_url(self) -> str:
+        """The events the stack saw, for ``qbo-link events`` (``GET``, JSON)."""
+        return self.api_url + http_api.EVENTS_PATH
 
     @property
     def landing_url(self) -> str:
@@ -187,8 +204,10 @@ class LocalStack:
             raise LocalStackError("retry_delay cannot be negative")
         if config.time_scale is not None and config.time_scale <= 0:
             raise LocalStackError("time_scale must be positive")
+        self._check_events_url()
         self._persisted = StateDirectory(config.state_dir, self._log)
         self._persisted.lock()
+        self.events_signing_key = self._events_key()
         try:
             self._gateway = GatewayServer(host, config.port, self._answer)
         except OSError:
@@ -197,8 +216,12 @@ class LocalStack:
         self._intuit = self._start_qbo(host)
         _ensure_free("moto", host, config.moto_port)
         self._aws.start(host, public, config.moto_port)
+        secrets = {
+            **intuit_side.secret_values(self._intuit),
+            stack.EVENTS_SECRET.logical_id: {"key": self.events_signing_key},
+        }
         self._resources = local_resources.create_resources(
-            self._aws.clients, intuit_side.secret_values(self._intuit)
+            self._aws.clients, secrets, events_url=self.events_url
         )
         self._persisted.restore(self._resources)
         self._set_environment(self._intuit)
@@ -306,6 +329,39 @@ class LocalStack:
             {"endpoint_url": self.webhook_url, "batch_window_seconds": WEBHOOK_WINDOW_SECONDS}
         )
 
+    # --- the events' delivery ------------------------------------------------------------------
+
+    def _check_events_url(self) -> None:
+        if not self.events_url:
+            return
+        from shared.delivery.endpoint import EndpointError, check_events_url
+
+        try:
+            check_events_url(self.events_url, loopback_http=True)
+        except EndpointError as error:
+            raise LocalStackError(f"events URL: {error}") from None
+
+    def _events_key(self) -> str:
+        """The events' signing key: ``QBO_LINK_EVENTS_SIGNING_KEY`` if set, else the state
+        directory's (written there the first time), else a new one for this run."""
+        import secrets
+
+        given = self._setting(EVENTS_KEY_VARIABLE)
+        if given:
+            return given
+        if self.config.state_dir is None:
+            return secrets.token_urlsafe(32)
+        path = Path(self.config.state_dir) / EVENTS_KEY_FILE
+        if path.exists():
+            kept = path.read_text(encoding="utf-8").strip()
+            if kept:
+                return kept
+        key = secrets.token_urlsafe(32)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(key + "\n")
+        return key
+
     # --- the process environment -------------------------------------------------------------
 
     def _set_environment(self, intuit: Intuit) -> None:
@@ -330,6 +386,8 @@ class LocalStack:
     # --- the gateway ---------------------------------------------------------------------------
 
     def _answer(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == http_api.EVENTS_PATH:
+            return http_api.events_page(self._outbound, request.query)
         answer = http_api.dispatch(request, self._invoker, self._log)
         log = self._persisted.journal
         if log is not None:

@@ -398,3 +398,20 @@ def test_without_an_endpoint_nothing_is_sent_and_the_batch_waits() -> None:
     never = httpx2.MockTransport(lambda request: pytest.fail(f"sent {request.url}"))
     off = EventDeliverer(url="", signing_key=lambda: KEY, http=httpx2.Client(transport=never), queue=queue)
     assert off.deliver([record(event())]).failed == ["m-1"]
+
+
+# --- the receiver's snippet in docs/events.md ------------------------------------------------------
+
+
+def test_the_documented_snippet_verifies_what_the_deliverer_signs() -> None:
+    from tests.delivery_receiver import documented_verify
+
+    verify = documented_verify()
+    body = event().encode()
+    header = signing.signature_header(KEY, NOW, body)
+    assert verify(body, header, KEY, now=NOW + 120)
+    assert not verify(body, header, KEY, now=NOW + 301)  # older than 5 minutes: rejected
+    assert not verify(body, header, "another key", now=NOW)
+    assert not verify(body + b"\n", header, KEY, now=NOW)
+    assert not verify(body, "garbage", KEY, now=NOW)
+    assert not verify(body, f"t={NOW}", KEY, now=NOW)
