@@ -68,9 +68,7 @@ def register_dev(commands: Any) -> None:
     )
     dev.add_argument(
         "--events-url",
-        default=env("QBO_LINK_EVENTS_URL") or None,
-        help="also deliver every event to this endpoint, signed (http only to a loopback address); "
-        "the signing key is printed (docs/events.md)",
+        help="also deliver every event, signed, to this endpoint (http only to loopback; docs/events.md)",
     )
     dev.add_argument(
         "--log-level",
@@ -90,6 +88,8 @@ def _printer(line: str) -> None:
 
 
 def _banner(stack: Any) -> list[str]:
+    from qbo_link_local.http_api import EVENTS_PATH
+
     api = stack.api_url
     qbo = (
         f"{stack.sandbox_url}   (control API {stack.sandbox_url}/_sandbox/, see docs/sandbox.md)"
@@ -106,13 +106,13 @@ def _banner(stack: Any) -> list[str]:
         f"  webhooks         {stack.webhook_url}",
         f"  QuickBooks       {qbo}",
         f"  moto (AWS)       {stack.moto_url}   (aws --endpoint-url {stack.moto_url} ...; any credentials)",
-        f"  events           qbo-link events --api-url {api}   (GET {stack.events_tail_url})",
+        f"  events           qbo-link events --api-url {api}   (GET {api}{EVENTS_PATH})",
         *(
             [
-                f"  delivered to     {stack.events_url}   (signed, docs/events.md)",
+                f"  delivered to     {stack.config.events_url}   (signed, docs/events.md)",
                 f"  signing key      {stack.events_signing_key}",
             ]
-            if stack.events_url
+            if stack.config.events_url
             else []
         ),
         f"  try              curl -s -X POST {api}/v1/tenants/firm-1/connection "

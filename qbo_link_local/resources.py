@@ -160,8 +160,7 @@ def _delivery_rule(events: Any, bus: str, queue: QueueInfo) -> None:
 def create_resources(
     clients: Mapping[str, Any],
     secret_values: Mapping[str, Mapping[str, str]],
-    *,
-    events_url: str = "",
+    events_url: str | None = None,
 ) -> LocalResources:
     """Create everything the manifest declares; ``secret_values``: secret logical id -> fields.
 
@@ -208,7 +207,7 @@ def create_resources(
         secret_arns=arns,
         tokens_key=stack.TOKENS_KEY_ALIAS,
         event_bus=bus,
-        events_url=events_url,
+        events_url=events_url or "",
     )
     return LocalResources(names, queues, rules, outbound, key_id)
 

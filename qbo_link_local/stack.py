@@ -28,12 +28,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from infra import manifest as stack
 from infra.manifest import Names
-from qbo_link_local import environment, http_api
+from qbo_link_local import endpoint, environment, http_api
 from qbo_link_local import intuit as intuit_side
 from qbo_link_local import resources as local_resources
 from qbo_link_local.aws import LocalAws
@@ -58,8 +57,6 @@ CALLBACK_PATH: Final = "/oauth/callback"
 # Intuit batches webhook notices; locally a short window keeps a change's round trip well under a second.
 WEBHOOK_WINDOW_SECONDS: Final = 0.25
 MAX_EVENTS_KEPT: Final = 5_000
-EVENTS_KEY_FILE: Final = "events-signing-key"  # in the state directory: the same key after a restart
-EVENTS_KEY_VARIABLE: Final = "QBO_LINK_EVENTS_SIGNING_KEY"  # a key of one's own (a receiver's config)
 
 
 _running: list[LocalStack] = []  # at most one: the environment and Powertools' state are per process
@@ -156,16 +153,6 @@ class LocalStack:
         return self.api_url + WEBHOOK_PATH
 
     @property
-    def events_url(self) -> str:
-        """Where every event is also delivered ("" when not)."""
-        return self.config.events_url or ""
-
-    @property
-    def events_tail_url(self) -> str:
-        """The events the stack saw, for ``qbo-link events`` (``GET``, JSON)."""
-        return self.api_url + http_api.EVENTS_PATH
-
-    @property
     def landing_url(self) -> str:
         """A return URL every local connect flow may use (the gateway shows the outcome)."""
         return self.api_url + LANDING_PATH
@@ -204,10 +191,9 @@ class LocalStack:
             raise LocalStackError("retry_delay cannot be negative")
         if config.time_scale is not None and config.time_scale <= 0:
             raise LocalStackError("time_scale must be positive")
-        self._check_events_url()
         self._persisted = StateDirectory(config.state_dir, self._log)
         self._persisted.lock()
-        self.events_signing_key = self._events_key()
+        self.events_signing_key = endpoint.signing_key(config.events_url, config.state_dir, self._setting)
         try:
             self._gateway = GatewayServer(host, config.port, self._answer)
         except OSError:
@@ -216,13 +202,8 @@ class LocalStack:
         self._intuit = self._start_qbo(host)
         _ensure_free("moto", host, config.moto_port)
         self._aws.start(host, public, config.moto_port)
-        secrets = {
-            **intuit_side.secret_values(self._intuit),
-            stack.EVENTS_SECRET.logical_id: {"key": self.events_signing_key},
-        }
-        self._resources = local_resources.create_resources(
-            self._aws.clients, secrets, events_url=self.events_url
-        )
+        secrets = endpoint.secret_values(self._intuit, self.events_signing_key)
+        self._resources = local_resources.create_resources(self._aws.clients, secrets, config.events_url)
         self._persisted.restore(self._resources)
         self._set_environment(self._intuit)
         self._log_routing = HandlerLogRouting(config.log, self._setting("POWERTOOLS_LOG_LEVEL"))
@@ -328,39 +309,6 @@ class LocalStack:
         self._sandbox.sandbox.webhooks.configure(
             {"endpoint_url": self.webhook_url, "batch_window_seconds": WEBHOOK_WINDOW_SECONDS}
         )
-
-    # --- the events' delivery ------------------------------------------------------------------
-
-    def _check_events_url(self) -> None:
-        if not self.events_url:
-            return
-        from shared.delivery.endpoint import EndpointError, check_events_url
-
-        try:
-            check_events_url(self.events_url, loopback_http=True)
-        except EndpointError as error:
-            raise LocalStackError(f"events URL: {error}") from None
-
-    def _events_key(self) -> str:
-        """The events' signing key: ``QBO_LINK_EVENTS_SIGNING_KEY`` if set, else the state
-        directory's (written there the first time), else a new one for this run."""
-        import secrets
-
-        given = self._setting(EVENTS_KEY_VARIABLE)
-        if given:
-            return given
-        if self.config.state_dir is None:
-            return secrets.token_urlsafe(32)
-        path = Path(self.config.state_dir) / EVENTS_KEY_FILE
-        if path.exists():
-            kept = path.read_text(encoding="utf-8").strip()
-            if kept:
-                return kept
-        key = secrets.token_urlsafe(32)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(key + "\n")
-        return key
 
     # --- the process environment -------------------------------------------------------------
 

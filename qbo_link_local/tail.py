@@ -54,9 +54,14 @@ def register_events(commands: Any) -> None:
     events.set_defaults(func=run_events)
 
 
+def _detail(event: dict[str, Any]) -> dict[str, Any]:
+    detail = event.get("detail")
+    return detail if isinstance(detail, dict) else {}
+
+
 def event_line(event: dict[str, Any]) -> str:
     """``time  detail-type  tenant=...  eventId=...  field=value ...`` (scalar fields of the detail)."""
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    detail = _detail(event)
     fields = " ".join(
         f"{name}={value}"
         for name, value in sorted(detail.items())
@@ -83,7 +88,7 @@ class _Tail:
         self.after = 0
 
     def wanted(self, event: dict[str, Any]) -> bool:
-        detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+        detail = _detail(event)
         if self.types and event.get("detail-type") not in self.types:
             return False
         return self.tenant is None or detail.get("tenantId") == self.tenant

@@ -35,7 +35,7 @@ from infra import manifest
 from infra.constructs.data import Data
 from infra.constructs.queues import Queues
 from infra.constructs.secrets import Secrets
-from infra.manifest import FunctionSpec
+from infra.manifest import FunctionSpec, QueueSource
 
 ASYNC_RETRY_ATTEMPTS: Final = 2  # Lambda's own retries of a scheduled or event-driven run
 ASYNC_MAX_EVENT_AGE: Final = Duration.hours(6)
@@ -162,16 +162,20 @@ class Functions(Construct):
         self._grant(spec, function)
         self._acknowledge(spec, function, role)
         if spec.queue_source is not None:
-            function.add_event_source(
-                sources.SqsEventSource(
-                    self._queues.queue(spec.queue_source.queue),
-                    batch_size=spec.queue_source.batch_size,
-                    report_batch_item_failures=True,
-                    max_concurrency=spec.queue_source.max_concurrency,
-                    enabled=spec.name not in self._paused,
-                )
-            )
+            self._consume(spec, spec.queue_source, function)
         return function
+
+    def _consume(self, spec: FunctionSpec, source: QueueSource, function: lambda_.Function) -> None:
+        """Lambda's SQS trigger, reporting partial batch failures; disabled while ``spec`` is paused."""
+        function.add_event_source(
+            sources.SqsEventSource(
+                self._queues.queue(source.queue),
+                batch_size=source.batch_size,
+                report_batch_item_failures=True,
+                max_concurrency=source.max_concurrency,
+                enabled=spec.name not in self._paused,
+            )
+        )
 
     def _grant(self, spec: FunctionSpec, function: lambda_.Function) -> None:
         for table in spec.tables:

@@ -261,7 +261,7 @@ def deliverer(
 
 
 def test_a_2xx_answer_delivers_the_event_as_eventbridge_put_it_signed() -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
     body = event()
     report = deliverer(lambda _: httpx2.Response(204), queue, seen).deliver([record(body, attempt=2)])
     assert report.failed == []
@@ -282,7 +282,7 @@ def test_a_2xx_answer_delivers_the_event_as_eventbridge_put_it_signed() -> None:
 
 @pytest.mark.parametrize("status", [500, 503, 408, 429])
 def test_a_retryable_answer_hides_the_message_until_its_next_attempt(status: int) -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
     report = deliverer(lambda _: httpx2.Response(status), queue, seen).deliver([record(event(), attempt=3)])
     assert report.failed == ["m-1"]  # SQS keeps it
     assert queue.hidden == [("r-1", 120)]
@@ -291,7 +291,7 @@ def test_a_retryable_answer_hides_the_message_until_its_next_attempt(status: int
 
 
 def test_retry_after_sets_the_next_attempt() -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
     answer = httpx2.Response(429, headers={"Retry-After": "600"})
     deliverer(lambda _: answer, queue, seen).deliver([record(event())])
     assert queue.hidden == [("r-1", 600)]
@@ -299,7 +299,7 @@ def test_retry_after_sets_the_next_attempt() -> None:
 
 @pytest.mark.parametrize("status", [400, 401, 404, 410, 422, 301])
 def test_a_refusal_goes_straight_to_the_dlq_with_its_reason(status: int) -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
     body = event()
     answer = httpx2.Response(status, text="no such hook here")
     report = deliverer(lambda _: answer, queue, seen).deliver([record(body)])
@@ -317,7 +317,7 @@ def test_a_refusal_goes_straight_to_the_dlq_with_its_reason(status: int) -> None
 
 
 def test_after_the_last_attempt_the_event_goes_to_the_dlq() -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
     report = deliverer(lambda _: httpx2.Response(503), queue, seen).deliver(
         [record(event(), attempt=policy.MAX_ATTEMPTS)]
     )
@@ -328,7 +328,7 @@ def test_after_the_last_attempt_the_event_goes_to_the_dlq() -> None:
 
 
 def test_no_answer_is_retried_and_the_rest_of_the_batch_waits_without_a_request() -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
 
     def timeout(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectTimeout("timed out", request=request)
@@ -343,7 +343,7 @@ def test_no_answer_is_retried_and_the_rest_of_the_batch_waits_without_a_request(
 
 
 def test_a_refused_connection_is_retried() -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
 
     def refused(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("connection refused", request=request)
@@ -354,7 +354,7 @@ def test_a_refused_connection_is_retried() -> None:
 
 
 def test_each_record_of_a_batch_gets_its_own_outcome() -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
     statuses = {"e1": 200, "e2": 500, "e3": 410}
 
     def answer(request: httpx2.Request) -> httpx2.Response:
@@ -368,7 +368,7 @@ def test_each_record_of_a_batch_gets_its_own_outcome() -> None:
 
 
 def test_a_body_that_is_not_an_event_is_given_up_without_a_request() -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
     report = deliverer(lambda _: httpx2.Response(200), queue, seen).deliver(
         [record("not json"), record(json.dumps({"detail-type": "X"}), 2)]
     )
@@ -378,13 +378,13 @@ def test_a_body_that_is_not_an_event_is_given_up_without_a_request() -> None:
 
 
 def test_a_message_the_dlq_refuses_stays_in_the_queue() -> None:
-    queue, seen = FakeQueue(refuse_dead_letters=True), []
+    queue, seen = FakeQueue(refuse_dead_letters=True), list[httpx2.Request]()
     report = deliverer(lambda _: httpx2.Response(410), queue, seen).deliver([record(event())])
     assert report.failed == ["m-1"]
 
 
 def test_when_time_runs_short_the_rest_waits_for_the_next_invocation() -> None:
-    queue, seen = FakeQueue(), []
+    queue, seen = FakeQueue(), list[httpx2.Request]()
     left = iter([60.0, 5.0])
     report = deliverer(lambda _: httpx2.Response(200), queue, seen).deliver(
         [record(event("e1"), 1), record(event("e2"), 2)], time_left=lambda: next(left)
