@@ -1,8 +1,9 @@
 """The events' delivery to the host app's endpoint, locally (``qbo-link dev --events-url``).
 
 The endpoint is checked at start (https, or http to a loopback address).  The signing key is
-``QBO_LINK_EVENTS_SIGNING_KEY`` when set (a receiver's own development key), else the state
-directory's (written there the first time, so it survives restarts), else a new one for the run.
+``QBO_LINK_EVENTS_SIGNING_KEY`` when set (a receiver's own development key), else, when events are
+delivered, the state directory's (written there the first time, so it survives restarts), else a
+new one for the run.
 It goes into the manifest's signing secret in moto, where the deliverer reads it as in AWS.
 """
 
@@ -39,7 +40,7 @@ def signing_key(
     given = setting(KEY_VARIABLE)
     if given:
         return given
-    if state_dir is None:
+    if state_dir is None or not events_url:  # nothing is delivered: no key to keep
         return secrets.token_urlsafe(32)
     path = Path(state_dir) / KEY_FILE
     kept = path.read_text(encoding="utf-8").strip() if path.exists() else ""
