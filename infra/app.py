@@ -1,8 +1,10 @@
 """The CDK app: ``python3 -m infra.app`` (``cdk.json``'s ``app``), run by ``npx cdk synth|deploy``.
 
-One stack, ``QboLink`` (context ``qbo-link:stackName`` renames it), synthesized without AWS credentials
-and without Docker: the code asset and the dependency layer are staged by ``infra.bundle``, and
-cdk-nag's AwsSolutions pack checks every synth (an unacknowledged finding fails it).
+One stack, ``QboLink`` (context ``qbo-link:stackName`` renames it), holding the ``QboLink`` construct
+(``infra.qbo_link``, which a host app puts in a stack of its own CDK app instead), synthesized without
+AWS credentials and without Docker: the code asset and the dependency layer are staged by
+``infra.bundle``, and cdk-nag's AwsSolutions pack checks every synth (an unacknowledged finding fails
+it).
 """
 
 from __future__ import annotations
@@ -13,23 +15,12 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from aws_cdk import App
 
-    from infra.stack import CodeAsset, QboLinkStack
+    from infra.qbo_link import CodeAsset
+    from infra.stack import QboLinkStack
 
 DEFAULT_STACK_NAME: Final = "QboLink"
 # jsii prints a banner on every run under Node 20 (still what Debian ships); the CLI is unaffected.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-
-def bundled_asset() -> CodeAsset:
-    from infra import bundle
-    from infra.stack import CodeAsset
-
-    return CodeAsset(
-        code_dir=bundle.code_dir(),
-        layer_dir=bundle.dependency_layer_dir(),
-        runtime_name=bundle.LAMBDA_RUNTIME_NAME,
-        architecture_name=bundle.ARCHITECTURE,
-    )
 
 
 def build(app: App, asset: CodeAsset | None = None) -> QboLinkStack:
@@ -37,7 +28,9 @@ def build(app: App, asset: CodeAsset | None = None) -> QboLinkStack:
     from aws_cdk import Validations
     from cdk_nag import AwsSolutionsChecks
 
-    from infra.stack import DeploymentSettings, QboLinkStack
+    from infra.qbo_link import bundled_asset
+    from infra.settings import DeploymentSettings
+    from infra.stack import QboLinkStack
 
     settings = DeploymentSettings.from_context(app.node.try_get_context)
     name = str(app.node.try_get_context("qbo-link:stackName") or DEFAULT_STACK_NAME)

@@ -2,21 +2,24 @@
 
 Two folders feed every function of the stack:
 
-* ``code_dir()``: ``functions/`` and ``shared/`` exactly as they are in the working tree, without
-  tests or caches; one asset shared by every function (the handler string picks the module).
+* ``code_dir()``: ``functions/`` and ``shared/`` exactly as this interpreter imports them (the
+  working tree of a checkout, or the packages pip installed), without tests or caches; one asset
+  shared by every function (the handler string picks the module).
 * ``dependency_layer_dir()``: ``python/<packages>`` for the Lambda runtime and architecture, from
   ``pip install --platform ... --only-binary=:all:``, so no compiler and no container is needed:
   every compiled package must publish a manylinux wheel for the target.
 
-What goes into the layer is the ``[project] dependencies`` of ``pyproject.toml`` (one list), at the
-versions installed in the environment that builds it, which is the one the tests run in: a package
+What goes into the layer is the ``[project] dependencies`` of ``pyproject.toml`` (one list; for an
+installed QBO Link, the same list from its installed metadata), at the versions installed in the
+environment that builds it, which is the one the tests run in: a package
 the tests imported at 1.44.5 ships at 1.44.5.  boto3 and botocore ship in the layer too, rather than
 coming from the runtime (whose copy AWS upgrades on its own schedule, and which sits behind the
 layer on ``sys.path`` anyway); with their dependencies they are a third of the layer, about 25 MiB
 of the 250 MiB unzipped limit.  When a CPython of the runtime's version is on the machine, the layer
 ships compiled to byte code, since Lambda cannot write a cache into a read-only /opt.
 
-Builds are cached under ``.build/`` keyed on what decides their content (requirements, pins,
+Builds are cached (``default_build_dir()``: a checkout's ``.build/``, else the user's cache, never the
+installed package's folder) keyed on what decides their content (requirements, pins,
 platforms, Python version, byte code), are published by an atomic rename (a folder that exists is
 complete), and are serialised by a file lock so parallel synths and test workers build once.
 
@@ -32,6 +35,7 @@ import ast
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -53,9 +57,8 @@ ARCHITECTURE = "arm64"
 # Ship the layer compiled when a CPython of the runtime's version is on this machine.
 PRECOMPILE = True
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-BUILD_DIR: Final = ROOT / ".build"
 CODE_PACKAGES: Final = ("functions", "shared")
+DISTRIBUTION: Final = "qbo-link"  # the name pip knows QBO Link by (pyproject.toml)
 # Lambda's quota for a function's code plus all its layers, unzipped: "250 MB" = 250 MiB.
 LAMBDA_UNZIPPED_LIMIT_BYTES: Final = 250 * 1024 * 1024
 _MIB: Final = 1024 * 1024
@@ -81,6 +84,41 @@ _MACH_O_MAGICS: Final = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xe
 
 class BundleError(Exception):
     """The asset or the layer cannot be built, or would not run on the target."""
+
+
+def package_dir(name: str) -> Path:
+    """The folder this interpreter imports the package ``name`` from, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    if not locations:
+        raise BundleError(f"no package {name!r} can be imported here: the code asset is made of it")
+    return Path(locations[0]).resolve()
+
+
+# The folder holding the code packages, as this interpreter imports them: a checkout's root, or the
+# site-packages (or ``pip install --target``) folder of an installed QBO Link.
+ROOT: Final = package_dir("shared").parent
+
+
+def is_checkout(root: Path | None = None) -> bool:
+    """Whether ``root`` (default ``ROOT``) is QBO Link's source tree (its own pyproject.toml), not an
+    installation."""
+    pyproject = (root or ROOT) / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    with pyproject.open("rb") as handle:
+        return bool(tomllib.load(handle).get("project", {}).get("name") == DISTRIBUTION)
+
+
+def default_build_dir(root: Path | None = None) -> Path:
+    """Where the asset and the layers of the code in ``root`` (default ``ROOT``) are cached: a
+    checkout's ``.build/`` (git-ignored), else the user's cache (``$XDG_CACHE_HOME/qbo-link``, by
+    default ``~/.cache/qbo-link``): never the folder of an installed package, which may be read-only
+    and belongs to pip."""
+    root = root or ROOT
+    if is_checkout(root):
+        return root / ".build"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / DISTRIBUTION
 
 
 class MissingWheelError(BundleError):
@@ -164,34 +202,44 @@ def _is_shipped(relative: Path) -> bool:
     return not (name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"))
 
 
-def code_files(root: Path = ROOT) -> list[Path]:
-    """The files of ``functions/`` and ``shared/`` that ship, relative to ``root``, sorted."""
+def code_files(root: Path | None = None) -> list[Path]:
+    """The files of ``functions/`` and ``shared/`` that ship, relative to ``root`` (default ``ROOT``,
+    where this interpreter imports them from), sorted."""
+    source = root or ROOT
     found: list[Path] = []
     for package in CODE_PACKAGES:
-        base = root / package
+        base = source / package
         if not (base / "__init__.py").is_file():
             raise BundleError(f"{base} is not a Python package: the code asset needs {package}/")
+        if root is None and package_dir(package) != base:
+            raise BundleError(
+                f"{package} is imported from {package_dir(package)}, not from {base} beside shared: "
+                f"another package named {package} hides QBO Link's"
+            )
         for directory, subdirs, files in os.walk(base):
             subdirs.sort()
             for name in files:
                 path = Path(directory, name)
-                relative = path.relative_to(root)
+                relative = path.relative_to(source)
                 if not path.is_symlink() and _is_shipped(relative):
                     found.append(relative)
     return sorted(found)
 
 
-def code_dir(*, root: Path = ROOT, build_dir: Path | None = None) -> Path:
-    """A folder holding only ``functions/`` and ``shared/`` of ``root``, named after its content.
+def code_dir(*, root: Path | None = None, build_dir: Path | None = None) -> Path:
+    """A folder holding only ``functions/`` and ``shared/`` of ``root`` (default: as this interpreter
+    imports them), named after its content, made in ``build_dir`` (default: ``root/.build`` for a
+    given root, else ``default_build_dir()``).
 
     The same content always gives the same folder (no copy, no rebuild); any change to a shipped
     file gives a new one.  Snapshots unused for an hour are removed."""
-    build = build_dir or root / ".build"
+    build = build_dir or (default_build_dir() if root is None else root / ".build")
     files = code_files(root)
+    source = root or ROOT
     digest = hashlib.sha256()
     for relative in files:
         digest.update(relative.as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256((root / relative).read_bytes()).digest())
+        digest.update(hashlib.sha256((source / relative).read_bytes()).digest())
     final = build / f"code-{digest.hexdigest()[:20]}"
     if final.is_dir():
         os.utime(final)  # in use: keeps it out of the pruning below
@@ -205,7 +253,7 @@ def code_dir(*, root: Path = ROOT, build_dir: Path | None = None) -> Path:
         for relative in files:
             destination = staging / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / relative, destination)
+            shutil.copyfile(source / relative, destination)
         _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -216,11 +264,36 @@ def code_dir(*, root: Path = ROOT, build_dir: Path | None = None) -> Path:
 # --- the dependency layer ------------------------------------------------------------------------
 
 
-def runtime_requirements(pyproject: Path = ROOT / "pyproject.toml") -> tuple[str, ...]:
-    """The project's ``[project] dependencies``: what the functions need at run time."""
+def runtime_requirements(pyproject: Path | None = None) -> tuple[str, ...]:
+    """The project's ``[project] dependencies``: what the functions need at run time.
+
+    Read from ``pyproject`` (default: the checkout's), or, when QBO Link is installed rather than
+    checked out, from its installed metadata: the same list, which the wheel carries as its
+    ``Requires-Dist`` lines without an extra."""
+    if pyproject is None:
+        if not is_checkout():
+            return installed_requirements()
+        pyproject = ROOT / "pyproject.toml"
     with pyproject.open("rb") as handle:
         project = tomllib.load(handle)["project"]
     return tuple(project.get("dependencies", ()))
+
+
+def installed_requirements(root: Path | None = None) -> tuple[str, ...]:
+    """The run-time requirements of the QBO Link installed in ``root`` (default ``ROOT``): the lines
+    without an extra of its ``*.dist-info/METADATA`` there."""
+    from importlib import metadata
+
+    root = root or ROOT
+    for distribution in metadata.distributions(path=[str(root)]):
+        if _canonical(distribution.metadata["Name"] or "") == DISTRIBUTION:
+            requires = distribution.requires or ()
+            return tuple(line for line in requires if not _EXTRA_MARKER.search(line.partition(";")[2]))
+    raise BundleError(
+        f"{root} holds QBO Link's code but neither its pyproject.toml nor its installed metadata "
+        f"({DISTRIBUTION.replace('-', '_')}-*.dist-info): install it with pip, so that the layer "
+        "knows its dependencies"
+    )
 
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
@@ -344,13 +417,14 @@ def layer_key(chosen: Target, requirements: Sequence[str], pins: Mapping[str, st
 
 class LayerOptions(TypedDict, total=False):
     """Which layer: ``runtime`` and ``architecture`` (default: the stack's), ``bytecode`` (default
-    ``PRECOMPILE``), ``build_dir`` and ``pyproject`` (default: this checkout's)."""
+    ``PRECOMPILE``), ``build_dir`` (default ``default_build_dir()``) and ``pyproject`` (default: the
+    QBO Link this interpreter imports, checked out or installed)."""
 
     runtime: str | None
     architecture: str | None
     bytecode: bool | None
-    build_dir: Path
-    pyproject: Path
+    build_dir: Path | None
+    pyproject: Path | None
 
 
 @dataclass(frozen=True)
@@ -364,11 +438,11 @@ class _LayerPlan:
 
 def _layer_plan(options: LayerOptions) -> _LayerPlan:
     chosen = target(options.get("runtime"), options.get("architecture"))
-    requirements = runtime_requirements(options.get("pyproject", ROOT / "pyproject.toml"))
+    requirements = runtime_requirements(options.get("pyproject"))
     pins = pinned_versions(requirements)
     bytecode = options.get("bytecode")
     compiler = find_python(chosen.python_version) if (PRECOMPILE if bytecode is None else bytecode) else None
-    path = _layer_path(options.get("build_dir", BUILD_DIR), chosen, requirements, pins, compiler)
+    path = _layer_path(options.get("build_dir") or default_build_dir(), chosen, requirements, pins, compiler)
     return _LayerPlan(chosen, requirements, pins, compiler, path)
 
 
@@ -380,15 +454,15 @@ def dependency_layer_dir(**options: Unpack[LayerOptions]) -> Path:
     unzipped size limit.  With ``bytecode`` (default ``PRECOMPILE``) and a CPython of the runtime's
     version on this machine, the packages ship compiled (see ``_precompile``)."""
     plan = _layer_plan(options)
-    build_dir = options.get("build_dir", BUILD_DIR)
+    build_dir = options.get("build_dir") or default_build_dir()
     final = plan.path
     if not final.is_dir():
         build_dir.mkdir(parents=True, exist_ok=True)
         with _exclusive(build_dir / f".{final.name}.lock"):
             if not final.is_dir():
                 _build_layer(final, plan.target, plan.requirements, plan.pins, plan.compiler)
-    root = options.get("pyproject", ROOT / "pyproject.toml").parent
-    check_unzipped_size(final, code_dir(root=root, build_dir=build_dir))
+    pyproject = options.get("pyproject")
+    check_unzipped_size(final, code_dir(root=pyproject.parent if pyproject else None, build_dir=build_dir))
     return final
 
 

@@ -187,7 +187,7 @@ def _push(demo: Demo) -> None:
         + [Document("credit_memo", m, m["id"]) for m in scenario.credit_memos]
         + [Document("payment", p, p["id"]) for p in scenario.payments]
     )
-    answers = operator.send_documents(demo.api, scenario.tenant, documents, demo.console, label="pushing")
+    answers, _ = operator.send_documents(demo.api, scenario.tenant, documents, demo.console, label="pushing")
     accepted = sum(1 for a in answers if a["status"] == "accepted")
     demo.check(
         "accepted", accepted == len(documents), f"{accepted} of {len(documents)} documents accepted (202)"
@@ -326,17 +326,14 @@ def _posted_table(
     demo: Demo, qbo: Mapping[str, Mapping[str, Any]], qbo_ids: Mapping[tuple[str, str], str]
 ) -> tuple[Table, dict[str, list[Decimal]]]:
     """Each document posted, and per kind: [app total, QBO total, count]."""
-    from rich import box
-    from rich.table import Table
+    from qbo_link_cli.tables import table
 
     scenario = demo.scenario
     names = {c["id"]: c["display_name"] for c in scenario.clients}
-    posted = Table(
-        title=f"Posted to QuickBooks (realm {demo.realm})", box=box.SIMPLE_HEAD, title_justify="left"
-    )
+    posted = table(f"Posted to QuickBooks (realm {demo.realm})", title_style=None)
     for column in ("Kind", "Number", "Client", "QBO id", "App total", "QBO total", "QBO balance"):
         right = "total" in column or "balance" in column
-        posted.add_column(column, justify="right" if right else "left", no_wrap=True, max_width=26)
+        posted.add_column(column, justify="right" if right else "left")
     totals: dict[str, list[Decimal]] = {}
     documents = (
         [("invoice", "Invoice", d) for d in scenario.invoices]
@@ -368,12 +365,11 @@ def _posted_table(
 def _clients_table(
     scenario: Scenario, qbo: Mapping[str, Mapping[str, Any]], qbo_ids: Mapping[tuple[str, str], str]
 ) -> Table:
-    from rich import box
-    from rich.table import Table
+    from qbo_link_cli.tables import table
 
-    clients = Table(title="Clients in QuickBooks", box=box.SIMPLE_HEAD, title_justify="left")
-    for column in ("App id", "Name", "QBO id", "How", "Parent (QBO)"):
-        clients.add_column(column)
+    clients = table(
+        "Clients in QuickBooks", "App id", "Name", "QBO id", "How", "Parent (QBO)", title_style=None
+    )
     for client in scenario.clients:
         qbo_id = qbo_ids.get(("client", client["id"]), "")
         row = qbo["Customer"].get(qbo_id, {})
@@ -385,10 +381,9 @@ def _clients_table(
 
 
 def _totals_table(totals: Mapping[str, list[Decimal]]) -> Table:
-    from rich import box
-    from rich.table import Table
+    from qbo_link_cli.tables import table
 
-    both = Table(title="Totals in both systems", box=box.SIMPLE_HEAD, title_justify="left")
+    both = table("Totals in both systems", title_style=None)
     for column in ("Kind", "Documents", "App", "QuickBooks", "Difference"):
         both.add_column(column, justify="left" if column == "Kind" else "right")
     for kind, (app_total, qbo_total, count) in totals.items():
@@ -418,9 +413,10 @@ def _local_stack(log: Callable[[str], None]) -> Iterator[LocalStack]:
         yield stack
 
 
-def run_demo(*, verbose: bool = False, console: Console | None = None) -> int:
-    """The whole demo; 0 when every check held."""
-    out = console or _console()
+def run_demo(*, verbose: bool = False, wide: bool = False, console: Console | None = None) -> int:
+    """The whole demo; 0 when every check held.  Its tables fit the console's width, the widest
+    columns cut with an ellipsis; ``wide``: full values (``qbo_link_cli.tables``)."""
+    out = console or _console(wide=wide)
     started = time.monotonic()
     log_lines: list[str] = []
 
@@ -461,10 +457,12 @@ def run_demo(*, verbose: bool = False, console: Console | None = None) -> int:
     return 0
 
 
-def _console() -> Console:
-    """Wide enough for the tables when the output is a file or a pipe (rich's default is 80)."""
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=120)
+def _console(*, wide: bool) -> Console:
+    """The terminal's width (80 when the output is a file or a pipe), or with ``wide`` one no table
+    reaches."""
+    from qbo_link_cli.tables import output_width
+
+    return Console(highlight=False, width=output_width(wide=wide))
 
 
 def _today() -> Any:

@@ -65,7 +65,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from qbo_link_cli.demo import run_demo
 
-    return run_demo(verbose=args.verbose)
+    return run_demo(verbose=args.verbose, wide=args.wide)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="boot the local stack and run the main job through it, checked")
     demo.add_argument("-v", "--verbose", action="store_true", help="also print the local stack's log")
+    demo.add_argument(
+        "--wide", action="store_true", help="print tables with full values (by default they fit the terminal)"
+    )
     demo.set_defaults(func=_demo)
 
     from qbo_link_local.cli import register_dev

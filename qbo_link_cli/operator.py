@@ -1,9 +1,10 @@
 """The operator commands of ``qbo-link``: tenants, status, postings, report, push and retry.
 
 They call the tenant API (``qbo_link_cli.client``) of a deployed stack (API URL + AWS credentials)
-or of the local stack (``qbo-link dev``), print human tables with rich, or with ``--json`` the API's
-JSON answers for scripts.  Failures are one line on stderr: exit 1 when the API (or a file's
-validation) refused, 2 for a wrong command line.
+or of the local stack (``qbo-link dev``), print human tables with rich, fitted to the terminal's
+width (the widest columns cut with an ellipsis; ``--wide`` prints full values:
+``qbo_link_cli.tables``), or with ``--json`` the API's JSON answers for scripts.  Failures are one
+line on stderr: exit 1 when the API (or a file's validation) refused, 2 for a wrong command line.
 
 Only argparse is imported here at start-up; rich, httpx2 and the models load when a command runs.
 """
@@ -61,7 +62,7 @@ def _date(text: str) -> str:
 
 
 def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
-    """``--api-url``, ``--region``, ``--json``: before or after the subcommand.  On subcommands
+    """``--api-url``, ``--region``, ``--json``, ``--wide``: before or after the subcommand.  On subcommands
     they default to SUPPRESS so that a value given before the subcommand is kept."""
 
     def default(value: Any) -> Any:
@@ -77,6 +78,12 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     )
     parser.add_argument(
         "--json", action="store_true", default=default(False), help="print the API's JSON instead of tables"
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        default=default(False),
+        help="print tables with full values (by default they fit the terminal, cut with an ellipsis)",
     )
 
 
@@ -123,6 +130,14 @@ def register(
     push = add("push", "validate a CSV or JSON file of documents, then send it (docs/cli.md)")
     push.add_argument("tenant")
     push.add_argument("file", type=Path)
+    push.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the documents to their final states; exit 1 if any is refused, failed or waits",
+    )
+    push.add_argument(
+        "--timeout", type=float, default=900.0, help="with --wait: give up after this many seconds (900)"
+    )
 
     retry = add("retry", "retry a failed document (POSTING is kind/id, e.g. invoice/INV-7)")
     retry.add_argument("tenant")
@@ -135,8 +150,9 @@ def run(args: argparse.Namespace, *, transport: httpx2.BaseTransport | None = No
 
     from qbo_link_cli.client import ApiClient, ApiError
     from qbo_link_cli.documents import DocumentFileError
+    from qbo_link_cli.tables import output_width
 
-    out = Console(soft_wrap=False)
+    out = Console(soft_wrap=False, width=output_width(wide=args.wide))
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     command: Callable[[ApiClient, argparse.Namespace, Console], int] = _COMMANDS[args.command]
     try:
@@ -182,14 +198,12 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
-def _table(title: str | None, *columns: str) -> Table:
-    from rich import box
-    from rich.table import Table
+def _table(title: str | None, *columns: str, whole: Sequence[str] = ()) -> Table:
+    """A table whose rows stay on one line, fitted to the output's width, the widest columns cut
+    first (``whole``: the columns cut last; ``qbo_link_cli.tables``)."""
+    from qbo_link_cli.tables import table
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
+    return table(title, *columns, whole=whole)
 
 
 def _when(value: Any) -> str:
@@ -226,7 +240,11 @@ def _tenants(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
     if args.json:
         print_json(answer)
         return 0
-    table = _table(None, "Tenant", "Realm", "Company", "Country", "Health", "Connected since", "Disconnected")
+    table = _table(
+        None,
+        *("Tenant", "Realm", "Company", "Country", "Health", "Connected since", "Disconnected"),
+        whole=("Tenant", "Health"),
+    )
     for row in answer["tenants"]:
         health = row.get("health") or ""
         style = "green" if health == "healthy" else "yellow" if health == "refresh_failing" else "red"
@@ -319,7 +337,11 @@ def _postings(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
     if args.json:
         print_json(answer)
         return 0
-    table = _table(None, "Kind", "Id", "Ver", "State", "Date", "QBO id", "Tries", "Posted at", "Why")
+    table = _table(
+        None,
+        *("Kind", "Id", "Ver", "State", "Date", "QBO id", "Tries", "Posted at", "Why"),
+        whole=("Kind", "Ver", "State", "Date", "Tries"),
+    )
     for entry in answer["entries"]:
         table.add_row(
             entry["kind"],
@@ -367,6 +389,7 @@ def _report(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
         "State",
         "QBO id",
         "Posted at",
+        whole=("Kind", "Date", "Total", "State"),
     )
     for row in answer["documents"]:
         table.add_row(
@@ -397,63 +420,133 @@ def _report(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+BULK_LIMIT: Final = 500  # documents per request (the API's MAX_BULK_ITEMS)
+FINAL_REFUSED: Final = frozenset({"refused", "failed", "needs_attention", "unknown"})
+
+
 def send_documents(
     client: ApiClient, tenant: str, documents: Sequence[Any], console: Console, *, label: str = "sending"
-) -> list[dict[str, Any]]:
-    """Upsert ``documents`` (``qbo_link_cli.documents.Document``) in order with a progress bar;
-    the API's answers.  An ApiError stops the run and says how far it got."""
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Send ``documents`` (``qbo_link_cli.documents.Document``, in sending order) through the bulk
+    route, ``BULK_LIMIT`` a request, with a progress bar: each document's answer (``status``
+    accepted, ignored or refused, its state and reasons, or its problems) and the job ids that
+    follow them.  An ApiError (the whole request refused) stops the run and says how far it got."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from qbo_link_cli.client import ApiError
 
     answers: list[dict[str, Any]] = []
+    jobs: list[str] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(label, total=len(documents))
-        for document in documents:
+        for start in range(0, len(documents), BULK_LIMIT):
+            chunk = documents[start : start + BULK_LIMIT]
+            body = {"documents": [{"kind": d.kind, "document": d.body} for d in chunk]}
             try:
-                answers.append(client.put(f"/tenants/{tenant}/{document.path}", document.body))
+                answer = client.post(f"/tenants/{tenant}/documents", body)
             except ApiError as error:
                 raise ApiError(
-                    f"sent {len(answers)} of {len(documents)}; {document.kind} {document.app_id} "
-                    f"({document.where}) was refused: {error}",
+                    f"sent {len(answers)} of {len(documents)}; the next {len(chunk)} were refused: {error}",
                     status=error.status,
                     body=error.body,
                 ) from None
-            progress.advance(task)
-    return answers
+            for document, result in zip(chunk, answer["results"], strict=True):
+                answers.append({**result, "where": document.where})
+            if answer.get("job_id"):
+                jobs.append(str(answer["job_id"]))
+            progress.advance(task, len(chunk))
+    return answers, jobs
+
+
+def wait_for_jobs(
+    client: ApiClient, tenant: str, jobs: Sequence[str], console: Console, *, timeout: float
+) -> list[dict[str, Any]]:
+    """Poll each job until every document of it is settled (``finished``); their final rows.
+    A ``TimeoutError`` after ``timeout`` seconds says how many were still on their way."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    settled: dict[str, dict[str, Any]] = {}
+    pause = 0.5
+    with console.status("waiting for the documents' final states") as status:
+        while True:
+            waiting = 0
+            for job in jobs:
+                if job in settled:
+                    continue
+                answer = client.get(f"/tenants/{tenant}/jobs/{job}")
+                if answer["finished"]:
+                    settled[job] = answer
+                else:
+                    waiting += sum(n for state, n in answer["by_state"].items() if state in _ON_THEIR_WAY)
+            if len(settled) == len(jobs):
+                return [item for job in jobs for item in settled[job]["items"]]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{waiting} document(s) still on their way after {timeout:.0f} s")
+            status.update(f"waiting for the documents' final states: {waiting} on their way")
+            time.sleep(pause)
+            pause = min(pause * 1.5, 5.0)
+
+
+_ON_THEIR_WAY: Final = frozenset({"received", "queued", "in_flight", "uncertain"})
 
 
 def _push(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
     from rich.console import Console
 
-    documents = args.documents
     progress_console = Console(stderr=True) if args.json else out
-    answers = send_documents(
-        client, args.tenant, documents, progress_console, label=f"pushing {args.file.name}"
+    answers, jobs = send_documents(
+        client, args.tenant, args.documents, progress_console, label=f"pushing {args.file.name}"
     )
+    refused = [a for a in answers if a["status"] == "refused"]
+    if args.wait:
+        try:
+            finals = wait_for_jobs(client, args.tenant, jobs, progress_console, timeout=args.timeout)
+        except TimeoutError as late:
+            progress_console.print(f"qbo-link: {late}", highlight=False)
+            return 1
+        rows = [*finals, *({**r, "state": "refused"} for r in refused)]
+        if args.json:
+            print_json(rows)
+        else:
+            _print_states(out, f"Final states of {len(rows)} document(s) of {args.tenant}", rows)
+        return 1 if any(r["state"] in FINAL_REFUSED for r in rows) else 0
     if args.json:
         print_json(answers)
-        return 0
+        return 1 if refused else 0
+    rows = [{**a, "state": a["state"] or a["status"]} for a in answers]
+    _print_states(out, f"Pushed {len(answers)} document(s) to {args.tenant}", rows)
+    return 1 if refused else 0
+
+
+def _print_states(out: Console, title: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Documents by kind and state, then those that did not get through, with why."""
     counts: dict[tuple[str, str], int] = {}
-    for answer in answers:
-        key = (answer["kind"], answer["state"] or answer["status"])
+    for row in rows:
+        key = (row["kind"], row["state"])
         counts[key] = counts.get(key, 0) + 1
-    table = _table(f"Pushed {len(answers)} document(s) to {args.tenant}", "Kind", "State", "Documents")
-    for (kind, state), number in sorted(
-        counts.items(), key=lambda kv: (POSTING_KINDS.index(kv[0][0]), kv[0][1])
-    ):
+    table = _table(title, "Kind", "State", "Documents", whole=("Kind", "State"))
+    order = {kind: n for n, kind in enumerate(POSTING_KINDS)}
+    for (kind, state), number in sorted(counts.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
         table.add_row(kind, _state(state), str(number))
     out.print(table)
-    waiting = [a for a in answers if a.get("reasons")]
-    if waiting:
-        attention = _table(
-            "Waiting (they go by themselves once the cause is fixed)", "Kind", "Id", "State", "Why"
+    attention = [r for r in rows if r.get("reasons") or r.get("problems") or r.get("last_error")]
+    if attention:
+        waiting = _table(
+            "Not posted: waiting (they go by themselves once the cause is fixed), failed or refused",
+            *("Kind", "Id", "State", "Why"),
+            whole=("Kind", "State"),
         )
-        for answer in waiting:
-            attention.add_row(answer["kind"], answer["id"], _state(answer["state"] or ""), _reasons(answer))
-        out.print(attention)
-    return 0
+        for row in attention:
+            waiting.add_row(str(row["kind"]), str(row["id"]), _state(row["state"]), _why(row))
+        out.print(waiting)
+
+
+def _why(row: dict[str, Any]) -> str:
+    if row.get("problems"):
+        return "; ".join(f"{p['field']}: {p['message']}" for p in row["problems"])
+    return _reasons(row)
 
 
 def _retry(client: ApiClient, args: argparse.Namespace, out: Console) -> int:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from shared.pull.changes import ApplyReport, PullService
     from shared.pull.notifications import NotificationIntake
     from shared.pull.sweep import SweepFanOut
+    from shared.push.bulk import BulkJobStore
     from shared.push.posting_log import PostingLog
     from shared.push.service import PushQueue, PushService, QueueMessage, RecheckScheduled
     from shared.push.settings_store import TenantSettingsStore
@@ -297,6 +298,13 @@ def exchange_log() -> ExchangeLog:
     from shared.history.exchanges import ExchangeLog
 
     return _once("exchange_log", lambda: ExchangeLog(dynamodb().Table(settings().runtime_table), clock()))
+
+
+def bulk_jobs() -> BulkJobStore:
+    """The bulk requests' jobs (runtime table): what ``GET .../jobs/{id}`` follows."""
+    from shared.push.bulk import BulkJobStore
+
+    return _once("bulk_jobs", lambda: BulkJobStore(dynamodb().Table(settings().runtime_table), clock()))
 
 
 def mappings() -> MappingService:

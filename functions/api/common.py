@@ -112,8 +112,9 @@ def path_tenant(path: str) -> str | None:
 _SELF_CHECKED = re.compile(
     r"^(?:PUT /tenants/[^/]+/(?:clients|invoices|payments|credit-memos)/[^/]+"
     r"|POST /tenants/[^/]+/postings/recheck"
+    r"|POST /tenants/[^/]+/documents"
     r"|(?:POST|DELETE) /tenants/[^/]+/connection"
-    r"|PUT /tenants/[^/]+/settings"
+    r"|(?:PUT|PATCH) /tenants/[^/]+/settings"
     r"|PUT /tenants/[^/]+/catalog/[^/]+/[^/]+)/?$"
 )
 

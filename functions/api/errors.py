@@ -22,6 +22,9 @@ the exception's:
 - ``ConnectionDeadError``: 409 ``connection_unusable`` at ``path.tenant_id``;
 - ``TenantDisconnectedError``, ``CompanyFactsMissingError``: 409 ``disconnected`` at ``path.tenant_id``;
 - ``PostingNotFoundError``: 404 ``not_found`` at ``path.id``;
+- ``BulkJobNotFoundError``: 404 ``not_found`` at ``path.job_id``;
+- ``VersionConflictError``: 409 ``version_conflict`` at ``body.version`` (the same version, another body);
+- ``SettingsBusyError``: 503 ``settings_busy`` at ``body`` (a concurrent settings change: retry);
 - ``NotRetryableError``: 409 ``not_retryable`` at ``path.id``;
 - ``InvalidPostingRequestError``, ``InvalidReportRequestError``: 422 ``invalid_query`` at ``query``;
 - ``InvalidPageTokenError``: 422 ``invalid_page_token`` at ``query.page_token``; on the push's
@@ -60,6 +63,7 @@ from shared.connections.errors import (
 from shared.kernel.observability import logger, metrics
 from shared.mapping.errors import MappingError
 from shared.push.errors import (
+    BulkJobNotFoundError,
     CompanyFactsMissingError,
     DocumentInvalidError,
     InvalidPostingRequestError,
@@ -67,7 +71,9 @@ from shared.push.errors import (
     NotRetryableError,
     PostingNotFoundError,
     PushQueueError,
+    SettingsBusyError,
     TenantDisconnectedError,
+    VersionConflictError,
 )
 from shared.qbo.errors import QboError
 
@@ -126,6 +132,9 @@ ANSWERS: Final[Mapping[type[Exception], Answer]] = {
     TenantDisconnectedError: Answer(409, "disconnected", TENANT),
     CompanyFactsMissingError: Answer(409, "disconnected", TENANT),
     PostingNotFoundError: Answer(404, "not_found", ("path", "id")),
+    BulkJobNotFoundError: Answer(404, "not_found", ("path", "job_id")),
+    VersionConflictError: Answer(409, "version_conflict", ("body", "version")),
+    SettingsBusyError: Answer(503, "settings_busy", ("body",)),
     NotRetryableError: Answer(409, "not_retryable", ("path", "id")),
     InvalidPostingRequestError: Answer(422, "invalid_query", ("query",)),
     InvalidReportRequestError: Answer(422, "invalid_query", ("query",)),

@@ -36,7 +36,11 @@ _MAX_IDS = 100
 class CatalogEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, description="Only grows; an older or equal version is ignored.")
+    version: int = Field(
+        ge=1,
+        description="Only grows: an older version, or the same one with the same fields, is ignored; "
+        "the same version with other fields is a 409 version_conflict.",
+    )
     name: str = Field(min_length=1, max_length=500)
     email: str | None = Field(default=None, max_length=320)
     type: str | None = Field(

@@ -110,42 +110,34 @@ _PUSH_DOCUMENTS: Final = {
 Body = tuple[type[Any], dict[str, str]]  # the body's model, {status: the answer's schema}
 
 
+_TENANT: Final = f"{VERSION_PREFIX}/tenants/{{tenant_id}}"
+# Answers built by hand (``functions.api.answers``): (method, path) -> {status: the answer's schema}.
+_ANSWERS: Final = {("get", f"{_TENANT}/jobs/{{job_id}}"): {"200": "JobStatus"}}
+
+
 def _read_bodies() -> dict[tuple[str, str], Body]:
     """Routes whose body the route reads itself (``Decimal`` numbers) and a push model validates:
     (method, path) -> its body."""
+    from functions.api import answers
     from shared.push import models
 
-    tenant = f"{VERSION_PREFIX}/tenants/{{tenant_id}}"
+    tenant = _TENANT
+    bulk = {"200": "BulkAnswer", "202": "BulkAnswer"}
     bodies: dict[tuple[str, str], Body] = {
         ("put", f"{tenant}/settings"): (models.TenantSettings, {"200": "TenantSettings"}),
+        ("post", f"{tenant}/documents"): (answers.BulkRequest, bulk),
+        ("patch", f"{tenant}/settings"): (answers.SettingsPatch, {"200": "TenantSettings"}),
     }
+    upsert = {"200": "UpsertAnswer", "202": "UpsertAnswer"}
     for path, name in _PUSH_DOCUMENTS.items():
-        answers = {"200": "UpsertAnswer", "202": "UpsertAnswer"}
-        bodies[("put", f"{tenant}/{path}/{{app_id}}")] = (getattr(models, name), answers)
+        bodies[("put", f"{tenant}/{path}/{{app_id}}")] = (getattr(models, name), upsert)
     return bodies
 
 
 def _answer_models() -> list[type[Any]]:
-    """Answers built by hand, described by models (``tests`` check real answers against them)."""
-    from typing import Literal
+    from functions.api import answers
 
-    from pydantic import BaseModel, Field
-
-    class ReasonAnswer(BaseModel):
-        code: str = Field(description="A stable code (no_customer_mapping, ...): docs/push.md.")
-        details: dict[str, Any] = Field(description="What the code is about (ids, names, amounts).")
-
-    class UpsertAnswer(BaseModel):
-        status: Literal["accepted", "ignored"] = Field(
-            description="accepted (202): this version is logged; ignored (200): an older or equal version."
-        )
-        kind: str
-        id: str = Field(description="The app's id of the document.")
-        version: int = Field(description="The version now held (the given one when accepted).")
-        state: str | None = Field(description="The posting state: queued, needs_attention, posted, ...")
-        reasons: list[ReasonAnswer] = Field(description="Why it waits, when it does.")
-
-    return [UpsertAnswer]
+    return [answers.UpsertAnswer, answers.BulkAnswer, answers.JobStatus]
 
 
 def _walk_refs(node: Any, rename: dict[str, str]) -> Any:
@@ -226,6 +218,8 @@ def _operations(paths: dict[str, Any]) -> dict[str, Any]:
                     "description": "OK",
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 }
+            for status, answer in _ANSWERS.get((method, path), {}).items():
+                responses.setdefault(status, {"description": "OK"})["content"] = _json_of(answer)
             body = bodies.get((method, path))
             if body is not None:
                 model, answers = body

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped
 
 AppDocumentId = Annotated[str, Path(pattern=APP_ID_PATTERN, description="The app's own id of the document.")]
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The job id a bulk request answered.")]
 PATH_KINDS = {
     "clients": "client",
     "invoices": "invoice",
@@ -156,15 +157,30 @@ def put_settings(tenant_id: TenantId) -> dict[str, Any]:
     return settings.model_dump(mode="json")
 
 
+@router.patch(
+    "/tenants/<tenant_id>/settings",
+    summary="Change some of the tenant's push settings (a JSON merge patch: null resets a setting)",
+    responses={
+        422: error_response("A setting is invalid, or unknown"),
+        503: error_response("Another change of the settings raced this one: send it again"),
+    },
+)
+def patch_settings(tenant_id: TenantId) -> dict[str, Any]:
+    """RFC 7386 semantics, sent as ``application/json``: a key given replaces the setting, ``null``
+    resets it to its default, a key not given stays; the result is validated as a PUT's body."""
+    _count_request()
+    return _service().patch_settings(tenant_id, _body()).model_dump(mode="json")
+
+
 # --- documents ---------------------------------------------------------------------------------
 
 
 _UPSERT_RESPONSES: dict[int, OpenAPIResponse] = {
-    200: {"description": "An older or equal version: acknowledged and ignored"},
+    200: {"description": "An older version, or the same one with the same body: acknowledged and ignored"},
     202: {"description": "Accepted: the document's posting state"},
     403: error_response("The caller is not authorized for this tenant"),
     404: error_response("The tenant never connected"),
-    409: error_response("The tenant is disconnected"),
+    409: error_response("The tenant is disconnected, or this version was sent before with another body"),
     422: error_response("Every offending field"),
 }
 
@@ -191,6 +207,114 @@ for _upsert_path, _upsert_kind, _upsert_summary in _UPSERT_ROUTES:
     router.put(
         f"/tenants/<tenant_id>/{_upsert_path}/<app_id>", summary=_upsert_summary, responses=_UPSERT_RESPONSES
     )(_upsert_route(_upsert_kind))
+
+
+# --- bulk ------------------------------------------------------------------------------------
+
+
+def _bulk_items(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The request's items as (kind, document); an item that is not ``{"kind", "document"}`` gets
+    the kind ``"(none)"``, so the service refuses it (an unknown kind) on its own, with the others
+    taken."""
+    from shared.push.bulk import MAX_BULK_ITEMS
+
+    documents = body.get("documents")
+    extra = sorted(set(body) - {"documents"})
+    if extra:
+        raise BadBodyError([{"field": extra[0], "message": "unknown field: the body is {documents: [...]}"}])
+    if not isinstance(documents, list) or not 1 <= len(documents) <= MAX_BULK_ITEMS:
+        message = f"must be a list of 1 to {MAX_BULK_ITEMS} items {{kind, document}}"
+        raise BadBodyError([{"field": "documents", "message": message}])
+    items: list[tuple[str, dict[str, Any]]] = []
+    for item in documents:
+        given = item if isinstance(item, dict) else {}
+        document = given.get("document")
+        if set(given) == {"kind", "document"} and isinstance(document, dict):
+            items.append((str(given["kind"]), document))  # an unknown kind: refused by the service
+        else:
+            items.append(("(none)", {}))
+    return items
+
+
+def _bulk_result(index: int, outcome: Any) -> dict[str, Any]:
+    from shared.push.service import ItemRefused, reason_dict
+
+    if isinstance(outcome, ItemRefused):
+        return {
+            "index": index,
+            "kind": outcome.kind,
+            "id": outcome.app_id,
+            "status": "refused",
+            "problems": list(outcome.problems),
+        }
+    return {
+        "index": index,
+        "kind": outcome.kind,
+        "id": outcome.app_id,
+        "status": outcome.status,
+        "version": outcome.version,
+        "state": outcome.state.value if outcome.state else None,
+        "reasons": [reason_dict(r) for r in outcome.reasons],
+    }
+
+
+@router.post(
+    "/tenants/<tenant_id>/documents",
+    summary="Upsert up to 500 clients, invoices, payments and credit memos at once; one job follows them",
+    responses={
+        200: {"description": "Every item refused (each with its problems): no job"},
+        202: {"description": "Taken: per-item results and the job that follows them"},
+        404: error_response("The tenant never connected"),
+        409: error_response("The tenant is disconnected"),
+        422: error_response("The body is not {documents: [1..500 items]}"),
+        503: error_response("The push queue did not take the ready documents: send the request again"),
+    },
+)
+def bulk_documents(tenant_id: TenantId) -> Response[dict[str, Any]]:
+    from shared import wiring
+    from shared.push.bulk import JobItem
+    from shared.push.service import ItemRefused
+
+    _count_request()
+    outcomes = _service().submit_many(tenant_id, _bulk_items(_body()))
+    results = [_bulk_result(i, o) for i, o in enumerate(outcomes)]
+    taken = [
+        JobItem(i, o.kind, o.app_id, o.version)
+        for i, o in enumerate(outcomes)
+        if not isinstance(o, ItemRefused)
+    ]
+    job = wiring.bulk_jobs().create(tenant_id, taken) if taken else None
+    counts = {
+        status: sum(r["status"] == status for r in results) for status in ("accepted", "ignored", "refused")
+    }
+    metrics.add_metric(name="BulkDocuments", unit=MetricUnit.Count, value=len(results))
+    body = {
+        "job_id": job.job_id if job else None,
+        "status_url": f"{router.current_event.path.rsplit('/documents', 1)[0]}/jobs/{job.job_id}"
+        if job
+        else None,
+        **counts,
+        "results": results,
+    }
+    return Response(202 if job else 200, content_types.APPLICATION_JSON, body)
+
+
+@router.get(
+    "/tenants/<tenant_id>/jobs/<job_id>",
+    summary="A bulk request's job: each document's state now, counts, and whether all are settled",
+    responses={404: error_response("No such job for this tenant (or past its 14 days)")},
+)
+def bulk_job(tenant_id: TenantId, job_id: JobId) -> dict[str, Any]:
+    from shared import wiring
+    from shared.push.bulk import job_status
+
+    _count_request()
+    job = wiring.bulk_jobs().get(tenant_id, job_id)
+    log = _service().posting_log
+    entries = log.get_many(tenant_id, ((i.kind, i.app_id) for i in job.items))
+    waits = any(e.state is PostingState.NEEDS_ATTENTION for e in entries.values())
+    pending = waits and log.summary(tenant_id).recheck_pending is not None
+    return job_status(job, entries, recheck_pending=pending)
 
 
 # --- the posting log ---------------------------------------------------------------------------

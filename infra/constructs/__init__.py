@@ -1,4 +1,4 @@
-"""One construct per feature of the QBO Link stack, composed by ``infra.stack.QboLinkStack``.
+"""One construct per feature of QBO Link, composed by ``infra.qbo_link.QboLink``.
 
 Each construct reads what it builds from the deployment manifest (``infra.manifest``) and the table
 specs (``infra.tables``); none keeps a second copy of a name, a key, a queue setting or an access list.

@@ -32,6 +32,18 @@ from constructs import Construct
 from infra import manifest
 from infra.manifest import Auth, FunctionSpec, Route
 
+# The public routes whose URLs the operator enters in Intuit's developer portal (docs/deploy.md).
+CALLBACK_PATH: Final = "/oauth/callback"
+DISCONNECT_PATH: Final = "/oauth/disconnect"
+RECONNECT_PATH: Final = "/oauth/reconnect"
+WEBHOOK_PATH: Final = "/webhooks/qbo"
+INTUIT_PATHS: Final = (CALLBACK_PATH, DISCONNECT_PATH, RECONNECT_PATH, WEBHOOK_PATH)
+
+
+def public_paths() -> frozenset[str]:
+    return frozenset(route.path for spec in manifest.FUNCTIONS for route in spec.routes)
+
+
 # $context variables of HTTP APIs; deliberately no query string and no headers.
 ACCESS_LOG_FORMAT: Final = json.dumps(
     {
@@ -89,6 +101,9 @@ def _methods(route: Route) -> list[apigwv2.HttpMethod]:
 class Api(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, settings: ApiSettings) -> None:
         super().__init__(scope, construct_id)
+        missing = set(INTUIT_PATHS) - public_paths()
+        if missing:
+            raise ValueError(f"infra/manifest.py has no route for {sorted(missing)}")
         self._settings = settings
         self.http_api, self.stage = self._api(
             "HttpApi", "QBO Link: tenant API (IAM), Intuit's OAuth and webhooks"

@@ -53,20 +53,35 @@ TOKEN_PURPOSE_CONTEXT_KEY: Final = "kms:EncryptionContext:purpose"  # noqa: S105
 
 
 class Data(Construct):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    """The tables and the tokens key; ``tokens_key`` is a key the host app brings (then no key and no
+    alias are created here: the host's key policy must leave the account's IAM policies in charge,
+    as a CDK key's default policy does), ``key_alias`` the alias of the key created otherwise."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        tokens_key: kms.IKey | None = None,
+        key_alias: str = manifest.TOKENS_KEY_ALIAS,
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.tokens_key = kms.Key(
+        self.tokens_key: kms.IKey = tokens_key or self._tokens_key(key_alias)
+        self.tables: dict[str, dynamodb.Table] = {
+            spec.logical_id: self._table(spec) for spec in tables.TABLES
+        }
+
+    def _tokens_key(self, alias: str) -> kms.Key:
+        key = kms.Key(
             self,
             manifest.TOKENS_KEY_LOGICAL_ID,
             description="QBO Link: OAuth tokens (field by field) and the connections table at rest",
             enable_key_rotation=True,
-            alias=manifest.TOKENS_KEY_ALIAS,
+            alias=alias,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        lock_logical_id(self.tokens_key, manifest.TOKENS_KEY_LOGICAL_ID)
-        self.tables: dict[str, dynamodb.Table] = {
-            spec.logical_id: self._table(spec) for spec in tables.TABLES
-        }
+        lock_logical_id(key, manifest.TOKENS_KEY_LOGICAL_ID)
+        return key
 
     def _table(self, spec: TableSpec) -> dynamodb.Table:
         def attribute(name: str) -> dynamodb.Attribute:

@@ -1,7 +1,7 @@
 """The outbound event bus, the EventBridge Scheduler schedules and the rules on our own bus.
 
-- The bus (``infra.manifest.EVENT_BUS_DEFAULT_NAME``) carries QBO Link's outbound events (source
-  ``qbo-link``) to the host app's subscribers and to our own rules.
+- The bus (``infra.manifest.EVENT_BUS_DEFAULT_NAME``, or the host app's own) carries QBO Link's
+  outbound events (source ``qbo-link``) to the host app's subscribers and to our own rules.
 - Each ``Schedule`` of a ``FunctionSpec`` becomes an EventBridge Scheduler schedule invoking that
   function through one role that may invoke exactly the scheduled functions; the schedule's own time is
   passed as ``scheduled_time`` (the sweep de-duplicates retries by it).
@@ -44,19 +44,33 @@ def _cfn(function: lambda_.IFunction) -> CfnElement:
 
 
 class Events(Construct):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    """``bus`` is a bus the host app brings (then none is created here), ``bus_name`` the name of the
+    bus created otherwise."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bus: events.IEventBus | None = None,
+        bus_name: str = manifest.EVENT_BUS_DEFAULT_NAME,
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.bus = events.EventBus(
-            self,
-            manifest.EVENT_BUS_LOGICAL_ID,
-            event_bus_name=manifest.EVENT_BUS_DEFAULT_NAME,
-            description="QBO Link's outbound events (source qbo-link)",
-        )
-        lock_logical_id(self.bus, manifest.EVENT_BUS_LOGICAL_ID)
+        self.bus: events.IEventBus = bus or self._bus(bus_name)
         self.schedules: dict[str, scheduler.Schedule] = {}
         self.rules: dict[str, events.Rule] = {}
         self.scheduler_role: iam.Role | None = None
         self.delivery_rule: events.Rule | None = None
+
+    def _bus(self, name: str) -> events.EventBus:
+        bus = events.EventBus(
+            self,
+            manifest.EVENT_BUS_LOGICAL_ID,
+            event_bus_name=name,
+            description="QBO Link's outbound events (source qbo-link)",
+        )
+        lock_logical_id(bus, manifest.EVENT_BUS_LOGICAL_ID)
+        return bus
 
     def add_triggers(self, functions: dict[str, lambda_.IFunction], failures: sqs.IQueue) -> None:
         """The manifest's schedules and event rules, targeting the functions that declare them."""

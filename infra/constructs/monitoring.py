@@ -1,6 +1,7 @@
 """Alarms, a dashboard and an encrypted SNS topic the alarms notify.
 
-Alarms (each on ``AlarmTopic``; optionally e-mailed, context ``qbo-link:alarmEmail``):
+Alarms (each on ``AlarmTopic``, or on the host app's own topic; optionally e-mailed, context
+``qbo-link:alarmEmail``):
 
 - a message in any dead-letter queue or in the async-failures queue (work that needs a person);
 - work waiting too long in a FIFO queue (a stuck tenant or consumer);
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -81,18 +82,27 @@ class Monitoring(Construct):
         functions: Mapping[str, lambda_.IFunction],
         queues: list[MonitoredQueue],
         http_api: apigwv2.IHttpApi,
+        dashboard_name: str,
+        alarm_topic: sns.ITopic | None = None,
         alarm_email: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic_key, self.topic = self._alarm_topic(alarm_email)
+        self.topic_key: kms.Key | None = None
+        self.topic: sns.ITopic
+        if alarm_topic is None:
+            self.topic_key, self.topic = self._alarm_topic()
+        else:
+            self.topic = alarm_topic
+        if alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         self._namespace = metrics_namespace()
         self._queue_alarms(queues)
         self._function_alarms(functions)
         self._service_alarms(http_api)
-        self.dashboard = self._dashboard(functions, queues, http_api)
+        self.dashboard = self._dashboard(dashboard_name, functions, queues, http_api)
 
-    def _alarm_topic(self, alarm_email: str | None) -> tuple[kms.Key, sns.Topic]:
+    def _alarm_topic(self) -> tuple[kms.Key, sns.Topic]:
         # CloudWatch cannot publish to a topic under the AWS-managed SNS key: ours, with CloudWatch allowed.
         key = kms.Key(
             self,
@@ -106,8 +116,6 @@ class Monitoring(Construct):
         topic = sns.Topic(
             self, "AlarmTopic", display_name="QBO Link alarms", master_key=key, enforce_ssl=True
         )
-        if alarm_email:
-            topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         return key, topic
 
     def _queue_alarms(self, queues: list[MonitoredQueue]) -> None:
@@ -205,14 +213,13 @@ class Monitoring(Construct):
 
     def _dashboard(
         self,
+        name: str,
         functions: Mapping[str, lambda_.IFunction],
         queues: list[MonitoredQueue],
         http_api: apigwv2.IHttpApi,
     ) -> cloudwatch.Dashboard:
         """One row of alarms, then rows of two graphs each."""
-        dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-overview"
-        )
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=name)
         period = Duration.minutes(5)
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(

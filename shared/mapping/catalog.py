@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.adapters.dynamo import ConditionFailedError, Key, aws_errors
 from shared.kernel import constants
 from shared.kernel.clock import Clock, SystemClock
+from shared.mapping.errors import CatalogVersionConflictError
 
 MappingKind = Literal["client", "site", "employee", "work_code", "expense_code", "tax", "account"]
 MAPPING_KINDS: Final[tuple[str, ...]] = (
@@ -128,7 +129,13 @@ class AppEntity(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(pattern=constants.APP_ID_PATTERN)
-    version: int = Field(ge=0, description="Only grows; an older or equal version is ignored.")
+    version: int = Field(
+        ge=0,
+        description=(
+            "Only grows; an older version, or the same one with the same fields, is ignored; "
+            "the same version with other fields is a 409 version_conflict."
+        ),
+    )
     name: str = Field(min_length=1, max_length=_MAX_NAME)
     email: str | None = Field(default=None, max_length=320)
     type: str | None = Field(default=None, max_length=100)
@@ -173,7 +180,11 @@ class AppCatalog:
         self._clock = clock or SystemClock()
 
     def upsert(self, tenant_id: str, kind: str, entity: AppEntity) -> UpsertOutcome:
-        """Store ``entity`` unless the catalog holds the same or a newer version (conditional put)."""
+        """Store ``entity`` unless the catalog holds the same or a newer version (conditional put).
+
+        The same version with the same fields (the app's retry) and an older version are not
+        stored; the same version with other fields is ``CatalogVersionConflictError``.  The refused
+        put returns the stored entity (``ALL_OLD``), so none of this costs a read."""
         item: dict[str, Any] = {
             constants.PK: entity_pk(tenant_id, kind),
             constants.SK: APP_ENTITY_PREFIX + entity.id,
@@ -189,9 +200,13 @@ class AppCatalog:
                     ConditionExpression="attribute_not_exists(#pk) OR #v < :v",
                     ExpressionAttributeNames={"#pk": constants.PK, "#v": "version"},
                     ExpressionAttributeValues={":v": entity.version},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-        except ConditionFailedError:
-            current = self.get(tenant_id, kind, entity.id)
+        except ConditionFailedError as refused:
+            found = refused.failed.get(0)
+            current = _app_entity(found) if found else self.get(tenant_id, kind, entity.id)
+            if current is not None and current.version == entity.version and _differ(current, entity):
+                raise CatalogVersionConflictError(kind, entity.id, entity.version) from None
             return UpsertOutcome(entity=current or entity, stored=False)
         return UpsertOutcome(entity=entity, stored=True)
 
@@ -224,6 +239,10 @@ class AppCatalog:
                     batch.delete_item(Key=key)
                     removed += 1
         return removed
+
+
+def _differ(stored: AppEntity, new: AppEntity) -> bool:
+    return stored.model_dump(mode="json") != new.model_dump(mode="json")
 
 
 def _app_entity(item: Mapping[str, Any]) -> AppEntity:

@@ -68,3 +68,21 @@ class RevenueAccountMissingError(MappingError):
     """A code's item needs an income account and neither its own account nor the tenant's has one."""
 
     code = "revenue_account_missing"
+
+
+class CatalogVersionConflictError(MappingError):
+    """An app entity's version the catalog holds came again with other fields: the app must send
+    a newer version to change it (the same fields are its retry, and are ignored)."""
+
+    status = 409
+    code = "version_conflict"
+
+    def __init__(self, kind: str, app_id: str, version: int) -> None:
+        super().__init__(
+            f"{kind} {app_id!r} version {version} was already received with other fields; "
+            "send a newer version to change it",
+            ("body", "version"),
+        )
+        self.kind = kind
+        self.app_id = app_id
+        self.version = version

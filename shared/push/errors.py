@@ -34,9 +34,25 @@ class DocumentInvalidError(PushError, ValueError):
         self.problems = problems
 
 
+class SettingsInvalidError(DocumentInvalidError):
+    """Settings (a PUT's body, or a patch applied to the stored ones) that do not validate;
+    ``problems`` name every offending field, as for a document."""
+
+
+class SettingsBusyError(PushError):
+    """A settings patch kept meeting concurrent changes of the same settings: safe to retry."""
+
+
 class PostingNotFoundError(PushError, LookupError):
     def __init__(self, tenant_id: str, kind: str, app_id: str) -> None:
         super().__init__(f"tenant {tenant_id!r} has no {kind} {app_id!r}")
+
+
+class BulkJobNotFoundError(PushError, LookupError):
+    """No such bulk job for this tenant (never made, another tenant's, or past its retention)."""
+
+    def __init__(self, tenant_id: str, job_id: str) -> None:
+        super().__init__(f"tenant {tenant_id!r} has no bulk job {job_id!r}")
 
 
 class NotRetryableError(PushError):
@@ -66,3 +82,22 @@ class InvalidPostingRequestError(PostingLogError, ValueError):
 
 class DocumentTooLargeError(InvalidPostingRequestError):
     pass
+
+
+class VersionConflictError(PushError, PostingLogError):
+    """A version the log already holds came again with a different body (nothing changed).
+
+    The same version with the same body is the app's retry and is ignored; a different body under
+    a version already used is a bug in the app, which must send a newer version to change the
+    document.  The tenant API answers 409 ``version_conflict`` at ``body.version``.
+    """
+
+    def __init__(self, tenant_id: str, kind: str, app_id: str, version: int) -> None:
+        super().__init__(
+            f"{kind} {app_id!r} version {version} was already received with a different body; "
+            "send a newer version to change it"
+        )
+        self.tenant_id = tenant_id
+        self.kind = kind
+        self.app_id = app_id
+        self.version = version

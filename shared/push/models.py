@@ -21,6 +21,7 @@ a document's ``tax_lines`` name rates of the QBO tax codes its taxes are mapped 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
@@ -498,6 +499,32 @@ class TenantSettings(_Frozen):
         if self.posting_mode == "summarised" and self.master_customer_id is None:
             raise _rules_error([("master_customer_id", "is required when posting_mode is summarised")])
         return self
+
+    def patched(self, patch: Mapping[str, Any]) -> TenantSettings:
+        """These settings with a JSON merge patch applied (RFC 7386), validated as a whole PUT is:
+        a key given replaces the setting, ``null`` resets it to its default, a key not given stays.
+        Raises pydantic's ``ValidationError`` (``validation_problems`` names each field); a key
+        that is no setting is refused even with ``null``, where RFC 7386 would let it pass."""
+        merged = merge_patch(self.model_dump(mode="json"), patch)
+        for key in patch:
+            if key not in type(self).model_fields:
+                merged[key] = patch[key]  # kept, so the validation names it as an unknown key
+        return type(self).model_validate(merged)
+
+
+def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386's MergePatch of a JSON object: ``null`` removes a member, an object is merged
+    member by member, anything else replaces the member."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping):
+            current = merged.get(key)
+            merged[key] = merge_patch(current if isinstance(current, Mapping) else {}, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 # --- problems for the API ---------------------------------------------------------------------

@@ -52,7 +52,12 @@ from shared.kernel import constants
 from shared.kernel.clock import Clock
 from shared.kernel.reasons import Reason
 from shared.push import posting_rules as rules
-from shared.push.errors import DocumentTooLargeError, InvalidPostingRequestError, PostingLogError
+from shared.push.errors import (
+    DocumentTooLargeError,
+    InvalidPostingRequestError,
+    PostingLogError,
+    VersionConflictError,
+)
 from shared.push.posting_rules import (
     TRANSITIONS,
     AcceptOutcome,
@@ -95,6 +100,7 @@ __all__ = [
     "InvalidPostingRequestError",
     "InvalidTransitionError",
     "Judgement",
+    "Offered",
     "Posting",
     "PostingEntry",
     "PostingFault",
@@ -107,6 +113,7 @@ __all__ = [
     "PostingSummary",
     "Reason",
     "StaleVersionError",
+    "VersionConflictError",
 ]
 
 _BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
@@ -191,6 +198,19 @@ class PostingSummary(BaseModel):
 
 
 @dataclass(frozen=True)
+class Offered:
+    """A version ``accept_many`` is offered: ``accept``'s arguments for one document."""
+
+    kind: str
+    app_id: str
+    version: int
+    document: Mapping[str, Any]
+    txn_date: date | None
+    judge: Callable[[], Judgement] | None = None
+    normalise: rules.Normalise | None = None
+
+
+@dataclass(frozen=True)
 class Posting:
     """A document QBO now has, as ``post_many`` records it: the entry in hand (``in_flight``), QBO's
     id and SyncToken, the successful attempt and the writes that go with it (its link)."""
@@ -247,6 +267,25 @@ class _PostingTable:
         with _dynamodb("get"):
             item = self._table.get_item(Key=dict(key), ConsistentRead=True).get("Item")
         return dict(item) if item else None
+
+    def _read_many(self, keys: Sequence[Mapping[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The heads of ``keys`` (consistent BatchGetItem, 100 keys a call), by (pk, sk)."""
+        client = self._table.meta.client
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(keys), _BATCH_GET_KEYS):
+            pending: dict[str, Any] = {
+                self._table.name: {
+                    "Keys": [dict(k) for k in keys[start : start + _BATCH_GET_KEYS]],
+                    "ConsistentRead": True,
+                }
+            }
+            while pending:
+                with _dynamodb("get_many"):
+                    answer = client.batch_get_item(RequestItems=pending)
+                for item in answer.get("Responses", {}).get(self._table.name, []):
+                    found[(str(item[constants.PK]), str(item[constants.SK]))] = dict(item)
+                pending = answer.get("UnprocessedKeys") or {}
+        return found
 
     def _commit(
         self,
@@ -400,19 +439,10 @@ class _PostingQueries(_PostingTable):
         keys a call); unknown documents are absent.  A push delivery reads its messages' documents,
         and a batch its documents' clients, this way."""
         keys = [self._key(tenant_id, kind, app_id) for kind, app_id in dict.fromkeys(wanted)]
-        client = self._table.meta.client
         found: dict[tuple[str, str], PostingEntry] = {}
-        for start in range(0, len(keys), _BATCH_GET_KEYS):
-            pending: dict[str, Any] = {
-                self._table.name: {"Keys": keys[start : start + _BATCH_GET_KEYS], "ConsistentRead": True}
-            }
-            while pending:
-                with _dynamodb("get_many"):
-                    answer = client.batch_get_item(RequestItems=pending)
-                for item in answer.get("Responses", {}).get(self._table.name, []):
-                    entry = entry_of(item)
-                    found[(entry.kind, entry.app_id)] = entry
-                pending = answer.get("UnprocessedKeys") or {}
+        for item in self._read_many(keys).values():
+            entry = entry_of(item)
+            found[(entry.kind, entry.app_id)] = entry
         return found
 
     def attempts(
@@ -524,8 +554,11 @@ class _PostingQueries(_PostingTable):
 
 
 class _PostingBatches(_PostingTable):
-    """The writes of a QBO batch request's documents, one transaction for all of them: going
-    ``in_flight`` together (``transition_many``) and ``posted`` together (``post_many``)."""
+    """The writes of several documents, a transaction for many of them: a bulk request's versions
+    (``accept_many``), a QBO batch request's documents going ``in_flight`` together
+    (``transition_many``) and ``posted`` together (``post_many``)."""
+
+    accept: Callable[..., AcceptOutcome]  # PostingLog's: a document ``accept_many`` redoes alone
 
     def transition_many(
         self,
@@ -609,6 +642,96 @@ class _PostingBatches(_PostingTable):
             ) from None
         return after
 
+    def accept_many(
+        self, tenant_id: str, offered: Sequence[Offered]
+    ) -> list[AcceptOutcome | VersionConflictError]:
+        """Several documents of one tenant (a bulk request), each decided as ``accept`` decides, in
+        the order given (``judge`` called for the newer versions only, in that order): the heads
+        read with one BatchGetItem per 100, and the newer versions written ``_TRANSACTION_HEADS``
+        to a transaction with one summary update for all of them, instead of a read and a
+        transaction each.  A transaction that loses a race (a worker moved one of its documents
+        since the read) is redone document by document with ``accept``.  A document whose version
+        is stored with another body comes back as its ``VersionConflictError``; nothing of it is
+        written.  Answers in the order given."""
+        check_tenant(tenant_id)
+        keys = [self._key(tenant_id, o.kind, o.app_id) for o in offered]
+        if len({(k[constants.PK], k[constants.SK]) for k in keys}) != len(keys):
+            raise InvalidPostingRequestError("accept_many takes each document once")
+        heads = self._read_many(keys)
+        answers: list[AcceptOutcome | VersionConflictError] = []
+        pending: list[tuple[int, Change, Judgement, PostingState | None]] = []
+        now = self._clock.now()
+        for index, (one, key) in enumerate(zip(offered, keys, strict=True)):
+            current = heads.get((key[constants.PK], key[constants.SK]))
+            answer, decided = self._decide(tenant_id, one, current, now)
+            answers.append(answer)
+            if decided is not None:
+                pending.append((index, *decided))
+        for start in range(0, len(pending), _TRANSACTION_HEADS):
+            chunk = pending[start : start + _TRANSACTION_HEADS]
+            try:
+                self._accept_chunk(tenant_id, [(offered[i], keys[i], c, j[0], p) for i, c, j, p in chunk])
+            except ConditionFailedError:
+                for index, _, judged, _ in chunk:  # decided again on what the race wrote
+                    answers[index] = self._accept_alone(tenant_id, offered[index], judged)
+        return answers
+
+    @staticmethod
+    def _decide(
+        tenant_id: str, one: Offered, current: Mapping[str, Any] | None, now: datetime
+    ) -> tuple[AcceptOutcome | VersionConflictError, tuple[Change, Judgement, PostingState | None] | None]:
+        """``accept_many``'s decision for one document on its head: its answer, and for a newer
+        version the head's change, the judgement and the state it leaves."""
+        check_version(one.version)
+        check_date(one.txn_date, "txn_date")
+        body = rules.encode_document(one.document)
+        new = rules.NewVersion(tenant_id, one.kind, one.app_id, one.version, body, one.txn_date)
+        try:
+            ignored = rules.ignored(current, new, one.normalise)
+        except VersionConflictError as conflict:
+            return conflict, None
+        if ignored is not None:
+            return ignored, None
+        judged = rules.landing(one.judge() if one.judge is not None else (PostingState.RECEIVED, ()))
+        previous = PostingState(current["state"]) if current is not None else None
+        change = rules.accept_change(current, new, judged, now)
+        return rules.accepted(current, one.version, judged), (change, judged, previous)
+
+    def _accept_alone(
+        self, tenant_id: str, one: Offered, judged: Judgement
+    ) -> AcceptOutcome | VersionConflictError:
+        try:
+            return self.accept(
+                tenant_id,
+                one.kind,
+                one.app_id,
+                one.version,
+                one.document,
+                one.txn_date,
+                judge=lambda: judged,
+                normalise=one.normalise,
+            )
+        except VersionConflictError as conflict:
+            return conflict
+
+    def _accept_chunk(
+        self,
+        tenant_id: str,
+        chunk: Sequence[tuple[Offered, Mapping[str, str], Change, PostingState, PostingState | None]],
+    ) -> None:
+        counters = rules.counter_change(tenant_id, self._clock.now())
+        actions: list[Mapping[str, Any]] = []
+        for one, key, change, target, previous in chunk:
+            write = _update(change)
+            fresh = previous is None
+            actions.append(
+                write.put_action(self._table.name, key) if fresh else write.action(self._table.name, key)
+            )
+            if previous is not target:
+                rules.count_move(counters, one.kind, previous, target)
+        actions.append(_update(counters).action(self._table.name, self._summary_key(tenant_id)))
+        self._transact(actions, "accept_many")
+
     def _posting_change(self, posting: Posting) -> tuple[Change, Attempt | None]:
         """The head's change for one of ``post_many``'s postings, decided on its entry in hand."""
         entry = posting.entry
@@ -641,10 +764,15 @@ class PostingLog(_PostingQueries, _PostingBatches):
         txn_date: date | None,
         *,
         judge: Callable[[], Judgement] | None = None,
+        normalise: rules.Normalise | None = None,
     ) -> AcceptOutcome:
         """Store a version of a document if it is newer than the stored one.
 
-        An older or equal version is ``ignored`` (nothing written, ``judge`` not called).  A newer
+        An older or equal version is ``ignored`` (nothing written, ``judge`` not called), unless
+        the stored version is this one with another body: then ``VersionConflictError``, nothing
+        written.  The bodies are compared on the head already read (no other read): keys sorted,
+        the stored one first passed through ``normalise`` when given (how a document stored by an
+        older model reads today).  A newer
         version of a posted document keeps its ``qbo_id`` and ``sync_token``: it updates the QBO
         document in place.  ``txn_date`` is None only for documents without one (clients, sites).
 
@@ -660,7 +788,7 @@ class PostingLog(_PostingQueries, _PostingBatches):
         judged: Judgement | None = None
         for _ in range(_RETRIES):
             current = self._read(key)
-            ignored = rules.ignored(current, version)
+            ignored = rules.ignored(current, new, normalise)
             if ignored is not None:
                 return ignored
             if judged is None:

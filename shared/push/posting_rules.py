@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,7 +24,12 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.kernel import constants
 from shared.kernel.reasons import Reason
-from shared.push.errors import DocumentTooLargeError, InvalidPostingRequestError, PostingLogError
+from shared.push.errors import (
+    DocumentTooLargeError,
+    InvalidPostingRequestError,
+    PostingLogError,
+    VersionConflictError,
+)
 from shared.push.states import PostingState
 
 _S = PostingState
@@ -445,11 +450,38 @@ class NewVersion:
     txn_date: date | None
 
 
-def ignored(current: Mapping[str, Any] | None, version: int) -> AcceptOutcome | None:
-    """``accept``'s answer when the stored version is the same or newer: nothing is written."""
-    if current is None or as_int(current["version"]) < version:
+Normalise = Callable[[dict[str, Any]], Mapping[str, Any]]
+"""How a stored document reads today, before it is compared with a new body of its version
+(``accept``'s ``normalise``: the push service validates it again with its model)."""
+
+
+def canonical(document: Mapping[str, Any]) -> str:
+    """One text per content: keys sorted, compact, decimals and dates as strings."""
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+
+
+def same_body(stored: Any, body: str, normalise: Normalise | None = None) -> bool:
+    """Whether the head's stored ``document`` and a new ``body`` (as ``encode_document`` made it)
+    hold the same content, whatever the order of their keys."""
+    document: Mapping[str, Any] = decode_document(stored)
+    if normalise is not None:
+        document = normalise(dict(document))
+    return canonical(document) == canonical(decode_document(body))
+
+
+def ignored(
+    current: Mapping[str, Any] | None, new: NewVersion, normalise: Normalise | None = None
+) -> AcceptOutcome | None:
+    """``accept``'s answer when the stored version is the same or newer: nothing is written.  The
+    same version with another body is refused (``VersionConflictError``); an older one is not
+    compared (the app may have sent it late)."""
+    if current is None or as_int(current["version"]) < new.version:
         return None
     stored = as_int(current["version"])
+    if stored == new.version and not same_body(current.get("document"), new.body, normalise):
+        raise VersionConflictError(new.tenant_id, new.kind, new.app_id, new.version)
     return AcceptOutcome(
         status="ignored",
         version=stored,

@@ -43,7 +43,9 @@ from shared.push.errors import (
     NotRetryableError,
     PostingNotFoundError,
     PushQueueError,
+    SettingsInvalidError,
     TenantDisconnectedError,
+    VersionConflictError,
 )
 from shared.push.errors import PushError as PushError  # noqa: PLC0414 - shared.push.worker imports it here
 from shared.push.models import (
@@ -58,7 +60,9 @@ from shared.push.models import (
 )
 from shared.push.payloads import CompanyFacts, SalesTaxRate
 from shared.push.posting_log import (
+    AcceptOutcome,
     Judgement,
+    Offered,
     PostingEntry,
     PostingLog,
     PostingPage,
@@ -266,6 +270,149 @@ class SubmitOutcome:
 
 
 @dataclass(frozen=True)
+class ItemRefused:
+    """One document of a bulk request refused on its own: what is wrong with it, per field."""
+
+    kind: str
+    app_id: str | None
+    problems: tuple[dict[str, str], ...]
+
+
+INTAKE_ORDER: Final = {"client": 0, "invoice": 1, "credit_memo": 1, "payment": 2}
+
+
+def _given_id(payload: Mapping[str, Any]) -> str | None:
+    given = payload.get("id")
+    return given if isinstance(given, str) else None
+
+
+class _Intake:
+    """One request's intake of the app's documents (one upsert, or a bulk request): the tenant's
+    connection and company facts read at once, its settings and the store lookups when the first
+    newer version needs judging (an ignored one costs no more reads), prefetched for every document
+    of the request; the messages of what is ready kept until ``flush`` sends them in one go."""
+
+    def __init__(self, stores: PushStores, tenant_id: str, documents: Sequence[AppDocument]) -> None:
+        self._stores = stores
+        self._tenant = tenant_id
+        self._documents = documents
+        self._facts = company_facts(tenant_id, require_connection(stores.connection_store, tenant_id))
+        self._settings: TenantSettings | None = None
+        self._lookup: StoreLookup | None = None
+        self._outbox: list[tuple[QueueMessage, str]] = []
+
+    def _judge(self, document: AppDocument) -> Judgement:
+        if self._settings is None:
+            self._settings = self._stores.settings_store.get(self._tenant)
+        if self._lookup is None:
+            self._lookup = StoreLookup(self._tenant, self._stores.links, self._stores.posting_log)
+            self._lookup.prefetch(self._documents)
+        if not any(document is given for given in self._documents):
+            self._lookup.prefetch([document])  # a derived credit application
+        today = self._stores.clock.now().date()
+        return judgement(evaluate(document, self._settings, self._facts, self._lookup, today))
+
+    def _queue(self, kind: str, app_id: str, version: int) -> None:
+        message = PushMessage(self._tenant, kind, app_id, version)
+        self._outbox.append((message, message.deduplication_id()))
+
+    def take(self, kind: str, document: AppDocument) -> SubmitOutcome:
+        """Log this version of ``document`` (judged, when newer) and queue it when it is ready."""
+        offer = self._offer(kind, document)
+        accepted = self._stores.posting_log.accept(
+            self._tenant,
+            kind,
+            document.id,
+            document.version,
+            offer.document,
+            offer.txn_date,
+            judge=offer.judge,
+            normalise=offer.normalise,
+        )
+        return self._taken(kind, document, accepted)
+
+    def take_many(
+        self, taken: Sequence[tuple[str, AppDocument]]
+    ) -> list[SubmitOutcome | VersionConflictError]:
+        """``take`` for several documents in one go (``PostingLog.accept_many``: one read per 100,
+        one transaction per 99 newer versions), in the order given; a conflict is the document's."""
+        offers = [self._offer(kind, document) for kind, document in taken]
+        answers = self._stores.posting_log.accept_many(self._tenant, offers)
+        return [
+            answer if isinstance(answer, VersionConflictError) else self._taken(kind, document, answer)
+            for (kind, document), answer in zip(taken, answers, strict=True)
+        ]
+
+    def _offer(self, kind: str, document: AppDocument) -> Offered:
+        def judge() -> Judgement:
+            judged = self._judge(document)
+            if isinstance(document, AppClient) and self._lookup is not None:
+                self._lookup.client_taken(document)  # the request's later documents see it
+            return judged
+
+        return Offered(
+            kind,
+            document.id,
+            document.version,
+            document.model_dump(mode="json"),
+            None if isinstance(document, AppClient) else document.date,
+            judge=judge,
+            normalise=lambda stored: as_validated(kind, stored),
+        )
+
+    def _taken(self, kind: str, document: AppDocument, accepted: AcceptOutcome) -> SubmitOutcome:
+        if not accepted.accepted:
+            if accepted.version == document.version and isinstance(document, AppCreditMemo):
+                # The app's retry of this version: its application may be what the first try lost.
+                self._derive_application(document)
+            if accepted.version == document.version and accepted.previous_state is PostingState.QUEUED:
+                # The same version again while it still waits in `queued`: the app may be retrying an
+                # upsert whose enqueue failed after the log took it (a 5xx).  Send it again: the same
+                # deduplication id (SQS drops it if the first send did land) and an exactly-once
+                # worker make this harmless, and nothing the log accepted is left unsent.
+                self._queue(kind, document.id, document.version)
+            return SubmitOutcome("ignored", kind, document.id, accepted.version, accepted.previous_state)
+        if accepted.state is PostingState.QUEUED:
+            self._queue(kind, document.id, document.version)
+        if isinstance(document, AppCreditMemo):
+            self._derive_application(document)
+        return SubmitOutcome(
+            "accepted", kind, document.id, document.version, accepted.state, accepted.reasons
+        )
+
+    def _derive_application(self, memo: AppCreditMemo) -> None:
+        """A credit memo naming applications also makes (or moves to this version) its
+        ``credit_application`` document; a memo that had some and now has none (or is voided)
+        moves it too, so the applications come back out of QBO."""
+        log = self._stores.posting_log
+        if not memo.applications and log.get(self._tenant, CREDIT_APPLICATION, memo.id) is None:
+            return
+        application = AppCreditApplication.of(memo)
+        accepted = log.accept(
+            self._tenant,
+            CREDIT_APPLICATION,
+            application.id,
+            application.version,
+            application.model_dump(mode="json"),
+            application.date,
+            judge=lambda: self._judge(application),
+            normalise=lambda stored: as_validated(CREDIT_APPLICATION, stored),
+        )
+        if accepted.accepted and accepted.state is PostingState.QUEUED:
+            self._queue(CREDIT_APPLICATION, application.id, application.version)
+
+    def flush(self) -> None:
+        """Send what is ready: one SendMessage for one document, batches of ten for more.  A send
+        that fails raises (``PushQueueError``): the log keeps the documents ``queued`` and the app's
+        retry of the same versions sends them again."""
+        outbox, self._outbox = self._outbox, []
+        if len(outbox) == 1:
+            self._stores.queue.send(*outbox[0])
+        elif outbox:
+            self._stores.queue.send_many(outbox)
+
+
+@dataclass(frozen=True)
 class RecheckScheduled:
     """What ``schedule_recheck`` did: ``scheduled`` (a message is on the queue), ``pending`` (one
     queued before has not started and covers this change) or ``nothing_waiting``.  ``waiting`` is
@@ -417,6 +564,10 @@ class StoreLookup:
     def client_changed(self, client_id: str) -> None:
         self._clients.pop(client_id, None)
 
+    def client_taken(self, client: AppClient) -> None:
+        """A newer version of a client the log just took (a bulk request's later documents see it)."""
+        self._clients[client.id] = client
+
 
 # --- helpers shared with the worker ------------------------------------------------------------
 
@@ -461,6 +612,16 @@ def parse_document(kind: str, payload: Mapping[str, Any]) -> AppDocument:
         raise DocumentInvalidError(validation_problems(error)) from None
     assert isinstance(document, AppClient | AppInvoice | AppPayment | AppCreditMemo | AppCreditApplication)
     return document
+
+
+def as_validated(kind: str, stored: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A stored document as its model reads it today, to compare with a new body of its version:
+    a field added to the model since it was stored compares as its default.  One the model no
+    longer takes is compared as stored (a body that validates cannot then be the same)."""
+    try:
+        return parse_document(kind, stored).model_dump(mode="json")
+    except DocumentInvalidError:
+        return stored
 
 
 def evaluate(
@@ -563,71 +724,54 @@ class PushService(PushStores):
     recheck_observer: Callable[[str, str, RecheckScheduled], None] | None = field(default=None, kw_only=True)
 
     def submit(self, tenant_id: str, kind: str, payload: Mapping[str, Any]) -> SubmitOutcome:
-        """Validate, log and (when ready) queue one version of a document."""
+        """Validate, log and (when ready) queue one version of a document.
+
+        An older version, or the same one with the same body (the app's retry), is ``ignored``;
+        the same version with another body is refused with ``VersionConflictError`` and changes
+        nothing (the log compares it with the head it reads anyway)."""
         document = parse_document(kind, payload)
-        connection = require_connection(self.connection_store, tenant_id)
-        facts = company_facts(tenant_id, connection)
-        txn_date = None if isinstance(document, AppClient) else document.date
+        intake = _Intake(self, tenant_id, [document])
+        outcome = intake.take(kind, document)
+        intake.flush()
+        return outcome
 
-        def judge() -> Judgement:  # only for a newer version: an ignored one costs no more reads
-            settings = self.settings_store.get(tenant_id)
-            lookup = StoreLookup(tenant_id, self.links, self.posting_log)
-            lookup.prefetch([document])
-            return judgement(evaluate(document, settings, facts, lookup, self.clock.now().date()))
-
-        accepted = self.posting_log.accept(
-            tenant_id,
-            kind,
-            document.id,
-            document.version,
-            document.model_dump(mode="json"),
-            txn_date,
-            judge=judge,
-        )
-        if not accepted.accepted:
-            if accepted.version == document.version and isinstance(document, AppCreditMemo):
-                # The app's retry of this version: its application may be what the first try lost.
-                self._derive_application(tenant_id, document, facts)
-            if accepted.version == document.version and accepted.previous_state is PostingState.QUEUED:
-                # The same version again while it still waits in `queued`: the app may be retrying an
-                # upsert whose enqueue failed after the log took it (a 5xx).  Send it again: the same
-                # deduplication id (SQS drops it if the first send did land) and an exactly-once
-                # worker make this harmless, and nothing the log accepted is left unsent.
-                self.enqueue(tenant_id, kind, document.id, document.version)
-            return SubmitOutcome("ignored", kind, document.id, accepted.version, accepted.previous_state)
-        if accepted.state is PostingState.QUEUED:
-            self.enqueue(tenant_id, kind, document.id, document.version)
-        if isinstance(document, AppCreditMemo):
-            self._derive_application(tenant_id, document, facts)
-        return SubmitOutcome(
-            "accepted", kind, document.id, document.version, accepted.state, accepted.reasons
-        )
-
-    def _derive_application(self, tenant_id: str, memo: AppCreditMemo, facts: CompanyFacts) -> None:
-        """A credit memo naming applications also makes (or moves to this version) its
-        ``credit_application`` document; a memo that had some and now has none (or is voided)
-        moves it too, so the applications come back out of QBO."""
-        if not memo.applications and self.posting_log.get(tenant_id, CREDIT_APPLICATION, memo.id) is None:
-            return
-        application = AppCreditApplication.of(memo)
-
-        def judge() -> Judgement:
-            settings = self.settings_store.get(tenant_id)
-            lookup = StoreLookup(tenant_id, self.links, self.posting_log)
-            lookup.prefetch([application])
-            return judgement(evaluate(application, settings, facts, lookup, self.clock.now().date()))
-
-        accepted = self.posting_log.accept(
-            tenant_id,
-            CREDIT_APPLICATION,
-            application.id,
-            application.version,
-            application.model_dump(mode="json"),
-            application.date,
-            judge=judge,
-        )
-        if accepted.accepted and accepted.state is PostingState.QUEUED:
-            self.enqueue(tenant_id, CREDIT_APPLICATION, application.id, application.version)
+    def submit_many(
+        self, tenant_id: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[SubmitOutcome | ItemRefused]:
+        """Several documents of one tenant in one go (the bulk route): each validated, logged and
+        judged on its own (``ItemRefused`` for one that is invalid, or repeats a (kind, id) of the
+        request), in dependency order (clients, then invoices and credit memos, then payments:
+        the order the push worker needs them in QBO), with the tenant's connection, settings and
+        links read once for all, and every ready one queued in one batched send at the end.
+        A refusal of the whole request (the tenant never connected or is disconnected, the queue
+        down) raises as ``submit`` does; the answers are in the items' order."""
+        results: list[SubmitOutcome | ItemRefused | None] = [None] * len(items)
+        parsed: list[tuple[int, str, AppDocument]] = []
+        seen: dict[tuple[str, str], int] = {}
+        for index, (kind, payload) in enumerate(items):
+            try:
+                document = parse_document(kind, payload)
+            except DocumentInvalidError as error:
+                results[index] = ItemRefused(kind, _given_id(payload), tuple(error.problems))
+                continue
+            first = seen.setdefault((kind, document.id), index)
+            if first != index:
+                problem = {"field": "id", "message": f"item {first} of this request is the same {kind}"}
+                results[index] = ItemRefused(kind, document.id, (problem,))
+                continue
+            parsed.append((index, kind, document))
+        if parsed:
+            intake = _Intake(self, tenant_id, [document for _, _, document in parsed])
+            ordered = sorted(parsed, key=lambda p: (INTAKE_ORDER[p[1]], p[0]))
+            taken = intake.take_many([(kind, document) for _, kind, document in ordered])
+            for (index, kind, document), outcome in zip(ordered, taken, strict=True):
+                if isinstance(outcome, VersionConflictError):  # this item's: the others go on
+                    problem = {"field": "version", "message": str(outcome)}
+                    results[index] = ItemRefused(kind, document.id, (problem,))
+                else:
+                    results[index] = outcome
+            intake.flush()
+        return [r for r in results if r is not None]
 
     def schedule_recheck(self, tenant_id: str, reason: str, *, reconnect: bool = False) -> RecheckScheduled:
         """Have the tenant's waiting documents judged again by the push worker, through the queue;
@@ -669,6 +813,24 @@ class PushService(PushStores):
                 self.posting_log.clear_recheck(tenant_id, marked)
         return RecheckScheduled("scheduled", waiting)
 
+    def patch_settings(self, tenant_id: str, patch: Mapping[str, Any]) -> TenantSettings:
+        """``PATCH /settings``: apply a JSON merge patch (RFC 7386) to the tenant's settings: a key
+        given replaces the setting, ``null`` resets it to its default, a key not given stays.  The
+        result is validated as a PUT's body is (``SettingsInvalidError`` names every offending
+        field, an unknown key included; nothing is written), stored, and a recheck is queued as
+        after a PUT (documents waiting on a setting go by themselves)."""
+        if not isinstance(patch, Mapping):
+            raise SettingsInvalidError(
+                [{"field": "(body)", "message": "a merge patch must be a JSON object"}]
+            )
+        try:
+            settings = self.settings_store.patch(tenant_id, patch)
+        except ValidationError as error:
+            raise SettingsInvalidError(validation_problems(error)) from None
+        # A retry after a failed send queues the recheck again: every trigger fires, changed or not.
+        self.schedule_recheck(tenant_id, "settings")
+        return settings
+
     def request_recheck(self, tenant_id: str) -> RecheckScheduled:
         """``POST /postings/recheck``: an unknown or disconnected tenant is refused as before; no
         document is judged in the request."""
@@ -702,6 +864,7 @@ class PushService(PushStores):
         return SubmitOutcome("accepted", kind, app_id, entry.version, state, after.reasons if after else ())
 
     def enqueue(self, tenant_id: str, kind: str, app_id: str, version: int, suffix: str = "") -> None:
+        """One document on the push queue (``suffix``: another delivery of the same version)."""
         message = PushMessage(tenant_id, kind, app_id, version)
         self.queue.send(message, message.deduplication_id(suffix))
 

@@ -130,7 +130,8 @@ def api_document() -> dict[str, Any]:
     """The contract the stack serves (``/v1`` routes, the push documents' bodies included)."""
     from functions.api import handler, openapi
 
-    return json.loads(openapi.document_json(handler.app))
+    document: dict[str, Any] = json.loads(openapi.document_json(handler.app))
+    return document
 
 
 def operations(document: dict[str, Any]) -> list[Operation]:

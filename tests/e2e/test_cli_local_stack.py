@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,7 +28,7 @@ def stack() -> Iterator[LocalStack]:
         yield running
 
 
-def qbo_link(stack_url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+def qbo_link(stack_url: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "QBO_LINK_API_URL": stack_url, "COLUMNS": "200"}
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         env.pop(name, None)  # the local stack needs no credentials
@@ -36,7 +37,7 @@ def qbo_link(stack_url: str, *argv: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
@@ -112,6 +113,30 @@ def test_the_cli_drives_the_local_stack_from_another_process(stack: LocalStack, 
         "qbo-link: invoice 'i1' is posted; only a failed document can be retried (409 not_retryable)"
     ]
     assert qbo_link(stack.api_url, "report", TENANT, "--from", "yesterday", "--to", DAY).returncode == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_push_wait_sends_2000_documents_in_4_bulk_requests_and_reports_their_final_states(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    connect(stack)
+    invoices = [invoice(f"w{n}", f"{1 + n % 500}.{n % 100:02d}") for n in range(2000)]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps({"invoices": invoices}))
+    before = len(stack.invocations("api"))
+    pushed = qbo_link(stack.api_url, "push", TENANT, str(path), "--wait", "--json", timeout=840)
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    bulk = [i for i in stack.invocations("api")[before:] if i.trigger.startswith("POST /v1/tenants/")]
+    assert [i.outcome for i in bulk] == ["202"] * 4  # 2,000 documents, 500 a request
+    finals = json.loads(pushed.stdout)
+    assert len(finals) == 2000
+    assert {row["state"] for row in finals} == {"posted"}
+    assert len({row["qbo_id"] for row in finals}) == 2000
+    report = qbo_link(stack.api_url, "report", TENANT, "--from", DAY, "--to", DAY, "--json", timeout=120)
+    totals = json.loads(report.stdout)["totals"]["invoice"]
+    expected = sum(Decimal(i["total"]) for i in invoices) + Decimal("200.50")  # and the 2 pushed before
+    assert Decimal(totals["posted_total"]) == expected, totals
 
 
 @pytest.mark.parametrize(

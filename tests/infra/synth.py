@@ -1,15 +1,20 @@
-"""Synthesize the QBO Link app in-process, the way ``python3 -m infra.app`` does (cdk-nag included),
-with no AWS credentials in the environment; each test module synthesizes at most once (synth is slow)."""
+"""Synthesize in-process, with no AWS credentials in the environment: the QBO Link app the way
+``python3 -m infra.app`` does (cdk-nag included), or a host app's own app holding the ``QboLink``
+construct in a stack of its own (cdk-nag added the same way); each test module synthesizes at most
+once or twice (synth is slow)."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aws_cdk import Stack
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -69,3 +74,27 @@ def synthesize(outdir: Path, context: Mapping[str, Any] | None = None) -> Synthe
         assembly = app.synth()
     template: dict[str, Any] = assembly.get_stack_by_name(stack.stack_name).template
     return Synthesized(outdir, stack.stack_name, template, time.perf_counter() - started)
+
+
+HOST_STACK_NAME = "HostApp"
+
+
+def synthesize_host_app(outdir: Path, compose: Callable[[Stack], object]) -> Synthesized:
+    """A host app's own CDK app: one stack of its own, which ``compose`` fills (with a ``QboLink`` and
+    whatever the host brings), checked by cdk-nag's AwsSolutions pack as the host would add it."""
+    import time
+
+    from aws_cdk import App, Validations
+    from aws_cdk import Stack as CdkStack
+    from cdk_nag import AwsSolutionsChecks
+
+    started = time.perf_counter()
+    with _without_credentials():
+        app = App(outdir=str(outdir))
+        stack = CdkStack(app, HOST_STACK_NAME)
+        compose(stack)
+        # The suppressions in the template show that the pack ran (its report lists no plugin on success).
+        Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
+        assembly = app.synth()
+    template: dict[str, Any] = assembly.get_stack_by_name(HOST_STACK_NAME).template
+    return Synthesized(outdir, HOST_STACK_NAME, template, time.perf_counter() - started)

@@ -137,6 +137,67 @@ def test_code_dir_removes_caches_written_into_a_snapshot(tmp_path):
     assert not list(code.rglob("__pycache__"))
 
 
+def test_the_code_comes_from_where_the_interpreter_imports_functions_and_shared():
+    import functions
+    import shared
+
+    assert Path(shared.__file__).resolve().parent.parent == bundle.ROOT
+    assert bundle.package_dir("functions") == Path(functions.__file__).resolve().parent
+    assert bundle.is_checkout()
+    assert bundle.default_build_dir() == bundle.ROOT / ".build"
+
+
+def test_a_package_of_the_same_name_elsewhere_is_refused(monkeypatch, tmp_path):
+    real = bundle.package_dir
+    monkeypatch.setattr(
+        bundle, "package_dir", lambda name: tmp_path / name if name == "functions" else real(name)
+    )
+
+    with pytest.raises(bundle.BundleError, match="another package named functions"):
+        bundle.code_files()
+
+
+# --- an installed QBO Link ---------------------------------------------------------------------------
+
+
+def _installed(site: Path, requires: list[str]) -> Path:
+    """A site-packages folder holding QBO Link's packages and its dist-info, as pip leaves them."""
+    _project(site)
+    _write(
+        site / "qbo_link-0.1.0.dist-info" / "METADATA",
+        "Metadata-Version: 2.4\nName: qbo-link\nVersion: 0.1.0\n"
+        + "".join(f"Requires-Dist: {line}\n" for line in requires),
+    )
+    return site
+
+
+def test_an_installed_qbo_link_builds_in_the_users_cache_never_in_site_packages(monkeypatch, tmp_path):
+    site = _installed(tmp_path / "site", [])
+    _write(tmp_path / "host" / "pyproject.toml", '[project]\nname = "host-app"\n')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    assert not bundle.is_checkout(site)
+    assert not bundle.is_checkout(tmp_path / "host")  # somebody else's project
+    assert bundle.default_build_dir(site) == tmp_path / "cache" / "qbo-link"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert bundle.default_build_dir(site) == Path.home() / ".cache" / "qbo-link"
+
+
+def test_an_installed_qbo_link_reads_its_requirements_from_its_metadata(tmp_path):
+    site = _installed(
+        tmp_path / "site",
+        ["httpx2>=2.16", "pydantic>=2.7", 'tomli>=2; python_version < "3.11"', 'rich>=13; extra == "cli"'],
+    )
+
+    assert bundle.installed_requirements(site) == (
+        "httpx2>=2.16",
+        "pydantic>=2.7",
+        'tomli>=2; python_version < "3.11"',
+    )
+    with pytest.raises(bundle.BundleError, match="installed metadata"):
+        bundle.installed_requirements(tmp_path)
+
+
 # --- requirements and pip ------------------------------------------------------------------------
 
 

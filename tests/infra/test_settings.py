@@ -10,7 +10,7 @@ from tests.infra import synth  # noqa: F401  (silences jsii's Node banner before
 
 
 def _settings(context: dict[str, Any]) -> Any:
-    from infra.stack import DeploymentSettings
+    from infra.settings import DeploymentSettings
 
     return DeploymentSettings.from_context(context.get)
 
@@ -58,7 +58,7 @@ def test_lists_come_as_commas_or_json_lists() -> None:
     ],
 )
 def test_wrong_context_is_refused_naming_the_key(context: dict[str, Any], named: str) -> None:
-    from infra.stack import DeploymentSettingsError
+    from infra.settings import DeploymentSettingsError
 
     with pytest.raises(DeploymentSettingsError, match=named):
         _settings(context)

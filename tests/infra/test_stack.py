@@ -481,6 +481,13 @@ def _api_id(s: Synthesized) -> str:
     return api_id
 
 
+def test_the_api_keeps_the_logical_id_it_had_before_the_construct(synthesized: Synthesized) -> None:
+    """The stack holds ``QboLink`` under the id ``Default``, which CDK leaves out of logical ids, so no
+    resource took a new one; a new one for the API would replace it, and its URL is in Intuit's portal."""
+    assert _api_id(synthesized) == "ApiHttpApi4C294DC0"
+    assert not [k for k in synthesized.resources if k.startswith(("Default", "QboLink"))]
+
+
 def test_routes_are_the_manifests_with_their_authorization(synthesized: Synthesized) -> None:
     routes = {
         r["Properties"]["RouteKey"]: r["Properties"]

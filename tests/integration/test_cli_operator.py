@@ -150,15 +150,16 @@ def test_push_sends_a_json_file_in_dependency_order_and_says_what_waits(
     )
     pushed = cli(gateway, capsys, "push", TENANT, str(path))
     assert pushed.code == 0, pushed.err
-    sent = [r.url.path for r in gateway.requests]
-    base = f"/v1/tenants/{TENANT}"  # the CLI calls the versioned API
+    [request] = gateway.requests  # one bulk request, the documents in sending order
+    assert request.url.path == f"/v1/tenants/{TENANT}/documents"
+    sent = [(item["kind"], item["document"]["id"]) for item in json.loads(request.content)["documents"]]
     assert sent == [
-        f"{base}/clients/c1",
-        f"{base}/clients/s1",
-        f"{base}/invoices/i1",
-        f"{base}/invoices/i2",
-        f"{base}/invoices/i3",
-        f"{base}/payments/p1",
+        ("client", "c1"),
+        ("client", "s1"),
+        ("invoice", "i1"),
+        ("invoice", "i2"),
+        ("invoice", "i3"),
+        ("payment", "p1"),
     ]
     assert "Pushed 6 document(s)" in pushed.out
     assert "item_not_mapped (code=W9" in pushed.out
@@ -239,7 +240,7 @@ def test_push_to_a_tenant_that_never_connected_is_one_line(
     refused = cli(gateway, capsys, "push", "nobody", str(path))
     assert refused.code == 1
     [line] = refused.err.strip().splitlines()
-    assert line.startswith("qbo-link: sent 0 of 1; client c1 (clients[0]) was refused: tenant nobody has not")
+    assert line.startswith("qbo-link: sent 0 of 1; the next 1 were refused: tenant nobody has not")
     missing = cli(gateway, capsys, "push", TENANT, str(tmp_path / "missing.json"))
     assert missing.code == 2
     assert "no such file" in missing.err
@@ -314,3 +315,53 @@ def test_the_documented_examples_are_valid_files(tmp_path: Path) -> None:
     ]
     assert [line["amount"] for line in from_csv[1].body["lines"]] == ["100.00", "50.00"]
     assert from_csv[2].body["applications"] == [{"invoice_id": "i1", "amount": "158.00"}]
+
+
+# --- tables at the terminal's width ---------------------------------------------------------------
+
+
+def test_tables_fit_80_columns_and_wide_prints_full_values(
+    push_world: PushWorld,
+    gateway: Gateway,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what a terminal of 80 columns (or a pipe) gets
+    realm = connect(push_world)
+    waiting = invoice("i-waiting-for-a-work-code", "30.00")
+    waiting["lines"][0]["code"] = "W9"  # a work code with no QBO item
+    waiting["number"] = "A-waiting"
+    path = documents_file(
+        tmp_path,
+        clients=[{"id": "c1", "version": 1, "type": "client", "company_name": "Acme Law"}],
+        invoices=[waiting],
+    )
+    reason = "item_not_mapped (code=W9, kind=work, line_id=1)"
+    commands = [
+        ["push", TENANT, str(path)],
+        ["tenants"],
+        ["status", TENANT],
+        ["postings", TENANT],
+        ["report", TENANT, "--from", DAY, "--to", DAY, "--unposted"],
+    ]
+    for command in commands:
+        result = cli(gateway, capsys, *command)
+        assert result.code == 0, result.err
+        assert max(len(line) for line in result.out.splitlines()) <= 80, (command, result.out)
+
+    postings = cli(gateway, capsys, "postings", TENANT)
+    [row] = [line for line in postings.out.splitlines() if line.split()[:1] == ["invoice"]]
+    assert "…" in row  # the widest columns (the id, why it waits) are cut, on one line
+    assert row.split()[2:5] == ["1", "needs_attention", DAY]  # the codes are kept whole
+    assert reason not in postings.out
+
+    wide = cli(gateway, capsys, "postings", TENANT, "--wide")
+    [row] = [line for line in wide.out.splitlines() if line.split()[:1] == ["invoice"]]
+    assert "i-waiting-for-a-work-code" in row
+    assert reason in row
+    assert "…" not in wide.out
+    tenants = cli(gateway, capsys, "--wide", "tenants")  # before the command, as every global option
+    [header] = [line for line in tenants.out.splitlines() if "Tenant" in line]
+    assert header.split()[-3:] == ["Connected", "since", "Disconnected"]
+    assert realm in tenants.out

@@ -150,6 +150,14 @@ def test_catalog_versions_only_grow_and_bad_input_is_refused_precisely(tab: Tab)
     assert stale == {"entity": stale["entity"], "stored": False}
     assert stale["entity"]["name"] == "First Name"
     assert tab.upsert("client", "c-1", "Newer Name", version=3)["entity"]["name"] == "Newer Name"
+    assert tab.upsert("client", "c-1", "Newer Name", version=3)["stored"] is False  # the app's retry
+    answer = tab.call("PUT", "/catalog/client/c-1", {"version": 3, "name": "Other Name"})
+    assert (answer.status, detail(answer)["type"], detail(answer)["loc"]) == (
+        409,
+        "version_conflict",
+        ["body", "version"],
+    )
+    assert tab.upsert("client", "c-1", "Newer Name", version=3)["entity"]["name"] == "Newer Name"
 
     answer = tab.call("PUT", "/catalog/matter/c-1", {"version": 1, "name": "x"})
     assert answer.status == 422

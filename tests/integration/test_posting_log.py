@@ -31,6 +31,7 @@ from shared.push.posting_log import (
     PostingState,
     Reason,
     StaleVersionError,
+    VersionConflictError,
 )
 from tests.moto_env import FixedClock, fresh_table, taken
 
@@ -112,7 +113,7 @@ def test_only_a_strictly_newer_version_replaces_the_stored_one(world: World) -> 
     world.log.accept("firm-a", "invoice", "inv-1", 3, {"v": 3}, date(2025, 3, 1))
 
     older = world.log.accept("firm-a", "invoice", "inv-1", 2, {"v": 2}, date(2025, 3, 1))
-    equal = world.log.accept("firm-a", "invoice", "inv-1", 3, {"v": "3 again"}, date(2025, 3, 1))
+    equal = world.log.accept("firm-a", "invoice", "inv-1", 3, {"v": 3}, date(2025, 3, 1))
     newer = world.log.accept("firm-a", "invoice", "inv-1", 4, {"v": 4}, date(2025, 3, 2))
 
     assert (older.status, older.version) == ("ignored", 3)
@@ -122,6 +123,67 @@ def test_only_a_strictly_newer_version_replaces_the_stored_one(world: World) -> 
     assert entry is not None
     assert (entry.version, entry.document, entry.txn_date) == (4, {"v": 4}, date(2025, 3, 2))
     assert world.log.accept("firm-a", "invoice", "inv-1", 1, {"v": 1}, None).status == "ignored"
+
+
+def test_the_same_version_with_the_same_body_is_ignored_whatever_the_order_of_its_keys(world: World) -> None:
+    world.log.accept("firm-a", "invoice", "inv-1", 3, {"a": 1, "b": {"x": "1.50", "y": [1, 2]}}, None)
+    world.count()
+
+    again = world.log.accept("firm-a", "invoice", "inv-1", 3, {"b": {"y": [1, 2], "x": "1.50"}, "a": 1}, None)
+
+    assert (again.status, again.version, again.previous_state) == ("ignored", 3, S.RECEIVED)
+    assert world.count() == Counter({"GetItem": 1})  # the head read anyway, nothing written
+
+
+def test_the_same_version_with_another_body_is_a_conflict_and_changes_nothing(world: World) -> None:
+    world.log.accept("firm-a", "invoice", "inv-1", 3, {"v": 3, "total": "10.00"}, date(2025, 3, 1))
+    before = world.log.get("firm-a", "invoice", "inv-1")
+    summary = world.log.summary("firm-a")
+    world.count()
+    judged: list[int] = []
+
+    def judge() -> tuple[PostingState, tuple[Reason, ...]]:
+        judged.append(1)
+        return S.QUEUED, ()
+
+    with pytest.raises(VersionConflictError) as refused:
+        world.log.accept(
+            "firm-a", "invoice", "inv-1", 3, {"v": 3, "total": "11.00"}, date(2025, 3, 2), judge=judge
+        )
+
+    assert (refused.value.kind, refused.value.app_id, refused.value.version) == ("invoice", "inv-1", 3)
+    assert refused.value.tenant_id == "firm-a"
+    assert "version 3" in str(refused.value)
+    assert world.count() == Counter({"GetItem": 1})  # no other read, no write
+    assert judged == []
+    assert world.log.get("firm-a", "invoice", "inv-1") == before
+    assert world.log.summary("firm-a") == summary
+
+
+def test_an_older_version_is_ignored_whatever_its_body(world: World) -> None:
+    world.log.accept("firm-a", "invoice", "inv-1", 3, {"v": 3}, None)
+
+    older = world.log.accept("firm-a", "invoice", "inv-1", 2, {"v": "something else"}, None)
+
+    assert (older.status, older.version) == ("ignored", 3)
+    entry = world.log.get("firm-a", "invoice", "inv-1")
+    assert entry is not None
+    assert (entry.version, entry.document) == (3, {"v": 3})
+
+
+def test_the_stored_body_is_compared_as_normalise_reads_it(world: World) -> None:
+    # A document stored before its model had a field: the retry carries the field's default.
+    world.log.accept("firm-a", "invoice", "inv-1", 1, {"v": 1}, None)
+
+    def with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+        return {"memo": None, **stored}
+
+    def retry(document: dict[str, Any]) -> Any:
+        return world.log.accept("firm-a", "invoice", "inv-1", 1, document, None, normalise=with_defaults)
+
+    assert retry({"v": 1, "memo": None}).status == "ignored"
+    with pytest.raises(VersionConflictError):
+        retry({"v": 1, "memo": "x"})
 
 
 def test_a_new_version_of_a_posted_document_keeps_its_qbo_id_for_an_update_in_place(world: World) -> None:

@@ -15,13 +15,17 @@ from shared.push.posting_log import (
     AttemptOutcome,
     CompanionRefusedError,
     ConcurrentChangeError,
+    InvalidPostingRequestError,
     InvalidTransitionError,
+    Judgement,
+    Offered,
     Posting,
     PostingEntry,
     PostingLog,
     PostingState,
     Reason,
     StaleVersionError,
+    VersionConflictError,
 )
 from tests.integration.test_posting_log import World, world
 
@@ -299,3 +303,48 @@ def test_posting_together_is_all_or_nothing(world: World) -> None:
     assert [world.log.get("firm-a", "invoice", f"i{n}") for n in range(3)] == started
     assert all(world.log.attempts("firm-a", "invoice", f"i{n}") == [] for n in range(3))
     assert world.log.summary("firm-a").by_state == heads_by_state(world.log)
+
+
+# --- accept_many (the bulk route) ---------------------------------------------------------------
+
+
+def offer(app_id: str, version: int = 1, **extra: Any) -> Offered:
+    return Offered("invoice", app_id, version, {"id": app_id, "version": version}, DAY, **extra)
+
+
+def test_accept_many_reads_in_batches_and_writes_99_versions_a_transaction(world: World) -> None:
+    world.log.accept("firm-a", "invoice", "d0", 2, {"id": "d0", "version": 2}, DAY)  # newer stored
+    world.count()
+    offers = [offer(f"d{n}", judge=lambda: (S.QUEUED, ())) for n in range(150)]
+    answers = world.log.accept_many("firm-a", offers)
+    assert [a.status for a in answers if not isinstance(a, Exception)] == ["ignored"] + ["accepted"] * 149
+    # 150 heads in two BatchGetItem calls, 149 versions in two transactions (99 + 50) with the summary
+    assert world.count() == Counter({"BatchGetItem": 2, "TransactWriteItems": 2})
+    assert world.log.summary("firm-a").by_state[S.QUEUED] == 149
+    assert heads_by_state(world.log)[S.QUEUED] == 149
+
+
+def test_accept_many_redoes_a_chunk_that_lost_a_race_one_by_one(world: World) -> None:
+    def meanwhile() -> Judgement:  # a newer version of d1 lands between the read and the write
+        world.log.accept("firm-a", "invoice", "d1", 5, {"id": "d1", "version": 5}, DAY)
+        return (S.QUEUED, ())
+
+    answers = world.log.accept_many("firm-a", [offer("d0", judge=meanwhile), offer("d1"), offer("d2")])
+    assert [(a.status, a.version) for a in answers if not isinstance(a, Exception)] == [
+        ("accepted", 1),
+        ("ignored", 5),
+        ("accepted", 1),
+    ]
+    assert world.log.summary("firm-a").total == 3
+
+
+def test_accept_many_gives_a_conflict_back_as_that_documents_answer(world: World) -> None:
+    world.log.accept("firm-a", "invoice", "d0", 1, {"id": "d0", "version": 1, "memo": "a"}, DAY)
+    answers = world.log.accept_many(
+        "firm-a", [Offered("invoice", "d0", 1, {"id": "d0", "version": 1, "memo": "b"}, DAY), offer("d1")]
+    )
+    assert isinstance(answers[0], VersionConflictError)
+    assert not isinstance(answers[1], Exception)
+    assert answers[1].status == "accepted"
+    with pytest.raises(InvalidPostingRequestError):
+        world.log.accept_many("firm-a", [offer("d5"), offer("d5")])

@@ -21,6 +21,7 @@ TENANT = "/v1/tenants/{tenant_id}"
 BODY_OPERATIONS = {
     ("post", f"{TENANT}/connection"),
     ("put", f"{TENANT}/settings"),
+    ("patch", f"{TENANT}/settings"),
     ("put", f"{TENANT}/clients/{{app_id}}"),
     ("put", f"{TENANT}/invoices/{{app_id}}"),
     ("put", f"{TENANT}/payments/{{app_id}}"),
@@ -29,6 +30,7 @@ BODY_OPERATIONS = {
     ("put", f"{TENANT}/mappings/{{kind}}/app/{{app_id}}"),
     ("post", f"{TENANT}/mappings/{{kind}}/export"),
     ("post", f"{TENANT}/mappings/{{kind}}/import"),
+    ("post", f"{TENANT}/documents"),
 }
 
 
