@@ -65,7 +65,7 @@ class Receiver:
                     receiver.deliveries.append(Delivery(self.path, headers, body, status))
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
-                reply = b"ok" if status < 300 else b"not this one"
+                reply = b"" if status in (204, 304) else b"ok" if status < 300 else b"not this one"
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)

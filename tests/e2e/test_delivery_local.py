@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from shared.delivery import signing
 from shared.kernel import constants
 from shared.kernel.events import CONNECTION_CONNECTED
 from tests.delivery_receiver import Delivery, Receiver, documented_verify
-from tests.e2e.dev_process import clean_env, dev
+from tests.e2e.dev_process import DevProcess, clean_env, dev
 from tests.e2e.local_fixtures import Host
 
 __all__ = ["dev"]
@@ -210,3 +210,38 @@ def test_signing_uses_the_header_names_of_the_docs() -> None:
         signing.ATTEMPT_HEADER,
     ):
         assert f"`{header}`" in text, header
+
+
+# --- qbo-link dev --events-url, as a developer runs it ----------------------------------------------
+
+
+def test_qbo_link_dev_delivers_to_its_events_url_signed_with_the_key_it_prints(
+    dev: Callable[..., DevProcess], tmp_path: Path
+) -> None:
+    with Receiver() as receiver, httpx2.Client(timeout=30) as http:
+        running = dev("--events-url", receiver.url, "--state-dir", str(tmp_path))
+        running.lines.until("Ready.")
+        banner = "\n".join(running.lines.seen)
+        key = (tmp_path / "events-signing-key").read_text(encoding="utf-8").strip()  # kept for restarts
+        assert f"delivered to     {receiver.url}" in banner
+        assert f"signing key      {key}" in banner
+        # A tenant connects (the browser's part of the consent done by hand)
+        api = running.api
+        started = http.post(
+            f"{api}/v1/tenants/firm-p/connection", json={"return_url": f"{api}/_local/connected"}
+        )
+        assert started.status_code == 201, started.text
+        consent = http.get(started.json()["authorization_url"])
+        assert http.get(consent.headers["location"]).status_code == 302
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not receiver.received():
+            time.sleep(0.1)
+        [delivery, *_] = receiver.received()
+        assert delivery.headers["qbo-link-event-type"] == CONNECTION_CONNECTED
+        assert documented_verify()(delivery.body, delivery.headers["qbo-link-signature"], key)
+
+
+def test_qbo_link_dev_refuses_an_events_url_that_is_not_https(dev: Callable[..., DevProcess]) -> None:
+    running = dev("--events-url", "http://app.example.com/events")
+    assert running.process.wait(60) == 2
+    running.lines.until("error: events URL:", "https")
