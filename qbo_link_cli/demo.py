@@ -141,6 +141,14 @@ def _onboard(demo: Demo) -> None:
     demo.step("3. Onboarding imports the QuickBooks lists and automatches them")
     with demo.console.status("onboarding (Connection Connected → onboard function)"):
         demo.stack.wait_idle(timeout=WAIT_SECONDS)
+    onboarding = demo.api.get(f"{demo.base}/connection").get("onboarding") or {}
+    demo.check(
+        "onboarding finished",
+        onboarding.get("state") == "finished",
+        f"{sum((onboarding.get('read') or {}).values())} QBO entities read, "
+        f"{sum((onboarding.get('linked') or {}).values())} linked by the automatch "
+        "(the connection status's onboarding, and an Onboarding Finished event)",
+    )
     linked: dict[str, int] = {}
     confirmed = 0
     for kind in ("account", "work_code", "client", "site"):

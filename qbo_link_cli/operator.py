@@ -281,6 +281,7 @@ def _status(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
         facts.add_row("Connection", f"{state}, {connection.get('health')}{reason}")
         facts.add_row("Company", f"{connection.get('company_name') or ''} (realm {connection['realm_id']})")
         facts.add_row("Connected at", _when(connection.get("connected_at")))
+        facts.add_row("Onboarding", onboarding_line(connection.get("onboarding")))
         if connection.get("disconnected_at"):
             facts.add_row("Disconnected at", _when(connection.get("disconnected_at")))
         facts.add_row("Last successful call", _when(connection.get("last_success_at")))
@@ -293,6 +294,23 @@ def _status(client: ApiClient, args: argparse.Namespace, out: Console) -> int:
     out.print(postings_summary_table(summary))
     out.print(exchange_line(latest.get("exchange")), highlight=False)
     return 0
+
+
+def onboarding_line(onboarding: Mapping[str, Any] | None) -> str:
+    """The connection status's ``onboarding`` in one line (docs/events.md, "Onboarding Finished")."""
+    if not onboarding:
+        return "not recorded"
+    state = str(onboarding.get("state"))
+    if state == "finished":
+        read = sum((onboarding.get("read") or {}).values())
+        linked = sum((onboarding.get("linked") or {}).values())
+        when = _when(onboarding.get("finished_at"))
+        return f"[green]finished[/] {when}: {read} QBO entities read, {linked} linked"
+    if state == "failed":
+        return f"[red]failed[/] {_when(onboarding.get('failed_at'))}: {onboarding.get('error')}"
+    if state == "running":
+        return f"[yellow]running[/] since {_when(onboarding.get('started_at'))}"
+    return f"[yellow]{state}[/]"
 
 
 def postings_summary_table(summary: Mapping[str, Any]) -> Table:

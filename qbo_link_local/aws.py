@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from qbo_link_local import resources as local_resources
 from qbo_link_local.moto_dynamodb import atomic_dynamodb
 from qbo_link_local.moto_server import fast_dispatch
+from qbo_link_local.moto_sqs import fast_queue_attributes
 
 if TYPE_CHECKING:
     from qbo_link_local.resources import QueueInfo
@@ -27,6 +28,7 @@ class LocalAws:
         self._server: Any = None
         self._dispatch: AbstractContextManager[None] | None = None
         self._dynamodb_harness: AbstractContextManager[None] | None = None
+        self._sqs_harness: AbstractContextManager[None] | None = None
         self._saved_werkzeug_level = logging.NOTSET
         self._session: Any = None  # the stack's own boto3 session (the handlers use the default one)
         self._saved_session: Any = None
@@ -55,6 +57,8 @@ class LocalAws:
         # the single-flight token refresh and the rate governor depend on it), cheap transactions
         self._dynamodb_harness = atomic_dynamodb()
         self._dynamodb_harness.__enter__()
+        self._sqs_harness = fast_queue_attributes()  # a send costs what it does in SQS
+        self._sqs_harness.__enter__()
         self._session = session = boto3.session.Session(
             aws_access_key_id="local",
             aws_secret_access_key="local",  # noqa: S106 - moto's dummy credentials
@@ -106,6 +110,9 @@ class LocalAws:
     def release_process(self) -> None:
         """moto's DynamoDB lock off and boto3's default session back (the process environment is
         the stack's to restore, before this)."""
+        if self._sqs_harness is not None:
+            self._sqs_harness.__exit__(None, None, None)
+            self._sqs_harness = None
         if self._dynamodb_harness is not None:
             self._dynamodb_harness.__exit__(None, None, None)
             self._dynamodb_harness = None

@@ -132,7 +132,7 @@ class OutboundEvents:
                 self._last += 1
                 self._events.append((self._last, event))
                 self._counts[detail_type] += 1
-            tenant = detail.get("tenantId", "") if isinstance(detail, dict) else ""
+            tenant = detail.get("tenant_id", "") if isinstance(detail, dict) else ""
             self._log(note_line(datetime.now(UTC), "event", f"{detail_type}  tenant={tenant}"))
         return set()
 

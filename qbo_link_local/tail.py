@@ -25,7 +25,7 @@ DEFAULT_API_URL: Final = "http://127.0.0.1:8700"  # `qbo-link dev`'s gateway
 API_URL_ENV: Final = "QBO_LINK_API_URL"
 EVENTS_PATH: Final = "/_local/events"
 LINE_WIDTH: Final = 200
-_LEFT_OUT: Final = frozenset({"tenantId", "eventId"})
+_LEFT_OUT: Final = frozenset({"tenant_id", "event_id"})
 
 
 def register_events(commands: Any) -> None:
@@ -60,7 +60,7 @@ def _detail(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def event_line(event: dict[str, Any]) -> str:
-    """``time  detail-type  tenant=...  eventId=...  field=value ...`` (scalar fields of the detail)."""
+    """``time  detail-type  tenant=...  event_id=...  field=value ...`` (scalar fields of the detail)."""
     detail = _detail(event)
     fields = " ".join(
         f"{name}={value}"
@@ -68,8 +68,8 @@ def event_line(event: dict[str, Any]) -> str:
         if name not in _LEFT_OUT and isinstance(value, str | int | float | bool) and value != ""
     )
     line = (
-        f"{event.get('time', '')}  {event.get('detail-type', '?'):<28} tenant={detail.get('tenantId', '')}"
-        f"  eventId={detail.get('eventId', '')}  {fields}"
+        f"{event.get('time', '')}  {event.get('detail-type', '?'):<28} tenant={detail.get('tenant_id', '')}"
+        f"  event_id={detail.get('event_id', '')}  {fields}"
     ).rstrip()
     return line if len(line) <= LINE_WIDTH else line[: LINE_WIDTH - 1] + "…"
 
@@ -91,7 +91,7 @@ class _Tail:
         detail = _detail(event)
         if self.types and event.get("detail-type") not in self.types:
             return False
-        return self.tenant is None or detail.get("tenantId") == self.tenant
+        return self.tenant is None or detail.get("tenant_id") == self.tenant
 
     def show(self, page: dict[str, Any]) -> None:
         for item in page.get("events") or []:

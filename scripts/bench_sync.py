@@ -140,7 +140,7 @@ def watch_events(stack: LocalStack, watch: Watch) -> None:
         now = time.monotonic()
         for event in stack.events():
             detail = event.get("detail") or {}
-            key = str(detail.get("eventId") or event.get("id"))
+            key = str(detail.get("event_id") or event.get("id"))
             if key not in watch.seen:
                 watch.seen[key] = (now, event)
         watch.stop.wait(0.1)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from shared.adapters.sqs import FifoSender
     from shared.connections.flows import ConnectionFlows
     from shared.connections.oauth_state import OAuthStateStore
+    from shared.connections.onboarding import Onboarder
     from shared.connections.store import Connection, ConnectionStore
     from shared.connections.vault import TokenProvider, TokenVault
     from shared.delivery.deliverer import EventDeliverer
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from shared.kernel.settings import Settings, WebhookSettings
     from shared.mapping.catalog import AppCatalog, QboCache
     from shared.mapping.links import LinkStore
-    from shared.mapping.service import MappingService
+    from shared.mapping.service import MappingService, OnboardOutcome
     from shared.mapping.versions import VersionLedger
     from shared.pull.changes import ApplyReport, PullService
     from shared.pull.notifications import NotificationIntake
@@ -278,6 +279,22 @@ def connections() -> ConnectionFlows:
         )
 
     return _once("connections", build)
+
+
+def onboarder() -> Onboarder:
+    """The onboarding after a connection (the onboard function): the mapping service's ``onboard``,
+    recorded on the connection item and announced once (docs/events.md, "Onboarding Finished")."""
+
+    def build() -> Onboarder:
+        from shared.connections.onboarding import Onboarder
+
+        return Onboarder(store(), _onboard_mappings, events(), clock())
+
+    return _once("onboarder", build)
+
+
+def _onboard_mappings(tenant_id: str) -> OnboardOutcome:
+    return mappings().onboard(tenant_id)
 
 
 def app_catalog() -> AppCatalog:

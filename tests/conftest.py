@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from qbo_link_local.moto_dynamodb import atomic_dynamodb
+from qbo_link_local.moto_sqs import fast_queue_attributes
 from qbo_sandbox.server import SandboxServer
 from qbo_sandbox.settings import SandboxSettings
 from tests.token_guard import TokenGuard, guarding
@@ -14,7 +15,7 @@ from tests.token_guard import TokenGuard, guarding
 
 @pytest.fixture(scope="session", autouse=True)
 def atomic_moto_dynamodb() -> Iterator[None]:
-    with atomic_dynamodb():
+    with atomic_dynamodb(), fast_queue_attributes():
         yield
 
 

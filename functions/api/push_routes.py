@@ -83,16 +83,7 @@ def _body() -> dict[str, Any]:
 
 
 def _outcome(outcome: SubmitOutcome) -> Response[dict[str, Any]]:
-    from shared.push.service import reason_dict
-
-    body = {
-        "status": outcome.status,
-        "kind": outcome.kind,
-        "id": outcome.app_id,
-        "version": outcome.version,
-        "state": outcome.state.value if outcome.state else None,
-        "reasons": [reason_dict(r) for r in outcome.reasons],
-    }
+    body = outcome.as_dict()
     metrics.add_metric(name=f"Upserts_{outcome.status}", unit=MetricUnit.Count, value=1)
     return Response(202 if outcome.status == "accepted" else 200, content_types.APPLICATION_JSON, body)
 
@@ -237,7 +228,7 @@ def _bulk_items(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _bulk_result(index: int, outcome: Any) -> dict[str, Any]:
-    from shared.push.service import ItemRefused, reason_dict
+    from shared.push.service import ItemRefused
 
     if isinstance(outcome, ItemRefused):
         return {
@@ -247,15 +238,7 @@ def _bulk_result(index: int, outcome: Any) -> dict[str, Any]:
             "status": "refused",
             "problems": list(outcome.problems),
         }
-    return {
-        "index": index,
-        "kind": outcome.kind,
-        "id": outcome.app_id,
-        "status": outcome.status,
-        "version": outcome.version,
-        "state": outcome.state.value if outcome.state else None,
-        "reasons": [reason_dict(r) for r in outcome.reasons],
-    }
+    return {"index": index, **outcome.as_dict()}
 
 
 @router.post(

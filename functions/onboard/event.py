@@ -1,7 +1,8 @@
 """The ``Connection Connected`` event the onboarding function is the target of, as it validates it.
 
 Its own module, imported by the handler on its first invocation: building a pydantic model is the
-costliest part of importing pydantic, and the handler's import need not pay for it.
+costliest part of importing pydantic, and the handler's import need not pay for it.  Only what the
+function uses is checked; the whole detail is ``shared.kernel.event_models.ConnectionConnected``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class ConnectedDetail(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    tenant_id: str = Field(alias="tenantId", min_length=1)
+    tenant_id: str = Field(min_length=1)
     reconnected: bool = False  # the tenant had a connection to the same company before
 
 

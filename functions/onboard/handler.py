@@ -2,7 +2,8 @@
 
 Right after a connection, QBO Link reads the company's lists and links every unambiguous match,
 so the first match tab a firm sees is mostly mapped. It runs here, off the OAuth callback, so the
-browser's redirect never waits for QBO's lists.
+browser's redirect never waits for QBO's lists; the connection status shows its state and
+``Onboarding Finished`` announces its end, once per connection (``shared.connections.onboarding``).
 
 A reconnect (``reconnected`` in the event) first queues a recheck that also brings back the
 documents that failed for want of a connection; the automatch then queues its own for the
@@ -39,8 +40,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if parsed.detail.reconnected:
         rechecked = wiring.push_service().schedule_recheck(tenant_id, "reconnect", reconnect=True)
         logger.info("recheck after reconnect", tenant_id=tenant_id, status=rechecked.status)
-    outcome = wiring.mappings().onboard(tenant_id)
-    applied = sum(outcome.applied.values())
-    metrics.add_metric(name="OnboardingLinks", unit=MetricUnit.Count, value=applied)
-    logger.info("tenant onboarded", tenant_id=tenant_id, applied=applied)
-    return {"tenant_id": tenant_id, "applied": outcome.applied, "unmatched": outcome.unmatched}
+    try:
+        outcome = wiring.onboarder().onboard(tenant_id)
+    except Exception:
+        metrics.add_metric(name="OnboardingFailures", unit=MetricUnit.Count, value=1)
+        raise  # recorded as failed; the event rule retries
+    onboarding = outcome.onboarding
+    linked = dict(onboarding.linked) if onboarding is not None else {}
+    made = 0 if outcome.repeated else sum(linked.values())  # a repeat linked nothing
+    metrics.add_metric(name="OnboardingLinks", unit=MetricUnit.Count, value=made)
+    logger.info("tenant onboarded", tenant_id=tenant_id, linked=made, repeated=outcome.repeated)
+    return {
+        "tenant_id": tenant_id,
+        "state": onboarding.state if onboarding is not None else None,
+        "linked": linked,
+        "unmatched": dict(onboarding.unmatched) if onboarding is not None else {},
+        "repeated": outcome.repeated,
+        "event_id": outcome.event.event_id if outcome.event is not None else None,
+    }

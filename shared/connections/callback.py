@@ -404,15 +404,17 @@ class OAuthCallback:
         self._states.remember_return_url(
             tenant_id, state.return_url, epoch(now) + RETURN_URL_RETENTION_SECONDS
         )
-        detail = {
-            "realmId": realm_id,
-            "companyName": company.name,
-            "country": company.country,
-            "currency": company.currency,
-            "taxModel": company.tax_model,
-            "reconnected": previous is not None and previous.realm_id == realm_id,
-            "connectedAt": now.isoformat(),
-        }
+        from shared.kernel.event_models import ConnectionConnected
+
+        detail = ConnectionConnected(
+            realm_id=realm_id,
+            company_name=company.name,
+            country=company.country,
+            currency=company.currency,
+            tax_model=company.tax_model,
+            reconnected=previous is not None and previous.realm_id == realm_id,
+            connected_at=now.isoformat(),
+        )
         self._publish(make_event(CONNECTION_CONNECTED, tenant_id, detail, realm_id, state.state_id))
         return self._back(state, CallbackResult.CONNECTED, None, realm_id)
 

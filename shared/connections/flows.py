@@ -63,6 +63,7 @@ from shared.connections.oauth_state import (
     check_return_url,
     epoch,
 )
+from shared.connections.onboarding import onboarding_status
 from shared.connections.store import ConnectionStore
 from shared.connections.vault import ConnectionDeadError, TokenVault, VaultError
 from shared.kernel import constants
@@ -236,11 +237,11 @@ class ConnectionFlows:
                 change = HealthChange(tenant_id, current.realm_id, previous, Health.DISCONNECTED, reason, at)
                 self._publish(change.event())
         mode = "keep" if keep_mappings else "remove"
-        detail = {
-            "realmId": current.realm_id,
-            "keepMappings": keep_mappings,
-            "disconnectedAt": at.isoformat(),
-        }
+        from shared.kernel.event_models import ConnectionDisconnected
+
+        detail = ConnectionDisconnected(
+            realm_id=current.realm_id, keep_mappings=keep_mappings, disconnected_at=at.isoformat()
+        )
         self._publish(
             make_event(
                 CONNECTION_DISCONNECTED,
@@ -268,6 +269,7 @@ class ConnectionFlows:
             answer["company_name"] = company.name if company is not None else None
             answer["keep_mappings"] = current.keep_mappings
             answer["warnings"] = company_warnings(company)
+            answer["onboarding"] = onboarding_status(current.onboarding)
         answer["warnings"] = answer["warnings"] or []
         answer["connected"] = bool(answer["connected"])
         return answer
@@ -335,4 +337,5 @@ _STATUS_FIELDS: Final = (
     "disconnected_at",
     "keep_mappings",
     "warnings",
+    "onboarding",
 )

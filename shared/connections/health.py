@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
 
 from shared.kernel.events import CONNECTION_HEALTH_CHANGED, OutboundEvent, make_event
 
@@ -146,22 +145,25 @@ class HealthChange:
     intuit_tid: str | None = None
 
     def event(self) -> OutboundEvent:
-        detail: dict[str, Any] = {
-            "realmId": self.realm_id,
-            "from": self.previous.value if self.previous is not None else None,
-            "to": self.current.value,
-            "reason": self.reason,
-            "changedAt": self.at.isoformat(),
-        }
-        if self.description:
-            detail["description"] = self.description
-        if self.intuit_tid:
-            detail["intuitTid"] = self.intuit_tid
+        from shared.kernel.event_models import ConnectionHealthChanged
+
+        previous = self.previous.value if self.previous is not None else None
+        detail = ConnectionHealthChanged.model_validate(
+            {
+                "realm_id": self.realm_id,
+                "from": previous,
+                "to": self.current.value,
+                "reason": self.reason,
+                "changed_at": self.at.isoformat(),
+                "description": self.description or None,
+                "intuit_tid": self.intuit_tid or None,
+            }
+        )
         return make_event(
             CONNECTION_HEALTH_CHANGED,
             self.tenant_id,
             detail,
-            str(detail["from"]),
+            str(previous),
             self.current.value,
             self.reason,
             str(int(self.at.timestamp())),

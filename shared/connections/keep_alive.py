@@ -117,14 +117,18 @@ class KeepAlive:
     def _hard_expiry_event(
         self, connection: Connection, hard: datetime, days: int, left: timedelta
     ) -> OutboundEvent:
-        detail = {
-            "realmId": connection.realm_id,
-            "reason": f"hard_expiry_in_{days}_days",
-            "thresholdDays": days,
-            "daysLeft": max(0, left.days),
-            "hardExpiresAt": hard.isoformat(),
-            "reconnectUrl": self._oauth.reconnect_url(connection.realm_id),
-        }
+        from shared.kernel.event_models import ConnectionHardExpiryApproaching
+
+        detail = ConnectionHardExpiryApproaching.model_validate(
+            {
+                "realm_id": connection.realm_id,
+                "reason": f"hard_expiry_in_{days}_days",
+                "threshold_days": days,
+                "days_left": max(0, left.days),
+                "hard_expires_at": hard.isoformat(),
+                "reconnect_url": self._oauth.reconnect_url(connection.realm_id),
+            }
+        )
         return make_event(
             CONNECTION_HARD_EXPIRY_APPROACHING,
             connection.tenant_id,

@@ -33,6 +33,18 @@ from shared.connections.health import REFRESHABLE, Health
 from shared.kernel import constants
 
 TaxModel = Literal["us_automated", "us_manual", "per_line"]
+OnboardingState = Literal["pending", "running", "finished", "failed"]
+
+# The onboarding of the current connection (``Connection.onboarding``): reset to pending by a consent.
+ONBOARDING_STATE: Final = "onboarding_state"
+ONBOARDING_ATTRIBUTES: Final = (
+    ONBOARDING_STATE,
+    "onboarding_started_at",
+    "onboarding_finished_at",
+    "onboarding_failed_at",
+    "onboarding_counts",
+    "onboarding_error",
+)
 
 # Attributes that hold or describe tokens: written by the vault only.
 TOKEN_ATTRIBUTES: tuple[str, ...] = (
@@ -65,6 +77,23 @@ class CompanyRecord(BaseModel):
     auto_apply_credit: bool | None = None
 
 
+class Onboarding(BaseModel):
+    """The onboarding of the connection made at ``connected_at`` (``shared.connections.onboarding``):
+    pending from the consent, running, then finished (with what it read, linked and left unmatched,
+    per kind) or failed (with why; the event rule retries it)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    state: OnboardingState
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    failed_at: datetime | None = None
+    read: dict[str, int] = Field(default_factory=dict)
+    linked: dict[str, int] = Field(default_factory=dict)
+    unmatched: dict[str, int] = Field(default_factory=dict)
+    error: str | None = None
+
+
 class Connection(BaseModel):
     """The connection item, typed.  Instants are UTC datetimes here and epoch seconds in the table."""
 
@@ -92,6 +121,8 @@ class Connection(BaseModel):
     keep_mappings: bool | None = None
     hard_expiry_warned_days: int | None = None  # smallest hard-expiry warning already sent
     revoke_error: str | None = None  # why the last revoke at Intuit failed, if it did
+    # None: the item predates onboarding records (or was never connected through a consent)
+    onboarding: Onboarding | None = None
 
     @property
     def has_tokens(self) -> bool:
@@ -190,6 +221,7 @@ class ConnectionStore:
         for the webhook receiver, which has no access to this table."""
         self._table = table
         self._directory = directory
+        self.onboarding = OnboardingRecords(table)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -369,6 +401,8 @@ class ConnectionStore:
         if company is not None:
             update.set("company", _company_map(company))
         update.remove("disconnected_at", "keep_mappings")
+        update.set(ONBOARDING_STATE, "pending")  # this consent's onboarding, to come
+        update.remove(*(a for a in ONBOARDING_ATTRIBUTES if a != ONBOARDING_STATE))
         self._table.update_item(**update.arguments(self.key(tenant_id)))
 
     def update_company(self, tenant_id: str, company: CompanyRecord) -> None:
@@ -556,6 +590,45 @@ class ConnectionStore:
         return True
 
 
+class OnboardingRecords:
+    """The onboarding attributes of the connection item (``shared.connections.onboarding``), for
+    the connection made at ``connected_at`` only, and never again once finished: a run for an older
+    consent, or a second run of a finished one, writes nothing (False)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def start(self, tenant_id: str, connected_at: datetime, at: datetime) -> bool:
+        update = ItemUpdate().set(ONBOARDING_STATE, "running").set("onboarding_started_at", epoch(at))
+        update.remove("onboarding_failed_at", "onboarding_error")
+        return self._write(tenant_id, update, connected_at)
+
+    def finish(
+        self, tenant_id: str, connected_at: datetime, at: datetime, counts: Mapping[str, Mapping[str, int]]
+    ) -> bool:
+        """Finished, with its ``counts`` (``read``, ``linked``, ``unmatched``, per kind)."""
+        update = ItemUpdate().set(ONBOARDING_STATE, "finished").set("onboarding_finished_at", epoch(at))
+        update.set("onboarding_counts", {name: dict(values) for name, values in counts.items()})
+        update.remove("onboarding_failed_at", "onboarding_error")
+        return self._write(tenant_id, update, connected_at)
+
+    def fail(self, tenant_id: str, connected_at: datetime, at: datetime, error: str) -> bool:
+        update = ItemUpdate().set(ONBOARDING_STATE, "failed").set("onboarding_failed_at", epoch(at))
+        update.set("onboarding_error", error[:500])
+        return self._write(tenant_id, update, connected_at)
+
+    def _write(self, tenant_id: str, update: ItemUpdate, connected_at: datetime) -> bool:
+        update.when(f"{update.name('connected_at')} = {update.value(epoch(connected_at))}")
+        state = update.name(ONBOARDING_STATE)
+        update.when(f"attribute_not_exists({state}) OR {state} <> {update.value('finished')}")
+        try:
+            with failed_conditions():
+                self._table.update_item(**update.arguments(ConnectionStore.key(tenant_id)))
+        except ConditionFailedError:
+            return False
+        return True
+
+
 def _connection_of(item: Mapping[str, Any]) -> Connection:
     """The connection item as a ``Connection`` (epoch seconds as UTC datetimes)."""
     company = item.get("company")
@@ -576,7 +649,23 @@ def _connection_of(item: Mapping[str, Any]) -> Connection:
             _number(item["hard_expiry_warned_days"]) if "hard_expiry_warned_days" in item else None
         ),
         revoke_error=item.get("revoke_error"),
+        onboarding=_onboarding_of(item),
         **instants,
+    )
+
+
+def _onboarding_of(item: Mapping[str, Any]) -> Onboarding | None:
+    state = item.get(ONBOARDING_STATE)
+    if state is None:
+        return None
+    counts = _plain(item.get("onboarding_counts") or {})
+    return Onboarding(
+        state=state,
+        started_at=_instant(item.get("onboarding_started_at")),
+        finished_at=_instant(item.get("onboarding_finished_at")),
+        failed_at=_instant(item.get("onboarding_failed_at")),
+        error=item.get("onboarding_error"),
+        **{name: counts.get(name) or {} for name in ("read", "linked", "unmatched")},
     )
 
 

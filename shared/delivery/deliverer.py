@@ -99,7 +99,8 @@ def _identity(body: str) -> tuple[str, str] | None:
     if not isinstance(event, dict) or not isinstance(event.get("detail"), dict):
         return None
     detail_type = event.get("detail-type")
-    event_id = event["detail"].get("eventId") or event.get("id")
+    # The detail's event_id (eventId before the versioned events, should one still be queued).
+    event_id = event["detail"].get("event_id") or event["detail"].get("eventId") or event.get("id")
     if not isinstance(detail_type, str) or not isinstance(event_id, str) or not event_id:
         return None
     return event_id, detail_type
@@ -239,10 +240,10 @@ class EventDeliverer:
     def _give_up(self, record: _Record, event_id: str, why: str, *, status: int | None = None) -> Attempt:
         attributes = {
             "reason": why[:1000],
-            "eventId": event_id,
+            "event_id": event_id,
             "status": "" if status is None else str(status),
             "attempts": str(record.attempt),
-            "failedAt": datetime.fromtimestamp(self._now(), UTC).isoformat(timespec="seconds"),
+            "failed_at": datetime.fromtimestamp(self._now(), UTC).isoformat(timespec="seconds"),
         }
         fields = {"event_id": event_id, "attempt": record.attempt, "status": status, "reason": why}
         try:

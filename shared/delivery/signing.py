@@ -5,7 +5,7 @@ The headers of every delivery (docs/events.md has the receiver's side and a veri
 - ``QBO-Link-Signature: t=<unix seconds>,v1=<hex>``: ``v1`` is the lowercase hex HMAC-SHA256, keyed
   with the signing key's UTF-8 bytes, of the ASCII timestamp, a dot and the body's exact bytes.
   Every attempt is signed again with its own time, so a retry hours later is as fresh as the first.
-- ``QBO-Link-Event-Id``: the detail's ``eventId``, the same on every attempt and every publication
+- ``QBO-Link-Event-Id``: the detail's ``event_id``, the same on every attempt and every publication
   of the same fact: a receiver de-duplicates on it.
 - ``QBO-Link-Event-Type`` (the detail-type) and ``QBO-Link-Delivery-Attempt`` (1, 2, ...), for logs.
 

@@ -1,10 +1,14 @@
 """Outbound events: what QBO Link tells the host app through EventBridge.
 
 The catalogue below names every event the product emits (its EventBridge detail-type), grouped by
-area, each with when it is emitted and the fields of its detail.  Code passes these constants (typed
-``DetailType``) to ``make_event``: a detail-type is spelled once, here (``tests/unit/test_events.py``
-checks it).  Every event carries the tenant, a stable id (the same fact published twice has the
-same id, so consumers can de-duplicate) and a detail documented in docs/events.md.
+area, each with when it is emitted and the model of its detail (``shared.kernel.event_models``, a
+module of its own so that a handler's import does not build thirty pydantic models).  Code passes
+these constants (typed ``DetailType``) to ``make_event`` with the detail built through its model: a
+detail-type is spelled once, here, and a detail field once, in its model
+(``tests/unit/test_events.py`` checks both).  Every event carries the tenant, a stable id (the same
+fact published twice has the same id, so consumers can de-duplicate), the schema version of its
+detail and the fields documented in docs/events.md, with a JSON Schema per event under
+docs/events/schemas/.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal, NewType, Protocol, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, NewType, Protocol, get_args
 
 from shared.kernel import constants
+
+if TYPE_CHECKING:
+    from shared.kernel.event_models import Detail
 
 # --- the catalogue --------------------------------------------------------------------------------
 
@@ -30,12 +37,13 @@ AREAS: Final[tuple[Area, ...]] = get_args(Area)
 
 @dataclass(frozen=True)
 class Emission:
-    """One way an event comes about: the area that emits it, when, and the fields of its detail
-    (besides ``tenantId`` and ``eventId``, which every event has)."""
+    """One way an event comes about: the area that emits it, when, and the name of the model of
+    its detail in ``shared.kernel.event_models`` (an event two areas emit has two models, told
+    apart by their ``origin`` field)."""
 
     area: Area
     when: str
-    detail: tuple[str, ...]
+    model: str
 
 
 @dataclass(frozen=True)
@@ -59,14 +67,14 @@ def _event(name: str, *emissions: Emission) -> DetailType:
     return detail_type
 
 
-# connection (shared.connections: flows, vault) -- camelCase detail fields
+# connection (shared.connections: callback, flows, vault, keep_alive, onboarding)
 
 CONNECTION_CONNECTED: Final = _event(
     "Connection Connected",
     Emission(
         "connection",
         "a consent completed: the tokens are stored and the company read (a first connection or a reconnect)",
-        ("realmId", "companyName", "country", "currency", "taxModel", "reconnected", "connectedAt"),
+        "ConnectionConnected",
     ),
 )
 CONNECTION_DISCONNECTED: Final = _event(
@@ -74,7 +82,7 @@ CONNECTION_DISCONNECTED: Final = _event(
     Emission(
         "connection",
         "the host app disconnected the tenant (DELETE /connection, a repeat included)",
-        ("realmId", "keepMappings", "disconnectedAt"),
+        "ConnectionDisconnected",
     ),
 )
 CONNECTION_HEALTH_CHANGED: Final = _event(
@@ -82,7 +90,7 @@ CONNECTION_HEALTH_CHANGED: Final = _event(
     Emission(
         "connection",
         "a connection's health changed (refresh failing, refreshed again, grant dead, revoked, ...)",
-        ("realmId", "from", "to", "reason", "changedAt", "description", "intuitTid"),
+        "ConnectionHealthChanged",
     ),
 )
 CONNECTION_HARD_EXPIRY_APPROACHING: Final = _event(
@@ -90,69 +98,52 @@ CONNECTION_HARD_EXPIRY_APPROACHING: Final = _event(
     Emission(
         "connection",
         "the keep-alive found the refresh token's 5-year hard expiry within 30, then within 7 days",
-        ("realmId", "reason", "thresholdDays", "daysLeft", "hardExpiresAt", "reconnectUrl"),
+        "ConnectionHardExpiryApproaching",
+    ),
+)
+ONBOARDING_FINISHED: Final = _event(
+    "Onboarding Finished",
+    Emission(
+        "connection",
+        "the onboarding after a connection read QBO's lists and linked the unambiguous matches",
+        "OnboardingFinished",
     ),
 )
 
-# mapping (shared.mapping.service: the match tabs' import) -- camelCase detail fields; the pull
-# emits "Client Imported" and "Site Imported" too, with its own detail (below)
-
-_IMPORT_DETAIL: Final = ("kind", "appId", "qboId", "parentAppId", "entity")
-_CUSTOMER_DETAIL: Final = (
-    "qbo_id",
-    "sync_token",
-    "display_name",
-    "company_name",
-    "given_name",
-    "family_name",
-    "email",
-    "phone",
-    "bill_address",
-    "active",
-    "updated_at",
-)
-_SITE_DETAIL: Final = (
-    *_CUSTOMER_DETAIL,
-    "site_id",
-    "parent_qbo_id",
-    "parent_id",
-    "parent_kind",
-    "fully_qualified_name",
-)
+# mapping (shared.mapping.service: the match tabs' import); the pull emits "Client Imported" and
+# "Site Imported" too, with its own detail (below): ``origin`` tells the two apart
 
 
-def _imported(kind: str) -> Emission:
-    return Emission(
-        "mapping", f"a match tab imported a QBO entity as a new app {kind} (qbo.<id>)", _IMPORT_DETAIL
-    )
+def _imported(kind: str, model: str) -> Emission:
+    return Emission("mapping", f"a match tab imported a QBO entity as a new app {kind} (qbo.<id>)", model)
 
 
 CLIENT_IMPORTED: Final = _event(
     "Client Imported",
-    _imported("client"),
-    Emission(
-        "pull", "an active top-level customer nobody linked appeared in QBO", (*_CUSTOMER_DETAIL, "client_id")
-    ),
+    _imported("client", "ClientImportedByMapping"),
+    Emission("pull", "an active top-level customer nobody linked appeared in QBO", "ClientImportedByPull"),
 )
 SITE_IMPORTED: Final = _event(
     "Site Imported",
-    _imported("site"),
-    Emission("pull", "an active sub-customer (job) nobody linked appeared in QBO", _SITE_DETAIL),
+    _imported("site", "SiteImportedByMapping"),
+    Emission("pull", "an active sub-customer (job) nobody linked appeared in QBO", "SiteImportedByPull"),
 )
-EMPLOYEE_IMPORTED: Final = _event("Employee Imported", _imported("employee"))
-WORK_CODE_IMPORTED: Final = _event("Work Code Imported", _imported("work code"))
-EXPENSE_CODE_IMPORTED: Final = _event("Expense Code Imported", _imported("expense code"))
-TAX_IMPORTED: Final = _event("Tax Imported", _imported("tax"))
-ACCOUNT_IMPORTED: Final = _event("Account Imported", _imported("account"))
+EMPLOYEE_IMPORTED: Final = _event("Employee Imported", _imported("employee", "EmployeeImported"))
+WORK_CODE_IMPORTED: Final = _event("Work Code Imported", _imported("work code", "WorkCodeImported"))
+EXPENSE_CODE_IMPORTED: Final = _event(
+    "Expense Code Imported", _imported("expense code", "ExpenseCodeImported")
+)
+TAX_IMPORTED: Final = _event("Tax Imported", _imported("tax", "TaxImported"))
+ACCOUNT_IMPORTED: Final = _event("Account Imported", _imported("account", "AccountImported"))
 
-# push (shared.push.worker) -- camelCase detail fields
+# push (shared.push: the worker's outcomes)
 
 DOCUMENT_POSTED: Final = _event(
     "Document Posted",
     Emission(
         "push",
         "a version of an app document is in QBO (created or updated; an invoice of a summarised day)",
-        ("kind", "appId", "version", "qboId"),
+        "DocumentPosted",
     ),
 )
 DOCUMENT_FAILED: Final = _event(
@@ -160,128 +151,80 @@ DOCUMENT_FAILED: Final = _event(
     Emission(
         "push",
         "a version of an app document failed for good (QBO refused it, or it was given up)",
-        ("kind", "appId", "version", "error"),
+        "DocumentFailed",
     ),
 )
 DOCUMENT_VOIDED: Final = _event(
     "Document Voided",
-    Emission(
-        "push", "a posted document the app withdrew was voided in QBO", ("kind", "appId", "version", "qboId")
-    ),
+    Emission("push", "a posted document the app withdrew was voided in QBO", "DocumentVoided"),
 )
 
-# pull (shared.pull.changes: the change worker and the sweep) -- snake_case detail fields
-
-_PAYMENT_HEADER: Final = (
-    "qbo_id",
-    "sync_token",
-    "client_id",
-    "client_kind",
-    "qbo_customer_id",
-    "txn_date",
-    "updated_at",
-)
-_PAYMENT_DETAIL: Final = (
-    *_PAYMENT_HEADER,
-    "total",
-    "unapplied",
-    "currency",
-    "payment_ref_num",
-    "payment_method",
-    "applied",
-)
-_DRIFT_DETAIL: Final = (
-    "kind",
-    "app_id",
-    "qbo_id",
-    "change",
-    "sync_token",
-    "stored_sync_token",
-    "doc_number",
-    "total",
-    "balance",
-    "updated_at",
-)
-_EXCHANGE_DETAIL: Final = (
-    "exchange_id",
-    "realm_id",
-    "source",
-    "started_at",
-    "finished_at",
-    "outcome",
-    "notices",
-    "reads",
-    "changes",
-    "echoes",
-    "coalesced",
-    "cache_refreshed",
-    "events",
-    "ignored",
-    "read_for",
-    "trigger",
-    "error",
-)
+# pull (shared.pull: the change worker and the sweep)
 
 CLIENT_CHANGED: Final = _event(
     "Client Changed",
-    Emission(
-        "pull", "a linked top-level customer changed in QBO and is active", (*_CUSTOMER_DETAIL, "client_id")
-    ),
+    Emission("pull", "a linked top-level customer changed in QBO and is active", "ClientChanged"),
 )
 CLIENT_DEACTIVATED: Final = _event(
     "Client Deactivated",
-    Emission(
-        "pull", "a linked top-level customer changed in QBO and is inactive", (*_CUSTOMER_DETAIL, "client_id")
-    ),
+    Emission("pull", "a linked top-level customer changed in QBO and is inactive", "ClientDeactivated"),
 )
 CLIENT_MERGED_IN_QBO: Final = _event(
     "Client Merged In QBO",
     Emission(
         "pull",
         "QBO merged a linked customer into another: the app entity is relinked to the survivor if it can be",
-        ("kind", "app_id", "merged_qbo_id", "survivor_qbo_id", "relinked", "survivor_linked_to"),
+        "ClientMergedInQbo",
     ),
 )
 SITE_CHANGED: Final = _event(
     "Site Changed",
-    Emission("pull", "a linked sub-customer changed in QBO (deactivated included: see active)", _SITE_DETAIL),
+    Emission(
+        "pull", "a linked sub-customer changed in QBO (deactivated included: see active)", "SiteChanged"
+    ),
 )
 PAYMENT_RECEIVED: Final = _event(
     "Payment Received",
     Emission(
         "pull",
         "a payment made in QBO (not by the push) for a linked customer, or its new version",
-        _PAYMENT_DETAIL,
+        "PaymentReceived",
     ),
 )
 PAYMENT_VOIDED_IN_QBO: Final = _event(
     "Payment Voided In QBO",
-    Emission("pull", "such a payment was voided in QBO", _PAYMENT_DETAIL),
+    Emission("pull", "such a payment was voided in QBO", "PaymentVoidedInQbo"),
 )
 CREDIT_APPLIED_IN_QBO: Final = _event(
     "Credit Applied In QBO",
     Emission(
         "pull",
         "a payment made in QBO (by QBO itself or a bookkeeper) spends credit memos of a linked customer",
-        (*_PAYMENT_HEADER, "total", "automatic", "credits", "applied"),
+        "CreditAppliedInQbo",
     ),
 )
 INVOICE_CHANGED_IN_QBO: Final = _event(
     "Invoice Changed In QBO",
     Emission(
-        "pull", "an invoice the push posted was changed, voided or deleted in QBO (drift)", _DRIFT_DETAIL
+        "pull",
+        "an invoice the push posted was changed, voided or deleted in QBO (drift)",
+        "InvoiceChangedInQbo",
     ),
 )
 CREDIT_MEMO_CHANGED_IN_QBO: Final = _event(
     "Credit Memo Changed In QBO",
     Emission(
-        "pull", "a credit memo the push posted was changed, voided or deleted in QBO (drift)", _DRIFT_DETAIL
+        "pull",
+        "a credit memo the push posted was changed, voided or deleted in QBO (drift)",
+        "CreditMemoChangedInQbo",
     ),
 )
 PAYMENT_CHANGED_IN_QBO: Final = _event(
     "Payment Changed In QBO",
     Emission(
-        "pull", "a payment the push posted was changed, voided or deleted in QBO (drift)", _DRIFT_DETAIL
+        "pull",
+        "a payment the push posted was changed, voided or deleted in QBO (drift)",
+        "PaymentChangedInQbo",
     ),
 )
 EXCHANGE_FINISHED: Final = _event(
@@ -289,7 +232,7 @@ EXCHANGE_FINISHED: Final = _event(
     Emission(
         "pull",
         "a webhook delivery that read QBO or published something, or a sweep, ended (succeeded or failed)",
-        _EXCHANGE_DETAIL,
+        "ExchangeFinished",
     ),
 )
 
@@ -308,26 +251,41 @@ def emitted_by(area: Area) -> tuple[DetailType, ...]:
 class OutboundEvent:
     detail_type: DetailType
     tenant_id: str
-    detail: dict[str, Any]
+    detail: dict[str, Any]  # the model's fields, as JSON values (``body`` adds the envelope's)
     event_id: str
 
+    def body(self) -> dict[str, Any]:
+        """The detail as a subscriber receives it: the tenant, the id and the model's fields."""
+        return {"tenant_id": self.tenant_id, "event_id": self.event_id, **self.detail}
+
     def entry(self, bus_name: str) -> dict[str, Any]:
-        body = {"tenantId": self.tenant_id, "eventId": self.event_id, **self.detail}
         return {
             "Source": constants.EVENT_SOURCE,
             "DetailType": self.detail_type,
-            "Detail": json.dumps(body, default=str, sort_keys=True),
+            "Detail": json.dumps(self.body(), sort_keys=True),
             "EventBusName": bus_name,
         }
 
 
-def make_event(
-    detail_type: DetailType, tenant_id: str, detail: dict[str, Any], *identity: str
-) -> OutboundEvent:
-    """An event whose id is derived from what it is about (``identity``), not from when it was sent."""
+_MODELS_MODULE: Final = "shared.kernel.event_models"
+
+
+def event_id(detail_type: DetailType, tenant_id: str, *identity: str) -> str:
+    """The id of a fact: from what the event is about (``identity``), never from when it was sent."""
     seed = "|".join((detail_type, tenant_id, *identity))
-    event_id = hashlib.sha256(seed.encode()).hexdigest()[:32]
-    return OutboundEvent(detail_type, tenant_id, detail, event_id)
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+def make_event(detail_type: DetailType, tenant_id: str, detail: Detail, *identity: str) -> OutboundEvent:
+    """The event of ``detail_type`` about ``tenant_id``: ``detail`` is built through the event's model
+    (``shared.kernel.event_models``; a model of another event is refused), its id derives from
+    ``identity``."""
+    models = {emission.model for emission in CATALOGUE[detail_type].emissions}
+    kind = type(detail)
+    if kind.__module__ != _MODELS_MODULE or kind.__name__ not in models:
+        raise TypeError(f"{detail_type} takes a detail of {' or '.join(sorted(models))}, not {type(detail)}")
+    body = detail.model_dump(mode="json")
+    return OutboundEvent(detail_type, tenant_id, body, event_id(detail_type, tenant_id, *identity))
 
 
 class EventPublisher(Protocol):

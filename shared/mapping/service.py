@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Final, TypeVar, cast
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 from shared.adapters.dynamo import InvalidPageTokenError
 from shared.kernel import constants
@@ -72,6 +72,9 @@ from shared.mapping.pairing import (
     qbo_names,
 )
 from shared.mapping.versions import VersionLedger
+
+if TYPE_CHECKING:
+    from shared.kernel.event_models import Detail
 
 DEFAULT_PAGE_SIZE: Final = constants.MAPPING_PAGE_DEFAULT
 MAX_PAGE_SIZE: Final = constants.MAPPING_PAGE_MAX
@@ -470,17 +473,22 @@ class MappingService:
             )
             self._catalog.upsert(tenant_id, kind, app)
             link_pair(self._links, tenant_id, kind, app, qbo, source="import")
-            detail = {
-                "kind": kind,
-                "appId": app.id,
-                "qboId": qbo.id,
-                "parentAppId": parent_app_id,
-                "entity": qbo.model_dump(mode="json"),
-            }
+            detail = _imported_detail(kind, app.id, qbo, parent_app_id)
             self._events.publish(make_event(IMPORT_EVENTS[kind], tenant_id, detail, kind, qbo.id))
             outcomes.append(ItemOutcome(qbo_id, "imported", app_id=app.id, qbo_id=qbo_id))
         self._changed(tenant_id, "import", (kind,))
         return outcomes
+
+
+def _imported_detail(kind: str, app_id: str, qbo: QboEntity, parent_app_id: str | None) -> Detail:
+    """The detail of "<Kind> Imported": the new app id and the QBO entity as the cache keeps it."""
+    from shared.kernel import event_models
+
+    model = event_models.model_of(IMPORT_EVENTS[kind], "mapping")  # the pull has its own
+    fields: dict[str, object] = {"app_id": app_id, "qbo_id": qbo.id, "entity": qbo.model_dump(mode="json")}
+    if kind == "site":
+        fields["parent_app_id"] = parent_app_id
+    return model.model_validate(fields)
 
 
 # --- rules ---------------------------------------------------------------------------------------

@@ -260,6 +260,22 @@ class ApplyReport:
 # --- helpers --------------------------------------------------------------------------------------
 
 
+# QBO's address fields and their names in an event.
+_ADDRESS: Final = {
+    "Line1": "line1",
+    "Line2": "line2",
+    "City": "city",
+    "CountrySubDivisionCode": "country_sub_division_code",
+    "PostalCode": "postal_code",
+    "Country": "country",
+}
+
+
+def _text(value: Any) -> str | None:
+    """A QBO value for a text field of an event: an empty one as null."""
+    return str(value) if value not in (None, "") else None
+
+
 def _customer_detail(row: Mapping[str, Any]) -> dict[str, Any]:
     email = row.get("PrimaryEmailAddr")
     phone = row.get("PrimaryPhone")
@@ -273,11 +289,7 @@ def _customer_detail(row: Mapping[str, Any]) -> dict[str, Any]:
         "family_name": row.get("FamilyName"),
         "email": email.get("Address") if isinstance(email, Mapping) else None,
         "phone": phone.get("FreeFormNumber") if isinstance(phone, Mapping) else None,
-        "bill_address": {
-            k: address.get(k)
-            for k in ("Line1", "Line2", "City", "CountrySubDivisionCode", "PostalCode", "Country")
-            if address.get(k)
-        }
+        "bill_address": {name: _text(address.get(key)) for key, name in _ADDRESS.items()}
         if isinstance(address, Mapping)
         else None,
         "active": bool(row.get("Active", True)),
@@ -486,6 +498,8 @@ class ChangeApplier:
         """QBO merged ``deleted_id`` into ``entity_id``: the app entity linked to the merged-away
         customer is relinked to the survivor (unless the survivor is linked to another one).  A
         replay finds the merged-away customer unlinked and does nothing."""
+        from shared.kernel.event_models import ClientMergedInQbo
+
         merged, survivor = str(notice.deleted_id), notice.entity_id
         for kind in ("client", "site"):
             link = self._links.get_by_qbo(tenant_id, kind, merged)
@@ -500,14 +514,16 @@ class ChangeApplier:
                     relinked = True
                 except LinkConflictError:
                     relinked = False
-            detail = {
-                "kind": kind,
-                "app_id": link.app_id,
-                "merged_qbo_id": merged,
-                "survivor_qbo_id": survivor,
-                "relinked": relinked,
-                "survivor_linked_to": None if relinked or taken is None else taken.app_id,
-            }
+            detail = ClientMergedInQbo.model_validate(
+                {
+                    "kind": kind,
+                    "app_id": link.app_id,
+                    "merged_qbo_id": merged,
+                    "survivor_qbo_id": survivor,
+                    "relinked": relinked,
+                    "survivor_linked_to": None if relinked or taken is None else taken.app_id,
+                }
+            )
             event = make_event(CLIENT_MERGED_IN_QBO, tenant_id, detail, "Merge", kind, merged, survivor)
             self._events.publish(event)
             report.count_event(event)
@@ -797,5 +813,9 @@ class PullService:
         self._announce(exchange)
 
     def _announce(self, exchange: Exchange) -> None:
-        detail = {k: v for k, v in exchange.as_dict().items() if k != "tenant_id"}
+        from shared.kernel.event_models import ExchangeFinished
+
+        detail = ExchangeFinished.model_validate(
+            {k: v for k, v in exchange.as_dict().items() if k != "tenant_id"}
+        )
         self.events.publish(make_event(EXCHANGE_FINISHED, exchange.tenant_id, detail, exchange.exchange_id))

@@ -125,9 +125,13 @@ def older_or_same(row: Mapping[str, Any], stored: str | None) -> bool:
 def row_event(
     kind: DetailType, tenant_id: str, detail: dict[str, Any], entity: str, row: Mapping[str, Any]
 ) -> OutboundEvent:
-    """The event of a row: its id derives from (entity, Id, SyncToken), so a re-publication after a
-    crash between publishing and recording carries the same id."""
-    return make_event(kind, tenant_id, detail, entity, str(row.get("Id")), token_of(row))
+    """The event of a row, its ``detail`` built through the pull's model of ``kind``: its id derives
+    from (entity, Id, SyncToken), so a re-publication after a crash between publishing and recording
+    carries the same id."""
+    from shared.kernel.event_models import model_of
+
+    built = model_of(kind, "pull").model_validate(detail)
+    return make_event(kind, tenant_id, built, entity, str(row.get("Id")), token_of(row))
 
 
 # --- what applying produces -----------------------------------------------------------------------

@@ -310,4 +310,4 @@ class JournalPoster:
             return
         ctx.posted += 1
         report.count("posted")
-        self.outcomes.publish(DOCUMENT_POSTED, job.entry, {"qboId": qbo_id})
+        self.outcomes.publish(DOCUMENT_POSTED, job.entry, {"qbo_id": qbo_id})

@@ -237,7 +237,7 @@ class Outcomes:
         self.linked(ctx, job)
         ctx.posted += 1
         report.count("posted")
-        self.publish(DOCUMENT_POSTED, job.entry, {"qboId": qbo_id})
+        self.publish(DOCUMENT_POSTED, job.entry, {"qbo_id": qbo_id})
 
     @staticmethod
     def linked(ctx: TenantRun, job: Job) -> None:
@@ -247,8 +247,12 @@ class Outcomes:
         job.done = True
 
     def publish(self, detail_type: DetailType, entry: PostingEntry, extra: dict[str, Any]) -> None:
-        """The document's event: its kind, app id and version, and ``extra``."""
-        detail = {"kind": entry.kind, "appId": entry.app_id, "version": entry.version, **extra}
+        """The document's event: its kind, app id and version, and ``extra`` (the other fields of
+        the event's model: ``qbo_id`` or ``error``)."""
+        from shared.kernel.event_models import model_of
+
+        fields = {"kind": entry.kind, "app_id": entry.app_id, "document_version": entry.version, **extra}
+        detail = model_of(detail_type, "push").model_validate(fields)
         self.events.publish(
             make_event(detail_type, entry.tenant_id, detail, entry.kind, entry.app_id, str(entry.version))
         )

@@ -268,6 +268,17 @@ class SubmitOutcome:
     state: PostingState | None
     reasons: tuple[Reason, ...] = ()
 
+    def as_dict(self) -> dict[str, Any]:
+        """As the API answers it (an upsert, or one item of a bulk request)."""
+        return {
+            "status": self.status,
+            "kind": self.kind,
+            "id": self.app_id,
+            "version": self.version,
+            "state": self.state.value if self.state else None,
+            "reasons": [reason_dict(r) for r in self.reasons],
+        }
+
 
 @dataclass(frozen=True)
 class ItemRefused:

@@ -87,7 +87,7 @@ class Voids:
         ):
             return
         report.count("voided")
-        self.outcomes.publish(DOCUMENT_VOIDED, job.entry, {"qboId": job.existing_id})
+        self.outcomes.publish(DOCUMENT_VOIDED, job.entry, {"qbo_id": job.existing_id})
 
     def _withdraw_application(self, ctx: TenantRun, memo_id: str) -> None:
         """Before a credit memo is voided, the Payment that applies it must leave QBO (QBO refuses to

@@ -55,7 +55,7 @@ class World:
         def about(delivery: Delivery) -> bool:
             event = json.loads(delivery.body)
             return bool(
-                event["detail-type"] == CONNECTION_CONNECTED and event["detail"]["tenantId"] == tenant
+                event["detail-type"] == CONNECTION_CONNECTED and event["detail"]["tenant_id"] == tenant
             )
 
         return self.receiver.received(about)
@@ -66,7 +66,7 @@ def _planned() -> Any:
 
     def answer(path: str, headers: dict[str, str], body: bytes) -> int:
         event = json.loads(body)
-        tenant = event["detail"].get("tenantId", "")
+        tenant = event["detail"].get("tenant_id", "")
         if event["detail-type"] != CONNECTION_CONNECTED or tenant not in PLANS:
             return 200
         plan = PLANS[tenant]
@@ -92,7 +92,7 @@ def world() -> Iterator[World]:
 def test_an_event_the_product_emitted_reaches_the_endpoint_signed(world: World) -> None:
     verify = documented_verify()
     # Given a tenant connected through the OAuth flow: the product emitted Connection Connected
-    [emitted] = [e for e in world.stack.events(CONNECTION_CONNECTED) if e["detail"]["tenantId"] == OK]
+    [emitted] = [e for e in world.stack.events(CONNECTION_CONNECTED) if e["detail"]["tenant_id"] == OK]
     # Then the endpoint received it once, as EventBridge's rule delivers it
     [delivery] = world.connected(OK)
     event = json.loads(delivery.body)
@@ -100,7 +100,7 @@ def test_an_event_the_product_emitted_reaches_the_endpoint_signed(world: World) 
     assert event == emitted  # the envelope with its detail
     assert event["source"] == constants.EVENT_SOURCE
     assert delivery.headers["content-type"] == "application/json"
-    assert delivery.headers["qbo-link-event-id"] == emitted["detail"]["eventId"]
+    assert delivery.headers["qbo-link-event-id"] == emitted["detail"]["event_id"]
     assert delivery.headers["qbo-link-event-type"] == CONNECTION_CONNECTED
     assert delivery.headers["qbo-link-delivery-attempt"] == "1"
     # And the documented snippet verifies it with the stack's signing key, and only with it
@@ -112,9 +112,9 @@ def test_an_event_the_product_emitted_reaches_the_endpoint_signed(world: World) 
     assert not verify(delivery.body.replace(b"firm-ok", b"firm-ko"), header, key)
     assert not verify(delivery.body, header, key, now=int(header[2:].split(",")[0]) + 301)
     # Every other event went out too (onboarding's, ...), each once and answered 200
-    others = world.receiver.received(lambda d: json.loads(d.body)["detail"].get("tenantId") == OK)
+    others = world.receiver.received(lambda d: json.loads(d.body)["detail"].get("tenant_id") == OK)
     assert {d.headers["qbo-link-event-type"] for d in others} == {
-        e["detail-type"] for e in world.stack.events() if e["detail"].get("tenantId") == OK
+        e["detail-type"] for e in world.stack.events() if e["detail"].get("tenant_id") == OK
     }
 
 
@@ -131,7 +131,7 @@ def test_an_endpoint_answering_500_gets_the_same_event_again(world: World) -> No
     for delivery in (first, second):  # each attempt signed for itself
         assert verify(delivery.body, delivery.headers["qbo-link-signature"], world.stack.events_signing_key)
     dead = [json.loads(body) for body in world.stack.dead_letters(manifest.DELIVERY_QUEUE.dlq_logical_id)]
-    assert FLAKY not in {e["detail"]["tenantId"] for e in dead}
+    assert FLAKY not in {e["detail"]["tenant_id"] for e in dead}
 
 
 def test_an_endpoint_answering_410_sends_the_event_to_the_dlq(world: World) -> None:
@@ -146,13 +146,13 @@ def test_an_endpoint_answering_410_sends_the_event_to_the_dlq(world: World) -> N
         VisibilityTimeout=0,
         MessageAttributeNames=["All"],
     )
-    dead = [m for m in answer.get("Messages", []) if json.loads(m["Body"])["detail"]["tenantId"] == GONE]
+    dead = [m for m in answer.get("Messages", []) if json.loads(m["Body"])["detail"]["tenant_id"] == GONE]
     [message] = dead
     assert message["Body"].encode() == refused.body  # kept as it was: a redrive delivers it again
     attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
     assert attributes["reason"] == "refused: HTTP 410: not this one"
     assert attributes["status"] == "410"
-    assert attributes["eventId"] == refused.headers["qbo-link-event-id"]
+    assert attributes["event_id"] == refused.headers["qbo-link-event-id"]
     assert world.stack.stats()["queues"][manifest.DELIVERY_QUEUE.logical_id] == 0
 
 
@@ -182,9 +182,9 @@ def test_qbo_link_events_tails_the_stack_until_ctrl_c(world: World) -> None:
     assert process.returncode == 0
     assert errors == ""
     seen += [json.loads(line) for line in rest.splitlines()]
-    assert {e["detail"]["tenantId"] for e in seen} == {OK}  # --tenant
+    assert {e["detail"]["tenant_id"] for e in seen} == {OK}  # --tenant
     [connected] = [e for e in seen if e["detail-type"] == CONNECTION_CONNECTED]
-    assert connected["detail"]["eventId"] == world.connected(OK)[0].headers["qbo-link-event-id"]
+    assert connected["detail"]["event_id"] == world.connected(OK)[0].headers["qbo-link-event-id"]
 
 
 def test_the_events_page_follows_from_a_number(world: World) -> None:

@@ -28,7 +28,15 @@ from qbo_link_local.runtime import Invocation
 from qbo_link_local.scheduler import ScheduleExpressionError, rate_seconds, scheduled_functions
 from qbo_link_local.stack import LocalStack, LocalStackConfig, LocalStackError
 from shared.kernel import constants
-from shared.kernel.events import CONNECTION_CONNECTED
+from shared.kernel.event_models import ConnectionConnected, Detail, DocumentPosted
+from shared.kernel.events import (
+    CONNECTION_CONNECTED,
+    DOCUMENT_POSTED,
+    ONBOARDING_FINISHED,
+    DetailType,
+    make_event,
+)
+from tests.e2e.conftest import EventCheck
 from tests.e2e.dev_process import DevProcess, clean_env, dev
 from tests.e2e.local_fixtures import Host, client, free_ports, host, invoice, jwt, local_stack
 
@@ -49,14 +57,23 @@ def _deliveries_with(invocations: list[Invocation], message_id: str) -> list[Inv
 # --- the product through the gateway ------------------------------------------------------------
 
 
-def test_a_connected_tenant_pushes_a_client_and_an_invoice_into_quickbooks(host: Host) -> None:
+def test_a_connected_tenant_pushes_a_client_and_an_invoice_into_quickbooks(
+    host: Host, event_check: EventCheck
+) -> None:
     stack_ = host.stack
     # Given two tenants connected by the OAuth flow: Intuit's "connected" reached the onboarding
     # function through the event bus rule, once per tenant
     onboarded = {i.detail["id"] for i in stack_.invocations("onboard") if i.ok and i.trigger == "OnboardRule"}
     connected = stack_.events(CONNECTION_CONNECTED)
-    assert {e["detail"]["tenantId"] for e in connected} >= {"firm-a", "firm-b"}
+    assert {e["detail"]["tenant_id"] for e in connected} >= {"firm-a", "firm-b"}
     assert {e["id"] for e in connected} <= onboarded
+    # and each onboarding finished: its state in the connection status, and one event
+    finished = {e["detail"]["tenant_id"]: e["detail"] for e in stack_.events(ONBOARDING_FINISHED)}
+    for tenant in ("firm-a", "firm-b"):
+        status = host.ok("GET", f"/tenants/{tenant}/connection")["onboarding"]
+        assert status["state"] == "finished", status
+        assert finished[tenant]["read"] == status["read"]
+        assert finished[tenant]["read"]["work_code"] > 0  # QBO's lists are there to map
     # When the host app sends a client and its invoice
     assert host.call("PUT", "/tenants/firm-a/clients/c-1", client("c-1")).status_code == 202
     answer = host.call("PUT", "/tenants/firm-a/invoices/i-1", invoice("i-1", "c-1", amount="250.40"))
@@ -71,10 +88,13 @@ def test_a_connected_tenant_pushes_a_client_and_an_invoice_into_quickbooks(host:
     assert entry["state"] == "posted"
     assert entry["qbo_id"] == posted["Id"]
     [event] = [
-        e for e in stack_.events("Document Posted") if e["detail"].get("appId") == "i-1"
+        e for e in stack_.events("Document Posted") if e["detail"].get("app_id") == "i-1"
     ]  # the event the host app subscribes to
     assert event["source"] == constants.EVENT_SOURCE
-    assert event["detail"]["qboId"] == posted["Id"]
+    assert event["detail"]["qbo_id"] == posted["Id"]
+    assert (event["detail"]["document_version"], event["detail"]["version"]) == (1, 1)
+    # and every event so far went through the tier's schema check (tests/e2e/conftest.py)
+    assert event_check.checked >= len(stack_.events()) > 0
 
 
 def test_a_change_made_in_quickbooks_reaches_the_change_worker_by_webhook(host: Host) -> None:
@@ -105,7 +125,7 @@ def test_a_change_made_in_quickbooks_reaches_the_change_worker_by_webhook(host: 
         for e in stack_.events("Client Changed")
         if e["detail"].get("client_id") == "c-web" and e["detail"].get("email") == "ap@c-web.example"
     ]
-    assert changed["detail"]["tenantId"] == "firm-b"
+    assert changed["detail"]["tenant_id"] == "firm-b"
     assert any(i.trigger == "ChangesQueue" and i.ok for i in stack_.invocations("changes"))
 
 
@@ -209,20 +229,29 @@ def test_event_rules_deliver_only_matching_events_and_keep_failing_ones_aside(ho
     session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
     events = session.client("events", endpoint_url=stack_.moto_url)
 
-    def put(detail_type: str, tenant: str) -> str:
-        entry = {
-            "Source": constants.EVENT_SOURCE,
-            "DetailType": detail_type,
-            "Detail": json.dumps({"tenantId": tenant, "eventId": uuid.uuid4().hex}),
-            "EventBusName": stack_.names.event_bus,
-        }
+    def put(detail_type: DetailType, tenant: str) -> str:
+        """An event as QBO Link makes it (it matches its schema: the tier checks every event)."""
+        unique = uuid.uuid4().hex
+        if detail_type == CONNECTION_CONNECTED:
+            detail: Detail = ConnectionConnected(
+                realm_id="4620816365000000",
+                company_name=None,
+                country=None,
+                currency=None,
+                tax_model=None,
+                reconnected=False,
+                connected_at="2026-11-20T09:00:00+00:00",
+            )
+        else:
+            detail = DocumentPosted(kind="invoice", app_id=f"i-{unique}", document_version=1, qbo_id="1")
+        entry = make_event(detail_type, tenant, detail, unique).entry(stack_.names.event_bus)
         answer = events.put_events(Entries=[entry])
         assert answer["FailedEntryCount"] == 0
         event_id: str = answer["Entries"][0]["EventId"]
         return event_id
 
     # An event the rule does not match reaches the bus (the host app would see it), not the function
-    other = put("Document Posted", "firm-ghost")
+    other = put(DOCUMENT_POSTED, "firm-ghost")
     # A matching event whose function fails (no such tenant) is tried 4 times, then kept aside
     failing = put(CONNECTION_CONNECTED, "firm-ghost")
     stack_.wait_idle(60)
@@ -232,7 +261,7 @@ def test_event_rules_deliver_only_matching_events_and_keep_failing_ones_aside(ho
     assert runs[0].traceback, "a failed invocation is logged with its traceback"
     [kept] = [json.loads(body) for body in stack_.dead_letters("OnboardRuleDeadLetter")]
     assert kept["id"] == failing
-    assert kept["detail"]["tenantId"] == "firm-ghost"
+    assert kept["detail"]["tenant_id"] == "firm-ghost"
     assert {e["id"] for e in stack_.events()} >= {other, failing}
 
 

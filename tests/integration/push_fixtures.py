@@ -20,6 +20,7 @@ import pytest
 
 from infra import tables
 from qbo_link_local.moto_dynamodb import atomic_dynamodb
+from qbo_link_local.moto_sqs import fast_queue_attributes
 from qbo_sandbox.server import SandboxServer
 from qbo_sandbox.settings import SandboxSettings
 from shared import wiring
@@ -195,6 +196,7 @@ def bench_push_environment() -> Iterator[tuple[PushWorld, Any]]:
     default session (where the wiring builds its clients, for counting their calls)."""
     with (
         atomic_dynamodb(),
+        fast_queue_attributes(),
         SandboxServer(SandboxSettings(port=0)) as server,
         push_environment(server) as push,
         redirect_stdout(io.StringIO()),

@@ -247,7 +247,12 @@ def _qbo_invoice(pull: Pull, customer: str, amount: int = 100) -> dict[str, Any]
 def test_customer_created_in_qbo_is_imported_with_one_read(pull: Pull) -> None:
     # Given a bookkeeper who creates a customer in QBO
     created = pull.ui(
-        "Customer", {"DisplayName": "Harbor Kites", "PrimaryEmailAddr": {"Address": "a@hk.test"}}
+        "Customer",
+        {
+            "DisplayName": "Harbor Kites",
+            "PrimaryEmailAddr": {"Address": "a@hk.test"},
+            "BillAddr": {"Line1": "12 Pier Rd", "City": "Portland", "PostalCode": "04101"},
+        },
     )
     before = pull.metered_reads()
 
@@ -263,6 +268,15 @@ def test_customer_created_in_qbo_is_imported_with_one_read(pull: Pull) -> None:
     assert event.detail["display_name"] == "Harbor Kites"
     assert event.detail["email"] == "a@hk.test"
     assert event.detail["client_id"] is None
+    assert (event.detail["origin"], event.detail["version"]) == ("pull", 1)
+    assert event.detail["bill_address"] == {  # snake_case, every field present
+        "line1": "12 Pier Rd",
+        "line2": None,
+        "city": "Portland",
+        "country_sub_division_code": None,
+        "postal_code": "04101",
+        "country": None,
+    }
 
     # And a replayed notice publishes the same event id again (consumers de-duplicate)
     pull.deliver(pull.notice("Customer", created["Id"]))
@@ -331,6 +345,7 @@ def test_merge_relinks_the_app_client_to_the_survivor(pull: Pull) -> None:
     assert pull.links.get_by_qbo(TENANT, "client", "3") is None
     (event,) = pull.published(CLIENT_MERGED_IN_QBO)
     assert event.detail == {
+        "version": 1,
         "kind": "client",
         "app_id": "cl-3",
         "merged_qbo_id": "3",

@@ -115,10 +115,30 @@ def test_status_shows_the_connection_the_posting_counts_and_the_latest_exchange(
     [total_row] = [line for line in status.out.splitlines() if line.strip().startswith("all")]
     assert total_row.split() == ["all", "2", "2"]  # posted, total
     assert "Latest exchange: push succeeded" in status.out
+    assert "Onboarding" in status.out  # pending: this world's onboard function never ran
     as_json = json.loads(cli(gateway, capsys, "status", TENANT, "--json").out)
     assert as_json["connection"]["realm_id"] == realm
+    assert as_json["connection"]["onboarding"]["state"] == "pending"
     assert as_json["postings_summary"] == push_world.api("GET", f"/tenants/{TENANT}/postings/summary").json()
     assert as_json["latest_exchange"]["exchange"]["source"] == "push"
+
+
+def test_the_onboarding_line_says_each_state() -> None:
+    from qbo_link_cli.operator import onboarding_line
+
+    assert onboarding_line(None) == "not recorded"
+    assert onboarding_line({"state": "pending"}) == "[yellow]pending[/]"
+    running = {"state": "running", "started_at": "2026-03-02T14:05:10+00:00"}
+    assert onboarding_line(running) == "[yellow]running[/] since 2026-03-02 14:05"
+    finished = {
+        "state": "finished",
+        "finished_at": "2026-03-02T14:05:15+00:00",
+        "read": {"client": 26, "vendor": 4},
+        "linked": {"client": 3},
+    }
+    assert onboarding_line(finished) == "[green]finished[/] 2026-03-02 14:05: 30 QBO entities read, 3 linked"
+    failed = {"state": "failed", "failed_at": "2026-03-02T14:05:15+00:00", "error": "QboError: down"}
+    assert onboarding_line(failed) == "[red]failed[/] 2026-03-02 14:05: QboError: down"
 
 
 # --- push -----------------------------------------------------------------------------------------

@@ -206,8 +206,8 @@ def test_connect_callback_and_status(world: World) -> None:
     # And one event tells the host app, with an id derived from the consent
     (event,) = world.published(CONNECTED)
     assert event.tenant_id == "firm-1"
-    assert event.detail["realmId"] == realm
-    assert event.detail["taxModel"] == "us_automated"
+    assert event.detail["realm_id"] == realm
+    assert event.detail["tax_model"] == "us_automated"
     assert event.detail["reconnected"] is False
     assert len(event.event_id) == 32
 
@@ -216,7 +216,7 @@ def test_a_non_us_company_records_per_line_tax_and_its_currency(world: World) ->
     realm = world.connect("firm-ca", sandbox_country="CA")
     company = world.status("firm-ca")["company"]
     assert (company["country"], company["currency"], company["tax_model"]) == ("CA", "CAD", "per_line")
-    assert world.published(CONNECTED)[0].detail["realmId"] == realm
+    assert world.published(CONNECTED)[0].detail["realm_id"] == realm
 
 
 def test_tokens_are_never_stored_in_plain_text_nor_logged_nor_answered(
@@ -613,7 +613,7 @@ def test_disconnect_keeping_mappings_then_reconnecting_carries_on(world: World) 
     assert world.live_grants(realm) == 0  # revoked at Intuit
     assert world.owner_of(realm) == "firm-1"  # the company stays this tenant's
     (event,) = world.published(DISCONNECTED)
-    assert event.detail["keepMappings"] is True
+    assert event.detail["keep_mappings"] is True
     assert [(e.detail["from"], e.detail["to"]) for e in world.published(HEALTH)] == [
         ("healthy", "disconnected")
     ]
@@ -645,7 +645,7 @@ def test_disconnect_removing_mappings_releases_the_company(world: World) -> None
     assert answer.json()["keep_mappings"] is False
     assert world.owner_of(realm) is None
     assert world.live_grants(realm) == 0
-    assert world.published(DISCONNECTED)[0].detail["keepMappings"] is False
+    assert world.published(DISCONNECTED)[0].detail["keep_mappings"] is False
 
     # Mappings removed cannot be "kept" afterwards
     conflict = world.api("DELETE", "/tenants/firm-1/connection", query={"mappings": "keep"})
@@ -670,7 +670,7 @@ def test_keep_then_remove_releases_the_company_later(world: World) -> None:
     assert answer.status == 200
     assert answer.json()["already_disconnected"] is False
     assert world.owner_of(realm) is None
-    assert [e.detail["keepMappings"] for e in world.published(DISCONNECTED)] == [True, False]
+    assert [e.detail["keep_mappings"] for e in world.published(DISCONNECTED)] == [True, False]
 
 
 def test_disconnecting_a_tenant_that_never_connected_is_not_found(world: World) -> None:
@@ -899,8 +899,9 @@ def test_the_default_publisher_delivers_connection_events_to_the_bus(world: Worl
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
     delivered = [json.loads(m["Body"]) for m in messages]
     (connected,) = [d for d in delivered if d["detail-type"] == CONNECTED]
-    assert connected["detail"]["tenantId"] == "firm-1"
-    assert connected["detail"]["realmId"] == realm
+    assert connected["detail"]["tenant_id"] == "firm-1"
+    assert connected["detail"]["realm_id"] == realm
+    assert connected["detail"]["version"] == 1
 
 
 def test_clients_bind_to_aws_endpoint_url_and_are_built_once(
@@ -931,6 +932,19 @@ def test_importing_the_handlers_creates_no_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60
     )
     assert answer.stdout.strip() == "[]"
+
+
+def test_importing_any_handler_builds_no_event_model() -> None:
+    """The events' pydantic models are built when an event is (shared.kernel.event_models), not
+    at a cold start's import (docs/packaging.md)."""
+    from infra import manifest
+
+    handlers = ", ".join(spec.handler.rpartition(".")[0] for spec in manifest.FUNCTIONS)
+    code = f"import sys\nimport {handlers}\nprint('shared.kernel.event_models' in sys.modules)\n"
+    answer = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60
+    )
+    assert answer.stdout.strip() == "False"
 
 
 # --- helpers ------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def _event(event_id: str) -> str:
             "time": "2026-03-02T14:05:09Z",
             "region": REGION,
             "resources": [],
-            "detail": {"eventId": event_id, "tenantId": "firm-1", "kind": "invoice", "appId": "i-1"},
+            "detail": {"event_id": event_id, "tenant_id": "firm-1", "kind": "invoice", "app_id": "i-1"},
         }
     )
 
@@ -94,7 +94,7 @@ def test_one_batch_delivered_retried_and_given_up(delivering: Delivering) -> Non
         d.sqs.send_message(QueueUrl=d.queue.url, MessageBody=_event(event_id))
     records = _received(d)
     assert len(records) == 3
-    by_event = {json.loads(r["body"])["detail"]["eventId"]: r["messageId"] for r in records}
+    by_event = {json.loads(r["body"])["detail"]["event_id"]: r["messageId"] for r in records}
 
     result = handler.lambda_handler({"Records": records}, LocalContext(manifest.DELIVER))
 
@@ -113,7 +113,7 @@ def test_one_batch_delivered_retried_and_given_up(delivering: Delivering) -> Non
     assert dead["Body"] == _event("e-gone")
     reasons = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
     assert reasons["reason"] == "refused: HTTP 410: not this one"
-    assert reasons["eventId"] == "e-gone"
+    assert reasons["event_id"] == "e-gone"
 
 
 def test_the_paced_queue_hides_a_message_and_dead_letters_with_attributes(delivering: Delivering) -> None:

@@ -240,7 +240,7 @@ def test_sites_link_export_as_sub_customer_and_import_with_parent(tab: Tab, worl
         "message": None,
     }
     (event,) = world.published("Site Imported")
-    assert event.detail["parentAppId"] == "c-shara"
+    assert event.detail["parent_app_id"] == "c-shara"
     assert event.detail["entity"]["parent_id"] == "22"
 
 
@@ -296,7 +296,7 @@ def test_import_links_active_customers_and_emits_client_imported(tab: Tab, world
     ]
     (event,) = world.published("Client Imported")
     assert event.tenant_id == TENANT
-    assert event.detail["appId"] == "qbo.1"
+    assert event.detail["app_id"] == "qbo.1"
     assert event.detail["entity"]["name"] == "Amy's Bird Sanctuary"
     assert event.detail["entity"]["email"] == "Birds@Intuit.com"
     assert tab.ok("GET", "/mappings/client/qbo/1")["link"]["source"] == "import"
@@ -482,25 +482,136 @@ def test_disconnect_keeps_or_removes_the_tenants_mappings(tab: Tab, world: World
     assert_empty_tab(tab.tab("client"))
 
 
-def test_connection_connected_event_onboards_the_tenant(tab: Tab) -> None:
+def _connected_event(tab: Tab) -> dict[str, Any]:
+    """The ``Connection Connected`` of the tab's last consent, as the event rule hands it over."""
+    connected = tab.world.published("Connection Connected")[-1]
+    return {
+        "version": "0",
+        "id": connected.event_id,
+        "source": "qbo-link",
+        "detail-type": connected.detail_type,
+        "detail": connected.body(),
+    }
+
+
+def test_connection_connected_event_onboards_the_tenant_once(tab: Tab) -> None:
     from functions.onboard import handler
     from tests.integration.connections_fixtures import LambdaContext
 
     tab.upsert("client", "c-cars", "Cool Cars")
-    event = {
-        "version": "0",
-        "id": "e-1",
-        "source": "qbo-link",
-        "detail-type": "Connection Connected",
-        "detail": {"tenantId": tab.tenant, "realmId": tab.realm},
-    }
+    event = _connected_event(tab)
+    # Given a tenant just connected: its onboarding is pending, QBO's side of the tabs empty
+    pending = tab.ok("GET", "/connection")["onboarding"]
+    assert (pending["state"], pending["finished_at"], pending["linked"]) == ("pending", None, {})
+
     result = handler.lambda_handler(event, LambdaContext())
-    assert result["applied"]["client"] == 1
+    assert (result["state"], result["linked"]["client"], result["repeated"]) == ("finished", 1, False)
     assert tab.ok("GET", "/mappings/client/qbo/3")["app"]["id"] == "c-cars"
+
+    # The connection status says it finished, with what it read and linked
+    status = tab.ok("GET", "/connection")["onboarding"]
+    assert status["state"] == "finished"
+    assert status["read"]["client"] == 26
+    assert status["linked"]["client"] == 1
+    assert status["unmatched"]["client"] == 0
+    assert status["started_at"] <= status["finished_at"]
+    assert status["error"] is None
+    # and one event says so, with the same counts
+    [finished] = tab.world.published("Onboarding Finished")
+    assert finished.event_id == result["event_id"]
+    assert finished.detail["realm_id"] == tab.realm
+    assert (finished.detail["read"], finished.detail["linked"]) == (status["read"], status["linked"])
+    assert finished.detail["version"] == 1
+
+    # A repeated delivery (the rule's retry, a duplicate) does no work and announces the same fact
+    tab.upsert("client", "c-more", "Amy's Bird Sanctuary")  # would be linked by a second run
+    again = handler.lambda_handler(event, LambdaContext())
+    assert (again["repeated"], again["event_id"]) == (True, finished.event_id)
+    repeated = tab.world.published("Onboarding Finished")
+    assert [e.event_id for e in repeated] == [finished.event_id] * 2
+    assert repeated[1].detail == finished.detail
+    assert tab.ok("GET", "/connection")["onboarding"] == status
 
     foreign = {**event, "source": "someone-else"}
     with pytest.raises(ValueError, match="unexpected event"):
         handler.lambda_handler(foreign, LambdaContext())
+
+
+def test_a_failed_onboarding_is_recorded_and_a_retry_finishes_it(tab: Tab) -> None:
+    from functions.onboard import handler
+    from shared import wiring
+    from shared.mapping.service import MappingService
+    from tests.integration.connections_fixtures import LambdaContext
+
+    event = _connected_event(tab)
+    real = MappingService.onboard
+
+    def broken(self: MappingService, tenant_id: str) -> Any:
+        raise RuntimeError("QBO went away")
+
+    wiring.mappings()  # built before the patch, used through the class
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MappingService, "onboard", broken)
+        with pytest.raises(RuntimeError, match="QBO went away"):
+            handler.lambda_handler(event, LambdaContext())
+    failed = tab.ok("GET", "/connection")["onboarding"]
+    assert (failed["state"], failed["error"]) == ("failed", "RuntimeError: QBO went away")
+    assert failed["failed_at"] is not None
+    assert tab.world.published("Onboarding Finished") == []
+
+    assert MappingService.onboard is real
+    handler.lambda_handler(event, LambdaContext())  # the event rule's retry
+    finished = tab.ok("GET", "/connection")["onboarding"]
+    assert (finished["state"], finished["error"], finished["failed_at"]) == ("finished", None, None)
+    assert len(tab.world.published("Onboarding Finished")) == 1
+
+
+def test_a_reconnect_onboards_again_under_a_new_event_id(tab: Tab) -> None:
+    from functions.onboard import handler
+    from tests.integration.connections_fixtures import LambdaContext
+
+    handler.lambda_handler(_connected_event(tab), LambdaContext())
+    tab.world.clock.advance(300)
+    assert tab.world.connect(tab.tenant, realmId=tab.realm) == tab.realm
+    assert tab.ok("GET", "/connection")["onboarding"]["state"] == "pending"  # this consent's, to come
+    handler.lambda_handler(_connected_event(tab), LambdaContext())
+    first, second = tab.world.published("Onboarding Finished")
+    assert first.event_id != second.event_id
+    assert second.detail["connected_at"] > first.detail["connected_at"]
+
+
+def test_two_onboardings_at_once_announce_the_one_recorded(tab: Tab) -> None:
+    from dataclasses import dataclass
+
+    from shared import wiring
+    from shared.connections.onboarding import Onboarder
+    from shared.kernel.events import RecordingPublisher
+
+    @dataclass(frozen=True)
+    class Counts:
+        refreshed: dict[str, int]
+        applied: dict[str, int]
+        unmatched: dict[str, int]
+
+    published = RecordingPublisher()
+
+    def second(tenant_id: str) -> Counts:
+        return Counts({"client": 2}, {"client": 2}, {"client": 0})
+
+    def first(tenant_id: str) -> Counts:
+        # a second delivery of the same Connection Connected runs meanwhile and finishes first
+        Onboarder(wiring.store(), second, published, wiring.clock()).onboard(tenant_id)
+        return Counts({"client": 1}, {"client": 1}, {"client": 5})
+
+    outcome = Onboarder(wiring.store(), first, published, wiring.clock()).onboard(tab.tenant)
+
+    # The slower run's counts lose the conditional write; both announce what is recorded
+    assert outcome.onboarding is not None
+    assert dict(outcome.onboarding.linked) == {"client": 2}
+    assert [e.event_id for e in published.events] == [published.events[0].event_id] * 2
+    assert published.events[0].detail == published.events[1].detail
+    assert published.events[1].detail["linked"] == {"client": 2}
+    assert tab.ok("GET", "/connection")["onboarding"]["linked"] == {"client": 2}
 
 
 # --- export of codes, accounts and taxes -----------------------------------------------------------
@@ -693,4 +804,4 @@ def test_import_links_a_qbo_entity_of_every_kind_and_emits_its_event(
     assert shown["app"]["id"] == result["app_id"]
     published = [e for e in world.events.events if e.detail_type == event]
     assert published, [e.detail_type for e in world.events.events]
-    assert published[-1].detail["qboId"] == qbo_id
+    assert published[-1].detail["qbo_id"] == qbo_id

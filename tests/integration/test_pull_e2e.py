@@ -239,6 +239,7 @@ def test_six_changes_reach_the_app_via_webhooks(stage: Stage, fmt: str) -> None:
     _assert_common_events(pull, scenario)
     merged = _one(pull, CLIENT_MERGED_IN_QBO, app_id="cl-13")
     assert merged.detail == {
+        "version": 1,
         "kind": "client",
         "app_id": "cl-13",
         "merged_qbo_id": "13",
@@ -374,7 +375,7 @@ def test_a_crash_mid_batch_loses_nothing_and_duplicates_no_event(
         assert len(imported) == 25
     else:
         # Died between publishing and recording: those are published again under the same ids
-        # (at-least-once; consumers de-duplicate on eventId)
+        # (at-least-once; consumers de-duplicate on event_id)
         assert len(imported) >= 25
     assert polls >= 3
     failures = [x for x in pull.history.history(TENANT, limit=50).exchanges if x.outcome != "succeeded"]

@@ -3,6 +3,7 @@ item by item instead of from a copy of every table they touch (the bulk push rel
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -161,3 +162,28 @@ def test_queries_and_scans_keep_key_order(table: Any) -> None:
         ("t", "b"),
         ("t", "c"),
     ]
+
+
+def test_the_lazy_queue_attributes_are_motos_own() -> None:
+    import boto3
+    from moto import mock_aws
+    from moto.sqs.models import sqs_backends
+
+    from qbo_link_local.moto_sqs import LazyQueueAttributes, mocos_attributes
+
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dlq = sqs.create_queue(QueueName="d.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})
+        url = sqs.create_queue(
+            QueueName="q.fifo", Attributes={"FifoQueue": "true", "RedrivePolicy": redrive}
+        )["QueueUrl"]
+        for n in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g", MessageDeduplicationId=str(n))
+        queue = sqs_backends["123456789012"]["us-east-1"].queues["q.fifo"]
+        lazy = dict(LazyQueueAttributes(queue))
+        assert lazy == mocos_attributes(queue)
+        assert (lazy["ApproximateNumberOfMessages"], lazy["FifoQueue"]) == (3, "true")
+        listed = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert (listed["ApproximateNumberOfMessages"], listed["RedrivePolicy"]) == ("3", redrive)

@@ -434,10 +434,10 @@ def test_the_onboard_function_queues_a_recheck_after_its_automatch(
         "id": "e-onboard",
         "source": constants.EVENT_SOURCE,
         "detail-type": CONNECTION_CONNECTED,
-        "detail": {"tenantId": TENANT, "realmId": "r"},
+        "detail": {"tenant_id": TENANT, "realm_id": "r"},
     }
     result = handler.lambda_handler(event, LambdaContext())
-    assert result["applied"]["work_code"] >= 1
+    assert result["linked"]["work_code"] >= 1
     assert [m.reason for m in queue.rechecks()] == ["onboard:client,expense_code,site,tax,work_code"]
     push_world.drain()
     assert state_of(push_world, "invoice", app_id) == "posted"
@@ -508,7 +508,7 @@ def test_a_reconnect_brings_back_what_failed_for_want_of_a_connection(
         "id": connected_event.event_id,
         "source": constants.EVENT_SOURCE,
         "detail-type": connected_event.detail_type,
-        "detail": {"tenantId": TENANT, **connected_event.detail},
+        "detail": connected_event.body(),
     }
     handler.lambda_handler(event, LambdaContext())
     reconnect = [m for m in queue.rechecks() if m.reason == "reconnect"]

@@ -459,7 +459,7 @@ def test_invalid_grant_with_nothing_rotated_marks_needs_reconnect(world: World) 
     [event] = world.health_events()
     assert (event["from"], event["to"], event["reason"]) == ("healthy", "needs_reconnect", "invalid_grant")
     assert event["description"]
-    assert event["intuitTid"]
+    assert event["intuit_tid"]
     # A dead connection is not refreshed again (no more token-endpoint calls) until reconnected.
     with pytest.raises(ConnectionDeadError):
         world.lambda_().access_token("t1")
@@ -656,11 +656,11 @@ def test_hard_expiry_warnings_once_per_threshold(world: World) -> None:
         assert vault.keep_alive().warnings == 0  # a second run the same day sends nothing new
 
     events = world.events.of_type(CONNECTION_HARD_EXPIRY_APPROACHING)
-    assert [e.detail["thresholdDays"] for e in events] == [30, 7]
+    assert [e.detail["threshold_days"] for e in events] == [30, 7]
     assert warning_days == [10, 33]  # 30 days left after day 10, 7 after day 33
     assert events[0].detail["reason"] == "hard_expiry_in_30_days"
-    assert events[1].detail["realmId"] == realm
-    assert "mode=reconnect" in events[1].detail["reconnectUrl"]
+    assert events[1].detail["realm_id"] == realm
+    assert "mode=reconnect" in events[1].detail["reconnect_url"]
     assert len({e.event_id for e in events}) == 2
     # At the hard expiry itself Intuit refuses the refresh: needs_reconnect, with the reason.
     connection = world.store().get("t1")
@@ -679,8 +679,8 @@ def test_connection_created_close_to_its_hard_expiry_gets_only_the_urgent_warnin
 
     assert (report.fresh, report.warnings) == (1, 1)
     [event] = world.events.of_type(CONNECTION_HARD_EXPIRY_APPROACHING)
-    assert event.detail["thresholdDays"] == 7
-    assert event.detail["daysLeft"] == 4
+    assert event.detail["threshold_days"] == 7
+    assert event.detail["days_left"] == 4
     # The same fact computed again has the same id (consumers de-duplicate by it).
     assert vault.status("t1")["hard_expires_in_days"] == 4
     assert vault.keep_alive().warnings == 0

@@ -38,7 +38,7 @@ def event(
             "time": "2026-03-02T14:05:09Z",
             "region": "us-east-1",
             "resources": [],
-            "detail": {"eventId": event_id, "realmId": "9341", "tenantId": "firm-1"},
+            "detail": {"event_id": event_id, "realm_id": "9341", "tenant_id": "firm-1", "version": 1},
         }
     )
 
@@ -309,9 +309,9 @@ def test_a_refusal_goes_straight_to_the_dlq_with_its_reason(status: int) -> None
     assert attributes["reason"].startswith(f"refused: HTTP {status}")
     assert attributes["reason"].endswith(": no such hook here")
     assert attributes["status"] == str(status)
-    assert attributes["eventId"] == "39d25465bccbed975c4899a8368eff3c"
+    assert attributes["event_id"] == "39d25465bccbed975c4899a8368eff3c"
     assert attributes["attempts"] == "1"
-    assert attributes["failedAt"] == "2025-12-29T09:20:00+00:00"
+    assert attributes["failed_at"] == "2025-12-29T09:20:00+00:00"
     assert queue.hidden == []
     assert report.count("dead_lettered") == 1
 

@@ -116,7 +116,7 @@ def test_health_change_event_says_from_to_and_why_with_a_stable_id() -> None:
     assert event.detail["to"] == "needs_reconnect"
     assert event.detail["reason"] == "invalid_grant"
     assert event.detail["description"] == "Token expired"
-    assert event.detail["intuitTid"] == "tid-1"
+    assert event.detail["intuit_tid"] == "tid-1"
     # The same fact published twice carries the same id; another fact does not.
     assert change.event().event_id == event.event_id
     later = HealthChange(

@@ -15,7 +15,7 @@ def _message(n: int, tenant: str = "firm-1") -> dict[str, Any]:
     event = {
         "detail-type": "Document Posted",
         "time": f"t{n}",
-        "detail": {"tenantId": tenant, "eventId": f"e{n}"},
+        "detail": {"tenant_id": tenant, "event_id": f"e{n}"},
     }
     return {"Body": json.dumps(event)}
 
@@ -34,7 +34,7 @@ def test_events_are_numbered_and_paged_from_a_number() -> None:
     assert [item["n"] for item in page["events"]] == [2, 3, 4]  # the latest 3 kept
     assert page["next"] == 4
     _, later = _page(outbound, "after=3")
-    assert [item["event"]["detail"]["eventId"] for item in later["events"]] == ["e4"]
+    assert [item["event"]["detail"]["event_id"] for item in later["events"]] == ["e4"]
     _, last = _page(outbound, "last=2")
     assert [item["n"] for item in last["events"]] == [3, 4]
     assert last["run"] == page["run"] != OutboundEvents(kept=1, log=lambda _: None).run
@@ -48,17 +48,17 @@ def test_one_line_per_event_with_its_plain_fields() -> None:
         "detail-type": "Document Posted",
         "detail": {
             "appId": "i1",
-            "eventId": "689d",
+            "event_id": "689d",
             "kind": "invoice",
             "qboId": "145",
-            "tenantId": "firm-1",
+            "tenant_id": "firm-1",
             "version": 3,
             "entity": {"nested": True},  # not a plain field: left out
             "error": None,
         },
     }
     assert event_line(event) == (
-        "2026-11-22T23:04:01Z  Document Posted              tenant=firm-1  eventId=689d  "
+        "2026-11-22T23:04:01Z  Document Posted              tenant=firm-1  event_id=689d  "
         "appId=i1 kind=invoice qboId=145 version=3"
     )
     long = {**event, "detail": {**event["detail"], "appId": "x" * 500}}
