@@ -12,7 +12,7 @@ from qbo_link_local.tail import LINE_WIDTH, event_line
 
 
 def _message(n: int, tenant: str = "firm-1") -> dict[str, Any]:
-    event = {
+    event: dict[str, Any] = {
         "detail-type": "Document Posted",
         "time": f"t{n}",
         "detail": {"tenant_id": tenant, "event_id": f"e{n}"},
@@ -43,7 +43,7 @@ def test_events_are_numbered_and_paged_from_a_number() -> None:
 
 
 def test_one_line_per_event_with_its_plain_fields() -> None:
-    event = {
+    event: dict[str, Any] = {
         "time": "2026-11-22T23:04:01Z",
         "detail-type": "Document Posted",
         "detail": {
