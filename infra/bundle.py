@@ -769,8 +769,9 @@ def lambda_environment(
     arn = f"arn:aws:secretsmanager:{region}:123456789012:secret"
     names = stack.Names(
         queue_urls={
-            q.logical_id: f"https://sqs.{region}.amazonaws.com/123456789012/{q.default_name}"
+            logical_id: f"https://sqs.{region}.amazonaws.com/123456789012/{name}"
             for q in stack.QUEUES
+            for logical_id, name in ((q.logical_id, q.default_name), (q.dlq_logical_id, q.dlq_default_name))
         },
         secret_arns={s.logical_id: f"{arn}:{s.default_name}-AbCdEf" for s in stack.SECRETS},
     )

@@ -154,7 +154,7 @@ class QboLink(Construct):
     functions: Mapping[str, lambda_.Function]  # by manifest name: api, oauth, webhooks, push, ...
     tables: Mapping[str, dynamodb.Table]  # by the manifest's logical id: ConnectionsTable, ...
     secrets: Mapping[str, secretsmanager.Secret]  # by logical id: IntuitAppSecret, ...
-    queues: Mapping[str, sqs.Queue]  # the FIFO work queues by logical id: PushQueue, ChangesQueue
+    queues: Mapping[str, sqs.Queue]  # the work queues by logical id: PushQueue, ChangesQueue, DeliveryQueue
     dead_letter_queues: Mapping[str, sqs.Queue]  # by the logical id of their work queue
     async_failure_queue: sqs.Queue  # failed scheduled and event-driven runs
     alarms: Mapping[str, cloudwatch.Alarm]
@@ -189,6 +189,10 @@ class QboLink(Construct):
         )
         api.add_routes(functions.functions)
         triggers.add_triggers(dict(functions.functions), queues.async_failures)
+        delivering = bool(self.settings.events_url)  # else the rule and the deliverer stay dormant
+        triggers.add_delivery_rule(
+            queues.queue(manifest.DELIVERY_QUEUE), queues.async_failures, enabled=delivering
+        )
         monitoring = Monitoring(
             self,
             "Monitoring",
@@ -292,6 +296,9 @@ class QboLink(Construct):
                 "QBO_LINK_RETURN_URL_ALLOWLIST": ",".join(self.settings.return_url_allowlist),
                 "QBO_LINK_APP_ID": self.settings.app_id,
             },
+            # Delivery off: the deliverer's trigger is paused too (what waits stays in its queue).
+            events_url=self.settings.events_url,
+            paused=() if self.settings.events_url else (manifest.DELIVER.name,),
         )
 
 

@@ -14,6 +14,8 @@ composes ``infra.QboLink`` into its own CDK app builds them directly (``Deployme
 ``qbo-link:logRetentionDays``        retention of function and access logs (default 30)
 ``qbo-link:apiRateLimit``            HTTP API steady rate per stage, requests/s (default 50)
 ``qbo-link:apiBurstLimit``           HTTP API burst (default 100)
+``qbo-link:eventsUrl``               the host app's https endpoint every event is also delivered to
+                                     (docs/events.md); empty (default): delivery is off, dormant
 ===================================  ===========================================================
 """
 
@@ -53,7 +55,9 @@ class DeploymentSettings:
       authorizer;
     - ``alarm_email``: an address subscribed to the alarm topic;
     - ``log_retention_days``: function and access logs (one of CloudWatch's values);
-    - ``api_rate_limit``, ``api_burst_limit``: the HTTP API's throttle per stage.
+    - ``api_rate_limit``, ``api_burst_limit``: the HTTP API's throttle per stage;
+    - ``events_url``: the host app's ``https://`` endpoint every event is also POSTed to, signed
+      (docs/events.md); empty: delivery is off (its rule disabled, its function's trigger paused).
 
     A wrong value raises ``DeploymentSettingsError`` naming the context key.
     """
@@ -67,6 +71,7 @@ class DeploymentSettings:
     log_retention_days: int = 30
     api_rate_limit: int = 50
     api_burst_limit: int = 100
+    events_url: str = ""
 
     def __post_init__(self) -> None:
         if self.intuit_environment not in DEPLOYABLE_ENVIRONMENTS:
@@ -85,6 +90,13 @@ class DeploymentSettings:
             )
         if self.api_rate_limit < 1 or self.api_burst_limit < 1:
             raise DeploymentSettingsError("the API's rate and burst limits must be positive")
+        if self.events_url:
+            from shared.delivery.endpoint import EndpointError, check_events_url
+
+            try:
+                check_events_url(self.events_url, loopback_http=False)
+            except EndpointError as error:
+                raise DeploymentSettingsError(f"{CONTEXT_PREFIX}eventsUrl: {error}") from None
 
     @classmethod
     def from_context(cls, get: Any) -> DeploymentSettings:
@@ -110,6 +122,7 @@ class DeploymentSettings:
             log_retention_days=number("logRetentionDays", 30),
             api_rate_limit=number("apiRateLimit", 50),
             api_burst_limit=number("apiBurstLimit", 100),
+            events_url=_text(value("eventsUrl")),
         )
 
     @property

@@ -1,4 +1,5 @@
-"""``qbo-link dev``: the local stack in the foreground, its URLs, then a readable log until Ctrl-C.
+"""``qbo-link dev``: the local stack in the foreground, its URLs, then a readable log until Ctrl-C;
+``qbo-link events``: the events of a running one (``qbo_link_local.tail``).
 
 Only argparse is imported at module level, so ``qbo-link --help`` stays instant; the stack is
 imported when the command runs.
@@ -21,7 +22,8 @@ _PORT_FLAGS: Final = {"gateway": "--port", "sandbox": "--sandbox-port", "moto": 
 
 
 def register_dev(commands: Any) -> None:
-    """Add ``dev`` to the ``qbo-link`` subcommands (``commands``: argparse's subparsers)."""
+    """Add the local stack's commands, ``dev`` and ``events``, to the ``qbo-link`` subcommands
+    (``commands``: argparse's subparsers)."""
     env = os.environ.get
     dev = commands.add_parser(
         "dev",
@@ -65,11 +67,19 @@ def register_dev(commands: Any) -> None:
         help="run sandbox rate windows, webhook retries and schedules N times faster",
     )
     dev.add_argument(
+        "--events-url",
+        help="also deliver every event, signed, to this endpoint (http only to loopback; docs/events.md)",
+    )
+    dev.add_argument(
         "--log-level",
         default=env("POWERTOOLS_LOG_LEVEL", "WARNING"),
         help="level of the handlers' own log lines (default WARNING; INFO shows every step)",
     )
     dev.set_defaults(func=run_dev)
+
+    from qbo_link_local.tail import register_events
+
+    register_events(commands)
 
 
 def _printer(line: str) -> None:
@@ -78,6 +88,8 @@ def _printer(line: str) -> None:
 
 
 def _banner(stack: Any) -> list[str]:
+    from qbo_link_local.http_api import EVENTS_PATH
+
     api = stack.api_url
     qbo = (
         f"{stack.sandbox_url}   (control API {stack.sandbox_url}/_sandbox/, see docs/sandbox.md)"
@@ -94,6 +106,15 @@ def _banner(stack: Any) -> list[str]:
         f"  webhooks         {stack.webhook_url}",
         f"  QuickBooks       {qbo}",
         f"  moto (AWS)       {stack.moto_url}   (aws --endpoint-url {stack.moto_url} ...; any credentials)",
+        f"  events           qbo-link events --api-url {api}   (GET {api}{EVENTS_PATH})",
+        *(
+            [
+                f"  delivered to     {stack.config.events_url}   (signed, docs/events.md)",
+                f"  signing key      {stack.events_signing_key}",
+            ]
+            if stack.config.events_url
+            else []
+        ),
         f"  try              curl -s -X POST {api}/v1/tenants/firm-1/connection "
         f"-H 'content-type: application/json' -d '{connect}'",
         "Ready. Press Ctrl-C to stop.",
@@ -118,6 +139,7 @@ def run_dev(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         log=_printer,
         env=env,
+        events_url=args.events_url,
     )
     stop = threading.Event()
 

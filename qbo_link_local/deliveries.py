@@ -106,13 +106,18 @@ def batch_item_failures(result: Any, ids: list[str]) -> set[str]:
 
 class OutboundEvents:
     """The events the handlers put on the bus (EventBridge's shape), the latest ``kept`` of them,
-    and a count per detail-type."""
+    and a count per detail-type.  Each has a number (1, 2, ...) for ``since``; ``run`` tells one run
+    of the stack from the next, whose numbers start again."""
 
     def __init__(self, kept: int, log: Callable[[str], None]) -> None:
+        import uuid
+
         self._lock = threading.Lock()
-        self._events: deque[dict[str, Any]] = deque(maxlen=kept)
+        self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=kept)
         self._counts: Counter[str] = Counter()
         self._log = log
+        self._last = 0
+        self.run = uuid.uuid4().hex[:12]
 
     def record(self, messages: list[dict[str, Any]]) -> set[str]:
         """A delivery: every message is taken (one that is not JSON is dropped)."""
@@ -124,7 +129,8 @@ class OutboundEvents:
             detail_type = str(event.get("detail-type", "?"))
             detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
             with self._lock:
-                self._events.append(event)
+                self._last += 1
+                self._events.append((self._last, event))
                 self._counts[detail_type] += 1
             tenant = detail.get("tenant_id", "") if isinstance(detail, dict) else ""
             self._log(note_line(datetime.now(UTC), "event", f"{detail_type}  tenant={tenant}"))
@@ -137,8 +143,18 @@ class OutboundEvents:
     def events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return [
-                dict(e) for e in self._events if detail_type is None or e.get("detail-type") == detail_type
+                dict(e) for _, e in self._events if detail_type is None or e.get("detail-type") == detail_type
             ]
+
+    def since(self, after: int, last: int | None = None) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+        """The kept events numbered above ``after`` (only the ``last`` of them when given), and the
+        number to ask ``since`` for next."""
+        with self._lock:
+            found = [(n, dict(e)) for n, e in self._events if n > after]
+            latest = self._last
+        if last is not None:
+            found = found[-last:] if last > 0 else []
+        return found, latest
 
 
 def build_pollers(

@@ -21,6 +21,7 @@ from qbo_link_local.logs import note_line
 from qbo_link_local.server import api_gateway_error
 
 if TYPE_CHECKING:
+    from qbo_link_local.deliveries import OutboundEvents
     from qbo_link_local.gateway import Request, Response
     from qbo_link_local.runtime import Invoker
 
@@ -28,6 +29,9 @@ API_GATEWAY_TIMEOUT_MS: Final = 30_000
 # Not a route of the manifest: a page of the local gateway where a connect flow may end when no
 # host app is running yet (always in the return-URL allow-list locally).
 LANDING_PATH: Final = "/_local/connected"
+# Not a route either: the events the stack saw on its bus, for `qbo-link events` (docs/local.md).
+EVENTS_PATH: Final = "/_local/events"
+EVENTS_PAGE_MAX: Final = 500
 
 
 def dispatch(request: Request, invoker: Invoker, log: Callable[[str], None]) -> Response:
@@ -87,3 +91,37 @@ def landing_page(query: str) -> Response:
         f"<p>The OAuth callback sent the browser here with:</p><table>{rows}</table>"
     )
     return Response(200, [("content-type", "text/html; charset=utf-8")], body.encode())
+
+
+def events_page(outbound: OutboundEvents, query: str) -> Response:
+    """``GET /_local/events?after=N&last=M``: the events numbered above ``after`` (0: every one
+    kept), only the ``last`` M of them when given, at most ``EVENTS_PAGE_MAX``; ``next`` is the
+    ``after`` of the next call and ``run`` changes when the stack restarts (numbers start again).
+    """
+    import json
+    from urllib.parse import parse_qs
+
+    from qbo_link_local.gateway import Response
+
+    asked = parse_qs(query)
+
+    def number(name: str) -> int | None:
+        values = asked.get(name)
+        if not values:
+            return None
+        if not values[0].isdigit():
+            raise ValueError(name)
+        return int(values[0])
+
+    try:
+        after, last = number("after") or 0, number("last")
+    except ValueError as wrong:
+        body = json.dumps({"message": f"{wrong} must be a whole number"}).encode()
+        return Response(400, [("content-type", "application/json")], body)
+    found, latest = outbound.since(after, last)
+    page = found[:EVENTS_PAGE_MAX]
+    following = page[-1][0] if len(page) < len(found) else latest
+    body = json.dumps(
+        {"run": outbound.run, "next": following, "events": [{"n": n, "event": e} for n, e in page]}
+    ).encode()
+    return Response(200, [("content-type", "application/json")], body)

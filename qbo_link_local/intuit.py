@@ -25,6 +25,7 @@ LOCAL_ONLY_SECRET_VARIABLES: Final = (
     "QBO_LINK_CLIENT_SECRET",
     "QBO_LINK_STATE_SIGNING_KEY",
     "QBO_LINK_WEBHOOK_VERIFIER_TOKEN",
+    "QBO_LINK_EVENTS_SIGNING_KEY",
 )
 
 Setting = Callable[[str], str]  # a setting by name, "" when unset

@@ -11,6 +11,10 @@ does them without a visible resource in AWS:
   (three, then the event is kept aside).
 * the outbound log: a rule matching every event of ``constants.EVENT_SOURCE`` into a queue the
   stack reads, so a developer sees each event the host app would receive.
+
+The delivery rule (every event onto the manifest's delivery queue, read by the deliverer) exists
+only when the stack is given an endpoint for the events (``qbo-link dev --events-url``); in AWS it
+is declared always and disabled without one.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ DAY: Final = 86_400
 RULE_MAX_RECEIVE_COUNT: Final = 4
 OUTBOUND_QUEUE: Final = "qbo-link-local-outbound"
 OUTBOUND_RULE: Final = "qbo-link-local-outbound"
+DELIVERY_RULE: Final = "qbo-link-local-delivery"
 
 
 @dataclass(frozen=True)
@@ -72,31 +77,29 @@ def _create_queue(sqs: Any, name: str, attributes: Mapping[str, str]) -> str:
 
 
 def create_manifest_queue(sqs: Any, spec: QueueSpec) -> tuple[QueueInfo, QueueInfo]:
-    """The FIFO queue and its DLQ as the manifest describes them (no content-based de-duplication:
-    producers set their own ids; redrive after ``max_receive_count`` deliveries)."""
+    """The queue and its DLQ as the manifest describes them (FIFO ones with no content-based
+    de-duplication: producers set their own ids; redrive after ``max_receive_count`` deliveries)."""
+    kind = {"FifoQueue": "true", "ContentBasedDeduplication": "false"} if spec.fifo else {}
     dlq_url = _create_queue(
         sqs,
         spec.dlq_default_name,
-        {
-            "FifoQueue": "true",
-            "ContentBasedDeduplication": "false",
-            "MessageRetentionPeriod": str(spec.dlq_retention_days * DAY),
-        },
+        {**kind, "MessageRetentionPeriod": str(spec.dlq_retention_days * DAY)},
     )
-    dlq = QueueInfo(spec.dlq_logical_id, dlq_url, _queue_arn(spec.dlq_default_name), True, dead_letter=True)
+    dlq = QueueInfo(
+        spec.dlq_logical_id, dlq_url, _queue_arn(spec.dlq_default_name), spec.fifo, dead_letter=True
+    )
     redrive = {"deadLetterTargetArn": dlq.arn, "maxReceiveCount": spec.max_receive_count}
     url = _create_queue(
         sqs,
         spec.default_name,
         {
-            "FifoQueue": "true",
-            "ContentBasedDeduplication": "false",
+            **kind,
             "VisibilityTimeout": str(spec.visibility_timeout_seconds),
             "MessageRetentionPeriod": str(spec.retention_days * DAY),
             "RedrivePolicy": json.dumps(redrive),
         },
     )
-    return QueueInfo(spec.logical_id, url, _queue_arn(spec.default_name), True), dlq
+    return QueueInfo(spec.logical_id, url, _queue_arn(spec.default_name), spec.fifo), dlq
 
 
 def _rule_target(sqs: Any, events: Any, bus: str, function: FunctionSpec, rule: EventRule) -> RuleTarget:
@@ -143,13 +146,28 @@ def _outbound_queue(sqs: Any, events: Any, bus: str) -> QueueInfo:
     return outbound
 
 
+def _delivery_rule(events: Any, bus: str, queue: QueueInfo) -> None:
+    """Every event of the bus onto the delivery queue (``infra.constructs.events``'s delivery rule)."""
+    everything = {"source": [constants.EVENT_SOURCE]}
+    events.put_rule(
+        Name=DELIVERY_RULE, EventBusName=bus, EventPattern=json.dumps(everything), State="ENABLED"
+    )
+    events.put_targets(
+        Rule=DELIVERY_RULE, EventBusName=bus, Targets=[{"Id": queue.logical_id, "Arn": queue.arn}]
+    )
+
+
 def create_resources(
-    clients: Mapping[str, Any], secret_values: Mapping[str, Mapping[str, str]]
+    clients: Mapping[str, Any],
+    secret_values: Mapping[str, Mapping[str, str]],
+    events_url: str | None = None,
 ) -> LocalResources:
     """Create everything the manifest declares; ``secret_values``: secret logical id -> fields.
 
-    A secret's ``generated_field`` (the OAuth state key) gets a fresh random value when not given.
-    ``clients`` holds boto3 clients for dynamodb, sqs, events, kms and secretsmanager.
+    A secret's ``generated_field`` (the OAuth state key, the events' signing key) gets a fresh
+    random value when not given.  ``events_url``: the endpoint the deliverer POSTs every event to
+    (empty: no delivery rule).  ``clients`` holds boto3 clients for dynamodb, sqs, events, kms and
+    secretsmanager.
     """
     dynamodb, sqs, events = clients["dynamodb"], clients["sqs"], clients["events"]
     kms, secretsmanager = clients["kms"], clients["secretsmanager"]
@@ -180,6 +198,8 @@ def create_resources(
         queues[target.dead_letter.logical_id] = target.dead_letter
 
     outbound = _outbound_queue(sqs, events, bus)
+    if events_url:
+        _delivery_rule(events, bus, queues[stack.DELIVERY_QUEUE.logical_id])
 
     names = Names(
         tables=table_names,
@@ -187,6 +207,7 @@ def create_resources(
         secret_arns=arns,
         tokens_key=stack.TOKENS_KEY_ALIAS,
         event_bus=bus,
+        events_url=events_url or "",
     )
     return LocalResources(names, queues, rules, outbound, key_id)
 

@@ -9,6 +9,8 @@ What runs (docs/local.md has the operator's view):
 * the QBO sandbox in this process (or Intuit's own sandbox, by settings only).
 * the gateway (``qbo_link_local.server``): API Gateway's HTTP API in front of the handlers.
 * one SQS poller per queue source, one per event rule, and the outbound-event log.
+* with ``events_url``, the delivery of every event to that endpoint, signed, by the real deliverer
+  (the delivery rule feeds its queue; the signing key is generated, or kept in the state directory).
 * the scheduler for the manifest's ``rate(...)`` schedules.
 
 The handlers run in this process's threads with the union of their environments
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from infra import manifest as stack
 from infra.manifest import Names
-from qbo_link_local import environment, http_api
+from qbo_link_local import endpoint, environment, http_api
 from qbo_link_local import intuit as intuit_side
 from qbo_link_local import resources as local_resources
 from qbo_link_local.aws import LocalAws
@@ -73,6 +75,7 @@ class LocalStackConfig:
     log: LogSink | None = None  # one readable line at a time
     env: dict[str, str] = field(default_factory=dict)  # overrides of the handlers' environment
     retry_delay: float = 0.5  # seconds before a failed SQS message is visible again
+    events_url: str | None = None  # deliver every event there too, signed (http only to loopback)
 
 
 def _public_host(host: str) -> str:
@@ -113,6 +116,7 @@ class LocalStack:
         self._schedule_runs: Counter[str] = Counter()
         self._state = threading.Lock()
         self.api_url = ""
+        self.events_signing_key = ""  # the key the deliverer signs with (the receiver's to check)
         self.cold_start_ms: dict[str, float] = {}
         self._outer_env: dict[str, str] = dict(os.environ)
 
@@ -189,6 +193,7 @@ class LocalStack:
             raise LocalStackError("time_scale must be positive")
         self._persisted = StateDirectory(config.state_dir, self._log)
         self._persisted.lock()
+        self.events_signing_key = endpoint.signing_key(config.events_url, config.state_dir, self._setting)
         try:
             self._gateway = GatewayServer(host, config.port, self._answer)
         except OSError:
@@ -197,9 +202,8 @@ class LocalStack:
         self._intuit = self._start_qbo(host)
         _ensure_free("moto", host, config.moto_port)
         self._aws.start(host, public, config.moto_port)
-        self._resources = local_resources.create_resources(
-            self._aws.clients, intuit_side.secret_values(self._intuit)
-        )
+        secrets = endpoint.secret_values(self._intuit, self.events_signing_key)
+        self._resources = local_resources.create_resources(self._aws.clients, secrets, config.events_url)
         self._persisted.restore(self._resources)
         self._set_environment(self._intuit)
         self._log_routing = HandlerLogRouting(config.log, self._setting("POWERTOOLS_LOG_LEVEL"))
@@ -330,6 +334,8 @@ class LocalStack:
     # --- the gateway ---------------------------------------------------------------------------
 
     def _answer(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == http_api.EVENTS_PATH:
+            return http_api.events_page(self._outbound, request.query)
         answer = http_api.dispatch(request, self._invoker, self._log)
         log = self._persisted.journal
         if log is not None:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from shared.connections.onboarding import Onboarder
     from shared.connections.store import Connection, ConnectionStore
     from shared.connections.vault import TokenProvider, TokenVault
+    from shared.delivery.deliverer import EventDeliverer
+    from shared.delivery.settings import DeliverySettings
     from shared.history.exchanges import ExchangeLog
     from shared.kernel.clock import Clock
     from shared.kernel.events import EventPublisher
@@ -98,6 +100,9 @@ def _forget_built() -> None:
     http = _built.get("qbo_http")
     if http is not None and http is not _overrides.get("qbo_http"):
         http.close()  # ours: the pool would otherwise leak its sockets
+    delivery_http = _built.get("delivery_http")
+    if delivery_http is not None:
+        delivery_http.close()
     _built.clear()
 
 
@@ -591,3 +596,46 @@ def notification_intake() -> NotificationIntake:
         )
 
     return _once("notification_intake", build)
+
+
+# --- delivery of the events to the host app's endpoint (docs/events.md) ----------------------------
+
+
+def delivery_settings() -> DeliverySettings:
+    """The deliverer's own settings (endpoint, signing secret, its queue and DLQ; nothing else)."""
+    import os
+
+    from shared.delivery.settings import delivery_settings_from_env
+
+    return _once("delivery_settings", lambda: delivery_settings_from_env(os.environ))
+
+
+def event_deliverer() -> EventDeliverer:
+    """The delivery queue's consumer: signs and POSTs each event, paces retries, gives up to the DLQ."""
+
+    def build() -> EventDeliverer:
+        import boto3
+        import httpx2
+
+        from shared.adapters.sqs import PacedQueue
+        from shared.delivery.deliverer import USER_AGENT, EventDeliverer
+        from shared.delivery.settings import signing_key
+
+        config = delivery_settings()
+        http = _once(
+            "delivery_http",
+            lambda: httpx2.Client(
+                timeout=httpx2.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
+                follow_redirects=False,  # a signed event goes where it was configured to, nowhere else
+                headers={"User-Agent": USER_AGENT},
+            ),
+        )
+        return EventDeliverer(
+            url=config.url,
+            signing_key=lambda: signing_key(config.secret_arn),
+            http=http,
+            queue=PacedQueue(boto3.client("sqs"), config.queue_url, config.dead_letter_url),
+            timeout_seconds=config.timeout_seconds,
+        )
+
+    return _once("event_deliverer", build)

@@ -7,6 +7,9 @@
   passed as ``scheduled_time`` (the sweep de-duplicates retries by it).
 - Each ``EventRule`` becomes a rule on our bus (source ``qbo-link`` + the detail types) targeting the
   function; ``Connection Connected`` -> onboard.
+- The delivery rule: every event of source ``qbo-link`` onto the delivery queue, whose consumer POSTs
+  it to the host app's endpoint (docs/events.md).  Always declared, enabled only when the stack has an
+  endpoint (``qbo-link:eventsUrl``): off, it is dormant and the queue stays empty.
 
 Invocations that Scheduler or EventBridge cannot deliver land in the async-failures queue.
 """
@@ -57,6 +60,7 @@ class Events(Construct):
         self.schedules: dict[str, scheduler.Schedule] = {}
         self.rules: dict[str, events.Rule] = {}
         self.scheduler_role: iam.Role | None = None
+        self.delivery_rule: events.Rule | None = None
 
     def _bus(self, name: str) -> events.EventBus:
         bus = events.EventBus(
@@ -137,3 +141,23 @@ class Events(Construct):
                         )
                     ],
                 )
+
+    def add_delivery_rule(self, queue: sqs.IQueue, failures: sqs.IQueue, *, enabled: bool) -> events.Rule:
+        """Every event of our source onto ``queue`` (the delivery queue); dormant unless ``enabled``."""
+        self.delivery_rule = events.Rule(
+            self,
+            manifest.DELIVERY_RULE_LOGICAL_ID,
+            event_bus=self.bus,
+            enabled=enabled,
+            description="Every QBO Link event -> the delivery queue (the host app's HTTPS endpoint)",
+            event_pattern=events.EventPattern(source=[constants.EVENT_SOURCE]),
+            targets=[
+                targets.SqsQueue(
+                    queue,
+                    dead_letter_queue=failures,
+                    retry_attempts=DELIVERY_RETRIES,
+                    max_event_age=DELIVERY_MAX_AGE,
+                )
+            ],
+        )
+        return self.delivery_rule

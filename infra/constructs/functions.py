@@ -7,14 +7,18 @@ and reserved concurrency come from each ``FunctionSpec``.  Every function runs t
 what the tests import.
 
 Access is only what the spec declares, each through a grant: the tables it reads or writes, the tokens
-key if it calls QBO (``tokens``), its secrets, the queues it sends to, the event bus if it publishes.
+key if it calls QBO (``tokens``), its secrets, the queues it sends to, the event bus if it publishes,
+the DLQ of its queue if it gives messages up itself (``paces_retries``).
 Its environment is ``infra.manifest.function_environment`` (names of what it may touch, never a secret)
 plus the plain settings every function parses (``shared.kernel.settings``).
+
+A function named in ``paused`` keeps its queue trigger disabled (the deliverer while the stack has no
+endpoint for the events): what waits in its queue stays there until the trigger is enabled again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -31,7 +35,7 @@ from infra import manifest
 from infra.constructs.data import Data
 from infra.constructs.queues import Queues
 from infra.constructs.secrets import Secrets
-from infra.manifest import FunctionSpec
+from infra.manifest import FunctionSpec, QueueSource
 
 ASYNC_RETRY_ATTEMPTS: Final = 2  # Lambda's own retries of a scheduled or event-driven run
 ASYNC_MAX_EVENT_AGE: Final = Duration.hours(6)
@@ -72,6 +76,8 @@ class Functions(Construct):
         secrets: Secrets,
         bus: events.IEventBus,
         settings_env: Mapping[str, str],
+        events_url: str = "",
+        paused: Collection[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self._defaults = defaults
@@ -79,12 +85,17 @@ class Functions(Construct):
         self._queues = queues
         self._secrets = secrets
         self._bus = bus
+        self._paused = frozenset(paused)
         names = manifest.Names(
             tables={logical_id: t.table_name for logical_id, t in data.tables.items()},
-            queue_urls={logical_id: q.queue_url for logical_id, q in queues.queues.items()},
+            queue_urls={
+                **{logical_id: q.queue_url for logical_id, q in queues.queues.items()},
+                **{spec.dlq_logical_id: queues.dead_letter_queue(spec).queue_url for spec in manifest.QUEUES},
+            },
             secret_arns={logical_id: s.secret_arn for logical_id, s in secrets.secrets.items()},
             tokens_key=data.tokens_key.key_arn,
             event_bus=bus.event_bus_name,
+            events_url=events_url,
         )
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
@@ -151,14 +162,20 @@ class Functions(Construct):
         self._grant(spec, function)
         self._acknowledge(spec, function, role)
         if spec.queue_source is not None:
-            function.add_event_source(
-                sources.SqsEventSource(
-                    self._queues.queue(spec.queue_source.queue),
-                    batch_size=spec.queue_source.batch_size,
-                    report_batch_item_failures=True,
-                )
-            )
+            self._consume(spec, spec.queue_source, function)
         return function
+
+    def _consume(self, spec: FunctionSpec, source: QueueSource, function: lambda_.Function) -> None:
+        """Lambda's SQS trigger, reporting partial batch failures; disabled while ``spec`` is paused."""
+        function.add_event_source(
+            sources.SqsEventSource(
+                self._queues.queue(source.queue),
+                batch_size=source.batch_size,
+                report_batch_item_failures=True,
+                max_concurrency=source.max_concurrency,
+                enabled=spec.name not in self._paused,
+            )
+        )
 
     def _grant(self, spec: FunctionSpec, function: lambda_.Function) -> None:
         for table in spec.tables:
@@ -169,6 +186,8 @@ class Functions(Construct):
             self._secrets.secret(secret).grant_read(function)
         for queue in spec.sends_to:
             self._queues.queue(queue).grant_send_messages(function)
+        if spec.queue_source is not None and spec.queue_source.paces_retries:
+            self._queues.dead_letter_queue(spec.queue_source.queue).grant_send_messages(function)
         if spec.puts_events:
             self._bus.grant_put_events_to(function)
 

@@ -1,9 +1,10 @@
-"""The SQS FIFO work queues with their dead-letter queues, and the queue of failed asynchronous runs.
+"""The SQS work queues with their dead-letter queues, and the queue of failed asynchronous runs.
 
-Each FIFO queue comes from ``infra.manifest.QUEUES``: no content-based de-duplication (producers set a
-deterministic de-duplication id), the manifest's visibility timeout and retention, SQS-managed
-encryption, TLS only, and a FIFO dead-letter queue after the manifest's ``max_receive_count``.  Nothing
-is dropped: a message that keeps failing waits in its DLQ (alarmed, redriven by hand, docs/deploy.md).
+Each queue comes from ``infra.manifest.QUEUES``: FIFO ones with no content-based de-duplication
+(producers set a deterministic de-duplication id); the manifest's visibility timeout and retention,
+SQS-managed encryption, TLS only, and a dead-letter queue of the same kind after the manifest's
+``max_receive_count``.  Nothing is dropped: a message that keeps failing waits in its DLQ (alarmed,
+redriven by hand, docs/deploy.md).  The one standard queue is the events' delivery queue.
 
 The schedules, the EventBridge rule and Lambda's own asynchronous retries have no queue of their own; a
 run they finally give up on lands in the async-failures queue, alarmed like the DLQs.
@@ -31,7 +32,7 @@ class Queues(Construct):
         self.queues: dict[str, sqs.Queue] = {}
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
         for spec in manifest.QUEUES:
-            self._fifo(spec)
+            self._queue(spec)
         self.async_failures = sqs.Queue(
             self,
             ASYNC_FAILURES_LOGICAL_ID,
@@ -49,12 +50,14 @@ class Queues(Construct):
             )
         )
 
-    def _fifo(self, spec: QueueSpec) -> None:
+    def _queue(self, spec: QueueSpec) -> None:
+        fifo = True if spec.fifo else None
+        deduplication = False if spec.fifo else None
         dlq = sqs.Queue(
             self,
             spec.dlq_logical_id,
-            fifo=True,
-            content_based_deduplication=False,
+            fifo=fifo,
+            content_based_deduplication=deduplication,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(spec.dlq_retention_days),
@@ -64,8 +67,8 @@ class Queues(Construct):
         queue = sqs.Queue(
             self,
             spec.logical_id,
-            fifo=True,
-            content_based_deduplication=False,
+            fifo=fifo,
+            content_based_deduplication=deduplication,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(spec.visibility_timeout_seconds),

@@ -35,6 +35,10 @@ ROTATION_REASONS: Final = {
         "Signs OAuth states that live 10 minutes; the operator rotates it with one command "
         "(docs/deploy.md), which only fails connect flows in progress"
     ),
+    manifest.EVENTS_SECRET.logical_id: (
+        "Signs the events delivered to the host app, which must hold the same key: the operator rotates "
+        "it with one command when the receiver is ready for the new key (docs/deploy.md)"
+    ),
 }
 
 

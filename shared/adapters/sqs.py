@@ -6,11 +6,14 @@ id = document version), the changes queue (group = tenant, id = event id) and th
 the changes queue (id = tenant + schedule bucket). A batch goes out ten entries at a time (SQS's
 limit); an entry SQS refuses inside an accepted batch is reported back by its index, so each caller
 decides what a refusal means (retry the delivery, fail the schedule, answer 503).
+
+One queue is standard rather than FIFO: the events' delivery queue, fed by an EventBridge rule, whose
+consumer paces its retries and dead-letters by itself (``PacedQueue``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -90,3 +93,36 @@ class FifoSender:
                 for failed in answer.get("Failed") or []
             ]
         return refused
+
+
+class PacedQueue:
+    """A standard queue whose consumer paces its own retries (the events' delivery queue): it hides a
+    received message until its next attempt (``ChangeMessageVisibility``) and gives a message up by
+    sending it to the queue's DLQ itself, with why as message attributes."""
+
+    def __init__(self, client: Any, queue_url: str, dead_letter_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+        self._dead_letter_url = dead_letter_url
+
+    def hide(self, receipt_handle: str, seconds: int) -> None:
+        """The received message comes back in ``seconds`` (at most 12 hours, SQS's limit)."""
+        with _translated("ChangeMessageVisibility"):
+            self._client.change_message_visibility(
+                QueueUrl=self._url,
+                ReceiptHandle=receipt_handle,
+                VisibilityTimeout=max(0, min(seconds, 43_200)),
+            )
+
+    def dead_letter(self, body: str, attributes: Mapping[str, str]) -> None:
+        """``body`` unchanged into the DLQ (a redrive delivers it as it was), ``attributes`` beside it."""
+        with _translated("SendMessage"):
+            self._client.send_message(
+                QueueUrl=self._dead_letter_url,
+                MessageBody=body,
+                MessageAttributes={
+                    name: {"DataType": "String", "StringValue": value}
+                    for name, value in attributes.items()
+                    if value
+                },
+            )

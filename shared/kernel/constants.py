@@ -57,6 +57,14 @@ STATE_SECRET_ARN_ENV: Final = "STATE_SECRET_ARN"  # noqa: S105
 PUSH_QUEUE_URL_ENV: Final = "PUSH_QUEUE_URL"
 CHANGES_QUEUE_URL_ENV: Final = "CHANGES_QUEUE_URL"
 
+# --- delivery of the events to the host app's HTTPS endpoint (docs/events.md) ---------------
+# Only the deliverer has them: the endpoint (empty: delivery is off), the signing secret's ARN
+# ({"key"}), and the URLs of its queue (to pace its retries) and of that queue's DLQ.
+EVENTS_URL_ENV: Final = "EVENTS_URL"
+EVENTS_SECRET_ARN_ENV: Final = "EVENTS_SECRET_ARN"  # noqa: S105 - a variable's name
+DELIVERY_QUEUE_URL_ENV: Final = "DELIVERY_QUEUE_URL"
+DELIVERY_DLQ_URL_ENV: Final = "DELIVERY_DLQ_URL"
+
 # --- links and posting log (issues 4 and 5; layouts: docs/push.md) ---------------------------
 LINKS_TABLE_ENV: Final = "LINKS_TABLE"
 POSTING_LOG_TABLE_ENV: Final = "POSTING_LOG_TABLE"

@@ -127,8 +127,10 @@ def test_an_imported_bus_and_key_are_used_and_no_second_is_created(imported: Syn
     for table in tables.TABLES:
         sse = imported.resources[table.logical_id]["Properties"]["SSESpecification"]
         assert sse.get("KMSMasterKeyId") == (HOST_KEY_ARN if table.customer_managed_key else None)
-    [rule] = imported.of_type("AWS::Events::Rule").values()
-    assert rule["Properties"]["EventBusName"] == HOST_BUS
+    rules = imported.of_type("AWS::Events::Rule").values()
+    assert len(rules) == 2  # onboarding's, and the events' delivery (dormant without an endpoint)
+    for rule in rules:
+        assert rule["Properties"]["EventBusName"] == HOST_BUS
     for spec in manifest.FUNCTIONS:
         env = _env(imported, spec)
         assert env.get(constants.EVENT_BUS_ENV) == (HOST_BUS if spec.puts_events else None), spec.name

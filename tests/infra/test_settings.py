@@ -23,6 +23,13 @@ def test_defaults_deploy_against_intuits_sandbox_without_jwt() -> None:
     assert settings.log_retention_days == 30
 
 
+def test_the_events_endpoint_is_off_by_default_and_taken_when_https() -> None:
+    assert _settings({}).events_url == ""
+    assert _settings({"qbo-link:eventsUrl": ""}).events_url == ""
+    url = "https://app.example.com/qbo-link/events"
+    assert _settings({"qbo-link:eventsUrl": f" {url} "}).events_url == url
+
+
 def test_lists_come_as_commas_or_json_lists() -> None:
     settings = _settings(
         {
@@ -45,6 +52,9 @@ def test_lists_come_as_commas_or_json_lists() -> None:
         ({"qbo-link:jwtIssuer": "https://issuer.example/"}, "jwtAudience"),
         ({"qbo-link:logRetentionDays": "10"}, "logRetentionDays"),
         ({"qbo-link:apiBurstLimit": "many"}, "apiBurstLimit"),
+        ({"qbo-link:eventsUrl": "http://app.example.com/events"}, "eventsUrl"),
+        ({"qbo-link:eventsUrl": "http://127.0.0.1:9000/events"}, "eventsUrl"),  # loopback is local only
+        ({"qbo-link:eventsUrl": "https://user:pw@app.example.com/events"}, "eventsUrl"),
     ],
 )
 def test_wrong_context_is_refused_naming_the_key(context: dict[str, Any], named: str) -> None:

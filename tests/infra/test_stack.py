@@ -159,8 +159,11 @@ def test_fifo_queues_have_a_dead_letter_queue_and_the_manifests_settings(
     queue = synthesized.resources[spec.logical_id]["Properties"]
     dlq = synthesized.resources[spec.dlq_logical_id]["Properties"]
     for props in (queue, dlq):
-        assert props["FifoQueue"] is True
-        assert props["ContentBasedDeduplication"] is False
+        if spec.fifo:
+            assert props["FifoQueue"] is True
+            assert props["ContentBasedDeduplication"] is False
+        else:  # the events' delivery queue: standard, its DLQ too
+            assert "FifoQueue" not in props
         assert props["SqsManagedSseEnabled"] is True
     assert queue["VisibilityTimeout"] == spec.visibility_timeout_seconds
     assert queue["MessageRetentionPeriod"] == spec.retention_days * 86400
@@ -243,7 +246,7 @@ def test_function_environment_is_the_manifests_plus_plain_settings(
 ) -> None:
     env = synthesized.resources[_function_id(synthesized, spec)]["Properties"]["Environment"]["Variables"]
     names = manifest.Names(
-        queue_urls={q.logical_id: "q" for q in manifest.QUEUES},
+        queue_urls={i: "q" for q in manifest.QUEUES for i in (q.logical_id, q.dlq_logical_id)},
         secret_arns={s.logical_id: "s" for s in manifest.SECRETS},
     )
     expected = set(manifest.function_environment(spec, names))
@@ -402,8 +405,19 @@ def test_schedules_invoke_their_functions_through_one_scheduler_role(synthesized
     assert invoked == {_function_id(synthesized, spec) for spec, _ in expected}
 
 
+def _delivery_rule_id(s: Synthesized) -> str:
+    """The rule feeding the events' delivery queue (docs/events.md)."""
+    [rule_id] = [
+        k
+        for k, r in s.of_type("AWS::Events::Rule").items()
+        if _references(r["Properties"]["Targets"]) & {manifest.DELIVERY_QUEUE.logical_id}
+    ]
+    return rule_id
+
+
 def test_connection_connected_events_reach_onboarding(synthesized: Synthesized) -> None:
     rules = synthesized.of_type("AWS::Events::Rule")
+    rules.pop(_delivery_rule_id(synthesized))  # its target is a queue, not a function
     expected = [(f, r) for f in manifest.FUNCTIONS for r in f.event_rules]
     assert len(rules) == len(expected)
     for spec, rule in expected:
@@ -419,6 +433,32 @@ def test_connection_connected_events_reach_onboarding(synthesized: Synthesized) 
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["AsyncFailureQueue", "Arn"]}}
     assert (manifest.ONBOARD, manifest.ONBOARD.event_rules[0]) in expected
     assert manifest.ONBOARD.event_rules[0].detail_types == (CONNECTION_CONNECTED,)
+
+
+def test_without_an_endpoint_the_delivery_of_events_is_dormant(synthesized: Synthesized) -> None:
+    """cdk.json's ``qbo-link:eventsUrl`` is empty: the rule is declared but disabled, the deliverer's
+    trigger is paused and it has no endpoint; its secret is generated already, so the receiver can
+    hold the key before the first event is delivered (tests/infra/test_delivery.py: switched on)."""
+    rule = synthesized.resources[_delivery_rule_id(synthesized)]["Properties"]
+    assert rule["State"] == "DISABLED"
+    assert rule["EventPattern"] == {"source": [constants.EVENT_SOURCE]}
+    [mapping] = [
+        m["Properties"]
+        for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": _function_id(synthesized, manifest.DELIVER)}
+    ]
+    assert mapping["Enabled"] is False
+    deliverer = synthesized.resources[_function_id(synthesized, manifest.DELIVER)]["Properties"]
+    assert deliverer["Environment"]["Variables"][constants.EVENTS_URL_ENV] == ""
+    assert "GenerateSecretString" in synthesized.resources[manifest.EVENTS_SECRET.logical_id]["Properties"]
+    for other in manifest.FUNCTIONS:
+        if other is not manifest.DELIVER:
+            mappings = [
+                m["Properties"]
+                for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+                if m["Properties"]["FunctionName"] == {"Ref": _function_id(synthesized, other)}
+            ]
+            assert all(m.get("Enabled", True) for m in mappings), other.name
 
 
 def test_asynchronous_runs_that_keep_failing_are_kept_not_dropped(synthesized: Synthesized) -> None:
