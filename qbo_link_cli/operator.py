@@ -462,7 +462,7 @@ def send_documents(
             chunk = documents[start : start + BULK_LIMIT]
             body = {"documents": [{"kind": d.kind, "document": d.body} for d in chunk]}
             try:
-                answer = client.post(f"/tenants/{tenant}/documents", body)
+                answer = _send_bulk(client, tenant, body)
             except ApiError as error:
                 raise ApiError(
                     f"sent {len(answers)} of {len(documents)}; the next {len(chunk)} were refused: {error}",
@@ -475,6 +475,24 @@ def send_documents(
                 jobs.append(str(answer["job_id"]))
             progress.advance(task, len(chunk))
     return answers, jobs
+
+
+def _send_bulk(client: ApiClient, tenant: str, body: dict[str, Any], attempts: int = 3) -> Any:
+    """One bulk request, sent again (up to ``attempts`` in all) when the API was unavailable (503)
+    or did not answer in time: the same request again is harmless (the versions it already took
+    come back ``ignored``, and the ``queued`` ones are sent to the queue again)."""
+    import time
+
+    from qbo_link_cli.client import ApiError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return client.post(f"/tenants/{tenant}/documents", body)
+        except ApiError as error:
+            if attempt == attempts or error.status not in (None, 502, 503, 504):
+                raise
+            time.sleep(2.0 * attempt)
+    raise AssertionError("unreachable")
 
 
 def wait_for_jobs(

@@ -46,9 +46,17 @@ class Gateway:
 
     claims: dict[str, str] | None = None
     requests: list[httpx2.Request] = field(default_factory=list)
+    lost: int = 0  # answer this many requests 503 after the handler ran (a timed-out Lambda)
 
     def handle(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
+        if self.lost:
+            self.lost -= 1
+            self._answer(request)
+            return httpx2.Response(503, json={"message": "Service Unavailable"})
+        return self._answer(request)
+
+    def _answer(self, request: httpx2.Request) -> httpx2.Response:
         match = match_route(FUNCTIONS, request.method, request.url.path)
         if match is None:
             return httpx2.Response(404, json={"message": "Not Found"})

@@ -191,6 +191,25 @@ def test_push_sends_a_json_file_in_dependency_order_and_says_what_waits(
     assert "A-i3" not in posted
 
 
+def test_push_sends_a_bulk_request_again_when_the_answer_was_lost_and_nothing_is_doubled(
+    push_world: PushWorld, gateway: Gateway, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    realm = connect(push_world)
+    path = documents_file(
+        tmp_path,
+        clients=[{"id": "c1", "version": 1, "type": "client", "company_name": "Acme Law"}],
+        invoices=[invoice("i1", "100.00")],
+    )
+    gateway.lost = 1  # the first request is taken, its answer lost (a 503 after the handler ran)
+    pushed = cli(gateway, capsys, "push", TENANT, str(path))
+    assert pushed.code == 0, pushed.err
+    assert [r.url.path for r in gateway.requests] == [f"/v1/tenants/{TENANT}/documents"] * 2
+    assert "Pushed 2 document(s)" in pushed.out
+    push_world.drain()
+    assert qbo_invoices(push_world, realm)["A-i1"]["TotalAmt"] == Decimal("100.00")
+    assert len([c for c in push_world.entities(realm, "Customer") if c["DisplayName"] == "Acme Law"]) == 1
+
+
 def test_push_reads_csv_rows_as_documents_with_their_lines_and_applications(
     push_world: PushWorld, gateway: Gateway, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
