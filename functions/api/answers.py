@@ -112,3 +112,271 @@ SettingsPatch = create_model(
     __doc__="A JSON merge patch of the settings: a key given replaces, null resets to the default.",
     **_PATCHED,
 )
+
+
+# --- the other answers: their fields, documented (``_Open``: a field added later is not a break) ---
+
+
+class _Open(BaseModel):
+    """An answer described field by field; one may gain fields within ``/v1`` (docs/api.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+Counts = dict[str, int]
+
+
+class CompanyAnswer(_Open):
+    name: str | None = None
+    legal_name: str | None = None
+    country: str | None = None
+    currency: str | None = None
+    tax_model: str | None = None
+    fiscal_year_start_month: int | None = None
+    auto_apply_credit: bool | None = None
+
+
+class WarningAnswer(_Open):
+    code: str
+    message: str
+
+
+class OnboardingAnswer(_Open):
+    state: Literal["pending", "running", "finished", "failed"]
+    started_at: str | None = None
+    finished_at: str | None = None
+    failed_at: str | None = None
+    read: Counts | None = Field(default=None, description="QBO entities read, by kind.")
+    linked: Counts | None = Field(default=None, description="Unambiguous matches linked, by kind.")
+    unmatched: Counts | None = Field(default=None, description="App entities left unmatched, by kind.")
+    error: str | None = None
+
+
+class ConnectionStatus(_Open):
+    tenant_id: str
+    connected: bool = Field(description="Tokens held and usable.")
+    realm_id: str | None
+    company_name: str | None = None
+    company: CompanyAnswer | None = None
+    health: str | None = Field(
+        default=None, description="healthy, refresh_failing, needs_reconnect, revoked, disconnected."
+    )
+    reason: str | None = None
+    health_changed_at: str | None = None
+    access_expires_at: str | None = None
+    refresh_expires_at: str | None = None
+    hard_expires_at: str | None = None
+    hard_expires_in_days: int | None = None
+    last_refresh_at: str | None = None
+    last_success_at: str | None = None
+    refresh_failures: int | None = None
+    connected_at: str | None = None
+    disconnected_at: str | None = None
+    keep_mappings: bool | None = None
+    warnings: list[WarningAnswer] = Field(description="What in the company's settings works against the app.")
+    onboarding: OnboardingAnswer | None = Field(
+        default=None, description="Null for connections made before it."
+    )
+
+
+class FaultAnswer(_Open):
+    code: str | None = None
+    message: str | None = None
+    detail: str | None = None
+    element: str | None = None
+    intuit_tid: str | None = None
+
+
+class AttemptAnswer(_Open):
+    version: int
+    number: int
+    outcome: str = Field(description="succeeded, found, rejected, throttled, transient, uncertain.")
+    intuit_tid: str | None = None
+    request_id: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class PostingAnswer(_Open):
+    tenant_id: str
+    kind: str
+    app_id: str
+    version: int
+    state: str
+    txn_date: str | None = None
+    qbo_id: str | None = None
+    sync_token: str | None = None
+    attempts: int = 0
+    last_error: FaultAnswer | None = None
+    posted_at: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    reasons: list[ReasonAnswer]
+    attempt_log: list[AttemptAnswer] | None = Field(default=None, description="One document's reads only.")
+
+
+class PostingsPage(_Open):
+    entries: list[PostingAnswer]
+    next_page_token: str | None
+
+
+class PostingsSummary(_Open):
+    tenant_id: str
+    by_kind: dict[str, Counts]
+    by_state: Counts
+    total: int
+
+
+class RecheckAnswer(_Open):
+    status: Literal["scheduled", "pending", "nothing_waiting"]
+    waiting: int
+
+
+class ReportRowAnswer(_Open):
+    kind: str
+    id: str
+    version: int
+    number: str | None
+    date: str | None
+    client_id: str | None
+    total: str | None = Field(description="The app's total, an exact decimal string.")
+    state: str
+    qbo_id: str | None
+    posted_at: str | None
+
+
+class ReportTotalAnswer(_Open):
+    count: int
+    total: str
+    posted_count: int
+    posted_total: str
+
+
+class TransactionsReport(_Open):
+    tenant_id: str
+    documents: list[ReportRowAnswer]
+    totals: dict[str, ReportTotalAnswer] | None = Field(description="On the first page only, over the range.")
+    next_page_token: str | None
+
+
+class ExchangeAnswer(_Open):
+    exchange_id: str
+    tenant_id: str
+    source: str = Field(description="webhook, sweep, push or recheck.")
+    started_at: str
+    finished_at: str | None
+    outcome: str = Field(description="running, succeeded or failed.")
+    realm_id: str | None = None
+    events: Counts = Field(default_factory=dict)
+    error: str | None = None
+
+
+class ExchangesPage(_Open):
+    exchanges: list[ExchangeAnswer]
+    next_page_token: str | None
+
+
+class LatestExchange(_Open):
+    exchange: ExchangeAnswer | None
+
+
+class AppEntityAnswer(_Open):
+    id: str
+    version: int
+    name: str
+    active: bool = True
+
+
+class QboEntityAnswer(_Open):
+    id: str
+    name: str
+    active: bool = True
+
+
+class LinkAnswer(_Open):
+    tenant_id: str
+    kind: str
+    app_id: str
+    qbo_id: str
+    qbo_name: str | None = None
+    source: str | None = None
+    linked_at: str | None = None
+
+
+class CatalogAnswer(_Open):
+    entity: AppEntityAnswer
+    stored: bool = Field(description="False: an older or equal version, ignored.")
+
+
+class MappingRowApp(AppEntityAnswer):
+    linked_qbo_id: str | None
+    linked_qbo_name: str | None
+
+
+class MappingRowQbo(QboEntityAnswer):
+    linked_app_id: str | None
+
+
+class MappingsPage(_Open):
+    kind: str
+    qbo_refreshed_at: str | None
+    app: list[MappingRowApp]
+    qbo: list[MappingRowQbo]
+    app_total: int
+    qbo_total: int
+    next_page_token: str | None
+
+
+class LinkView(_Open):
+    link: LinkAnswer
+    app: AppEntityAnswer | None
+    qbo: QboEntityAnswer | None
+
+
+class Unlinked(_Open):
+    unlinked: LinkAnswer
+
+
+class Cleared(_Open):
+    kind: str
+    removed: int
+
+
+class AutomatchAnswer(_Open):
+    kind: str
+    applied: bool
+    matches: list[dict[str, Any]]
+    linked: list[dict[str, Any]]
+    skipped: dict[str, Any]
+    suggestions: dict[str, list[dict[str, Any]]] = Field(description="By app id: QBO candidates, best first.")
+    held_back: dict[str, Any]
+    unmatched: list[str]
+    unmatched_qbo: list[str]
+
+
+class NameConflicts(_Open):
+    kind: str
+    conflicts: list[dict[str, Any]]
+
+
+class EntityResult(_Open):
+    id: str
+    status: str
+    app_id: str | None
+    qbo_id: str | None
+    reason: str | None
+    message: str | None
+
+
+class EntityResults(_Open):
+    kind: str
+    results: list[EntityResult]
+
+
+class Refreshed(_Open):
+    refreshed: Counts = Field(description="QBO entities read, by kind.")
+
+
+class Onboarded(Refreshed):
+    applied: Counts
+    unmatched: Counts

@@ -112,7 +112,34 @@ Body = tuple[type[Any], dict[str, str]]  # the body's model, {status: the answer
 
 _TENANT: Final = f"{VERSION_PREFIX}/tenants/{{tenant_id}}"
 # Answers built by hand (``functions.api.answers``): (method, path) -> {status: the answer's schema}.
-_ANSWERS: Final = {("get", f"{_TENANT}/jobs/{{job_id}}"): {"200": "JobStatus"}}
+_MAPPING: Final = f"{_TENANT}/mappings/{{kind}}"
+_ANSWERS: Final = {
+    ("get", f"{_TENANT}/jobs/{{job_id}}"): {"200": "JobStatus"},
+    ("get", f"{VERSION_PREFIX}/tenants"): {"200": "TenantsPage"},
+    ("get", f"{_TENANT}/connection"): {"200": "ConnectionStatus"},
+    ("get", f"{_TENANT}/settings"): {"200": "TenantSettings"},
+    ("get", f"{_TENANT}/postings"): {"200": "PostingsPage"},
+    ("get", f"{_TENANT}/postings/summary"): {"200": "PostingsSummary"},
+    ("get", f"{_TENANT}/postings/{{kind}}/{{app_id}}"): {"200": "PostingAnswer"},
+    ("post", f"{_TENANT}/postings/{{kind}}/{{app_id}}/retry"): {"200": "UpsertAnswer", "202": "UpsertAnswer"},
+    ("post", f"{_TENANT}/postings/recheck"): {"202": "RecheckAnswer"},
+    ("get", f"{_TENANT}/reports/transactions"): {"200": "TransactionsReport"},
+    ("get", f"{_TENANT}/exchanges"): {"200": "ExchangesPage"},
+    ("get", f"{_TENANT}/exchanges/latest"): {"200": "LatestExchange"},
+    ("put", f"{_TENANT}/catalog/{{kind}}/{{app_id}}"): {"200": "CatalogAnswer"},
+    ("get", _MAPPING): {"200": "MappingsPage"},
+    ("delete", _MAPPING): {"200": "Cleared"},
+    ("get", f"{_MAPPING}/app/{{app_id}}"): {"200": "LinkView"},
+    ("get", f"{_MAPPING}/qbo/{{qbo_id}}"): {"200": "LinkView"},
+    ("put", f"{_MAPPING}/app/{{app_id}}"): {"200": "LinkAnswer"},
+    ("delete", f"{_MAPPING}/app/{{app_id}}"): {"200": "Unlinked"},
+    ("post", f"{_MAPPING}/automatch"): {"200": "AutomatchAnswer"},
+    ("get", f"{_MAPPING}/name-conflicts"): {"200": "NameConflicts"},
+    ("post", f"{_MAPPING}/export"): {"200": "EntityResults"},
+    ("post", f"{_MAPPING}/import"): {"200": "EntityResults"},
+    ("post", f"{_TENANT}/mappings/refresh"): {"200": "Refreshed"},
+    ("post", f"{_TENANT}/mappings/onboard"): {"200": "Onboarded"},
+}
 
 
 def _read_bodies() -> dict[tuple[str, str], Body]:
@@ -135,9 +162,12 @@ def _read_bodies() -> dict[tuple[str, str], Body]:
 
 
 def _answer_models() -> list[type[Any]]:
-    from functions.api import answers
+    from functions.api import answers, connection_routes
 
-    return [answers.UpsertAnswer, answers.BulkAnswer, answers.JobStatus]
+    named = {name for statuses in _ANSWERS.values() for name in statuses.values()}
+    models: list[type[Any]] = [answers.UpsertAnswer, answers.BulkAnswer, connection_routes.TenantsPage]
+    models += [getattr(answers, n) for n in sorted(named) if hasattr(answers, n)]
+    return models
 
 
 def _walk_refs(node: Any, rename: dict[str, str]) -> Any:
@@ -213,6 +243,12 @@ def _operations(paths: dict[str, Any]) -> dict[str, Any]:
             else:
                 operation["security"] = []  # the contract itself: public
                 responses.pop("422", None)
+                html = path.endswith("/docs")
+                content = {"text/html": {"schema": {"type": "string"}}} if html else _ANY_OBJECT
+                responses["200"] = {
+                    "description": "Swagger UI" if html else "This document",
+                    "content": content,
+                }
             if not any(status.startswith("2") for status in responses):
                 responses["200"] = {
                     "description": "OK",

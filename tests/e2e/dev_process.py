@@ -11,10 +11,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.delivery_receiver import Receiver
 from tests.e2e.local_fixtures import free_ports
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import EventCheck
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,16 +109,27 @@ class DevProcess:
 
 
 @pytest.fixture
-def dev() -> Iterator[Callable[..., DevProcess]]:
-    """Starts ``qbo-link dev`` with the given options; every process started is stopped after."""
+def dev(event_check: EventCheck) -> Iterator[Callable[..., DevProcess]]:
+    """Starts ``qbo-link dev`` with the given options; every process started is stopped after.
+
+    Each process delivers its events (``--events-url``, unless the test gives its own) to a
+    loopback receiver of this test that hands them to the session's event check
+    (``tests/e2e/conftest.py``): the events of a stack run as a subprocess are validated against
+    their schemas like those of the stacks in this process."""
     started: list[DevProcess] = []
 
+    def checked(_path: str, _headers: dict[str, str], body: bytes) -> int:
+        event_check.inspect(body.decode("utf-8", "replace"))
+        return 200
+
     def start(*extra: str, env: dict[str, str] | None = None) -> DevProcess:
-        started.append(DevProcess(*extra, env=env))
+        own = "--events-url" in extra
+        started.append(DevProcess(*extra, *(() if own else ("--events-url", receiver.url)), env=env))
         return started[-1]
 
-    try:
-        yield start
-    finally:
-        for process in started:
-            process.close()
+    with Receiver(checked) as receiver:
+        try:
+            yield start
+        finally:
+            for process in started:
+                process.close()

@@ -98,6 +98,16 @@ def test_every_tenant_route_documents_its_refusals_in_the_one_error_shape() -> N
     assert error["examples"][0]["detail"][0]["type"] == "not_connected"
 
 
+def test_every_tenant_routes_answer_is_typed() -> None:
+    for method, path, operation in _operations():
+        if not path.startswith("/v1/tenants"):
+            continue
+        for status, answer in operation["responses"].items():
+            if status.startswith("2"):
+                schema = answer["content"]["application/json"]["schema"]
+                assert "$ref" in schema, (method, path, status, schema)
+
+
 def test_the_upserts_answers_are_typed() -> None:
     put_invoice = openapi.document(handler.app)["paths"][f"{TENANT}/invoices/{{app_id}}"]["put"]
     for status in ("200", "202"):
