@@ -35,6 +35,7 @@ class EventCheck:
         self._lock = threading.Lock()
         self._problems: list[str] = []
         self.checked = 0
+        self.active = False  # only while an e2e test runs: other tiers feed the recorder fakes
         self._validators = {
             detail_type: jsonschema.Draft202012Validator(
                 json.loads((SCHEMAS / f"{event_models.slug(detail_type)}.json").read_text(encoding="utf-8")),
@@ -85,8 +86,9 @@ def event_check() -> Iterator[EventCheck]:
     record = OutboundEvents.record
 
     def checked_record(self: OutboundEvents, messages: list[dict[str, Any]]) -> set[str]:
-        for message in messages:
-            check.inspect(str(message.get("Body", "")))
+        if check.active:  # an e2e test runs (a worker may run other tiers' tests after them)
+            for message in messages:
+                check.inspect(str(message.get("Body", "")))
         return record(self, messages)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -98,6 +100,10 @@ def event_check() -> Iterator[EventCheck]:
 
 @pytest.fixture(autouse=True)
 def events_match_their_schemas(event_check: EventCheck) -> Iterator[None]:
-    yield
+    event_check.active = True
+    try:
+        yield
+    finally:
+        event_check.active = False
     problems = event_check.take()
     assert not problems, "events that do not match their schema:\n" + "\n".join(problems)

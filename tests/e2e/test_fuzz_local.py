@@ -17,12 +17,18 @@ NEVER_SEEN = "firm-never-seen"  # not the fuzz run's unknown tenant, which its s
 REGISTRATIONS = (
     "POST /v1/tenants/{tenant_id}/connection",
     "PUT /v1/tenants/{tenant_id}/settings",
+    "PATCH /v1/tenants/{tenant_id}/settings",
     "PUT /v1/tenants/{tenant_id}/catalog/{kind}/{app_id}",
 )
 VALID_BODIES: dict[str, Any] = {
     "PUT /v1/tenants/{tenant_id}/mappings/{kind}/app/{app_id}": {"qbo_id": "1"},
     "POST /v1/tenants/{tenant_id}/mappings/{kind}/export": {"app_ids": ["a1"]},
     "POST /v1/tenants/{tenant_id}/mappings/{kind}/import": {"qbo_ids": ["1"]},
+    "POST /v1/tenants/{tenant_id}/documents": {
+        "documents": [
+            {"kind": "client", "document": {"id": "a1", "version": 1, "type": "client", "company_name": "A"}}
+        ]
+    },
 }
 
 
@@ -51,7 +57,7 @@ def test_every_tenant_route_is_a_404_for_a_tenant_that_never_connected(host: Hos
         if "{tenant_id}" not in op.path or op.route in REGISTRATIONS:
             continue
         path = op.path.replace("{tenant_id}", NEVER_SEEN).replace("{qbo_id}", "1")
-        path = path.replace("{kind}", "client").replace("{app_id}", "a1")
+        path = path.replace("{kind}", "client").replace("{app_id}", "a1").replace("{job_id}", "0" * 32)
         assert not re.search(r"\{\w+\}", path), path
         body = VALID_BODIES.get(op.route)
         kind = re.fullmatch(
