@@ -35,7 +35,7 @@ class EventCheck:
         self._lock = threading.Lock()
         self._problems: list[str] = []
         self.checked = 0
-        self.active = False  # only while an e2e test runs: other tiers feed the recorder fakes
+        self.active = False  # only while an e2e module runs: other tiers feed the recorder fakes
         self._validators = {
             detail_type: jsonschema.Draft202012Validator(
                 json.loads((SCHEMAS / f"{event_models.slug(detail_type)}.json").read_text(encoding="utf-8")),
@@ -86,7 +86,7 @@ def event_check() -> Iterator[EventCheck]:
     record = OutboundEvents.record
 
     def checked_record(self: OutboundEvents, messages: list[dict[str, Any]]) -> set[str]:
-        if check.active:  # an e2e test runs (a worker may run other tiers' tests after them)
+        if check.active:  # an e2e module runs (a worker may run other tiers' modules after it)
             for message in messages:
                 check.inspect(str(message.get("Body", "")))
         return record(self, messages)
@@ -98,12 +98,20 @@ def event_check() -> Iterator[EventCheck]:
     assert not left, "events that do not match their schema:\n" + "\n".join(left)
 
 
-@pytest.fixture(autouse=True)
-def events_match_their_schemas(event_check: EventCheck) -> Iterator[None]:
+@pytest.fixture(scope="module", autouse=True)
+def events_checked_in_this_module(event_check: EventCheck) -> Iterator[None]:
+    """The check is on for the whole of an e2e module, its module fixtures' setup included (the
+    tenants they connect), and off after it: a worker may run other tiers' modules next, whose
+    tests feed the recorder fakes."""
     event_check.active = True
     try:
         yield
     finally:
         event_check.active = False
+
+
+@pytest.fixture(autouse=True)
+def events_match_their_schemas(event_check: EventCheck) -> Iterator[None]:
+    yield
     problems = event_check.take()
     assert not problems, "events that do not match their schema:\n" + "\n".join(problems)
