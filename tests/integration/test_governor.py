@@ -419,10 +419,15 @@ def test_burst_of_2000_from_4_workers_gets_no_429_at_default_limits(
     assert counters["requests"] == 2000
     # The governor, not luck, held the rate: 2,000 starts take at least 1,999 intervals...
     assert elapsed / (1999 * governor.pacing.interval) >= 0.99
-    # ...at about two DynamoDB calls each (reserve, release; a late start reserves again, and a
-    # loaded machine makes more starts late: 3.1-3.4 seen with other suites running beside it).
+    # ...at two DynamoDB calls each (reserve, release), read from the table only after a wait or a
+    # lost race, never per request: a late start reserves again, a conflict writes and reads again,
+    # a wait reads once.  How many starts come late depends on the machine's load (2.0 calls a
+    # request alone, 3.1-5.1 with other suites beside it), so the bound counts them rather than
+    # guessing a ratio; a governor that read the table on every reservation would exceed it.
     stats = governor.stats()
-    assert stats["dynamodb_calls"] / stats["acquires"] <= 4
+    assert stats["dynamodb_calls"] <= (
+        2 * stats["acquires"] + stats["late_starts"] + 2 * stats["conflicts"] + stats["waits"] + 1
+    ), stats
 
 
 @pytest.mark.slow
