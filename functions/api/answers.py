@@ -11,8 +11,11 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from shared.mapping.catalog import AppEntity, QboEntity
+from shared.mapping.links import Link
 from shared.push.bulk import MAX_BULK_ITEMS
 from shared.push.models import AppClient, AppCreditMemo, AppInvoice, AppPayment, TenantSettings
+from shared.push.posting_rules import Attempt, PostingFault
 
 
 class _Answer(BaseModel):
@@ -179,24 +182,6 @@ class ConnectionStatus(_Open):
     )
 
 
-class FaultAnswer(_Open):
-    code: str | None = None
-    message: str | None = None
-    detail: str | None = None
-    element: str | None = None
-    intuit_tid: str | None = None
-
-
-class AttemptAnswer(_Open):
-    version: int
-    number: int
-    outcome: str = Field(description="succeeded, found, rejected, throttled, transient, uncertain.")
-    intuit_tid: str | None = None
-    request_id: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-
-
 class PostingAnswer(_Open):
     tenant_id: str
     kind: str
@@ -207,12 +192,12 @@ class PostingAnswer(_Open):
     qbo_id: str | None = None
     sync_token: str | None = None
     attempts: int = 0
-    last_error: FaultAnswer | None = None
+    last_error: PostingFault | None = None
     posted_at: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
     reasons: list[ReasonAnswer]
-    attempt_log: list[AttemptAnswer] | None = Field(default=None, description="One document's reads only.")
+    attempt_log: list[Attempt] | None = Field(default=None, description="One document's reads only.")
 
 
 class PostingsPage(_Open):
@@ -280,40 +265,17 @@ class LatestExchange(_Open):
     exchange: ExchangeAnswer | None
 
 
-class AppEntityAnswer(_Open):
-    id: str
-    version: int
-    name: str
-    active: bool = True
-
-
-class QboEntityAnswer(_Open):
-    id: str
-    name: str
-    active: bool = True
-
-
-class LinkAnswer(_Open):
-    tenant_id: str
-    kind: str
-    app_id: str
-    qbo_id: str
-    qbo_name: str | None = None
-    source: str | None = None
-    linked_at: str | None = None
-
-
 class CatalogAnswer(_Open):
-    entity: AppEntityAnswer
+    entity: AppEntity
     stored: bool = Field(description="False: an older or equal version, ignored.")
 
 
-class MappingRowApp(AppEntityAnswer):
+class MappingRowApp(AppEntity):
     linked_qbo_id: str | None
     linked_qbo_name: str | None
 
 
-class MappingRowQbo(QboEntityAnswer):
+class MappingRowQbo(QboEntity):
     linked_app_id: str | None
 
 
@@ -328,13 +290,13 @@ class MappingsPage(_Open):
 
 
 class LinkView(_Open):
-    link: LinkAnswer
-    app: AppEntityAnswer | None
-    qbo: QboEntityAnswer | None
+    link: Link
+    app: AppEntity | None
+    qbo: QboEntity | None
 
 
 class Unlinked(_Open):
-    unlinked: LinkAnswer
+    unlinked: Link
 
 
 class Cleared(_Open):

@@ -131,7 +131,7 @@ _ANSWERS: Final = {
     ("delete", _MAPPING): {"200": "Cleared"},
     ("get", f"{_MAPPING}/app/{{app_id}}"): {"200": "LinkView"},
     ("get", f"{_MAPPING}/qbo/{{qbo_id}}"): {"200": "LinkView"},
-    ("put", f"{_MAPPING}/app/{{app_id}}"): {"200": "LinkAnswer"},
+    ("put", f"{_MAPPING}/app/{{app_id}}"): {"200": "Link"},
     ("delete", f"{_MAPPING}/app/{{app_id}}"): {"200": "Unlinked"},
     ("post", f"{_MAPPING}/automatch"): {"200": "AutomatchAnswer"},
     ("get", f"{_MAPPING}/name-conflicts"): {"200": "NameConflicts"},
