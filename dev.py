@@ -81,6 +81,35 @@ def setup_cdk_cli() -> None:
     NPM_STAMP.write_text(wanted)
 
 
+def chromium() -> str | None:
+    """The Chromium the browser tests drive (Debian's ``chromium``; ``QBO_LINK_CHROMIUM`` overrides)."""
+    wanted = os.environ.get("QBO_LINK_CHROMIUM")
+    if wanted:
+        return wanted if Path(wanted).exists() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def setup_chromium() -> None:
+    """Install Debian's ``chromium`` for tests/browser when it is missing (as root, or with sudo that
+    asks no password).  Playwright drives that binary; it never downloads a browser of its own."""
+    if chromium() is not None:
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        sys.exit("the browser tests need Chromium: install it, or set QBO_LINK_CHROMIUM to its binary")
+    prefix: list[str] = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print("installing Debian's chromium for the browser tests (first run only)", flush=True)
+    install = [*prefix, apt, "install", "-y", "-qq", "--no-install-recommends", "chromium"]
+    installed = _run(*install, env=env) == 0
+    if not installed:  # a fresh machine may have no package lists yet
+        installed = _run(*prefix, apt, "update", "-qq", env=env) == 0 and _run(*install, env=env) == 0
+    if not installed:
+        sys.exit("could not install chromium (apt-get install chromium, as root): the browser tests need it")
+    if chromium() is None:
+        sys.exit("chromium was installed but is not on PATH: set QBO_LINK_CHROMIUM to its binary")
+
+
 def cdk_env() -> dict[str, str]:
     """The CDK CLI's environment: the venv's python3 runs the app (cdk.json), no telemetry, and no
     end-of-life banner from jsii on Node 20."""
@@ -99,6 +128,7 @@ def _workers() -> int:
 
 def test(extra: list[str]) -> int:
     setup_cdk_cli()
+    setup_chromium()
     steps: list[tuple[str, list[str | Path], dict[str, str] | None]] = [
         ("ruff check", [BIN / "ruff", "check", "."], None),
         ("ruff format --check", [BIN / "ruff", "format", "--check", "."], None),

@@ -26,6 +26,7 @@ function route() {
 
 async function show() {
   const sequence = (renderSequence += 1);
+  main.setAttribute("aria-busy", "true");
   const { screen, args, query } = route();
   for (const link of document.querySelectorAll("#nav a")) {
     if (link.dataset.section === screen) link.setAttribute("aria-current", "page");
@@ -40,7 +41,10 @@ async function show() {
   } catch (error) {
     if (sequence === renderSequence) fill(main, errorBox(error));
   }
-  if (sequence === renderSequence) main.setAttribute("aria-busy", "false");
+  if (sequence === renderSequence) {
+    main.dataset.rendered = location.hash; // the screen's data is on it (the browser tests wait for this)
+    main.setAttribute("aria-busy", "false");
+  }
 }
 
 /** The header's company name and the Needs attention count, read again after a change. */
@@ -64,16 +68,14 @@ export async function refreshShell() {
 }
 
 if (!tenant) {
+  main.setAttribute("aria-busy", "false");
   fill(
     main,
     h("h1", {}, "Open the console from your app"),
     h("p", {}, "This page needs a console link for one firm. Open it from your practice-management app's QuickBooks settings."),
   );
 } else {
-  window.addEventListener("hashchange", () => {
-    main.setAttribute("aria-busy", "true");
-    show();
-  });
+  window.addEventListener("hashchange", show);
   show();
   refreshShell();
 }

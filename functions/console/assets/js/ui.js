@@ -22,6 +22,13 @@ export function h(tag, attrs = {}, ...children) {
   return element;
 }
 
+/** Appends children to `element`, skipping null/false and flattening arrays (Element.append would
+ * write "null" or "[object …]"). */
+export function add(element, ...children) {
+  append(element, children);
+  return element;
+}
+
 function append(element, children) {
   for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
