@@ -16,16 +16,19 @@ costs a few milliseconds (docs/packaging.md).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import os
-import re
-from functools import cache
-from typing import Any, Final
 
-from shared.kernel.constants import CONSOLE_FRAME_ANCESTORS_ENV
+# typing, functools, re, json, hashlib and base64 are imported on first use, or not at all: this
+# module's import is the function's whole cold start (docs/packaging.md).  mypy takes any
+# TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from typing import Any, Final
 
+# shared.kernel.constants.CONSOLE_FRAME_ANCESTORS_ENV (a test holds them equal; importing the
+# constants would import typing).
+FRAME_ANCESTORS_ENV: Final = "QBO_LINK_CONSOLE_FRAME_ANCESTORS"
 ASSETS_DIR: Final = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 PREFIX: Final = "/console"
 INDEX: Final = "index.html"
@@ -42,16 +45,46 @@ _TYPES: Final = {  # suffix -> (Content-Type, binary)
     ".ico": ("image/x-icon", True),
     ".woff2": ("font/woff2", True),
 }
-_SEGMENT: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-_ORIGIN: Final = re.compile(
+_SEGMENT: Final = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
+_ORIGIN: Final = (
     r"^https://[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?$"
 )
+
+
+# What this process computed once: compiled patterns, the listing, the files read, the headers.
+_patterns: dict[str, re.Pattern[str]] = {}
+_listed: list[dict[str, tuple[str, str, bool]]] = []
+_assets: dict[str, _Asset | None] = {}
+_headers: list[dict[str, str]] = []
+
+
+def forget() -> None:
+    """Forget what the process computed (tests change the assets or the setting)."""
+    _patterns.clear()
+    _listed.clear()
+    _assets.clear()
+    _headers.clear()
+
+
+def _pattern(source: str) -> re.Pattern[str]:
+    if source not in _patterns:
+        import re
+
+        _patterns[source] = re.compile(source)
+    return _patterns[source]
+
+
+def _is_segment(name: str) -> bool:
+    return _pattern(_SEGMENT).fullmatch(name) is not None
 
 
 class _Asset:
     __slots__ = ("binary", "body", "content_type", "etag", "path")
 
     def __init__(self, path: str, content_type: str, binary: bool) -> None:
+        import base64
+        import hashlib
+
         self.path = path
         self.content_type = content_type
         self.binary = binary
@@ -61,42 +94,55 @@ class _Asset:
         self.body = base64.b64encode(data).decode("ascii") if binary else data.decode("utf-8")
 
 
-@cache
 def _listing() -> dict[str, tuple[str, str, bool]]:
     """``relative/path`` -> (file, Content-Type, binary) for every servable file under ``assets/``."""
+    if not _listed:
+        _listed.append(_list_assets())
+    return _listed[0]
+
+
+def _list_assets() -> dict[str, tuple[str, str, bool]]:
     found: dict[str, tuple[str, str, bool]] = {}
     for directory, subdirs, files in os.walk(ASSETS_DIR):
-        subdirs[:] = sorted(d for d in subdirs if _SEGMENT.fullmatch(d))
+        subdirs[:] = sorted(d for d in subdirs if _is_segment(d))
         relative_dir = os.path.relpath(directory, ASSETS_DIR).replace(os.sep, "/")
         for name in files:
             kind = _TYPES.get(os.path.splitext(name)[1].lower())
             full = os.path.join(directory, name)
-            if kind is None or not _SEGMENT.fullmatch(name) or os.path.islink(full):
+            if kind is None or not _is_segment(name) or os.path.islink(full):
                 continue
             relative = name if relative_dir == "." else f"{relative_dir}/{name}"
             found[relative] = (full, *kind)
     return found
 
 
-@cache
 def _asset(relative: str) -> _Asset | None:
-    entry = _listing().get(relative)
-    return None if entry is None else _Asset(*entry)
+    if relative not in _assets:
+        entry = _listing().get(relative)
+        _assets[relative] = None if entry is None else _Asset(*entry)
+    return _assets[relative]
 
 
 def frame_ancestors(value: str) -> str:
     """``'self'`` and every well-formed https origin of ``value`` (comma- or space-separated); a
     malformed entry is left out (the deployment refuses it before: ``infra.settings``)."""
-    origins = [o for o in re.split(r"[\s,]+", value.strip()) if o and _ORIGIN.fullmatch(o)]
+    import re
+
+    origins = [o for o in re.split(r"[\s,]+", value.strip()) if o and _pattern(_ORIGIN).fullmatch(o)]
     return " ".join(["'self'", *dict.fromkeys(origins)])
 
 
-@cache
 def security_headers() -> dict[str, str]:
+    if not _headers:
+        _headers.append(_security_headers())
+    return _headers[0]
+
+
+def _security_headers() -> dict[str, str]:
     policy = (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; "
-        f"frame-ancestors {frame_ancestors(os.environ.get(CONSOLE_FRAME_ANCESTORS_ENV, ''))}"
+        f"frame-ancestors {frame_ancestors(os.environ.get(FRAME_ANCESTORS_ENV, ''))}"
     )
     return {
         "Content-Security-Policy": policy,
@@ -119,6 +165,8 @@ def _answer(status: int, headers: dict[str, str], body: str = "", binary: bool =
 
 
 def _not_found() -> dict[str, Any]:
+    import json
+
     detail = [{"loc": ["path"], "msg": "no such file", "type": "not_found"}]
     body = json.dumps({"statusCode": 404, "detail": detail})
     return _answer(404, {"Content-Type": "application/json", "Cache-Control": "no-cache"}, body)
@@ -132,7 +180,7 @@ def _relative(path: str) -> str | None:
     if rest == path or not rest or "\\" in rest or "%" in rest or "\x00" in rest:
         return None
     segments = rest.split("/")
-    if any(not _SEGMENT.fullmatch(s) or s.strip(".") == "" for s in segments):
+    if any(not _is_segment(s) or s.strip(".") == "" for s in segments):
         return None
     return rest
 

@@ -22,11 +22,9 @@ CSP_START = (
 @pytest.fixture(autouse=True)
 def _fresh_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(CONSOLE_FRAME_ANCESTORS_ENV, raising=False)
-    for cached in (handler._listing, handler._asset, handler.security_headers):
-        cached.cache_clear()
+    handler.forget()
     yield
-    for cached in (handler._listing, handler._asset, handler.security_headers):
-        cached.cache_clear()
+    handler.forget()
 
 
 @pytest.fixture
@@ -153,6 +151,10 @@ def test_nothing_outside_the_listing_is_served_and_the_404_has_the_apis_shape(
         "detail": [{"loc": ["path"], "msg": "no such file", "type": "not_found"}],
     }
     _assert_secure(answer)
+
+
+def test_the_handler_reads_the_variable_the_stack_sets() -> None:
+    assert handler.FRAME_ANCESTORS_ENV == CONSOLE_FRAME_ANCESTORS_ENV
 
 
 def test_frame_ancestors_are_self_by_default() -> None:
