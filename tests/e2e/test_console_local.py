@@ -80,3 +80,13 @@ def test_a_connect_started_from_the_console_may_return_to_the_console(host: Host
 
     assert started.status_code == 201, started.text
     assert elsewhere.status_code == 422
+
+
+def test_the_dev_banner_names_one_console_per_known_tenant(host: Host) -> None:
+    from qbo_link_local.cli import _banner
+    from qbo_link_local.console import known_tenants
+
+    assert {"firm-a", "firm-b"} <= set(known_tenants(host.stack))
+    banner = _banner(host.stack)
+    assert f"  console          {host.api}/console/?tenant=firm-a" in banner
+    assert f"  console          {host.api}/console/?tenant=firm-b" in banner
