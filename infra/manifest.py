@@ -148,6 +148,9 @@ DELIVERY_RULE_LOGICAL_ID: Final = "DeliveryRule"
 class Auth(StrEnum):
     IAM = "iam"  # the host app's backend (SigV4), optionally a JWT with a tenant claim
     PUBLIC = "public"  # Intuit calls it (OAuth redirect, webhooks): the handler verifies
+    # The console's data calls: no authorizer on the IAM API, the api function verifies the console
+    # session itself (functions/api/console.py); behind the JWT authorizer on the JWT API.
+    CONSOLE = "console"
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,11 @@ class FunctionSpec:
     event_rules: tuple[EventRule, ...] = ()
     reserved_concurrency: int | None = None
     delivers_events: bool = False  # given the host app's endpoint (Names.events_url)
+    # Parses QBO Link's settings (shared.kernel.settings): given the plain settings every such
+    # function reads (Intuit's environment, the callback, the return URLs).  The console's static
+    # assets need none of them.
+    reads_settings: bool = True
+    serves_console: bool = False  # given the console's allowed frame ancestors (Names)
 
     @property
     def handler(self) -> str:
@@ -213,6 +221,13 @@ class FunctionSpec:
     def tables(self) -> tuple[TableSpec, ...]:
         return tuple(dict.fromkeys(self.reads + self.writes))
 
+
+_CONSOLE_SESSION_CHECKED = (
+    "The console's data calls come from a browser, which holds no AWS credentials: the api function "
+    "verifies the console session (an HMAC-signed, expiring bearer token) before any route runs."
+)
+# The console's data calls: the /v1 tenant routes under /console, for the console session's tenant.
+CONSOLE_DATA_ROUTE = Route("ANY", "/console/v1/tenants/{proxy+}", Auth.CONSOLE, _CONSOLE_SESSION_CHECKED)
 
 _CONTRACT_IS_PUBLIC = (
     "The API's contract (OpenAPI document, Swagger UI): the same for every caller, no tenant and no "
@@ -237,6 +252,7 @@ API = FunctionSpec(
         # Deprecated aliases of the /v1 routes (docs/api.md).
         Route("GET", "/tenants", Auth.IAM),
         Route("ANY", "/tenants/{proxy+}", Auth.IAM),
+        CONSOLE_DATA_ROUTE,
     ),
 )
 
@@ -348,6 +364,24 @@ DELIVER = FunctionSpec(
     delivers_events=True,
 )
 
+_CONSOLE_ASSETS_ARE_PUBLIC = (
+    "The console's static files (HTML, scripts, styles): the same for every caller, holding no tenant "
+    "and no data; every data call the console makes is authenticated by its console session."
+)
+CONSOLE = FunctionSpec(
+    name="console",
+    logical_id="ConsoleFunction",
+    description="The administrator console's static files, with strict security headers; no data",
+    memory_mb=128,
+    timeout_seconds=5,
+    reads_settings=False,
+    serves_console=True,
+    routes=(
+        Route("GET", "/console", Auth.PUBLIC, _CONSOLE_ASSETS_ARE_PUBLIC),
+        Route("GET", "/console/{proxy+}", Auth.PUBLIC, _CONSOLE_ASSETS_ARE_PUBLIC),
+    ),
+)
+
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     API,
     OAUTH,
@@ -358,6 +392,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     SCHEDULE,
     ONBOARD,
     DELIVER,
+    CONSOLE,
 )
 
 
@@ -371,6 +406,8 @@ class Names:
     tokens_key: str = TOKENS_KEY_ALIAS
     event_bus: str = EVENT_BUS_DEFAULT_NAME
     events_url: str = ""  # the host app's endpoint for the events ("": delivery is off)
+    # The origins allowed to frame the console besides itself (CSP frame-ancestors), space-separated.
+    console_frame_ancestors: str = ""
 
 
 def function_environment(spec: FunctionSpec, names: Names) -> dict[str, str]:
@@ -392,4 +429,6 @@ def function_environment(spec: FunctionSpec, names: Names) -> dict[str, str]:
         env[source.queue.dlq_env_var] = names.queue_urls[source.queue.dlq_logical_id]
     if spec.delivers_events:
         env[constants.EVENTS_URL_ENV] = names.events_url
+    if spec.serves_console:
+        env[constants.CONSOLE_FRAME_ANCESTORS_ENV] = names.console_frame_ancestors
     return env

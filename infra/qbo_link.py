@@ -46,6 +46,7 @@ from constructs import Construct
 from infra import bundle, manifest
 from infra.constructs.api import (
     CALLBACK_PATH,
+    CONSOLE_PATH,
     DISCONNECT_PATH,
     RECONNECT_PATH,
     WEBHOOK_PATH,
@@ -146,6 +147,7 @@ class QboLink(Construct):
     webhook_url: str  # Intuit's portal: Webhooks > Endpoint URL
     disconnect_url: str  # Intuit's portal: app settings > Disconnect URL
     reconnect_url: str  # Intuit's portal: app settings > Launch/Reconnect URL
+    console_url: str  # the administrator console on the tenant API (docs/console.md), trailing slash
     http_api: apigwv2.HttpApi
     jwt_http_api: apigwv2.HttpApi | None
     event_bus: events.IEventBus  # where QBO Link's events go (source qbo-link), given or created
@@ -240,6 +242,7 @@ class QboLink(Construct):
         self.webhook_url = api.url_of(WEBHOOK_PATH)
         self.disconnect_url = api.url_of(DISCONNECT_PATH)
         self.reconnect_url = api.url_of(RECONNECT_PATH)
+        self.console_url = api.url_of(CONSOLE_PATH) + "/"
         self.http_api = api.http_api
         self.jwt_http_api = api.jwt_api
         self.event_bus = triggers.bus
@@ -298,6 +301,7 @@ class QboLink(Construct):
             },
             # Delivery off: the deliverer's trigger is paused too (what waits stays in its queue).
             events_url=self.settings.events_url,
+            console_frame_ancestors=self.settings.console_frame_ancestors,
             paused=() if self.settings.events_url else (manifest.DELIVER.name,),
         )
 

@@ -16,17 +16,24 @@ composes ``infra.QboLink`` into its own CDK app builds them directly (``Deployme
 ``qbo-link:apiBurstLimit``           HTTP API burst (default 100)
 ``qbo-link:eventsUrl``               the host app's https endpoint every event is also delivered to
                                      (docs/events.md); empty (default): delivery is off, dormant
+``qbo-link:consoleFrameAncestors``   comma-separated https origins that may frame the console
+                                     (its CSP's frame-ancestors, besides itself; docs/console.md)
 ===================================  ===========================================================
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 from aws_cdk import aws_logs as logs
 
 CONTEXT_PREFIX: Final = "qbo-link:"
+# An origin a browser compares with a frame's ancestors: what the console's CSP may name.
+_ORIGIN: Final = re.compile(
+    r"^https://[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?$"
+)
 DEPLOYABLE_ENVIRONMENTS: Final = ("sandbox", "production")
 
 
@@ -57,7 +64,9 @@ class DeploymentSettings:
     - ``log_retention_days``: function and access logs (one of CloudWatch's values);
     - ``api_rate_limit``, ``api_burst_limit``: the HTTP API's throttle per stage;
     - ``events_url``: the host app's ``https://`` endpoint every event is also POSTed to, signed
-      (docs/events.md); empty: delivery is off (its rule disabled, its function's trigger paused).
+      (docs/events.md); empty: delivery is off (its rule disabled, its function's trigger paused);
+    - ``console_frame_ancestors``: ``https://`` origins (scheme, host, optional port; no path, no
+      wildcard) allowed to frame the console besides the console itself (docs/console.md).
 
     A wrong value raises ``DeploymentSettingsError`` naming the context key.
     """
@@ -72,6 +81,7 @@ class DeploymentSettings:
     api_rate_limit: int = 50
     api_burst_limit: int = 100
     events_url: str = ""
+    console_frame_ancestors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.intuit_environment not in DEPLOYABLE_ENVIRONMENTS:
@@ -98,6 +108,13 @@ class DeploymentSettings:
             except EndpointError as error:
                 raise DeploymentSettingsError(f"{CONTEXT_PREFIX}eventsUrl: {error}") from None
 
+        for origin in self.console_frame_ancestors:
+            if not _ORIGIN.fullmatch(origin):
+                raise DeploymentSettingsError(
+                    f"{CONTEXT_PREFIX}consoleFrameAncestors: {origin!r} is not an https origin "
+                    "(https://host or https://host:port, lower case, no path, no wildcard)"
+                )
+
     @classmethod
     def from_context(cls, get: Any) -> DeploymentSettings:
         """``get`` is ``node.try_get_context``: one lookup per ``qbo-link:`` key."""
@@ -123,6 +140,7 @@ class DeploymentSettings:
             api_rate_limit=number("apiRateLimit", 50),
             api_burst_limit=number("apiBurstLimit", 100),
             events_url=_text(value("eventsUrl")),
+            console_frame_ancestors=_items(value("consoleFrameAncestors")),
         )
 
     @property

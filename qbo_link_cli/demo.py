@@ -15,6 +15,7 @@ every check holds (1 with the failed checks listed otherwise).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
@@ -422,9 +423,20 @@ def _local_stack(log: Callable[[str], None]) -> Iterator[LocalStack]:
         yield stack
 
 
-def run_demo(*, verbose: bool = False, wide: bool = False, console: Console | None = None) -> int:
+def run_demo(
+    *,
+    verbose: bool = False,
+    wide: bool = False,
+    console: Console | None = None,
+    keep: bool = False,
+    wait: Callable[[], None] | None = None,
+) -> int:
     """The whole demo; 0 when every check held.  Its tables fit the console's width, the widest
-    columns cut with an ellipsis; ``wide``: full values (``qbo_link_cli.tables``)."""
+    columns cut with an ellipsis; ``wide``: full values (``qbo_link_cli.tables``).  It ends with the
+    console URL of the demo's tenant; ``keep``: the local stack keeps running after the checks, until
+    Ctrl-C (``wait``: what waits for it; tests give their own)."""
+    from qbo_link_local.console import console_url
+
     out = console or _console(wide=wide)
     started = time.monotonic()
     log_lines: list[str] = []
@@ -453,17 +465,31 @@ def run_demo(*, verbose: bool = False, wide: bool = False, console: Console | No
                 demo.checks.append(Check("demo ran to the end", False, str(error)))
             finally:
                 demo.http.close()
-    failed = [c for c in demo.checks if not c.ok]
-    elapsed = time.monotonic() - started
+        status = _summary(out, demo.checks, time.monotonic() - started)
+        out.print(f"\n  console     {console_url(stack.api_url, scenario.tenant)}", highlight=False)
+        if keep:
+            out.print("The local stack keeps running (--keep). Press Ctrl-C to stop.", highlight=False)
+            (wait or _until_interrupted)()
+            out.print("stopping...", highlight=False)
+    return status
+
+
+def _summary(out: Console, checks: Sequence[Check], elapsed: float) -> int:
+    failed = [c for c in checks if not c.ok]
     if failed:
-        out.print(
-            f"\n[bold red]{len(failed)} of {len(demo.checks)} checks failed[/bold red] ({elapsed:.0f} s):"
-        )
+        out.print(f"\n[bold red]{len(failed)} of {len(checks)} checks failed[/bold red] ({elapsed:.0f} s):")
         for check in failed:
             out.print(f"  ✘ {check.title} — {check.detail}", highlight=False)
         return 1
-    out.print(f"\n[bold green]All {len(demo.checks)} checks passed[/bold green] in {elapsed:.0f} s.")
+    out.print(f"\n[bold green]All {len(checks)} checks passed[/bold green] in {elapsed:.0f} s.")
     return 0
+
+
+def _until_interrupted() -> None:
+    import threading
+
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
 
 
 def _console(*, wide: bool) -> Console:

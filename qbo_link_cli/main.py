@@ -65,7 +65,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from qbo_link_cli.demo import run_demo
 
-    return run_demo(verbose=args.verbose, wide=args.wide)
+    return run_demo(verbose=args.verbose, wide=args.wide, keep=args.keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-v", "--verbose", action="store_true", help="also print the local stack's log")
     demo.add_argument(
         "--wide", action="store_true", help="print tables with full values (by default they fit the terminal)"
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the local stack running after the checks, until Ctrl-C (open the console it prints)",
     )
     demo.set_defaults(func=_demo)
 

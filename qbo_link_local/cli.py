@@ -88,6 +88,7 @@ def _printer(line: str) -> None:
 
 
 def _banner(stack: Any) -> list[str]:
+    from qbo_link_local.console import console_url, known_tenants
     from qbo_link_local.http_api import EVENTS_PATH
 
     api = stack.api_url
@@ -97,10 +98,19 @@ def _banner(stack: Any) -> list[str]:
         else "Intuit's sandbox (QBO_LINK_INTUIT_ENVIRONMENT=sandbox)"
     )
     connect = f'{{"return_url": "{stack.landing_url}"}}'
+    try:
+        tenants = known_tenants(stack)
+    except Exception as error:  # a banner line is not worth failing the stack for
+        tenants = []
+        _printer(f"(could not list the known tenants: {type(error).__name__})")
+    consoles = [f"  console          {console_url(api, t)}" for t in tenants] or [
+        f"  console          {console_url(api)}?tenant=<tenant id>   (docs/console.md)"
+    ]
     return [
         "QBO Link local stack: the real handlers, AWS in moto, QuickBooks in "
         + ("the local sandbox" if stack.sandbox_url else "Intuit's sandbox"),
         f"  tenant API       {api}/v1/tenants   (contract: {api}/v1/openapi.json, {api}/v1/docs)",
+        *consoles,
         f"  connect (OAuth)  POST {api}/v1/tenants/<tenant_id>/connection  {connect}",
         f"  OAuth callback   {stack.callback_url}",
         f"  webhooks         {stack.webhook_url}",

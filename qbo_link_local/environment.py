@@ -4,7 +4,7 @@ pointed at moto and the chosen Intuit, set on start and put back on stop."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from infra.manifest import Names
 from qbo_link_local import resources as local_resources
@@ -21,18 +21,19 @@ def handler_environment(
     *,
     moto_url: str,
     callback_url: str,
-    landing_url: str,
+    return_urls: Sequence[str],
     setting: Callable[[str], str],
     overrides: Mapping[str, str],
 ) -> Environment:
-    """What the process environment becomes."""
+    """What the process environment becomes; ``return_urls``: the stack's own pages a connect flow may
+    return to (the gateway's landing page, the console), before the allow-list's entries."""
     env: Environment = dict(local_resources.process_environment(names))
     for name in os.environ:
         if name.startswith("AWS_ENDPOINT_URL_"):
             env[name] = None  # a service-specific endpoint would win over moto's
     # Entries match scheme, host and port exactly: the host app's own URL must be added.
     extra = [u for u in setting("QBO_LINK_RETURN_URL_ALLOWLIST").split(",") if u]
-    allowlist = ",".join([landing_url, *extra])
+    allowlist = ",".join([*return_urls, *extra])
     env.update(
         {
             "AWS_ENDPOINT_URL": moto_url,

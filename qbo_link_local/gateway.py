@@ -246,16 +246,30 @@ def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     return None
 
 
-def authorizer_for(route: Route, headers: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
+def _console_tenant(path: str) -> str:
+    """The tenant of a console data call, ``/console/v1/tenants/<tenant>/...``."""
+    parts = path.strip("/").split("/")
+    return parts[3] if len(parts) > 3 and parts[:3] == ["console", "v1", "tenants"] else ""
+
+
+def authorizer_for(route: Route, headers: Sequence[tuple[str, str]], path: str = "") -> dict[str, Any] | None:
     """The ``requestContext.authorizer`` API Gateway would add for ``route``, without checking it.
 
     Public routes get none.  IAM routes get a ``jwt`` context with the claims when the caller sends
     ``Authorization: Bearer <jwt>`` (a deployment with a JWT authorizer), else an ``iam`` context
     naming the access key of a SigV4 ``Authorization`` header (or ``local``).  Nothing is verified:
     locally every caller is trusted.  A bearer token that is not a JWT raises UnauthorizedError.
+
+    Console data calls (``Auth.CONSOLE``, ``path`` their path): with ``Authorization`` none, as
+    deployed (the api function verifies the console session); without it, locally, the claims of a
+    caller of the path's own tenant, so ``/console/?tenant=<t>`` works with no session at all.
     """
     from infra.manifest import Auth
 
+    if route.auth is Auth.CONSOLE:
+        if _header(headers, "authorization") is not None:
+            return None
+        return {"jwt": {"claims": {"tenant_id": _console_tenant(path)}, "scopes": None}}
     if route.auth is not Auth.IAM:
         return None
     authorization = (_header(headers, "authorization") or "").strip()

@@ -43,7 +43,7 @@ def dispatch(request: Request, invoker: Invoker, log: Callable[[str], None]) -> 
         log(note_line(datetime.now(UTC), "gateway", f"{trigger}  404 no route"))
         return api_gateway_error(404, "Not Found")
     try:
-        authorizer = authorizer_for(match.route, request.headers)
+        authorizer = authorizer_for(match.route, request.headers, request.path)
     except UnauthorizedError as refused:
         log(note_line(datetime.now(UTC), "gateway", f"{trigger}  401 {refused}"))
         return api_gateway_error(401, "Unauthorized")

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from infra import manifest as stack
 from infra.manifest import Names
-from qbo_link_local import endpoint, environment, http_api
+from qbo_link_local import console, endpoint, environment, http_api
 from qbo_link_local import intuit as intuit_side
 from qbo_link_local import resources as local_resources
 from qbo_link_local.aws import LocalAws
@@ -319,7 +319,7 @@ class LocalStack:
                 intuit,
                 moto_url=self.moto_url,
                 callback_url=self.callback_url,
-                landing_url=self.landing_url,
+                return_urls=(self.landing_url, console.console_url(self.api_url)),
                 setting=self._setting,
                 overrides=self.config.env,
             )

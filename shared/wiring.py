@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import httpx2
 
     from shared.adapters.sqs import FifoSender
+    from shared.connections.console_session import ConsoleSessionCodec
     from shared.connections.flows import ConnectionFlows
     from shared.connections.oauth_state import OAuthStateStore
     from shared.connections.onboarding import Onboarder
@@ -189,6 +190,15 @@ def states() -> OAuthStateStore:
     from shared.connections.oauth_state import OAuthStateStore
 
     return _once("states", lambda: OAuthStateStore(dynamodb().Table(settings().runtime_table)))
+
+
+def console_sessions() -> ConsoleSessionCodec:
+    """The console's session tokens, under a key derived from the OAuth state key (docs/console.md)."""
+    from shared.connections.console_session import ConsoleSessionCodec
+
+    return _once(
+        "console_sessions", lambda: ConsoleSessionCodec(settings().state_signing_key.get_secret_value())
+    )
 
 
 def vault() -> TokenVault:

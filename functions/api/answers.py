@@ -104,6 +104,16 @@ class JobStatus(_Answer):
     items: list[JobItemStatus]
 
 
+class ConsoleSessionAnswer(_Answer):
+    token: str = Field(description="The session's bearer token: never log it, never put it in a query.")
+    tenant_id: str
+    expires_at: str = Field(description="ISO 8601, UTC: the token is refused from this instant.")
+    path: str = Field(
+        description="The console's path on this API with the tenant and the token in its fragment "
+        "(/console/#tenant=<tenant>&session=<token>): append it to the API's URL."
+    )
+
+
 # PATCH .../settings: every setting optional, null resets it to its default (RFC 7386).
 _PATCHED: dict[str, Any] = {
     name: (Optional[info.annotation], Field(default=None, description=info.description))  # noqa: UP045

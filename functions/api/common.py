@@ -108,12 +108,14 @@ def path_tenant(path: str) -> str | None:
 
 # Routes that look the tenant's connection up themselves and answer 404 ``not_connected`` (the
 # gate would only repeat their read), and the routes by which the host app makes a tenant known:
-# its first consent, its settings, its lists (the app may tell both before the firm connects).
+# its first consent, its settings, its lists (the app may tell both before the firm connects), and
+# a console session (the administrator of a firm not yet connected opens the console to connect).
 _SELF_CHECKED = re.compile(
     r"^(?:PUT /tenants/[^/]+/(?:clients|invoices|payments|credit-memos)/[^/]+"
     r"|POST /tenants/[^/]+/postings/recheck"
     r"|POST /tenants/[^/]+/documents"
     r"|(?:POST|DELETE) /tenants/[^/]+/connection"
+    r"|POST /tenants/[^/]+/console-sessions"
     r"|(?:PUT|PATCH) /tenants/[^/]+/settings"
     r"|PUT /tenants/[^/]+/catalog/[^/]+/[^/]+)/?$"
 )

@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.common import TenantId, error_response, jwt_claims
+from functions.api.console import console_return_prefix
 from functions.api.errors import refusal
 from shared.kernel.constants import MAX_RETURN_URL_LENGTH
 from shared.kernel.observability import metrics
@@ -114,7 +115,11 @@ def start_connection(
 ) -> Response[StartConnectionResponse]:
     from shared import wiring
 
-    started = wiring.connections().start_connection(tenant_id, request.return_url)
+    # Through the console: its own URL on this API is a return URL too (functions.api.console).
+    console = console_return_prefix(router.current_event.raw_event)
+    started = wiring.connections().start_connection(
+        tenant_id, request.return_url, also_allowed=(console,) if console else ()
+    )
     metrics.add_metric(name="ConnectionsStarted", unit=MetricUnit.Count, value=1)
     body = StartConnectionResponse(
         authorization_url=started.authorization_url, state_expires_at=started.state_expires_at

@@ -13,8 +13,16 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-from functions.api import connection_routes, docs_routes, errors, mapping_routes, push_routes
+from functions.api import (
+    connection_routes,
+    console_routes,
+    docs_routes,
+    errors,
+    mapping_routes,
+    push_routes,
+)
 from functions.api.common import body_refusal, tenant_refusal, unknown_tenant_refusal
+from functions.api.console import console_gate, is_console_path, no_store
 from functions.api.paths import DEPRECATED_SINCE, VERSION_PREFIX, is_deprecated_alias
 from shared.kernel.observability import logger, metrics
 
@@ -22,7 +30,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver(enable_validation=True)
-for _router in (connection_routes.router, push_routes.router, mapping_routes.router):
+for _router in (connection_routes.router, console_routes.router, push_routes.router, mapping_routes.router):
     app.include_router(_router, prefix=VERSION_PREFIX)
     app.include_router(_router)  # the deprecated alias (``_deprecated``)
 docs_routes.install(app)
@@ -49,10 +57,14 @@ app.use(middlewares=[tenant_exists])
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # Every route, before the resolver: a JWT caller reaches only its own tenant, and a body no
-    # parser can read safely is refused (whether the tenant exists: ``tenant_exists``).
-    refused = tenant_refusal(event) or body_refusal(event)
+    # Every route, before the resolver: a console path is authenticated and becomes its /v1 route
+    # (``functions.api.console``), a JWT caller reaches only its own tenant, and a body no parser can
+    # read safely is refused (whether the tenant exists: ``tenant_exists``).
+    from_console = is_console_path(str(event.get("rawPath") or ""))
+    refused = console_gate(event) or tenant_refusal(event) or body_refusal(event)
     answer = refused if refused is not None else app.resolve(event, context)
+    if from_console:
+        return no_store(answer)
     path = str(event.get("rawPath") or "")
     return _deprecated(answer, path) if is_deprecated_alias(path) else answer
 

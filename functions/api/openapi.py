@@ -117,6 +117,7 @@ _ANSWERS: Final = {
     ("get", f"{_TENANT}/jobs/{{job_id}}"): {"200": "JobStatus"},
     ("get", f"{VERSION_PREFIX}/tenants"): {"200": "TenantsPage"},
     ("get", f"{_TENANT}/connection"): {"200": "ConnectionStatus"},
+    ("post", f"{_TENANT}/console-sessions"): {"201": "ConsoleSessionAnswer"},
     ("get", f"{_TENANT}/settings"): {"200": "TenantSettings"},
     ("get", f"{_TENANT}/postings"): {"200": "PostingsPage"},
     ("get", f"{_TENANT}/postings/summary"): {"200": "PostingsSummary"},

@@ -3,9 +3,13 @@
 - Tenant routes (``Auth.IAM``): the host app's backend signs with SigV4 (IAM authorisation).
 - Public routes (``Auth.PUBLIC``): Intuit's OAuth redirect, disconnect/reconnect URLs and webhooks
   cannot sign; the handlers verify what they receive (OAuth state, webhook HMAC signature).
+- Console routes (``Auth.CONSOLE``): the console's data calls from a browser; no authorizer, since
+  the api function verifies the console session itself (docs/console.md).
 - Optionally (context ``qbo-link:jwtIssuer`` + ``qbo-link:jwtAudience``), a second HTTP API with the
   same tenant routes behind a JWT authorizer, for callers that hold a tenant-scoped token rather than
   AWS credentials; the API handler refuses a JWT whose ``tenant_id`` claim is not the path's tenant.
+  It serves the console too (its files, and its data calls behind the same JWT authorizer), so a
+  host app's own tenant JWT opens it.
 
 Both stages keep an access log (JSON, no query string: the OAuth callback's code and state never reach
 it) and a throttle.  The API exists before the functions (they need its callback URL in their
@@ -37,6 +41,7 @@ CALLBACK_PATH: Final = "/oauth/callback"
 DISCONNECT_PATH: Final = "/oauth/disconnect"
 RECONNECT_PATH: Final = "/oauth/reconnect"
 WEBHOOK_PATH: Final = "/webhooks/qbo"
+CONSOLE_PATH: Final = "/console"  # the administrator console (docs/console.md)
 INTUIT_PATHS: Final = (CALLBACK_PATH, DISCONNECT_PATH, RECONNECT_PATH, WEBHOOK_PATH)
 
 
@@ -169,22 +174,26 @@ class Api(Construct):
                 f"{spec.logical_id}JwtIntegration", functions[spec.name]
             )
             for route in spec.routes:
+                on_jwt_api = route.auth is not Auth.PUBLIC or spec.serves_console
                 if route.auth is Auth.IAM:
                     self.http_api.add_routes(
                         path=route.path, methods=_methods(route), integration=integration, authorizer=iam
                     )
-                    if self.jwt_api is not None and jwt is not None:
-                        self.jwt_api.add_routes(
-                            path=route.path,
-                            methods=_methods(route),
-                            integration=jwt_integration,
-                            authorizer=jwt,
-                        )
-                else:
+                else:  # public, or the console's (its session checked by the function)
                     routes = self.http_api.add_routes(
                         path=route.path, methods=_methods(route), integration=integration
                     )
                     self._acknowledge_public(routes, spec, route)
+                if on_jwt_api and self.jwt_api is not None and jwt is not None:
+                    public = route.auth is Auth.PUBLIC
+                    jwt_routes = self.jwt_api.add_routes(
+                        path=route.path,
+                        methods=_methods(route),
+                        integration=jwt_integration,
+                        authorizer=None if public else jwt,
+                    )
+                    if public:
+                        self._acknowledge_public(jwt_routes, spec, route)
 
     @staticmethod
     def _acknowledge_public(routes: Sequence[apigwv2.HttpRoute], spec: FunctionSpec, route: Route) -> None:

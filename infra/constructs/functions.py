@@ -10,7 +10,8 @@ Access is only what the spec declares, each through a grant: the tables it reads
 key if it calls QBO (``tokens``), its secrets, the queues it sends to, the event bus if it publishes,
 the DLQ of its queue if it gives messages up itself (``paces_retries``).
 Its environment is ``infra.manifest.function_environment`` (names of what it may touch, never a secret)
-plus the plain settings every function parses (``shared.kernel.settings``).
+plus the plain settings every function that parses them reads (``shared.kernel.settings``; not the
+console's static files, ``reads_settings``).
 
 A function named in ``paused`` keeps its queue trigger disabled (the deliverer while the stack has no
 endpoint for the events): what waits in its queue stays there until the trigger is enabled again.
@@ -77,6 +78,7 @@ class Functions(Construct):
         bus: events.IEventBus,
         settings_env: Mapping[str, str],
         events_url: str = "",
+        console_frame_ancestors: tuple[str, ...] = (),
         paused: Collection[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -96,13 +98,14 @@ class Functions(Construct):
             tokens_key=data.tokens_key.key_arn,
             event_bus=bus.event_bus_name,
             events_url=events_url,
+            console_frame_ancestors=" ".join(console_frame_ancestors),
         )
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
         for spec in manifest.FUNCTIONS:
             environment = {
                 **manifest.function_environment(spec, names),
-                **settings_env,
+                **(settings_env if spec.reads_settings else {}),
                 **defaults.powertools,
                 "POWERTOOLS_LOG_LEVEL": defaults.log_level,
             }

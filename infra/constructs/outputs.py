@@ -25,6 +25,9 @@ class Outputs(Construct):
         output("ApiUrl", qbo_link.api_url, "Base URL of the tenant API (IAM, SigV4)")
         if qbo_link.jwt_api_url is not None:
             output("JwtApiUrl", qbo_link.jwt_api_url, "Base URL of the tenant API for JWT callers")
+        output(
+            "ConsoleUrl", qbo_link.console_url, "The administrator console (open it with a console session)"
+        )
         output("RedirectUri", qbo_link.redirect_uri, "Intuit portal: Keys & OAuth > Redirect URIs")
         output("WebhookUrl", qbo_link.webhook_url, "Intuit portal: Webhooks > Endpoint URL")
         output("DisconnectUrl", qbo_link.disconnect_url, "Intuit portal: app settings > Disconnect URL")

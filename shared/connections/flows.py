@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -175,14 +175,18 @@ class ConnectionFlows:
 
     # --- start ------------------------------------------------------------------------------------
 
-    def start_connection(self, tenant_id: str, return_url: str) -> StartedConnection:
+    def start_connection(
+        self, tenant_id: str, return_url: str, also_allowed: Sequence[str] = ()
+    ) -> StartedConnection:
         """An Intuit consent URL whose state is bound to ``tenant_id`` and ``return_url``.
 
+        ``return_url`` must lie under an entry of the allow-list or of ``also_allowed`` (the
+        console's own URL, for a flow started from the console).
         A tenant that is already connected may start again: the consent renews its grant for the
         same company. Another company is refused at the callback while the tenant holds its realm.
         """
         check_tenant_id(tenant_id)
-        check_return_url(return_url, self._settings.return_url_allowlist)
+        check_return_url(return_url, (*self._settings.return_url_allowlist, *also_allowed))
         now = epoch(self._clock.now())
         state_id, state = self._codec.new()
         expires_at = now + self._settings.state_ttl_seconds

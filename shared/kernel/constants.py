@@ -65,6 +65,11 @@ EVENTS_SECRET_ARN_ENV: Final = "EVENTS_SECRET_ARN"  # noqa: S105 - a variable's 
 DELIVERY_QUEUE_URL_ENV: Final = "DELIVERY_QUEUE_URL"
 DELIVERY_DLQ_URL_ENV: Final = "DELIVERY_DLQ_URL"
 
+# --- the console (docs/console.md) ------------------------------------------------------------
+# The console function's only setting: the origins allowed to frame it besides itself (its CSP's
+# frame-ancestors), space-separated https origins.
+CONSOLE_FRAME_ANCESTORS_ENV: Final = "QBO_LINK_CONSOLE_FRAME_ANCESTORS"
+
 # --- links and posting log (issues 4 and 5; layouts: docs/push.md) ---------------------------
 LINKS_TABLE_ENV: Final = "LINKS_TABLE"
 POSTING_LOG_TABLE_ENV: Final = "POSTING_LOG_TABLE"

@@ -23,12 +23,25 @@ def test_the_demo_runs_the_main_job_and_every_check_holds() -> None:
     from qbo_link_cli.demo import run_demo
 
     buffer = io.StringIO()
-    code = run_demo(console=Console(file=buffer, width=140, highlight=False))
+    kept: list[str] = []
+
+    def wait() -> None:  # --keep: the stack still answers while the demo waits for Ctrl-C
+        import re
+
+        import httpx2
+
+        url = re.search(r"console\s+(http://\S+)", buffer.getvalue())
+        assert url is not None
+        kept.append(str(httpx2.get(url.group(1), timeout=10).status_code))
+
+    code = run_demo(console=Console(file=buffer, width=140, highlight=False), keep=True, wait=wait)
     out = buffer.getvalue()
     assert code == 0, out
     assert "✘" not in out
     passed = sum(1 for line in out.splitlines() if line.startswith("✔ "))
     assert f"All {passed} checks passed" in out
+    assert "/console/?tenant=demo-landscaping" in out
+    assert kept == ["200"]
     assert passed >= 15
     for title in ("connected", "automatch", "needs attention", "fixed", "exactly once", "totals to the cent"):
         assert f"✔ {title} — " in out, title

@@ -364,6 +364,7 @@ def test_qbo_link_dev_serves_logs_runs_schedules_and_stops_cleanly_on_ctrl_c(
     assert f"{api}/v1/tenants" in banner
     assert f"POST {api}/v1/tenants/<tenant_id>/connection" in banner
     assert f"qbo-link events --api-url {api}" in banner
+    assert f"console          {api}/console/?tenant=<tenant id>" in banner  # no tenant known yet
     assert f"http://127.0.0.1:{ports[1]}" in banner
     assert f"http://127.0.0.1:{ports[2]}" in banner
     # It serves the tenant API and logs one line per invocation

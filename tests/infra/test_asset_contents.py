@@ -161,16 +161,35 @@ def test_no_shipped_module_imports_the_development_side(relative: Path) -> None:
     assert imported.isdisjoint(DEVELOPMENT_PACKAGES), sorted(imported & DEVELOPMENT_PACKAGES)
 
 
+# The console's static files (docs/console.md), served by its own function: the one place that is
+# not Python, and only the types it serves.
+CONSOLE_ASSETS = "functions/console/assets/"
+CONSOLE_ASSET_SUFFIXES = (".html", ".js", ".mjs", ".css", ".json", ".svg", ".txt", ".png", ".ico", ".woff2")
+
+
 def test_the_asset_holds_code_only_no_data_manifest_tables_or_cdk() -> None:
     shipped = [f.as_posix() for f in bundle.code_files()]
+    code = [f for f in shipped if not f.startswith(CONSOLE_ASSETS)]
 
-    assert all(f.endswith(".py") or f.endswith("/py.typed") for f in shipped), [
-        f for f in shipped if not f.endswith(".py")
+    assert all(f.endswith(".py") or f.endswith("/py.typed") for f in code), [
+        f for f in code if not f.endswith(".py")
     ]
     assert not [f for f in shipped if f in MOVED_OUT]
     names = {f.rpartition("/")[2] for f in shipped}
     assert names.isdisjoint({"manifest.py", "tables.py", "stack.py", "roster.py", "app.py", "conftest.py"})
     assert not [f for f in shipped if "fixtures" in f.split("/") or "constructs" in f.split("/")]
+
+
+def test_the_asset_carries_the_consoles_files_and_only_what_it_serves() -> None:
+    from functions.console import handler
+
+    shipped = [f.as_posix() for f in bundle.code_files()]
+    assets = [f.removeprefix(CONSOLE_ASSETS) for f in shipped if f.startswith(CONSOLE_ASSETS)]
+
+    assert {"index.html", "app.css", "js/app.js"} <= set(assets)
+    assert all(f.endswith(CONSOLE_ASSET_SUFFIXES) for f in assets), assets
+    assert not [f for f in assets if f.endswith(".py")]
+    assert set(assets) == set(handler._listing()), "every shipped file is servable, and only those"
 
 
 def test_the_layer_carries_no_x_ray_sdk() -> None:

@@ -30,6 +30,14 @@ def test_the_events_endpoint_is_off_by_default_and_taken_when_https() -> None:
     assert _settings({"qbo-link:eventsUrl": f" {url} "}).events_url == url
 
 
+def test_the_console_is_framed_by_itself_only_unless_origins_are_given() -> None:
+    assert _settings({}).console_frame_ancestors == ()
+    given = _settings(
+        {"qbo-link:consoleFrameAncestors": "https://app.example.com, https://a.example.com:8443"}
+    )
+    assert given.console_frame_ancestors == ("https://app.example.com", "https://a.example.com:8443")
+
+
 def test_lists_come_as_commas_or_json_lists() -> None:
     settings = _settings(
         {
@@ -55,6 +63,12 @@ def test_lists_come_as_commas_or_json_lists() -> None:
         ({"qbo-link:eventsUrl": "http://app.example.com/events"}, "eventsUrl"),
         ({"qbo-link:eventsUrl": "http://127.0.0.1:9000/events"}, "eventsUrl"),  # loopback is local only
         ({"qbo-link:eventsUrl": "https://user:pw@app.example.com/events"}, "eventsUrl"),
+        ({"qbo-link:consoleFrameAncestors": "http://app.example.com"}, "consoleFrameAncestors"),
+        ({"qbo-link:consoleFrameAncestors": "https://*.example.com"}, "consoleFrameAncestors"),
+        ({"qbo-link:consoleFrameAncestors": "https://app.example.com/admin"}, "consoleFrameAncestors"),
+        ({"qbo-link:consoleFrameAncestors": "https://a.example.com;script-src *"}, "consoleFrameAncestors"),
+        ({"qbo-link:consoleFrameAncestors": "'self'"}, "consoleFrameAncestors"),
+        ({"qbo-link:consoleFrameAncestors": "https://App.Example.com"}, "consoleFrameAncestors"),
     ],
 )
 def test_wrong_context_is_refused_naming_the_key(context: dict[str, Any], named: str) -> None:

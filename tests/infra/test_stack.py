@@ -256,9 +256,13 @@ def test_function_environment_is_the_manifests_plus_plain_settings(
         "QBO_LINK_RETURN_URL_ALLOWLIST",
         "QBO_LINK_APP_ID",
     }
+    if not spec.reads_settings:  # the console's files: no QBO Link setting at all
+        plain = set()
     assert {k for k in env if not k.startswith("POWERTOOLS_")} == expected | plain
-    assert env["QBO_LINK_INTUIT_ENVIRONMENT"] == "sandbox"
     assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    if not spec.reads_settings:
+        return
+    assert env["QBO_LINK_INTUIT_ENVIRONMENT"] == "sandbox"
     # names by reference to the stack's own resources, never a value typed into the template
     for table in spec.tables:
         assert env[table.env_var] == {"Ref": table.logical_id}
@@ -355,6 +359,47 @@ def test_each_role_reaches_exactly_what_its_spec_declares(
     }
     assert sends == {q.logical_id for q in spec.sends_to}
     assert bool(_touching(statements, manifest.EVENT_BUS_LOGICAL_ID)) == spec.puts_events
+
+
+def test_the_console_function_may_write_its_logs_and_nothing_else(synthesized: Synthesized) -> None:
+    statements = _statements(synthesized, _role_id(synthesized, manifest.CONSOLE))
+    actions = {a for st in statements for a in _actions(st)}
+
+    assert actions, "the console's role has no statement at all (not even its logs)"
+    assert {a.split(":")[0] for a in actions} <= {"logs", "xray"}, sorted(actions)
+    logical_ids = [t.logical_id for t in tables.TABLES] + [s.logical_id for s in manifest.SECRETS]
+    logical_ids += [q.logical_id for q in manifest.QUEUES] + [manifest.TOKENS_KEY_LOGICAL_ID]
+    assert not [i for i in logical_ids if _touching(statements, i)]
+
+
+def test_the_console_function_gets_its_frame_ancestors_and_no_other_setting(synthesized: Synthesized) -> None:
+    props = synthesized.resources[_function_id(synthesized, manifest.CONSOLE)]["Properties"]
+    env = props["Environment"]["Variables"]
+
+    assert env[constants.CONSOLE_FRAME_ANCESTORS_ENV] == ""  # 'self' only by default
+    assert {k for k in env if not k.startswith("POWERTOOLS_")} == {constants.CONSOLE_FRAME_ANCESTORS_ENV}
+    assert props["Handler"] == "functions.console.handler.lambda_handler"
+    assert props["MemorySize"] == manifest.CONSOLE.memory_mb
+
+
+def test_the_console_routes_reach_their_functions_without_an_authorizer(synthesized: Synthesized) -> None:
+    resources = {
+        r["Properties"]["RouteKey"]: r for r in synthesized.of_type("AWS::ApiGatewayV2::Route").values()
+    }
+    routes = {key: r["Properties"] for key, r in resources.items()}
+    for key in ("GET /console", "GET /console/{proxy+}", "ANY /console/v1/tenants/{proxy+}"):
+        assert routes[key]["AuthorizationType"] == "NONE", key
+        acknowledged = resources[key]["Metadata"]["cdk_nag"]["rules_to_suppress"]
+        assert [a["id"] for a in acknowledged] == ["AwsSolutions-APIG4"], key
+    integrations = synthesized.of_type("AWS::ApiGatewayV2::Integration")
+
+    def target(key: str) -> Any:
+        return integrations[routes[key]["Target"]["Fn::Join"][1][1]["Ref"]]["Properties"]["IntegrationUri"]
+
+    assert target("GET /console") == {"Fn::GetAtt": [_function_id(synthesized, manifest.CONSOLE), "Arn"]}
+    assert target("ANY /console/v1/tenants/{proxy+}") == {
+        "Fn::GetAtt": [_function_id(synthesized, manifest.API), "Arn"]
+    }
 
 
 # --- triggers ------------------------------------------------------------------------------------
@@ -500,6 +545,7 @@ def test_routes_are_the_manifests_with_their_authorization(synthesized: Synthesi
     integrations = synthesized.of_type("AWS::ApiGatewayV2::Integration")
     for key, (spec, route) in expected.items():
         props = routes[key]
+        # Public and console routes have no authorizer: their handlers authenticate (docs/console.md).
         assert props["AuthorizationType"] == ("AWS_IAM" if route.auth is Auth.IAM else "NONE"), key
         integration = integrations[props["Target"]["Fn::Join"][1][1]["Ref"]]["Properties"]
         assert integration["IntegrationUri"] == {"Fn::GetAtt": [_function_id(synthesized, spec), "Arn"]}
@@ -607,6 +653,9 @@ def test_outputs_give_every_url_for_intuits_portal_and_the_operators_names(synth
         assert path in public
         assert outputs[name]["Value"] == {"Fn::Join": ["", [{"Fn::GetAtt": [api, "ApiEndpoint"]}, path]]}
     assert outputs["ApiUrl"]["Value"] == {"Fn::Join": ["", [{"Fn::GetAtt": [api, "ApiEndpoint"]}, "/"]]}
+    assert outputs["ConsoleUrl"]["Value"] == {
+        "Fn::Join": ["", [{"Fn::GetAtt": [api, "ApiEndpoint"]}, "/console/"]]
+    }
     for secret in manifest.SECRETS:
         assert secret.logical_id in _references(outputs[f"{secret.logical_id}Name"]["Value"])
     for queue in manifest.QUEUES:

@@ -24,6 +24,7 @@ CONTEXT = {
     "qbo-link:alarmEmail": "ops@example.com",
     "qbo-link:logRetentionDays": "14",
     "qbo-link:stackName": "QboLinkProd",
+    "qbo-link:consoleFrameAncestors": "https://app.example.com,https://admin.example.com:8443",
 }
 
 
@@ -38,6 +39,13 @@ def test_context_reaches_every_functions_plain_settings(configured: Synthesized)
     assert len(functions) == len(manifest.FUNCTIONS)
     for function in functions:
         env = function["Properties"]["Environment"]["Variables"]
+        if "QBO_LINK_CONSOLE_FRAME_ANCESTORS" in env:  # the console's files read no QBO Link setting
+            assert (
+                env["QBO_LINK_CONSOLE_FRAME_ANCESTORS"]
+                == "https://app.example.com https://admin.example.com:8443"
+            )
+            assert "QBO_LINK_RETURN_URL_ALLOWLIST" not in env
+            continue
         assert env["QBO_LINK_INTUIT_ENVIRONMENT"] == "production"
         assert env["QBO_LINK_APP_ID"] == "app-123"
         assert (
@@ -58,12 +66,23 @@ def test_the_jwt_api_serves_the_tenant_routes_only_behind_the_jwt_authorizer(con
     routes = [r["Properties"] for r in configured.of_type("AWS::ApiGatewayV2::Route").values()]
     jwt_routes = {r["RouteKey"]: r for r in routes if r["ApiId"] == {"Ref": jwt_api}}
     tenant_routes = {
-        f"{r.method} {r.path}" for s in manifest.FUNCTIONS for r in s.routes if r.auth is Auth.IAM
+        f"{r.method} {r.path}"
+        for s in manifest.FUNCTIONS
+        for r in s.routes
+        if r.auth in (Auth.IAM, Auth.CONSOLE)
     }
-    assert set(jwt_routes) == tenant_routes
-    for route in jwt_routes.values():
+    console_files = {f"{r.method} {r.path}" for r in manifest.CONSOLE.routes}
+    assert set(jwt_routes) == tenant_routes | console_files
+    assert "ANY /console/v1/tenants/{proxy+}" in tenant_routes
+    for key, route in jwt_routes.items():
+        if key in console_files:  # the console's files: public, as on the main API
+            assert route["AuthorizationType"] == "NONE"
+            continue
         assert route["AuthorizationType"] == "JWT"
         assert route["AuthorizerId"] == {"Ref": authorizer_id}
+    tenant_routes -= {
+        f"{r.method} {r.path}" for s in manifest.FUNCTIONS for r in s.routes if r.auth is Auth.CONSOLE
+    }
     # the main API keeps IAM for the same routes
     iam_routes = {r["RouteKey"]: r for r in routes if r["ApiId"] != {"Ref": jwt_api}}
     for key in tenant_routes:

@@ -87,3 +87,25 @@ def test_answers_full_and_shortcut() -> None:
         {"statusCode": 200, "body": base64.b64encode(b"hi").decode(), "isBase64Encoded": True}
     )
     assert encoded.body == b"hi"
+
+
+def test_console_calls_are_trusted_locally_without_a_session_and_verified_with_one() -> None:
+    from qbo_link_local.gateway import authorizer_for
+
+    match = match_route(stack.FUNCTIONS, "GET", "/console/v1/tenants/firm-1/connection")
+    assert match is not None
+    assert match.function is stack.API
+
+    trusted = authorizer_for(match.route, [], "/console/v1/tenants/firm-1/connection")
+    with_session = authorizer_for(match.route, [("Authorization", "Bearer abc.def")], match.route.path)
+
+    assert trusted == {"jwt": {"claims": {"tenant_id": "firm-1"}, "scopes": None}}
+    assert with_session is None  # the api function verifies the session, as deployed
+
+
+def test_the_console_files_go_to_the_console_function() -> None:
+    for path in ("/console", "/console/", "/console/js/app.js"):
+        match = match_route(stack.FUNCTIONS, "GET", path)
+        assert match is not None, path
+        assert match.function is stack.CONSOLE
+    assert match_route(stack.FUNCTIONS, "POST", "/console/") is None

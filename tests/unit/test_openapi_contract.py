@@ -31,6 +31,7 @@ BODY_OPERATIONS = {
     ("post", f"{TENANT}/mappings/{{kind}}/export"),
     ("post", f"{TENANT}/mappings/{{kind}}/import"),
     ("post", f"{TENANT}/documents"),
+    ("post", f"{TENANT}/console-sessions"),
 }
 
 

@@ -7,9 +7,16 @@
 
 const STORE_KEY = "qbo-link-console";
 
+/** A problem's words; a body field's name leads (`master customer id: is required when …`). */
+function problemText(problem) {
+  const where = Array.isArray(problem.loc) ? problem.loc : [];
+  const name = where[0] === "body" && typeof where[where.length - 1] === "string" ? where[where.length - 1] : "";
+  return name && name !== "body" ? `${name.replaceAll("_", " ")}: ${problem.msg}` : problem.msg;
+}
+
 export class ApiError extends Error {
   constructor(status, problems, fallback) {
-    const text = problems.map((p) => p.msg).filter(Boolean).join("; ") || fallback;
+    const text = problems.map(problemText).filter(Boolean).join("; ") || fallback;
     super(text);
     this.status = status;
     this.problems = problems; // [{loc, msg, type}] — the API's one error shape
