@@ -143,7 +143,7 @@ export async function render(view, { refreshShell }) {
       table(
         [
           { label: "Document", value: (e) => h("span", {}, h("strong", {}, DOCUMENT_LABELS[e.kind] || e.kind), " ", e.app_id) },
-          { label: "Date", value: (e) => formatDate(e.txn_date) },
+          { label: "Date", value: (e) => formatDate(e.txn_date), class: "nowrap" },
           { label: "State", value: (e) => stateBadge(e.state) },
           { label: "Why", value: reasonsCell, class: "wide" },
           { label: "Fix", value: fixCell },

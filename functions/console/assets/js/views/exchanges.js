@@ -23,6 +23,23 @@ const EVENT_WORDS = {
   recheck_rewritten: "waiting for another reason",
 };
 
+/** A recheck's reason ("export:work_code") in words. */
+function triggerText(trigger) {
+  const [what, kinds] = String(trigger).split(":");
+  const words = {
+    posted: "documents posted just before",
+    settings: "a change of the settings",
+    api: "Check again",
+    reconnect: "a reconnect to QuickBooks",
+    link: "a link made",
+    automatch: "automatic matching",
+    export: "an export to QuickBooks",
+    import: "an import from QuickBooks",
+    onboard: "the first matching",
+  };
+  return `${words[what] || what}${kinds ? ` (${kinds.replaceAll("_", " ").replaceAll(",", ", ")})` : ""}`;
+}
+
 /** "5 minutes ago". */
 export function ago(value, now = Date.now()) {
   const time = new Date(value).getTime();
@@ -72,12 +89,12 @@ function latestCard(x) {
     ["Messages handled", String(x.notices ?? 0)],
     ["Read from QuickBooks", String(x.reads ?? 0)],
     ["Changes", String(x.changes ?? 0)],
-    x.trigger ? ["Because of", x.trigger.replaceAll("_", " ")] : null,
+    x.trigger ? ["Because of", triggerText(x.trigger)] : null,
     x.error ? ["Error", x.error] : null,
   ].filter(Boolean);
   return h(
     "div",
-    { class: "card latest" },
+    { class: "card latest", dataset: { exchange: x.exchange_id } },
     h("h2", {}, "Latest exchange"),
     h("p", { class: "latest-sentence" }, sentence(x)),
     h("dl", {}, facts.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)])),

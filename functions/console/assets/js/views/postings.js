@@ -87,7 +87,8 @@ function attemptsTable(detail) {
 }
 
 function detailsButton(entry, columns) {
-  const button = h("button", { type: "button", class: "small secondary", "aria-expanded": "false" }, "Details");
+  const label = `Details of ${DOCUMENT_LABELS[entry.kind] || entry.kind} ${entry.app_id}`;
+  const button = h("button", { type: "button", class: "small secondary", "aria-expanded": "false", "aria-label": label }, "Details");
   button.addEventListener("click", async () => {
     const row = button.closest("tr");
     const open = row.nextElementSibling?.classList.contains("details") ? row.nextElementSibling : null;
@@ -110,9 +111,9 @@ function detailsButton(entry, columns) {
 
 const COLUMNS = [
   { label: "Kind", value: (e) => DOCUMENT_LABELS[e.kind] || e.kind },
-  { label: "App id", value: (e) => e.app_id },
+  { label: "App id", value: (e) => e.app_id, class: "nowrap" },
   { label: "Version", value: (e) => String(e.version), class: "num" },
-  { label: "Date", value: (e) => formatDate(e.txn_date) },
+  { label: "Date", value: (e) => formatDate(e.txn_date), class: "nowrap" },
   { label: "State", value: (e) => stateBadge(e.state) },
   { label: "QBO id", value: (e) => e.qbo_id || "" },
   { label: "Attempts", value: (e) => String(e.attempts ?? 0), class: "num" },

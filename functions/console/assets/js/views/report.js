@@ -44,7 +44,7 @@ function amount(cent) {
 const COLUMNS = [
   { label: "Kind", value: (d) => DOCUMENT_LABELS[d.kind] || d.kind },
   { label: "Number", value: (d) => d.number || d.id },
-  { label: "Date", value: (d) => formatDate(d.date) },
+  { label: "Date", value: (d) => formatDate(d.date), class: "nowrap" },
   { label: "Client", value: (d) => d.client_id || "" },
   { label: "Total", value: (d) => formatMoney(d.total), class: "num" },
   { label: "State", value: (d) => stateBadge(d.state) },
@@ -63,7 +63,7 @@ function totalsTable(totals) {
       { label: "Posted total", value: (k) => formatMoney(totals[k].posted_total), class: "num" },
     ],
     kinds,
-    { caption: "Totals per kind (over the whole range)", rowAttrs: (k) => ({ dataset: { kind: k } }) },
+    { caption: "Totals per kind (over the whole range)", stack: true, rowAttrs: (k) => ({ dataset: { kind: k } }) },
   );
 }
 
@@ -105,6 +105,9 @@ export async function render(view, { query }) {
     "form",
     { "aria-label": "Report range" },
     h(
+      "div",
+      { class: "columns ranges" },
+      h(
       "fieldset",
       {},
       h("legend", {}, "Transaction date"),
@@ -117,6 +120,7 @@ export async function render(view, { query }) {
       h("legend", {}, "Posting date"),
       h("p", { class: "hint" }, "The day (UTC) QBO Link posted the document to QuickBooks. Give either range, or both."),
       h("div", { class: "filters" }, field("From", input("posted_from")), field("To", input("posted_to"))),
+    ),
     ),
     h("label", { class: "check" }, unposted, "Include unposted documents (waiting, failed, skipped…)"),
     h("div", { class: "actions" }, run),
@@ -172,7 +176,7 @@ export async function render(view, { query }) {
       const off = complete ? mismatch(documents, totals) : [];
       fill(
         results,
-        totalsTable(totals),
+        h("div", { class: "totals" }, totalsTable(totals)),
         complete ? null : h("div", { class: "warning" }, `More than ${MAX_PAGES * PAGE} documents: narrow the dates to list or download them all. The totals cover the whole range.`),
         off.length ? h("div", { class: "warning" }, `The documents listed do not add up to the totals for ${off.map(([k]) => DOCUMENT_LABELS[k] || k).join(", ")}: run the report again.`) : null,
         h("h2", {}, "Documents"),
