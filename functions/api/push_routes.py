@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped
 
 AppDocumentId = Annotated[str, Path(pattern=APP_ID_PATTERN, description="The app's own id of the document.")]
+# The posting log's kinds (``constants.POSTING_KINDS``), as the ``kind`` filter of ``GET .../postings``.
+PostingKind = Literal[
+    "client", "site", "invoice", "payment", "credit_memo", "credit_application", "journal_day"
+]
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The job id a bulk request answered.")]
 PATH_KINDS = {
     "clients": "client",
@@ -318,11 +322,19 @@ def postings_summary(tenant_id: TenantId) -> dict[str, Any]:
 
 
 @router.get(
-    "/tenants/<tenant_id>/postings", summary="The posting log: by state, transaction or posting dates"
+    "/tenants/<tenant_id>/postings",
+    summary="The posting log: by state, kind, transaction or posting dates",
+    description=(
+        "Every filter given applies. The state, kind and date filters that the index read cannot "
+        "key on are DynamoDB filters: a page may hold fewer than `limit` entries, even none, while "
+        "`next_page_token` is set; follow it until null. Without a state, kind or posting date, only "
+        "documents with a transaction date (not clients) are listed."
+    ),
 )
 def list_postings(  # noqa: PLR0917 - the query parameters
     tenant_id: TenantId,
     state: Annotated[PostingState | None, Query(description="Only documents in this state.")] = None,
+    kind: Annotated[PostingKind | None, Query(description="Only documents of this kind.")] = None,
     txn_from: Annotated[
         date | None, Query(alias="from", description="Transaction date from (inclusive).")
     ] = None,
@@ -334,14 +346,34 @@ def list_postings(  # noqa: PLR0917 - the query parameters
 ) -> dict[str, Any]:
     _count_request()
     log = _service().posting_log
-    if posted_from is not None or posted_to is not None:
-        page = log.query_by_posted_date(tenant_id, posted_from, posted_to, page_token=page_token, limit=limit)
-    elif state is not None:
-        page = log.query_by_state(
-            tenant_id, state, txn_from=txn_from, txn_to=txn_to, page_token=page_token, limit=limit
+    kinds = [kind] if kind else None
+    if posted_from is not None or posted_to is not None:  # by-posted index; the rest filters
+        page = log.query_by_posted_date(
+            tenant_id,
+            posted_from,
+            posted_to,
+            kinds=kinds,
+            states=[state] if state else None,
+            txn=(txn_from, txn_to),
+            page_token=page_token,
+            limit=limit,
         )
-    else:
-        page = log.query_by_txn_date(tenant_id, txn_from, txn_to, page_token=page_token, limit=limit)
+    elif state is not None:  # by-state index, keyed on the transaction date; the kind filters
+        page = log.query_by_state(
+            tenant_id,
+            state,
+            txn_from=txn_from,
+            txn_to=txn_to,
+            kinds=kinds,
+            page_token=page_token,
+            limit=limit,
+        )
+    elif kind is not None and txn_from is None and txn_to is None:  # every document of the kind
+        page = log.query_by_kind(tenant_id, kind, page_token=page_token, limit=limit)
+    else:  # by-txn-date index; the kind filters
+        page = log.query_by_txn_date(
+            tenant_id, txn_from, txn_to, kinds=kinds, page_token=page_token, limit=limit
+        )
     return _page(page)
 
 

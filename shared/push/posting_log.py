@@ -397,22 +397,21 @@ class _PostingTable:
         filters: ConditionBase | None = None,
         page_token: str | None = None,
         limit: int,
+        sort_prefix: str = constants.POSTING_DOC_PREFIX,
     ) -> PostingPage:
         partition_attribute, partition, sort_attribute = index_key
         tenant = constants.tenant_pk(tenant_id)
-        request: dict[str, Any] = {
-            "IndexName": index,
-            "KeyConditionExpression": condition,
-            "Limit": check_limit(limit),
-        }
+        request: dict[str, Any] = {"KeyConditionExpression": condition, "Limit": check_limit(limit)}
+        if index:  # "" = the table itself
+            request["IndexName"] = index
         if filters is not None:
             request["FilterExpression"] = filters
         if page_token is not None:
             checks: dict[str, Callable[[str], bool]] = {
-                constants.PK: tenant.__eq__,
-                constants.SK: lambda sk: sk.startswith(constants.POSTING_DOC_PREFIX),
                 partition_attribute: partition.__eq__,
                 sort_attribute: bool,
+                constants.PK: tenant.__eq__,
+                constants.SK: lambda sk: sk.startswith(sort_prefix),
             }
             request["ExclusiveStartKey"] = decode_page_token(page_token, checks)
         with _dynamodb("query"):
@@ -475,16 +474,19 @@ class _PostingQueries(_PostingTable):
         *,
         txn_from: date | None = None,
         txn_to: date | None = None,
+        kinds: Collection[str] | None = None,
         page_token: str | None = None,
         limit: int = 100,
     ) -> PostingPage:
-        """Documents in one state, by transaction date (undated ones first when no range is given)."""
+        """Documents in one state, by transaction date (undated ones first when no range is given),
+        optionally of some kinds (a filter: a page may be short, even empty, with a next token)."""
         partition = constants.posting_state_pk(check_tenant(tenant_id), check_state(state).value)
         return self._dated_page(
             tenant_id,
             constants.POSTING_BY_STATE_INDEX,
             (constants.POSTING_BY_STATE_PK, partition, constants.POSTING_BY_STATE_SK),
             ("txn", txn_from, txn_to),
+            filters=_filters(kinds, None),
             page_token=page_token,
             limit=limit,
         )
@@ -523,19 +525,46 @@ class _PostingQueries(_PostingTable):
         posted_to: date | None,
         *,
         kinds: Collection[str] | None = None,
+        states: Collection[PostingState | str] | None = None,
+        txn: tuple[date | None, date | None] = (None, None),
         page_token: str | None = None,
         limit: int = 100,
     ) -> PostingPage:
-        """Documents by the UTC date their current QBO state was posted (inclusive range)."""
+        """Documents by the UTC date their current QBO state was posted (inclusive range).
+
+        Kinds, states and a transaction-date range ``txn`` (from, to) are a filter, as in
+        ``query_by_txn_date``: a page may hold fewer than ``limit`` entries, even none, while
+        ``next_token`` is still set.
+        """
         partition = constants.tenant_pk(check_tenant(tenant_id))
         return self._dated_page(
             tenant_id,
             constants.POSTING_BY_POSTED_INDEX,
             (constants.POSTING_BY_POSTED_PK, partition, constants.POSTING_BY_POSTED_SK),
             ("posted", posted_from, posted_to),
-            filters=_filters(kinds, None),
+            filters=_filters(kinds, states, _txn_filter(*txn)),
             page_token=page_token,
             limit=limit,
+        )
+
+    def query_by_kind(
+        self, tenant_id: str, kind: str, *, page_token: str | None = None, limit: int = 100
+    ) -> PostingPage:
+        """Every document of one kind, dated or not, in app-id order: a Query of the tenant's
+        partition of the table itself (``DOC#<kind>#...``).  The documents' attempts share that
+        prefix and are filtered out, so they are read (and billed) too: a page may hold fewer than
+        ``limit`` entries, even none, while ``next_token`` is still set."""
+        tenant = constants.tenant_pk(check_tenant(tenant_id))
+        prefix = constants.posting_doc_sk(check_kind(kind), "")
+        return self._page(
+            tenant_id,
+            "",
+            Key(constants.PK).eq(tenant) & Key(constants.SK).begins_with(prefix),
+            (constants.PK, tenant, constants.SK),
+            filters=Attr("state").exists(),
+            page_token=page_token,
+            limit=limit,
+            sort_prefix=prefix,
         )
 
     def summary(self, tenant_id: str) -> PostingSummary:
@@ -1089,10 +1118,27 @@ class PostingLog(_PostingQueries, _PostingBatches):
             return  # another caller's marker now: theirs to keep
 
 
+def _txn_filter(start: date | None, end: date | None) -> ConditionBase | None:
+    """The documents whose transaction date is in the range (inclusive), as a filter."""
+    check_date(start, "txn_from")
+    check_date(end, "txn_to")
+    if start is not None and end is not None and start > end:
+        raise InvalidPostingRequestError("the range starts after it ends")
+    if start is not None and end is not None:
+        return Attr("txn_date").between(start.isoformat(), end.isoformat())
+    if start is not None:
+        return Attr("txn_date").gte(start.isoformat())
+    if end is not None:
+        return Attr("txn_date").lte(end.isoformat())
+    return None
+
+
 def _filters(
-    kinds: Collection[str] | None, states: Collection[PostingState | str] | None
+    kinds: Collection[str] | None,
+    states: Collection[PostingState | str] | None,
+    *more: ConditionBase | None,
 ) -> ConditionBase | None:
-    conditions: list[ConditionBase] = []
+    conditions: list[ConditionBase] = [c for c in more if c is not None]
     if kinds:
         conditions.append(Attr("kind").is_in([check_kind(k) for k in dict.fromkeys(kinds)]))
     if states:

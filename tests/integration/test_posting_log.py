@@ -529,6 +529,70 @@ def test_query_by_posted_date_uses_the_day_each_document_was_posted(world: World
     assert posted(date(2025, 3, 4), None) == []
 
 
+def test_the_kind_filters_every_query_and_a_short_page_still_has_a_next_token(world: World) -> None:
+    at = datetime(2025, 3, 1, tzinfo=UTC)
+    for n in range(4):
+        world.add(f"inv-{n}", date(2025, 5, 1 + n))
+        world.add(f"pay-{n}", date(2025, 5, 1 + n), kind="payment")
+        world.walk(f"inv-{n}", S.QUEUED)
+        world.walk(f"pay-{n}", S.QUEUED, kind="payment")
+    for n in range(3):
+        world.add(f"cli-{n}", None, kind="client")
+        world.log.record_attempt(  # attempts share the documents' partition: filtered out
+            "firm-a", "client", f"cli-{n}", version=1, outcome="rejected", started_at=at, finished_at=at
+        )
+    world.walk("cli-1", S.QUEUED, kind="client")
+
+    def ids(fetch: Any) -> tuple[list[str], int]:
+        return every_page(fetch)
+
+    queued_payments = ids(
+        lambda token: world.log.query_by_state(
+            "firm-a", S.QUEUED, kinds=["payment"], page_token=token, limit=2
+        )
+    )
+    assert queued_payments == (["pay-0", "pay-1", "pay-2", "pay-3"], 5)  # pages of 0 to 2 entries
+    first = world.log.query_by_state("firm-a", S.QUEUED, kinds=["client"], limit=1)
+    assert [e.app_id for e in first.entries] == ["cli-1"]  # undated first
+    short = world.log.query_by_state("firm-a", S.QUEUED, kinds=["payment"], limit=1)
+    assert short.entries == []  # empty, yet more follows
+    assert short.next_token is not None
+    clients, pages = ids(lambda token: world.log.query_by_kind("firm-a", "client", page_token=token, limit=2))
+    assert clients == ["cli-0", "cli-1", "cli-2"]  # undated ones too, attempts left out
+    assert pages == 4  # six items read two a page; the last full page still had a next token
+    assert ids(lambda token: world.log.query_by_kind("firm-a", "credit_memo", page_token=token))[0] == []
+    token = world.log.query_by_kind("firm-a", "client", limit=1).next_token
+    with pytest.raises(InvalidPageTokenError):  # another kind's query, another index's token
+        world.log.query_by_kind("firm-a", "invoice", page_token=token)
+    with pytest.raises(InvalidPostingRequestError):
+        world.log.query_by_kind("firm-a", "estimate")
+
+
+def test_a_posting_date_range_filters_by_kind_state_and_transaction_date(world: World) -> None:
+    for n in range(4):
+        world.add(f"inv-{n}", date(2025, 6, 1 + n))
+        world.walk(f"inv-{n}", S.QUEUED, S.IN_FLIGHT, S.POSTED)
+    world.add("pay-0", date(2025, 6, 2), kind="payment")
+    world.walk("pay-0", S.QUEUED, S.IN_FLIGHT, S.POSTED, kind="payment")
+    world.walk("inv-3", S.VOIDED)
+    today = world.clock.now().date()
+
+    def posted(**filters: Any) -> list[str]:
+        return every_page(
+            lambda token: world.log.query_by_posted_date(
+                "firm-a", today, today, page_token=token, limit=2, **filters
+            )
+        )[0]
+
+    assert sorted(posted()) == ["inv-0", "inv-1", "inv-2", "inv-3", "pay-0"]
+    assert sorted(posted(kinds=["invoice"], states=[S.POSTED])) == ["inv-0", "inv-1", "inv-2"]
+    assert sorted(posted(txn=(date(2025, 6, 2), date(2025, 6, 3)))) == ["inv-1", "inv-2", "pay-0"]
+    assert sorted(posted(txn=(date(2025, 6, 3), None))) == ["inv-2", "inv-3"]
+    assert sorted(posted(txn=(None, date(2025, 6, 1)))) == ["inv-0"]
+    with pytest.raises(InvalidPostingRequestError):
+        posted(txn=(date(2025, 6, 3), date(2025, 6, 1)))
+
+
 # --- tenant isolation ------------------------------------------------------------------------------
 
 

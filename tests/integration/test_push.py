@@ -331,6 +331,52 @@ def test_posting_log_queries_and_summary(push_world: PushWorld) -> None:
     assert push_world.api("GET", base, query={"state": "nonsense"}).status == 422
 
 
+def test_the_posting_log_filters_by_kind_with_every_other_filter(push_world: PushWorld) -> None:
+    connected(push_world, c1_as="1")
+    push_world.put(TENANT, "clients", client())
+    push_world.put(TENANT, "invoices", invoice("i1", when="2026-11-10"))
+    push_world.put(TENANT, "invoices", invoice("i2", code="W9", when="2026-11-15"))
+    push_world.put(
+        TENANT,
+        "payments",
+        {
+            "id": "p1",
+            "version": 1,
+            "client_id": "c1",
+            "date": "2026-11-16",
+            "amount": "10.00",
+            "applications": [],
+        },
+    )
+    push_world.drain()
+    base = f"/tenants/{TENANT}/postings"
+
+    def ids(**query: str) -> list[str]:
+        found: list[str] = []
+        token = None
+        while True:  # a filtered page may be short, even empty, with a next token
+            answer = push_world.api(
+                "GET", base, query={**query, "limit": "1", **({"page_token": token} if token else {})}
+            )
+            assert answer.status == 200, answer.body
+            found += [f"{e['kind']}:{e['app_id']}" for e in answer.json()["entries"]]
+            token = answer.json()["next_page_token"]
+            if token is None:
+                return found
+
+    assert ids(kind="client") == ["client:c1"]  # undated: only the kind alone lists it
+    assert ids(kind="invoice") == ["invoice:i1", "invoice:i2"]
+    assert ids(kind="payment", state="posted") == ["payment:p1"]
+    assert ids(kind="invoice", state="needs_attention") == ["invoice:i2"]
+    assert ids(kind="invoice", **{"from": "2026-11-12"}) == ["invoice:i2"]
+    today = push_world.world.clock.now().date().isoformat()
+    assert ids(kind="invoice", posted_from=today) == ["invoice:i1"]
+    assert ids(state="posted", posted_from=today, to="2026-11-15") == ["invoice:i1"]
+    assert sorted(ids(posted_from=today)) == ["client:c1", "invoice:i1", "payment:p1"]
+    refused = push_world.api("GET", base, query={"kind": "estimate"})
+    assert refused.status == 422, refused.body
+
+
 def test_bad_documents_name_every_field_and_change_nothing(push_world: PushWorld) -> None:
     connected(push_world)
     document = invoice()

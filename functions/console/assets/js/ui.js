@@ -55,12 +55,13 @@ export function field(text, control, hint) {
   return h("div", { class: "field" }, h("label", { for: id }, text), control, hint ? h("p", { class: "hint", id: hintId }, hint) : null);
 }
 
-/** A table: columns = [{label, value: row => text|Node, class?}]. */
-export function table(columns, rows, { caption, empty = "Nothing to show.", rowAttrs } = {}) {
+/** A table: columns = [{label, value: row => text|Node, class?}]; `stack` lays each row out as a
+ * card of "label: value" lines on a narrow screen (every cell carries its column's data-label). */
+export function table(columns, rows, { caption, empty = "Nothing to show.", rowAttrs, stack = false } = {}) {
   if (!rows.length) return h("p", { class: "empty" }, empty);
   return h(
     "div",
-    { class: "table-wrap" },
+    { class: stack ? "table-wrap stack" : "table-wrap" },
     h(
       "table",
       {},
@@ -69,7 +70,7 @@ export function table(columns, rows, { caption, empty = "Nothing to show.", rowA
       h(
         "tbody",
         {},
-        rows.map((row) => h("tr", rowAttrs ? rowAttrs(row) : {}, columns.map((c) => h("td", { class: c.class }, c.value(row))))),
+        rows.map((row) => h("tr", rowAttrs ? rowAttrs(row) : {}, columns.map((c) => h("td", { class: c.class, "data-label": c.label }, c.value(row))))),
       ),
     ),
   );
