@@ -12,6 +12,19 @@ const HEALTH_WORDS = {
   disconnected: ["Disconnected", "This firm disconnected QuickBooks. Documents the app sends wait until it connects again."],
 };
 
+const FAILURE_WORDS = {
+  access_denied: "access was declined on QuickBooks' page",
+  authorization_expired: "the sign-in at Intuit took too long; start again",
+  intuit_unavailable: "Intuit did not answer; try again in a few minutes",
+  intuit_configuration: "the app's Intuit keys are refused: tell your app's support",
+  missing_code: "Intuit sent no authorization; start again",
+  authorization_code_used: "that authorization was already used; start again",
+  realm_mismatch: "another company was chosen at Intuit than the one being reconnected",
+  realm_already_connected: "that QuickBooks company is already connected to another firm",
+  tenant_connected_to_another_company:
+    "this firm is still linked to another QuickBooks company: choose that company at Intuit, or disconnect removing the mappings first",
+};
+
 const RETURN_WORDS = {
   connected: ["success", "QuickBooks is connected."],
   denied: ["warning", "The connection was not made: access was declined on QuickBooks' page."],
@@ -28,7 +41,8 @@ function returnBanner() {
   const reason = query.get("reason");
   // The status has been read: drop it from the address bar so a reload does not show it again.
   history.replaceState(null, "", `${location.pathname}?tenant=${encodeURIComponent(query.get("tenant") || "")}${location.hash}`);
-  return h("div", { class: kind, role: "status" }, text, status === "error" && reason ? ` (${reason.replaceAll("_", " ")}).` : status === "error" ? "." : "");
+  const why = reason ? FAILURE_WORDS[reason] || reason.replaceAll("_", " ") : "";
+  return h("div", { class: kind, role: "status", id: "return-status" }, text, status === "error" ? (why ? `: ${why}.` : ".") : "");
 }
 
 async function startConnect(button) {
@@ -122,14 +136,23 @@ export async function render(view, { refreshShell }) {
     connection = null; // never connected
   }
   if (!connection || !connection.connected) {
-    const connect = h("button", { type: "button", id: "connect" }, connection ? "Reconnect to QuickBooks" : "Connect to QuickBooks");
+    const before = connection && connection.connected_at; // connected once, then disconnected
+    const connect = h("button", { type: "button", id: "connect" }, before ? "Reconnect to QuickBooks" : "Connect to QuickBooks");
     connect.addEventListener("click", () => startConnect(connect));
-    add(view, 
+    const [title, words] = HEALTH_WORDS[connection?.health] || HEALTH_WORDS.disconnected;
+    add(
+      view,
       h(
         "div",
-        { class: "card" },
-        h("h2", {}, connection ? HEALTH_WORDS.disconnected[0] : "Not connected"),
-        h("p", {}, connection ? `${connection.company_name || "The company"} was disconnected ${formatTime(connection.disconnected_at)}${connection.keep_mappings ? "; its links were kept." : "."}` : "Connect this firm's QuickBooks Online company. You will sign in to Intuit and choose the company; then QBO Link reads its lists and matches them with the app's."),
+        { class: "card", id: "company-card" },
+        h("h2", {}, before ? title : "Not connected"),
+        h(
+          "p",
+          {},
+          before
+            ? `${connection.company_name || "The company"} (realm ${connection.realm_id}) was disconnected ${formatTime(connection.disconnected_at)}${connection.keep_mappings ? "; its links were kept." : "; its links were removed."} ${words}`
+            : "Connect this firm's QuickBooks Online company. You will sign in to Intuit and choose the company; then QBO Link reads its lists and matches them with the app's.",
+        ),
         h("div", { class: "actions" }, connect),
       ),
     );
