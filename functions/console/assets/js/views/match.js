@@ -38,7 +38,6 @@ const REFUSALS = {
   incompatible_entity: "QuickBooks cannot use it here",
   qbo_refused: "QuickBooks refused it",
   inactive: "it is inactive in QuickBooks",
-  unsupported_for_kind: "QuickBooks cannot create this kind",
 };
 const OUTCOMES = {
   created: ["Created in QuickBooks and linked", "state-posted"],
@@ -49,6 +48,8 @@ const OUTCOMES = {
 
 const plural = (n, word, many = `${word}s`) => `${n} ${n === 1 ? word : many}`;
 const qboName = (row) => row.fully_qualified_name || row.name;
+/** A button that runs `action` through busy() (disabled meanwhile, its error as a notice). */
+const button = (text, action, attrs = {}) => h("button", { type: "button", ...attrs, onclick: (e) => busy(e.currentTarget, action) }, text);
 
 export async function render(view, { args, query, refreshShell }) {
   const kind = KINDS.includes(args[0]) ? args[0] : "client";
@@ -60,10 +61,14 @@ export async function render(view, { args, query, refreshShell }) {
   const s = { app: [], qbo: [], appTotal: 0, qboTotal: 0, token: null, seq: 0, pickApp: null, pickQbo: null };
   const chosen = { app: new Set(), qbo: new Set() }; // export / import selections
   const known = { app: new Map(), qbo: new Map() }; // id → name, for messages about rows off screen
+  const appName = (id) => known.app.get(id) || id;
+  const linkedBadge = () => h("span", { class: "badge state-posted" }, "Linked");
+  const dismiss = () => h("button", { type: "button", class: "secondary", onclick: () => fill(results) }, "Dismiss");
+  const qboNamed = (id) => known.qbo.get(id) || id;
 
   // --- the screen's parts ---------------------------------------------------------------------
 
-  const search = h("input", { type: "search", autocomplete: "off", placeholder: "Name, e-mail or id", "aria-controls": "match-lists" });
+  const search = h("input", { type: "search", autocomplete: "off", placeholder: "Name, e-mail or id" });
   const hide = h("input", { type: "checkbox", id: "match-hide" });
   const readAt = h("span", { class: "muted", id: "qbo-read" });
   const pickbar = h("div", { class: "pickbar", role: "region", "aria-label": "Link by hand", "aria-live": "polite" });
@@ -84,15 +89,16 @@ export async function render(view, { args, query, refreshShell }) {
     h(
       "p",
       { class: "hint" },
-      `Link each of the app's ${lower} to its QuickBooks counterpart. Documents wait until what they use is linked.`,
+      `Link each of the app's ${lower} to its QuickBooks counterpart: pick an unlinked entry in each list, then Link. ` +
+        "Picking a linked entry highlights its partner. Documents wait until what they use is linked.",
     ),
     h(
       "div",
       { class: "toolbar" },
       readAt,
-      h("button", { type: "button", class: "secondary", onclick: (e) => busy(e.currentTarget, refreshQbo) }, "Refresh from QuickBooks"),
-      h("button", { type: "button", onclick: (e) => busy(e.currentTarget, automatch) }, "Automatch…"),
-      h("button", { type: "button", class: "secondary", onclick: (e) => busy(e.currentTarget, clearAll) }, "Clear all links"),
+      button("Refresh from QuickBooks", refreshQbo, { class: "secondary" }),
+      button("Automatch…", automatch),
+      button("Clear all links", clearAll, { class: "secondary" }),
     ),
     h(
       "div",
@@ -177,7 +183,7 @@ export async function render(view, { args, query, refreshShell }) {
   function pickButton(side, row, text) {
     return h(
       "button",
-      { type: "button", class: "link pick", "aria-pressed": "false", title: "Pick", onclick: () => pick(side, row) },
+      { type: "button", class: "link pick", "aria-pressed": "false", onclick: () => pick(side, row) },
       text,
     );
   }
@@ -212,10 +218,9 @@ export async function render(view, { args, query, refreshShell }) {
   function appColumns() {
     const extra = [];
     if (kind === "client" || kind === "employee") extra.push({ label: "E-mail", get: (r) => r.email });
-    if (kind === "site") extra.push({ label: "Client", get: (r) => known.app.get(r.parent_id) || r.parent_id });
+    if (kind === "site") extra.push({ label: "Client", get: (r) => r.parent_id });
     if (kind === "account") extra.push({ label: "Use", get: (r) => r.type });
-    const unlinkButton = (r) =>
-      h("button", { type: "button", class: "secondary small", "aria-label": `Unlink ${r.name}`, onclick: (e) => busy(e.currentTarget, () => unlink(r)) }, "Unlink");
+    const unlinkButton = (r) => button("Unlink", () => unlink(r), { class: "secondary small", "aria-label": `Unlink ${r.name}` });
     return [
       { label: "Name", value: (r) => nameCell("app", r, r.name, [r.id, ...extra.map((c) => c.get(r))]) },
       { label: "Id", class: "wide-only", value: (r) => h("code", {}, r.id) },
@@ -224,14 +229,16 @@ export async function render(view, { args, query, refreshShell }) {
         label: "QuickBooks",
         value: (r) =>
           r.linked_qbo_id
-            ? [h("span", { class: "badge state-posted" }, "Linked"), " ", h("span", { class: "linked-name" }, r.linked_qbo_name || `id ${r.linked_qbo_id}`), " ", unlinkButton(r)]
+            ? [linkedBadge(), " ", h("span", { class: "linked-name" }, r.linked_qbo_name || `id ${r.linked_qbo_id}`), " ", unlinkButton(r)]
             : h("span", { class: "muted" }, "Not linked"),
       },
     ];
   }
 
   function qboType(r) {
-    if (kind === "tax" && Array.isArray(r.rates)) return r.rates.length ? r.rates.map((x) => `${x.name} ${x.percent}%`).join(" + ") : "no rate";
+    if (kind === "tax" && Array.isArray(r.rates)) {
+      return r.rates.length ? r.rates.map((x) => `${x.name} ${x.percent}%`).join(" + ") : "no rate";
+    }
     return r.type || (r.active ? "Active" : "");
   }
 
@@ -244,7 +251,7 @@ export async function render(view, { args, query, refreshShell }) {
         label: "App",
         value: (r) =>
           r.linked_app_id
-            ? [h("span", { class: "badge state-posted" }, "Linked"), " ", h("code", { class: "linked-name" }, r.linked_app_id)]
+            ? [linkedBadge(), " ", h("code", { class: "linked-name" }, r.linked_app_id)]
             : h("span", { class: "muted" }, "Not linked"),
       },
     ];
@@ -265,8 +272,13 @@ export async function render(view, { args, query, refreshShell }) {
     ];
   }
 
-  const exportButton = h("button", { type: "button", onclick: (e) => busy(e.currentTarget, exportSelected) });
-  const importButton = h("button", { type: "button", onclick: (e) => busy(e.currentTarget, importSelected) });
+  // busy() enables its button again at the end: the selection, now empty, decides.
+  const after = (action) => async (e) => {
+    await busy(e.currentTarget, action);
+    drawActions();
+  };
+  const exportButton = h("button", { type: "button", onclick: after(exportSelected) });
+  const importButton = h("button", { type: "button", onclick: after(importSelected) });
 
   function drawActions() {
     exportButton.textContent = `Export selected to QuickBooks (${chosen.app.size})`;
@@ -276,15 +288,14 @@ export async function render(view, { args, query, refreshShell }) {
   }
 
   function draw() {
-    fill(
-      appSide,
-      sideBlock("app", `In the app: ${lower}`, s.app, s.appTotal, appColumns(), canExport ? h("div", { class: "actions" }, exportButton) : h("p", { class: "hint" }, "QuickBooks' API cannot create tax codes: create the tax in QuickBooks, refresh, then link or import it.")),
-    );
+    const appAction = canExport
+      ? h("div", { class: "actions" }, exportButton)
+      : h("p", { class: "hint" }, "QuickBooks' API cannot create tax codes: create the tax in QuickBooks, refresh, then link or import it.");
+    fill(appSide, sideBlock("app", `In the app: ${lower}`, s.app, s.appTotal, appColumns(), appAction));
     fill(qboSide, sideBlock("qbo", "In QuickBooks", s.qbo, s.qboTotal, qboColumns(), h("div", { class: "actions" }, importButton)));
     drawActions();
-    const more = h("button", { type: "button", class: "secondary" }, `Load more (${s.appTotal - s.app.length} app, ${s.qboTotal - s.qbo.length} QuickBooks left)`);
-    more.addEventListener("click", () => busy(more, loadMore));
-    fill(moreSlot, s.token ? more : null);
+    const left = `${s.appTotal - s.app.length} app, ${s.qboTotal - s.qbo.length} QuickBooks left`;
+    fill(moreSlot, s.token ? button(`Load more (${left})`, loadMore, { class: "secondary" }) : null);
     highlight();
   }
 
@@ -317,35 +328,31 @@ export async function render(view, { args, query, refreshShell }) {
     drawPickbar();
   }
 
+  function unpick() {
+    s.pickApp = s.pickQbo = null;
+    highlight();
+  }
+
   function drawPickbar() {
     const a = s.pickApp;
     const q = s.pickQbo;
-    if (!a && !q) {
-      fill(pickbar, h("span", { class: "muted" }, "Pick an unlinked entry in each list, then link them. Picking a linked entry highlights its partner."));
-      return;
-    }
-    const canLink = a && q && !a.linked_qbo_id && !q.linked_app_id;
-    fill(
-      pickbar,
-      h("span", {}, "App: ", h("strong", {}, a ? a.name : "—")),
+    pickbar.hidden = !a && !q;
+    const clear = h("button", { type: "button", class: "secondary small", onclick: unpick }, "Clear pick");
+    const pair = (left, right, note) => [
+      h("strong", {}, left),
       h("span", { "aria-hidden": "true" }, " ↔ "),
-      h("span", {}, "QuickBooks: ", h("strong", {}, q ? qboName(q) : "—")),
-      a?.linked_qbo_id ? h("span", { class: "muted" }, ` (linked to ${a.linked_qbo_name || a.linked_qbo_id})`) : null,
-      q?.linked_app_id ? h("span", { class: "muted" }, ` (linked to ${known.app.get(q.linked_app_id) || q.linked_app_id})`) : null,
-      canLink ? h("button", { type: "button", id: "link-picked", onclick: (e) => busy(e.currentTarget, () => link(a, q)) }, "Link") : null,
-      h(
-        "button",
-        {
-          type: "button",
-          class: "secondary small",
-          onclick: () => {
-            s.pickApp = s.pickQbo = null;
-            highlight();
-          },
-        },
-        "Clear pick",
-      ),
-    );
+      h("strong", {}, right),
+      note ? h("span", { class: "muted" }, note) : null,
+    ];
+    if (a?.linked_qbo_id) fill(pickbar, pair(a.name, a.linked_qbo_name || a.linked_qbo_id, " are linked"), clear);
+    else if (q?.linked_app_id) fill(pickbar, pair(appName(q.linked_app_id), qboName(q), " are linked"), clear);
+    else
+      fill(
+        pickbar,
+        pair(a ? a.name : "pick an app entry", q ? qboName(q) : "pick a QuickBooks entry"),
+        a && q ? button("Link", () => link(a, q)) : null,
+        clear,
+      );
   }
 
   async function link(a, q) {
@@ -370,10 +377,11 @@ export async function render(view, { args, query, refreshShell }) {
       return;
     }
     const ok = await confirm(
-      `Clear all ${lower} links?`,
+      `Clear all ${one} links?`,
       [
         h("p", {}, `${plural(count, "link")} between the app's ${lower} and QuickBooks will be removed.`),
-        h("p", {}, "Nothing in QuickBooks changes: no entry is created, edited or deleted there. Documents that use these lists wait until they are linked again."),
+        h("p", {}, "Nothing in QuickBooks changes: no entry is created, edited or deleted there."),
+        h("p", {}, `Documents that use these ${lower} wait until they are linked again.`),
       ],
       `Remove ${plural(count, "link")}`,
     );
@@ -424,10 +432,10 @@ export async function render(view, { args, query, refreshShell }) {
       );
     }
     const lost = (proposal.unmatched || []).filter((id) => !(proposal.suggestions?.[id] || []).length);
-    const acceptAll = h("button", { type: "button", onclick: (e) => busy(e.currentTarget, () => applyAll(rows)) }, `Accept all ${plural(proposal.matches.length, "sure match", "sure matches")}`);
+    const sure = plural(proposal.matches.length, "sure match", "sure matches");
     for (const row of rows) {
-      row.cell = h("span");
-      fill(row.cell, h("button", { type: "button", class: "small", "aria-label": `Accept ${known.app.get(row.app) || row.app} ↔ ${known.qbo.get(row.qbo) || row.qbo}`, onclick: (e) => busy(e.currentTarget, () => accept(row, rows)) }, "Accept"));
+      const name = `Accept ${appName(row.app)} ↔ ${qboNamed(row.qbo)}`;
+      row.cell = h("span", {}, button("Accept", () => accept(row, rows), { class: "small", "aria-label": name }));
     }
     fill(
       results,
@@ -438,21 +446,24 @@ export async function render(view, { args, query, refreshShell }) {
         h(
           "p",
           {},
-          `${plural(proposal.matches.length, "sure match", "sure matches")}, ${plural(rows.length - proposal.matches.length, "suggestion")}`,
-          lost.length ? `; ${lost.length} of the app's ${lower} found no candidate (${lost.map((id) => known.app.get(id) || id).join(", ")})` : "",
+          `${sure}, ${plural(rows.length - proposal.matches.length, "suggestion")}`,
+          lost.length ? `; ${lost.length} of the app's ${lower} found no candidate (${lost.map(appName).join(", ")})` : "",
           ". Nothing is linked until you accept.",
         ),
         table(
           [
-            { label: "App", value: (r) => known.app.get(r.app) || r.app },
-            { label: "QuickBooks", value: (r) => known.qbo.get(r.qbo) || r.qbo },
-            { label: "How it matched", value: (r) => [r.sure ? h("span", { class: "badge state-posted" }, "Sure") : h("span", { class: "badge" }, "Suggestion"), " ", r.how] },
+            { label: "App", value: (r) => appName(r.app) },
+            { label: "QuickBooks", value: (r) => qboNamed(r.qbo) },
+            {
+              label: "How it matched",
+              value: (r) => [h("span", { class: `badge ${r.sure ? "state-posted" : ""}` }, r.sure ? "Sure" : "Suggestion"), " ", r.how],
+            },
             { label: "Action", value: (r) => r.cell },
           ],
           rows,
           { caption: "Proposed pairs", empty: `Automatch found nothing new to propose: every active ${one} is linked or has no counterpart.` },
         ),
-        h("div", { class: "actions" }, proposal.matches.length ? acceptAll : null, h("button", { type: "button", class: "secondary", onclick: () => fill(results) }, "Dismiss")),
+        h("div", { class: "actions" }, proposal.matches.length ? button(`Accept all ${sure}`, () => applyAll(rows)) : null, dismiss()),
       ),
     );
     results.querySelector("h2")?.setAttribute("tabindex", "-1");
@@ -461,14 +472,14 @@ export async function render(view, { args, query, refreshShell }) {
 
   function settle(rows, linkedPairs) {
     for (const row of rows) {
-      if (linkedPairs.some((p) => p.app === row.app && p.qbo === row.qbo)) fill(row.cell, h("span", { class: "badge state-posted" }, "Linked"));
+      if (linkedPairs.some((p) => p.app === row.app && p.qbo === row.qbo)) fill(row.cell, linkedBadge());
       else if (linkedPairs.some((p) => p.app === row.app || p.qbo === row.qbo)) fill(row.cell, h("span", { class: "muted" }, "Taken"));
     }
   }
 
   async function accept(row, rows) {
     await put(`${base}/app/${encodeURIComponent(row.app)}`, { qbo_id: row.qbo });
-    notify(`Linked ${known.app.get(row.app) || row.app} to ${known.qbo.get(row.qbo) || row.qbo}.`);
+    notify(`Linked ${appName(row.app)} to ${qboNamed(row.qbo)}.`);
     settle(rows, [row]);
     await changed();
   }
@@ -484,6 +495,8 @@ export async function render(view, { args, query, refreshShell }) {
 
   // --- export and import ----------------------------------------------------------------------
 
+  const holder = (x) => `${x.entity.toLowerCase()} “${x.display_name}”${x.active ? "" : " (inactive)"}`;
+
   async function conflictsOk(ids) {
     if (!PARTIES.has(kind)) return true;
     const { conflicts } = await get(`${base}/name-conflicts`);
@@ -497,7 +510,7 @@ export async function render(view, { args, query, refreshShell }) {
           "ul",
           {},
           hits.map((c) =>
-            h("li", {}, `${c.display_name}: used by ${c.conflicts.map((x) => `${x.entity.toLowerCase()} “${x.display_name}”${x.active ? "" : " (inactive)"}`).join(", ")}`),
+            h("li", {}, `${c.display_name}: used by ${c.conflicts.map(holder).join(", ")}`),
           ),
         ),
         h("p", {}, "Rename them in the app or in QuickBooks first. Export the others anyway?"),
@@ -516,8 +529,12 @@ export async function render(view, { args, query, refreshShell }) {
         outcomes.push(...answer.results);
       }
     } catch (error) {
-      const fix = error.type === "revenue_account_missing" ? h("p", {}, h("a", { href: "#/settings" }, "Set a revenue account in Settings"), " or link the code's app account first.") : null;
-      fill(results, h("section", { class: "card", "aria-labelledby": "transfer-title" }, h("h2", { id: "transfer-title" }, title), errorBox(error), fix));
+      const fix =
+        error.type === "revenue_account_missing"
+          ? h("p", {}, h("a", { href: "#/settings" }, "Set a revenue account in Settings"), " or link the code's app account first.")
+          : null;
+      const heading = h("h2", { id: "transfer-title" }, title);
+      fill(results, h("section", { class: "card", "aria-labelledby": "transfer-title" }, heading, errorBox(error), fix));
       if (outcomes.length === 0) throw error;
     }
     showOutcomes(side, title, outcomes);
@@ -543,14 +560,14 @@ export async function render(view, { args, query, refreshShell }) {
         h("p", {}, `${done} done, ${refused} refused, ${outcomes.length - done - refused} already linked.`),
         table(
           [
-            { label: side === "app" ? "App entry" : "QuickBooks entry", value: (o) => (side === "app" ? known.app.get(o.id) : known.qbo.get(o.id)) || o.id },
+            { label: side === "app" ? "App entry" : "QuickBooks entry", value: (o) => (side === "app" ? appName : qboNamed)(o.id) },
             { label: "Outcome", value: outcomeText },
             { label: side === "app" ? "QuickBooks id" : "App id", value: (o) => h("code", {}, (side === "app" ? o.qbo_id : o.app_id) || "") },
           ],
           outcomes,
           { caption: "Per entry" },
         ),
-        h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", onclick: () => fill(results) }, "Dismiss")),
+        h("div", { class: "actions" }, dismiss()),
       ),
     );
     results.querySelector("h2")?.focus();
