@@ -234,6 +234,7 @@ def test_export_creates_the_missing_work_code_in_quickbooks_and_links_it(console
     expect(outcome).to_contain_text("Created in QuickBooks and linked")
     expect(row).to_contain_text("Linked")
     expect(row.locator(".linked-name")).to_have_text("Irrigation Audit")
+    expect(page.get_by_role("button", name="Export selected to QuickBooks (0)")).to_be_disabled()
     console.shot("match-export")
 
     qbo_id = linked_qbo_id(console, "work_code", "wc-irrigation")
@@ -257,6 +258,7 @@ def test_a_refused_export_shows_quickbooks_reason(console: Any) -> None:
         expect(outcome).to_contain_text("Refused")
         expect(outcome).to_contain_text("QuickBooks already uses this name")
         expect(page.locator(".transfer")).to_contain_text("0 done, 1 refused")
+        expect(page.get_by_role("button", name="Export selected to QuickBooks (0)")).to_be_disabled()
         expect(row).to_contain_text("Not linked")
         console.shot("match-export-refused")
         assert linked_qbo_id(console, "work_code", "wc-design") is None
