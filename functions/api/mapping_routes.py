@@ -142,9 +142,9 @@ def upsert_catalog_entry(
 @router.get(
     "/tenants/<tenant_id>/mappings/<kind>",
     summary="Both sides of a kind with their link state, a page at a time",
-    responses={422: error_response("Invalid limit or page token")},
+    responses={422: error_response("Invalid limit, search or page token")},
 )
-def list_mappings(
+def list_mappings(  # noqa: PLR0917 - the query parameters
     tenant_id: TenantId,
     kind: Kind,
     hide_linked: Annotated[bool, Query(description="Leave out what is already linked.")] = False,
@@ -154,9 +154,18 @@ def list_mappings(
     page_token: Annotated[
         str | None, Query(max_length=2048, description="next_page_token of the previous page.")
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Keep the rows of either side whose name, fully qualified name, e-mail or id "
+            "holds this text (case-insensitive); the totals count what it keeps. Pass the same q "
+            "with page_token.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     page = _service().overview_page(
-        tenant_id, kind, hide_linked=hide_linked, limit=limit, page_token=page_token
+        tenant_id, kind, hide_linked=hide_linked, limit=limit, page_token=page_token, q=q
     )
     overview = page.overview
     _count("MappingReads")

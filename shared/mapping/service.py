@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from shared.adapters.dynamo import InvalidPageTokenError
 from shared.kernel import constants
@@ -260,20 +261,27 @@ class MappingService:
         hide_linked: bool = False,
         limit: int = DEFAULT_PAGE_SIZE,
         page_token: str | None = None,
+        q: str | None = None,
     ) -> OverviewPage:
         """One page of ``overview``: up to ``limit`` rows of each side, ordered by id, from where
         ``page_token`` (opaque, from the previous page) left off.  The cursor holds the last id
-        of each side, so entities added or removed between pages neither repeat nor shift rows."""
+        of each side, so entities added or removed between pages neither repeat nor shift rows.
+        ``q`` keeps the rows of either side whose name, fully qualified name, e-mail or id holds
+        it (case-insensitive); the totals count what it keeps, and a token only goes on with the
+        same ``q``."""
         check_kind(kind)
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise MappingError(f"limit must be between 1 and {MAX_PAGE_SIZE}", ("query", "limit"))
-        app_after, qbo_after = _read_page_token(page_token, kind, hide_linked)
+        needle = search_key(q)
+        app_after, qbo_after = _read_page_token(page_token, kind, hide_linked, needle)
         whole = self.overview(tenant_id, kind, hide_linked=hide_linked)
+        if needle:
+            whole = replace(whole, app=_found(whole.app, needle), qbo=_found(whole.qbo, needle))
         app_rows, app_next = _page(sorted(whole.app, key=lambda r: r.entity.id), app_after, limit)
         qbo_rows, qbo_next = _page(sorted(whole.qbo, key=lambda r: r.entity.id), qbo_after, limit)
         token = None
         if (app_next, qbo_next) != (_PAGE_END, _PAGE_END):
-            token = _write_page_token(kind, hide_linked, app_next, qbo_next)
+            token = _write_page_token(kind, hide_linked, app_next, qbo_next, needle)
         return OverviewPage(replace(whole, app=app_rows, qbo=qbo_rows), token, len(whole.app), len(whole.qbo))
 
     def linked_to_app(self, tenant_id: str, kind: str, app_id: str) -> LinkView:
@@ -607,13 +615,41 @@ def _page(rows: list[_Row], after: str | None, limit: int) -> tuple[list[_Row], 
     return page, page[-1].entity.id if len(rest) > limit else _PAGE_END
 
 
-def _write_page_token(kind: str, hide_linked: bool, app_after: str, qbo_after: str) -> str:
-    cursor = {"k": kind, "h": hide_linked, "a": app_after, "q": qbo_after}
+def search_key(q: str | None) -> str:
+    """The tab's search text as compared: trimmed and case-folded ("" searches nothing)."""
+    return (q or "").strip().casefold()
+
+
+def row_matches(row: AppRow | QboRow, needle: str) -> bool:
+    """Whether a tab row's name, fully qualified name, e-mail or id holds ``needle``
+    (``search_key``'s form; "" keeps every row)."""
+    entity = row.entity
+    fields = [entity.id, entity.name, entity.email]
+    if isinstance(entity, QboEntity):
+        fields.append(entity.fully_qualified_name)
+    return any(needle in value.casefold() for value in fields if value)
+
+
+def _found(rows: list[_Row], needle: str) -> list[_Row]:
+    return [row for row in rows if row_matches(row, needle)]
+
+
+def _search_tag(needle: str) -> str:
+    """What a page token keeps of the search: a short digest, so the token stays small."""
+    return hashlib.sha256(needle.encode()).hexdigest()[:16]
+
+
+def _write_page_token(kind: str, hide_linked: bool, app_after: str, qbo_after: str, needle: str = "") -> str:
+    cursor: dict[str, Any] = {"k": kind, "h": hide_linked, "a": app_after, "q": qbo_after}
+    if needle:
+        cursor["s"] = _search_tag(needle)
     raw = json.dumps(cursor, separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _read_page_token(token: str | None, kind: str, hide_linked: bool) -> tuple[str | None, str | None]:
+def _read_page_token(
+    token: str | None, kind: str, hide_linked: bool, needle: str = ""
+) -> tuple[str | None, str | None]:
     """The (app, QBO) cursors of a page token; (None, None) for the first page."""
     if token is None:
         return None, None
@@ -626,4 +662,6 @@ def _read_page_token(token: str | None, kind: str, hide_linked: bool) -> tuple[s
         raise InvalidPageTokenError("page_token is not a token this API gave")
     if cursor["k"] != kind or cursor.get("h") is not hide_linked:
         raise InvalidPageTokenError("page_token belongs to another listing (kind or hide_linked differ)")
+    if cursor.get("s") != (_search_tag(needle) if needle else None):
+        raise InvalidPageTokenError("page_token belongs to another search (q differs)")
     return str(cursor["a"]), str(cursor["q"])

@@ -784,6 +784,36 @@ def test_the_tab_pages_both_sides_with_an_opaque_token(tab: Tab) -> None:
     assert tab.call("GET", "/mappings/client", limit="0").status == 422
 
 
+def test_the_tab_searches_both_sides_and_pages_the_search(tab: Tab) -> None:
+    tab.upsert("client", "c-amy", "Amy's Bird Sanctuary", email="birds@intuit.com")
+    tab.upsert("client", "c-cool", "Cool Cars")
+    tab.refresh()
+    tab.link("client", "c-amy", "1")
+
+    found = tab.tab("client", q="AMY'S")
+    assert [(r["id"], r["linked_qbo_id"]) for r in found["app"]] == [("c-amy", "1")]
+    assert [(r["id"], r["linked_app_id"]) for r in found["qbo"]] == [("1", "c-amy")]
+    assert (found["app_total"], found["qbo_total"], found["next_page_token"]) == (1, 1, None)
+    assert tab.tab("client", q="birds@")["app_total"] == 1  # the e-mail
+    assert tab.tab("client", q="c-coo")["app_total"] == 1  # the id
+    assert tab.tab("client", q="amy", hide_linked=True)["qbo_total"] == 0
+
+    whole = tab.tab("client", q="a")
+    first = tab.tab("client", q="a", limit="2")
+    assert (first["app_total"], first["qbo_total"]) == (whole["app_total"], whole["qbo_total"])
+    qbo_ids = [row["id"] for row in first["qbo"]]
+    token = first["next_page_token"]
+    while token:
+        page = tab.tab("client", q="a", limit="2", page_token=token)
+        qbo_ids += [row["id"] for row in page["qbo"]]
+        token = page["next_page_token"]
+    assert qbo_ids == [row["id"] for row in whole["qbo"]]
+
+    answer = tab.call("GET", "/mappings/client", q="b", limit="2", page_token=first["next_page_token"])
+    assert (answer.status, detail(answer)["type"]) == (422, "invalid_page_token")
+    assert tab.call("GET", "/mappings/client", q="x" * 201).status == 422
+
+
 @pytest.mark.parametrize(
     ("kind", "qbo_id", "event"),
     [
