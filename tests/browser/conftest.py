@@ -95,10 +95,10 @@ class TenantApi:
         return answer.json() if answer.content else None
 
     def get(self, path: str, **params: Any) -> Any:
-        return self._json(self._http.get(path, params=params))
+        return self._json(self._http.get(path, params=params or None))
 
     def post(self, path: str, body: Any = None, **params: Any) -> Any:
-        return self._json(self._http.post(path, json=body, params=params))
+        return self._json(self._http.post(path, json=body, params=params or None))
 
     def put(self, path: str, body: Any) -> Any:
         return self._json(self._http.put(path, json=body))
@@ -107,7 +107,7 @@ class TenantApi:
         return self._json(self._http.patch(path, json=body))
 
     def delete(self, path: str, **params: Any) -> Any:
-        return self._json(self._http.delete(path, params=params))
+        return self._json(self._http.delete(path, params=params or None))
 
     def raw(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         return self._http.request(method, path, **kwargs)

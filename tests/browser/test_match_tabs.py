@@ -53,8 +53,7 @@ def qbo_row(page: Page, qbo_id: str) -> Locator:
 
 
 def listing(console: Any, kind: str, **query: str) -> dict[str, Any]:
-    params = "&".join(f"{k}={v}" for k, v in {"limit": "1000", **query}.items())
-    found: dict[str, Any] = console.api.get(f"/mappings/{kind}?{params}")
+    found: dict[str, Any] = console.api.get(f"/mappings/{kind}", limit=1000, **query)
     return found
 
 
@@ -76,7 +75,7 @@ def unlinked(console: Any, kind: str, app_id: str) -> Iterator[str]:
         yield qbo_id
     finally:
         if linked_qbo_id(console, kind, app_id) is None:
-            console.api.put(f"/mappings/{kind}/app/{app_id}", json={"qbo_id": qbo_id})
+            console.api.put(f"/mappings/{kind}/app/{app_id}", {"qbo_id": qbo_id})
 
 
 def showing(page: Page, side: str) -> tuple[int, int]:
@@ -161,7 +160,7 @@ def test_link_and_unlink_by_hand(console: Any) -> None:
         assert linked_qbo_id(console, "client", COOL) == COOL_QBO
     finally:
         if linked_qbo_id(console, "client", COOL) is None:
-            console.api.put(f"/mappings/client/app/{COOL}", json={"qbo_id": COOL_QBO})
+            console.api.put(f"/mappings/client/app/{COOL}", {"qbo_id": COOL_QBO})
 
 
 def test_automatch_proposes_a_pair_and_accepting_links_it(console: Any) -> None:
