@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from qbo_link_cli.client import ApiClient
 from qbo_link_cli.demo import prepare_tenant
@@ -42,6 +42,7 @@ CHROMIUM_ARGS = (
 WIDE = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 60_000  # generous: a loaded 2-core machine runs the stack and the browser at once
+expect.set_options(timeout=30_000)  # an assertion on the page waits this long for it to hold
 
 
 def chromium_binary() -> str:

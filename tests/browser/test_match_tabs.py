@@ -220,6 +220,8 @@ def test_hide_linked_and_search_narrow_both_lists(console: Any) -> None:
 
 def test_export_creates_the_missing_work_code_in_quickbooks_and_links_it(console: Any) -> None:
     assert linked_qbo_id(console, "work_code", "wc-irrigation") is None  # the demo's missing item
+    waiting = console.api.get("/postings", state="needs_attention", kind="invoice")["entries"]
+    assert waiting, "the demo's invoices wait for wc-irrigation"
     # The Needs attention screen links here: the row is picked and in view.
     page = open_tab(console, "work_code", "app=wc-irrigation")
     row = app_row(page, "wc-irrigation")
@@ -243,6 +245,20 @@ def test_export_creates_the_missing_work_code_in_quickbooks_and_links_it(console
     assert items[qbo_id]["name"] == "Irrigation Audit"
     assert items[qbo_id]["linked_app_id"] == "wc-irrigation"
     expect(qbo_row(page, qbo_id)).to_contain_text("wc-irrigation")
+
+    # The export queued a recheck: the invoices that waited for the item post by themselves (then
+    # the payment that waited for one of them), and the console shows it.
+    console.stack.wait_idle(60)
+    page = console.open("/attention")
+    expect(page.locator(".screen .success")).to_contain_text("All is well")
+    expect(page.locator("#attention-count")).to_be_hidden()
+    for entry in waiting:
+        posting = console.api.get(f"/postings/invoice/{entry['app_id']}")
+        assert posting["state"] == "posted"
+        page = console.open(f"/postings?kind=invoice&state=posted&n={entry['app_id']}")
+        row = page.locator("tbody tr", has_text=entry["app_id"])
+        expect(row).to_contain_text("Posted")
+        expect(row).to_contain_text(posting["qbo_id"])
 
 
 def test_a_refused_export_shows_quickbooks_reason(console: Any) -> None:

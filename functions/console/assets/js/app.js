@@ -75,7 +75,11 @@ if (!tenant) {
     h("p", {}, "This page needs a console link for one firm. Open it from your practice-management app's QuickBooks settings."),
   );
 } else {
-  window.addEventListener("hashchange", show);
-  show();
-  refreshShell();
+  // Each screen shown reads the header again: the count of what needs attention stays current.
+  const showAll = () => {
+    show();
+    refreshShell();
+  };
+  window.addEventListener("hashchange", showAll);
+  showAll();
 }
