@@ -1,7 +1,7 @@
 # Convenience targets.  setup, demo, test and sandbox go through dev.py, which creates .venv and
 # installs what it needs (the versions of requirements.lock); the others use the existing .venv.
 .PHONY: setup demo test sandbox lint format bench lock lock-upgrade \
-	test-unit test-integration test-e2e test-infra
+	test-unit test-integration test-e2e test-infra test-browser screenshots
 
 PYTEST = .venv/bin/python -m pytest
 # The slower tiers on 4 xdist workers as dev.py runs them (make test-e2e XDIST= runs them in one).
@@ -29,6 +29,14 @@ test-e2e:
 
 test-infra:
 	$(PYTEST) tests/infra $(ARGS)
+
+# The console in Debian's headless chromium (dev.py test installs it when missing).
+test-browser:
+	$(PYTEST) $(XDIST) tests/browser $(ARGS)
+
+# The console's screenshots in docs/console/ (shown by docs/console.md), taken by the browser tests.
+screenshots:
+	QBO_LINK_SCREENSHOTS=docs/console $(PYTEST) $(XDIST) tests/browser $(ARGS)
 
 sandbox:
 	python3 dev.py sandbox

@@ -45,6 +45,14 @@ TIMEOUT_MS = 60_000  # generous: a loaded 2-core machine runs the stack and the 
 expect.set_options(timeout=30_000)  # an assertion on the page waits this long for it to hold
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A browser test may wait for its module's stack and the demo's firm (about 30 s alone, several
+    times that on a loaded 2-core machine): 300 s instead of the suite's 120 s per test."""
+    for item in items:
+        if item.path.is_relative_to(Path(__file__).parent) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(300))
+
+
 def chromium_binary() -> str:
     wanted = os.environ.get("QBO_LINK_CHROMIUM")
     found = (
