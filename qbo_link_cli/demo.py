@@ -512,10 +512,12 @@ def _today() -> Any:
     return datetime.now(UTC).date()
 
 
-def prepare_tenant(stack: LocalStack, api: ApiClient, tenant: str, *, connect: bool = True) -> Demo:
+def prepare_tenant(
+    stack: LocalStack, api: ApiClient, tenant: str, *, connect: bool = True, push: bool = True
+) -> Demo:
     """The demo's firm as ``tenant`` on a running local stack, for the console's browser tests: its
-    lists told, and with ``connect`` its company connected, onboarded and a month of work pushed
-    (4 documents left waiting on the work code QuickBooks has no item for).  No output."""
+    lists told, and with ``connect`` its company connected and onboarded, and with ``push`` a month of
+    work pushed (4 documents left waiting on the work code QuickBooks has no item for).  No output."""
     scenario = build_scenario(stack.sandbox.sandbox.clock.now().date() if stack.sandbox else _today(), tenant)
     # Tests share a loaded machine: a step may wait longer than the demo's own 45 s.
     demo = Demo(Console(file=io.StringIO()), stack, api, scenario, wait_seconds=180.0)
@@ -524,7 +526,8 @@ def prepare_tenant(stack: LocalStack, api: ApiClient, tenant: str, *, connect: b
         if connect:
             _connect(demo)
             _onboard(demo)
-            _push(demo)
+            if push:
+                _push(demo)
     finally:
         demo.http.close()
     failed = [c for c in demo.checks if not c.ok]

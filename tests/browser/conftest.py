@@ -2,9 +2,10 @@
 Playwright, against the local stack over HTTP, as a firm's administrator uses it.
 
 Chromium is Debian's ``chromium`` package (``dev.py test`` installs it when missing; ``QBO_LINK_CHROMIUM``
-names another binary); Playwright only drives it and never downloads a browser.  Each test module gets
-its own local stack; ``demo_tenant`` is the demo's firm on it (lists told, connected through OAuth,
-onboarded, a month of work pushed, 4 documents waiting on the work code QuickBooks has no item for).
+names another binary); Playwright only drives it and never downloads a browser.  Each test process
+has one local stack; ``demo_tenant`` is the demo's firm on it, under a tenant of the module's own
+(lists told, connected through OAuth, onboarded, a month of work pushed, 4 documents waiting on the
+work code QuickBooks has no item for).
 
 Screenshots (``Console.shot``) go to ``$QBO_LINK_SCREENSHOTS`` when set (``make screenshots`` writes
 the committed ones in ``docs/console/``), else to the session's temporary folder.
@@ -84,8 +85,9 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser_stack() -> Iterator[LocalStack]:
+    """One local stack per test process: each module prepares tenants of its own on it."""
     lines: list[str] = []
     with LocalStack(
         LocalStackConfig(port=0, sandbox_port=0, moto_port=0, retry_delay=0.1, log=lines.append)
@@ -185,12 +187,19 @@ def _console(
     assert console.errors == [], f"the page threw: {console.errors}"
 
 
+def _on_connection(consoles: Iterator[Console]) -> Iterator[Console]:
+    for opened in consoles:
+        opened.open("/connection")
+        yield opened
+
+
 @pytest.fixture(scope="module")
 def demo_tenant(browser_stack: LocalStack, request: pytest.FixtureRequest) -> str:
-    """The demo's firm, connected and busy, under a tenant id of this module's own."""
+    """The demo's firm, connected, under a tenant id of this module's own; busy with a month of work
+    unless the module sets ``DEMO_DOCUMENTS = False`` (its screens need no documents)."""
     tenant = "console-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
     with ApiClient(browser_stack.api_url) as api:
-        prepare_tenant(browser_stack, api, tenant)
+        prepare_tenant(browser_stack, api, tenant, push=getattr(request.module, "DEMO_DOCUMENTS", True))
     browser_stack.wait_idle(60)
     return str(tenant)
 
@@ -200,9 +209,7 @@ def console(
     browser: Browser, browser_stack: LocalStack, demo_tenant: str, screenshots: Path
 ) -> Iterator[Console]:
     """A fresh page (1280×800) on the console of the demo's firm, showing its connection screen."""
-    for opened in _console(browser, browser_stack, demo_tenant, screenshots, WIDE):
-        opened.open("/connection")
-        yield opened
+    yield from _on_connection(_console(browser, browser_stack, demo_tenant, screenshots, WIDE))
 
 
 @pytest.fixture
@@ -210,9 +217,7 @@ def phone_console(
     browser: Browser, browser_stack: LocalStack, demo_tenant: str, screenshots: Path
 ) -> Iterator[Console]:
     """The same console on a phone-sized screen (390×844)."""
-    for opened in _console(browser, browser_stack, demo_tenant, screenshots, PHONE):
-        opened.open("/connection")
-        yield opened
+    yield from _on_connection(_console(browser, browser_stack, demo_tenant, screenshots, PHONE))
 
 
 @pytest.fixture

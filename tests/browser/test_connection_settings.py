@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import Console
 
 pytestmark = pytest.mark.slow
+DEMO_DOCUMENTS = False  # connection and settings: the demo's firm connected is enough
 
 
 def connect_from_console(console: Console, *, choose_realm: str | None = None) -> None:

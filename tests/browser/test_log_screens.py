@@ -186,20 +186,17 @@ def run_report(console: Any, txn_from: str, txn_to: str) -> None:
     expect(page.get_by_role("button", name="Download CSV")).to_be_enabled(timeout=TIMEOUT)
 
 
+def report_as_the_api_has_it(console: Any, txn_from: str, txn_to: str) -> tuple[dict[str, Any], list[Any]]:
+    """The report's first page (its totals) and every document of the range, unposted included."""
+    query = {"txn_from": txn_from, "txn_to": txn_to, "include_unposted": "true"}
+    first = console.api.get("/reports/transactions", limit=1000, **query)
+    return first, every(console, "/reports/transactions", "documents", **query)
+
+
 def test_the_reports_totals_are_the_apis_to_the_cent(console: Any) -> None:
     page = console.page
     txn_from, txn_to = demo_range(console)
-    api = console.api.get(
-        "/reports/transactions", txn_from=txn_from, txn_to=txn_to, include_unposted="true", limit=1000
-    )
-    documents = every(
-        console,
-        "/reports/transactions",
-        "documents",
-        txn_from=txn_from,
-        txn_to=txn_to,
-        include_unposted="true",
-    )
+    api, documents = report_as_the_api_has_it(console, txn_from, txn_to)
     run_report(console, txn_from, txn_to)
     for kind, total in api["totals"].items():
         cells = page.locator(f'.screen-report .totals tr[data-kind="{kind}"] td').all_inner_texts()
@@ -217,17 +214,8 @@ def test_the_reports_totals_are_the_apis_to_the_cent(console: Any) -> None:
 def test_the_csv_holds_every_document_and_the_same_totals(console: Any, tmp_path: Path) -> None:
     page = console.page
     txn_from, txn_to = demo_range(console)
-    totals = console.api.get(
-        "/reports/transactions", txn_from=txn_from, txn_to=txn_to, include_unposted="true", limit=1
-    )["totals"]
-    documents = every(
-        console,
-        "/reports/transactions",
-        "documents",
-        txn_from=txn_from,
-        txn_to=txn_to,
-        include_unposted="true",
-    )
+    answer, documents = report_as_the_api_has_it(console, txn_from, txn_to)
+    totals = answer["totals"]
     run_report(console, txn_from, txn_to)
     with page.expect_download() as info:
         page.get_by_role("button", name="Download CSV").click()

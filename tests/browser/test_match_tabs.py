@@ -218,6 +218,14 @@ def test_hide_linked_and_search_narrow_both_lists(console: Any) -> None:
     console.shot("match-hide-linked")
 
 
+def export_one(page: Page, row: Any, name: str) -> Any:
+    """Ticks ``row`` (app entity ``name``) and exports it; the export's outcome row for it."""
+    expect(row).to_contain_text("Not linked")
+    row.get_by_label(f"Select {name} to export").check()
+    page.get_by_role("button", name="Export selected to QuickBooks (1)").click()
+    return page.locator(".transfer tbody tr", has_text=name)
+
+
 def test_export_creates_the_missing_work_code_in_quickbooks_and_links_it(console: Any) -> None:
     assert linked_qbo_id(console, "work_code", "wc-irrigation") is None  # the demo's missing item
     waiting = console.api.get("/postings", state="needs_attention", kind="invoice")["entries"]
@@ -227,11 +235,7 @@ def test_export_creates_the_missing_work_code_in_quickbooks_and_links_it(console
     row = app_row(page, "wc-irrigation")
     expect(row).to_have_class(re.compile(r"\bpicked\b"))
     expect(row).to_be_in_viewport()
-    expect(row).to_contain_text("Not linked")
-
-    row.get_by_label("Select Irrigation Audit to export").check()
-    page.get_by_role("button", name="Export selected to QuickBooks (1)").click()
-    outcome = page.locator(".transfer tbody tr", has_text="Irrigation Audit")
+    outcome = export_one(page, row, "Irrigation Audit")
     expect(outcome).to_contain_text("Created in QuickBooks and linked")
     expect(row).to_contain_text("Linked")
     expect(row.locator(".linked-name")).to_have_text("Irrigation Audit")
@@ -266,10 +270,7 @@ def test_a_refused_export_shows_quickbooks_reason(console: Any) -> None:
     with unlinked(console, "work_code", "wc-design"):
         page = open_tab(console, "work_code")
         row = app_row(page, "wc-design")
-        expect(row).to_contain_text("Not linked")
-        row.get_by_label("Select Design to export").check()
-        page.get_by_role("button", name="Export selected to QuickBooks (1)").click()
-        outcome = page.locator(".transfer tbody tr", has_text="Design")
+        outcome = export_one(page, row, "Design")
         expect(outcome).to_contain_text("Refused")
         expect(outcome).to_contain_text("QuickBooks already uses this name")
         expect(page.locator(".transfer")).to_contain_text("0 done, 1 refused")
