@@ -257,7 +257,9 @@ class TransactionsReport(_Open):
 class ExchangeAnswer(_Open):
     exchange_id: str
     tenant_id: str
-    source: str = Field(description="webhook, sweep, push or recheck.")
+    source: str = Field(
+        description="webhook, sweep, push, recheck, export, import (a match tab's transfer, kind in trigger)."
+    )
     started_at: str
     finished_at: str | None
     outcome: str = Field(description="running, succeeded or failed.")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -19,6 +22,7 @@ from shared.kernel.observability import metrics
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
+    from shared.mapping.export import ItemOutcome
     from shared.mapping.links import Link
     from shared.mapping.service import LinkView, MappingService
 
@@ -282,9 +286,12 @@ def name_conflicts(tenant_id: TenantId, kind: Kind) -> dict[str, Any]:
     responses={422: error_response("Taxes cannot be created in QBO; a code has no revenue account")},
 )
 def export(tenant_id: TenantId, kind: Kind, request: ExportRequest) -> dict[str, Any]:
+    started_at = _now()
     outcomes = _service().export(tenant_id, kind, request.app_ids)
+    created = sum(o.status == "created" for o in outcomes)
     _count("MappingExports")
-    _count("MappingsExported", sum(o.status == "created" for o in outcomes))
+    _count("MappingsExported", created)
+    _record_transfer(tenant_id, "export", kind, started_at, made=created, outcomes=outcomes)
     return {"kind": kind, "results": [asdict(o) for o in outcomes]}
 
 
@@ -293,10 +300,39 @@ def export(tenant_id: TenantId, kind: Kind, request: ExportRequest) -> dict[str,
     summary="Link QBO entities to new app ids and emit an event carrying each one's data",
 )
 def import_(tenant_id: TenantId, kind: Kind, request: ImportRequest) -> dict[str, Any]:
+    started_at = _now()
     outcomes = _service().import_(tenant_id, kind, request.qbo_ids)
+    imported = sum(o.status == "imported" for o in outcomes)
     _count("MappingImports")
-    _count("MappingsImported", sum(o.status == "imported" for o in outcomes))
+    _count("MappingsImported", imported)
+    _record_transfer(tenant_id, "import", kind, started_at, made=imported, outcomes=outcomes)
     return {"kind": kind, "results": [asdict(o) for o in outcomes]}
+
+
+def _now() -> datetime:
+    from shared import wiring
+
+    return wiring.clock().now()
+
+
+def _record_transfer(
+    tenant_id: str,
+    source: Literal["export", "import"],
+    kind: str,
+    started_at: datetime,
+    *,
+    made: int,
+    outcomes: Sequence[ItemOutcome],
+) -> None:
+    """The transfer in the exchange history (docs/mappings.md): the administrator sees each export
+    and import with what became of its entities.  Only a transfer that ran is recorded: a refused
+    request (422) changes nothing, the history included."""
+    from shared import wiring
+
+    counts: Counter[str] = Counter(o.status for o in outcomes)
+    wiring.exchange_log().record(
+        tenant_id, source, started_at, trigger=kind, changes=made, events=dict(counts)
+    )
 
 
 @router.post("/tenants/<tenant_id>/mappings/refresh", summary="Re-read the QBO lists of every kind")

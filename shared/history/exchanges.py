@@ -26,7 +26,8 @@ EXCHANGE_PREFIX: Final = "EXCHANGE#"
 RETENTION: Final = timedelta(days=90)
 _TENANT = re.compile(r"^[^#\x00-\x1f]{1,128}$")
 
-ExchangeSource = Literal["webhook", "sweep", "push", "recheck"]
+# export / import: the administrator's list transfers (a match tab's Export to QBO, Import from QBO).
+ExchangeSource = Literal["webhook", "sweep", "push", "recheck", "export", "import"]
 Outcome = Literal["running", "succeeded", "failed"]
 
 
@@ -114,6 +115,32 @@ class ExchangeLog:
         exchange.outcome = outcome
         exchange.finished_at = self._clock.now()
         exchange.error = error[:500] if error else None
+        self._put(exchange)
+        return exchange
+
+    def record(
+        self,
+        tenant_id: str,
+        source: ExchangeSource,
+        started_at: datetime,
+        *,
+        trigger: str,
+        changes: int,
+        events: dict[str, int],
+    ) -> Exchange:
+        """A run that is over already (one write): a list export or import, whose outcome per entity
+        is in ``events`` (``created``, ``refused``, ...) and what it made in ``changes``."""
+        exchange = Exchange(
+            exchange_id=uuid.uuid4().hex,
+            tenant_id=tenant_id,
+            source=source,
+            started_at=started_at,
+            finished_at=self._clock.now(),
+            outcome="succeeded",
+            changes=changes,
+            events={name: count for name, count in events.items() if count},
+            trigger=trigger,
+        )
         self._put(exchange)
         return exchange
 

@@ -264,6 +264,12 @@ def test_export_creates_the_missing_work_code_in_quickbooks_and_links_it(console
         expect(row).to_contain_text("Posted")
         expect(row).to_contain_text(posting["qbo_id"])
 
+    # The export is in the exchange history, with what became of its entity.
+    page = console.open("/exchanges")
+    transfer = page.locator("tbody tr", has_text="Export to QuickBooks: work codes")
+    expect(transfer).to_have_count(1)
+    expect(transfer).to_contain_text("1 created in QuickBooks and linked")
+
 
 def test_a_refused_export_shows_quickbooks_reason(console: Any) -> None:
     # Design is unlinked but QuickBooks already has an item named Design: export is refused.

@@ -688,6 +688,27 @@ def test_accounts_export_with_the_type_of_their_use_and_taxes_are_refused(tab: T
     assert "cannot create tax codes" in detail(answer)["msg"]
 
 
+def test_each_export_and_import_that_ran_is_in_the_exchange_history(tab: Tab) -> None:
+    tab.upsert("account", "a-rev", "Consulting Revenue", type="revenue")
+    tab.upsert("account", "a-check", "checking", type="deposit")  # QBO account 35 holds the name
+    tab.refresh()
+
+    tab.ok("POST", "/mappings/account/export", {"app_ids": ["a-rev", "a-check"]})
+    assert tab.call("POST", "/mappings/tax/export", {"app_ids": ["t-1"]}).status == 422  # refused: not run
+    employee = tab.tab("employee")["qbo"][0]["id"]
+    tab.ok("POST", "/mappings/employee/import", {"qbo_ids": [employee]})
+
+    history = tab.ok("GET", "/exchanges")["exchanges"]
+    transfers = [x for x in history if x["source"] in {"export", "import"}]
+    assert [(x["source"], x["trigger"]) for x in transfers] == [("import", "employee"), ("export", "account")]
+    imported, exported = transfers
+    assert (exported["outcome"], exported["changes"]) == ("succeeded", 1)
+    assert exported["events"] == {"created": 1, "refused": 1}
+    assert exported["finished_at"] >= exported["started_at"]
+    assert (imported["changes"], imported["events"]) == (1, {"imported": 1})
+    assert tab.ok("GET", "/exchanges/latest")["exchange"]["exchange_id"] == imported["exchange_id"]
+
+
 # --- client types (M3) -------------------------------------------------------------------------------
 
 

@@ -1,14 +1,24 @@
 // Exchanges: the latest exchange with QuickBooks in plain words, and the history (pull and push).
 
 import { get } from "../api.js";
-import { errorBox, fill, formatTime, h, moreButton, table } from "../ui.js";
+import { KIND_LABELS, errorBox, fill, formatTime, h, moreButton, table } from "../ui.js";
 
 const SOURCES = {
   push: "Push to QuickBooks",
   recheck: "Recheck of waiting documents",
   webhook: "Changes from QuickBooks (webhook)",
   sweep: "Scheduled sweep of QuickBooks",
+  export: "Export to QuickBooks",
+  import: "Import from QuickBooks",
 };
+
+/** The source in words; a list transfer names its list ("Export to QuickBooks: work codes"). */
+function sourceText(x) {
+  const source = SOURCES[x.source] || x.source;
+  const transfer = x.source === "export" || x.source === "import";
+  const list = KIND_LABELS[x.trigger] || String(x.trigger || "").replaceAll("_", " ");
+  return transfer && list ? `${source}: ${list.toLowerCase()}` : source;
+}
 
 const EVENT_WORDS = {
   posted: "posted",
@@ -21,6 +31,10 @@ const EVENT_WORDS = {
   recheck_queued: "sent on to QuickBooks",
   recheck_unchanged: "still waiting",
   recheck_rewritten: "waiting for another reason",
+  created: "created in QuickBooks and linked",
+  imported: "imported into the app and linked",
+  already_linked: "already linked",
+  refused: "refused by QuickBooks",
 };
 
 /** A recheck's reason ("export:work_code") in words. */
@@ -73,7 +87,7 @@ function eventsText(events, documents = false) {
 
 /** "Push to QuickBooks, finished 5 minutes ago, succeeded: 21 posted." */
 function sentence(x) {
-  const source = SOURCES[x.source] || x.source;
+  const source = sourceText(x);
   const when = x.finished_at ? `finished ${ago(x.finished_at)}` : `started ${ago(x.started_at)}, still running`;
   const what = eventsText(x.events, x.source === "push" || x.source === "recheck");
   const outcome = x.outcome === "running" ? "" : `, ${x.outcome}`;
@@ -89,7 +103,7 @@ function latestCard(x) {
     ["Messages handled", String(x.notices ?? 0)],
     ["Read from QuickBooks", String(x.reads ?? 0)],
     ["Changes", String(x.changes ?? 0)],
-    x.trigger ? ["Because of", triggerText(x.trigger)] : null,
+    x.trigger && x.source !== "export" && x.source !== "import" ? ["Because of", triggerText(x.trigger)] : null,
     x.error ? ["Error", x.error] : null,
   ].filter(Boolean);
   return h(
@@ -102,7 +116,7 @@ function latestCard(x) {
 }
 
 const COLUMNS = [
-  { label: "Source", value: (x) => SOURCES[x.source] || x.source },
+  { label: "Source", value: sourceText },
   { label: "Started", value: (x) => formatTime(x.started_at) },
   { label: "Finished", value: (x) => formatTime(x.finished_at) },
   { label: "Outcome", value: (x) => outcomeBadge(x.outcome) },
