@@ -2,8 +2,8 @@
 Playwright, against the local stack over HTTP, as a firm's administrator uses it.
 
 Chromium is Debian's ``chromium`` package (``dev.py test`` installs it when missing; ``QBO_LINK_CHROMIUM``
-names another binary); Playwright only drives it and never downloads a browser.  Each test process
-has one local stack; ``demo_tenant`` is the demo's firm on it, under a tenant of the module's own
+names another binary); Playwright only drives it and never downloads a browser.  Each test module
+has its own local stack; ``demo_tenant`` is the demo's firm on it, under a tenant of the module's own
 (lists told, connected through OAuth, onboarded, a month of work pushed, 4 documents waiting on the
 work code QuickBooks has no item for).
 
@@ -85,9 +85,10 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_stack() -> Iterator[LocalStack]:
-    """One local stack per test process: each module prepares tenants of its own on it."""
+    """A local stack per module: a process runs one stack at a time, and the e2e modules that may
+    follow on the same worker start their own."""
     lines: list[str] = []
     with LocalStack(
         LocalStackConfig(port=0, sandbox_port=0, moto_port=0, retry_delay=0.1, log=lines.append)
