@@ -109,15 +109,20 @@ export const put = (path, body) => call("PUT", path, { body });
 export const patch = (path, body) => call("PATCH", path, { body });
 export const del = (path, query) => call("DELETE", path, { query });
 
+/** Each page of a paged route in turn, following next_page_token, at most `max` of them. */
+export async function* pages(path, query = {}, max = 20) {
+  let token = null;
+  for (let page = 0; page < max; page += 1) {
+    const data = await get(path, { ...query, page_token: token });
+    yield data;
+    token = data.next_page_token;
+    if (!token) return;
+  }
+}
+
 /** Every page of a paged list route, concatenated (for the lists a form offers, never the big tabs). */
 export async function all(path, field, query = {}, max = 20) {
   const items = [];
-  let token = null;
-  for (let page = 0; page < max; page += 1) {
-    const data = await get(path, { ...query, page_token: token, limit: 200 });
-    items.push(...(data[field] || []));
-    token = data.next_page_token;
-    if (!token) break;
-  }
+  for await (const data of pages(path, { limit: 200, ...query }, max)) items.push(...(data[field] || []));
   return items;
 }

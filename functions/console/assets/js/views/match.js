@@ -2,7 +2,7 @@
 // unlinked row on each side to link them by hand, unlink a pair, let automatch propose pairs,
 // export app entries to QuickBooks or import QuickBooks entries into the app (docs/mappings.md).
 
-import { del, get, post, put } from "../api.js";
+import { del, get, pages, post, put } from "../api.js";
 import { KIND_LABELS, KIND_ONE, busy, confirm, errorBox, field, fill, formatTime, h, notify, table } from "../ui.js";
 
 const KINDS = Object.keys(KIND_LABELS);
@@ -402,13 +402,7 @@ export async function render(view, { args, query, refreshShell }) {
 
   /** Names of every unlinked entry (automatch proposes ids only). */
   async function unlinkedNames() {
-    let token = null;
-    for (let page = 0; page < 20; page += 1) {
-      const data = await get(base, { hide_linked: "true", limit: 1000, page_token: token });
-      remember(data);
-      token = data.next_page_token;
-      if (!token) break;
-    }
+    for await (const data of pages(base, { hide_linked: "true", limit: 1000 })) remember(data);
   }
 
   async function automatch() {

@@ -1,7 +1,7 @@
 // Transactions report: invoices, payments and credit memos by transaction date and/or posting date,
 // the API's totals per kind (to the cent: amounts stay strings), every page loaded before the CSV.
 
-import { get } from "../api.js";
+import { pages } from "../api.js";
 import {
   DOCUMENT_LABELS,
   csvCell,
@@ -162,15 +162,12 @@ export async function render(view, { query }) {
       const documents = [];
       let totals = null;
       let token = null;
-      let pages = 0;
-      do {
-        const data = await get("/reports/transactions", { ...base, limit: PAGE, page_token: token });
-        if (pages === 0) totals = data.totals || {};
+      for await (const data of pages("/reports/transactions", { ...base, limit: PAGE }, MAX_PAGES)) {
+        totals ??= data.totals || {};
         documents.push(...(data.documents || []));
         token = data.next_page_token;
-        pages += 1;
         status.textContent = `${documents.length} documents${token ? " so far…" : "."}`;
-      } while (token && pages < MAX_PAGES);
+      }
       const complete = !token;
       report = { documents, totals, range };
       const off = complete ? mismatch(documents, totals) : [];

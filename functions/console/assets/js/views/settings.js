@@ -1,7 +1,7 @@
 // Settings: go-live date, client types, auto-create customers, posting mode and its master customer,
 // the revenue and deposit accounts chosen from QuickBooks' own lists (never Accounts Receivable).
 
-import { get, patch } from "../api.js";
+import { get, pages, patch } from "../api.js";
 import { add, busy, errorBox, field, h, notify } from "../ui.js";
 
 const REVENUE_TYPES = ["Income", "Other Income"];
@@ -11,13 +11,9 @@ const DEPOSIT_TYPES = ["Bank", "Other Current Asset"];
 async function wholeKind(kind) {
   const app = [];
   const qbo = [];
-  let token = null;
-  for (let page = 0; page < 20; page += 1) {
-    const data = await get(`/mappings/${kind}`, { limit: 1000, page_token: token });
+  for await (const data of pages(`/mappings/${kind}`, { limit: 1000 })) {
     app.push(...data.app);
     qbo.push(...data.qbo);
-    token = data.next_page_token;
-    if (!token) break;
   }
   return { app, qbo };
 }
